@@ -1,0 +1,28 @@
+# The README's two quick-start commands: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.cartsim-installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cartsim simulate --product tisagenlecleucel --disease b-all --marrow-blasts 60 \
+	    --weight 30 --age 10 --patients 500 --days 365 --seed 2026 --out demo_out
+	@echo "demo output written to demo_out/ (trajectories.parquet, events.parquet, trajectories.png)"
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_cohort.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Model-agnostic numerics: compiled solvers, schedules, counter-based RNG, the daily loop."""

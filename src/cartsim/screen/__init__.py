@@ -1,0 +1,1 @@
+"""Pooled CRISPR knockout screens for CAR-T resistance: simulate and analyse."""

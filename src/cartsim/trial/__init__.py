@@ -1,0 +1,1 @@
+"""Virtual trials: specs, runner, endpoints and statistics."""
