@@ -1,0 +1,164 @@
+"""CAR constructs, label dose rules and the approved-product presets (review A2, A3).
+
+A :class:`Construct` says what the CAR recognises and how it signals; :data:`COSTIM_EFFECTS`
+and :data:`GENERATION_EFFECTS` turn that into multipliers of upstream model parameters (never of
+outcomes). A :class:`DoseRule` holds the label dose: cells/kg under a weight limit and a flat
+dose above it, or flat only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cartsim.errors import InvalidInputError, UnknownNameError
+
+Costim = Literal["CD28", "4-1BB", "CD28+4-1BB", "none"]
+Format = Literal["single", "tandem", "bicistronic", "cocktail"]
+KNOWN_TARGETS = ("CD19", "CD20", "CD22")
+KNOWN_ARMOUR = ("IL-18", "CD40L", "CD2", "IL-2Rb")
+
+#: Parameter multipliers by co-stimulatory domain. Direction from review A2 and MODEL.md §1
+#: (CD28: faster, higher peak, shorter persistence; 4-1BB: slower, durable); magnitudes are
+#: assumptions to be calibrated (Stein 2019 vs Kimmel 2021 kinetics).
+COSTIM_EFFECTS: dict[str, dict[str, float]] = {
+    "4-1BB": {},
+    "CD28": {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5, "p_il6": 1.4, "k_enc": 1.4},
+    "CD28+4-1BB": {"rho_max": 1.2, "k_em": 0.8, "d_M": 1.5, "k_ex": 1.2},
+    "none": {"rho_max": 0.35, "k_em": 0.3, "d_M": 10.0},
+}
+#: Generation 4 (armoured "TRUCKs") and 5 (IL-2Rβ fragment) effects are set by the armour list.
+ARMOUR_EFFECTS: dict[str, dict[str, float]] = {
+    "IL-18": {"p_ifng": 2.0, "k_my": 1.5},  # review B5
+    "CD40L": {"bystander": 2.0, "k_my": 1.3},  # review B4
+    "CD2": {},  # restores the CD58-lost synapse; handled in population (review B11)
+    "IL-2Rb": {"r_homeo": 2.0, "d_M": 0.6},  # 5th generation JAK–STAT signal (review A3)
+}
+
+
+@dataclass(frozen=True)
+class Construct:
+    """What the CAR recognises and how it signals."""
+
+    name: str
+    targets: tuple[str, ...] = ("CD19",)
+    costim: Costim = "4-1BB"
+    generation: int = 2
+    affinity: float = 1.0
+    format: Format = "single"
+    armour: tuple[str, ...] = ()
+    memory_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise InvalidInputError("construct.targets", "at least one of " +
+                                    ", ".join(KNOWN_TARGETS), self.targets)
+        for t in self.targets:
+            if t not in KNOWN_TARGETS:
+                raise UnknownNameError("construct.targets", t, KNOWN_TARGETS)
+        if self.costim not in COSTIM_EFFECTS:
+            raise UnknownNameError("construct.costim", self.costim, tuple(COSTIM_EFFECTS))
+        if self.generation not in (1, 2, 3, 4, 5):
+            raise InvalidInputError("construct.generation", "1–5", self.generation)
+        if not 1e-3 <= self.affinity <= 1e3:
+            raise InvalidInputError("construct.affinity", "[0.001, 1000] relative to FMC63",
+                                    self.affinity)
+        if not 0.0 <= self.memory_fraction <= 1.0:
+            raise InvalidInputError("construct.memory_fraction", "[0, 1]", self.memory_fraction)
+        for a in self.armour:
+            if a not in ARMOUR_EFFECTS:
+                raise UnknownNameError("construct.armour", a, KNOWN_ARMOUR)
+        if len(self.targets) > 1 and self.format == "single":
+            raise InvalidInputError("construct.format", "tandem, bicistronic or cocktail for "
+                                    "more than one target", self.format)
+
+    def multipliers(self) -> dict[str, float]:
+        """Upstream-parameter multipliers implied by co-stimulation and armour."""
+        out: dict[str, float] = dict(COSTIM_EFFECTS[self.costim])
+        for a in self.armour:
+            for k, v in ARMOUR_EFFECTS[a].items():
+                out[k] = out.get(k, 1.0) * v
+        if self.format == "cocktail":
+            # two products infused together: each antigen is seen by half the cells
+            out["k_kill"] = out.get("k_kill", 1.0) * 0.75
+        return out
+
+
+@dataclass(frozen=True)
+class DoseRule:
+    """Label dose: ``per_kg`` cells/kg up to ``max_weight_kg`` and a flat dose above it, or
+    ``flat`` only. ``per_kg_range``/``flat_range`` are the label's allowed ranges."""
+
+    per_kg: float | None = None
+    per_kg_range: tuple[float, float] | None = None
+    max_weight_kg: float | None = None
+    flat: float | None = None
+    flat_range: tuple[float, float] | None = None
+    cap: float | None = None
+
+    def dose(self, weight_kg: float) -> float:
+        """Total CAR+ cells for a patient of this weight."""
+        if self.per_kg is not None and (self.max_weight_kg is None or
+                                        weight_kg <= self.max_weight_kg):
+            d = self.per_kg * weight_kg
+            return min(d, self.cap) if self.cap else d
+        if self.flat is None:
+            raise InvalidInputError("weight", f"≤ {self.max_weight_kg} kg for this product's "
+                                    "per-kg dose", weight_kg)
+        return self.flat
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    construct: Construct
+    dose_rule: DoseRule
+    indication: str
+    source: str
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+PRESETS: dict[str, Product] = {
+    "tisagenlecleucel": Product(
+        "tisagenlecleucel",
+        Construct("CTL019 (FMC63-41BBζ)", ("CD19",), "4-1BB", 2, 1.0, memory_fraction=0.3),
+        DoseRule(per_kg=1.5e6, per_kg_range=(0.2e6, 5.0e6), max_weight_kg=50.0, flat=1.0e8,
+                 flat_range=(0.1e8, 2.5e8)),
+        "B-ALL ≤ 25 y (DLBCL: 0.6–6.0×10⁸ flat)",
+        "Kymriah USPI 2017/2022 (B-ALL: 0.2–5.0×10⁶/kg ≤ 50 kg; 0.1–2.5×10⁸ > 50 kg)",
+        ("tisa-cel", "kymriah", "ctl019"),
+    ),
+    "axicabtagene_ciloleucel": Product(
+        "axicabtagene_ciloleucel",
+        Construct("KTE-C19 (FMC63-CD28ζ)", ("CD19",), "CD28", 2, 1.0, memory_fraction=0.2),
+        DoseRule(per_kg=2.0e6, per_kg_range=(1.0e6, 2.0e6), cap=2.0e8),
+        "LBCL", "Yescarta USPI (2×10⁶/kg, max 2×10⁸)",
+        ("axi-cel", "yescarta"),
+    ),
+    "brexucabtagene_autoleucel": Product(
+        "brexucabtagene_autoleucel",
+        Construct("KTE-X19 (FMC63-CD28ζ)", ("CD19",), "CD28", 2, 1.0, memory_fraction=0.2),
+        DoseRule(per_kg=1.0e6, per_kg_range=(0.5e6, 2.0e6), cap=1.0e8),
+        "adult B-ALL (MCL: 2×10⁶/kg, max 2×10⁸)",
+        "Tecartus USPI (ALL: 1×10⁶/kg, max 1×10⁸)",
+        ("brexu-cel", "tecartus", "kte-x19"),
+    ),
+    "lisocabtagene_maraleucel": Product(
+        "lisocabtagene_maraleucel",
+        Construct("JCAR017 (FMC63-41BBζ, CD4:CD8 1:1)", ("CD19",), "4-1BB", 2, 1.0,
+                  memory_fraction=0.35),
+        DoseRule(flat=1.0e8, flat_range=(0.5e8, 1.1e8)),
+        "LBCL", "Breyanzi USPI (50–110×10⁶ CAR+ T cells flat)",
+        ("liso-cel", "breyanzi", "jcar017"),
+    ),
+}
+
+_ALIASES = {a: k for k, prod in PRESETS.items() for a in (k, *prod.aliases)}
+
+
+def get_product(name: str) -> Product:
+    """A preset by name or common alias (case-insensitive)."""
+    key = name.strip().lower().replace(" ", "_")
+    if key not in _ALIASES:
+        raise UnknownNameError("product", name, sorted(_ALIASES))
+    return PRESETS[_ALIASES[key]]
