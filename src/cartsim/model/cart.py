@@ -5,7 +5,8 @@ half-saturation), boosted while the lymphodepleted lymphocyte niche is empty (Ki
 Effectors die (Stein α), convert to memory (Stein F_B), exhaust with antigen load, PD-L1 and
 death-receptor-defective targets (review B9, B12). Memory decays slowly (Stein β) and is
 recalled by antigen, including regenerating normal B cells; recall is self-renewing
-(a stimulated stem-like memory cell yields effectors without leaving the memory pool). Peak time and height emerge.
+(a stimulated stem-like memory cell yields effectors without leaving the memory pool).
+Peak time and height emerge.
 """
 
 from __future__ import annotations

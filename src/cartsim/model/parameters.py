@@ -122,7 +122,7 @@ MODEL_PARAMS: tuple[ParameterSpec, ...] = (
        "assumed; FMC63 engages low-density CD19 (Majzner 2020 order)",
        "antigen density (relative to median B-ALL CD19) for half-maximal engagement", 0.0,
        "tumour"),
-    _p("mu_loss", "1/division", 2e-8, 0.0, 1e-3,
+    _p("mu_loss", "1/division", 3e-12, 0.0, 1e-3,
        "assumed; to calibrate against CD19-negative relapse share",
        "acquired CD19-loss (mutation/splicing) probability per tumour division", 1.0, "tumour"),
     _p("bystander", "–", 0.15, 0.0, 1.0, "assumed (review B8: FasL/TRAIL bystander killing)",

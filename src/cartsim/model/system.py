@@ -19,12 +19,12 @@ _PROG_CD20, _PROG_CD22 = 0.1, 0.5
 
 
 @numba.njit(inline="always")
-def site_activity(y: np.ndarray, p: np.ndarray, hazards: np.ndarray):  # type: ignore[no-untyped-def]
+def site_activity(y: np.ndarray, p: np.ndarray):  # type: ignore[no-untyped-def]
     """Engagement, stimulation and killing at the disease site.
 
-    Fills ``hazards`` with each clone's per-capita CAR-T kill hazard and returns
-    (stimulation, synapse-weighted quality, exhaustion factor, kills per day,
-    antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells).
+    Returns (stimulation, synapse-weighted quality, exhaustion factor, kills per day,
+    antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, and the
+    per-capita CAR-T kill hazard of clones 0, 1, 2).
     """
     access = p[P.cart_access]
     e_t = max(y[S.E_t], 0.0)
@@ -49,30 +49,34 @@ def site_activity(y: np.ndarray, p: np.ndarray, hazards: np.ndarray):  # type: i
     if load > 0.0:
         ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load) / load
     g = p[P.k_kill] * e_t / (p[P.K_kill] + load)
-    kills = 0.0
-    for c in range(N_CLONES):
-        ec = tumour.clone_engagement(p, c)
-        base = clone_param_index(c, 0)
-        route = tumour.clone_route_factor(p, c)
-        by = p[P.bystander] * p[P.w_dr] * p[base + C.dr_sensitivity] * stim
-        h = access * g * (ec * route + by)
-        hazards[c] = h
-        kills += h * max(y[S.T0 + c], 0.0)
+    h0 = _clone_hazard(p, 0, access, g, stim)
+    h1 = _clone_hazard(p, 1, access, g, stim)
+    h2 = _clone_hazard(p, 2, access, g, stim)
     g_prog = g * e_p
     g_b = g * e_b
-    kills += g_prog * bp + g_b * b
-    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b
+    kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
+             + g_prog * bp + g_b * b)
+    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2
+
+
+@numba.njit(inline="always")
+def _clone_hazard(p: np.ndarray, c: int, access: float, g: float, stim: float) -> float:
+    """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill."""
+    ec = tumour.clone_engagement(p, c)
+    base = clone_param_index(c, 0)
+    route = tumour.clone_route_factor(p, c)
+    by = p[P.bystander] * p[P.w_dr] * p[base + C.dr_sensitivity] * stim
+    return access * g * (ec * route + by)
 
 
 @numba.njit
 def rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
     """d/dt of one patient's state. ``t`` in days (unused: the body is autonomous)."""
-    hazards = np.empty(N_CLONES)
     ld, occ_t, occ_s, ster, anak, gcsf = drugs.effects(y, p)
-    stim, quality, ex_factor, kills, engaged, g_prog, g_b = site_activity(y, p, hazards)
+    stim, quality, ex_factor, kills, engaged, g_prog, g_b, h0, h1, h2 = site_activity(y, p)
     car = cart.derivs(y, p, dy, stim, quality, ex_factor, ster, ld)
     cart.niche_derivs(y, p, dy, car, ld)
-    tumour.derivs(y, p, dy, hazards, ld)
+    tumour.derivs(y, p, dy, h0, h1, h2, ld)
     bcells.derivs(y, p, dy, g_prog, g_b, ld)
     inflammation.derivs(y, p, dy, kills, engaged, occ_t, occ_s, ster, anak)
     marrow.derivs(y, p, dy, ld, gcsf)

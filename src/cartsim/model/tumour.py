@@ -67,11 +67,11 @@ def growth_rate(p: np.ndarray, c: int) -> float:
 
 @numba.njit(inline="always")
 def derivs(
-    y: np.ndarray, p: np.ndarray, dy: np.ndarray, hazards: np.ndarray, ld: float
+    y: np.ndarray, p: np.ndarray, dy: np.ndarray, h0: float, h1: float, h2: float, ld: float
 ) -> None:
     """Growth, killing and lymphodepletion of each clone, and the stochastic-layer integrals.
 
-    ``hazards[c]`` is clone c's per-capita CAR-T kill hazard (1/d).
+    ``h0``, ``h1``, ``h2`` are the clones' per-capita CAR-T kill hazards (1/d).
     """
     total = 0.0
     for c in range(N_CLONES):
@@ -83,7 +83,8 @@ def derivs(
     for c in range(N_CLONES):
         r = growth_rate(p, c)
         birth = bf * r * crowd
-        death = (bf - 1.0) * r + hazards[c] + p[P.ld_kill_tumour] * ld
+        hz = h0 if c == 0 else (h1 if c == 1 else h2)
+        death = (bf - 1.0) * r + hz + p[P.ld_kill_tumour] * ld
         tc = y[S.T0 + c]
         dy[S.T0 + c] = (birth - death) * tc
         dy[S.HZ0 + c] = death

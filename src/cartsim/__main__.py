@@ -1,0 +1,3 @@
+from cartsim.cli import app
+
+app()

@@ -1,0 +1,178 @@
+"""Command-line interface (thin: parses, calls the API, prints with rich)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cartsim.errors import CartsimError
+
+app = typer.Typer(help="cartsim: mechanistic simulation of CAR-T cell therapy.",
+                  no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """cartsim: one virtual patient, a virtual trial, a lab screen."""
+
+
+class Disease(str, Enum):
+    b_all = "b-all"
+    lbcl = "lbcl"
+
+
+@app.command()
+def simulate(
+    product: Annotated[str, typer.Option(help="product preset or alias, e.g. tisagenlecleucel")],
+    disease: Annotated[Disease, typer.Option(help="b-all or lbcl")],
+    out: Annotated[Path, typer.Option(help="output directory")],
+    marrow_blasts: Annotated[float, typer.Option(help="B-ALL marrow blasts, % (0–100)")] = 60.0,
+    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL tumour volume, mL")] = 50.0,
+    weight: Annotated[float, typer.Option(help="body weight, kg")] = 30.0,
+    age: Annotated[float, typer.Option(help="age, years")] = 10.0,
+    dose_per_kg: Annotated[float | None, typer.Option(help="CAR+ cells per kg")] = None,
+    dose: Annotated[float | None, typer.Option(help="total CAR+ cells (flat)")] = None,
+    cd19_negative_fraction: Annotated[float, typer.Option(
+        help="pre-existing CD19-negative fraction of the tumour (0–1)")] = 0.0,
+    patients: Annotated[int, typer.Option(help="cohort size")] = 1,
+    days: Annotated[int, typer.Option(help="follow-up after infusion, days")] = 365,
+    seed: Annotated[int, typer.Option(help="root random seed")] = 0,
+    typical: Annotated[bool, typer.Option(
+        help="no inter-individual variability (the typical patient)")] = False,
+    chunk_size: Annotated[int, typer.Option(help="patients per chunk")] = 5000,
+) -> None:
+    """Simulate a patient or cohort; writes trajectories.parquet, events.parquet and a PNG."""
+    try:
+        _simulate(product, disease.value, out, marrow_blasts, tumour_volume_ml, weight, age,
+                  dose_per_kg, dose, cd19_negative_fraction, patients, days, seed, typical,
+                  chunk_size)
+    except CartsimError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
+              tumour_volume_ml: float, weight: float, age: float, dose_per_kg: float | None,
+              dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
+              typical: bool, chunk_size: int) -> None:
+    import pandas as pd
+
+    from cartsim.errors import InvalidInputError
+    from cartsim.population import Cohort
+    from cartsim.products import get_product
+    from cartsim.simulation import SimulationResult, simulate
+
+    prod = get_product(product)
+    if patients < 1 or patients > 10_000_000:
+        raise InvalidInputError("patients", "[1, 10000000]", patients)
+    if chunk_size < 1:
+        raise InvalidInputError("chunk-size", "≥ 1", chunk_size)
+    if dose_per_kg is not None and dose is not None:
+        raise InvalidInputError("dose", "either --dose-per-kg or --dose, not both", dose)
+    if dose_per_kg is not None and not 0 < dose_per_kg <= 1e9:
+        raise InvalidInputError("dose-per-kg", "(0, 1e9] cells/kg", dose_per_kg)
+    if dose is not None and not 0 < dose <= 1e11:
+        raise InvalidInputError("dose", "(0, 1e11] cells", dose)
+    if not 1 <= days <= 3650:
+        raise InvalidInputError("days", "[1, 3650]", days)
+    n = patients
+    total_dose = None
+    if dose_per_kg is not None:
+        total_dose = np.full(n, dose_per_kg * weight)
+    elif dose is not None:
+        total_dose = np.full(n, dose)
+    cohort_all = Cohort(
+        disease, weight_kg=np.full(n, weight), age_y=np.full(n, age),
+        marrow_blasts_pct=np.full(n, marrow_blasts) if disease == "b-all" else None,
+        tumour_volume_ml=np.full(n, tumour_volume_ml) if disease == "lbcl" else None,
+        dose=total_dose, cd19_negative_fraction=np.full(n, cd19neg),
+    )
+    parts: list[SimulationResult] = []
+    with Progress(TextColumn("[bold]simulating"), BarColumn(), TextColumn("{task.completed:,}"
+                  "/{task.total:,} patient-days"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, disable=n < 2) as bar:
+        task = bar.add_task("sim", total=n * (days + 5))
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            idx = np.arange(start, stop)
+            chunk = Cohort(
+                disease, weight_kg=cohort_all.weight_kg[idx], age_y=cohort_all.age_y[idx],
+                marrow_blasts_pct=None if cohort_all.marrow_blasts_pct is None
+                else cohort_all.marrow_blasts_pct[idx],
+                tumour_volume_ml=None if cohort_all.tumour_volume_ml is None
+                else cohort_all.tumour_volume_ml[idx],
+                dose=None if total_dose is None else total_dose[idx],
+                cd19_negative_fraction=cohort_all.cd19_negative_fraction[idx],  # type: ignore[index]
+                patient_id=idx,
+            )
+            m = stop - start
+            parts.append(simulate(chunk, prod, days=days, seed=seed, variability=not typical,
+                                  progress=lambda k, m=m: bar.update(task, completed=start * (
+                                      days + 5) + k * m)))
+    res = SimulationResult(
+        pd.concat([r.trajectories for r in parts], ignore_index=True),
+        pd.concat([r.events for r in parts], ignore_index=True),
+        np.concatenate([r.status for r in parts]),
+        np.concatenate([r.steps for r in parts]),
+        seed, {**parts[0].meta, "patients": n},
+    )
+    # write into a fresh temporary directory, then move into place: nothing half-written
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        res.write(tmp)
+        out.mkdir(exist_ok=True)
+        for f in tmp.iterdir():
+            shutil.move(str(f), out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _summary(res, out)
+
+
+def _summary(res: object, out: Path) -> None:
+    from rich.table import Table
+
+    from cartsim.simulation import SimulationResult
+
+    assert isinstance(res, SimulationResult)
+    t = res.trajectories
+    post = t[t.day >= 0]
+    g = post.groupby("patient_id")
+    peak = g["cart_cells_per_ul"].max()
+    tmax = post.loc[g["cart_cells_per_ul"].idxmax(), "day"]
+    il6 = g["il6_pg_ml"].max()
+    d28 = t[t.day == 28].set_index("patient_id")
+    table = Table(title=f"cartsim simulate — {len(peak)} patient(s), seed {res.seed}")
+    table.add_column("readout")
+    table.add_column("median (10th–90th percentile)")
+
+    def q(x: object) -> str:
+        a = np.asarray(x, dtype=float)
+        a = a[np.isfinite(a)]
+        if a.size == 0:
+            return "–"
+        return f"{np.median(a):.4g} ({np.percentile(a, 10):.3g}–{np.percentile(a, 90):.3g})"
+
+    table.add_row("CAR-T peak, cells/µL", q(peak))
+    table.add_row("CAR-T Tmax, day", q(tmax))
+    table.add_row("IL-6 peak, pg/mL", q(il6))
+    table.add_row("max temperature, °C", q(g["temperature_c"].max()))
+    if not d28.empty and d28["mrd_fraction"].notna().any():
+        table.add_row("MRD < 1e-4 at day 28, %", f"{100 * (d28.mrd_fraction < 1e-4).mean():.1f}")
+    table.add_row("solver failures", str(int((res.status != 0).sum())))
+    Console().print(table)
+    Console().print(f"written: {out}/trajectories.parquet, events.parquet, trajectories.png")
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,72 @@
+"""The daily loop: for each day, for all patients at once.
+
+1. schedule items of the day act (jumps, vectorised over patients);
+2. ``on_day_start`` (e.g. the clinic) observes and acts;
+3. the compiled solver integrates every patient from day to day + 1 (parallel over patients);
+4. ``on_day_end`` (e.g. the stochastic layer) updates the state;
+5. ``record`` stores the day's observables.
+
+The loop over days is Python (a few hundred iterations); there is no Python loop over patients
+or solver steps. The engine knows nothing about CAR-T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cartsim.engine.schedule import ScheduleItem, items_on
+
+DayHook = Callable[[int, np.ndarray, np.ndarray], None]
+EndHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+@dataclass
+class LoopStats:
+    steps: np.ndarray
+    status: np.ndarray
+
+
+def run_daily(
+    integrate: Callable[..., None],
+    y: np.ndarray,
+    p: np.ndarray,
+    first_day: int,
+    last_day: int,
+    schedule: list[ScheduleItem],
+    *,
+    rtol: float,
+    atol: np.ndarray,
+    max_steps: int = 20_000,
+    on_schedule: Callable[[int, ScheduleItem, np.ndarray], None] | None = None,
+    on_day_start: DayHook | None = None,
+    on_day_end: EndHook | None = None,
+    record: DayHook | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoopStats:
+    """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status."""
+    n = y.shape[0]
+    status = np.zeros(n, dtype=np.int32)
+    steps = np.zeros(n, dtype=np.int64)
+    h = np.zeros(n)
+    if record is not None:
+        record(first_day, y, status)
+    for day in range(first_day, last_day):
+        active = status == 0
+        for item in items_on(schedule, day):
+            given = item.apply(y, active)
+            if on_schedule is not None:
+                on_schedule(day, item, given)
+        if on_day_start is not None:
+            on_day_start(day, y, status)
+        y_start = y.copy()
+        integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status, steps)
+        if on_day_end is not None:
+            on_day_end(day, y_start, y, status)
+        if record is not None:
+            record(day + 1, y, status)
+        if progress is not None:
+            progress(day + 1 - first_day)
+    return LoopStats(steps=steps, status=status)

@@ -1,0 +1,93 @@
+"""What a lab or bedside would report, computed from the state (vectorised over patients).
+
+All functions take ``y`` (n, N_STATES) and ``p`` (n, N_PARAMS) and return arrays of shape (n,).
+Units are those of clinical reports: cells/µL, copies/µg genomic DNA, %, pg/mL, °C, mmHg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cartsim.model.parameters import C, P
+from cartsim.model.state import N_CLONES, S
+from cartsim.population import N_PARAMS_BASE
+
+#: Fraction of whole-body lymphocytes that circulate in blood (≈ 2% rule; assumed).
+T_BLOOD_FRACTION = 0.01
+B_BLOOD_FRACTION = 0.05
+COPIES_PER_UG_PER_CELL_FRACTION = 1.5e5  # ≈ 6.6 pg DNA per diploid cell (models.md §3)
+VCN = 0.3  # detected vector copies per CAR+ cell; calibrated to Stein 2019 Cmax ≈ 2.4e4 copies/µg
+CD19_NEGATIVE_DENSITY = 0.05  # clones whose surface CD19 is below this count as CD19-negative
+SPD_CM2_PER_ML23 = 1.5  # SPD ≈ 1.5 × volume^(2/3) for a roughly spherical set of nodes (assumed)
+
+
+def _clone_field(p: np.ndarray, clone: int, field: int) -> np.ndarray:
+    return p[:, N_PARAMS_BASE + clone * len(C) + field]
+
+
+def cart_blood(y: np.ndarray) -> np.ndarray:
+    return y[:, S.M_b] + y[:, S.E_b] + y[:, S.X_b]
+
+
+def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """All daily readouts as named columns."""
+    bl = p[:, P.blood_ul]
+    car_ul = np.maximum(cart_blood(y), 0.0) / bl
+    b_ul = np.maximum(y[:, S.B], 0.0) * B_BLOOD_FRACTION / bl
+    t_ul = np.maximum(y[:, S.N_T], 0.0) * T_BLOOD_FRACTION / bl
+    anc = np.maximum(y[:, S.NC], 0.0)
+    mono = 0.1 * anc + 100.0
+    wbc = anc + mono + t_ul + b_ul + car_ul
+    copies = COPIES_PER_UG_PER_CELL_FRACTION * VCN * car_ul / wbc
+    clones = np.maximum(y[:, [S.T0 + c for c in range(N_CLONES)]], 0.0)
+    tumour = clones.sum(axis=1)
+    neg = np.zeros_like(tumour)
+    for c in range(N_CLONES):
+        surf = _clone_field(p, c, C.cd19) * _clone_field(p, c, C.cd19_surface_fraction)
+        neg += np.where(surf < CD19_NEGATIVE_DENSITY, clones[:, c], 0.0)
+    lbcl = p[:, P.disease_lbcl] > 0.5
+    frac = tumour / (tumour + p[:, P.marrow_cells])
+    blast_pct = np.where(lbcl, np.nan, 100.0 * frac)
+    mrd = np.where(lbcl, np.nan, frac)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        neg_frac = np.where(tumour >= 1.0, neg / tumour, np.nan)
+    vol_ml = tumour / 1e9
+    spd = np.where(lbcl, SPD_CM2_PER_ML23 * vol_ml ** (2.0 / 3.0), np.nan)
+    il6 = np.maximum(y[:, S.IL6], 0.0)
+    ifng = np.maximum(y[:, S.IFNG], 0.0)
+    toci = np.maximum(y[:, S.TOCI], 0.0)
+    silt = np.maximum(y[:, S.SILT], 0.0)
+    sig = il6 * (1 - toci / (toci + p[:, P.toci_ec50])) * (1 - silt / (silt + p[:, P.silt_ec50]))
+    x = (sig + 0.3 * ifng) / p[:, P.K_fever]
+    temp = 36.8 + 3.4 * x**2 / (1.0 + x**2)
+    en = np.maximum(y[:, S.EN], 0.0)
+    map_ = p[:, P.map0] * (1.0 - p[:, P.map_drop] * en**2 / (en**2 + p[:, P.K_map] ** 2))
+    spo2 = 98.0 - 24.0 * en**3 / (en**3 + p[:, P.K_ox] ** 3)
+    enc = np.maximum(y[:, S.ENC], 0.0)
+    ice = np.rint(10.0 * (1.0 - enc**2 / (enc**2 + 1.0)))
+    return {
+        "cart_cells_per_ul": car_ul,
+        "transgene_copies_per_ug": copies,
+        "cart_effector_fraction": np.where(
+            cart_blood(y) > 0, y[:, S.E_b] / np.maximum(cart_blood(y), 1e-300), np.nan
+        ),
+        "tumour_cells": tumour,
+        "marrow_blast_pct": blast_pct,
+        "mrd_fraction": mrd,
+        "spd_cm2": spd,
+        "cd19_negative_tumour_fraction": neg_frac,
+        "b_cells_per_ul": b_ul,
+        "t_cells_per_ul": t_ul,
+        "igg_mg_dl": np.maximum(y[:, S.IgG], 0.0),
+        "il6_pg_ml": il6,
+        "ifng_pg_ml": ifng,
+        "temperature_c": temp,
+        "map_mmhg": map_,
+        "spo2_pct": spo2,
+        "encephalopathy": enc,
+        "ice_score": ice,
+        "anc_per_ul": anc,
+        "platelets_per_ul": np.maximum(y[:, S.PC], 0.0),
+        "hemoglobin_g_dl": np.maximum(y[:, S.HB], 0.0),
+        "wbc_per_ul": wbc,
+    }

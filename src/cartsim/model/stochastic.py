@@ -1,0 +1,110 @@
+"""Stochastic layer for small tumour clones (MODEL.md §3; Kimmel 2021).
+
+After each day's deterministic integration, every clone that started the day below
+``stoch_threshold`` cells is redrawn from the exact transition law of a linear birth–death
+process started from its integer size, using the day's integrated per-capita birth rate and
+death hazard (accumulated by the ODE, so CAR-T killing, drugs and crowding all enter). Cure
+(extinction) and relapse are therefore chance events whose odds the mechanisms set. New
+antigen-loss mutants of clone 0 arrive as a Poisson number per day into clone 2.
+
+Random numbers come from the counter-based generator keyed by (seed, patient id, stream,
+counter), so a patient's draws never depend on chunking or workers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from cartsim.engine.rng import uniform
+from cartsim.model.parameters import P
+from cartsim.model.state import FIRST_ACCUMULATOR, N_CLONES, N_STATES, S
+
+STREAM_ROUND = 101
+STREAM_SURVIVE = 111
+STREAM_SIZE = 121
+STREAM_MUTANT = 131
+DAY_OFFSET = 1000  # days may be negative (lymphodepletion); counters must not be
+_DRAWS_PER_DAY = 1 << 22
+
+
+@numba.njit(inline="always")
+def _u(seed: np.uint64, pid: np.uint64, stream: int, day: int, k: int) -> float:
+    ctr = np.uint64(day + DAY_OFFSET) * np.uint64(_DRAWS_PER_DAY) + np.uint64(k)
+    return uniform(seed, pid, np.uint64(stream), ctr)
+
+
+@numba.njit
+def poisson_small(lam: float, seed: np.uint64, pid: np.uint64, stream: int, day: int) -> float:
+    """Poisson draw by inversion for λ ≤ 50, normal approximation above."""
+    if lam <= 0.0:
+        return 0.0
+    if lam > 50.0:
+        u1 = _u(seed, pid, stream, day, 0)
+        u2 = _u(seed, pid, stream, day, 1)
+        z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        return max(0.0, math.floor(lam + math.sqrt(lam) * z + 0.5))
+    u = _u(seed, pid, stream, day, 0)
+    k = 0
+    prob = math.exp(-lam)
+    cdf = prob
+    while u > cdf and k < 1000:
+        k += 1
+        prob *= lam / k
+        cdf += prob
+    return float(k)
+
+
+@numba.njit
+def birth_death(n0: int, b: float, d: float, seed: np.uint64, pid: np.uint64, stream: int,
+                day: int) -> float:
+    """Size after one day of a linear birth–death process with rates b, d (per day)."""
+    if n0 <= 0:
+        return 0.0
+    r = b - d
+    if abs(r) < 1e-9:
+        p0 = b / (1.0 + b)
+        eta = p0
+    else:
+        er = math.exp(r)
+        p0 = d * (er - 1.0) / (b * er - d)
+        eta = b * (er - 1.0) / (b * er - d)
+    total = 0.0
+    for j in range(n0):
+        if _u(seed, pid, stream, day, 2 * j) < p0:
+            continue
+        if eta <= 0.0:
+            total += 1.0
+        else:
+            u = _u(seed, pid, stream, day, 2 * j + 1)
+            total += 1.0 + math.floor(math.log(u) / math.log(eta))
+    return total
+
+
+@numba.njit(parallel=True)
+def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64,
+              patient_id: np.ndarray, day: int, status: np.ndarray) -> None:
+    """Redraw small clones, add new antigen-loss mutants and reset the daily integrals."""
+    for i in numba.prange(y.shape[0]):
+        if status[i] != 0:
+            continue
+        pid = np.uint64(patient_id[i])
+        thr = p[i, P.stoch_threshold]
+        for c in range(N_CLONES):
+            n_start = y_start[i, S.T0 + c]
+            if n_start < thr:
+                whole = math.floor(max(n_start, 0.0))
+                if _u(seed, pid, STREAM_ROUND + c, day, 0) < max(n_start, 0.0) - whole:
+                    whole += 1.0
+                y[i, S.T0 + c] = birth_death(
+                    int(whole), y[i, S.BR0 + c], y[i, S.HZ0 + c], seed, pid,
+                    STREAM_SURVIVE + c, day,
+                )
+            elif y[i, S.T0 + c] < 0.0:
+                y[i, S.T0 + c] = 0.0
+        mutants = poisson_small(y[i, S.MUT], seed, pid, STREAM_MUTANT, day)
+        y[i, S.T2] += mutants
+        for k in range(FIRST_ACCUMULATOR, N_STATES):
+            y[i, k] = 0.0

@@ -1,0 +1,299 @@
+"""One virtual patient or a cohort, day by day: ``simulate(cohort, product, ...)``.
+
+Wires the model (vector field, stochastic layer, readouts), the engine (compiled solver, daily
+loop, schedule) and, when given, the clinic's management protocol. Returns a
+:class:`SimulationResult` with daily readouts in lab units, an events table and per-patient
+status codes (a failing patient never aborts the cohort).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from cartsim.engine.schedule import ScheduleItem
+from cartsim.engine.simulate import run_daily
+from cartsim.engine.solver import make_integrator
+from cartsim.errors import InvalidInputError
+from cartsim.model import readouts, stochastic
+from cartsim.model.parameters import P
+from cartsim.model.state import FIRST_ACCUMULATOR, N_STATES, STATE_INFO, S
+from cartsim.model.system import rhs
+from cartsim.population import Cohort, build, doses
+from cartsim.products import Product
+
+LD_FIRST_DAY = -5
+LD_DAYS = (-5, -4, -3)
+DEFAULT_RTOL = 1e-6
+
+
+class ManagementProtocol(Protocol):
+    """What the simulator needs from a clinic protocol (see cartsim.clinic.protocol)."""
+
+    def initial_state(self, n: int) -> Any: ...
+
+    def decide(
+        self, day: int, obs: dict[str, np.ndarray], state: Any
+    ) -> tuple[dict[str, np.ndarray], Any]: ...
+
+
+def default_atol() -> np.ndarray:
+    """Absolute tolerances per state: 10⁻³ cells for populations, tighter for concentrations."""
+    atol = np.full(N_STATES, 1e-6)
+    for i, (_, unit, _) in enumerate(STATE_INFO):
+        if unit == "cells":
+            atol[i] = 1e-3
+        elif unit == "cells/µL":
+            atol[i] = 1e-4
+    return atol
+
+
+_INTEGRATOR: Callable[..., None] | None = None
+
+
+def integrator() -> Callable[..., None]:
+    """The compiled per-patient solver for this model (built once per process)."""
+    global _INTEGRATOR
+    if _INTEGRATOR is None:
+        _INTEGRATOR = make_integrator(
+            rhs, n_states=N_STATES, method="ros23", n_jac=FIRST_ACCUMULATOR
+        )
+    return _INTEGRATOR
+
+
+@dataclass
+class SimulationResult:
+    """Daily readouts (one row per patient and day), events, and per-patient status."""
+
+    trajectories: pd.DataFrame
+    events: pd.DataFrame
+    status: np.ndarray
+    steps: np.ndarray
+    seed: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def patient(self, patient_id: int) -> pd.DataFrame:
+        t = self.trajectories
+        return t[t["patient_id"] == patient_id].reset_index(drop=True)
+
+    def write(self, out: Path, plot: bool = True) -> None:
+        """Write trajectories.parquet, events.parquet (and trajectories.png) atomically."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_parquet(self.trajectories, out / "trajectories.parquet", self.meta)
+        _atomic_parquet(self.events, out / "events.parquet", self.meta)
+        if plot:
+            from cartsim.report.trajectories import plot_trajectories
+
+            tmp = out / ".trajectories.png.tmp.png"
+            plot_trajectories(self.trajectories, tmp)
+            os.replace(tmp, out / "trajectories.png")
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"cartsim": json.dumps(meta, default=str).encode()}
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _action_jumps(
+    actions: dict[str, np.ndarray], y: np.ndarray, p: np.ndarray
+) -> dict[str, tuple[np.ndarray, str]]:
+    """Turn a clinic protocol's actions into state jumps; returns what was given."""
+    w = p[:, P.weight_kg]
+    given: dict[str, tuple[np.ndarray, str]] = {}
+
+    def take(name: str) -> np.ndarray:
+        a = actions.get(name)
+        return np.zeros(y.shape[0]) if a is None else np.asarray(a, dtype=np.float64)
+
+    toci = take("tocilizumab_mg")
+    y[:, S.TOCI] += toci / (p[:, P.toci_vd] * w)
+    given["tocilizumab"] = (toci, "mg")
+    dex = take("dexamethasone_mg")
+    mp = take("methylprednisolone_mg")
+    y[:, S.STER] += dex + mp * (0.75 / 4.0)  # dexamethasone equivalents
+    given["dexamethasone"] = (dex, "mg")
+    given["methylprednisolone"] = (mp, "mg")
+    ana = take("anakinra_mg")
+    y[:, S.ANAK] += ana
+    given["anakinra"] = (ana, "mg")
+    sil = take("siltuximab_mg")
+    y[:, S.SILT] += sil / (0.06 * w)
+    given["siltuximab"] = (sil, "mg")
+    ivig = take("ivig_g")
+    y[:, S.IgG] += ivig * 1000.0 / (0.45 * w) * 0.5  # g into plasma dL, ~50% recovery
+    given["ivig"] = (ivig, "g")
+    gcsf = take("gcsf").astype(bool)
+    y[:, S.GCSF] += gcsf.astype(np.float64)
+    given["gcsf"] = (gcsf.astype(np.float64), "dose")
+    return given
+
+
+def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict[str, np.ndarray]:
+    """What the virtual clinician sees today (the protocol's ``obs`` contract)."""
+    r = readouts.compute(y, p)
+    enc = r["encephalopathy"]
+    age = p[:, P.age_y]
+    n = y.shape[0]
+    return {
+        "temperature_c": r["temperature_c"],
+        "map_mmhg": r["map_mmhg"],
+        "spo2_room_air_pct": r["spo2_pct"],
+        "ice_score": np.where(age >= 12, r["ice_score"], np.nan),
+        "capd_score": np.where(age < 12, np.rint(9.0 * enc**2 / (enc**2 + 1.0) * 3.0), np.nan),
+        "consciousness": np.digitize(enc, [2.0, 4.0, 8.0]).astype(np.float64),
+        "seizure": np.where(enc > 6.0, 1.0, 0.0),
+        "motor_weakness": np.zeros(n),
+        "cerebral_edema": np.where(enc > 10.0, 1.0, 0.0),
+        "il6_pg_ml": r["il6_pg_ml"],
+        "il6_baseline_pg_ml": baseline_il6,
+        "anc_per_ul": r["anc_per_ul"],
+        "platelets_per_ul": r["platelets_per_ul"],
+        "hemoglobin_g_dl": r["hemoglobin_g_dl"],
+        "igg_mg_dl": r["igg_mg_dl"],
+        "crp_mg_l": 2.0 + 0.5 * r["il6_pg_ml"],
+        "ferritin_ng_ml": 300.0 + 20.0 * r["il6_pg_ml"],
+        "weight_kg": p[:, P.weight_kg],
+        "age_y": age,
+        "alive": np.ones(n, dtype=bool),
+    }
+
+
+def simulate(
+    cohort: Cohort,
+    product: Product,
+    days: int = 365,
+    seed: int = 0,
+    *,
+    protocol: ManagementProtocol | None = None,
+    variability: bool = True,
+    overrides: dict[str, float] | None = None,
+    rtol: float = DEFAULT_RTOL,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
+
+    Lymphodepletion (Flu/Cy) on days −5, −4, −3 and the infusion on day 0 are schedule items.
+    """
+    if not isinstance(days, int) or not 1 <= days <= 3650:
+        raise InvalidInputError("days", "an integer in [1, 3650]", days)
+    if not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError("seed", "a non-negative integer", seed)
+    if not 1e-10 <= rtol <= 1e-2:
+        raise InvalidInputError("rtol", "[1e-10, 1e-2]", rtol)
+    p, y = build(cohort, product, seed, variability=variability, overrides=overrides)
+    n = cohort.n
+    dose = doses(cohort, product)
+    mem = product.construct.memory_fraction
+    schedule = [ScheduleItem(d, int(S.LD), 1.0, "lymphodepletion", "Flu/Cy day") for d in LD_DAYS]
+    schedule += [
+        ScheduleItem(0, int(S.M_b), mem * dose, "infusion_memory", "cells"),
+        ScheduleItem(0, int(S.E_b), (1.0 - mem) * dose, "infusion_effector", "cells"),
+    ]
+    pid = cohort.patient_id
+    assert pid is not None
+    ev_rows: list[pd.DataFrame] = []
+
+    def add_events(day: int, event: str, amount: np.ndarray, unit: str) -> None:
+        mask = amount != 0
+        if mask.any():
+            ev_rows.append(pd.DataFrame({
+                "patient_id": pid[mask], "day": day, "event": event,
+                "value": amount[mask].astype(np.float64), "unit": unit,
+            }))
+
+    def on_schedule(day: int, item: ScheduleItem, given: np.ndarray) -> None:
+        if item.event == "infusion_memory":
+            return
+        if item.event == "infusion_effector":
+            add_events(day, "cart_infusion", dose * (given != 0), "cells")
+        else:
+            add_events(day, item.event, given, item.unit)
+
+    baseline_il6 = p[:, P.il6_base].copy()
+    pstate = protocol.initial_state(n) if protocol is not None else None
+
+    def on_day_start(day: int, y_: np.ndarray, status: np.ndarray) -> None:
+        nonlocal pstate
+        if protocol is None or day < 0:
+            return
+        obs = observations(y_, p, baseline_il6)
+        obs["alive"] = status == 0
+        actions, pstate = protocol.decide(day, obs, pstate)
+        for name, (amt, unit) in _action_jumps(actions, y_, p).items():
+            add_events(day, name, np.where(status == 0, amt, 0.0), unit)
+        for grade in ("crs_grade", "icans_grade"):
+            if grade in actions:
+                add_events(day, grade, np.asarray(actions[grade], dtype=np.float64), "ASTCT")
+
+    s_seed = np.uint64(seed)
+    extinct_seen = np.zeros(n, dtype=bool)
+
+    def on_day_end(day: int, y0: np.ndarray, y_: np.ndarray, status: np.ndarray) -> None:
+        stochastic.apply_day(y0, y_, p, s_seed, pid, day, status)
+        tum = y_[:, S.T0] + y_[:, S.T1] + y_[:, S.T2]
+        new_ext = (tum <= 0.0) & ~extinct_seen & (status == 0)
+        if new_ext.any():
+            extinct_seen[new_ext] = True
+            add_events(day + 1, "tumour_extinct", new_ext.astype(np.float64), "flag")
+
+    n_days = days - LD_FIRST_DAY + 1
+    cols = list(readouts.compute(y[:1], p[:1]).keys())
+    store = {c: np.empty((n_days, n)) for c in cols}
+
+    def record(day: int, y_: np.ndarray, status: np.ndarray) -> None:
+        r = readouts.compute(y_, p)
+        k = day - LD_FIRST_DAY
+        for c in cols:
+            store[c][k] = np.where(status == 0, r[c], np.nan)
+
+    stats = run_daily(
+        integrator(), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol, atol=default_atol(),
+        on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
+        record=record, progress=progress,
+    )
+    day_axis = np.arange(LD_FIRST_DAY, days + 1)
+    traj = pd.DataFrame({
+        "patient_id": np.tile(pid, n_days),
+        "day": np.repeat(day_axis, n),
+        **{c: store[c].reshape(-1) for c in cols},
+    }).sort_values(["patient_id", "day"], kind="stable").reset_index(drop=True)
+    bad = stats.status != 0
+    if bad.any():
+        add_events(days, "solver_failure", stats.status.astype(np.float64), "status code")
+    events = (
+        pd.concat(ev_rows, ignore_index=True)
+        if ev_rows
+        else pd.DataFrame({"patient_id": [], "day": [], "event": [], "value": [], "unit": []})
+    )
+    events = events.sort_values(["patient_id", "day", "event"], kind="stable").reset_index(
+        drop=True
+    )
+    meta = {
+        "seed": seed, "product": product.name, "disease": cohort.disease, "days": days,
+        "variability": variability, "rtol": rtol,
+    }
+    return SimulationResult(traj, events, stats.status, stats.steps, seed, meta)
