@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +25,7 @@ def _root() -> None:
     """cartsim: one virtual patient, a virtual trial, a lab screen."""
 
 
-class Disease(str, Enum):
+class Disease(StrEnum):
     b_all = "b-all"
     lbcl = "lbcl"
 
@@ -114,10 +114,10 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
                 cd19_negative_fraction=cohort_all.cd19_negative_fraction[idx],  # type: ignore[index]
                 patient_id=idx,
             )
-            m = stop - start
+            m, done = stop - start, start * (days + 5)
             parts.append(simulate(chunk, prod, days=days, seed=seed, variability=not typical,
-                                  progress=lambda k, m=m: bar.update(task, completed=start * (
-                                      days + 5) + k * m)))
+                                  progress=lambda k, m=m, done=done: bar.update(
+                                      task, completed=done + k * m)))
     res = SimulationResult(
         pd.concat([r.trajectories for r in parts], ignore_index=True),
         pd.concat([r.events for r in parts], ignore_index=True),
