@@ -169,9 +169,10 @@ def test_at_times_summary_semantics() -> None:
 def test_median_midpoint_rule_and_quantile() -> None:
     """Curve exactly 0.5 over [2, 4): R's print.survfit median is the midpoint (3).
 
-    R (print.survfit ``minmin`` and quantile.survfit ``findq`` both use the midpoint rule)::
+    Hand derivation (no printed R output used): S = 0.75, 0.5, 0.25, 0 at t = 1, 2, 4, 5, so by
+    the midpoint rule in the R source (print.survfit ``minmin``, quantile.survfit ``findq``)::
 
-        survfit(Surv(c(1, 2, 4, 5), rep(1, 4)) ~ 1)   # median 3
+        survfit(Surv(c(1, 2, 4, 5), rep(1, 4)) ~ 1)   # median (2 + 4) / 2 = 3
     """
     km = KaplanMeier("log").fit([1, 2, 4, 5], [1, 1, 1, 1])
     assert km.median_ == 3.0
