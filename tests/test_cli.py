@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cartsim.cli import app
+
+runner = CliRunner()
+BASE = ["simulate", "--product", "tisagenlecleucel", "--disease", "b-all", "--days", "30"]
+
+
+def test_simulate_writes_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = runner.invoke(app, [*BASE, "--patients", "3", "--seed", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    traj = pd.read_parquet(out / "trajectories.parquet")
+    need = {"patient_id", "day", "cart_cells_per_ul", "transgene_copies_per_ug",
+            "marrow_blast_pct", "mrd_fraction", "cd19_negative_tumour_fraction",
+            "b_cells_per_ul", "il6_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
+            "anc_per_ul", "platelets_per_ul"}
+    assert need <= set(traj.columns)
+    assert len(traj) == 3 * (30 + 6)
+    ev = pd.read_parquet(out / "events.parquet")
+    assert {"lymphodepletion", "cart_infusion"} <= set(ev["event"])
+    assert (out / "trajectories.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--dose-per-kg", "-1"], "dose-per-kg"),
+        (["--marrow-blasts", "101"], "marrow_blasts"),
+        (["--weight", "0"], "weight"),
+        (["--product", "unknown-cel"], "product"),
+    ],
+)
+def test_bad_input_exits_nonzero_and_writes_nothing(tmp_path: Path, args: list[str],
+                                                    word: str) -> None:
+    out = tmp_path / "bad"
+    argv = [*BASE, "--out", str(out), *args]
+    r = runner.invoke(app, argv)
+    assert r.exit_code != 0
+    assert word in r.output
+    assert not out.exists()

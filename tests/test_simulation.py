@@ -1,0 +1,137 @@
+"""Acceptance behaviour of the virtual patient (issue 2). All outcomes come from the dynamics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartsim.errors import InvalidInputError, UnknownNameError
+from cartsim.population import Cohort
+from cartsim.products import Construct, get_product
+from cartsim.simulation import simulate
+
+TISA = get_product("tisagenlecleucel")
+
+
+def _one(blasts: float = 60.0, dose_per_kg: float = 1.5e6, product=TISA, days: int = 365,
+         overrides=None, cd19neg: float = 0.0) -> pd.DataFrame:
+    co = Cohort("b-all", weight_kg=[30.0], age_y=[10.0], marrow_blasts_pct=[blasts],
+                dose=[dose_per_kg * 30.0], cd19_negative_fraction=[cd19neg])
+    r = simulate(co, product, days=days, seed=1, variability=False, overrides=overrides)
+    assert (r.status == 0).all()
+    return r.patient(0).set_index("day")
+
+
+@pytest.fixture(scope="module")
+def typical() -> pd.DataFrame:
+    return _one()
+
+
+def test_typical_patient_kinetics(typical: pd.DataFrame) -> None:
+    car = typical["cart_cells_per_ul"]
+    tmax = int(car.loc[0:].idxmax())
+    assert 7 <= tmax <= 14
+    cmax = car[tmax]
+    # fast contraction right after the peak (Stein 2019: t½ 4.3 d)
+    t_half_fast = 7 * np.log(2) / np.log(cmax / car[tmax + 7])
+    assert 3.0 <= t_half_fast <= 7.0
+    # slow persistence phase
+    t_half_slow = (365 - 120) * np.log(2) / np.log(car[120] / car[365])
+    assert t_half_slow > 100.0
+    assert typical.loc[28, "mrd_fraction"] < 1e-4
+
+
+def test_b_cell_aplasia_while_cart_persist(typical: pd.DataFrame) -> None:
+    persist = typical.loc[21:, "cart_cells_per_ul"] > 1.0
+    assert persist.all()
+    assert (typical.loc[21:, "b_cells_per_ul"] < 1.0).all()
+
+
+def test_il6_and_fever_in_first_two_weeks(typical: pd.DataFrame) -> None:
+    base = typical.loc[0, "il6_pg_ml"]
+    first = typical.loc[0:14]
+    assert first["il6_pg_ml"].max() > 10 * base
+    assert first["temperature_c"].max() >= 38.0
+    assert typical.loc[60:, "temperature_c"].max() < 38.0  # resolves
+
+
+def test_burden_moves_peak_more_than_dose() -> None:
+    peaks = {b: _one(blasts=b, days=40)["cart_cells_per_ul"].max() for b in (5.0, 60.0, 90.0)}
+    il6 = {b: _one(blasts=b, days=40)["il6_pg_ml"].max() for b in (5.0, 90.0)}
+    assert peaks[5.0] < peaks[60.0] < peaks[90.0]
+    assert il6[5.0] < il6[90.0]
+    lo = _one(dose_per_kg=0.2e6, days=40)["cart_cells_per_ul"].max()
+    hi = _one(dose_per_kg=5.0e6, days=40)["cart_cells_per_ul"].max()
+    dose_effect = abs(np.log(hi / lo))
+    burden_effect = abs(np.log(peaks[90.0] / peaks[5.0]))
+    assert dose_effect < 0.5 * burden_effect
+
+
+def test_cd28_earlier_higher_shorter_than_41bb() -> None:
+    cd28 = get_product("axi-cel")
+    a = _one(product=TISA, days=200)["cart_cells_per_ul"]
+    b = _one(product=cd28, days=200)["cart_cells_per_ul"]
+    assert b.loc[0:].idxmax() <= a.loc[0:].idxmax()
+    assert b.max() > a.max()
+    assert b[200] < a[200]
+
+
+def test_preexisting_cd19_negative_subclone_relapses_cd19_negative() -> None:
+    d = _one(cd19neg=1e-3, overrides={"mu_loss": 0.0})
+    rel = d.loc[29:][d.loc[29:, "marrow_blast_pct"] > 5.0]
+    assert len(rel) > 0
+    first = rel.index[0]
+    assert d.loc[first, "cd19_negative_tumour_fraction"] > 0.9
+    assert d.loc[first, "cart_cells_per_ul"] > 1.0  # CAR-T still persist at relapse
+
+
+def _cohort(n: int, ids: np.ndarray | None = None) -> Cohort:
+    rng = np.random.default_rng(7)
+    w = rng.uniform(10, 80, n)
+    b = rng.uniform(1, 95, n)
+    ids = np.arange(n) if ids is None else ids
+    return Cohort("b-all", weight_kg=w[ids], age_y=np.full(ids.size, 12.0),
+                  marrow_blasts_pct=b[ids], patient_id=ids)
+
+
+def test_same_seed_identical_and_chunk_invariant() -> None:
+    n = 60
+    full = simulate(_cohort(n), TISA, days=60, seed=11)
+    again = simulate(_cohort(n), TISA, days=60, seed=11)
+    pd.testing.assert_frame_equal(full.trajectories, again.trajectories)
+    pd.testing.assert_frame_equal(full.events, again.events)
+    ids = np.array([3, 41, 17])
+    part = simulate(_cohort(n, ids), TISA, days=60, seed=11)
+    for pid in ids:
+        a = full.patient(int(pid)).drop(columns="patient_id")
+        b = part.patient(int(pid)).drop(columns="patient_id")
+        pd.testing.assert_frame_equal(a, b)
+    other = simulate(_cohort(n), TISA, days=60, seed=12)
+    assert not full.trajectories.equals(other.trajectories)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"marrow_blasts_pct": [120.0]}, "marrow_blasts"),
+        ({"weight_kg": [0.0]}, "weight"),
+        ({"dose": [-1.0]}, "dose"),
+    ],
+)
+def test_bad_cohort_input_names_field(kwargs: dict, field: str) -> None:
+    base = {"weight_kg": [30.0], "age_y": [10.0], "marrow_blasts_pct": [50.0]}
+    base.update(kwargs)
+    with pytest.raises(InvalidInputError) as e:
+        Cohort("b-all", **base)
+    assert e.value.field == field
+    assert "allowed" in str(e.value)
+
+
+def test_unknown_product_and_construct_errors() -> None:
+    with pytest.raises(UnknownNameError, match="product"):
+        get_product("no-such-cel")
+    with pytest.raises(UnknownNameError, match="construct.targets"):
+        Construct("x", targets=("CD5",))
+    with pytest.raises(InvalidInputError, match="construct.format"):
+        Construct("x", targets=("CD19", "CD22"))
