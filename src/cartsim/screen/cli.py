@@ -1,0 +1,138 @@
+"""``cartsim screen`` commands: ``test`` (MAGeCK-compatible analysis), ``simulate``, ``power``.
+
+The main CLI mounts this with ``app.add_typer(screen_app, name="screen")``. Flag names follow
+MAGeCK so a ``mageck test`` command line works after replacing ``mageck`` by ``cartsim screen``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cartsim.errors import CartsimError
+
+screen_app = typer.Typer(
+    help="Pooled CRISPR knockout screens with CAR-T co-culture: analyse (MAGeCK-compatible "
+    "α-RRA), simulate, and plan (power).",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {err}")
+    raise typer.Exit(code=2)
+
+
+@screen_app.command("test")
+def test_cmd(
+    count_table: Annotated[
+        Path, typer.Option("-k", "--count-table", help="MAGeCK count table.")
+    ],
+    treatment_id: str = typer.Option(
+        ..., "-t", "--treatment-id", help="Treatment samples: labels or 0-based indices, comma-"
+        "separated (index counted after the sgRNA and gene columns)."
+    ),
+    control_id: str = typer.Option(..., "-c", "--control-id", help="Control samples."),
+    output_prefix: str = typer.Option("sample1", "-n", "--output-prefix", help="Output prefix."),
+    norm_method: str = typer.Option("median", "--norm-method",
+                                    help="median | total | control | none."),
+    control_sgrna: Annotated[
+        Path | None,
+        typer.Option("--control-sgrna",
+                     help="Control sgRNA ids, one per line (normalisation and RRA null)."),
+    ] = None,
+    gene_test_fdr_threshold: float = typer.Option(
+        0.25, "--gene-test-fdr-threshold", help="τ: one-sided sgRNA p cut that sets α."
+    ),
+    adjust_method: str = typer.Option("fdr", "--adjust-method", help="fdr | holm (sgRNA FDR)."),
+    remove_zero: str = typer.Option("both", "--remove-zero",
+                                    help="both | any | control | treatment | none."),
+    gene_lfc_method: str = typer.Option(
+        "median", "--gene-lfc-method", help="median | mean | alphamedian | alphamean | "
+        "secondbest."
+    ),
+    permutation_round: int = typer.Option(100, "--permutation-round",
+                                          help="RRA permutation passes P."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the RRA permutation null."),
+    sort_criteria: str = typer.Option("neg", "--sort-criteria", help="neg | pos."),
+    plot: bool = typer.Option(True, "--plot/--no-plot",
+                              help="Write PREFIX.volcano.png (volcano + rank plot)."),
+) -> None:
+    """Rank genes by α-RRA (MAGeCK ``test``); writes PREFIX.gene_summary.txt and
+    PREFIX.sgrna_summary.txt in MAGeCK's layout."""
+    from cartsim.screen.analysis import mageck_test
+    from cartsim.screen.io import read_count_table, read_id_list
+    from cartsim.screen.plot import volcano_rank_plot
+
+    try:
+        table = read_count_table(count_table)
+        controls = read_id_list(control_sgrna) if control_sgrna else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = mageck_test(
+                table, treatment_id, control_id, norm_method=norm_method,
+                control_sgrnas=controls, gene_test_fdr_threshold=gene_test_fdr_threshold,
+                adjust_method=adjust_method, remove_zero=remove_zero,
+                gene_lfc_method=gene_lfc_method, permutations=permutation_round, seed=seed,
+            )
+        for w in caught:
+            console.print(f"[yellow]warning:[/yellow] {w.message}")
+        if sort_criteria == "pos":
+            res.gene_summary = res.gene_summary.sort_values("pos|rank").reset_index(drop=True)
+        elif sort_criteria != "neg":
+            raise CartsimError(f"--sort-criteria must be neg or pos, got {sort_criteria!r}")
+        gpath, spath = res.write(output_prefix)
+        if plot:
+            volcano_rank_plot(res.gene_summary, output_prefix + ".volcano.png",
+                              title=Path(output_prefix).name)
+    except (CartsimError, ValueError) as err:
+        _fail(err)
+        return
+    g = res.gene_summary
+    console.print(
+        f"size factors {[round(float(x), 4) for x in res.size_factors if x == x]}; "
+        f"variance model k={res.k:.4f} b={res.b:.4f}; α_low={res.alpha_low:.4f} "
+        f"α_high={res.alpha_high:.4f}; {len(g)} genes"
+    )
+    tab = Table(title="top genes")
+    for col in ("rank", "neg (depleted)", "neg|fdr", "pos (enriched)", "pos|fdr"):
+        tab.add_column(col)
+    neg = g.sort_values("neg|rank").head(10)
+    pos = g.sort_values("pos|rank").head(10)
+    for i in range(min(10, len(g))):
+        tab.add_row(str(i + 1), str(neg["id"].iloc[i]), f"{neg['neg|fdr'].iloc[i]:.3g}",
+                    str(pos["id"].iloc[i]), f"{pos['pos|fdr'].iloc[i]:.3g}")
+    Console().print(tab)
+    console.print(
+        f"FDR<0.05: {(g['neg|fdr'] < 0.05).sum()} neg, {(g['pos|fdr'] < 0.05).sum()} pos; "
+        f"wrote {gpath} and {spath}"
+    )
+
+
+@screen_app.command("compare")
+def compare_cmd(
+    ours: Annotated[Path, typer.Argument(help="gene_summary.txt to check.")],
+    reference: Annotated[Path, typer.Argument(help="Reference gene_summary.txt (MAGeCK's).")],
+    top: int = typer.Option(10, "--top", help="Compare the top-N genes of each direction."),
+    fdr: float = typer.Option(0.05, "--fdr", help="FDR cut for the hit counts."),
+) -> None:
+    """Compare two gene summaries: top-N order, hits at FDR < cut, Spearman of scores."""
+    from cartsim.screen.analysis import compare_gene_summaries, read_gene_summary
+
+    try:
+        res = compare_gene_summaries(read_gene_summary(ours), read_gene_summary(reference),
+                                     top=top, fdr=fdr)
+    except (CartsimError, ValueError, KeyError) as err:
+        _fail(err)
+        return
+    for d, r in res.items():
+        Console().print(
+            f"{d}: top-{top} identical={r['top_identical']} | FDR<{fdr}: ours {r['n_ours']} "
+            f"ref {r['n_ref']} | Spearman(score)={r['spearman']:.6f}"
+        )
