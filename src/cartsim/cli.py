@@ -176,3 +176,12 @@ def _summary(res: object, out: Path) -> None:
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+def _mount_subcommands() -> None:
+    from cartsim.screen.cli import screen_app
+
+    app.add_typer(screen_app, name="screen")
+
+
+_mount_subcommands()
