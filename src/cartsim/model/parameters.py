@@ -19,6 +19,7 @@ from math import log
 
 import numba
 
+from cartsim.model.traits import TRAIT_NAMES
 from cartsim.params import ParameterSpec, ParameterTable, markdown_table
 
 LN2 = log(2.0)
@@ -273,19 +274,7 @@ N_PARAMS_BASE = len(ALL_PARAMS)
 
 # Clone-level parameters are appended after the scalar ones: per clone, its antigen densities,
 # trait vector and growth multiplier (see cartsim.model.state.N_CLONES).
-CLONE_FIELDS: tuple[str, ...] = (
-    "cd19",
-    "cd20",
-    "cd22",
-    "pfn_sensitivity",
-    "dr_sensitivity",
-    "ifng_sensitivity",
-    "synapse_quality",
-    "cd19_surface_fraction",
-    "pdl1",
-    "tp53_altered",
-    "growth_mult",
-)
+CLONE_FIELDS: tuple[str, ...] = ("cd19", "cd20", "cd22", *TRAIT_NAMES, "growth_mult")
 C = IntEnum("C", {f: i for i, f in enumerate(CLONE_FIELDS)})  # type: ignore[misc]
 N_CLONE_FIELDS = len(CLONE_FIELDS)
 
