@@ -68,7 +68,7 @@ def test_power_twenty_seeds() -> None:
             hits[x] = hits.get(x, 0) + int(g.loc[x, "pos|fdr"] < 0.05)
         for x in sen:
             hits[x] = hits.get(x, 0) + int(g.loc[x, "neg|fdr"] < 0.05)
-    assert all(v >= 18 for v in hits.values()), hits
+    assert all(v >= 18 for v in hits.values()), str(hits)
 
 
 def test_cli_simulate_then_test(tmp_path: Path) -> None:
