@@ -136,3 +136,92 @@ def compare_cmd(
             f"{d}: top-{top} identical={r['top_identical']} | FDR<{fdr}: ours {r['n_ours']} "
             f"ref {r['n_ref']} | Spearman(score)={r['spearman']:.6f}"
         )
+
+
+def _progress_bar(description: str):  # type: ignore[no-untyped-def]
+    """A rich progress bar and a callback ``(done, total)`` updating it."""
+    from rich.progress import Progress
+
+    prog = Progress(console=console, transient=True)
+    task = prog.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        prog.update(task, completed=done, total=total)
+
+    return prog, update
+
+
+@screen_app.command("simulate")
+def simulate_cmd(
+    output_prefix: str = typer.Option("screen_sim", "-n", "--output-prefix"),
+    n_genes: int = typer.Option(19114, "--n-genes", help="Targeted genes (Brunello 19,114)."),
+    sgrnas_per_gene: int = typer.Option(4, "--sgrnas-per-gene"),
+    n_controls: int = typer.Option(1000, "--n-controls", help="Non-targeting controls."),
+    coverage: float = typer.Option(500, "--coverage", help="Cells per sgRNA."),
+    moi: float = typer.Option(0.3, "--moi"),
+    et_ratio: float = typer.Option(0.25, "--et", help="Effector:target ratio (0.25 = 1:4)."),
+    coculture_days: float = typer.Option(7.0, "--days", help="Co-culture duration (days)."),
+    replicates: int = typer.Option(3, "--replicates"),
+    depth: float = typer.Option(300, "--depth", help="Reads per sgRNA per sample."),
+    preset: str = typer.Option("human_liquid", "--preset",
+                               help="Killing-route preset (traits.py)."),
+    truth: Annotated[Path | None, typer.Option("--truth", help="gene,h[,s] table.")] = None,
+    null: bool = typer.Option(False, "--null", help="All h = 1 (null screen)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Simulate a pooled CRISPR-KO screen with CAR-T co-culture; writes a MAGeCK count table
+    (PREFIX.count.txt), control list and truth tables."""
+    from cartsim.screen.simulate import ScreenDesign, read_truth_table, simulate_screen
+
+    try:
+        d = ScreenDesign(n_genes=n_genes, sgrnas_per_gene=sgrnas_per_gene,
+                         n_controls=n_controls, coverage=coverage, moi=moi, et_ratio=et_ratio,
+                         coculture_days=coculture_days, replicates=replicates, depth=depth,
+                         preset=preset, null=null, seed=seed)
+        user = read_truth_table(truth) if truth else None
+        prog, update = _progress_bar("simulating passages")
+        with prog:
+            sim = simulate_screen(d, user, progress=update)
+        paths = sim.write(output_prefix)
+    except (CartsimError, ValueError) as err:
+        _fail(err)
+        return
+    console.print(f"{sim.counts.n_sgrna} sgRNAs × {len(sim.counts.samples)} samples; wrote "
+                  + ", ".join(str(p) for p in paths))
+    console.print(f"analyse with: cartsim screen test -k {output_prefix}.count.txt -t "
+                  f"{','.join(sim.treatment)} -c {','.join(sim.control)} --control-sgrna "
+                  f"{output_prefix}.control_sgrnas.txt -n {output_prefix}")
+
+
+@screen_app.command("power")
+def power_cmd(
+    output_prefix: str = typer.Option("screen_power", "-n", "--output-prefix"),
+    coverages: str = typer.Option("100,300,500,1000", "--coverages"),
+    et_ratios: str = typer.Option("0.1,0.25,0.5", "--et"),
+    replicates: str = typer.Option("2,3", "--replicates"),
+    seeds: int = typer.Option(3, "--seeds", help="Simulated screens per grid point."),
+    n_genes: int = typer.Option(2000, "--n-genes", help="Library size (smaller = faster)."),
+    n_controls: int = typer.Option(200, "--n-controls"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Power to recover strong hits versus coverage, E:T and replicates (table + figure)."""
+    from cartsim.screen.power import power_figure, power_grid
+    from cartsim.screen.simulate import ScreenDesign
+
+    try:
+        covs = [float(x) for x in coverages.split(",")]
+        ets = [float(x) for x in et_ratios.split(",")]
+        reps = [int(x) for x in replicates.split(",")]
+        base = ScreenDesign(n_genes=n_genes, n_controls=n_controls, seed=seed)
+        prog, update = _progress_bar("power grid")
+        with prog:
+            tab = power_grid(base, covs, ets, reps, seeds=seeds, progress=update)
+        from cartsim.screen.io import write_text_atomic
+
+        write_text_atomic(output_prefix + ".power.txt", tab.to_csv(sep="\t", index=False))
+        power_figure(tab, output_prefix + ".power.png")
+    except (CartsimError, ValueError) as err:
+        _fail(err)
+        return
+    Console().print(tab.to_string(index=False))
+    console.print(f"wrote {output_prefix}.power.txt and {output_prefix}.power.png")

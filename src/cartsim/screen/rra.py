@@ -27,6 +27,8 @@ from scipy.special import betainc
 SKIP_GENES = ("NA", "na")
 #: minimum number of null genes per sgRNA-count group (P·G ≥ this, as in MAGeCK).
 MIN_NULL_GENES = 100_000
+#: cap on null percentiles drawn for one sgRNA-count group.
+MAX_NULL_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -144,17 +146,20 @@ def alpha_rra(
     ctrl_u = u[ctrl]
     pval = np.ones(g_total)
     for n in sizes:
+        # very large groups (e.g. 1,000 non-targeting guides under one name) get fewer null
+        # draws so that memory and time stay bounded (≤ ~2·10⁷ percentiles per group)
+        r_n = int(min(n_null, max(10_000, MAX_NULL_CELLS // int(n))))
         if ctrl_u.size > 0:
-            draws = ctrl_u[rng.integers(0, ctrl_u.size, size=(n_null, n))]
+            draws = ctrl_u[rng.integers(0, ctrl_u.size, size=(r_n, n))]
         else:
-            draws = rng.random((n_null, n))
+            draws = rng.random((r_n, n))
         draws.sort(axis=1)
         null_rho, _ = lo_values(draws, alpha)
         null_rho.sort()
         gi = np.flatnonzero(report & (n_per == n))
         lo = np.searchsorted(null_rho, rho[gi], side="left")
         hi = np.searchsorted(null_rho, rho[gi], side="right")
-        pval[gi] = np.minimum(((lo + hi) / 2.0 + 0.5) / n_null, 1.0)
+        pval[gi] = np.minimum(((lo + hi) / 2.0 + 0.5) / r_n, 1.0)
 
     rep = np.flatnonzero(report)
     fdr = bh_fdr(pval[rep], m_total=g_total)
