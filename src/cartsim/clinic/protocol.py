@@ -271,7 +271,7 @@ OBS_SPEC: dict[str, tuple[float, float]] = {
     "platelets_per_ul": (0.0, 1e7),
     "hemoglobin_g_dl": (0.0, 30.0),
     "igg_mg_dl": (0.0, 1e4),
-    "crp_mg_l": (0.0, 1e3),
+    "crp_mg_l": (0.0, 5e3),
     "ferritin_ng_ml": (0.0, 1e7),
     "weight_kg": (0.5, 400.0),
     "age_y": (0.0, 130.0),
