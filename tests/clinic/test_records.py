@@ -128,3 +128,15 @@ def test_invalid_units_and_values_are_rejected_individually(tmp_path: Path) -> N
     assert rej["row"].tolist() == [2, 4, 5, 6]
     daily = pd.read_csv(out / "daily_grades.csv")
     assert daily["crs_grade_astct"].tolist() == [3]  # NE + vasopressin is grade 3
+
+
+def test_ctcae_version_option(tmp_path: Path) -> None:
+    csv = tmp_path / "v.csv"
+    csv.write_text("patient_id,day,measure,value,unit\nC,5,anc,400,cells/uL\n")
+    for version, grade in (("5.0", 4), ("6.0", 3)):
+        out = tmp_path / version
+        res = runner.invoke(app, [str(csv), "--out", str(out), "--ctcae-version", version])
+        assert res.exit_code == 0
+        assert pd.read_csv(out / "daily_grades.csv")["neutropenia_grade"].tolist() == [grade]
+    res = runner.invoke(app, [str(csv), "--out", str(tmp_path / "x"), "--ctcae-version", "9"])
+    assert res.exit_code == 2 and not (tmp_path / "x").exists()

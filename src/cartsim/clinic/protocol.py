@@ -523,7 +523,7 @@ class Policy:
         had = st.toci_count > 0
         if t.repeat_if_not_improved:
             # a repeat dose only while CRS is not improving (ASCO: "repeat if needed")
-            trigger &= ~had | (crs_grade >= st.prev_crs_grade) | ~st.in_crs_episode
+            trigger &= ~had | (crs_grade >= st.prev_crs_grade)
         prophylactic = (int(day) in t.prophylactic_days) & (float(day) == int(day)) & ~had
         want = alive & (trigger | prophylactic)
         dose = tocilizumab_dose_mg(weight, t.mg_per_kg, t.max_mg, t.child_mg_per_kg,
