@@ -1,0 +1,248 @@
+"""Management protocol: loading/validation and the vectorised daily decision function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartsim.clinic.crs import DEVICE_ASTCT_COMPONENT, DEVICE_CODE
+from cartsim.clinic.protocol import (
+    ACTION_DTYPES,
+    OBS_SPEC,
+    load_protocol,
+    shipped_protocols,
+)
+from cartsim.errors import InvalidInputError, UnknownNameError
+
+
+def random_obs(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Random but physiologically plausible observations for one day."""
+    age = rng.uniform(1, 80, n)
+    child = age < 12
+    obs = {
+        "temperature_c": rng.normal(38.0, 1.0, n).clip(35, 42),
+        "map_mmhg": rng.normal(68, 12, n).clip(25, 120),
+        "spo2_room_air_pct": rng.normal(94, 5, n).clip(60, 100),
+        "ice_score": np.where(child, np.nan, rng.integers(0, 11, n)).astype(float),
+        "capd_score": np.where(child, rng.integers(0, 20, n), np.nan).astype(float),
+        "consciousness": rng.choice(4, n, p=[0.85, 0.08, 0.05, 0.02]).astype(float),
+        "seizure": rng.choice(3, n, p=[0.95, 0.04, 0.01]).astype(float),
+        "motor_weakness": (rng.random(n) < 0.01).astype(float),
+        "cerebral_edema": rng.choice(3, n, p=[0.97, 0.02, 0.01]).astype(float),
+        "il6_pg_ml": rng.lognormal(3, 1.5, n),
+        "il6_baseline_pg_ml": rng.lognormal(2, 0.5, n),
+        "anc_per_ul": rng.lognormal(6.5, 1.5, n),
+        "platelets_per_ul": rng.lognormal(11, 0.8, n),
+        "hemoglobin_g_dl": rng.normal(10, 2, n).clip(4, 17),
+        "igg_mg_dl": rng.normal(600, 250, n).clip(50, 2000),
+        "crp_mg_l": rng.lognormal(3, 1, n).clip(0, 900),
+        "ferritin_ng_ml": rng.lognormal(7, 1, n),
+        "weight_kg": np.where(child, rng.uniform(10, 45, n), rng.uniform(40, 130, n)),
+        "age_y": age,
+        "alive": rng.random(n) > 0.02,
+    }
+    return obs
+
+
+def test_shipped_protocols_load() -> None:
+    names = shipped_protocols()
+    assert {"default", "early_tocilizumab", "prophylactic_tocilizumab", "il6_guided"} <= set(names)
+    for name in names:
+        assert load_protocol(name).name == name
+    assert load_protocol("il6_guided").config.tocilizumab.il6_fold_trigger == 4.0
+    # inherited settings come from the base file
+    assert load_protocol("il6_guided").config.supportive.spo2_target_pct == 92.0
+
+
+def test_ten_thousand_patients_thirty_days_random_physiology() -> None:
+    rng = np.random.default_rng(7)
+    n, days = 10_000, 30
+    policy = load_protocol("default")
+    state = policy.initial_state(n)
+    toci_given = np.zeros((n, days))
+    for day in range(days):
+        obs = random_obs(rng, n)
+        actions, state = policy.decide(day, obs, state)
+        assert set(actions) == set(ACTION_DTYPES)
+        for key, arr in actions.items():
+            assert arr.shape == (n,), key
+            assert arr.dtype == ACTION_DTYPES[key], key
+        dead = ~obs["alive"]
+        assert not actions["tocilizumab_mg"][dead].any()
+        assert not actions["oxygen_device"][dead].any()
+        # per-dose label limits: 12 mg/kg under 30 kg, else 8 mg/kg up to 800 mg
+        w = obs["weight_kg"]
+        expected = np.where(w < 30, 12 * w, np.minimum(8 * w, 800))
+        given = actions["tocilizumab_mg"] > 0
+        assert np.allclose(actions["tocilizumab_mg"][given], expected[given])
+        # tocilizumab never for a patient without CRS ≥ grade 2 under the default protocol
+        assert (actions["crs_grade"][given] >= 2).all()
+        # the CRS grade reflects the support chosen
+        oxy = DEVICE_ASTCT_COMPONENT[actions["oxygen_device"]]
+        live_crs = actions["crs_grade"] > 0
+        assert (actions["crs_grade"][live_crs] >= oxy[live_crs]).all()
+        febrile_two = (actions["vasopressors"] >= 2) & (obs["temperature_c"] >= 38) & obs["alive"]
+        assert febrile_two.any() and (actions["crs_grade"][febrile_two] == 4).all()
+        afebrile_untreated = (obs["temperature_c"] < 38) & ~state.anticytokine_started
+        assert (actions["crs_grade"][afebrile_untreated] == 0).all()
+        toci_given[:, day] = given
+    assert toci_given.sum(axis=1).max() <= 4
+    # with daily decisions and ≥ 8 h spacing, at most 3 doses in any 24 h means ≤ 1 per day here
+    assert (state.toci_count == toci_given.sum(axis=1)).all()
+    times = np.sort(state.toci_times_h, axis=1)
+    gaps = np.diff(times, axis=1)
+    assert np.all(np.isnan(gaps) | (gaps >= 8.0))
+    assert toci_given.sum() > 0 and (state.steroid_days >= 0).all()
+
+
+def _obs(n: int = 1, **over: float) -> dict[str, np.ndarray]:
+    base = {k: 0.0 for k in OBS_SPEC}
+    base.update(temperature_c=37.0, map_mmhg=80.0, spo2_room_air_pct=98.0, ice_score=10.0,
+                capd_score=np.nan, il6_pg_ml=10.0, il6_baseline_pg_ml=10.0, anc_per_ul=3000.0,
+                platelets_per_ul=2e5, hemoglobin_g_dl=12.0, igg_mg_dl=800.0, crp_mg_l=5.0,
+                ferritin_ng_ml=300.0, weight_kg=70.0, age_y=50.0, alive=1.0)
+    base.update(over)
+    return {k: np.full(n, v, dtype=float) for k, v in base.items()}
+
+
+def test_vasopressors_and_oxygen_follow_documented_rules() -> None:
+    policy = load_protocol("default")
+    maps = np.array([80, 64, 60, 59, 45, 44, 39, 34], dtype=float)
+    obs = _obs(len(maps), temperature_c=39.0)
+    obs["map_mmhg"] = maps
+    actions, _ = policy.decide(1, obs, policy.initial_state(len(maps)))
+    # deficit below 65: 0, 1, 5, 6, 20, 21, 26, 31 mmHg
+    assert actions["vasopressors"].tolist() == [0, 0, 0, 1, 1, 2, 2, 3]
+    assert actions["vasopressin"].tolist() == [False] * 6 + [True, True]
+    assert (actions["fluid_bolus_ml"][1:] == 1000.0).all() and actions["fluid_bolus_ml"][0] == 0
+    assert actions["crs_grade"].tolist() == [1, 2, 2, 3, 3, 4, 4, 4]
+
+    spo2 = np.array([95, 92, 90, 86, 85, 80, 74, 68, 60], dtype=float)
+    obs = _obs(len(spo2), temperature_c=39.0)
+    obs["spo2_room_air_pct"] = spo2
+    actions, _ = policy.decide(1, obs, policy.initial_state(len(spo2)))
+    names = ["none", "none", "low_flow_nasal_cannula", "low_flow_nasal_cannula",
+             "high_flow_nasal_cannula", "high_flow_nasal_cannula", "nonrebreather", "bipap",
+             "mechanical_ventilation"]
+    assert actions["oxygen_device"].tolist() == [DEVICE_CODE[d] for d in names]
+    assert actions["crs_grade"].tolist() == [1, 1, 2, 2, 3, 3, 3, 4, 4]
+
+
+def test_infant_gets_blow_by_and_child_map_target() -> None:
+    policy = load_protocol("default")
+    obs = _obs(2, temperature_c=38.5, spo2_room_air_pct=89.0, weight_kg=8.0)
+    obs["age_y"] = np.array([0.5, 6.0])
+    obs["map_mmhg"] = np.array([60.0, 60.0])
+    actions, _ = policy.decide(1, obs, policy.initial_state(2))
+    assert actions["oxygen_device"].tolist() == [DEVICE_CODE["blow_by"],
+                                                 DEVICE_CODE["low_flow_nasal_cannula"]]
+    # targets 50.75 and 59 mmHg: neither child is hypotensive at 60 mmHg
+    assert actions["fluid_bolus_ml"].tolist() == [0.0, 0.0]
+
+
+def test_fever_masking_after_tocilizumab() -> None:
+    policy = load_protocol("default")
+    state = policy.initial_state(1)
+    a1, state = policy.decide(2, _obs(temperature_c=39.0, spo2_room_air_pct=89.0), state)
+    assert a1["crs_grade"][0] == 2 and a1["tocilizumab_mg"][0] == 560.0
+    a2, state = policy.decide(3, _obs(temperature_c=37.0, map_mmhg=58.0), state)
+    assert a2["crs_grade"][0] == 3  # afebrile after tocilizumab, on one vasopressor
+    a3, state = policy.decide(4, _obs(temperature_c=37.0), state)
+    assert a3["crs_grade"][0] == 0
+    a4, _ = policy.decide(5, _obs(temperature_c=37.0, map_mmhg=58.0), state)
+    assert a4["crs_grade"][0] == 0  # episode resolved: a new one needs fever
+
+
+@pytest.mark.parametrize(
+    ("protocol", "over", "day", "expect_toci"),
+    [
+        pytest.param("default", {"temperature_c": 38.5}, 1, False, id="default-G1-no-toci"),
+        pytest.param("early_tocilizumab", {"temperature_c": 38.5}, 1, True, id="early-G1"),
+        pytest.param("il6_guided", {"temperature_c": 38.5, "il6_pg_ml": 45.0}, 1, True,
+                     id="il6-4.5-fold"),
+        pytest.param("il6_guided", {"temperature_c": 38.5, "il6_pg_ml": 35.0}, 1, False,
+                     id="il6-3.5-fold"),
+        pytest.param("prophylactic_tocilizumab", {}, 0, True, id="prophylactic-day0"),
+        pytest.param("prophylactic_tocilizumab", {}, 1, False, id="prophylactic-day1"),
+    ],
+)
+def test_alternative_policies(protocol: str, over: dict[str, float], day: int,
+                              expect_toci: bool) -> None:
+    policy = load_protocol(protocol)
+    actions, _ = policy.decide(day, _obs(**over), policy.initial_state(1))
+    assert (actions["tocilizumab_mg"][0] > 0) == expect_toci
+
+
+def test_refractory_crs_gets_anakinra_and_ivig_gcsf() -> None:
+    policy = load_protocol("default")
+    state = policy.initial_state(1)
+    got_anakinra = False
+    for day in range(6):
+        actions, state = policy.decide(day, _obs(temperature_c=39.5, map_mmhg=55.0), state)
+        got_anakinra |= actions["anakinra_mg"][0] > 0
+    assert got_anakinra and actions["anakinra_mg"][0] == 400.0
+    obs = _obs(igg_mg_dl=300.0, anc_per_ul=300.0)
+    a, st = policy.decide(20, obs, policy.initial_state(1))
+    assert a["ivig_g"][0] == pytest.approx(28.0) and a["gcsf"][0]
+    a, _ = policy.decide(30, obs, st)
+    assert a["ivig_g"][0] == 0.0  # within 28 days of the last dose
+    a, _ = policy.decide(10, obs, policy.initial_state(1))
+    assert not a["gcsf"][0]  # before day 14
+
+
+def test_decide_does_not_mutate_state() -> None:
+    policy = load_protocol("default")
+    state = policy.initial_state(3)
+    before = state.copy()
+    policy.decide(1, _obs(3, temperature_c=39.5, map_mmhg=40.0), state)
+    assert np.array_equal(state.toci_count, before.toci_count)
+    assert np.isnan(state.toci_times_h).all()
+
+
+def test_invalid_protocol_names_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nbase = "default"\n[tocilizumab]\nmax_mg = -5\n')
+    with pytest.raises(InvalidInputError) as exc:
+        load_protocol(bad)
+    assert exc.value.field == "tocilizumab.max_mg"
+    extra = tmp_path / "extra.toml"
+    extra.write_text('name = "x"\nbase = "default"\n[supportive]\nmap_targett = 60\n')
+    with pytest.raises(InvalidInputError) as exc:
+        load_protocol(extra)
+    assert exc.value.field == "supportive.map_targett"
+    ladder = tmp_path / "ladder.toml"
+    ladder.write_text('name = "x"\nbase = "default"\n[supportive]\n'
+                      'oxygen_ladder = [{max_deficit_pct = 5, device = "hyperbaric"}]\n')
+    with pytest.raises(InvalidInputError) as exc:
+        load_protocol(ladder)
+    assert exc.value.field.startswith("supportive.oxygen_ladder")
+    assert "mechanical_ventilation" in str(exc.value)
+    with pytest.raises(UnknownNameError) as exc2:
+        load_protocol("no_such_protocol")
+    assert "default" in exc2.value.allowed
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = \n")
+    with pytest.raises(InvalidInputError):
+        load_protocol(broken)
+
+
+def test_invalid_obs_names_field() -> None:
+    policy = load_protocol("default")
+    state = policy.initial_state(2)
+    obs = _obs(2)
+    obs["spo2_room_air_pct"] = np.array([95.0, 104.0])
+    with pytest.raises(InvalidInputError) as exc:
+        policy.decide(0, obs, state)
+    assert exc.value.field == "obs['spo2_room_air_pct']" and exc.value.value == 104.0
+    obs = _obs(2)
+    del obs["igg_mg_dl"]
+    with pytest.raises(InvalidInputError, match="igg_mg_dl"):
+        policy.decide(0, obs, state)
+    obs = _obs(3)
+    with pytest.raises(InvalidInputError) as exc:
+        policy.decide(0, obs, state)
+    assert exc.value.field.startswith("obs[")
+    with pytest.raises(InvalidInputError):
+        policy.initial_state(0)
