@@ -179,9 +179,11 @@ def main() -> None:  # pragma: no cover
 
 
 def _mount_subcommands() -> None:
+    from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
 
     app.add_typer(screen_app, name="screen")
+    app.command("grade")(grade_command)
 
 
 _mount_subcommands()
