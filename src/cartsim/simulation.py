@@ -174,8 +174,9 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict
         "platelets_per_ul": r["platelets_per_ul"],
         "hemoglobin_g_dl": r["hemoglobin_g_dl"],
         "igg_mg_dl": r["igg_mg_dl"],
-        "crp_mg_l": 2.0 + 0.5 * r["il6_pg_ml"],
-        "ferritin_ng_ml": 300.0 + 20.0 * r["il6_pg_ml"],
+        # CRP and ferritin are not modelled yet: reported as missing, never invented
+        "crp_mg_l": np.full(n, np.nan),
+        "ferritin_ng_ml": np.full(n, np.nan),
         "weight_kg": p[:, P.weight_kg],
         "age_y": age,
         "alive": np.ones(n, dtype=bool),

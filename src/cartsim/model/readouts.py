@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cartsim.model.parameters import C, P
+from cartsim.model.parameters import N_PARAMS_BASE, C, P
 from cartsim.model.state import N_CLONES, S
-from cartsim.population import N_PARAMS_BASE
 
 #: Fraction of whole-body lymphocytes that circulate in blood (≈ 2% rule; assumed).
 T_BLOOD_FRACTION = 0.01
