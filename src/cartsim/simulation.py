@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,20 @@ from cartsim.products import Product
 LD_FIRST_DAY = -5
 LD_DAYS = (-5, -4, -3)
 DEFAULT_RTOL = 1e-6
+
+
+class Procedure(Protocol):
+    """A day-start intervention other than the clinic's drugs (HSCT, re-infusion, ...).
+
+    ``apply`` may change ``y`` in place for the patients it chooses and returns what it did as
+    ``{event_name: (amount per patient, unit)}``; non-zero amounts become rows of the events
+    table. It sees the model's state ``y`` (n, N_STATES), parameters ``p`` (n, N_PARAMS) and
+    per-patient status (0 = running).
+    """
+
+    def apply(
+        self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray
+    ) -> dict[str, tuple[np.ndarray, str]]: ...
 
 
 class ManagementProtocol(Protocol):
@@ -194,10 +208,13 @@ def simulate(
     overrides: dict[str, float] | None = None,
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[int], None] | None = None,
+    procedures: Sequence[Procedure] = (),
 ) -> SimulationResult:
     """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
 
     Lymphodepletion (Flu/Cy) on days −5, −4, −3 and the infusion on day 0 are schedule items.
+    Each day from day 0 the ``protocol`` (if any) observes and treats, then each of
+    ``procedures`` acts; what they give is recorded in the events table.
     """
     if not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInputError("days", "an integer in [1, 3650]", days)
@@ -239,7 +256,12 @@ def simulate(
 
     def on_day_start(day: int, y_: np.ndarray, status: np.ndarray) -> None:
         nonlocal pstate
-        if protocol is None or day < 0:
+        if day < 0:
+            return
+        for proc in procedures:
+            for name, (amt, unit) in proc.apply(day, y_, p, status).items():
+                add_events(day, name, np.where(status == 0, np.asarray(amt, float), 0.0), unit)
+        if protocol is None:
             return
         obs = observations(y_, p, baseline_il6)
         obs["alive"] = status == 0
