@@ -213,8 +213,8 @@ def simulate(
     """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
 
     Lymphodepletion (Flu/Cy) on days −5, −4, −3 and the infusion on day 0 are schedule items.
-    Each day from day 0 the ``protocol`` (if any) observes and treats, then each of
-    ``procedures`` acts; what they give is recorded in the events table.
+    Each day from day 0 each of ``procedures`` acts, then the ``protocol`` (if any) observes
+    and treats; what they give is recorded in the events table.
     """
     if not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInputError("days", "an integer in [1, 3650]", days)
