@@ -1,334 +1,1024 @@
-"""Compiled per-patient adaptive ODE solver, looped over patients in parallel.
+"""Model-agnostic compiled ODE engine: one adaptive solver per patient, parallel over patients.
 
-Design (shared/reference/performance.md §8): one adaptive solver per patient with its own step
-control and failure handling, compiled with numba and run over patients with ``prange`` on all
-cores; no lock-step batching. The engine knows nothing about the model: it takes any numba
-function ``rhs(t, y, p, dy)``.
+Design (see ``/work/shared/reference/performance.md`` sections 6-8 for the measurements
+behind it):
 
-Methods
--------
-``"ros23"`` (default, stiff-robust): the L-stable Rosenbrock 2(3) pair of Shampine & Reichelt
-(1997, the method of MATLAB's ``ode23s``), d = 1/(2+√2), with a finite-difference Jacobian
-refreshed every step and a dense LU with partial pivoting. Error estimate of order 3.
+* Every patient is integrated by its own adaptive solver with its own step size, step
+  control and failure status. Patients are never advanced in lock-step.
+* The loop over patients is compiled (``numba.prange`` inside ``@njit(parallel=True,
+  nogil=True)``), so one call integrates the whole cohort from ``t0`` to ``t1`` on all
+  cores. Work arrays are allocated once per block of patients, not per patient.
+* The default method is RODAS4 (Hairer & Wanner, *Solving ODEs II*, sec. IV.7): an
+  L-stable, stiffly accurate Rosenbrock method of order 4 with an embedded order-3 error
+  estimate. Its cost does not depend on the stiffness of the model. ``method="dp5"`` selects
+  the explicit Dormand-Prince 5(4) pair (the tableau, error estimate and norm of SciPy's
+  ``RK45``), which is cheaper per step on non-stiff models but whose step is bounded by
+  stability once any timescale is short.
+* The model's right-hand side is a numba ``@njit`` function
+  ``rhs(t, y, p, dy) -> None`` writing ``dy`` in place. It is inlined into the compiled
+  solver (no indirect call per evaluation). The Jacobian is built inside compiled code by
+  column-wise forward differences unless an analytic ``jac(t, y, p, J)`` is given.
 
-``"dp5"`` (opt-in, non-stiff): Dormand–Prince 5(4) with the standard step-size controller.
+Public interface::
 
-Status codes per patient: :data:`STATUS_OK`, :data:`STATUS_MAX_STEPS`,
-:data:`STATUS_STEP_TOO_SMALL`, :data:`STATUS_NONFINITE`. A patient whose status is non-zero on
-entry is skipped; one failing patient never aborts the others.
+    integrate = make_integrator(rhs, n_states=S, method="rodas4")
+    integrate(y, p, t0, t1, h, rtol, atol, max_steps, status, nsteps)
+
+See :func:`make_integrator` for the meaning of every argument.
+
+Compile-time caching
+--------------------
+numba refuses to reuse an on-disk cache for closures over other jitted functions (a
+dispatcher pickles with a per-process random UUID, so the closure hash never matches in a
+new process). :func:`make_integrator` therefore does not build a closure: it clones a
+module-level driver function with its own globals (``rhs``, ``jac``, the per-patient solver
+and the controller constants) and a qualified name derived from a hash of the model's source
+file, the names of ``rhs``/``jac`` and all options. numba then caches each (model, method,
+options) combination in its own file next to this module (or in ``NUMBA_CACHE_DIR``), and a
+second process loads it instead of compiling. The hash covers the whole source file that
+defines ``rhs`` (and ``jac``); helpers that ``rhs`` imports from *other* files are not
+tracked, exactly as with numba's own ``cache=True``. Pass ``cache=False`` when developing such
+helpers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+import types
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numba
 import numpy as np
+from numba import njit, prange
 
-STATUS_OK = 0
-STATUS_MAX_STEPS = 1
-STATUS_STEP_TOO_SMALL = 2
-STATUS_NONFINITE = 3
+__all__ = [
+    "STATUS_OK",
+    "STATUS_MAX_STEPS",
+    "STATUS_STEP_TOO_SMALL",
+    "STATUS_NONFINITE",
+    "STATUS_NAMES",
+    "METHODS",
+    "SolverOptions",
+    "Integrator",
+    "make_integrator",
+    "column_groups",
+    "detect_sparsity",
+]
 
-METHODS = ("ros23", "dp5")
+#: The patient reached ``t1``.
+STATUS_OK: int = 0
+#: More than ``max_steps`` steps (accepted + rejected) were needed within one call.
+STATUS_MAX_STEPS: int = 1
+#: The step size fell below ``16 * eps * max(|t|, |t1|)`` while the error test kept failing.
+STATUS_STEP_TOO_SMALL: int = 2
+#: The right-hand side produced NaN/inf at an accepted state, or every retry of a step did.
+STATUS_NONFINITE: int = 3
 
-_D = 1.0 / (2.0 + math.sqrt(2.0))
-_E32 = 6.0 + math.sqrt(2.0)
+STATUS_NAMES: dict[int, str] = {
+    STATUS_OK: "ok",
+    STATUS_MAX_STEPS: "max_steps",
+    STATUS_STEP_TOO_SMALL: "step_too_small",
+    STATUS_NONFINITE: "nonfinite",
+}
+
+#: Supported methods: name -> order used by the step-size controller exponent.
+METHODS: dict[str, int] = {"rodas4": 4, "dp5": 5}
+
+_EPS = float(np.finfo(np.float64).eps)
+_SQRT_EPS = math.sqrt(_EPS)
+_BLOCK = 16  # patients per work-array allocation inside the parallel loop
+
+# Rows of the per-block work array ``W`` (shape (_NW, S)).
+_W_F0 = 0  # f(t, y) at the current accepted state
+_W_FT = 1  # scratch rhs output
+_W_YT = 2  # stage argument / candidate new state
+_W_FX = 3  # df/dt (Rosenbrock, non-autonomous)
+_W_K = 4  # stages k1..k7 occupy rows 4..10
+_W_YS = 11  # scratch copy of y for the first-step heuristic
+_W_DV = 12  # finite-difference increments per column
+_W_YSAVE = 13  # unperturbed values of the columns of a group
+_NW = 14
 
 
-@numba.njit(cache=True)
+@dataclass(frozen=True)
+class SolverOptions:
+    """Step-size controller settings, fixed at compile time.
+
+    Attributes:
+        safety: safety factor on the optimal step-size estimate.
+        fac_min: smallest factor by which one step may shrink the step size.
+        fac_max: largest factor by which one accepted step may grow the step size.
+        rtol: default relative tolerance (for callers; the compiled function takes it as
+            an argument).
+        atol: default absolute tolerance, same for every state.
+        max_steps: default step budget per patient per call.
+    """
+
+    safety: float = 0.9
+    fac_min: float = 0.2
+    fac_max: float = 6.0
+    rtol: float = 1e-6
+    atol: float = 1e-4
+    max_steps: int = 100_000
+
+    def atol_array(self, n_states: int) -> np.ndarray:
+        """Return the default per-state absolute tolerance as a float64 array."""
+        return np.full(n_states, self.atol, dtype=np.float64)
+
+
+class Integrator(Protocol):
+    """Signature of the compiled cohort integrator returned by :func:`make_integrator`."""
+
+    def __call__(
+        self,
+        y: np.ndarray,
+        p: np.ndarray,
+        t0: float,
+        t1: float,
+        h: np.ndarray,
+        rtol: float,
+        atol: np.ndarray,
+        max_steps: int,
+        status: np.ndarray,
+        nsteps: np.ndarray,
+    ) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------
+# Dense LU with partial pivoting (S is small: 5-60). Hand-written: no allocation, no LAPACK
+# call overhead per step.
+# ----------------------------------------------------------------------------------------
+
+
 def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
-    """In-place LU with partial pivoting; False if singular."""
-    n = a.shape[0]
-    for k in range(n):
+    """Factor ``a`` in place as P A = L U (unit lower L); return False on a zero pivot.
+
+    The diagonal of ``a`` receives the *reciprocals* of U's diagonal, so that
+    :func:`_lu_solve` multiplies instead of dividing (divisions dominate the latency of a
+    small triangular solve).
+
+    Block structure: the matrices factored here are ``I/(h γ) − J``; when only the first
+    ``_NJAC`` states feed back into the model, the columns of the others are zero apart from
+    the diagonal, so ``a = [[A, 0], [C, D]]`` with D diagonal. Only A is factored (pivoting
+    within it); C is kept and D is replaced by its reciprocal for the forward substitution.
+    """
+    n = _N
+    nj = _NJAC
+    for k in range(nj):
         m = k
         amax = abs(a[k, k])
-        for i in range(k + 1, n):
+        for i in range(k + 1, nj):
             v = abs(a[i, k])
             if v > amax:
                 amax = v
                 m = i
         piv[k] = m
-        if amax == 0.0:
+        if not amax > 0.0:  # also catches NaN
             return False
         if m != k:
-            for j in range(n):
+            for j in range(nj):
                 tmp = a[k, j]
                 a[k, j] = a[m, j]
                 a[m, j] = tmp
         inv = 1.0 / a[k, k]
-        for i in range(k + 1, n):
-            a[i, k] *= inv
-            f = a[i, k]
-            if f != 0.0:
-                for j in range(k + 1, n):
-                    a[i, j] -= f * a[k, j]
+        a[k, k] = inv
+        for i in range(k + 1, nj):
+            lik = a[i, k] * inv
+            a[i, k] = lik
+            if lik != 0.0:
+                for j in range(k + 1, nj):
+                    a[i, j] -= lik * a[k, j]
+    for i in range(nj, n):
+        d = a[i, i]
+        if not abs(d) > 0.0:
+            return False
+        a[i, i] = 1.0 / d
     return True
 
 
-@numba.njit(cache=True)
-def _lu_solve(a: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
-    n = a.shape[0]
-    for k in range(n):
+def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
+    """Solve ``A x = b`` in place given the output of :func:`_lu_factor`.
+
+    Column-oriented (axpy) substitution: the updates within a column are independent, which
+    shortens the dependency chain compared with row-wise dot products. Rows beyond
+    ``_NJAC`` (diagonal block) are then solved by forward substitution.
+    """
+    n = _N
+    nj = _NJAC
+    for k in range(nj):
         m = piv[k]
         if m != k:
             tmp = b[k]
             b[k] = b[m]
             b[m] = tmp
+    for j in range(nj):
+        bj = b[j]
+        for i in range(j + 1, nj):
+            b[i] -= lu[i, j] * bj
+    for j in range(nj - 1, -1, -1):
+        bj = b[j] * lu[j, j]
+        b[j] = bj
+        for i in range(j):
+            b[i] -= lu[i, j] * bj
+    for i in range(nj, n):
+        s = b[i]
+        for j in range(nj):
+            s -= lu[i, j] * b[j]
+        b[i] = s * lu[i, i]
+
+
+# ----------------------------------------------------------------------------------------
+# Shared helpers
+# ----------------------------------------------------------------------------------------
+
+
+@njit(nogil=True)
+def _no_jac(t: float, y: np.ndarray, p: np.ndarray, jm: np.ndarray) -> None:
+    """Stand-in passed when no analytic Jacobian is given (never called)."""
+    jm[0, 0] = 0.0
+
+
+def _err_norm(e: np.ndarray, y0: np.ndarray, y1: np.ndarray, rtol: float, atol: np.ndarray,
+              scale_h: float) -> float:
+    """sqrt(mean((scale_h*e / (atol + rtol*max(|y0|,|y1|)))**2)); NaN-propagating."""
+    n = _N
+    acc = 0.0
     for i in range(n):
-        s = b[i]
-        for j in range(i):
-            s -= a[i, j] * b[j]
-        b[i] = s
-    for i in range(n - 1, -1, -1):
-        s = b[i]
-        for j in range(i + 1, n):
-            s -= a[i, j] * b[j]
-        b[i] = s / a[i, i]
+        sc = atol[i] + rtol * max(abs(y0[i]), abs(y1[i]))
+        r = scale_h * e[i] / sc
+        acc += r * r
+    return math.sqrt(acc / n)
 
 
-def _build_ros23(rhs: Callable[..., None], n_jac: int) -> Callable[..., None]:
-    @numba.njit
-    def solve_one(y, p, t0, t1, h0, rtol, atol, max_steps, work):  # type: ignore[no-untyped-def]
-        n = y.shape[0]
-        f0, f1, f2 = work[0], work[1], work[2]
-        k1, k2, k3 = work[3], work[4], work[5]
-        ynew, ytmp, fj = work[6], work[7], work[8]
-        w = np.empty((n, n))
-        piv = np.empty(n, dtype=np.int64)
-        t = t0
-        span = t1 - t0
-        rhs(t, y, p, f0)
-        h = h0
-        if h <= 0.0 or h > span:
-            # initial step from the scaled derivative (Hairer–Wanner heuristic, order 2)
-            d0 = 0.0
-            d1 = 0.0
-            for i in range(n):
-                sc = atol[i] + rtol * abs(y[i])
-                d0 += (y[i] / sc) ** 2
-                d1 += (f0[i] / sc) ** 2
-            d0 = math.sqrt(d0 / n)
-            d1 = math.sqrt(d1 / n)
-            h = 0.01 * d0 / d1 if d0 > 1e-5 and d1 > 1e-5 else 1e-4
-            h = min(h, span)
-        steps = 0
-        h_keep = h
-        hmin = 1e-12 * max(1.0, abs(t1))
-        while t < t1:
-            if steps >= max_steps:
-                return STATUS_MAX_STEPS, h, steps
-            last = False
-            if t + 1.01 * h >= t1:
-                h_keep = h
-                h = t1 - t
-                last = True
-            # finite-difference Jacobian (columns of accumulator states are zero)
-            for j in range(n):
-                for i in range(n):
-                    w[i, j] = 0.0
-            for j in range(n_jac):
+def _all_finite(v: np.ndarray) -> bool:
+    for i in range(_N):
+        if not math.isfinite(v[i]):
+            return False
+    return True
+
+
+def _initial_step(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
+                  f0: np.ndarray, rtol: float, atol: np.ndarray, order: int,
+                  ys: np.ndarray, f1: np.ndarray) -> float:
+    """Hairer-Norsett-Wanner starting step heuristic (HNW I, sec. II.4)."""
+    n = _N
+    d0 = 0.0
+    d1 = 0.0
+    for i in range(n):
+        sc = atol[i] + rtol * abs(y[i])
+        d0 += (y[i] / sc) ** 2
+        d1 += (f0[i] / sc) ** 2
+    d0 = math.sqrt(d0 / n)
+    d1 = math.sqrt(d1 / n)
+    span = t1 - t0
+    if d0 < 1e-5 or d1 < 1e-5:
+        h0 = 1e-6
+    else:
+        h0 = 0.01 * d0 / d1
+    h0 = min(h0, span)
+    for i in range(n):
+        ys[i] = y[i] + h0 * f0[i]
+    _RHS(t0 + h0, ys, p, f1)
+    d2 = 0.0
+    for i in range(n):
+        sc = atol[i] + rtol * abs(y[i])
+        d2 += ((f1[i] - f0[i]) / sc) ** 2
+    d2 = math.sqrt(d2 / n) / h0
+    dm = max(d1, d2)
+    if not math.isfinite(dm):
+        return h0
+    if dm <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / dm) ** (1.0 / (order + 1))
+    return min(100.0 * h0, h1, span)
+
+
+def _nonneg_fix(ynew: np.ndarray, atol: np.ndarray) -> bool:
+    """Zero components in (-atol, 0); return False if any is <= -atol (reject the step)."""
+    n = _N
+    for i in range(n):
+        if ynew[i] <= -atol[i]:
+            return False
+    for i in range(n):
+        if ynew[i] < 0.0:
+            ynew[i] = 0.0
+    return True
+
+
+# ----------------------------------------------------------------------------------------
+# RODAS4 coefficients (Hairer & Wanner, rodas.f, METH=1)
+# ----------------------------------------------------------------------------------------
+
+_R_GAMMA = 0.25
+_R_C2, _R_C3, _R_C4 = 0.386, 0.21, 0.63
+_R_D1, _R_D2, _R_D3, _R_D4 = 0.25, -0.1043, 0.1035, -0.3620000000000023e-01
+_R_A21 = 1.544
+_R_A31, _R_A32 = 0.9466785280815826, 0.2557011698983284
+_R_A41, _R_A42, _R_A43 = 3.314825187068521, 2.896124015972201, 0.9986419139977817
+_R_A51, _R_A52, _R_A53, _R_A54 = (
+    1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950)
+_R_C21 = -5.6688
+_R_C31, _R_C32 = -2.430093356833875, -0.2063599157091915
+_R_C41, _R_C42, _R_C43 = -0.1073529058151375, -9.594562251023355, -20.47028614809616
+_R_C51, _R_C52, _R_C53, _R_C54 = (
+    7.496443313967647, -10.24680431464352, -33.99990352819905, 11.70890893206160)
+_R_C61, _R_C62, _R_C63, _R_C64, _R_C65 = (
+    8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136,
+    -6.058818238834054)
+
+
+def _rodas4_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
+                    jm: np.ndarray, em: np.ndarray, piv: np.ndarray, w: np.ndarray,
+                    with_fx: bool) -> bool:
+    """One RODAS4 step of size h from (t, y). New state in w[_W_YT], error in w[_W_K+5].
+
+    Uses f0 = w[_W_F0], df/dt = w[_W_FX] (if ``with_fx``) and the Jacobian ``jm``.
+    Returns False if the iteration matrix is singular.
+    """
+    n = _N
+    inv_h = 1.0 / h
+    fac = inv_h * (1.0 / _R_GAMMA)
+    for i in range(n):
+        for j in range(n):
+            em[i, j] = -jm[i, j]
+        em[i, i] += fac
+    if not _lu_factor(em, piv):
+        return False
+    f0 = w[_W_F0]
+    ft = w[_W_FT]
+    yt = w[_W_YT]
+    fx = w[_W_FX]
+    k1 = w[_W_K]
+    k2 = w[_W_K + 1]
+    k3 = w[_W_K + 2]
+    k4 = w[_W_K + 3]
+    k5 = w[_W_K + 4]
+    k6 = w[_W_K + 5]
+    hc21 = _R_C21 * inv_h
+    hc31 = _R_C31 * inv_h
+    hc32 = _R_C32 * inv_h
+    hc41 = _R_C41 * inv_h
+    hc42 = _R_C42 * inv_h
+    hc43 = _R_C43 * inv_h
+    hc51 = _R_C51 * inv_h
+    hc52 = _R_C52 * inv_h
+    hc53 = _R_C53 * inv_h
+    hc54 = _R_C54 * inv_h
+    hc61 = _R_C61 * inv_h
+    hc62 = _R_C62 * inv_h
+    hc63 = _R_C63 * inv_h
+    hc64 = _R_C64 * inv_h
+    hc65 = _R_C65 * inv_h
+    if with_fx:
+        hd1 = h * _R_D1
+        hd2 = h * _R_D2
+        hd3 = h * _R_D3
+        hd4 = h * _R_D4
+    else:
+        hd1 = 0.0
+        hd2 = 0.0
+        hd3 = 0.0
+        hd4 = 0.0
+    # stage 1
+    for i in range(n):
+        k1[i] = f0[i] + hd1 * fx[i]
+    _lu_solve(em, piv, k1)
+    # stage 2
+    for i in range(n):
+        yt[i] = y[i] + _R_A21 * k1[i]
+    _RHS(t + _R_C2 * h, yt, p, ft)
+    for i in range(n):
+        k2[i] = ft[i] + hc21 * k1[i] + hd2 * fx[i]
+    _lu_solve(em, piv, k2)
+    # stage 3
+    for i in range(n):
+        yt[i] = y[i] + _R_A31 * k1[i] + _R_A32 * k2[i]
+    _RHS(t + _R_C3 * h, yt, p, ft)
+    for i in range(n):
+        k3[i] = ft[i] + hc31 * k1[i] + hc32 * k2[i] + hd3 * fx[i]
+    _lu_solve(em, piv, k3)
+    # stage 4
+    for i in range(n):
+        yt[i] = y[i] + _R_A41 * k1[i] + _R_A42 * k2[i] + _R_A43 * k3[i]
+    _RHS(t + _R_C4 * h, yt, p, ft)
+    for i in range(n):
+        k4[i] = ft[i] + hc41 * k1[i] + hc42 * k2[i] + hc43 * k3[i] + hd4 * fx[i]
+    _lu_solve(em, piv, k4)
+    # stage 5
+    for i in range(n):
+        yt[i] = y[i] + _R_A51 * k1[i] + _R_A52 * k2[i] + _R_A53 * k3[i] + _R_A54 * k4[i]
+    _RHS(t + h, yt, p, ft)
+    for i in range(n):
+        k5[i] = ft[i] + hc51 * k1[i] + hc52 * k2[i] + hc53 * k3[i] + hc54 * k4[i]
+    _lu_solve(em, piv, k5)
+    # stage 6 (embedded error stage, stiffly accurate)
+    for i in range(n):
+        yt[i] += k5[i]
+    _RHS(t + h, yt, p, ft)
+    for i in range(n):
+        k6[i] = (ft[i] + hc61 * k1[i] + hc62 * k2[i] + hc63 * k3[i] + hc64 * k4[i]
+                 + hc65 * k5[i])
+    _lu_solve(em, piv, k6)
+    for i in range(n):
+        yt[i] += k6[i]
+    return True
+
+
+def _fd_jacobian(t: float, y: np.ndarray, p: np.ndarray, f0: np.ndarray,
+                 ft: np.ndarray, atol: np.ndarray, jm: np.ndarray, dv: np.ndarray,
+                 ysave: np.ndarray) -> None:
+    """Forward-difference Jacobian, column j perturbed by sqrt(eps)*max(|y_j|, atol_j).
+
+    Only the first ``_NJAC`` columns are computed; the others are zero (states that feed
+    nothing back, such as integrals of rates kept for a stochastic layer). With a sparsity
+    pattern (``_GROUPED``), structurally orthogonal columns (no shared non-zero row) are
+    perturbed together, one rhs call per group (Curtis, Powell & Reid 1974), and only the
+    pattern's entries are written (the rest of ``jm`` stays zero from allocation).
+    """
+    n = _N
+    if _GROUPED:
+        for g in range(_GPTR.shape[0] - 1):
+            for q in range(_GPTR[g], _GPTR[g + 1]):
+                j = _GCOLS[q]
                 yj = y[j]
-                dj = math.sqrt(2.2e-16) * max(abs(yj), atol[j] * 1e3, 1e-8)
-                y[j] = yj + dj
-                rhs(t, y, p, fj)
-                y[j] = yj
-                inv = 1.0 / dj
-                for i in range(n):
-                    w[i, j] = (fj[i] - f0[i]) * inv
-            hd = h * _D
-            for i in range(n):
-                for j in range(n):
-                    w[i, j] = -hd * w[i, j]
-                w[i, i] += 1.0
-            if not _lu_factor(w, piv):
-                h *= 0.25
-                if h < hmin:
-                    return STATUS_STEP_TOO_SMALL, h, steps
-                continue
-            for i in range(n):
-                k1[i] = f0[i]
-            _lu_solve(w, piv, k1)
-            for i in range(n):
-                ytmp[i] = y[i] + 0.5 * h * k1[i]
-            rhs(t + 0.5 * h, ytmp, p, f1)
-            for i in range(n):
-                k2[i] = f1[i] - k1[i]
-            _lu_solve(w, piv, k2)
-            for i in range(n):
-                k2[i] += k1[i]
-                ynew[i] = y[i] + h * k2[i]
-            rhs(t + h, ynew, p, f2)
-            for i in range(n):
-                k3[i] = f2[i] - _E32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
-            _lu_solve(w, piv, k3)
-            err = 0.0
-            finite = True
-            for i in range(n):
-                e = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
-                sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
-                err += (e / sc) ** 2
-                if not math.isfinite(ynew[i]):
-                    finite = False
-            err = math.sqrt(err / n)
-            steps += 1
-            if not finite or not math.isfinite(err):
-                h *= 0.25
-                if h < hmin:
-                    return STATUS_NONFINITE, h, steps
-                continue
-            if err <= 1.0:
-                t = t1 if last else t + h
-                for i in range(n):
-                    y[i] = ynew[i]
-                    f0[i] = f2[i]
-                fac = 0.9 * (1.0 / max(err, 1e-10)) ** (1.0 / 3.0)
-                h = h * min(5.0, max(0.2, fac))
-                if last:
-                    h = max(h, h_keep)
+                ysave[j] = yj
+                d = _SQRT_EPS * max(abs(yj), atol[j])
+                if not d > 0.0:
+                    d = _SQRT_EPS
+                y[j] = yj + d
+                dv[j] = y[j] - yj
+            _RHS(t, y, p, ft)
+            for q in range(_GPTR[g], _GPTR[g + 1]):
+                j = _GCOLS[q]
+                inv = 1.0 / dv[j]
+                for r in range(_JCOLPTR[j], _JCOLPTR[j + 1]):
+                    i = _JROWS[r]
+                    jm[i, j] = (ft[i] - f0[i]) * inv
+                y[j] = ysave[j]
+        return
+    for j in range(_NJAC, n):
+        for i in range(n):
+            jm[i, j] = 0.0
+    for j in range(_NJAC):
+        yj = y[j]
+        d = _SQRT_EPS * max(abs(yj), atol[j])
+        if not d > 0.0:
+            d = _SQRT_EPS
+        y[j] = yj + d
+        d = y[j] - yj
+        _RHS(t, y, p, ft)
+        inv = 1.0 / d
+        for i in range(n):
+            jm[i, j] = (ft[i] - f0[i]) * inv
+        y[j] = yj
+
+
+def _rodas4_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
+                  rtol: float, atol: np.ndarray, max_steps: int, w: np.ndarray,
+                  jm: np.ndarray, em: np.ndarray, piv: np.ndarray) -> tuple[int, float, int]:
+    """Integrate one patient from t0 to t1 with RODAS4. Returns (status, h_next, nsteps)."""
+    n = _N
+    f0 = w[_W_F0]
+    ft = w[_W_FT]
+    yt = w[_W_YT]
+    fx = w[_W_FX]
+    err_v = w[_W_K + 5]
+    t = t0
+    _RHS(t, y, p, f0)
+    if not _all_finite(f0):
+        return STATUS_NONFINITE, h_in, 0
+    span = t1 - t0
+    if _FIXED_STEP:
+        nsub = max(1, int(round(span / h_in)))
+        h = span / nsub
+    elif h_in > 0.0:
+        h = min(h_in, span)
+    else:
+        h = _initial_step(y, p, t0, t1, f0, rtol, atol, 3, w[_W_YS], ft)
+    steps = 0
+    need_jac = True
+    last_rejected = False
+    nonfinite_fail = False
+    h_keep = h
+    expo = 1.0 / 4.0
+    while True:
+        hmin = 16.0 * _EPS * max(abs(t), abs(t1))
+        if steps >= max_steps:
+            return STATUS_MAX_STEPS, h, steps
+        # clip to land exactly on t1
+        last = False
+        h_unclipped = h
+        if t + h >= t1 - 0.01 * h:
+            h = t1 - t
+            last = True
+        if h < hmin:
+            if nonfinite_fail:
+                return STATUS_NONFINITE, h_keep, steps
+            return STATUS_STEP_TOO_SMALL, h_keep, steps
+        if need_jac:
+            if _USE_JAC:
+                _JAC(t, y, p, jm)
             else:
-                fac = 0.9 * (1.0 / err) ** (1.0 / 3.0)
-                h = h * max(0.2, fac)
-                if h < hmin:
-                    return STATUS_STEP_TOO_SMALL, h, steps
-        return STATUS_OK, h, steps
-
-    return solve_one
-
-
-_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
-
-
-def _build_dp5(rhs: Callable[..., None], n_jac: int) -> Callable[..., None]:
-    a21 = _DP_A[1][0]
-    a31, a32 = _DP_A[2]
-    a41, a42, a43 = _DP_A[3]
-    a51, a52, a53, a54 = _DP_A[4]
-    a61, a62, a63, a64, a65 = _DP_A[5]
-    b1, _, b3, b4, b5, b6 = _DP_A[6]
-    e1, _, e3, e4, e5, e6, e7 = _DP_E
-    c2, c3, c4, c5 = _DP_C[1], _DP_C[2], _DP_C[3], _DP_C[4]
-
-    @numba.njit
-    def solve_one(y, p, t0, t1, h0, rtol, atol, max_steps, work):  # type: ignore[no-untyped-def]
-        n = y.shape[0]
-        k1, k2, k3, k4, k5, k6, k7 = (work[0], work[1], work[2], work[3], work[4], work[5],
-                                      work[6])
-        yt, ynew = work[7], work[8]
-        t = t0
-        span = t1 - t0
-        rhs(t, y, p, k1)
-        h = h0 if 0.0 < h0 <= span else min(span, 1e-3)
-        steps = 0
-        h_keep = h
-        hmin = 1e-12 * max(1.0, abs(t1))
-        while t < t1:
-            if steps >= max_steps:
-                return STATUS_MAX_STEPS, h, steps
-            last = False
-            if t + 1.01 * h >= t1:
-                h_keep = h
-                h = t1 - t
-                last = True
-            for i in range(n):
-                yt[i] = y[i] + h * a21 * k1[i]
-            rhs(t + c2 * h, yt, p, k2)
-            for i in range(n):
-                yt[i] = y[i] + h * (a31 * k1[i] + a32 * k2[i])
-            rhs(t + c3 * h, yt, p, k3)
-            for i in range(n):
-                yt[i] = y[i] + h * (a41 * k1[i] + a42 * k2[i] + a43 * k3[i])
-            rhs(t + c4 * h, yt, p, k4)
-            for i in range(n):
-                yt[i] = y[i] + h * (a51 * k1[i] + a52 * k2[i] + a53 * k3[i] + a54 * k4[i])
-            rhs(t + c5 * h, yt, p, k5)
-            for i in range(n):
-                yt[i] = y[i] + h * (a61 * k1[i] + a62 * k2[i] + a63 * k3[i] + a64 * k4[i]
-                                    + a65 * k5[i])
-            rhs(t + h, yt, p, k6)
-            for i in range(n):
-                ynew[i] = y[i] + h * (b1 * k1[i] + b3 * k3[i] + b4 * k4[i] + b5 * k5[i]
-                                      + b6 * k6[i])
-            rhs(t + h, ynew, p, k7)
-            err = 0.0
-            finite = True
-            for i in range(n):
-                e = h * (e1 * k1[i] + e3 * k3[i] + e4 * k4[i] + e5 * k5[i] + e6 * k6[i]
-                         + e7 * k7[i])
-                sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
-                err += (e / sc) ** 2
-                if not math.isfinite(ynew[i]):
-                    finite = False
-            err = math.sqrt(err / n)
-            steps += 1
-            if not finite or not math.isfinite(err):
-                h *= 0.25
-                if h < hmin:
-                    return STATUS_NONFINITE, h, steps
-                continue
-            if err <= 1.0:
-                t = t1 if last else t + h
+                _fd_jacobian(t, y, p, f0, ft, atol, jm, w[_W_DV], w[_W_YSAVE])
+            if not _AUTONOMOUS:
+                dt = _SQRT_EPS * max(1e-5, abs(t))
+                _RHS(t + dt, y, p, ft)
                 for i in range(n):
-                    y[i] = ynew[i]
-                    k1[i] = k7[i]
-                h = h * min(5.0, max(0.2, 0.9 * (1.0 / max(err, 1e-10)) ** 0.2))
-                if last:
-                    h = max(h, h_keep)
+                    fx[i] = (ft[i] - f0[i]) / dt
+            need_jac = False
+        steps += 1
+        ok = _rodas4_attempt(t, h, y, p, jm, em, piv, w, not _AUTONOMOUS)
+        if ok:
+            err = _err_norm(err_v, y, yt, rtol, atol, 1.0)
+        else:
+            err = math.inf
+        finite = math.isfinite(err)
+        if _FIXED_STEP:
+            if not finite or not _all_finite(yt):
+                return STATUS_NONFINITE, h, steps
+            err = 0.0
+        if finite and err <= 1.0 and _NONNEG and not _nonneg_fix(yt, atol):
+            # accepted by the error test but a population went clearly negative
+            h = 0.5 * h
+            last_rejected = True
+            nonfinite_fail = False
+            continue
+        if finite and err <= 1.0:
+            for i in range(n):
+                y[i] = yt[i]
+            if last:
+                t = t1
             else:
-                h = h * max(0.2, 0.9 * (1.0 / err) ** 0.2)
-                if h < hmin:
-                    return STATUS_STEP_TOO_SMALL, h, steps
-        return STATUS_OK, h, steps
+                t = t + h
+            if _FIXED_STEP:
+                fac = 1.0
+            elif err == 0.0:
+                fac = _FAC_MAX
+            else:
+                fac = min(_FAC_MAX, max(_FAC_MIN, _SAFETY * err ** (-expo)))
+                if last_rejected:
+                    fac = min(fac, 1.0)
+            h_new = h * fac
+            if last:
+                # the clipped step says nothing against the step the controller had chosen
+                h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
+                return STATUS_OK, h_keep, steps
+            h = h_new
+            h_keep = h
+            last_rejected = False
+            nonfinite_fail = False
+            _RHS(t, y, p, f0)
+            if not _all_finite(f0):
+                return STATUS_NONFINITE, h, steps
+            need_jac = True
+        else:
+            if finite:
+                fac = max(_FAC_MIN, _SAFETY * err ** (-expo))
+                nonfinite_fail = False
+            else:
+                fac = 0.25
+                nonfinite_fail = True
+            h = h * min(fac, 1.0)
+            last_rejected = True
 
-    return solve_one
+
+# ----------------------------------------------------------------------------------------
+# Dormand-Prince 5(4) (same tableau and error estimate as SciPy RK45)
+# ----------------------------------------------------------------------------------------
+
+_D_C2, _D_C3, _D_C4, _D_C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
+_D_A21 = 1.0 / 5.0
+_D_A31, _D_A32 = 3.0 / 40.0, 9.0 / 40.0
+_D_A41, _D_A42, _D_A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
+_D_A51, _D_A52, _D_A53, _D_A54 = (
+    19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0)
+_D_A61, _D_A62, _D_A63, _D_A64, _D_A65 = (
+    9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0)
+_D_B1, _D_B3, _D_B4, _D_B5, _D_B6 = (
+    35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0)
+_D_E1, _D_E3, _D_E4, _D_E5, _D_E6, _D_E7 = (
+    -71.0 / 57600.0, 71.0 / 16695.0, -71.0 / 1920.0, 17253.0 / 339200.0, -22.0 / 525.0,
+    1.0 / 40.0)
 
 
-_CACHE: dict[tuple[int, str, int], Callable[..., None]] = {}
+def _dp5_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
+                 w: np.ndarray) -> None:
+    """One DP5 step. Uses k1 = w[_W_F0]; new state in w[_W_YT]; f(t+h, ynew) in w[_W_K+6];
+    the error vector (without the factor h) in w[_W_FT]."""
+    n = _N
+    k1 = w[_W_F0]
+    yt = w[_W_YT]
+    k2 = w[_W_K + 1]
+    k3 = w[_W_K + 2]
+    k4 = w[_W_K + 3]
+    k5 = w[_W_K + 4]
+    k6 = w[_W_K + 5]
+    k7 = w[_W_K + 6]
+    ev = w[_W_FT]
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_A21 * k1[i])
+    _RHS(t + _D_C2 * h, yt, p, k2)
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_A31 * k1[i] + _D_A32 * k2[i])
+    _RHS(t + _D_C3 * h, yt, p, k3)
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_A41 * k1[i] + _D_A42 * k2[i] + _D_A43 * k3[i])
+    _RHS(t + _D_C4 * h, yt, p, k4)
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_A51 * k1[i] + _D_A52 * k2[i] + _D_A53 * k3[i]
+                            + _D_A54 * k4[i])
+    _RHS(t + _D_C5 * h, yt, p, k5)
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_A61 * k1[i] + _D_A62 * k2[i] + _D_A63 * k3[i]
+                            + _D_A64 * k4[i] + _D_A65 * k5[i])
+    _RHS(t + h, yt, p, k6)
+    for i in range(n):
+        yt[i] = y[i] + h * (_D_B1 * k1[i] + _D_B3 * k3[i] + _D_B4 * k4[i] + _D_B5 * k5[i]
+                            + _D_B6 * k6[i])
+    _RHS(t + h, yt, p, k7)
+    for i in range(n):
+        ev[i] = (_D_E1 * k1[i] + _D_E3 * k3[i] + _D_E4 * k4[i] + _D_E5 * k5[i]
+                 + _D_E6 * k6[i] + _D_E7 * k7[i])
+
+
+def _dp5_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
+               rtol: float, atol: np.ndarray, max_steps: int, w: np.ndarray,
+               jm: np.ndarray, em: np.ndarray, piv: np.ndarray) -> tuple[int, float, int]:
+    """Integrate one patient from t0 to t1 with DP5. Returns (status, h_next, nsteps).
+
+    ``jm``, ``em`` and ``piv`` are unused; they keep
+    the signature identical to :func:`_rodas4_solve`.
+    """
+    n = _N
+    f0 = w[_W_F0]
+    yt = w[_W_YT]
+    k7 = w[_W_K + 6]
+    ev = w[_W_FT]
+    t = t0
+    _RHS(t, y, p, f0)
+    if not _all_finite(f0):
+        return STATUS_NONFINITE, h_in, 0
+    span = t1 - t0
+    if _FIXED_STEP:
+        nsub = max(1, int(round(span / h_in)))
+        h = span / nsub
+    elif h_in > 0.0:
+        h = min(h_in, span)
+    else:
+        h = _initial_step(y, p, t0, t1, f0, rtol, atol, 4, w[_W_YS], w[_W_K])
+    steps = 0
+    last_rejected = False
+    nonfinite_fail = False
+    h_keep = h
+    expo = 1.0 / 5.0
+    while True:
+        hmin = 16.0 * _EPS * max(abs(t), abs(t1))
+        if steps >= max_steps:
+            return STATUS_MAX_STEPS, h, steps
+        last = False
+        h_unclipped = h
+        if t + h >= t1 - 0.01 * h:
+            h = t1 - t
+            last = True
+        if h < hmin:
+            if nonfinite_fail:
+                return STATUS_NONFINITE, h_keep, steps
+            return STATUS_STEP_TOO_SMALL, h_keep, steps
+        steps += 1
+        _dp5_attempt(t, h, y, p, w)
+        err = _err_norm(ev, y, yt, rtol, atol, h)
+        finite = math.isfinite(err) and _all_finite(k7)
+        if _FIXED_STEP:
+            if not finite:
+                return STATUS_NONFINITE, h, steps
+            err = 0.0
+        if finite and err <= 1.0 and _NONNEG and not _nonneg_fix(yt, atol):
+            h = 0.5 * h
+            last_rejected = True
+            nonfinite_fail = False
+            continue
+        if finite and err <= 1.0:
+            for i in range(n):
+                y[i] = yt[i]
+            if last:
+                t = t1
+            else:
+                t = t + h
+            if _FIXED_STEP:
+                fac = 1.0
+            elif err == 0.0:
+                fac = _FAC_MAX
+            else:
+                fac = min(_FAC_MAX, max(_FAC_MIN, _SAFETY * err ** (-expo)))
+                if last_rejected:
+                    fac = min(fac, 1.0)
+            h_new = h * fac
+            if last:
+                h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
+                return STATUS_OK, h_keep, steps
+            h = h_new
+            h_keep = h
+            last_rejected = False
+            nonfinite_fail = False
+            if _NONNEG:
+                # the state may have been modified: FSAL value is stale
+                _RHS(t, y, p, f0)
+            else:
+                for i in range(n):
+                    f0[i] = k7[i]
+        else:
+            if finite:
+                fac = max(_FAC_MIN, _SAFETY * err ** (-expo))
+                nonfinite_fail = False
+            else:
+                fac = 0.25
+                nonfinite_fail = True
+            h = h * min(fac, 1.0)
+            last_rejected = True
+
+
+# ----------------------------------------------------------------------------------------
+# Cohort driver. The kernel functions above and the driver below are plain Python functions
+# that are never compiled as they stand: make_integrator clones all of them with one shared
+# globals dict holding the model (_RHS, _JAC), the state count _N and the options, and jits
+# the clones. The model is thereby called directly (inlinable, no dynamic globals), every
+# loop over states has a compile-time trip count, and numba can cache the driver on disk.
+# The module-level values below only document the names and types the clones receive.
+# ----------------------------------------------------------------------------------------
+
+_RHS: Any = _no_jac
+_JAC: Any = _no_jac
+_N: int = 1
+_NJAC: int = 1
+_GROUPED: bool = False
+_GPTR: np.ndarray = np.zeros(2, dtype=np.int64)
+_GCOLS: np.ndarray = np.zeros(1, dtype=np.int64)
+_JCOLPTR: np.ndarray = np.zeros(2, dtype=np.int64)
+_JROWS: np.ndarray = np.zeros(1, dtype=np.int64)
+_USE_JAC: bool = False
+_AUTONOMOUS: bool = False
+_NONNEG: bool = False
+_FIXED_STEP: bool = False
+_SAFETY: float = 0.9
+_FAC_MIN: float = 0.2
+_FAC_MAX: float = 6.0
+
+
+def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.ndarray,
+                     rtol: float, atol: np.ndarray, max_steps: int, status: np.ndarray,
+                     nsteps: np.ndarray) -> None:
+    n_pat = y.shape[0]
+    n = _N
+    nblk = (n_pat + _BLOCK - 1) // _BLOCK
+    for b in prange(nblk):
+        w = np.zeros((_NW, n))  # zeros: the df/dt row is read (times 0) when autonomous
+        jm = np.zeros((n, n))  # entries outside a sparsity pattern are never written
+        em = np.empty((n, n))
+        piv = np.empty(n, dtype=np.int64)
+        lo = b * _BLOCK
+        hi = min(n_pat, lo + _BLOCK)
+        for i in range(lo, hi):
+            if status[i] != 0:
+                continue
+            if t1 <= t0:
+                continue
+            st, h_next, ns = _SOLVE_ONE(  # noqa: F821 (injected by make_integrator)
+                y[i], p[i], t0, t1, h[i], rtol, atol, max_steps, w,
+                jm, em, piv)
+            status[i] = st
+            h[i] = h_next
+            nsteps[i] += ns
+
+
+_SOLVERS: dict[str, Callable[..., Any]] = {"rodas4": _rodas4_solve, "dp5": _dp5_solve}
+_KERNELS: tuple[Callable[..., Any], ...] = (
+    _lu_factor, _lu_solve, _err_norm, _all_finite, _initial_step, _nonneg_fix,
+    _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve)
+_JIT_FLAGS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+_INTEGRATORS: dict[tuple[Any, ...], Integrator] = {}
+
+
+def _clone(fn: Any, glb: dict[str, Any], name: str) -> Any:
+    """Copy of a plain function bound to the globals ``glb`` under a new (qualified) name."""
+    out = types.FunctionType(fn.__code__, glb, name, fn.__defaults__, fn.__closure__)
+    out.__qualname__ = name
+    out.__doc__ = fn.__doc__
+    return out
+
+
+def _source_digest(fn: Any) -> str | None:
+    """Hash of the source file and qualified name of a jitted function, or None."""
+    py = getattr(fn, "py_func", fn)
+    try:
+        path = inspect.getfile(py)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, TypeError):
+        return None
+    h = hashlib.sha256(data)
+    h.update(f"{py.__module__}:{py.__qualname__}:{path}".encode())
+    return h.hexdigest()
 
 
 def make_integrator(
-    rhs: Callable[..., None], n_states: int, method: str = "ros23", n_jac: int | None = None
-) -> Callable[..., None]:
-    """Build ``integrate(y, p, t0, t1, h, rtol, atol, max_steps, status, nsteps)``.
+    rhs: Any,
+    n_states: int,
+    method: str = "rodas4",
+    jac: Any = None,
+    *,
+    nonneg: bool = False,
+    autonomous: bool = False,
+    fixed_step: bool = False,
+    options: SolverOptions | None = None,
+    cache: bool = True,
+    n_jac: int | None = None,
+    jac_sparsity: np.ndarray | None = None,
+) -> Integrator:
+    """Build (or fetch from the in-process cache) the compiled cohort integrator for a model.
 
-    ``y`` (N, S) is advanced in place from t0 to t1 for every patient whose ``status`` is 0;
-    ``h`` (N,) carries each patient's step size between calls; ``nsteps`` (N,) accumulates
-    attempted steps. ``n_jac`` limits the finite-difference Jacobian to the first ``n_jac``
-    states (later states must not influence any derivative: e.g. daily integrals).
+    Args:
+        rhs: numba ``@njit`` function ``rhs(t, y, p, dy) -> None`` writing dy/dt into ``dy``.
+            ``y``, ``p`` and ``dy`` are 1-D float64 arrays of one patient. It must not keep
+            state between calls and must not allocate if speed matters. Define it at module
+            level in a real file so the on-disk cache can key on it.
+        n_states: number of states S.
+        method: ``"rodas4"`` (default, L-stable Rosenbrock, order 4) or ``"dp5"`` (explicit
+            Dormand-Prince 5(4), opt-in for non-stiff models).
+        jac: optional ``@njit`` ``jac(t, y, p, J) -> None`` writing the S x S Jacobian
+            dF/dy. Without it RODAS4 uses forward differences (S extra rhs calls per step).
+            Ignored by dp5.
+        nonneg: after each step that passes the error test, components in (-atol_i, 0) are
+            set to 0 and the step is rejected (step halved) if any component is
+            <= -atol_i. Off by default: the solver never modifies the state silently.
+        autonomous: declare that ``rhs`` does not depend on ``t``; RODAS4 then skips the
+            finite-difference df/dt (one rhs call per step).
+        fixed_step: no error control: every call takes ``round((t1-t0)/h)`` equal steps
+            with ``h`` the per-patient input step. For convergence studies.
+        options: controller constants (safety, fac_min, fac_max); compile-time.
+        cache: cache the compiled code on disk (numba ``cache=True``) keyed on the source
+            file of ``rhs``/``jac`` and every option.
+        n_jac: declare that only the first ``n_jac`` states feed back into ``rhs`` (the rest
+            are pure outputs, e.g. integrals of rates); the finite-difference Jacobian then
+            perturbs only those columns. Default: all states.
+        jac_sparsity: optional boolean (S, S) pattern of dF_i/dy_j that may be non-zero
+            (see :func:`detect_sparsity`). Columns that share no row are then perturbed
+            together (greedy colouring), so the Jacobian costs one rhs call per colour
+            instead of per state. An entry missing from the pattern makes the Jacobian
+            wrong; the tests compare both Jacobians for the models shipped.
+
+    Returns:
+        ``integrate(y, p, t0, t1, h, rtol, atol, max_steps, status, nsteps) -> None``:
+
+        * ``y`` float64[N, S] (C order): advanced in place from ``t0`` to ``t1``. For a
+          patient that fails, ``y`` holds its last accepted state (at an unknown t < t1).
+        * ``p`` float64[N, P]: per-patient parameters, read only.
+        * ``t0``, ``t1``: floats, the same interval for every patient. The last step is
+          clipped to land exactly on ``t1``.
+        * ``h`` float64[N]: in: step size to try first (0 = choose with the starting-step
+          heuristic); out: the step size to continue with. This is the controller's
+          proposal after the last accepted step, or the step tried before it was clipped
+          to ``t1`` if larger. Pass it back unchanged on the next call.
+        * ``rtol``: float; ``atol``: float64[S] per-state absolute tolerance. Error norm:
+          ``sqrt(mean((err/(atol + rtol*max(|y0|,|y1|)))**2)) <= 1``.
+        * ``max_steps``: int, per call per patient (accepted + rejected).
+        * ``status`` int32[N]: per-patient status. Patients with ``status != 0`` on entry
+          are skipped. Codes: :data:`STATUS_OK`, :data:`STATUS_MAX_STEPS`,
+          :data:`STATUS_STEP_TOO_SMALL`, :data:`STATUS_NONFINITE`.
+        * ``nsteps`` int64[N]: accepted + rejected steps are added to it.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown solver method {method!r}; allowed: {', '.join(METHODS)}")
-    nj = n_states if n_jac is None else int(n_jac)
-    key = (id(rhs), method, nj)
-    if key in _CACHE:
-        return _CACHE[key]
-    solve_one = (_build_ros23 if method == "ros23" else _build_dp5)(rhs, nj)
+    if method not in _SOLVERS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(_SOLVERS)}")
+    if n_states < 1:
+        raise ValueError("n_states must be >= 1")
+    if not isinstance(rhs, numba.core.registry.CPUDispatcher):
+        raise TypeError("rhs must be a numba @njit function rhs(t, y, p, dy) -> None")
+    if jac is not None and not isinstance(jac, numba.core.registry.CPUDispatcher):
+        raise TypeError("jac must be a numba @njit function jac(t, y, p, J) -> None")
+    nj = int(n_states) if n_jac is None else int(n_jac)
+    if not 1 <= nj <= n_states:
+        raise ValueError(f"n_jac must be in [1, n_states={n_states}], got {n_jac}")
+    groups = None
+    sp_key = None
+    if jac_sparsity is not None and jac is None:
+        sp = np.asarray(jac_sparsity, dtype=bool)
+        if sp.shape != (n_states, n_states):
+            raise ValueError(f"jac_sparsity must have shape ({n_states}, {n_states})")
+        sp = sp.copy()
+        sp[:, nj:] = False
+        groups = column_groups(sp)
+        sp_key = hashlib.sha256(np.packbits(sp).tobytes()).hexdigest()
+    opts = options if options is not None else SolverOptions()
+    use_jac = jac is not None and method == "rodas4"
+    key = (rhs, jac if use_jac else None, int(n_states), method, bool(nonneg),
+           bool(autonomous), bool(fixed_step), opts.safety, opts.fac_min, opts.fac_max,
+           bool(cache), nj, sp_key)
+    found = _INTEGRATORS.get(key)
+    if found is not None:
+        return found
 
-    @numba.njit(parallel=True, nogil=True)
-    def integrate(y, p, t0, t1, h, rtol, atol, max_steps, status, nsteps):  # type: ignore[no-untyped-def]
-        n_pat, n = y.shape
-        for i in numba.prange(n_pat):
-            if status[i] != 0:
-                continue
-            work = np.empty((9, n))
-            yi = y[i].copy()
-            st, hi, k = solve_one(yi, p[i], t0, t1, h[i], rtol, atol, max_steps, work)
-            nsteps[i] += k
-            status[i] = st
-            if st == STATUS_OK:
-                y[i, :] = yi
-                h[i] = hi
+    digest = _source_digest(rhs) if cache else None
+    if cache and use_jac:
+        jd = _source_digest(jac)
+        digest = None if (digest is None or jd is None) else digest + jd
+    tag = hashlib.sha256(repr((digest, key[2:])).encode()).hexdigest()[:16]
 
-    _CACHE[key] = integrate
-    return integrate
+    glb = dict(_driver_template.__globals__)
+    glb.update(
+        _RHS=rhs,
+        _JAC=jac if use_jac else _no_jac,
+        _N=int(n_states),
+        _NJAC=nj,
+        _GROUPED=groups is not None,
+        _USE_JAC=use_jac,
+        _AUTONOMOUS=bool(autonomous),
+        _NONNEG=bool(nonneg),
+        _FIXED_STEP=bool(fixed_step),
+        _SAFETY=float(opts.safety),
+        _FAC_MIN=float(opts.fac_min),
+        _FAC_MAX=float(opts.fac_max),
+    )
+    if groups is not None:
+        gptr, gcols, colptr, rows = groups
+        glb.update(_GPTR=gptr, _GCOLS=gcols, _JCOLPTR=colptr, _JROWS=rows)
+    for kern in _KERNELS:
+        glb[kern.__name__] = njit(**_JIT_FLAGS)(_clone(kern, glb, f"{kern.__name__}_{tag}"))
+    glb["_SOLVE_ONE"] = glb[_SOLVERS[method].__name__]
+    fn = _clone(_driver_template, glb, f"integrate_{method}_{tag}")
+    fn.__doc__ = make_integrator.__doc__
+    use_cache = bool(cache) and digest is not None
+    compiled = njit(parallel=True, cache=use_cache, **_JIT_FLAGS)(fn)
+    _INTEGRATORS[key] = compiled
+    return compiled
+
+
+def column_groups(
+    pattern: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy colouring of the columns of a boolean Jacobian pattern.
+
+    Returns ``(gptr, gcols, colptr, rows)``: group g holds columns ``gcols[gptr[g]:gptr[g+1]]``
+    (no two share a non-zero row); column j's non-zero rows are ``rows[colptr[j]:colptr[j+1]]``.
+    Columns without any non-zero are left out of every group.
+    """
+    sp = np.asarray(pattern, dtype=bool)
+    n = sp.shape[1]
+    colour = np.full(n, -1, dtype=np.int64)
+    taken: list[np.ndarray] = []  # rows covered by each colour
+    order = np.argsort(-sp.sum(axis=0), kind="stable")  # densest columns first
+    for j in order:
+        if not sp[:, j].any():
+            continue
+        for c, rows_c in enumerate(taken):
+            if not (rows_c & sp[:, j]).any():
+                colour[j] = c
+                rows_c |= sp[:, j]
+                break
+        else:
+            colour[j] = len(taken)
+            taken.append(sp[:, j].copy())
+    gcols = np.concatenate(
+        [np.flatnonzero(colour == c) for c in range(len(taken))] or [np.zeros(0, np.int64)]
+    ).astype(np.int64)
+    gptr = np.zeros(len(taken) + 1, dtype=np.int64)
+    gptr[1:] = np.cumsum([np.count_nonzero(colour == c) for c in range(len(taken))])
+    colptr = np.zeros(n + 1, dtype=np.int64)
+    colptr[1:] = np.cumsum(sp.sum(axis=0))
+    rows = np.concatenate([np.flatnonzero(sp[:, j]) for j in range(n)]).astype(np.int64)
+    if rows.size == 0:
+        rows = np.zeros(1, dtype=np.int64)
+    return gptr, gcols, colptr, rows
+
+
+def detect_sparsity(
+    rhs: Any, y_samples: np.ndarray, p_samples: np.ndarray, rel: float = 1e-6
+) -> np.ndarray:
+    """Boolean (S, S) pattern of the entries of dF/dy that are non-zero at any sample.
+
+    Each column is perturbed at every (y, p) sample pair (rows of ``y_samples`` and
+    ``p_samples``); an entry enters the pattern when F_i changes at all. Use samples that
+    visit every regime of the model (zeros, large and small values, all parameter
+    switches on), since an entry that is zero at every sample is assumed zero everywhere.
+    """
+    ys = np.atleast_2d(np.asarray(y_samples, dtype=np.float64))
+    ps = np.atleast_2d(np.asarray(p_samples, dtype=np.float64))
+    if ys.shape[0] != ps.shape[0]:
+        raise ValueError("y_samples and p_samples need the same number of rows")
+    n = ys.shape[1]
+    pat = np.zeros((n, n), dtype=bool)
+    f0 = np.empty(n)
+    f1 = np.empty(n)
+    for k in range(ys.shape[0]):
+        y = ys[k].copy()
+        rhs(0.0, y, ps[k], f0)
+        for j in range(n):
+            yj = y[j]
+            y[j] = yj + rel * max(abs(yj), 1e-3)
+            rhs(0.0, y, ps[k], f1)
+            y[j] = yj
+            pat[:, j] |= f1 != f0
+    return pat
