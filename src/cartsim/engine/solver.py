@@ -231,6 +231,91 @@ def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
         b[i] = s * lu[i, i]
 
 
+def _splu_factor(a: np.ndarray, jm: np.ndarray, fac: float) -> bool:
+    """Sparse LU of the feedback block in a fixed elimination order, without row exchanges.
+
+    The order (minimum degree) and the fill pattern come from the Jacobian's sparsity
+    pattern (:func:`lu_plan`); only the pattern's positions are touched. The states have
+    different units, so the column-magnitude test of partial pivoting means nothing here;
+    instead a pivot is accepted while elimination has kept it of the same sign and at least
+    10⁻³ of its original value ``fac − J_kk`` (no catastrophic cancellation). Otherwise
+    False is returned and the caller falls back to the dense LU with partial pivoting.
+    """
+    for k in range(_SP_ORDER.shape[0]):
+        pk = _SP_ORDER[k]
+        d = a[pk, pk]
+        if not d / (fac - jm[pk, pk]) >= 1e-3:  # also catches NaN and a zero original
+            return False
+        inv = 1.0 / d
+        a[pk, pk] = inv
+        for q in range(_SP_LPTR[k], _SP_LPTR[k + 1]):
+            i = _SP_LROWS[q]
+            lik = a[i, pk] * inv
+            a[i, pk] = lik
+            if lik != 0.0:
+                for r in range(_SP_UPTR[k], _SP_UPTR[k + 1]):
+                    j = _SP_UCOLS[r]
+                    a[i, j] -= lik * a[pk, j]
+    return True
+
+
+def _splu_solve(lu: np.ndarray, b: np.ndarray) -> None:
+    """Forward and back substitution for :func:`_splu_factor` (feedback block only)."""
+    m = _SP_ORDER.shape[0]
+    for k in range(m):
+        pk = _SP_ORDER[k]
+        bk = b[pk]
+        if bk != 0.0:
+            for q in range(_SP_LPTR[k], _SP_LPTR[k + 1]):
+                i = _SP_LROWS[q]
+                b[i] -= lu[i, pk] * bk
+    for k in range(m - 1, -1, -1):
+        pk = _SP_ORDER[k]
+        bk = b[pk] * lu[pk, pk]
+        b[pk] = bk
+        if bk != 0.0:
+            for q in range(_SP_CPTR[k], _SP_CPTR[k + 1]):
+                i = _SP_CROWS[q]
+                b[i] -= lu[i, pk] * bk
+
+
+def _factor(a: np.ndarray, jm: np.ndarray, fac: float, piv: np.ndarray) -> bool:
+    """Factor the iteration matrix ``a = fac I - J``: sparse when planned, else dense.
+
+    ``piv[_N]`` records which factorisation :func:`_solve` must use.
+    """
+    n = _N
+    if _SPARSE_LU:
+        if _splu_factor(a, jm, fac):
+            for i in range(_NJAC, n):
+                d = a[i, i]
+                if not abs(d) > 0.0:
+                    return False
+                a[i, i] = 1.0 / d
+            piv[n] = 1
+            return True
+        for i in range(n):  # rebuild: the sparse attempt overwrote part of ``a``
+            for j in range(n):
+                a[i, j] = -jm[i, j]
+            a[i, i] += fac
+    piv[n] = 0
+    return _lu_factor(a, piv)
+
+
+def _solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
+    """Solve with the factorisation made by :func:`_factor`."""
+    n = _N
+    if _SPARSE_LU and piv[n] == 1:
+        _splu_solve(lu, b)
+        for i in range(_NJAC, n):
+            s = b[i]
+            for j in range(_NJAC):
+                s -= lu[i, j] * b[j]
+            b[i] = s * lu[i, i]
+    else:
+        _lu_solve(lu, piv, b)
+
+
 # ----------------------------------------------------------------------------------------
 # Shared helpers
 # ----------------------------------------------------------------------------------------
@@ -347,7 +432,7 @@ def _rodas4_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
         for j in range(n):
             em[i, j] = -jm[i, j]
         em[i, i] += fac
-    if not _lu_factor(em, piv):
+    if not _factor(em, jm, fac, piv):
         return False
     f0 = w[_W_F0]
     ft = w[_W_FT]
@@ -387,35 +472,35 @@ def _rodas4_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
     # stage 1
     for i in range(n):
         k1[i] = f0[i] + hd1 * fx[i]
-    _lu_solve(em, piv, k1)
+    _solve(em, piv, k1)
     # stage 2
     for i in range(n):
         yt[i] = y[i] + _R_A21 * k1[i]
     _RHS(t + _R_C2 * h, yt, p, ft)
     for i in range(n):
         k2[i] = ft[i] + hc21 * k1[i] + hd2 * fx[i]
-    _lu_solve(em, piv, k2)
+    _solve(em, piv, k2)
     # stage 3
     for i in range(n):
         yt[i] = y[i] + _R_A31 * k1[i] + _R_A32 * k2[i]
     _RHS(t + _R_C3 * h, yt, p, ft)
     for i in range(n):
         k3[i] = ft[i] + hc31 * k1[i] + hc32 * k2[i] + hd3 * fx[i]
-    _lu_solve(em, piv, k3)
+    _solve(em, piv, k3)
     # stage 4
     for i in range(n):
         yt[i] = y[i] + _R_A41 * k1[i] + _R_A42 * k2[i] + _R_A43 * k3[i]
     _RHS(t + _R_C4 * h, yt, p, ft)
     for i in range(n):
         k4[i] = ft[i] + hc41 * k1[i] + hc42 * k2[i] + hc43 * k3[i] + hd4 * fx[i]
-    _lu_solve(em, piv, k4)
+    _solve(em, piv, k4)
     # stage 5
     for i in range(n):
         yt[i] = y[i] + _R_A51 * k1[i] + _R_A52 * k2[i] + _R_A53 * k3[i] + _R_A54 * k4[i]
     _RHS(t + h, yt, p, ft)
     for i in range(n):
         k5[i] = ft[i] + hc51 * k1[i] + hc52 * k2[i] + hc53 * k3[i] + hc54 * k4[i]
-    _lu_solve(em, piv, k5)
+    _solve(em, piv, k5)
     # stage 6 (embedded error stage, stiffly accurate)
     for i in range(n):
         yt[i] += k5[i]
@@ -423,7 +508,7 @@ def _rodas4_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
     for i in range(n):
         k6[i] = (ft[i] + hc61 * k1[i] + hc62 * k2[i] + hc63 * k3[i] + hc64 * k4[i]
                  + hc65 * k5[i])
-    _lu_solve(em, piv, k6)
+    _solve(em, piv, k6)
     for i in range(n):
         yt[i] += k6[i]
     return True
@@ -756,6 +841,14 @@ _JAC: Any = _no_jac
 _N: int = 1
 _NJAC: int = 1
 _GROUPED: bool = False
+_SPARSE_LU: bool = False
+_SP_ORDER: np.ndarray = np.zeros(1, dtype=np.int64)
+_SP_LPTR: np.ndarray = np.zeros(2, dtype=np.int64)
+_SP_LROWS: np.ndarray = np.zeros(1, dtype=np.int64)
+_SP_UPTR: np.ndarray = np.zeros(2, dtype=np.int64)
+_SP_UCOLS: np.ndarray = np.zeros(1, dtype=np.int64)
+_SP_CPTR: np.ndarray = np.zeros(2, dtype=np.int64)
+_SP_CROWS: np.ndarray = np.zeros(1, dtype=np.int64)
 _GPTR: np.ndarray = np.zeros(2, dtype=np.int64)
 _GCOLS: np.ndarray = np.zeros(1, dtype=np.int64)
 _JCOLPTR: np.ndarray = np.zeros(2, dtype=np.int64)
@@ -779,7 +872,7 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
         w = np.zeros((_NW, n))  # zeros: the df/dt row is read (times 0) when autonomous
         jm = np.zeros((n, n))  # entries outside a sparsity pattern are never written
         em = np.empty((n, n))
-        piv = np.empty(n, dtype=np.int64)
+        piv = np.empty(n + 1, dtype=np.int64)  # last entry: which factorisation
         lo = b * _BLOCK
         hi = min(n_pat, lo + _BLOCK)
         for i in range(lo, hi):
@@ -797,7 +890,8 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
 
 _SOLVERS: dict[str, Callable[..., Any]] = {"rodas4": _rodas4_solve, "dp5": _dp5_solve}
 _KERNELS: tuple[Callable[..., Any], ...] = (
-    _lu_factor, _lu_solve, _err_norm, _all_finite, _initial_step, _nonneg_fix,
+    _lu_factor, _lu_solve, _splu_factor, _splu_solve, _factor, _solve, _err_norm, _all_finite,
+    _initial_step, _nonneg_fix,
     _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve)
 _JIT_FLAGS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 _INTEGRATORS: dict[tuple[Any, ...], Integrator] = {}
@@ -945,6 +1039,8 @@ def make_integrator(
     if groups is not None:
         gptr, gcols, colptr, rows = groups
         glb.update(_GPTR=gptr, _GCOLS=gcols, _JCOLPTR=colptr, _JROWS=rows)
+        plan = lu_plan(sp[:nj, :nj])
+        glb.update(_SPARSE_LU=True, **{f"_SP_{k.upper()}": v for k, v in plan.items()})
     for kern in _KERNELS:
         glb[kern.__name__] = njit(**_JIT_FLAGS)(_clone(kern, glb, f"{kern.__name__}_{tag}"))
     glb["_SOLVE_ONE"] = glb[_SOLVERS[method].__name__]
@@ -1022,3 +1118,52 @@ def detect_sparsity(
             y[j] = yj
             pat[:, j] |= f1 != f0
     return pat
+
+
+def lu_plan(pattern: np.ndarray) -> dict[str, np.ndarray]:
+    """Elimination order and fill pattern for a sparse LU of ``c I - J`` (J with ``pattern``).
+
+    Minimum-degree order on the symmetrised pattern (diagonal included), then symbolic
+    elimination. Returns, in original indices: ``order``; per step k the rows below the
+    pivot (``lptr``/``lrows``), the columns right of it (``uptr``/``ucols``) and the rows
+    above it in U (``cptr``/``crows``, for back substitution).
+    """
+    a = np.asarray(pattern, dtype=bool).copy()
+    m = a.shape[0]
+    a |= np.eye(m, dtype=bool)
+    sym = a | a.T
+    remaining = list(range(m))
+    order: list[int] = []
+    while remaining:
+        deg = [int(sym[v, remaining].sum()) for v in remaining]
+        v = remaining[int(np.argmin(deg))]
+        nb = [u for u in remaining if u != v and sym[v, u]]
+        for u in nb:
+            sym[u, nb] = True
+        order.append(v)
+        remaining.remove(v)
+    perm = np.array(order, dtype=np.int64)
+    mp = a[np.ix_(perm, perm)]
+    for k in range(m):  # symbolic elimination with fill
+        rows = np.flatnonzero(mp[k + 1:, k]) + k + 1
+        cols = np.flatnonzero(mp[k, k + 1:]) + k + 1
+        if rows.size and cols.size:
+            mp[np.ix_(rows, cols)] = True
+    lrows, ucols, crows = [], [], []
+    lptr, uptr, cptr = [0], [0], [0]
+    for k in range(m):
+        lr = perm[np.flatnonzero(mp[k + 1:, k]) + k + 1]
+        uc = perm[np.flatnonzero(mp[k, k + 1:]) + k + 1]
+        cr = perm[np.flatnonzero(mp[:k, k])]
+        lrows += list(lr)
+        ucols += list(uc)
+        crows += list(cr)
+        lptr.append(len(lrows))
+        uptr.append(len(ucols))
+        cptr.append(len(crows))
+
+    def arr(x: list[int]) -> np.ndarray:
+        return np.array(x if x else [0], dtype=np.int64)
+
+    return {"order": perm, "lptr": arr(lptr), "lrows": arr(lrows), "uptr": arr(uptr),
+            "ucols": arr(ucols), "cptr": arr(cptr), "crows": arr(crows)}
