@@ -35,7 +35,9 @@ def derivs(
     car = mb + eb + xb + mt + et + xt
     fill = (max(y[S.N_T], 0.0) + max(car, 0.0)) / (p[P.niche_car_frac] * p[P.K_N])
     homeo = p[P.r_homeo] * (1.0 - fill) if fill < 1.0 else 0.0
-    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * ster)
+    occ = max(y[S.N_T], 0.0) / p[P.K_N]
+    help_ = p[P.K_help] / (p[P.K_help] + occ)
+    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * ster) * help_
     recall = p[P.k_recall] * stim * stim_quality
     exhaust = p[P.k_ex] * stim * ex_factor
     d_e = p[P.d_E] + p[P.k_em]
