@@ -1,7 +1,10 @@
 """CAR-T cells: memory M, effector E and exhausted X in blood and at the disease site.
 
 Expansion is antigen-driven and saturable (stimulation ``stim`` = engaged target load over its
-half-saturation), boosted while the lymphodepleted lymphocyte niche is empty (Kimmel 2021).
+half-saturation), boosted while the lymphodepleted lymphocyte niche is empty (Kimmel 2021):
+homeostatic growth fills the empty niche, and antigen-driven proliferation halves when host T
+cells occupy ``K_help`` of it, so after immune reconstitution effectors are fed by memory recall
+and persistence follows memory decay.
 Effectors die (Stein α), convert to memory (Stein F_B), exhaust with antigen load, PD-L1 and
 death-receptor-defective targets (review B9, B12). Memory decays slowly (Stein β) and is
 recalled by antigen, including regenerating normal B cells; recall is self-renewing
