@@ -95,6 +95,76 @@ def _cohort(n: int, ids: np.ndarray | None = None) -> Cohort:
                   marrow_blasts_pct=b[ids], patient_id=ids)
 
 
+def _relapses(r) -> list[dict[str, float]]:
+    """Marrow relapses: first day with blasts ≥ 5% after a day with MRD < 1e-4."""
+    out = []
+    for pid, d in r.trajectories.groupby("patient_id"):
+        d = d.set_index("day").loc[0:]
+        rem = d.index[d["mrd_fraction"] < 1e-4]
+        if len(rem) == 0:
+            continue
+        after = d.loc[rem[0]:]
+        rel = after.index[after["marrow_blast_pct"] >= 5.0]
+        if len(rel) == 0:
+            continue
+        k = rel[0]
+        out.append({
+            "patient_id": pid, "day": k,
+            "cd19_neg": d.loc[k, "cd19_negative_tumour_fraction"],
+            "cart": d.loc[k, "cart_cells_per_ul"],
+            "cart_peak": d["cart_cells_per_ul"].max(),
+            "b_cells": d.loc[k, "b_cells_per_ul"],
+        })
+    return out
+
+
+LOW_PERSISTENCE = {"d_M": 0.032}  # memory t½ ≈ 22 d instead of Stein's 217 d
+N_RELAPSE_COHORT = 40
+
+
+@pytest.fixture(scope="module")
+def relapse_cohorts() -> dict[str, list[dict[str, float]]]:
+    """The same variable cohort (no CD19-negative subclone, no acquired loss), low vs normal
+    memory persistence."""
+    out = {}
+    for name, extra in (("low", LOW_PERSISTENCE), ("normal", {})):
+        r = simulate(_cohort(N_RELAPSE_COHORT), TISA, days=365, seed=3,
+                     overrides={"mu_loss": 0.0, **extra})
+        assert (r.status == 0).all()
+        out[name] = _relapses(r)
+    return out
+
+
+def test_low_persistence_gives_cd19_positive_relapse_after_cart_loss(
+    relapse_cohorts: dict[str, list[dict[str, float]]],
+) -> None:
+    rel = relapse_cohorts["low"]
+    assert len(rel) >= 3  # some, not all, relapse
+    assert len(rel) < N_RELAPSE_COHORT // 2
+    for x in rel:
+        assert x["cd19_neg"] < 0.5  # CD19-positive relapse
+        assert x["cart"] < 0.05 * x["cart_peak"]  # CAR-T have fallen from their peak...
+        assert x["b_cells"] > 5.0  # ...and B-cell aplasia is lost before the relapse
+
+
+def test_normal_persistence_makes_cd19_positive_relapse_rarer(
+    relapse_cohorts: dict[str, list[dict[str, float]]],
+) -> None:
+    pos = {k: sum(x["cd19_neg"] < 0.5 for x in v) for k, v in relapse_cohorts.items()}
+    assert pos["normal"] < pos["low"] / 2
+
+
+def test_overt_cns_disease_survives_the_peak_in_the_sanctuary() -> None:
+    co = Cohort("b-all", weight_kg=[30.0, 30.0], age_y=[10.0, 10.0],
+                marrow_blasts_pct=[60.0, 60.0], dose=[4.5e7, 4.5e7], cns_disease=[0.0, 1.0])
+    r = simulate(co, TISA, days=60, seed=1, variability=False, overrides=LOW_PERSISTENCE)
+    occult, overt = r.patient(0).set_index("day"), r.patient(1).set_index("day")
+    assert overt.loc[0, "cns_tumour_cells"] > 2 * occult.loc[0, "cns_tumour_cells"]
+    assert overt.loc[28, "mrd_fraction"] < 1e-4  # marrow remission...
+    assert overt.loc[28, "cns_tumour_cells"] > overt.loc[28, "tumour_cells"] / 2  # ...not CNS
+    assert overt.loc[28, "cns_tumour_cells"] > occult.loc[28, "cns_tumour_cells"]
+
+
 def test_same_seed_identical_and_chunk_invariant() -> None:
     n = 60
     full = simulate(_cohort(n), TISA, days=60, seed=11)

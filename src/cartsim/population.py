@@ -42,7 +42,8 @@ class Cohort:
     """Per-patient covariates, each an array of shape (n,).
 
     ``marrow_blasts_pct`` is used for B-ALL, ``tumour_volume_ml`` for LBCL. ``dose`` is total CAR+
-    cells (the product's dose rule fills it when absent).
+    cells (the product's dose rule fills it when absent). ``cns_disease`` (0–1, default 0) marks
+    overt CNS/testicular involvement: it adds ``cns_overt_cells`` to the sanctuary site.
     """
 
     disease: str
@@ -62,6 +63,7 @@ class Cohort:
     anc0: np.ndarray | None = None
     plt0: np.ndarray | None = None
     hb0: np.ndarray | None = None
+    cns_disease: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,6 +96,7 @@ class Cohort:
         self.anc0 = arr(self.anc0, 1500.0)
         self.plt0 = arr(self.plt0, 100e3)
         self.hb0 = arr(self.hb0, 10.0)
+        self.cns_disease = arr(self.cns_disease, 0.0)
         if self.dose is not None:
             self.dose = arr(self.dose, 0.0)
         self.validate()
@@ -119,6 +122,7 @@ class Cohort:
             ("anc0", self.anc0, 0.0, 1e5, False),
             ("plt0", self.plt0, 0.0, 2e6, False),
             ("hb0", self.hb0, 2.0, 25.0, False),
+            ("cns_disease", self.cns_disease, 0.0, 1.0, False),
             ("dose", self.dose, 0.0, 1e11, True),
         ]
         for name, a, lo, hi, open_lo in checks:
@@ -178,6 +182,7 @@ def build(
     lbcl = cohort.disease == "lbcl"
     p[:, P.disease_lbcl] = 1.0 if lbcl else 0.0
     p[:, P.cart_access] = 0.5 if lbcl else 1.0
+    p[:, P.cns_disease] = cohort.cns_disease
     if lbcl:
         p[:, P.tumour_cap_cells] = 1e12
         p[:, P.r_tumour] *= 0.6  # LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)
@@ -215,6 +220,9 @@ def build(
     fneg = cohort.cd19_negative_fraction
     y[:, S.T0] = tumour * (1.0 - fneg)
     y[:, S.T1] = tumour * fneg
+    # sanctuary (CNS/testis): occult seeding in proportion to the disease, plus overt disease
+    y[:, S.TS] = (p[:, P.cns_seed_frac] * tumour * (1.0 - fneg)
+                  + cohort.cns_disease * p[:, P.cns_overt_cells])
     y[:, S.N_T] = p[:, P.N0_frac] * p[:, P.K_N]
     out0 = p[:, P.b_prog_out0]
     y[:, S.B_out] = out0

@@ -1,7 +1,10 @@
 """CAR-T cells: memory M, effector E and exhausted X in blood and at the disease site.
 
 Expansion is antigen-driven and saturable (stimulation ``stim`` = engaged target load over its
-half-saturation), boosted while the lymphodepleted lymphocyte niche is empty (Kimmel 2021).
+half-saturation), boosted while the lymphodepleted lymphocyte niche is empty (Kimmel 2021):
+homeostatic growth fills the empty niche, and antigen-driven proliferation halves when host T
+cells occupy ``K_help`` of it, so after immune reconstitution effectors are fed by memory recall
+and persistence follows memory decay.
 Effectors die (Stein α), convert to memory (Stein F_B), exhaust with antigen load, PD-L1 and
 death-receptor-defective targets (review B9, B12). Memory decays slowly (Stein β) and is
 recalled by antigen, including regenerating normal B cells; recall is self-renewing
@@ -35,7 +38,9 @@ def derivs(
     car = mb + eb + xb + mt + et + xt
     fill = (max(y[S.N_T], 0.0) + max(car, 0.0)) / (p[P.niche_car_frac] * p[P.K_N])
     homeo = p[P.r_homeo] * (1.0 - fill) if fill < 1.0 else 0.0
-    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * ster)
+    occ = max(y[S.N_T], 0.0) / p[P.K_N]
+    help_ = p[P.K_help] / (p[P.K_help] + occ)
+    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * ster) * help_
     recall = p[P.k_recall] * stim * stim_quality
     exhaust = p[P.k_ex] * stim * ex_factor
     d_e = p[P.d_E] + p[P.k_em]

@@ -2,6 +2,9 @@
 
 All functions take ``y`` (n, N_STATES) and ``p`` (n, N_PARAMS) and return arrays of shape (n,).
 Units are those of clinical reports: cells/µL, copies/µg genomic DNA, %, pg/mL, °C, mmHg.
+``tumour_cells`` is whole-body disease (main site + sanctuary); blast %, MRD, SPD and the CD19-
+negative fraction describe the main disease site (marrow aspirate for B-ALL, nodes for LBCL);
+``cns_tumour_cells`` is the sanctuary (CNS/testis) load.
 """
 
 from __future__ import annotations
@@ -39,18 +42,20 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     wbc = anc + mono + t_ul + b_ul + car_ul
     copies = COPIES_PER_UG_PER_CELL_FRACTION * VCN * car_ul / wbc
     clones = np.maximum(y[:, [S.T0 + c for c in range(N_CLONES)]], 0.0)
-    tumour = clones.sum(axis=1)
+    site = clones.sum(axis=1)  # marrow (B-ALL) or nodal (LBCL) disease
+    cns = np.maximum(y[:, S.TS], 0.0)
+    tumour = site + cns
     neg = np.zeros_like(tumour)
     for c in range(N_CLONES):
         surf = _clone_field(p, c, C.cd19) * _clone_field(p, c, C.cd19_surface_fraction)
         neg += np.where(surf < CD19_NEGATIVE_DENSITY, clones[:, c], 0.0)
     lbcl = p[:, P.disease_lbcl] > 0.5
-    frac = tumour / (tumour + p[:, P.marrow_cells])
+    frac = site / (site + p[:, P.marrow_cells])
     blast_pct = np.where(lbcl, np.nan, 100.0 * frac)
     mrd = np.where(lbcl, np.nan, frac)
     with np.errstate(invalid="ignore", divide="ignore"):
-        neg_frac = np.where(tumour >= 1.0, neg / tumour, np.nan)
-    vol_ml = tumour / 1e9
+        neg_frac = np.where(site >= 1.0, neg / site, np.nan)
+    vol_ml = site / 1e9
     spd = np.where(lbcl, SPD_CM2_PER_ML23 * vol_ml ** (2.0 / 3.0), np.nan)
     il6 = np.maximum(y[:, S.IL6], 0.0)
     ifng = np.maximum(y[:, S.IFNG], 0.0)
@@ -71,6 +76,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
             cart_blood(y) > 0, y[:, S.E_b] / np.maximum(cart_blood(y), 1e-300), np.nan
         ),
         "tumour_cells": tumour,
+        "cns_tumour_cells": cns,
         "marrow_blast_pct": blast_pct,
         "mrd_fraction": mrd,
         "spd_cm2": spd,

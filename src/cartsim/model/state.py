@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-#: Tumour clone slots: 0 = dominant clone, 1 = pre-existing antigen-negative/low subclone,
-#: 2 = acquired antigen-loss clone (seeded by the stochastic layer from clone 0).
+#: Tumour clone slots at the main disease site (marrow for B-ALL, nodes for LBCL):
+#: 0 = dominant clone, 1 = pre-existing antigen-negative/low subclone, 2 = acquired antigen-loss
+#: clone (seeded by the stochastic layer from clone 0). The dominant clone also lives in a
+#: sanctuary site (state ``TS``: CNS/testis) that CAR-T cells reach poorly and that exchanges
+#: cells with the marrow.
 N_CLONES = 3
 
 STATE_INFO: tuple[tuple[str, str, str], ...] = (
@@ -25,6 +28,7 @@ STATE_INFO: tuple[tuple[str, str, str], ...] = (
     ("T0", "cells", "tumour clone 0 (dominant)"),
     ("T1", "cells", "tumour clone 1 (pre-existing antigen-negative/low)"),
     ("T2", "cells", "tumour clone 2 (acquired antigen loss)"),
+    ("TS", "cells", "dominant clone in the sanctuary site (CNS/testis; limited CAR-T access)"),
     ("B_out", "–", "B-progenitor output, fraction of normal"),
     ("B_prog", "cells", "CD19+ B progenitors (marrow)"),
     ("B", "cells", "mature B cells"),
@@ -58,6 +62,10 @@ STATE_INFO: tuple[tuple[str, str, str], ...] = (
     ("BR1", "–", "∫ per-capita birth rate, clone 1 (daily)"),
     ("BR2", "–", "∫ per-capita birth rate, clone 2 (daily)"),
     ("MUT", "cells", "∫ antigen-loss mutant production from clone 0 (daily)"),
+    ("HZS", "–", "∫ per-capita death + exit hazard, sanctuary clone (daily)"),
+    ("BRS", "–", "∫ per-capita birth rate, sanctuary clone (daily)"),
+    ("IMS", "cells", "∫ marrow → sanctuary seeding flux (daily)"),
+    ("IMM", "cells", "∫ sanctuary → marrow reseeding flux into clone 0 (daily)"),
 )
 
 S = IntEnum("S", {name: i for i, (name, _, _) in enumerate(STATE_INFO)})  # type: ignore[misc]

@@ -22,10 +22,13 @@ from cartsim.engine.rng import uniform
 from cartsim.model.parameters import P
 from cartsim.model.state import FIRST_ACCUMULATOR, N_CLONES, N_STATES, S
 
-STREAM_ROUND = 101
+STREAM_ROUND = 101  # + clone; the birth–death draws use stream + 10 (STREAM_SURVIVE + clone)
 STREAM_SURVIVE = 111
 STREAM_SIZE = 121
 STREAM_MUTANT = 131
+STREAM_SANCTUARY = 141  # rounding; its birth–death draws use 151
+STREAM_SEED_CNS = 143  # marrow → sanctuary arrivals
+STREAM_RESEED = 161  # sanctuary → marrow arrivals into clone 0
 DAY_OFFSET = 1000  # days may be negative (lymphodepletion); counters must not be
 _DRAWS_PER_DAY = 1 << 22
 
@@ -83,10 +86,27 @@ def birth_death(n0: int, b: float, d: float, seed: np.uint64, pid: np.uint64, st
     return total
 
 
+@numba.njit(inline="always")
+def _redraw(n_start: float, births: float, deaths: float, seed: np.uint64, pid: np.uint64,
+            stream: int, day: int) -> float:
+    """Round a small population to an integer by a Bernoulli draw, then one birth–death day."""
+    whole = math.floor(max(n_start, 0.0))
+    if _u(seed, pid, stream, day, 0) < max(n_start, 0.0) - whole:
+        whole += 1.0
+    return birth_death(int(whole), births, deaths, seed, pid, stream + 10, day)
+
+
 @numba.njit(parallel=True)
 def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64,
               patient_id: np.ndarray, day: int, status: np.ndarray) -> None:
-    """Redraw small clones, add new antigen-loss mutants and reset the daily integrals."""
+    """Redraw small clones (marrow and sanctuary), add migrants and new antigen-loss mutants,
+    and reset the daily integrals.
+
+    A population that started the day below ``stoch_threshold`` is redrawn from the
+    birth–death law (emigration counts as death) and then receives a Poisson number of
+    immigrants with the day's integrated flux as mean (sanctuary → marrow clone 0, marrow →
+    sanctuary). Above the threshold the ODE, which carries the migration terms, stands.
+    """
     for i in numba.prange(y.shape[0]):
         if status[i] != 0:
             continue
@@ -95,15 +115,18 @@ def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64
         for c in range(N_CLONES):
             n_start = y_start[i, S.T0 + c]
             if n_start < thr:
-                whole = math.floor(max(n_start, 0.0))
-                if _u(seed, pid, STREAM_ROUND + c, day, 0) < max(n_start, 0.0) - whole:
-                    whole += 1.0
-                y[i, S.T0 + c] = birth_death(
-                    int(whole), y[i, S.BR0 + c], y[i, S.HZ0 + c], seed, pid,
-                    STREAM_SURVIVE + c, day,
-                )
+                y[i, S.T0 + c] = _redraw(n_start, y[i, S.BR0 + c], y[i, S.HZ0 + c], seed, pid,
+                                         STREAM_ROUND + c, day)
+                if c == 0:
+                    y[i, S.T0] += poisson_small(y[i, S.IMM], seed, pid, STREAM_RESEED, day)
             elif y[i, S.T0 + c] < 0.0:
                 y[i, S.T0 + c] = 0.0
+        if y_start[i, S.TS] < thr:
+            y[i, S.TS] = _redraw(y_start[i, S.TS], y[i, S.BRS], y[i, S.HZS], seed, pid,
+                                 STREAM_SANCTUARY, day)
+            y[i, S.TS] += poisson_small(y[i, S.IMS], seed, pid, STREAM_SEED_CNS, day)
+        elif y[i, S.TS] < 0.0:
+            y[i, S.TS] = 0.0
         mutants = poisson_small(y[i, S.MUT], seed, pid, STREAM_MUTANT, day)
         y[i, S.T2] += mutants
         for k in range(FIRST_ACCUMULATOR, N_STATES):

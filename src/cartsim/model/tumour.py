@@ -67,11 +67,22 @@ def growth_rate(p: np.ndarray, c: int) -> float:
 
 @numba.njit(inline="always")
 def derivs(
-    y: np.ndarray, p: np.ndarray, dy: np.ndarray, h0: float, h1: float, h2: float, ld: float
+    y: np.ndarray,
+    p: np.ndarray,
+    dy: np.ndarray,
+    h0: float,
+    h1: float,
+    h2: float,
+    hs: float,
+    ld: float,
 ) -> None:
-    """Growth, killing and lymphodepletion of each clone, and the stochastic-layer integrals.
+    """Growth, killing, lymphodepletion and sanctuary exchange; the stochastic-layer integrals.
 
-    ``h0``, ``h1``, ``h2`` are the clones' per-capita CAR-T kill hazards (1/d).
+    ``h0``, ``h1``, ``h2`` are the marrow clones' per-capita CAR-T kill hazards (1/d), ``hs``
+    that of the dominant clone in the sanctuary site. Clone 0 seeds the sanctuary at
+    ``cns_entry`` per cell and day and is reseeded from it at ``cns_exit``; both fluxes are
+    also integrated (IMS, IMM) so the stochastic layer can add them as Poisson arrivals when the
+    receiving population is small.
     """
     total = 0.0
     for c in range(N_CLONES):
@@ -80,14 +91,32 @@ def derivs(
     if crowd < 0.0:
         crowd = 0.0
     bf = p[P.tumour_birth_frac]
+    ts = y[S.TS]
+    entry = p[P.cns_entry]
+    exit_ = p[P.cns_exit]
     for c in range(N_CLONES):
         r = growth_rate(p, c)
         birth = bf * r * crowd
         hz = h0 if c == 0 else (h1 if c == 1 else h2)
         death = (bf - 1.0) * r + hz + p[P.ld_kill_tumour] * ld
         tc = y[S.T0 + c]
-        dy[S.T0 + c] = (birth - death) * tc
+        if c == 0:
+            death += entry
+            dy[S.MUT] = p[P.mu_loss] * birth * max(tc, 0.0)
+            dy[S.IMM] = exit_ * max(ts, 0.0)
+            dy[S.IMS] = entry * max(tc, 0.0)
+            dy[S.T0] = (birth - death) * tc + exit_ * ts
+        else:
+            dy[S.T0 + c] = (birth - death) * tc
         dy[S.HZ0 + c] = death
         dy[S.BR0 + c] = birth
-        if c == 0:
-            dy[S.MUT] = p[P.mu_loss] * birth * max(tc, 0.0)
+    # sanctuary: the dominant clone's growth with its own crowding, poor CAR-T access
+    r0 = growth_rate(p, 0)
+    crowd_s = 1.0 - max(ts, 0.0) / p[P.cns_capacity]
+    if crowd_s < 0.0:
+        crowd_s = 0.0
+    birth_s = bf * r0 * crowd_s
+    death_s = (bf - 1.0) * r0 + hs + p[P.ld_kill_tumour] * ld + exit_
+    dy[S.TS] = (birth_s - death_s) * ts + entry * max(y[S.T0], 0.0)
+    dy[S.HZS] = death_s
+    dy[S.BRS] = birth_s
