@@ -312,7 +312,7 @@ def simulate(
 
     def on_day_end(day: int, y0: np.ndarray, y_: np.ndarray, status: np.ndarray) -> None:
         stochastic.apply_day(y0, y_, p, s_seed, pid, day, status)
-        tum = y_[:, S.T0] + y_[:, S.T1] + y_[:, S.T2]
+        tum = y_[:, S.T0] + y_[:, S.T1] + y_[:, S.T2] + y_[:, S.TS]
         new_ext = (tum <= 0.0) & ~extinct_seen & (status == 0)
         if new_ext.any():
             extinct_seen[new_ext] = True

@@ -58,3 +58,19 @@ def uniform_np(
         z = _mix_np(z ^ (np.uint64(stream) + _GOLDEN))
         z = _mix_np(z ^ (ctr + _GOLDEN))
         return ((z >> _S11).astype(np.float64) + 0.5) * _SCALE
+
+
+@numba.njit(cache=True)
+def key(seed: np.uint64, patient: np.uint64, stream: np.uint64, counter: np.uint64) -> np.uint64:
+    """The 64-bit key of (seed, patient, stream, counter), for a run of draws from it."""
+    z = _mix(np.uint64(seed) + _GOLDEN)
+    z = _mix(z ^ (np.uint64(patient) + _GOLDEN))
+    z = _mix(z ^ (np.uint64(stream) + _GOLDEN))
+    return _mix(z ^ (np.uint64(counter) + _GOLDEN))
+
+
+@numba.njit(cache=True, inline="always")
+def uniform_at(k: np.uint64, j: int) -> float:
+    """The j-th double in (0, 1) of the run keyed by ``k`` (one mix per draw: SplitMix64)."""
+    z = _mix(k + np.uint64(j + 1) * _GOLDEN)
+    return (float(z >> _S11) + 0.5) * _SCALE

@@ -18,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-from cartsim.engine.rng import uniform
+from cartsim.engine.rng import key, uniform, uniform_at
 from cartsim.model.parameters import P
 from cartsim.model.state import FIRST_ACCUMULATOR, N_CLONES, N_STATES, S
 
@@ -75,14 +75,31 @@ def birth_death(n0: int, b: float, d: float, seed: np.uint64, pid: np.uint64, st
         p0 = d * (er - 1.0) / (b * er - d)
         eta = b * (er - 1.0) / (b * er - d)
     total = 0.0
-    for j in range(n0):
-        if _u(seed, pid, stream, day, 2 * j) < p0:
-            continue
+    # one keyed run of draws per (patient, stream, day): a single mix per draw
+    run = key(seed, pid, np.uint64(stream), np.uint64(day + DAY_OFFSET))
+    inv_log_eta = 1.0 / math.log(eta) if 0.0 < eta < 1.0 else 0.0
+    inv_log_p0 = 1.0 / math.log(p0) if 0.0 < p0 < 1.0 else 0.0
+    if p0 >= 1.0:
+        return 0.0
+    # Walk over the surviving lineages only: the number of extinct lineages before the next
+    # survivor is geometric, so a day costs two draws per survivor, not one per cell.
+    k = 0
+    j = 0
+    while True:
+        if p0 > 0.0:
+            skip = math.floor(math.log(uniform_at(run, k)) * inv_log_p0)
+            k += 1
+            if skip >= n0 - j:
+                break
+            j += int(skip)
+        elif j >= n0:
+            break
+        j += 1  # lineage j survives: 1 + Geometric(eta) cells
         if eta <= 0.0:
             total += 1.0
         else:
-            u = _u(seed, pid, stream, day, 2 * j + 1)
-            total += 1.0 + math.floor(math.log(u) / math.log(eta))
+            total += 1.0 + math.floor(math.log(uniform_at(run, k)) * inv_log_eta)
+            k += 1
     return total
 
 
@@ -96,7 +113,7 @@ def _redraw(n_start: float, births: float, deaths: float, seed: np.uint64, pid: 
     return birth_death(int(whole), births, deaths, seed, pid, stream + 10, day)
 
 
-@numba.njit(parallel=True)
+@numba.njit  # serial: microseconds per patient, not worth a parallel region's barrier
 def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64,
               patient_id: np.ndarray, day: int, status: np.ndarray) -> None:
     """Redraw small clones (marrow and sanctuary), add migrants and new antigen-loss mutants,
@@ -107,7 +124,7 @@ def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64
     immigrants with the day's integrated flux as mean (sanctuary → marrow clone 0, marrow →
     sanctuary). Above the threshold the ODE, which carries the migration terms, stands.
     """
-    for i in numba.prange(y.shape[0]):
+    for i in range(y.shape[0]):
         if status[i] != 0:
             continue
         pid = np.uint64(patient_id[i])
