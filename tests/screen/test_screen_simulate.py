@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import kstest
 from typer.testing import CliRunner
@@ -13,7 +14,12 @@ from cartsim.model.traits import gene_kill_multiplier
 from cartsim.screen.analysis import mageck_test
 from cartsim.screen.cli import screen_app
 from cartsim.screen.io import read_count_table
-from cartsim.screen.simulate import ScreenDesign, simulate_screen, strong_genes
+from cartsim.screen.simulate import (
+    ScreenDesign,
+    SimulatedScreen,
+    simulate_screen,
+    strong_genes,
+)
 
 
 def test_deterministic_and_nonnegative() -> None:
@@ -43,31 +49,78 @@ def test_recovers_strong_hits_one_seed() -> None:
     assert len(res) == 9 and len(sen) == 3
     assert (g.loc[res, "pos|fdr"] < 0.05).mean() >= 0.9
     assert (g.loc[sen, "neg|fdr"] < 0.05).mean() >= 2 / 3
-    assert g.loc["CD19", "pos|rank"] == 1
+    # CD19 (h = 0.02) has the largest effect; its α-RRA rank also depends on how many of its
+    # four sgRNAs happen to be weak in this library draw, so check the median LFC instead.
+    assert g["pos|lfc"].idxmax() == "CD19"
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_null_screen_calibrated(seed: int) -> None:
+def _null_summary(sim: SimulatedScreen, use_controls: bool) -> pd.DataFrame:
+    ctrl = sim.control_sgrnas if use_controls else None
+    return mageck_test(sim.counts, sim.treatment, sim.control, control_sgrnas=ctrl).gene_summary
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_null_screen_calibrated_both_directions(seed: int) -> None:
+    """All h = 1: enriched and depleted gene p-values are uniform and nothing is called."""
     sim = simulate_screen(ScreenDesign(n_genes=2000, n_controls=0, seed=seed, null=True))
-    g = mageck_test(sim.counts, sim.treatment, sim.control).gene_summary
-    assert (g["pos|fdr"] < 0.05).sum() == 0 and (g["neg|fdr"] < 0.05).sum() == 0
-    ess = set(sim.truth.loc[sim.truth["class"] == "essential", "gene"])
-    ne = g[~g["id"].isin(ess)]
-    assert kstest(ne["pos|p-value"], "uniform").pvalue > 0.01
+    assert (sim.truth["h"] == 1.0).all()
+    g = _null_summary(sim, use_controls=False)
+    for d in ("pos", "neg"):
+        assert kstest(g[f"{d}|p-value"], "uniform").pvalue > 0.01, d
+        assert (g[f"{d}|fdr"] < 0.05).sum() == 0, d
+        # a real miscalibration would show up as an excess of small p-values
+        assert (g[f"{d}|p-value"] < 0.05).mean() < 0.08, d
+
+
+def test_null_detects_a_planted_depletion() -> None:
+    """The null check has power: the same design with a sensitiser planted finds it."""
+    truth = pd.DataFrame({"gene": ["CFLAR"], "h": [2.0], "s": [0.0]})
+    d = ScreenDesign(n_genes=2000, n_controls=0, seed=0, null=True)
+    sim = simulate_screen(d.model_copy(update={"null": False, "grey_fraction": 0.0}), truth)
+    g = _null_summary(sim, use_controls=False).set_index("id")
+    assert g.loc["CFLAR", "neg|fdr"] < 0.05
+    assert g.loc["CFLAR", "neg|rank"] <= 3
+
+
+@pytest.mark.slow
+def test_null_twenty_seeds_brunello() -> None:
+    """Brunello-scale null screens (crispr.md §6 target 4), both directions, 20 seeds.
+
+    The uniform-null analysis gives continuous p-values, so KS applies; with the 1,000
+    non-targeting controls as the RRA null (MAGeCK's ``--control-sgrna``) p-values take only
+    ~800 distinct values, so there we check false discoveries instead of KS.
+    """
+    ks_fail = {"pos": 0, "neg": 0}
+    seeds_with_hits = {"uniform": 0, "controls": 0}
+    for seed in range(20):
+        sim = simulate_screen(ScreenDesign(seed=seed, null=True))
+        g = _null_summary(sim, use_controls=False)
+        for d in ("pos", "neg"):
+            ks_fail[d] += int(kstest(g[f"{d}|p-value"], "uniform").pvalue <= 0.01)
+        seeds_with_hits["uniform"] += int(((g["pos|fdr"] < 0.05) | (g["neg|fdr"] < 0.05)).any())
+        gc = _null_summary(sim, use_controls=True)
+        seeds_with_hits["controls"] += int(((gc["pos|fdr"] < 0.05) | (gc["neg|fdr"] < 0.05)).any())
+    # at level 0.01, 20 calibrated seeds fail KS ≥ 2 times with probability 1.7 %
+    assert ks_fail["pos"] <= 1 and ks_fail["neg"] <= 1, ks_fail
+    # ≤ 5 % of seeds (1 of 20) with any FDR < 0.05 call per analysis mode (BH in 2 directions)
+    assert seeds_with_hits["uniform"] <= 1 and seeds_with_hits["controls"] <= 1, seeds_with_hits
 
 
 @pytest.mark.slow
 def test_power_twenty_seeds() -> None:
+    """Default design (crispr.md §6 target 4): every strong gene found in ≥ 18 of 20 seeds."""
     hits: dict[str, int] = {}
     for seed in range(20):
         sim = simulate_screen(ScreenDesign(seed=seed))
         g = mageck_test(sim.counts, sim.treatment, sim.control,
                         control_sgrnas=sim.control_sgrnas).gene_summary.set_index("id")
         res, sen = strong_genes(sim.truth)
+        assert {"TRAF2", "BIRC2", "CFLAR"} <= set(sen)
         for x in res:
             hits[x] = hits.get(x, 0) + int(g.loc[x, "pos|fdr"] < 0.05)
         for x in sen:
             hits[x] = hits.get(x, 0) + int(g.loc[x, "neg|fdr"] < 0.05)
+    print("recovered of 20:", hits)
     assert all(v >= 18 for v in hits.values()), str(hits)
 
 

@@ -157,7 +157,7 @@ def simulate_cmd(
     n_genes: int = typer.Option(19114, "--n-genes", help="Targeted genes (Brunello 19,114)."),
     sgrnas_per_gene: int = typer.Option(4, "--sgrnas-per-gene"),
     n_controls: int = typer.Option(1000, "--n-controls", help="Non-targeting controls."),
-    coverage: float = typer.Option(500, "--coverage", help="Cells per sgRNA."),
+    coverage: float = typer.Option(1000, "--coverage", help="Cells per sgRNA."),
     moi: float = typer.Option(0.3, "--moi"),
     et_ratio: float = typer.Option(0.25, "--et", help="Effector:target ratio (0.25 = 1:4)."),
     coculture_days: float = typer.Option(7.0, "--days", help="Co-culture duration (days)."),
