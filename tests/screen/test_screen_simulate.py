@@ -136,3 +136,69 @@ def test_cli_simulate_then_test(tmp_path: Path) -> None:
                                    "-c", "ctrl_r1,ctrl_r2", "--control-sgrna",
                                    pre + ".control_sgrnas.txt", "-n", pre, "--no-plot"])
     assert r.exit_code == 0, r.output
+
+
+def test_cli_simulate_writes_all_outputs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    pre = str(tmp_path / "s")
+    r = runner.invoke(screen_app, ["simulate", "-n", pre, "--n-genes", "200", "--n-controls",
+                                   "30", "--replicates", "2", "--seed", "5"])
+    assert r.exit_code == 0, r.output
+    t = read_count_table(pre + ".count.txt")
+    assert t.n_sgrna == 200 * 4 + 30
+    assert t.samples == ("plasmid", "T0_r1", "T0_r2", "ctrl_r1", "ctrl_r2", "CART_r1", "CART_r2")
+    assert (t.counts >= 0).all() and (t.counts == np.round(t.counts)).all()
+    ctrl = Path(pre + ".control_sgrnas.txt").read_text().split()
+    assert len(ctrl) == 30 and set(ctrl) <= set(t.sgrna)
+    truth = pd.read_csv(pre + ".truth.txt", sep="\t").set_index("gene")
+    assert truth.shape[0] == 200
+    assert truth.loc["FADD", "h"] == pytest.approx(gene_kill_multiplier("FADD"))
+    sg = pd.read_csv(pre + ".sgrna_truth.txt", sep="\t")
+    assert list(sg["sgrna"]) == list(t.sgrna)
+    assert (sg.loc[sg["gene"] == "NonTargeting", "efficiency"] == 0).all()
+    # same seed through the API gives the same table
+    api = simulate_screen(ScreenDesign(n_genes=200, n_controls=30, replicates=2, seed=5))
+    np.testing.assert_array_equal(api.counts.counts, t.counts)
+
+
+def test_cli_simulate_bad_truth_names_line(tmp_path: Path) -> None:
+    bad = tmp_path / "truth.tsv"
+    bad.write_text("gene\th\nFADD\t0.4\nCFLAR\t-2\n")
+    r = CliRunner().invoke(screen_app, ["simulate", "-n", str(tmp_path / "x"), "--n-genes", "100",
+                                        "--truth", str(bad)])
+    assert r.exit_code == 2
+    assert "line 3" in r.output and "column h" in r.output
+    assert not (tmp_path / "x.count.txt").exists()
+
+
+def test_cli_power_writes_table_and_figure(tmp_path: Path) -> None:
+    pre = str(tmp_path / "pw")
+    r = CliRunner().invoke(screen_app, ["power", "-n", pre, "--coverages", "30,1000", "--et",
+                                        "0.25", "--replicates", "2", "--seeds", "1",
+                                        "--n-genes", "300", "--n-controls", "40"])
+    assert r.exit_code == 0, r.output
+    tab = pd.read_csv(pre + ".power.txt", sep="\t")
+    assert list(tab.columns) == ["coverage", "et_ratio", "replicates", "power_resistance",
+                                 "power_sensitiser", "false_positives"]
+    assert tab.shape[0] == 2 and tab["power_resistance"].between(0, 1).all()
+    # 1000 cells per sgRNA finds at least as many resistance genes as a 30x bottleneck
+    lo, hi = tab.sort_values("coverage")["power_resistance"]
+    assert hi >= lo and hi > 0.5
+    png = Path(pre + ".power.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_cli_power_rejects_bad_grid(tmp_path: Path) -> None:
+    r = CliRunner().invoke(screen_app, ["power", "-n", str(tmp_path / "p"), "--coverages",
+                                        "100,abc"])
+    assert r.exit_code == 2
+    assert "--coverages" in r.output and "abc" in r.output
+    assert not (tmp_path / "p.power.txt").exists()
+
+
+def test_cd274_knockout_is_neutral_in_pd_l1_negative_line() -> None:
+    """CD274 acts through PD-1 on CAR-T (exhaustion), not the per-contact kill route; the default
+    line (Nalm6-like) has pdl1 = 0, so its knockout leaves h at 1 (docs/screen.md)."""
+    assert gene_kill_multiplier("CD274") == 1.0
+    sim = simulate_screen(ScreenDesign(n_genes=100, n_controls=5, seed=0))
+    assert sim.truth.set_index("gene").loc["CD274", "h"] == 1.0

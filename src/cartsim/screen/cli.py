@@ -7,6 +7,7 @@ MAGeCK so a ``mageck test`` command line works after replacing ``mageck`` by ``c
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -193,6 +194,18 @@ def simulate_cmd(
                   f"{output_prefix}.control_sgrnas.txt -n {output_prefix}")
 
 
+def _number_list(text: str, flag: str, kind: Callable[[str], float]) -> list[float]:
+    """Comma-separated numbers of a CLI option; the error names the option and the token."""
+    out = []
+    for tok in text.split(","):
+        try:
+            out.append(kind(tok.strip()))
+        except ValueError:
+            raise CartsimError(f"{flag}: {tok.strip()!r} is not "
+                               f"{'an integer' if kind is int else 'a number'}") from None
+    return out
+
+
 @screen_app.command("power")
 def power_cmd(
     output_prefix: str = typer.Option("screen_power", "-n", "--output-prefix"),
@@ -209,9 +222,9 @@ def power_cmd(
     from cartsim.screen.simulate import ScreenDesign
 
     try:
-        covs = [float(x) for x in coverages.split(",")]
-        ets = [float(x) for x in et_ratios.split(",")]
-        reps = [int(x) for x in replicates.split(",")]
+        covs = _number_list(coverages, "--coverages", float)
+        ets = _number_list(et_ratios, "--et", float)
+        reps = [int(x) for x in _number_list(replicates, "--replicates", int)]
         base = ScreenDesign(n_genes=n_genes, n_controls=n_controls, seed=seed)
         prog, update = _progress_bar("power grid")
         with prog:
