@@ -7,6 +7,7 @@ MAGeCK so a ``mageck test`` command line works after replacing ``mageck`` by ``c
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -157,7 +158,7 @@ def simulate_cmd(
     n_genes: int = typer.Option(19114, "--n-genes", help="Targeted genes (Brunello 19,114)."),
     sgrnas_per_gene: int = typer.Option(4, "--sgrnas-per-gene"),
     n_controls: int = typer.Option(1000, "--n-controls", help="Non-targeting controls."),
-    coverage: float = typer.Option(500, "--coverage", help="Cells per sgRNA."),
+    coverage: float = typer.Option(1000, "--coverage", help="Cells per sgRNA."),
     moi: float = typer.Option(0.3, "--moi"),
     et_ratio: float = typer.Option(0.25, "--et", help="Effector:target ratio (0.25 = 1:4)."),
     coculture_days: float = typer.Option(7.0, "--days", help="Co-culture duration (days)."),
@@ -193,6 +194,18 @@ def simulate_cmd(
                   f"{output_prefix}.control_sgrnas.txt -n {output_prefix}")
 
 
+def _number_list(text: str, flag: str, kind: Callable[[str], float]) -> list[float]:
+    """Comma-separated numbers of a CLI option; the error names the option and the token."""
+    out = []
+    for tok in text.split(","):
+        try:
+            out.append(kind(tok.strip()))
+        except ValueError:
+            raise CartsimError(f"{flag}: {tok.strip()!r} is not "
+                               f"{'an integer' if kind is int else 'a number'}") from None
+    return out
+
+
 @screen_app.command("power")
 def power_cmd(
     output_prefix: str = typer.Option("screen_power", "-n", "--output-prefix"),
@@ -209,9 +222,9 @@ def power_cmd(
     from cartsim.screen.simulate import ScreenDesign
 
     try:
-        covs = [float(x) for x in coverages.split(",")]
-        ets = [float(x) for x in et_ratios.split(",")]
-        reps = [int(x) for x in replicates.split(",")]
+        covs = _number_list(coverages, "--coverages", float)
+        ets = _number_list(et_ratios, "--et", float)
+        reps = [int(x) for x in _number_list(replicates, "--replicates", int)]
         base = ScreenDesign(n_genes=n_genes, n_controls=n_controls, seed=seed)
         prog, update = _progress_bar("power grid")
         with prog:

@@ -37,6 +37,8 @@ from cartsim.screen.io import CountTable, atomic_write, write_count_table
 
 #: ln 2 per day at E:T 1:4 → a wild-type population loses ~50 % in 24 h (Dufva 2020 set-up).
 DEFAULT_K_KILL = float(np.log(2.0) / 0.25)
+#: genes targeted by the Brunello library (Doench 2016), the default library size.
+BRUNELLO_GENES = 19114
 
 
 class ScreenDesign(BaseModel):
@@ -44,10 +46,10 @@ class ScreenDesign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_genes: int = Field(19114, ge=20, description="targeted genes (Brunello: 19,114)")
+    n_genes: int = Field(BRUNELLO_GENES, ge=20, description="targeted genes (Brunello: 19,114)")
     sgrnas_per_gene: int = Field(4, ge=1, le=20, description="sgRNAs per gene")
     n_controls: int = Field(1000, ge=0, description="non-targeting control sgRNAs")
-    coverage: float = Field(500.0, ge=10, description="cells per sgRNA at transduction/passage")
+    coverage: float = Field(1000.0, ge=10, description="cells per sgRNA at transduction/passage")
     moi: float = Field(0.3, gt=0, le=2, description="multiplicity of infection")
     plasmid_sd_log10: float = Field(0.30, ge=0, le=1, description="σ of log10 plasmid abundance")
     days_to_t0: float = Field(7.0, ge=0, description="selection/expansion before T0 (days)")
@@ -67,6 +69,12 @@ class ScreenDesign(BaseModel):
     grey_sd_log: float = Field(0.3, ge=0, description="SD of log h of grey genes")
     essential_genes: bool = Field(True, description="CEGv2 core essentials drop out")
     null: bool = Field(False, description="all h = 1 (essential-gene dropout kept)")
+    maintain_coverage: bool = Field(
+        True, description="seed the CAR-T arm with enough cells that expected wild-type "
+        "survivors keep `coverage` cells per sgRNA at every passage and at harvest")
+    max_seed_factor: float = Field(
+        10.0, ge=1, description="most cells (× coverage × sgRNAs) a CAR-T arm is seeded with "
+        "when maintaining coverage; beyond it the arm is bottlenecked")
     seed: int = Field(0, ge=0, description="seed of SeedSequence")
 
 
@@ -129,6 +137,12 @@ def build_truth(design: ScreenDesign, rng: np.random.Generator,
     named = list(GENE_TRAIT_EFFECTS)
     ess = core_essentials() if design.essential_genes else []
     ess = [g for g in ess if g not in GENE_TRAIT_EFFECTS]
+    # A smaller library is a random slice of the genome: it keeps the genome-wide share of core
+    # essentials (CEGv2 684 of Brunello's 19,114 genes, 3.6 %) instead of being filled with them,
+    # because α-RRA percentiles are library-wide and a library dominated by low-count essential
+    # sgRNAs shifts every other gene's p-values.
+    n_ess = min(len(ess), int(round(len(ess) * design.n_genes / BRUNELLO_GENES)))
+    ess = ess[:n_ess]
     user_genes = [] if user is None else [g for g in user["gene"] if g not in named]
     genes = list(dict.fromkeys(named + user_genes + ess))[: design.n_genes]
     n_fill = design.n_genes - len(genes)
@@ -229,6 +243,13 @@ def simulate_screen(
     lam = d.k_kill * d.et_ratio * dt_co
     n_pre = max(1, int(round(d.days_to_t0 / d.passage_interval))) if d.days_to_t0 else 0
     dt_pre = d.days_to_t0 / n_pre if n_pre else 0.0
+    # Coverage maintenance: a wild-type cell's expected log fold change per co-culture interval
+    # is r·Δt − Λ; when negative, the CAR-T arm is seeded with exp(−(r·Δt − Λ)·m) × coverage
+    # cells for m remaining intervals, so the expected survivors never fall below coverage. The
+    # extra cells come from expanding the T0 population for t_expand days without CAR-T.
+    loss = max(0.0, lam - r * dt_co) if d.maintain_coverage else 0.0
+    seed_factor = np.minimum(np.exp(loss * (n_int - np.arange(n_int + 1))), d.max_seed_factor)
+    t_expand = float(np.log(seed_factor[0]) / r) if n_int else 0.0
 
     samples: dict[str, np.ndarray] = {}
     plas_rng = np.random.default_rng(ss.spawn(1)[0])
@@ -241,20 +262,23 @@ def simulate_screen(
         p_state = np.stack([1 - eff + eff / 9, 4 * eff / 9, 4 * eff / 9], axis=1)
         cells = rng.multinomial(n0.astype(np.int64), p_state).astype(np.float64)
         for _ in range(n_pre):
-            jit = rng.normal(0.0, d.growth_jitter, size=cells.shape)
+            jit = rng.normal(0.0, d.growth_jitter, size=(n_sg, 1))
             cells = _grow_kill(cells, (r * (1 + s_eff) + jit) * dt_pre, rng)
             cells = _passage(cells, cap, rng)
             step += 1
             if progress:
                 progress(step, total_steps)
         samples[f"T0_r{k + 1}"] = _sequence(cells.sum(axis=1), reads, d.phi_pcr, rng)
+        if t_expand > 0:
+            jit = rng.normal(0.0, d.growth_jitter, size=(n_sg, 1))
+            cells = _grow_kill(cells, (r * (1 + s_eff) + jit) * t_expand, rng)
         arms = {}
         for arm, hazard in (("ctrl", 0.0), ("CART", lam)):
             c = cells.copy()
-            for _ in range(n_int):
-                jit = rng.normal(0.0, d.growth_jitter, size=c.shape)
+            for j in range(n_int):
+                jit = rng.normal(0.0, d.growth_jitter, size=(n_sg, 1))
                 c = _grow_kill(c, (r * (1 + s_eff) + jit) * dt_co - h_eff * hazard, rng)
-                c = _passage(c, cap, rng)
+                c = _passage(c, cap * (seed_factor[j + 1] if arm == "CART" else 1.0), rng)
                 step += 1
                 if progress:
                     progress(step, total_steps)
