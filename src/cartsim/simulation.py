@@ -9,7 +9,6 @@ status codes (a failing patient never aborts the cohort).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from cartsim.atomic import atomic_write
 from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import detect_sparsity, make_integrator
@@ -156,15 +156,7 @@ def _atomic_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), b"cartsim": json.dumps(meta, default=str).encode()}
     )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _action_jumps(

@@ -229,7 +229,7 @@ def power_cmd(
         prog, update = _progress_bar("power grid")
         with prog:
             tab = power_grid(base, covs, ets, reps, seeds=seeds, progress=update)
-        from cartsim.screen.io import write_text_atomic
+        from cartsim.atomic import write_text_atomic
 
         write_text_atomic(output_prefix + ".power.txt", tab.to_csv(sep="\t", index=False))
         power_figure(tab, output_prefix + ".power.png")

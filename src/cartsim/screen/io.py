@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cartsim.atomic import atomic_write
 from cartsim.errors import InvalidInputError
 
 
@@ -207,27 +207,6 @@ def fmt_gene(x: float) -> str:
 def fmt_fdr(x: float) -> str:
     """Gene-summary FDR format (rounded to 6 decimals, as the RRA binary prints it)."""
     return repr(round(float(x), 6))
-
-
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
-    """Write a file atomically: ``writer`` fills a temp file in the same folder, then rename."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dest
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write(path, lambda t: t.write_text(text))
 
 
 def write_count_table(table: CountTable, path: str | os.PathLike[str]) -> Path:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cartsim.screen.io import atomic_write  # noqa: E402
+from cartsim.atomic import atomic_write  # noqa: E402
 
 
 def volcano_rank_plot(

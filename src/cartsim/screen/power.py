@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cartsim.atomic import atomic_write  # noqa: E402
 from cartsim.screen.analysis import mageck_test  # noqa: E402
-from cartsim.screen.io import atomic_write  # noqa: E402
 from cartsim.screen.simulate import ScreenDesign, simulate_screen, strong_genes  # noqa: E402
 
 

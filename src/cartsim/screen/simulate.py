@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from cartsim.atomic import atomic_write
 from cartsim.errors import InvalidInputError
 from cartsim.model.traits import GENE_TRAIT_EFFECTS, ROUTE_PRESETS, gene_kill_multiplier
-from cartsim.screen.io import CountTable, atomic_write, write_count_table
+from cartsim.screen.io import CountTable, write_count_table
 
 #: ln 2 per day at E:T 1:4 → a wild-type population loses ~50 % in 24 h (Dufva 2020 set-up).
 DEFAULT_K_KILL = float(np.log(2.0) / 0.25)

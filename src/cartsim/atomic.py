@@ -1,0 +1,41 @@
+"""Atomic file output: a writer fills a temporary file in the destination folder, then rename.
+
+Readers never see a half-written file, and a killed run leaves either the old file or the new
+one. The temporary file gets the permissions an ordinary ``open()`` would give (0666 less the
+umask), not the owner-only mode of :func:`tempfile.mkstemp`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Write ``path`` atomically: ``writer(tmp)`` fills a temporary file, then it is renamed."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda t: t.write_text(text))
