@@ -49,12 +49,17 @@ def simulate(
     typical: Annotated[bool, typer.Option(
         help="no inter-individual variability (the typical patient)")] = False,
     chunk_size: Annotated[int, typer.Option(help="patients per chunk")] = 5000,
+    protocol: Annotated[str, typer.Option(
+        help="management protocol run in the daily loop: a shipped name (default, "
+             "early_tocilizumab, prophylactic_tocilizumab, il6_guided), a TOML path, or "
+             "'none' for the untreated body")] = "default",
+    rtol: Annotated[float, typer.Option(help="solver relative tolerance (1e-10–1e-2)")] = 1e-5,
 ) -> None:
     """Simulate a patient or cohort; writes trajectories.parquet, events.parquet and a PNG."""
     try:
         _simulate(product, disease.value, out, marrow_blasts, tumour_volume_ml, weight, age,
                   dose_per_kg, dose, cd19_negative_fraction, patients, days, seed, typical,
-                  chunk_size)
+                  chunk_size, protocol, rtol)
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
@@ -63,15 +68,20 @@ def simulate(
 def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               tumour_volume_ml: float, weight: float, age: float, dose_per_kg: float | None,
               dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
-              typical: bool, chunk_size: int) -> None:
+              typical: bool, chunk_size: int, protocol: str = "default",
+              rtol: float = 1e-5) -> None:
     import pandas as pd
 
+    from cartsim.clinic import load_protocol
     from cartsim.errors import InvalidInputError
     from cartsim.population import Cohort
     from cartsim.products import get_product
     from cartsim.simulation import SimulationResult, simulate
 
     prod = get_product(product)
+    policy = None if protocol.lower() == "none" else load_protocol(protocol)
+    if not 1e-10 <= rtol <= 1e-2:
+        raise InvalidInputError("rtol", "[1e-10, 1e-2]", rtol)
     if patients < 1 or patients > 10_000_000:
         raise InvalidInputError("patients", "[1, 10000000]", patients)
     if chunk_size < 1:
@@ -115,9 +125,10 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
                 patient_id=idx,
             )
             m, done = stop - start, start * (days + 5)
-            parts.append(simulate(chunk, prod, days=days, seed=seed, variability=not typical,
-                                  progress=lambda k, m=m, done=done: bar.update(
-                                      task, completed=done + k * m)))
+            parts.append(simulate(
+                chunk, prod, days=days, seed=seed, variability=not typical, protocol=policy,
+                rtol=rtol,
+                progress=lambda k, m=m, done=done: bar.update(task, completed=done + k * m)))
     res = SimulationResult(
         pd.concat([r.trajectories for r in parts], ignore_index=True),
         pd.concat([r.events for r in parts], ignore_index=True),

@@ -29,9 +29,16 @@ from cartsim.model.system import rhs
 from cartsim.population import Cohort, build, doses
 from cartsim.products import Product
 
+#: Supportive care a protocol chooses from physiology, recorded as events (name → unit).
+SUPPORT_EVENTS = {
+    "fluid_bolus_ml": "mL",
+    "vasopressors": "agents",
+    "vasopressin": "flag",
+    "oxygen_device": "code (cartsim.clinic.OXYGEN_DEVICES)",
+}
 LD_FIRST_DAY = -5
 LD_DAYS = (-5, -4, -3)
-DEFAULT_RTOL = 1e-6
+DEFAULT_RTOL = 1e-5
 
 
 class Procedure(Protocol):
@@ -298,6 +305,10 @@ def simulate(
         for grade in ("crs_grade", "icans_grade"):
             if grade in actions:
                 add_events(day, grade, np.asarray(actions[grade], dtype=np.float64), "ASTCT")
+        for name, unit in SUPPORT_EVENTS.items():
+            if name in actions:
+                amt = np.asarray(actions[name], dtype=np.float64)
+                add_events(day, name, np.where(status == 0, amt, 0.0), unit)
 
     s_seed = np.uint64(seed)
     extinct_seen = np.zeros(n, dtype=bool)
@@ -345,5 +356,7 @@ def simulate(
     meta = {
         "seed": seed, "product": product.name, "disease": cohort.disease, "days": days,
         "variability": variability, "rtol": rtol,
+        "protocol": None if protocol is None else getattr(protocol, "name", str(protocol)),
+        "procedures": [type(pr).__name__ for pr in procedures],
     }
     return SimulationResult(traj, events, stats.status, stats.steps, seed, meta)
