@@ -192,8 +192,10 @@ def main() -> None:  # pragma: no cover
 def _mount_subcommands() -> None:
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
+    from cartsim.trial.cli import trial_app
 
     app.add_typer(screen_app, name="screen")
+    app.add_typer(trial_app, name="trial")
     app.command("grade")(grade_command)
 
 

@@ -1,0 +1,477 @@
+"""Per-patient trial endpoints from simulated daily readouts and events.
+
+Everything here is a pure function of arrays (patients × days), so the logic is unit-testable
+on constructed trajectories without running the model. :func:`compute_endpoints` assembles the
+per-patient endpoint table of a chunk; :func:`daily_table` the small per-day table for plots.
+Definitions are documented in ``docs/trial.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartsim.clinic import ctcae
+from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scales
+from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
+from cartsim.clinic.icans import astct_icans_grade
+from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
+from cartsim.params import ParameterSpec, ParameterTable
+from cartsim.trial.outcomes import decide_deaths
+
+ENDPOINT_PARAMS = ParameterTable((
+    ParameterSpec("relapse_blast_pct", "%", 5.0, 0.0, 100.0,
+                  "clinical standard (marrow blasts > 5 % after CR is relapse)",
+                  "B-ALL marrow blasts above which a responder has relapsed"),
+    ParameterSpec("cd19_negative_relapse_fraction", "fraction", 0.5, 0.0, 1.0, "assumed",
+                  "CD19-negative share of the tumour at relapse that makes it CD19-negative"),
+    ParameterSpec("lbcl_cr_volume_ml", "mL", 1.0, 0.0, 1e3,
+                  "assumed (< 10⁹ cells ≈ no measurable/FDG-avid disease)",
+                  "LBCL tumour volume below which the response is complete"),
+    ParameterSpec("progression_factor", "× nadir", 1.5, 1.0, 10.0,
+                  "Lugano 2014 (≥ 50 % increase from nadir)",
+                  "LBCL: tumour size relative to its nadir that counts as progression"),
+    ParameterSpec("progression_min_volume_ml", "mL", 1.0, 0.0, 1e3, "assumed",
+                  "LBCL: progression also needs at least this tumour volume"),
+    ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
+                  "B-cell aplasia: blood B cells below this fraction of the day −5 value"),
+    ParameterSpec("response_window_day", "d", 91.0, 1.0, 3650.0,
+                  "ELIANA/ZUMA: best response within 3 months",
+                  "last assessment day at which a first response still counts"),
+))
+PK_WINDOW = (0, 28)
+B_ALL_RANK = {"CR": 3, "CRi": 2, "NR": 1, "NE": 0}
+LBCL_RANK = {"CR": 4, "PR": 3, "SD": 2, "PD": 1, "NE": 0}
+RESPONSES = {"b-all": ("CR", "CRi"), "lbcl": ("CR", "PR")}
+
+
+@dataclass
+class Course:
+    """Daily readouts of a group of patients: ``x[name]`` has shape (patients, days)."""
+
+    patient_id: np.ndarray
+    days: np.ndarray
+    x: dict[str, np.ndarray]
+
+    @classmethod
+    def from_trajectories(cls, traj: pd.DataFrame) -> Course:
+        """From ``SimulationResult.trajectories`` (every patient has every day)."""
+        t = traj.sort_values(["patient_id", "day"], kind="stable")
+        pid = np.unique(t["patient_id"].to_numpy())
+        days = np.unique(t["day"].to_numpy())
+        n, d = pid.size, days.size
+        if len(t) != n * d:
+            raise ValueError("trajectories must hold every day for every patient")
+        cols = [c for c in t.columns if c not in ("patient_id", "day")]
+        return cls(pid, days, {c: t[c].to_numpy(dtype=np.float64).reshape(n, d) for c in cols})
+
+
+def event_matrix(events: pd.DataFrame, patient_id: np.ndarray, days: np.ndarray,
+                 name: str) -> np.ndarray | None:
+    """Sum of event values per patient and day, or None when no such event exists."""
+    if events is None or events.empty or name not in set(events["event"]):
+        return None
+    e = events[events["event"] == name]
+    out = np.zeros((patient_id.size, days.size))
+    pi = np.searchsorted(patient_id, e["patient_id"].to_numpy())
+    di = np.searchsorted(days, e["day"].to_numpy())
+    ok = (pi < patient_id.size) & (di < days.size)
+    ok &= patient_id[np.minimum(pi, patient_id.size - 1)] == e["patient_id"].to_numpy()
+    ok &= days[np.minimum(di, days.size - 1)] == e["day"].to_numpy()
+    np.add.at(out, (pi[ok], di[ok]), e["value"].to_numpy(dtype=np.float64)[ok])
+    return out
+
+
+# ------------------------------------------------------------------------- primitives
+def first_day(mask: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Day of the first True per row (NaN if none)."""
+    any_ = mask.any(axis=1)
+    return np.where(any_, days[np.argmax(mask, axis=1)].astype(np.float64), np.nan)
+
+
+def pk_metrics(days: np.ndarray, conc: np.ndarray, start: float = PK_WINDOW[0],
+               end: float = PK_WINDOW[1]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cmax, Tmax (first day of the maximum) and trapezoidal AUC over days [start, end].
+
+    NaN samples (after death or a failed solve) are left out; a row without samples gives NaN.
+    """
+    w = (days >= start) & (days <= end)
+    d = days[w].astype(np.float64)
+    c = conc[:, w]
+    ok = np.isfinite(c)
+    has = ok.any(axis=1)
+    cf = np.where(ok, c, -np.inf)
+    idx = np.argmax(cf, axis=1)
+    cmax = np.where(has, cf[np.arange(c.shape[0]), idx], np.nan)
+    tmax = np.where(has, d[idx], np.nan)
+    auc = np.full(c.shape[0], np.nan)
+    for i in np.flatnonzero(has):
+        auc[i] = float(np.trapezoid(c[i, ok[i]], d[ok[i]])) if ok[i].sum() > 1 else 0.0
+    return cmax, tmax, auc
+
+
+def relapse_after_response(
+    days: np.ndarray,
+    blasts_pct: np.ndarray,
+    cd19_negative_fraction: np.ndarray,
+    response_day: np.ndarray,
+    threshold_pct: float = 5.0,
+    negative_if: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """B-ALL relapse: first day after the response day with marrow blasts > ``threshold_pct``;
+    phenotype ``CD19-negative`` when the CD19-negative tumour fraction that day is ≥
+    ``negative_if`` else ``CD19-positive`` (``""`` without relapse)."""
+    after = days[None, :] > np.nan_to_num(response_day, nan=np.inf)[:, None]
+    with np.errstate(invalid="ignore"):
+        rel = after & (blasts_pct > threshold_pct)
+    day = first_day(rel, days)
+    k = np.searchsorted(days, np.nan_to_num(day, nan=days[0]))
+    f = cd19_negative_fraction[np.arange(len(day)), k]
+    pheno = np.where(np.isnan(day), "",
+                     np.where(np.isnan(f), "CD19-unknown",
+                              np.where(f >= negative_if, "CD19-negative", "CD19-positive")))
+    return day, pheno.astype(object)
+
+
+def lbcl_progression(days: np.ndarray, volume_ml: np.ndarray, factor: float = 1.5,
+                     min_volume_ml: float = 1.0) -> np.ndarray:
+    """First day ≥ 1 on which the tumour is ≥ ``factor`` × its nadir since day 0 (and at least
+    ``min_volume_ml``): Lugano's "≥ 50 % increase from nadir" applied to simulated volume."""
+    post = days >= 0
+    v = np.where(np.isfinite(volume_ml[:, post]), volume_ml[:, post], np.inf)
+    nadir = np.minimum.accumulate(v, axis=1)
+    prev = np.concatenate([np.full((v.shape[0], 1), np.inf), nadir[:, :-1]], axis=1)
+    prog = (v >= factor * prev) & (v >= min_volume_ml) & np.isfinite(v) & (days[post] >= 1)
+    return first_day(prog, days[post])
+
+
+def time_to_event(event_day: np.ndarray, censor_day: np.ndarray,
+                  origin: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(time, event flag): the event if it happened by ``censor_day``, else censored there.
+
+    Rows with NaN origin (e.g. non-responders for DOR) get NaN time and event 0.
+    """
+    ev = np.isfinite(event_day) & (np.nan_to_num(event_day, nan=np.inf) <= censor_day)
+    end = np.where(ev, event_day, censor_day)
+    t = end - origin
+    org = np.broadcast_to(np.asarray(origin, dtype=np.float64), t.shape)
+    t = np.where(np.isnan(org), np.nan, t)
+    return t, (ev & ~np.isnan(org)).astype(np.int8)
+
+
+def episode_stats(grade: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Max grade, onset day (first grade ≥ 1) and duration (days with grade ≥ 1)."""
+    g = np.nan_to_num(grade, nan=0.0)
+    return (g.max(axis=1).astype(np.int8), first_day(g >= 1, days),
+            (g >= 1).sum(axis=1).astype(np.float64))
+
+
+def b_cell_aplasia(days: np.ndarray, b_cells: np.ndarray, baseline: np.ndarray,
+                   last_day: np.ndarray, fraction: float = 0.1
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B-cell aplasia onset (first day ≥ 0 below ``fraction`` × baseline), duration until the
+    first recovery day, and ``ongoing`` (1 = still aplastic at last follow-up: duration
+    censored at ``last_day``)."""
+    post = days >= 0
+    d = days[post]
+    b = b_cells[:, post]
+    with np.errstate(invalid="ignore"):
+        low = b < fraction * baseline[:, None]
+    onset = first_day(low, d)
+    with np.errstate(invalid="ignore"):
+        rec = (d[None, :] > np.nan_to_num(onset, nan=np.inf)[:, None]) & ~low & np.isfinite(b)
+    recovery = first_day(rec, d)
+    ongoing = np.isfinite(onset) & ~(np.nan_to_num(recovery, nan=np.inf) <= last_day)
+    dur = np.where(ongoing, last_day - onset, recovery - onset)
+    return onset, dur, ongoing.astype(np.int8)
+
+
+def best_of(responses: Sequence[np.ndarray], disease: str) -> np.ndarray:
+    rank = B_ALL_RANK if disease == "b-all" else LBCL_RANK
+    inv = {v: k for k, v in rank.items()}
+    r = np.max(np.stack([np.vectorize(rank.__getitem__, otypes=[int])(x) for x in responses]),
+               axis=0)
+    return np.array([inv[int(v)] for v in r], dtype=object)
+
+
+# ----------------------------------------------------------------------------- assembly
+def _at(course: Course, name: str, day: int) -> np.ndarray:
+    k = int(np.searchsorted(course.days, day))
+    return course.x[name][:, k]
+
+
+def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
+                        events: dict[str, np.ndarray | None]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hypotension, vasopressor count, vasopressin, oxygen device code) per patient-day:
+    the protocol's own events when recorded, else derived from MAP/SpO2 with the default
+    protocol's targets (MAP 65 mmHg adults, 50 + 1.5·age below 10 y; SpO2 92 %)."""
+    target = np.where(age < 10, 50.0 + 1.5 * age, 65.0)[:, None]
+    mp = np.nan_to_num(x["map_mmhg"], nan=200.0)
+    deficit = target - mp
+    hyp = deficit > 0
+    n_vp = events.get("vasopressors")
+    if n_vp is None:
+        n_vp = (deficit > 5).astype(int) + (deficit > 20) + (deficit > 30)
+    vpn = events.get("vasopressin")
+    vpn = deficit > 25 if vpn is None else vpn > 0
+    dev = events.get("oxygen_device")
+    if dev is None:
+        s = np.nan_to_num(x["spo2_pct"], nan=100.0)
+        dev = np.select([s < 80, s < 88, s < 92], [9, 3, 1], 0)
+    return hyp, np.asarray(n_vp, dtype=int), np.asarray(vpn, dtype=bool), \
+        np.asarray(dev, dtype=int)
+
+
+def compute_endpoints(
+    course: Course,
+    events: pd.DataFrame,
+    covariates: dict[str, np.ndarray],
+    *,
+    disease: str,
+    seed: int,
+    follow_up_days: int,
+    assessment_days: Sequence[int],
+    crs_scale: str = "astct",
+    protocol_grades: bool = True,
+    status: np.ndarray | None = None,
+    death_overrides: dict[str, float] | None = None,
+    params: dict[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per patient with every endpoint (see docs/trial.md for definitions), and the
+    daily CRS/ICANS grades used (``{"days", "crs_grade", "icans_grade"}``, days ≥ 0)."""
+    q = ENDPOINT_PARAMS.resolve(params or {})
+    pid, days, x = course.patient_id, course.days, course.x
+    n = pid.size
+    age = covariates["age_y"]
+    status = np.zeros(n, dtype=np.int64) if status is None else np.asarray(status)
+    vol = x["tumour_cells"] / 1e9
+    blasts = x["marrow_blast_pct"]
+
+    # ---- follow-up and death
+    valid = np.isfinite(x["cart_cells_per_ul"]) & (days[None, :] <= follow_up_days)
+    last_valid = np.where(valid.any(axis=1),
+                          days[days.size - 1 - np.argmax(valid[:, ::-1], axis=1)], 0).astype(float)
+    deaths = decide_deaths(days, pid, seed, disease, age, blasts, vol, x["map_mmhg"],
+                           x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], death_overrides)
+    death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
+    cause = np.where(np.isfinite(death_day), deaths.cause, "")
+    last_day = np.fmin(death_day, last_valid)
+    alive = days[None, :] <= last_day[:, None]
+    xm = {k: np.where(alive, v, np.nan) for k, v in x.items()}
+
+    out: dict[str, Any] = {"patient_id": pid, "solver_status": status.astype(np.int64)}
+    for k in sorted(covariates):
+        out[k] = covariates[k]
+
+    # ---- response at each assessment
+    resp_cols: list[np.ndarray] = []
+    response_day = np.full(n, np.nan)
+    mrd_neg_remission = np.zeros(n, dtype=np.int8)
+    responses = RESPONSES[disease]
+    prog_day = np.full(n, np.nan)
+    if disease == "lbcl":
+        prog_day = lbcl_progression(days, np.where(alive, vol, np.nan), q["progression_factor"],
+                                    q["progression_min_volume_ml"])
+        base_spd = np.nan_to_num(_at(course, "spd_cm2", int(days[0])), nan=0.0)
+    for a in assessment_days:
+        evaluable = np.nan_to_num(last_day, nan=-1) >= a
+        if disease == "b-all":
+            r = np.asarray(ball_response(np.nan_to_num(np.clip(_at(course, "marrow_blast_pct", a),
+                                                               0, 100)),
+                                         np.nan_to_num(_at(course, "anc_per_ul", a)),
+                                         np.nan_to_num(_at(course, "platelets_per_ul", a))),
+                           dtype=object)
+            m = np.asarray(mrd_status(np.clip(_at(course, "mrd_fraction", a) * 100, 0, 100)),
+                           dtype=object)
+            m = np.where(evaluable, m, "not_done")
+            out[f"mrd_d{a}"] = m
+            mrd_neg_remission |= (evaluable & np.isin(r, responses) & (m == "negative")
+                                  ).astype(np.int8)
+        else:
+            cur = np.clip(np.nan_to_num(_at(course, "spd_cm2", a)), 0, 1e4)
+            r = np.asarray(lugano_ct_response(
+                np.clip(base_spd, 1e-9, 1e4), cur,
+                progression=np.nan_to_num(prog_day, nan=np.inf) <= a,
+                all_nodes_normal=np.nan_to_num(_at(course, "tumour_cells", a)) / 1e9
+                < q["lbcl_cr_volume_ml"]), dtype=object)
+        r = np.where(evaluable, r, "NE").astype(object)
+        out[f"response_d{a}"] = r
+        resp_cols.append(r)
+        first = np.isnan(response_day) & np.isin(r, responses) & (a <= q["response_window_day"])
+        response_day = np.where(first, float(a), response_day)
+    best = best_of(resp_cols, disease)
+    out["best_response"] = best
+    out["responder"] = np.isfinite(response_day).astype(np.int8)
+    out["complete_response"] = np.isin(best, ["CR"]).astype(np.int8)
+    out["response_day"] = response_day
+    if disease == "b-all":
+        out["mrd_negative_remission"] = mrd_neg_remission
+
+    # ---- relapse / progression
+    if disease == "b-all":
+        rel_day, pheno = relapse_after_response(
+            days, xm["marrow_blast_pct"], xm["cd19_negative_tumour_fraction"], response_day,
+            q["relapse_blast_pct"], q["cd19_negative_relapse_fraction"])
+        prog_day = rel_day
+    else:
+        rel_day = np.where(np.isfinite(response_day) & (prog_day > response_day), prog_day,
+                           np.nan)
+        k = np.searchsorted(days, np.nan_to_num(prog_day, nan=days[0]))
+        f = xm["cd19_negative_tumour_fraction"][np.arange(n), k]
+        pheno = np.where(np.isnan(rel_day), "",
+                         np.where(np.isnan(f), "CD19-unknown",
+                                  np.where(f >= q["cd19_negative_relapse_fraction"],
+                                           "CD19-negative", "CD19-positive"))).astype(object)
+    out["relapse"] = np.isfinite(rel_day).astype(np.int8)
+    out["relapse_day"] = rel_day
+    out["relapse_phenotype"] = pheno
+    out["progression_day"] = prog_day
+    out["death"] = np.isfinite(death_day).astype(np.int8)
+    out["death_day"] = death_day
+    out["death_cause"] = cause.astype(object)
+    out["last_day"] = last_day
+
+    # ---- time-to-event (origin: infusion, day 0)
+    window = [a for a in assessment_days if a <= q["response_window_day"]] or [assessment_days[0]]
+    failure_day = np.where(np.isfinite(response_day), np.nan, float(window[-1]))
+    efs_event_day = np.fmin(np.fmin(rel_day, death_day), failure_day)
+    pfs_event_day = np.fmin(prog_day, death_day)
+    out["efs_days"], out["efs_event"] = time_to_event(efs_event_day, last_day)
+    out["os_days"], out["os_event"] = time_to_event(death_day, last_day)
+    out["pfs_days"], out["pfs_event"] = time_to_event(pfs_event_day, last_day)
+    out["rfs_days"], out["rfs_event"] = time_to_event(np.fmin(rel_day, death_day), last_day,
+                                                      response_day)
+    prog_death = np.where(cause == "progression", death_day, np.nan)
+    out["dor_days"], out["dor_event"] = time_to_event(np.fmin(rel_day, prog_death), last_day,
+                                                      response_day)
+
+    # ---- CRS / ICANS
+    post = days >= 0
+    dpost = days[post]
+    ev = {k: (None if (m := event_matrix(events, pid, days, k)) is None else m[:, post])
+          for k in ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone",
+                    "methylprednisolone", "vasopressors", "vasopressin", "oxygen_device",
+                    "hsct", "tumour_extinct")}
+    xp = {k: v[:, post] for k, v in xm.items()}
+    alive_p = alive[:, post]
+    hyp, n_vp, vpn, dev = _physiology_support(xp, age, ev)
+    toci = ev["tocilizumab"] if ev["tocilizumab"] is not None else np.zeros_like(hyp, float)
+    dex = ev["dexamethasone"] if ev["dexamethasone"] is not None else np.zeros_like(hyp, float)
+    mp = ev["methylprednisolone"] if ev["methylprednisolone"] is not None \
+        else np.zeros_like(hyp, float)
+    anti = (toci > 0) | (dex > 0) | (mp > 0)
+    temp = np.nan_to_num(xp["temperature_c"], nan=36.8)
+    fever = (temp >= 38.0) & alive_p
+    hyp &= alive_p
+    n_vp = np.where(alive_p, n_vp, 0)
+    vpn &= alive_p
+    dev = np.where(alive_p, np.clip(dev, 0, 9), 0)
+    if protocol_grades:
+        crs = np.where(alive_p, ev["crs_grade"] if ev["crs_grade"] is not None else 0, 0)
+        icans = np.where(alive_p, ev["icans_grade"] if ev["icans_grade"] is not None else 0, 0)
+        source = "protocol"
+    else:
+        crs = np.asarray(astct_crs_course(temp, hyp, n_vp, vpn, dev,
+                                          anticytokine_given=anti).grade, dtype=float)
+        crs = np.where(alive_p, crs, 0)
+        enc = np.nan_to_num(xp["encephalopathy"])
+        capd = np.rint(9.0 * enc**2 / (enc**2 + 1.0) * 3.0)
+        ice = np.nan_to_num(xp["ice_score"], nan=10.0)
+        child = (age < 12)[:, None]
+        icans = np.asarray(astct_icans_grade(
+            np.where(child, np.nan, ice), np.digitize(enc, [2.0, 4.0, 8.0]),
+            np.where(enc > 6.0, 1, 0), 0, np.where(enc > 10.0, 1, 0),
+            capd_score=np.where(child, capd, np.nan),
+            age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
+        icans = np.where(alive_p, icans, 0)
+        source = "physiology"
+    out["crs_max_grade"], out["crs_onset_day"], out["crs_duration_days"] = \
+        episode_stats(crs, dpost)
+    out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
+        episode_stats(icans, dpost)
+    out["crs_grade_source"] = np.full(n, source, dtype=object)
+    scales = crs_grade_all_scales(CrsFeatures(
+        fever=fever, hypotension=hyp, other_vasopressors=n_vp,
+        vasopressin=vpn, oxygen_device=dev))
+    trial_scale = crs if crs_scale == "astct" else np.asarray(scales[crs_scale], dtype=float)
+    out[f"crs_max_grade_{crs_scale}"] = np.nan_to_num(trial_scale).max(axis=1).astype(np.int8)
+    out["tocilizumab_doses"] = (toci > 0).sum(axis=1).astype(np.int64)
+    out["tocilizumab_mg"] = toci.sum(axis=1)
+    steroid = dex + mp * (0.75 / 4.0)
+    out["steroids_given"] = (steroid.sum(axis=1) > 0).astype(np.int8)
+    out["steroid_dex_eq_mg"] = steroid.sum(axis=1)
+
+    # ---- cytopenias, ICAHT
+    anc = xp["anc_per_ul"]
+    out["neutropenia_max_grade"] = np.max(np.where(
+        alive_p, ctcae.neutrophil_grade(np.nan_to_num(anc, nan=1e4)), 0), axis=1).astype(np.int8)
+    out["thrombocytopenia_max_grade"] = np.max(np.where(
+        alive_p, ctcae.platelet_grade(np.nan_to_num(xp["platelets_per_ul"], nan=1e6)), 0),
+        axis=1).astype(np.int8)
+    out["anemia_max_grade"] = np.max(np.where(
+        alive_p, ctcae.anemia_grade(np.nan_to_num(xp["hemoglobin_g_dl"], nan=15.0)), 0),
+        axis=1).astype(np.int8)
+    with np.errstate(invalid="ignore"):
+        out["anc_below_500_days"] = ((anc < 500) & alive_p).sum(axis=1).astype(np.float64)
+    out["icaht_early_grade"] = np.asarray(icaht_early_grade(anc, dpost), dtype=np.int8)
+    out["icaht_late_grade"] = np.asarray(icaht_late_grade(anc, dpost), dtype=np.int8)
+
+    # ---- B-cell aplasia
+    b0 = x["b_cells_per_ul"][:, 0]
+    onset, dur, ongoing = b_cell_aplasia(days, xm["b_cells_per_ul"], b0, last_day,
+                                         q["bca_fraction_of_baseline"])
+    out["bca_onset_day"], out["bca_duration_days"], out["bca_ongoing"] = onset, dur, ongoing
+
+    # ---- CAR-T kinetics
+    for col, tag in (("cart_cells_per_ul", "cart"), ("transgene_copies_per_ug", "copies")):
+        cmax, tmax, auc = pk_metrics(days, xm[col])
+        out[f"{tag}_cmax"], out[f"{tag}_tmax_day"], out[f"{tag}_auc0_28"] = cmax, tmax, auc
+
+    # ---- procedures and cure
+    hs = ev["hsct"]
+    hs_day = first_day(hs > 0, dpost) if hs is not None else np.full(n, np.nan)
+    hs_day = np.where(hs_day <= np.nan_to_num(last_day, nan=-1), hs_day, np.nan)
+    out["hsct"] = np.isfinite(hs_day).astype(np.int8)
+    out["hsct_day"] = hs_day
+    te = ev["tumour_extinct"]
+    out["tumour_extinct_day"] = first_day(te > 0, dpost) if te is not None else np.full(n, np.nan)
+    grades = {"days": dpost, "crs_grade": np.asarray(crs, dtype=float),
+              "icans_grade": np.asarray(icans, dtype=float)}
+    return pd.DataFrame(out), grades
+
+
+#: Days kept in the per-day plot table: daily to day 28, then weekly.
+def plot_days(follow_up_days: int) -> np.ndarray:
+    d = list(range(0, min(28, follow_up_days) + 1)) + list(range(35, follow_up_days + 1, 7))
+    if d[-1] != follow_up_days:
+        d.append(follow_up_days)
+    return np.asarray(d)
+
+
+DAILY_COLUMNS = ("cart_cells_per_ul", "transgene_copies_per_ug", "anc_per_ul",
+                 "platelets_per_ul", "b_cells_per_ul", "marrow_blast_pct", "tumour_cells")
+
+
+def daily_table(course: Course, endpoints: pd.DataFrame, grades: dict[str, np.ndarray],
+                follow_up_days: int) -> pd.DataFrame:
+    """Small per-day table for report plots (values after death are NaN)."""
+    keep = plot_days(follow_up_days)
+    k = np.searchsorted(course.days, keep)
+    n = course.patient_id.size
+    last = endpoints["last_day"].to_numpy()
+    alive = keep[None, :] <= last[:, None]
+    out: dict[str, Any] = {
+        "patient_id": np.repeat(course.patient_id, keep.size),
+        "day": np.tile(keep, n).astype(np.int64),
+    }
+    for c in DAILY_COLUMNS:
+        out[c] = np.where(alive, course.x[c][:, k], np.nan).reshape(-1)
+    kg = np.searchsorted(grades["days"], keep)
+    for g in ("crs_grade", "icans_grade"):
+        out[g] = np.where(alive, grades[g][:, kg], np.nan).reshape(-1)
+    return pd.DataFrame(out)

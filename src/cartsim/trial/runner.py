@@ -1,0 +1,441 @@
+"""Run a virtual trial in chunks: spec → per-chunk endpoint files → patients.parquet.
+
+Each chunk task is a pure function of (spec, arm, patient ids, seed): it samples the chunk's
+covariates (keyed per patient), simulates, computes endpoints and writes
+``DIR/chunks/<arm>/chunk_<first_id>.parquet`` (+ ``daily_<first_id>.parquet``) atomically. The
+chunk file is written last, so its presence marks a complete chunk; ``--resume`` skips those.
+The merge streams chunks in plan order into fixed-size row groups, so ``patients.parquet`` is
+byte-identical whatever the chunk size, worker count or interruptions.
+
+Patient ids: with ``population.paired = false`` (default) the i-th patient of arm k has global
+id ``i × n_arms + k`` (independent patients whose covariates do not change when the trial
+grows); with ``paired = true`` every arm treats the same virtual patients ``0..N-1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cartsim.errors import InvalidInputError, OptionalDependencyError
+from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
+
+MANIFEST_FORMAT = 1
+ROW_GROUP_ROWS = 65_536
+#: Parameter overrides that switch lymphodepletion's effects off (the schedule still lists it).
+NO_LYMPHODEPLETION = {"ld_kill_T": 0.0, "ld_kill_B": 0.0, "ld_kill_tumour": 0.0,
+                      "ld_marrow": 0.0}
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    arm_index: int
+    arm: str
+    first_id: int
+    ids: tuple[int, ...]
+
+    @property
+    def patients_file(self) -> str:
+        return f"chunks/{self.arm}/chunk_{self.first_id:09d}.parquet"
+
+    @property
+    def daily_file(self) -> str:
+        return f"chunks/{self.arm}/daily_{self.first_id:09d}.parquet"
+
+
+def patient_ids(spec: TrialSpec, arm_index: int) -> np.ndarray:
+    n = spec.population.size
+    i = np.arange(n, dtype=np.int64)
+    return i if spec.population.paired else i * len(spec.arms) + arm_index
+
+
+def plan_chunks(spec: TrialSpec, chunk_size: int) -> list[ChunkPlan]:
+    """Chunks per arm in order of global patient id."""
+    if chunk_size < 1:
+        raise InvalidInputError("chunk-size", "an integer ≥ 1", chunk_size)
+    plans = []
+    for k, arm in enumerate(spec.arms):
+        ids = patient_ids(spec, k)
+        for s in range(0, ids.size, chunk_size):
+            part = tuple(int(v) for v in ids[s:s + chunk_size])
+            plans.append(ChunkPlan(k, arm.name, part[0], part))
+    return plans
+
+
+# --------------------------------------------------------------------------- chunk task
+def _product(arm: Arm) -> Any:
+    from cartsim.products import DoseRule, Product, get_product
+
+    if arm.product is not None:
+        return get_product(arm.product)
+    assert arm.inline_construct is not None
+    c = arm.inline_construct.to_construct()
+    return Product(c.name, c, DoseRule(flat=1e8), "inline", "trial spec inline construct")
+
+
+def arm_doses(arm: Arm, product: Any, weight: np.ndarray, seed: int,
+              ids: np.ndarray) -> np.ndarray:
+    """Total CAR+ cells per patient from the arm's dose (label rule or spec dose)."""
+    if arm.dose == "label":
+        return np.array([product.dose_rule.dose(float(w)) for w in weight])
+    d = arm.dose
+    per_kg = (as_distribution(d.per_kg).sample(seed, ids, "dose_per_kg")
+              if d.per_kg is not None else None)
+    flat = (as_distribution(d.flat).sample(seed, ids, "dose_flat")
+            if d.flat is not None else None)
+    if per_kg is not None:
+        use_kg = np.ones(weight.size, bool) if d.max_weight_kg is None \
+            else weight <= d.max_weight_kg
+        dose = np.where(use_kg, per_kg * weight, flat if flat is not None else np.nan)
+    else:
+        dose = np.asarray(flat, dtype=np.float64)
+    if d.cap is not None:
+        dose = np.minimum(dose, d.cap)
+    return dose
+
+
+def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate one chunk and return (per-patient endpoints, per-day plot table)."""
+    from cartsim.clinic.protocol import load_protocol
+    from cartsim.population import Cohort
+    from cartsim.simulation import simulate
+    from cartsim.trial.endpoints import Course, compute_endpoints, daily_table
+    from cartsim.trial.outcomes import HsctProcedure
+
+    arm = spec.arms[arm_index]
+    pop = spec.population
+    seed = spec.seed
+    ids = np.asarray(ids, dtype=np.int64)
+    cov = pop.sample(seed, ids)
+    product = _product(arm)
+    dose = arm_doses(arm, product, cov["weight_kg"], seed, ids)
+    cohort = Cohort(
+        pop.disease, weight_kg=cov["weight_kg"], age_y=cov["age_y"],
+        marrow_blasts_pct=cov["marrow_blasts_pct"] if pop.disease == "b-all" else None,
+        tumour_volume_ml=cov["tumour_volume_ml"] if pop.disease == "lbcl" else None,
+        dose=dose, patient_id=ids, cd19_density=cov["cd19_density"],
+        cd19_negative_fraction=cov["cd19_negative_fraction"], tp53_altered=cov["tp53_altered"],
+        noxa_low=cov["noxa_low"], cd58_loss=cov["cd58_loss"], pdl1=cov["pdl1"],
+        dr_defect=cov["dr_defect"], anc0=cov["anc0"], plt0=cov["plt0"], hb0=cov["hb0"],
+    )
+    protocol = None if arm.protocol == "none" else load_protocol(arm.protocol)
+    procedures = []
+    h = arm.consolidation.hsct
+    if h is not None:
+        procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart))
+    overrides = None if arm.lymphodepletion else dict(NO_LYMPHODEPLETION)
+    res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
+                   overrides=overrides, procedures=procedures)
+    course = Course.from_trajectories(res.trajectories)
+    order = np.argsort(ids)
+    assert np.array_equal(course.patient_id, ids[order])
+    covariates = {k: v[order] for k, v in cov.items()}
+    if pop.disease == "b-all":
+        covariates.pop("tumour_volume_ml")
+    else:
+        covariates.pop("marrow_blasts_pct")
+    covariates["dose_cells"] = dose[order]
+    covariates["dose_per_kg"] = dose[order] / cov["weight_kg"][order]
+    table, grades = compute_endpoints(
+        course, res.events, covariates, disease=pop.disease, seed=seed,
+        follow_up_days=spec.follow_up_days, assessment_days=spec.assessment_days,
+        crs_scale=spec.crs_scale, protocol_grades=protocol is not None,
+        status=res.status[order], death_overrides=dict(spec.death),
+    )
+    daily = daily_table(course, table, grades, spec.follow_up_days)
+    for df in (table, daily):
+        df.insert(0, "arm", arm.name)
+        df.insert(1, "arm_index", np.int64(arm_index))
+    return table, daily
+
+
+def run_chunk(spec_data: dict[str, Any], arm_index: int, ids: tuple[int, ...],
+              out_dir: str) -> dict[str, Any]:
+    """The chunk task: pure function of (spec, arm, ids, seed) → files. Returns a record."""
+    spec = validate_spec(spec_data)
+    plan = ChunkPlan(arm_index, spec.arms[arm_index].name, ids[0], tuple(ids))
+    t0 = time.perf_counter()
+    table, daily = simulate_chunk(spec, arm_index, np.asarray(ids))
+    out = Path(out_dir)
+    write_parquet_atomic(daily, out / plan.daily_file)
+    write_parquet_atomic(table, out / plan.patients_file)  # written last: marks completion
+    return {"arm": plan.arm, "first_id": plan.first_id, "n": len(ids),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+# ------------------------------------------------------------------------------ I/O
+def _table(df: pd.DataFrame) -> pa.Table:
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    return t.replace_schema_metadata(None)
+
+
+def write_parquet_atomic(df: pd.DataFrame | pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = df if isinstance(df, pa.Table) else _table(df)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def merge_streaming(files: list[Path], path: Path, sort: tuple[str, ...]) -> int:
+    """Concatenate parquet files (already in global order) into ``path`` with fixed-size row
+    groups, holding at most about one row group plus one chunk in memory. Returns rows."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = []
+    n_pending = 0
+    total = 0
+    try:
+        for f in files:
+            t = pq.read_table(f)
+            if sort:
+                t = t.sort_by([(c, "ascending") for c in sort])
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, t.schema)
+            pending.append(t)
+            n_pending += t.num_rows
+            while n_pending >= ROW_GROUP_ROWS:
+                buf = pa.concat_tables(pending)
+                writer.write_table(buf.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                rest = buf.slice(ROW_GROUP_ROWS)
+                pending, n_pending = [rest], rest.num_rows
+            total += t.num_rows
+        if writer is None:
+            raise InvalidInputError("chunks", "at least one chunk file", 0)
+        if n_pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+        writer.close()
+        writer = None
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return total
+
+
+def versions() -> dict[str, str]:
+    import numba
+    import scipy
+
+    import cartsim
+
+    return {"cartsim": cartsim.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
+            "pandas": pd.__version__, "pyarrow": pa.__version__}
+
+
+def _chunk_complete(out: Path, plan: ChunkPlan) -> bool:
+    f = out / plan.patients_file
+    if not f.exists() or not (out / plan.daily_file).exists():
+        return False
+    try:
+        return pq.ParquetFile(f).metadata.num_rows == len(plan.ids)
+    except Exception:  # a damaged file is simply redone
+        return False
+
+
+# --------------------------------------------------------------------------- executors
+def _init_worker(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _execute(tasks: list[ChunkPlan], spec_data: dict[str, Any], out: Path, executor: str,
+             workers: int, address: str | None,
+             on_done: Callable[[ChunkPlan, dict[str, Any]], None]) -> None:
+    if executor == "local" and workers == 1:
+        for t in tasks:
+            on_done(t, run_chunk(spec_data, t.arm_index, t.ids, str(out)))
+        return
+    if executor == "local":
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(threads,)) as pool:
+            futs = {pool.submit(run_chunk, spec_data, t.arm_index, t.ids, str(out)): t
+                    for t in tasks}
+            for f in as_completed(futs):
+                on_done(futs[f], f.result())
+        return
+    if executor == "dask":
+        try:
+            from dask.distributed import Client, LocalCluster
+            from dask.distributed import as_completed as das_completed
+        except ImportError:
+            raise OptionalDependencyError("the dask executor", "dask") from None
+        cluster = None
+        if address:
+            client = Client(address)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+            client = Client(cluster)
+        try:
+            futs = {client.submit(run_chunk, spec_data, t.arm_index, t.ids, str(out),
+                                  pure=False): t for t in tasks}
+            by_key = {f.key: t for f, t in futs.items()}
+            for f in das_completed(list(futs)):
+                on_done(by_key[f.key], f.result())
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    raise InvalidInputError("executor", "local or dask", executor)
+
+
+# ------------------------------------------------------------------------------- run
+@dataclass
+class TrialRun:
+    out: Path
+    spec: TrialSpec
+    n_chunks: int
+    n_skipped: int
+    seconds: float
+    patients: pd.DataFrame
+
+
+def _manifest(spec: TrialSpec, plans: list[ChunkPlan], chunk_size: int, status: str
+              ) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "status": status,
+        "spec_digest": spec.digest(),
+        "seed": spec.seed,
+        "patients_per_arm": spec.population.size,
+        "chunk_size": chunk_size,
+        "spec": spec.canonical(),
+        "versions": versions(),
+        "chunks": [{"arm": p.arm, "arm_index": p.arm_index, "first_id": p.first_id,
+                    "n": len(p.ids), "file": p.patients_file} for p in plans],
+    }
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    f = Path(out) / "manifest.json"
+    if not f.exists():
+        raise InvalidInputError("DIR", "a trial output directory with manifest.json", str(out))
+    return json.loads(f.read_text(encoding="utf-8"))
+
+
+def run_trial(
+    spec: TrialSpec,
+    out: Path,
+    *,
+    chunk_size: int = 50,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    resume: bool = False,
+    report: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrialRun:
+    """Run (or resume) a trial into ``out``; returns the merged per-patient table.
+
+    ``progress(done_patients, total_patients)`` is called after every finished chunk.
+    """
+    if executor not in ("local", "dask"):
+        raise InvalidInputError("executor", "local or dask", executor)
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("workers", "an integer in [1, 256]", workers)
+    if executor == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise OptionalDependencyError("the dask executor", "dask") from None
+    out = Path(out)
+    t0 = time.perf_counter()
+    mf = out / "manifest.json"
+    if resume:
+        old = read_manifest(out)
+        if old.get("spec_digest") != spec.digest() or old.get("seed") != spec.seed:
+            raise InvalidInputError(
+                "--resume", f"the spec and seed recorded in {mf} (seed {old.get('seed')}, "
+                f"{old.get('patients_per_arm')} patients per arm, digest "
+                f"{str(old.get('spec_digest'))[:12]})",
+                f"seed {spec.seed}, {spec.population.size} patients per arm, digest "
+                f"{spec.digest()[:12]}", "start a fresh output directory instead")
+        chunk_size = int(old["chunk_size"])  # the chunk plan is the manifest's
+    elif mf.exists():
+        raise InvalidInputError("--out", "a directory without a previous trial (or pass "
+                                "--resume)", str(out))
+    plans = plan_chunks(spec, chunk_size)
+    out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.glob("chunks/*/.*.tmp"):
+        tmp.unlink()
+    write_text_atomic(json.dumps(_manifest(spec, plans, chunk_size, "running"), indent=2),
+                      mf)
+    todo = [p for p in plans if not (resume and _chunk_complete(out, p))]
+    total = spec.population.size * len(spec.arms)
+    done = sum(len(p.ids) for p in plans) - sum(len(p.ids) for p in todo)
+    if progress:
+        progress(done, total)
+
+    def on_done(plan: ChunkPlan, rec: dict[str, Any]) -> None:
+        nonlocal done
+        done += len(plan.ids)
+        if progress:
+            progress(done, total)
+
+    _execute(todo, spec.canonical(), out, executor, workers, address, on_done)
+    merge_streaming([out / p.patients_file for p in plans], out / "patients.parquet",
+                    ("patient_id",))
+    merge_streaming([out / p.daily_file for p in plans], out / "daily.parquet",
+                    ("patient_id", "day"))
+    patients = pd.read_parquet(out / "patients.parquet")
+    from cartsim.trial.summary import write_summary
+
+    write_summary(patients, spec, out)
+    if report:
+        from cartsim.report.html import write_report
+
+        write_report(out)
+    write_text_atomic(json.dumps(_manifest(spec, plans, chunk_size, "complete"), indent=2), mf)
+    return TrialRun(out, spec, len(plans), len(plans) - len(todo),
+                    time.perf_counter() - t0, patients)
+
+
+def iter_chunk_files(out: Path) -> Iterator[Path]:
+    man = read_manifest(out)
+    for c in man["chunks"]:
+        yield Path(out) / c["file"]

@@ -1,0 +1,592 @@
+"""Virtual-trial specification: a TOML file validated with pydantic.
+
+A spec names one or more arms (product, dose, lymphodepletion, management protocol,
+consolidation), a population (disease, size, covariate distributions), follow-up, assessment
+days, endpoints and a seed. :func:`load_spec` reads and validates a file and raises one
+:class:`SpecError` listing *every* bad field with its path (``arms[1].product: ...``) before
+anything is simulated.
+
+Covariates are sampled per patient with the counter-based generator keyed by (seed, patient id,
+covariate name), so a patient's covariates never depend on chunking or worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from scipy import stats as sps
+from scipy.special import ndtri
+
+from cartsim.engine.rng import uniform_np
+from cartsim.errors import InvalidInputError
+from cartsim.population import stream_id
+from cartsim.products import KNOWN_ARMOUR, KNOWN_TARGETS, PRESETS, Construct, get_product
+
+#: Per-patient endpoint names a spec may request (columns of patients.parquet are a superset).
+ENDPOINTS: tuple[str, ...] = (
+    "best_response", "response", "mrd", "relapse", "efs", "os", "pfs", "rfs", "dor", "crs",
+    "icans", "tocilizumab", "steroids", "cytopenia", "icaht", "b_cell_aplasia", "pk",
+    "hsct", "death",
+)
+#: Scales a trial may report CRS on (cross-walked from the same simulated features).
+CRS_SCALES: tuple[str, ...] = ("astct", "lee2014", "penn", "cartox", "mskcc", "ctcae_v4.03",
+                               "ctcae_v5.0")
+DISTRIBUTION_KINDS = ("fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli",
+                      "beta")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(InvalidInputError):
+    """A trial spec is invalid; ``issues`` lists every bad field as ``path: message``."""
+
+    def __init__(self, issues: list[str], source: str = "trial spec") -> None:
+        self.issues = issues
+        self.field = "spec"
+        self.allowed = "a valid trial spec (see docs/trial.md)"
+        self.value = source
+        lines = "\n  ".join(issues)
+        Exception.__init__(self, f"invalid {source} ({len(issues)} problem"
+                                 f"{'s' if len(issues) != 1 else ''}):\n  {lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------------------ distributions
+class Distribution(_Model):
+    """A covariate distribution. Every kind accepts optional ``lower``/``upper`` bounds: draws
+    are clipped into them (``truncnormal`` truncates instead of clipping)."""
+
+    kind: Literal["fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli", "beta"]
+    value: float | None = None  # fixed
+    mean: float | None = None  # normal, truncnormal
+    sd: float | None = None  # normal, truncnormal (> 0)
+    median: float | None = None  # lognormal (> 0)
+    sd_log: float | None = None  # lognormal: SD of log(value) (> 0)
+    low: float | None = None  # uniform; beta (support start, default 0)
+    high: float | None = None  # uniform; beta (support end, default 1)
+    p: float | None = None  # bernoulli, in [0, 1]
+    a: float | None = None  # beta shape (> 0)
+    b: float | None = None  # beta shape (> 0)
+    lower: float | None = None
+    upper: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Distribution:
+        need = {
+            "fixed": ("value",), "normal": ("mean", "sd"), "lognormal": ("median", "sd_log"),
+            "uniform": ("low", "high"), "truncnormal": ("mean", "sd", "lower", "upper"),
+            "bernoulli": ("p",), "beta": ("a", "b"),
+        }[self.kind]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"kind '{self.kind}' needs {', '.join(missing)}")
+        for k in ("value", "mean", "sd", "median", "sd_log", "low", "high", "p", "a", "b",
+                  "lower", "upper"):
+            v = getattr(self, k)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{k} must be finite, got {v}")
+        for k in ("sd", "sd_log", "a", "b"):
+            v = getattr(self, k)
+            if v is not None and v <= 0:
+                raise ValueError(f"{k} must be > 0, got {v}")
+        if self.kind == "lognormal" and self.median is not None and self.median <= 0:
+            raise ValueError(f"median must be > 0, got {self.median}")
+        if self.p is not None and not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        if self.kind == "uniform" and self.low is not None and self.high is not None \
+                and self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be ≥ low ({self.low})")
+        if self.lower is not None and self.upper is not None and self.upper < self.lower:
+            raise ValueError(f"upper ({self.upper}) must be ≥ lower ({self.lower})")
+        return self
+
+    def support(self) -> tuple[float, float]:
+        """The interval every draw lies in (after clipping)."""
+        if self.kind == "fixed":
+            lo = hi = float(self.value)  # type: ignore[arg-type]
+        elif self.kind == "bernoulli":
+            lo, hi = 0.0, 1.0
+        elif self.kind == "uniform":
+            lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        elif self.kind == "beta":
+            lo = 0.0 if self.low is None else self.low
+            hi = 1.0 if self.high is None else self.high
+        elif self.kind == "lognormal":
+            lo, hi = 0.0, math.inf
+        else:
+            lo, hi = -math.inf, math.inf
+        if self.lower is not None:
+            lo = max(lo, self.lower)
+        if self.upper is not None:
+            hi = min(hi, self.upper)
+        return lo, hi
+
+    def sample(self, seed: int, patient_id: np.ndarray, name: str) -> np.ndarray:
+        """One draw per patient, keyed by (seed, patient id, ``name``) — chunk-independent."""
+        pid = np.asarray(patient_id, dtype=np.int64)
+        u = uniform_np(seed, pid.astype(np.uint64), stream_id("covariate." + name),
+                       np.zeros(pid.shape[0], dtype=np.uint64))
+        k = self.kind
+        if k == "fixed":
+            x = np.full(pid.shape[0], float(self.value))  # type: ignore[arg-type]
+        elif k == "normal":
+            x = self.mean + self.sd * ndtri(u)  # type: ignore[operator]
+        elif k == "lognormal":
+            x = self.median * np.exp(self.sd_log * ndtri(u))  # type: ignore[operator]
+        elif k == "uniform":
+            x = self.low + (self.high - self.low) * u  # type: ignore[operator]
+        elif k == "truncnormal":
+            a = (self.lower - self.mean) / self.sd  # type: ignore[operator]
+            b = (self.upper - self.mean) / self.sd  # type: ignore[operator]
+            x = sps.truncnorm.ppf(u, a, b, loc=self.mean, scale=self.sd)
+        elif k == "bernoulli":
+            x = (u < self.p).astype(np.float64)  # type: ignore[operator]
+        else:  # beta
+            lo = 0.0 if self.low is None else self.low
+            hi = 1.0 if self.high is None else self.high
+            x = lo + (hi - lo) * sps.beta.ppf(u, self.a, self.b)
+        lo, hi = self.support()
+        return np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+
+
+DistLike = float | Distribution
+
+
+def as_distribution(v: DistLike) -> Distribution:
+    return v if isinstance(v, Distribution) else Distribution(kind="fixed", value=float(v))
+
+
+#: Covariates of the population table: (allowed range, unit, default, meaning).
+COVARIATES: dict[str, tuple[float, float, str, float, str]] = {
+    "age_y": (0.0, 120.0, "years", 10.0, "age"),
+    "weight_kg": (1.0, 300.0, "kg", math.nan, "body weight (derived from age when absent)"),
+    "marrow_blasts_pct": (0.0, 100.0, "%", 60.0, "B-ALL marrow blasts"),
+    "tumour_volume_ml": (0.0, 1e4, "mL", 50.0, "LBCL tumour volume"),
+    "cd19_density": (0.0, 100.0, "relative to typical", 1.0, "tumour CD19 surface density"),
+    "cd19_negative_fraction": (0.0, 1.0, "fraction", 0.0,
+                               "pre-existing CD19-negative tumour fraction"),
+    "cns_disease": (0.0, 1.0, "0/1", 0.0, "CNS disease (recorded; not yet modelled)"),
+    "prior_hsct": (0.0, 1.0, "0/1", 0.0, "prior allogeneic HSCT (recorded; not yet modelled)"),
+    "tp53_altered": (0.0, 1.0, "0/1", 0.0, "TP53 alteration"),
+    "noxa_low": (0.0, 1.0, "0/1", 0.0, "NOXA-low tumour"),
+    "cd58_loss": (0.0, 1.0, "0/1", 0.0, "CD58 loss"),
+    "pdl1": (0.0, 1.0, "fraction", 0.0, "tumour PD-L1"),
+    "dr_defect": (0.0, 1.0, "fraction", 0.0, "death-receptor pathway defect"),
+    "anc0": (0.0, 1e5, "cells/µL", 1500.0, "baseline ANC"),
+    "plt0": (0.0, 2e6, "cells/µL", 100e3, "baseline platelets"),
+    "hb0": (2.0, 25.0, "g/dL", 10.0, "baseline haemoglobin"),
+}
+BINARY_COVARIATES = ("cns_disease", "prior_hsct", "tp53_altered", "noxa_low", "cd58_loss")
+#: Log-normal spread of weight around the age-derived median when weight is not given (assumed).
+WEIGHT_FROM_AGE_SD_LOG = 0.15
+
+
+def weight_from_age(age_y: np.ndarray) -> np.ndarray:
+    """Median body weight (kg) for age: APLS formulas (Luscombe & Owens, Arch Dis Child
+    2007;92:412 — 2·age+8 for 1–5 y, 3·age+7 for 6–12 y), linear from 43 kg at 12 y to 70 kg at
+    18 y, 70 kg for adults, and 3.5 + 6.5·age below 1 y."""
+    a = np.asarray(age_y, dtype=np.float64)
+    return np.select(
+        [a < 1.0, a < 6.0, a <= 12.0, a < 18.0],
+        [3.5 + 6.5 * a, 2.0 * a + 8.0, 3.0 * a + 7.0, 43.0 + (a - 12.0) * 27.0 / 6.0],
+        70.0,
+    )
+
+
+class Population(_Model):
+    disease: Literal["b-all", "lbcl"]
+    size: int
+    paired: bool = False
+    age_y: DistLike = 10.0
+    weight_kg: DistLike | None = None
+    marrow_blasts_pct: DistLike = 60.0
+    tumour_volume_ml: DistLike = 50.0
+    cd19_density: DistLike = 1.0
+    cd19_negative_fraction: DistLike = 0.0
+    cns_disease: DistLike = 0.0
+    prior_hsct: DistLike = 0.0
+    tp53_altered: DistLike = 0.0
+    noxa_low: DistLike = 0.0
+    cd58_loss: DistLike = 0.0
+    pdl1: DistLike = 0.0
+    dr_defect: DistLike = 0.0
+    anc0: DistLike = 1500.0
+    plt0: DistLike = 100e3
+    hb0: DistLike = 10.0
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if not 0 < v <= 10_000_000:
+            raise ValueError(f"must be > 0 and ≤ 10000000, got {v}")
+        return v
+
+    @field_validator(*COVARIATES, mode="after")
+    @classmethod
+    def _in_range(cls, v: DistLike | None, info: Any) -> DistLike | None:
+        if v is None:
+            return v
+        lo, hi, unit, _, _ = COVARIATES[info.field_name]
+        d = as_distribution(v)
+        s_lo, s_hi = d.support()
+        if s_lo < lo or s_hi > hi:
+            where = "value" if d.kind == "fixed" else "support"
+            got = f"{s_lo:g}" if d.kind == "fixed" else f"[{s_lo:g}, {s_hi:g}]"
+            raise ValueError(f"{where} must lie in [{lo:g}, {hi:g}] {unit}, got {got}; "
+                             "add lower/upper bounds to an unbounded distribution")
+        return v
+
+    def sample(self, seed: int, patient_id: np.ndarray) -> dict[str, np.ndarray]:
+        """Covariates per patient (each keyed by seed, patient id and covariate name)."""
+        out: dict[str, np.ndarray] = {}
+        for name in COVARIATES:
+            if name == "weight_kg":
+                continue
+            out[name] = as_distribution(getattr(self, name)).sample(seed, patient_id, name)
+        for name in BINARY_COVARIATES:
+            out[name] = (out[name] >= 0.5).astype(np.float64)
+        if self.weight_kg is None:
+            z = ndtri(uniform_np(seed, np.asarray(patient_id, np.uint64),
+                                 stream_id("covariate.weight_kg"),
+                                 np.zeros(len(patient_id), dtype=np.uint64)))
+            w = weight_from_age(out["age_y"]) * np.exp(WEIGHT_FROM_AGE_SD_LOG * z)
+            out["weight_kg"] = np.clip(w, 2.0, 250.0)
+        else:
+            out["weight_kg"] = as_distribution(self.weight_kg).sample(seed, patient_id,
+                                                                      "weight_kg")
+        return out
+
+
+# --------------------------------------------------------------------------------- arms
+class InlineConstruct(_Model):
+    name: str
+    targets: tuple[str, ...] = ("CD19",)
+    costim: Literal["CD28", "4-1BB", "CD28+4-1BB", "none"] = "4-1BB"
+    generation: int = 2
+    affinity: float = 1.0
+    format: Literal["single", "tandem", "bicistronic", "cocktail"] = "single"
+    armour: tuple[str, ...] = ()
+    memory_fraction: float = 0.3
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [t for t in v if t not in KNOWN_TARGETS]
+        if bad or not v:
+            raise ValueError(f"unknown target(s) {bad or v}; allowed: {', '.join(KNOWN_TARGETS)}")
+        return v
+
+    @field_validator("armour")
+    @classmethod
+    def _armour(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in v if a not in KNOWN_ARMOUR]
+        if bad:
+            raise ValueError(f"unknown armour {bad}; allowed: {', '.join(KNOWN_ARMOUR)}")
+        return v
+
+    @model_validator(mode="after")
+    def _construct(self) -> InlineConstruct:
+        try:
+            self.to_construct()
+        except InvalidInputError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+    def to_construct(self) -> Construct:
+        return Construct(self.name, tuple(self.targets), self.costim, self.generation,
+                         self.affinity, self.format, tuple(self.armour), self.memory_fraction)
+
+
+class DoseSpec(_Model):
+    """CAR+ cells: ``per_kg`` up to ``max_weight_kg`` and ``flat`` above it (or ``flat`` only);
+    ``per_kg``/``flat`` may be distributions (e.g. the dose actually delivered)."""
+
+    per_kg: DistLike | None = None
+    max_weight_kg: float | None = None
+    flat: DistLike | None = None
+    cap: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DoseSpec:
+        if self.per_kg is None and self.flat is None:
+            raise ValueError("give per_kg, flat or both")
+        if self.per_kg is not None:
+            lo, hi = as_distribution(self.per_kg).support()
+            if lo <= 0 or hi > 1e9:
+                raise ValueError(f"per_kg must lie in (0, 1e9] cells/kg, got [{lo:g}, {hi:g}]")
+        if self.flat is not None:
+            lo, hi = as_distribution(self.flat).support()
+            if lo <= 0 or hi > 1e11:
+                raise ValueError(f"flat must lie in (0, 1e11] cells, got [{lo:g}, {hi:g}]")
+        if self.max_weight_kg is not None and not 0 < self.max_weight_kg <= 300:
+            raise ValueError(f"max_weight_kg must be in (0, 300], got {self.max_weight_kg}")
+        if self.max_weight_kg is not None and self.flat is None:
+            raise ValueError("max_weight_kg needs a flat dose for heavier patients")
+        if self.cap is not None and not 0 < self.cap <= 1e11:
+            raise ValueError(f"cap must be in (0, 1e11] cells, got {self.cap}")
+        return self
+
+
+class HsctSpec(_Model):
+    """Allogeneic HSCT consolidation on ``day`` for patients whose simulated MRD fraction is
+    below ``if_mrd_below`` (and who are alive and in morphological remission)."""
+
+    day: int
+    if_mrd_below: float = 1e-4
+    log_kill: float = 3.0
+    ablate_cart: bool = True
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, v: int) -> int:
+        if not 1 <= v <= 3650:
+            raise ValueError(f"must be in [1, 3650], got {v}")
+        return v
+
+    @field_validator("if_mrd_below")
+    @classmethod
+    def _mrd(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"must be in (0, 1] (fraction of marrow cells), got {v}")
+        return v
+
+    @field_validator("log_kill")
+    @classmethod
+    def _kill(cls, v: float) -> float:
+        if not 0 <= v <= 12:
+            raise ValueError(f"must be in [0, 12] log10 units, got {v}")
+        return v
+
+
+class Consolidation(_Model):
+    hsct: HsctSpec | None = None
+
+
+class Arm(_Model):
+    name: str
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    product: str | None = None
+    inline_construct: InlineConstruct | None = Field(None, alias="construct")
+    dose: Literal["label"] | DoseSpec = "label"
+    lymphodepletion: bool = True
+    protocol: str = "default"
+    consolidation: Consolidation = Consolidation()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"must be 1–64 letters, digits, '_', '-' or '.', got {v!r}")
+        return v
+
+    @field_validator("product")
+    @classmethod
+    def _product(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            get_product(v)
+        except InvalidInputError:
+            raise ValueError(f"unknown product {v!r}; allowed: "
+                             + ", ".join(sorted(PRESETS))) from None
+        return v
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str) -> str:
+        if v == "none":
+            return v
+        from cartsim.clinic.protocol import load_protocol, shipped_protocols
+
+        try:
+            load_protocol(v)
+        except Exception as e:  # any load failure is a spec problem
+            raise ValueError(f"cannot load protocol {v!r} ({e}); shipped: "
+                             + ", ".join(shipped_protocols()) + ", or 'none'") from None
+        return v
+
+    @model_validator(mode="after")
+    def _what(self) -> Arm:
+        if (self.product is None) == (self.inline_construct is None):
+            raise ValueError("give exactly one of product (a preset) or construct (inline)")
+        if self.inline_construct is not None and self.dose == "label":
+            raise ValueError("an inline construct has no label dose: give dose = {...}")
+        return self
+
+
+class TrialSpec(_Model):
+    name: str = "trial"
+    seed: int = 0
+    follow_up_days: int = 365
+    assessment_days: tuple[int, ...] = (28, 91)
+    endpoints: tuple[str, ...] = ENDPOINTS
+    crs_scale: str = "astct"
+    km_times: tuple[float, ...] = (180.0, 365.0)
+    arms: Annotated[list[Arm], Field(min_length=1)]
+    population: Population
+    death: dict[str, float] = {}
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if not 0 <= v < 2**63:
+            raise ValueError(f"must be a non-negative integer, got {v}")
+        return v
+
+    @field_validator("follow_up_days")
+    @classmethod
+    def _fu(cls, v: int) -> int:
+        if not 28 <= v <= 3650:
+            raise ValueError(f"must be in [28, 3650] days, got {v}")
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in v if e not in ENDPOINTS]
+        if bad:
+            raise ValueError(f"unknown endpoint(s) {', '.join(map(repr, bad))}; allowed: "
+                             + ", ".join(ENDPOINTS))
+        return v
+
+    @field_validator("crs_scale")
+    @classmethod
+    def _scale(cls, v: str) -> str:
+        if v not in CRS_SCALES:
+            raise ValueError(f"unknown CRS scale {v!r}; allowed: {', '.join(CRS_SCALES)}")
+        return v
+
+    @field_validator("km_times")
+    @classmethod
+    def _km(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not math.isfinite(t) or t <= 0 for t in v):
+            raise ValueError(f"times must be finite and > 0, got {list(v)}")
+        return v
+
+    @field_validator("death")
+    @classmethod
+    def _death(cls, v: dict[str, float]) -> dict[str, float]:
+        from cartsim.trial.outcomes import DEATH_PARAMS
+
+        problems = []
+        for k, x in v.items():
+            if k not in DEATH_PARAMS.names:
+                problems.append(f"unknown death parameter {k!r}; allowed: "
+                                + ", ".join(DEATH_PARAMS.names))
+                continue
+            try:
+                DEATH_PARAMS[k].validate(x, k)
+            except InvalidInputError as e:
+                problems.append(str(e))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> TrialSpec:
+        problems = []
+        bad = [d for d in self.assessment_days if not 1 <= d <= self.follow_up_days]
+        if bad or not self.assessment_days:
+            problems.append(f"assessment_days must be non-empty and within [1, follow_up_days "
+                            f"= {self.follow_up_days}], got {list(self.assessment_days)}")
+        if list(self.assessment_days) != sorted(set(self.assessment_days)):
+            problems.append("assessment_days must be strictly increasing, got "
+                            f"{list(self.assessment_days)}")
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            problems.append(f"arm names must be unique, got {names}")
+        for i, a in enumerate(self.arms):
+            h = a.consolidation.hsct
+            if h is not None and h.day > self.follow_up_days:
+                problems.append(f"arms[{i}].consolidation.hsct.day ({h.day}) is after "
+                                f"follow_up_days ({self.follow_up_days})")
+            if h is not None and self.population.disease != "b-all":
+                problems.append(f"arms[{i}].consolidation.hsct needs disease 'b-all' "
+                                "(MRD-guided)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-able dict (what the manifest stores and the hash covers)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def with_overrides(self, size: int | None = None, seed: int | None = None) -> TrialSpec:
+        data = self.canonical()
+        if size is not None:
+            data["population"]["size"] = size
+        if seed is not None:
+            data["seed"] = seed
+        return validate_spec(data, "trial spec (with command-line overrides)")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("float", "Distribution", "DoseSpec", "literal['label']",
+                      "function-after[_in_range(), union[float,Distribution]]") or \
+                str(part).startswith(("function-", "union[", "literal[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "spec"
+
+
+def _issues(err: ValidationError) -> list[str]:
+    """One line per bad field; union branches of the same field are merged."""
+    seen: dict[str, list[str]] = {}
+    for e in err.errors():
+        path = _loc(tuple(e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        if e["type"] == "missing":
+            msg = "required field missing"
+        seen.setdefault(path, [])
+        if msg not in seen[path]:
+            seen[path].append(msg)
+    out = []
+    for path, msgs in seen.items():
+        # for "number or table" fields keep the most specific message
+        specific = [m for m in msgs if not m.startswith(("Input should be a valid",
+                                                          "Input should be 'label'"))]
+        out.append(f"{path}: {'; '.join(specific or msgs)}")
+    return out
+
+
+def validate_spec(data: dict[str, Any], source: str = "trial spec") -> TrialSpec:
+    """Validate a spec dict; raise :class:`SpecError` naming every bad field."""
+    try:
+        return TrialSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_issues(e), source) from None
+
+
+def load_spec(path: str | Path) -> TrialSpec:
+    """Read and validate a TOML trial spec."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError("spec", "an existing TOML file", str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError([f"TOML syntax: {e}"], str(p)) from None
+    return validate_spec(raw, str(p))

@@ -1,0 +1,187 @@
+"""Endpoint logic on constructed trajectories (no simulation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartsim.trial.endpoints import (
+    Course,
+    b_cell_aplasia,
+    compute_endpoints,
+    event_matrix,
+    lbcl_progression,
+    pk_metrics,
+    relapse_after_response,
+    time_to_event,
+)
+from cartsim.trial.outcomes import decide_deaths
+
+DAYS = np.arange(-5, 121)
+
+
+def test_pk_metrics_cmax_tmax_auc_and_missing_samples() -> None:
+    days = np.arange(-5, 40)
+    c = np.zeros((2, days.size))
+    # triangle rising 0→100 over days 0..10, falling to 0 at day 20
+    up = (days >= 0) & (days <= 10)
+    c[0, up] = 10.0 * days[up]
+    down = (days > 10) & (days <= 20)
+    c[0, down] = 100.0 - 10.0 * (days[down] - 10)
+    c[0, days > 28] = 1e6  # outside the 0–28 window: ignored
+    c[1] = np.nan  # a failed solve: no samples
+    cmax, tmax, auc = pk_metrics(days, c)
+    assert cmax[0] == 100.0 and tmax[0] == 10.0
+    assert auc[0] == pytest.approx(0.5 * 20 * 100)
+    assert np.isnan(cmax[1]) and np.isnan(tmax[1]) and np.isnan(auc[1])
+    # death on day 5: only samples through day 5 count
+    c2 = np.where(days <= 5, c[0], np.nan)[None, :]
+    cmax2, tmax2, auc2 = pk_metrics(days, c2)
+    assert cmax2[0] == 50.0 and tmax2[0] == 5.0 and auc2[0] == pytest.approx(125.0)
+
+
+def test_relapse_day_and_phenotype() -> None:
+    n = 4
+    blasts = np.full((n, DAYS.size), 0.5)
+    neg = np.zeros((n, DAYS.size))
+    blasts[:, DAYS < 10] = 60.0  # everyone starts with disease
+    blasts[0, DAYS >= 70] = 8.0  # CD19-positive relapse on day 70
+    blasts[1, DAYS >= 50] = 12.0  # CD19-negative relapse on day 50
+    neg[1, DAYS >= 50] = 0.9
+    blasts[2, DAYS >= 40] = 4.9  # stays below 5 %: no relapse
+    blasts[3, :] = 80.0  # never responded
+    response_day = np.array([28.0, 28.0, 28.0, np.nan])
+    day, pheno = relapse_after_response(DAYS, blasts, neg, response_day)
+    assert day[0] == 70 and pheno[0] == "CD19-positive"
+    assert day[1] == 50 and pheno[1] == "CD19-negative"
+    assert np.isnan(day[2]) and pheno[2] == ""
+    assert np.isnan(day[3]) and pheno[3] == ""  # non-responders cannot relapse
+
+
+def test_time_to_event_censoring() -> None:
+    event = np.array([50.0, np.nan, 400.0, 30.0])
+    censor = np.array([365.0, 200.0, 365.0, 365.0])
+    origin = np.array([0.0, 0.0, 0.0, np.nan])
+    t, e = time_to_event(event, censor, origin)
+    assert t[0] == 50 and e[0] == 1
+    assert t[1] == 200 and e[1] == 0  # no event: censored at last follow-up
+    assert t[2] == 365 and e[2] == 0  # event after the end of follow-up is not seen
+    assert np.isnan(t[3]) and e[3] == 0  # not at risk (e.g. DOR of a non-responder)
+    t2, _ = time_to_event(np.array([91.0]), np.array([365.0]), np.array([28.0]))
+    assert t2[0] == 63
+
+
+def test_lbcl_progression_from_nadir() -> None:
+    days = np.arange(-5, 100)
+    v = np.full((3, days.size), 50.0)
+    v[0, days >= 0] = 50.0 * np.exp(-0.2 * days[days >= 0]) + 0.0
+    v[0, days >= 60] = 0.5 * np.exp(0.1 * (days[days >= 60] - 60))  # regrowth from ~0
+    v[1, days >= 0] = 50.0 * 1.01 ** days[days >= 0]  # slow steady growth from baseline
+    v[2, days >= 0] = 0.0
+    prog = lbcl_progression(days, v)
+    # patient 0: first day ≥ 1.5 × nadir and ≥ 1 mL: 0.5·e^{0.1(d-60)} ≥ 1 → d ≥ 67
+    assert prog[0] == 67
+    # patient 1: ≥ 1.5 × its day-0 nadir (50) → 1.01^d ≥ 1.5 → d = 41
+    assert prog[1] == 41
+    assert np.isnan(prog[2])
+
+
+def test_b_cell_aplasia_duration_and_censoring() -> None:
+    days = np.arange(-5, 200)
+    b = np.full((3, days.size), 100.0)
+    b[0, (days >= 5) & (days < 90)] = 2.0  # aplasia day 5, recovery day 90
+    b[1, days >= 7] = 1.0  # aplasia from day 7, ongoing
+    onset, dur, ongoing = b_cell_aplasia(days, b, b[:, 0], np.array([199.0, 150.0, 199.0]))
+    assert onset[0] == 5 and dur[0] == 85 and ongoing[0] == 0
+    assert onset[1] == 7 and dur[1] == 143 and ongoing[1] == 1
+    assert np.isnan(onset[2]) and np.isnan(dur[2]) and ongoing[2] == 0
+
+
+def test_event_matrix_sums_per_patient_day_and_tolerates_missing_names() -> None:
+    ev = pd.DataFrame({"patient_id": [3, 3, 5], "day": [0, 0, 2],
+                       "event": ["tocilizumab"] * 3, "value": [8.0, 4.0, 1.0], "unit": "mg"})
+    m = event_matrix(ev, np.array([3, 5]), np.arange(-5, 5), "tocilizumab")
+    assert m is not None and m[0, 5] == 12.0 and m[1, 7] == 1.0 and m.sum() == 13.0
+    assert event_matrix(ev, np.array([3, 5]), np.arange(-5, 5), "vasopressors") is None
+
+
+def _course(n: int, days: np.ndarray) -> dict[str, np.ndarray]:
+    shape = (n, days.size)
+    return {
+        "cart_cells_per_ul": np.ones(shape), "transgene_copies_per_ug": np.ones(shape),
+        "tumour_cells": np.full(shape, 1e6), "marrow_blast_pct": np.full(shape, 0.1),
+        "mrd_fraction": np.full(shape, 1e-6), "spd_cm2": np.full(shape, np.nan),
+        "cd19_negative_tumour_fraction": np.zeros(shape), "b_cells_per_ul": np.ones(shape),
+        "igg_mg_dl": np.full(shape, 800.0), "temperature_c": np.full(shape, 37.0),
+        "map_mmhg": np.full(shape, 85.0), "spo2_pct": np.full(shape, 98.0),
+        "encephalopathy": np.zeros(shape), "ice_score": np.full(shape, 10.0),
+        "anc_per_ul": np.full(shape, 2000.0), "platelets_per_ul": np.full(shape, 150e3),
+        "hemoglobin_g_dl": np.full(shape, 12.0),
+    }
+
+
+def test_compute_endpoints_death_censors_everything_after_it() -> None:
+    days = np.arange(-5, 200)
+    x = _course(3, days)
+    x["marrow_blast_pct"][:, days < 20] = 50.0
+    # patient 1: relapse on day 100, blasts ≥ 90 % from day 120 → progression death on day 149
+    x["marrow_blast_pct"][1, days >= 100] = 30.0
+    x["marrow_blast_pct"][1, days >= 120] = 95.0
+    # patient 2: shock (MAP < 0.6 × 85) on days 10–11 → toxicity death on day 11
+    x["map_mmhg"][2, (days >= 10) & (days <= 11)] = 40.0
+    x["temperature_c"][:, (days >= 2) & (days <= 4)] = 39.0
+    x["temperature_c"][2, (days >= 10) & (days <= 11)] = 39.5
+    course = Course(np.array([0, 1, 2]), days, x)
+    cov = {"age_y": np.array([30.0, 30.0, 30.0]), "weight_kg": np.full(3, 70.0)}
+    death = {"infection_base_hazard": 0.0}
+    table, grades = compute_endpoints(
+        course, pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"]), cov,
+        disease="b-all", seed=0, follow_up_days=180, assessment_days=[28, 91],
+        protocol_grades=False, death_overrides=death)
+    t = table.set_index("patient_id")
+    assert t.loc[0, "best_response"] == "CR" and t.loc[0, "efs_event"] == 0
+    assert t.loc[0, "os_days"] == 180 and t.loc[0, "last_day"] == 180
+    assert t.loc[1, "relapse_day"] == 100 and t.loc[1, "efs_days"] == 100
+    assert t.loc[1, "death_cause"] == "progression" and t.loc[1, "death_day"] == 149
+    assert t.loc[1, "os_days"] == 149 and t.loc[1, "os_event"] == 1
+    assert t.loc[1, "dor_days"] == 100 - 28 and t.loc[1, "dor_event"] == 1
+    assert t.loc[2, "death_cause"] == "toxicity" and t.loc[2, "death_day"] == 11
+    assert t.loc[2, "response_d28"] == "NE" and t.loc[2, "responder"] == 0
+    assert t.loc[2, "efs_days"] == 11 and t.loc[2, "efs_event"] == 1
+    assert t.loc[2, "mrd_d28"] == "not_done"
+    # physiology-graded CRS: fever days 2–4 → grade ≥ 1 from day 2 for everyone alive
+    assert (t["crs_onset_day"] == 2).all() and (t["crs_max_grade"] >= 1).all()
+    # fever with MAP 40 (deficit 25 mmHg → 2 vasopressors): ASTCT grade 4
+    assert t.loc[2, "crs_max_grade"] == 4 and t.loc[0, "crs_max_grade"] == 1
+    assert t.loc[2, "crs_duration_days"] == 5
+    assert grades["crs_grade"].shape == (3, 200)
+
+
+def test_infection_deaths_follow_neutropenia_and_are_keyed() -> None:
+    days = np.arange(0, 60)
+    n = 4000
+    anc = np.full((n, days.size), 2000.0)
+    anc[: n // 2, :30] = 100.0  # half the patients neutropenic for 30 days
+    igg = np.full((n, days.size), 800.0)
+    pid = np.arange(n)
+    common = dict(disease="b-all", age_y=np.full(n, 30.0),
+                  marrow_blast_pct=np.zeros((n, days.size)),
+                  tumour_volume_ml=np.zeros((n, days.size)),
+                  map_mmhg=np.full((n, days.size), 85.0), spo2_pct=np.full((n, days.size), 98.0),
+                  anc_per_ul=anc, igg_mg_dl=igg,
+                  params={"infection_base_hazard": 1e-3, "neutropenia_hazard_ratio": 20.0})
+    d = decide_deaths(days, pid, 5, **common)
+    neut = np.isfinite(d.day[: n // 2]).mean()
+    normal = np.isfinite(d.day[n // 2:]).mean()
+    # expected: 1 − exp(−(30·0.02 + 30·0.001)) ≈ 0.47 vs 1 − exp(−60·0.001) ≈ 0.058
+    assert 0.42 < neut < 0.52 and 0.04 < normal < 0.08
+    assert set(d.cause[np.isfinite(d.day)]) == {"infection"}
+    # the same patients in another grouping get the same deaths
+    half = decide_deaths(days, pid[::2], 5, **{**common, "age_y": np.full(n // 2, 30.0),
+                                                "marrow_blast_pct": common["marrow_blast_pct"][::2],
+                                                "tumour_volume_ml": common["tumour_volume_ml"][::2],
+                                                "map_mmhg": common["map_mmhg"][::2],
+                                                "spo2_pct": common["spo2_pct"][::2],
+                                                "anc_per_ul": anc[::2], "igg_mg_dl": igg[::2]})
+    np.testing.assert_array_equal(half.day, d.day[::2])

@@ -1,0 +1,71 @@
+"""The HTML report: every figure embedded, rebuildable from the parquet files, renders."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cartsim.trial.runner import run_trial
+from cartsim.trial.spec import validate_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+N_FIGURES = 9  # EFS, OS, swimmer, kinetics, grades, onset, cytopenia, B-cell aplasia, relapse
+
+
+@pytest.fixture(scope="module")
+def trial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = validate_spec({
+        "name": "report-test", "seed": 3, "follow_up_days": 120, "assessment_days": [28, 91],
+        "population": {"disease": "lbcl", "size": 8, "age_y": 60,
+                       "tumour_volume_ml": {"kind": "lognormal", "median": 50, "sd_log": 1,
+                                            "lower": 2, "upper": 2000}},
+        "arms": [{"name": "axi", "product": "axi-cel"},
+                 {"name": "liso", "product": "liso-cel", "protocol": "none"}],
+    })
+    out = tmp_path_factory.mktemp("trial") / "r"
+    run_trial(spec, out, chunk_size=4)
+    return out
+
+
+def test_report_contains_every_figure_and_table(trial_dir: Path) -> None:
+    html = (trial_dir / "report.html").read_text(encoding="utf-8")
+    imgs = re.findall(r"<img [^>]*src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert len(imgs) == N_FIGURES
+    assert all(len(b) > 5000 for b in imgs)
+    for caption in ("Event-free survival", "Overall survival", "Swimmer plot",
+                    "CAR-T kinetics by response", "Cytopenia time courses", "B-cell aplasia",
+                    "Relapse phenotypes"):
+        assert f"<figcaption>{caption}</figcaption>" in html
+    assert "Clopper" in html and "Arm comparisons" in html
+    for col in ("cart_cmax", "crs_max_grade", "icaht_early_grade", "bca_duration_days",
+                "best_response", "death_cause"):
+        assert f"<td>{col}</td>" in html, col
+    assert "src='http" not in html and "<script" not in html  # self-contained
+
+
+def test_report_command_rebuilds_it(trial_dir: Path) -> None:
+    from cartsim.cli import app
+
+    (trial_dir / "report.html").unlink()
+    res = CliRunner().invoke(app, ["trial", "report", str(trial_dir)])
+    assert res.exit_code == 0, res.output
+    assert (trial_dir / "report.html").read_text(encoding="utf-8").count("<img ") == N_FIGURES
+    bad = CliRunner().invoke(app, ["trial", "report", str(trial_dir / "nope")])
+    assert bad.exit_code == 2 and "DIR" in bad.output
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+def test_report_renders_in_headless_chromium(trial_dir: Path, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_report", ROOT / "benchmarks" / "screenshot_report.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    png = mod.screenshot(trial_dir / "report.html", tmp_path / "report.png")
+    st = mod.png_stats(png)
+    assert st["width"] == 1400 and st["height"] == 6000
+    assert mod.is_nontrivial(st), st
