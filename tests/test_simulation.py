@@ -205,3 +205,37 @@ def test_unknown_product_and_construct_errors() -> None:
         Construct("x", targets=("CD5",))
     with pytest.raises(InvalidInputError, match="construct.format"):
         Construct("x", targets=("CD19", "CD22"))
+
+
+def test_patient_identical_alone_in_a_chunk_and_in_a_cohort_of_10000() -> None:
+    """Issue 2: a trajectory does not depend on the cohort or chunk it is simulated in,
+    with the clinic's protocol in the loop (per-patient decisions, keyed random streams)."""
+    from cartsim.clinic import load_protocol
+
+    n, days = 10_000, 45
+    policy = load_protocol("default")
+    full = simulate(_cohort(n), TISA, days=days, seed=5, protocol=policy)
+    assert (full.status == 0).all()
+    ids = np.array([0, 4321, 9999])
+    chunk = np.arange(4000, 4500)
+    for sel in ([ids[0]], [ids[1]], [ids[2]], chunk):
+        part = simulate(_cohort(n, np.asarray(sel)), TISA, days=days, seed=5, protocol=policy)
+        for pid in {int(x) for x in sel} & {0, 4000, 4321, 4499, 9999}:
+            a = full.patient(int(pid)).drop(columns="patient_id")
+            b = part.patient(int(pid)).drop(columns="patient_id")
+            pd.testing.assert_frame_equal(a, b)
+            ea = full.events[full.events["patient_id"] == pid].reset_index(drop=True)
+            eb = part.events[part.events["patient_id"] == pid].reset_index(drop=True)
+            pd.testing.assert_frame_equal(ea, eb)
+
+
+def test_without_lymphodepletion_cart_expand_less() -> None:
+    """MODEL.md §2: an infusion without lymphodepletion expands poorly (the niche is full)."""
+    co = Cohort("b-all", weight_kg=[30.0], age_y=[10.0], marrow_blasts_pct=[60.0])
+    with_ld = simulate(co, TISA, days=30, seed=1, variability=False)
+    without = simulate(co, TISA, days=30, seed=1, variability=False, lymphodepletion=False)
+    assert "lymphodepletion" not in set(without.events["event"])
+    assert (with_ld.events["event"] == "lymphodepletion").sum() == 3
+    peak_ld = with_ld.trajectories["cart_cells_per_ul"].max()
+    peak_no = without.trajectories["cart_cells_per_ul"].max()
+    assert peak_no < 0.5 * peak_ld

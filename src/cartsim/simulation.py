@@ -243,10 +243,12 @@ def simulate(
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[int], None] | None = None,
     procedures: Sequence[Procedure] = (),
+    lymphodepletion: bool = True,
 ) -> SimulationResult:
     """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
 
-    Lymphodepletion (Flu/Cy) on days −5, −4, −3 and the infusion on day 0 are schedule items.
+    Lymphodepletion (Flu/Cy) on days −5, −4, −3 (unless ``lymphodepletion=False``) and the
+    infusion on day 0 are schedule items.
     Each day from day 0 each of ``procedures`` acts, then the ``protocol`` (if any) observes
     and treats; what they give is recorded in the events table.
     """
@@ -260,7 +262,10 @@ def simulate(
     n = cohort.n
     dose = doses(cohort, product)
     mem = product.construct.memory_fraction
-    schedule = [ScheduleItem(d, int(S.LD), 1.0, "lymphodepletion", "Flu/Cy day") for d in LD_DAYS]
+    schedule = (
+        [ScheduleItem(d, int(S.LD), 1.0, "lymphodepletion", "Flu/Cy day") for d in LD_DAYS]
+        if lymphodepletion else []
+    )
     schedule += [
         ScheduleItem(0, int(S.M_b), mem * dose, "infusion_memory", "cells"),
         ScheduleItem(0, int(S.E_b), (1.0 - mem) * dose, "infusion_effector", "cells"),
@@ -355,7 +360,7 @@ def simulate(
     )
     meta = {
         "seed": seed, "product": product.name, "disease": cohort.disease, "days": days,
-        "variability": variability, "rtol": rtol,
+        "variability": variability, "rtol": rtol, "lymphodepletion": lymphodepletion,
         "protocol": None if protocol is None else getattr(protocol, "name", str(protocol)),
         "procedures": [type(pr).__name__ for pr in procedures],
     }

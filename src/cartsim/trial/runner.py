@@ -34,9 +34,6 @@ from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
 
 MANIFEST_FORMAT = 1
 ROW_GROUP_ROWS = 65_536
-#: Parameter overrides that switch lymphodepletion's effects off (the schedule still lists it).
-NO_LYMPHODEPLETION = {"ld_kill_T": 0.0, "ld_kill_B": 0.0, "ld_kill_tumour": 0.0,
-                      "ld_marrow": 0.0}
 
 
 @dataclass(frozen=True)
@@ -136,9 +133,8 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     h = arm.consolidation.hsct
     if h is not None:
         procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart))
-    overrides = None if arm.lymphodepletion else dict(NO_LYMPHODEPLETION)
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
-                   overrides=overrides, procedures=procedures)
+                   procedures=procedures, lymphodepletion=arm.lymphodepletion)
     course = Course.from_trajectories(res.trajectories)
     order = np.argsort(ids)
     assert np.array_equal(course.patient_id, ids[order])
