@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cartsim simulate --product tisagenlecleucel --disease b-all --marrow-blasts 60 \
-	    --weight 30 --age 10 --patients 500 --days 365 --seed 2026 --out demo_out
-	@echo "demo output written to demo_out/ (trajectories.parquet, events.parquet, trajectories.png)"
+	rm -rf demo_out
+	$(BIN)/cartsim trial run examples/eliana.toml --patients 2000 --out demo_out
+	@echo "report: $(CURDIR)/demo_out/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks

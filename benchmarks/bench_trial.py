@@ -38,7 +38,9 @@ def spec(n: int) -> object:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("n", type=int, nargs="?", default=20)
-    ap.add_argument("--chunk-size", type=int, default=50)
+    ap.add_argument("--chunk-size", type=int, default=500)
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also trace Python allocations (slows pandas-heavy code)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--record", action="store_true", help="append to benchmarks/README.md")
     a = ap.parse_args(argv)
@@ -47,19 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     simulate_chunk(spec(1), 0, [0])  # JIT-compile the model outside the timing
     compile_s = time.perf_counter() - t
-    tracemalloc.start()
+    if a.tracemalloc:
+        tracemalloc.start()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         run_trial(spec(a.n), Path(d) / "out", chunk_size=a.chunk_size, workers=a.workers,
                   report=False)
         wall = time.perf_counter() - t0
-    _, py_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    py_peak = 0
+    if a.tracemalloc:
+        _, py_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = (f"trial N={a.n} days=730 chunk={a.chunk_size} workers={a.workers}: "
             f"wall {wall:.1f} s ({a.n / wall:.2f} patients/s; warm-up incl. JIT "
-            f"{compile_s:.1f} s excluded), peak RSS {rss_mb:.0f} MiB, peak Python allocations "
-            f"{py_peak / 2**20:.1f} MiB")
+            f"{compile_s:.1f} s excluded), peak RSS {rss_mb:.0f} MiB"
+            + (f", peak Python allocations {py_peak / 2**20:.1f} MiB" if a.tracemalloc else ""))
     print(line)
     if a.record:
         readme = ROOT / "benchmarks" / "README.md"

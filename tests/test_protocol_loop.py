@@ -101,3 +101,29 @@ def test_treatment_damps_the_inflammatory_course(runs: dict[str, SimulationResul
     assert default[treated_ids].sum() < none[treated_ids].sum()
     proph = burden(runs["prophylactic"])
     assert proph.sum() < none.sum()
+
+
+class _Poison:
+    """A procedure that corrupts one patient's state on day 3 (a stand-in for a runaway)."""
+
+    def apply(self, day, y, p, status):  # type: ignore[no-untyped-def]
+        from cartsim.model.state import S
+
+        if day == 3:
+            y[1, S.IL6] = np.inf
+        return {}
+
+
+def test_a_runaway_patient_stops_with_its_own_status_and_the_cohort_goes_on() -> None:
+    from cartsim.simulation import STATUS_IMPLAUSIBLE
+
+    co = Cohort("b-all", weight_kg=[30.0, 30.0, 30.0], age_y=[10.0] * 3,
+                marrow_blasts_pct=[60.0] * 3)
+    r = simulate(co, get_product("tisagenlecleucel"), days=10, seed=1,
+                 protocol=load_protocol("default"), procedures=[_Poison()])
+    assert list(r.status) == [0, STATUS_IMPLAUSIBLE, 0]
+    ev = r.events[r.events["event"] == "implausible_state"]
+    assert list(ev["patient_id"]) == [1] and list(ev["day"]) == [3]
+    t = r.trajectories
+    assert t[(t["patient_id"] == 1) & (t["day"] > 3)]["cart_cells_per_ul"].isna().all()
+    assert t[(t["patient_id"] != 1)]["cart_cells_per_ul"].notna().all()

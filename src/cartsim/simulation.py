@@ -36,6 +36,9 @@ SUPPORT_EVENTS = {
     "vasopressin": "flag",
     "oxygen_device": "code (cartsim.clinic.OXYGEN_DEVICES)",
 }
+#: Per-patient status when the model's state leaves the physiological range the clinic
+#: accepts (non-finite or impossible vital signs); the patient stops, the cohort goes on.
+STATUS_IMPLAUSIBLE = 4
 LD_FIRST_DAY = -5
 LD_DAYS = (-5, -4, -3)
 DEFAULT_RTOL = 1e-5
@@ -200,6 +203,26 @@ def _action_jumps(
     return given
 
 
+def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """Patients whose observations are non-finite or outside the protocol's accepted ranges."""
+    from cartsim.clinic.protocol import OBS_SPEC
+
+    n = next(iter(obs.values())).shape[0]
+    bad = np.zeros(n, dtype=bool)
+    for key, (lo, hi) in OBS_SPEC.items():
+        v = obs.get(key)
+        if v is None or key in ("alive",):
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        bad |= np.isinf(v) | (v < lo) | (v > hi)
+        if key in _VITAL_OBS:
+            bad |= np.isnan(v)
+    return bad
+
+
+_VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")
+
+
 def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict[str, np.ndarray]:
     """What the virtual clinician sees today (the protocol's ``obs`` contract)."""
     r = readouts.compute(y, p)
@@ -303,7 +326,14 @@ def simulate(
         if protocol is None:
             return
         obs = observations(y_, p, baseline_il6)
+        bad = _implausible(obs) & (status == 0)
+        if bad.any():  # a runaway patient leaves the cohort with its own status code
+            status[bad] = STATUS_IMPLAUSIBLE
+            add_events(day, "implausible_state", bad.astype(np.float64), "flag")
         obs["alive"] = status == 0
+        for v in obs.values():
+            if v.dtype.kind == "f":
+                v[status != 0] = np.nan
         actions, pstate = protocol.decide(day, obs, pstate)
         for name, (amt, unit) in _action_jumps(actions, y_, p).items():
             add_events(day, name, np.where(status == 0, amt, 0.0), unit)

@@ -57,6 +57,12 @@ MODEL_PARAMS: tuple[ParameterSpec, ...] = (
     _p("K_stim", "cells", 1.0e9, 1e6, 1e13,
        "performance.md representative model (K_A); Chaudhury 2020 EC50 structure",
        "antigen-engaged target load giving half-maximal stimulation", 0.5, "cart"),
+    _p("stim_competition", "targets/effector", 0.01, 0.0, 100.0,
+       "assumed (ratio-dependent stimulation: effectors compete for engageable targets; "
+       "De Boer & Perelson 1994 T-cell competition structure)",
+       "engaged targets per site effector that halve stimulation beyond K_stim; bounds "
+       "expansion when antigen is steady (regenerating B cells) and effectors outnumber it",
+       0.0, "cart"),
     _p("k_kill", "1/d", 3.0, 0.0, 50.0,
        "calibrated to clearance by day 10–14 (performance.md model: 2/d; Kimmel γ_B 1.15/d)",
        "maximal kills per effector CAR-T per day", 0.3, "cart"),

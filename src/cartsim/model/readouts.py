@@ -63,7 +63,8 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     silt = np.maximum(y[:, S.SILT], 0.0)
     sig = il6 * (1 - toci / (toci + p[:, P.toci_ec50])) * (1 - silt / (silt + p[:, P.silt_ec50]))
     x = (sig + 0.3 * ifng) / p[:, P.K_fever]
-    temp = 36.8 + 3.4 * x**2 / (1.0 + x**2)
+    x2 = np.minimum(x, 1e100) ** 2  # saturating Hill term; the cap only avoids overflow
+    temp = 36.8 + 3.4 * x2 / (1.0 + x2)
     en = np.maximum(y[:, S.EN], 0.0)
     map_ = p[:, P.map0] * (1.0 - p[:, P.map_drop] * en**2 / (en**2 + p[:, P.K_map] ** 2))
     spo2 = 98.0 - 24.0 * en**3 / (en**3 + p[:, P.K_ox] ** 3)

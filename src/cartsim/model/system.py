@@ -47,7 +47,9 @@ def site_activity(y: np.ndarray, p: np.ndarray):  # type: ignore[no-untyped-def]
     ts_eng = tumour.clone_engagement(p, 0) * max(y[S.TS], 0.0) * p[P.cns_access]
     load += ts_eng
     qload += ts_eng * p[clone_param_index(0, 0) + C.synapse_quality]
-    stim = load / (load + p[P.K_stim])
+    # ratio-dependent: a target stimulates a limited number of effectors, so expansion on a
+    # steady antigen source (regenerating B cells) saturates instead of growing without bound
+    stim = load / (load + p[P.K_stim] + p[P.stim_competition] * e_t)
     quality = qload / load if load > 0.0 else 1.0
     ex_factor = 1.0
     if load > 0.0:

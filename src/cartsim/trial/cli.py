@@ -35,7 +35,7 @@ def run_command(
     patients: Annotated[int | None, typer.Option(help="patients per arm (overrides the spec)")]
     = None,
     seed: Annotated[int | None, typer.Option(help="root seed (overrides the spec)")] = None,
-    chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 50,
+    chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 500,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
     executor: Annotated[str, typer.Option(help="local or dask")] = "local",
     address: Annotated[str | None, typer.Option(help="dask scheduler HOST:PORT")] = None,
