@@ -38,4 +38,4 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return atomic_write(path, lambda t: t.write_text(text))
+    return atomic_write(path, lambda t: t.write_text(text, encoding="utf-8"))

@@ -118,7 +118,8 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
 
 def write_report(out: Path) -> Path:
     """(Re)build ``out/report.html`` from the trial's parquet files; returns its path."""
-    from cartsim.trial.runner import read_manifest, write_text_atomic
+    from cartsim.atomic import write_text_atomic
+    from cartsim.trial.runner import read_manifest
 
     out = Path(out)
     for f in ("patients.parquet", "daily.parquet"):
@@ -128,5 +129,5 @@ def write_report(out: Path) -> Path:
     patients = pd.read_parquet(out / "patients.parquet")
     daily = pd.read_parquet(out / "daily.parquet")
     path = out / "report.html"
-    write_text_atomic(build_report(patients, daily, manifest), path)
+    write_text_atomic(path, build_report(patients, daily, manifest))
     return path

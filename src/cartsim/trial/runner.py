@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cartsim.atomic import atomic_write, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
 
@@ -179,71 +179,45 @@ def _table(df: pd.DataFrame) -> pa.Table:
 
 
 def write_parquet_atomic(df: pd.DataFrame | pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = df if isinstance(df, pa.Table) else _table(df)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS))
 
 
 def merge_streaming(files: list[Path], path: Path, sort: tuple[str, ...]) -> int:
     """Concatenate parquet files (already in global order) into ``path`` with fixed-size row
     groups, holding at most about one row group plus one chunk in memory. Returns rows."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    writer: pq.ParquetWriter | None = None
-    pending: list[pa.Table] = []
-    n_pending = 0
+    if not files:
+        raise InvalidInputError("chunks", "at least one chunk file", 0)
     total = 0
-    try:
-        for f in files:
-            t = pq.read_table(f)
-            if sort:
-                t = t.sort_by([(c, "ascending") for c in sort])
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, t.schema)
-            pending.append(t)
-            n_pending += t.num_rows
-            while n_pending >= ROW_GROUP_ROWS:
-                buf = pa.concat_tables(pending)
-                writer.write_table(buf.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                rest = buf.slice(ROW_GROUP_ROWS)
-                pending, n_pending = [rest], rest.num_rows
-            total += t.num_rows
-        if writer is None:
-            raise InvalidInputError("chunks", "at least one chunk file", 0)
-        if n_pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
-        writer.close()
-        writer = None
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    def fill(tmp: Path) -> None:
+        nonlocal total
+        writer: pq.ParquetWriter | None = None
+        pending: list[pa.Table] = []
+        n_pending = 0
+        try:
+            for f in files:
+                t = pq.read_table(f)
+                if sort:
+                    t = t.sort_by([(c, "ascending") for c in sort])
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, t.schema)
+                pending.append(t)
+                n_pending += t.num_rows
+                while n_pending >= ROW_GROUP_ROWS:
+                    buf = pa.concat_tables(pending)
+                    writer.write_table(buf.slice(0, ROW_GROUP_ROWS),
+                                       row_group_size=ROW_GROUP_ROWS)
+                    rest = buf.slice(ROW_GROUP_ROWS)
+                    pending, n_pending = [rest], rest.num_rows
+                total += t.num_rows
+            if writer is not None and n_pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(path, fill)
     return total
 
 
@@ -399,8 +373,7 @@ def run_trial(
     out.mkdir(parents=True, exist_ok=True)
     for tmp in out.glob("chunks/*/.*.tmp"):
         tmp.unlink()
-    write_text_atomic(json.dumps(_manifest(spec, plans, chunk_size, "running"), indent=2),
-                      mf)
+    write_text_atomic(mf, json.dumps(_manifest(spec, plans, chunk_size, "running"), indent=2))
     todo = [p for p in plans if not (resume and _chunk_complete(out, p))]
     total = spec.population.size * len(spec.arms)
     done = sum(len(p.ids) for p in plans) - sum(len(p.ids) for p in todo)
@@ -426,7 +399,7 @@ def run_trial(
         from cartsim.report.html import write_report
 
         write_report(out)
-    write_text_atomic(json.dumps(_manifest(spec, plans, chunk_size, "complete"), indent=2), mf)
+    write_text_atomic(mf, json.dumps(_manifest(spec, plans, chunk_size, "complete"), indent=2))
     return TrialRun(out, spec, len(plans), len(plans) - len(todo),
                     time.perf_counter() - t0, patients)
 

@@ -206,17 +206,17 @@ def build_summary(df: pd.DataFrame, spec: TrialSpec) -> dict[str, Any]:
 
 def write_summary(df: pd.DataFrame, spec: TrialSpec, out: Path) -> dict[str, Any]:
     """Write summary.json and one CSV per table into ``out``; returns the summary."""
-    from cartsim.trial.runner import write_text_atomic
+    from cartsim.atomic import write_text_atomic
 
     s = build_summary(df, spec)
     doc: dict[str, Any] = {}
     for k, v in s.items():
         if isinstance(v, pd.DataFrame):
             doc[k] = v.to_dict(orient="records")
-            write_text_atomic(v.to_csv(index=False, lineterminator="\n"),
-                              Path(out) / f"{k}.csv")
+            write_text_atomic(Path(out) / f"{k}.csv",
+                              v.to_csv(index=False, lineterminator="\n"))
         else:
             doc[k] = v
-    write_text_atomic(json.dumps(_clean(doc), indent=1, ensure_ascii=False, sort_keys=False),
-                      Path(out) / "summary.json")
+    write_text_atomic(Path(out) / "summary.json",
+                      json.dumps(_clean(doc), indent=1, ensure_ascii=False, sort_keys=False))
     return s
