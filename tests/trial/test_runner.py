@@ -171,3 +171,33 @@ def test_existing_output_needs_resume_and_dask_needs_the_extra(spec_file: Path,
     except ImportError:
         with pytest.raises(OptionalDependencyError, match=r"cartsim\[dask\]"):
             run_trial(load_spec(spec_file), reference / "x", executor="dask")
+
+
+def test_spec_covariates_reach_the_model_cohort(spec_file: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """CNS disease and the resistance traits drawn by the spec are what the model receives."""
+    import numpy as np
+
+    import cartsim.simulation as simulation
+    from cartsim.trial.runner import simulate_chunk
+
+    seen = {}
+
+    class Captured(Exception):
+        pass
+
+    def fake_simulate(cohort, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["cohort"] = cohort
+        raise Captured
+
+    monkeypatch.setattr(simulation, "simulate", fake_simulate)
+    spec = load_spec(spec_file)
+    data = spec.canonical()
+    data["population"]["cns_disease"] = {"kind": "bernoulli", "p": 1.0}
+    from cartsim.trial.spec import validate_spec
+
+    with pytest.raises(Captured):
+        simulate_chunk(validate_spec(data), 0, np.arange(6))
+    co = seen["cohort"]
+    assert (co.cns_disease == 1.0).all()
+    assert set(np.unique(co.tp53_altered)) <= {0.0, 1.0}

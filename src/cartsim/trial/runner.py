@@ -127,6 +127,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
         cd19_negative_fraction=cov["cd19_negative_fraction"], tp53_altered=cov["tp53_altered"],
         noxa_low=cov["noxa_low"], cd58_loss=cov["cd58_loss"], pdl1=cov["pdl1"],
         dr_defect=cov["dr_defect"], anc0=cov["anc0"], plt0=cov["plt0"], hb0=cov["hb0"],
+        cns_disease=cov["cns_disease"],
     )
     protocol = None if arm.protocol == "none" else load_protocol(arm.protocol)
     procedures = []

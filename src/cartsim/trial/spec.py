@@ -175,7 +175,7 @@ COVARIATES: dict[str, tuple[float, float, str, float, str]] = {
     "cd19_density": (0.0, 100.0, "relative to typical", 1.0, "tumour CD19 surface density"),
     "cd19_negative_fraction": (0.0, 1.0, "fraction", 0.0,
                                "pre-existing CD19-negative tumour fraction"),
-    "cns_disease": (0.0, 1.0, "0/1", 0.0, "CNS disease (recorded; not yet modelled)"),
+    "cns_disease": (0.0, 1.0, "0/1", 0.0, "overt CNS disease (seeds the sanctuary compartment)"),
     "prior_hsct": (0.0, 1.0, "0/1", 0.0, "prior allogeneic HSCT (recorded; not yet modelled)"),
     "tp53_altered": (0.0, 1.0, "0/1", 0.0, "TP53 alteration"),
     "noxa_low": (0.0, 1.0, "0/1", 0.0, "NOXA-low tumour"),
