@@ -36,6 +36,15 @@ SUPPORT_EVENTS = {
     "vasopressin": "flag",
     "oxygen_device": "code (cartsim.clinic.OXYGEN_DEVICES)",
 }
+# How the encephalopathy state E (dimensionless) maps to the ICANS bedside findings (assumed
+# thresholds, uncalibrated; docs/clinic.md): CAPD rises as 27·E²/(E² + 1) (≥ 9 is abnormal from
+# E ≈ 0.7); consciousness drops a level at E = 2, 4, 8 (awakens to voice, to touch,
+# unarousable); seizures above E = 6; cerebral oedema above E = 10.
+CAPD_MAX = 27.0
+ENC_CONSCIOUSNESS = (2.0, 4.0, 8.0)
+ENC_SEIZURE = 6.0
+ENC_EDEMA = 10.0
+
 #: Per-patient status when the model's state leaves the physiological range the clinic
 #: accepts (non-finite or impossible vital signs); the patient stops, the cohort goes on.
 STATUS_IMPLAUSIBLE = 4
@@ -234,11 +243,11 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict
         "map_mmhg": r["map_mmhg"],
         "spo2_room_air_pct": r["spo2_pct"],
         "ice_score": np.where(age >= 12, r["ice_score"], np.nan),
-        "capd_score": np.where(age < 12, np.rint(9.0 * enc**2 / (enc**2 + 1.0) * 3.0), np.nan),
-        "consciousness": np.digitize(enc, [2.0, 4.0, 8.0]).astype(np.float64),
-        "seizure": np.where(enc > 6.0, 1.0, 0.0),
+        "capd_score": np.where(age < 12, np.rint(CAPD_MAX * enc**2 / (enc**2 + 1.0)), np.nan),
+        "consciousness": np.digitize(enc, ENC_CONSCIOUSNESS).astype(np.float64),
+        "seizure": np.where(enc > ENC_SEIZURE, 1.0, 0.0),
         "motor_weakness": np.zeros(n),
-        "cerebral_edema": np.where(enc > 10.0, 1.0, 0.0),
+        "cerebral_edema": np.where(enc > ENC_EDEMA, 1.0, 0.0),
         "il6_pg_ml": r["il6_pg_ml"],
         "il6_baseline_pg_ml": baseline_il6,
         "anc_per_ul": r["anc_per_ul"],

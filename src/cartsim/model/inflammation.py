@@ -46,15 +46,17 @@ def derivs(
     )
     dy[S.IFNG] = p[P.p_ifng] * e9 * cyto - p[P.d_ifng] * y[S.IFNG]
     f_ifng = ifng / (ifng + p[P.K_ifng])
-    damp = k9 / (k9 + 10.0)
+    damp = k9 / (k9 + p[P.K_my_kill])
     dy[S.MY] = (
-        p[P.k_my] * (f_ifng + damp) * (1.0 - 0.8 * ster) * (1.0 - 0.7 * anak) - p[P.d_my] * my
+        p[P.k_my] * (f_ifng + damp) * (1.0 - p[P.ster_my] * ster) * (1.0 - p[P.anak_my] * anak)
+        - p[P.d_my] * my
     )
     sig = il6_signal(il6, occ_toci, occ_silt)
-    drive_en = sig / (sig + p[P.K_en_il6]) + 0.5 * f_ifng
-    dy[S.EN] = p[P.k_en] * drive_en * (1.0 - 0.5 * ster) - p[P.d_en] * en
+    drive_en = sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng
+    dy[S.EN] = p[P.k_en] * drive_en * (1.0 - p[P.ster_en] * ster) - p[P.d_en] * en
     en2 = max(en, 0.0) ** 2
     drive_enc = en2 / (en2 + p[P.K_enc] ** 2)
-    dy[S.ENC] = p[P.k_enc] * drive_enc * (1.0 - 0.8 * ster) * (1.0 - 0.3 * anak) - (
+    dy[S.ENC] = p[P.k_enc] * drive_enc * (1.0 - p[P.ster_enc] * ster) * (
+        1.0 - p[P.anak_enc] * anak) - (
         p[P.d_enc] * enc
     )

@@ -21,6 +21,13 @@ COPIES_PER_UG_PER_CELL_FRACTION = 1.5e5  # ≈ 6.6 pg DNA per diploid cell (mode
 VCN = 0.3  # detected vector copies per CAR+ cell; calibrated to Stein 2019 Cmax ≈ 2.4e4 copies/µg
 CD19_NEGATIVE_DENSITY = 0.05  # clones whose surface CD19 is below this count as CD19-negative
 SPD_CM2_PER_ML23 = 1.5  # SPD ≈ 1.5 × volume^(2/3) for a roughly spherical set of nodes (assumed)
+# Physiology layer (assumed shapes; the rates and half-saturations are ParameterSpecs):
+TEMP_BASE_C = 36.8  # afebrile core temperature, °C
+TEMP_RISE_MAX_C = 3.4  # maximal cytokine-driven rise (≈ 40.2 °C ceiling of CRS fevers), °C
+W_IFNG_FEVER = 0.3  # pyrogenic weight of IFN-γ relative to IL-6 signal
+SPO2_BASE_PCT = 98.0  # room-air SpO₂ without capillary leak, %
+SPO2_DROP_MAX_PCT = 24.0  # maximal leak-driven fall on room air (to 74 %), %
+ICE_MAX = 10.0  # ICE score scale; falls with encephalopathy as 10·(1 − E²/(E² + 1))
 
 
 def _clone_field(p: np.ndarray, clone: int, field: int) -> np.ndarray:
@@ -62,14 +69,14 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     toci = np.maximum(y[:, S.TOCI], 0.0)
     silt = np.maximum(y[:, S.SILT], 0.0)
     sig = il6 * (1 - toci / (toci + p[:, P.toci_ec50])) * (1 - silt / (silt + p[:, P.silt_ec50]))
-    x = (sig + 0.3 * ifng) / p[:, P.K_fever]
+    x = (sig + W_IFNG_FEVER * ifng) / p[:, P.K_fever]
     x2 = np.minimum(x, 1e100) ** 2  # saturating Hill term; the cap only avoids overflow
-    temp = 36.8 + 3.4 * x2 / (1.0 + x2)
+    temp = TEMP_BASE_C + TEMP_RISE_MAX_C * x2 / (1.0 + x2)
     en = np.maximum(y[:, S.EN], 0.0)
     map_ = p[:, P.map0] * (1.0 - p[:, P.map_drop] * en**2 / (en**2 + p[:, P.K_map] ** 2))
-    spo2 = 98.0 - 24.0 * en**3 / (en**3 + p[:, P.K_ox] ** 3)
+    spo2 = SPO2_BASE_PCT - SPO2_DROP_MAX_PCT * en**3 / (en**3 + p[:, P.K_ox] ** 3)
     enc = np.maximum(y[:, S.ENC], 0.0)
-    ice = np.rint(10.0 * (1.0 - enc**2 / (enc**2 + 1.0)))
+    ice = np.rint(ICE_MAX * (1.0 - enc**2 / (enc**2 + 1.0)))
     return {
         "cart_cells_per_ul": car_ul,
         "transgene_copies_per_ug": copies,
