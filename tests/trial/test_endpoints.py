@@ -185,3 +185,27 @@ def test_infection_deaths_follow_neutropenia_and_are_keyed() -> None:
                                                 "spo2_pct": common["spo2_pct"][::2],
                                                 "anc_per_ul": anc[::2], "igg_mg_dl": igg[::2]})
     np.testing.assert_array_equal(half.day, d.day[::2])
+
+
+def test_infection_episodes_follow_neutropenia_respect_the_gap_and_are_keyed() -> None:
+    from cartsim.trial.outcomes import infection_episodes
+
+    n, days = 4000, np.arange(-5, 91)
+    pid = np.arange(n)
+    anc = np.full((n, days.size), 3000.0)
+    anc[: n // 2, 5:35] = 100.0  # first half neutropenic for 30 days
+    igg = np.full((n, days.size), 800.0)
+    last = np.full(n, 90.0)
+    count, first = infection_episodes(days, pid, 3, anc, igg, last)
+    neut, normal = count[: n // 2], count[n // 2:]
+    assert neut.mean() > 3 * normal.mean() > 0  # hazard ratio 25 while neutropenic
+    assert np.all(np.isnan(first) == (count == 0))
+    assert np.nanmin(first) >= 0
+    # at most one onset per 14-day window: ≤ ceil(91 / 14) episodes
+    assert count.max() <= 7
+    again, _ = infection_episodes(days, pid, 3, anc, igg, last)
+    assert np.array_equal(count, again)
+    sub, _ = infection_episodes(days, pid[100:200], 3, anc[100:200], igg[100:200], last[100:200])
+    assert np.array_equal(sub, count[100:200])  # keyed per patient, not per cohort
+    dead_early, _ = infection_episodes(days, pid, 3, anc, igg, np.full(n, 2.0))
+    assert dead_early.sum() < count.sum()  # days after death are not at risk

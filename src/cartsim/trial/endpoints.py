@@ -21,7 +21,7 @@ from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
 from cartsim.params import ParameterSpec, ParameterTable
-from cartsim.trial.outcomes import decide_deaths
+from cartsim.trial.outcomes import decide_deaths, infection_episodes
 
 ENDPOINT_PARAMS = ParameterTable((
     ParameterSpec("relapse_blast_pct", "%", 5.0, 0.0, 100.0,
@@ -335,6 +335,10 @@ def compute_endpoints(
     out["death_day"] = death_day
     out["death_cause"] = cause.astype(object)
     out["last_day"] = last_day
+    n_inf, first_inf = infection_episodes(days, pid, seed, x["anc_per_ul"], x["igg_mg_dl"],
+                                          last_day, death_overrides)
+    out["infections"] = n_inf
+    out["first_infection_day"] = first_inf
 
     # ---- time-to-event (origin: infusion, day 0)
     window = [a for a in assessment_days if a <= q["response_window_day"]] or [assessment_days[0]]

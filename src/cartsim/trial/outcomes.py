@@ -14,7 +14,12 @@ Death is decided from the *simulated* state after the simulation, never from a p
   if ``u(seed, patient, stream, d) < 1 − exp(−h)`` with the keyed counter-based generator, so the
   draw depends only on (seed, patient id, day), never on chunking.
 
-The earliest of the three is the death day and cause. Every number is a
+The earliest of the three is the death day and cause.
+
+Infection episodes of any severity (:func:`infection_episodes`) follow the same structure with
+their own hazard ``infection_any_base_hazard`` × the same ANC and IgG multipliers: an episode
+starts on day ``d`` when the keyed draw falls below ``1 − exp(−h)`` and no episode started in
+the previous ``infection_episode_days`` days. Every number is a
 :class:`~cartsim.params.ParameterSpec` with units and provenance; a spec's ``[death]`` table may
 override them.
 """
@@ -60,8 +65,15 @@ DEATH_PARAMS = ParameterTable((
     ParameterSpec("igg_low_mg_dl", "mg/dL", 400.0, 0.0, 2000.0,
                   "assumed (usual IVIG replacement threshold)",
                   "IgG below which hypogammaglobulinaemia raises the infection hazard"),
+    ParameterSpec("infection_any_base_hazard", "1/d", 5e-4, 0.0, 0.5,
+                  "assumed (≈ 17 %/year background infections of any grade in "
+                  "heavily pre-treated patients)",
+                  "daily hazard of a new infection episode with normal ANC and IgG"),
+    ParameterSpec("infection_episode_days", "d", 14.0, 1.0, 90.0, "assumed",
+                  "days after an episode starts during which no new episode is counted"),
 ))
 INFECTION_STREAM = stream_id("trial.death.infection")
+INFECTION_ANY_STREAM = stream_id("trial.infection.any")
 DEATH_CAUSES = ("progression", "toxicity", "infection")
 
 
@@ -129,11 +141,7 @@ def decide_deaths(
             burden = cut(tumour_volume_ml) >= q["lethal_tumour_volume_ml"]
         collapse = (cut(map_mmhg) < q["toxicity_map_fraction"] * baseline_map(age_y)[:, None]) \
             | (cut(spo2_pct) < q["toxicity_spo2_pct"])
-        anc = cut(anc_per_ul)
-        igg = cut(igg_mg_dl)
-        h = q["infection_base_hazard"] * np.where(anc < 500.0, q["neutropenia_hazard_ratio"], 1.0)
-        h = h * np.where(igg < q["igg_low_mg_dl"], q["hypogammaglobulinaemia_hazard_ratio"], 1.0)
-        h = np.where(np.isfinite(anc) & np.isfinite(igg), h, 0.0)
+    h = infection_hazard(cut(anc_per_ul), cut(igg_mg_dl), q["infection_base_hazard"], q)
     u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], INFECTION_STREAM,
                    d.astype(np.uint64)[None, :])
     infected = u < -np.expm1(-h)
@@ -148,6 +156,52 @@ def decide_deaths(
     died = np.isfinite(day)
     cause = np.where(died, np.asarray(DEATH_CAUSES, dtype=object)[first], "")
     return Deaths(np.where(died, day, np.nan), cause.astype(object))
+
+
+def infection_hazard(anc_per_ul: np.ndarray, igg_mg_dl: np.ndarray, base: float,
+                     q: dict[str, float]) -> np.ndarray:
+    """Daily hazard from simulated ANC and IgG (0 where either is missing)."""
+    anc = np.asarray(anc_per_ul, dtype=np.float64)
+    igg = np.asarray(igg_mg_dl, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        h = base * np.where(anc < 500.0, q["neutropenia_hazard_ratio"], 1.0)
+        h = h * np.where(igg < q["igg_low_mg_dl"], q["hypogammaglobulinaemia_hazard_ratio"], 1.0)
+    return np.where(np.isfinite(anc) & np.isfinite(igg), h, 0.0)
+
+
+def infection_episodes(
+    days: np.ndarray,
+    patient_id: np.ndarray,
+    seed: int,
+    anc_per_ul: np.ndarray,
+    igg_mg_dl: np.ndarray,
+    last_day: np.ndarray,
+    params: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Number of infection episodes and the first episode's day, per patient.
+
+    Days after ``last_day`` (death or end of follow-up) are not at risk; only days ≥ 0 count.
+    """
+    q = death_params(params)
+    d = np.asarray(days)
+    keep = d >= 0
+    d = d[keep]
+    h = infection_hazard(np.asarray(anc_per_ul)[:, keep], np.asarray(igg_mg_dl)[:, keep],
+                         q["infection_any_base_hazard"], q)
+    u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], INFECTION_ANY_STREAM,
+                   d.astype(np.uint64)[None, :])
+    onset = (u < -np.expm1(-h)) & (d[None, :] <= np.asarray(last_day, dtype=float)[:, None])
+    n = onset.shape[0]
+    count = np.zeros(n, dtype=np.int64)
+    first = np.full(n, np.nan)
+    free_from = np.full(n, -np.inf)
+    gap = q["infection_episode_days"]
+    for k, day in enumerate(d):  # loop over days (vectorised over patients)
+        new = onset[:, k] & (day >= free_from)
+        count += new
+        first = np.where(new & np.isnan(first), float(day), first)
+        free_from = np.where(new, day + gap, free_from)
+    return count, first
 
 
 # ------------------------------------------------------------------------------ HSCT

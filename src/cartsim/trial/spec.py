@@ -34,7 +34,7 @@ from cartsim.products import KNOWN_ARMOUR, KNOWN_TARGETS, PRESETS, Construct, ge
 ENDPOINTS: tuple[str, ...] = (
     "best_response", "response", "mrd", "relapse", "efs", "os", "pfs", "rfs", "dor", "crs",
     "icans", "tocilizumab", "steroids", "cytopenia", "icaht", "b_cell_aplasia", "pk",
-    "hsct", "death",
+    "hsct", "death", "infections",
 )
 #: Scales a trial may report CRS on (cross-walked from the same simulated features).
 CRS_SCALES: tuple[str, ...] = ("astct", "lee2014", "penn", "cartox", "mskcc", "ctcae_v4.03",

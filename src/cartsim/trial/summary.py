@@ -62,6 +62,9 @@ def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
     out["b_cell_aplasia"] = ("B-cell aplasia at any time", df["bca_onset_day"].notna()
                              .astype(float))
     out["death"] = ("death (any cause)", df["death"].astype(float))
+    if "infections" in df:
+        out["infection_any"] = ("≥ 1 infection episode (state-driven hazard)",
+                                (df["infections"] > 0).astype(float))
     for cause in ("progression", "toxicity", "infection"):
         out[f"death_{cause}"] = (f"death from {cause}",
                                  (df["death_cause"] == cause).astype(float))
