@@ -30,9 +30,9 @@ def _chain(y: np.ndarray, dy: np.ndarray, i0: int, ktr: float, drive: float, bas
 @numba.njit(inline="always")
 def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float) -> None:
     ifng = max(y[S.IFNG], 0.0)
-    inh_ld = 1.0 - p[P.ld_marrow] * ld / (ld + 0.3)
+    inh_ld = 1.0 - p[P.ld_marrow] * ld / (ld + p[P.K_ld_marrow])
     inh_inf = 1.0 - p[P.infl_marrow] * ifng / (ifng + p[P.K_ifng])
-    boost = 1.0 + p[P.gcsf_emax] * gcsf / (gcsf + 1.0)
+    boost = 1.0 + p[P.gcsf_emax] * gcsf / (gcsf + p[P.K_gcsf])
     _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], inh_ld * inh_inf * boost, p[P.anc0],
            p[P.gamma_neut])
     _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], inh_ld * inh_inf, p[P.plt0], p[P.gamma_plt])

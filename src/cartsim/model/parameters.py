@@ -247,6 +247,10 @@ MODEL_PARAMS: tuple[ParameterSpec, ...] = (
        "red-cell turnover time", 0.2, "marrow"),
     _p("gcsf_emax", "–", 2.0, 0.0, 20.0, "assumed", "maximal G-CSF boost of neutrophil "
        "proliferation", 0.0, "marrow"),
+    _p("K_ld_marrow", "Flu/Cy day-equivalents", 0.3, 0.01, 10.0, "assumed",
+       "lymphodepletion exposure giving half-maximal marrow inhibition", 0.0, "marrow"),
+    _p("K_gcsf", "doses", 1.0, 0.01, 10.0, "assumed",
+       "G-CSF exposure giving half of the maximal neutrophil boost", 0.0, "marrow"),
     # ---------------- drugs (MODEL.md §7) ----------------
     _p("toci_half_life", "d", 5.0, 0.1, 50.0, "tocilizumab label (concentration-dependent t½)",
        "tocilizumab elimination half-life", 0.2, "drug"),
