@@ -43,3 +43,13 @@ def test_bad_input_exits_nonzero_and_writes_nothing(tmp_path: Path, args: list[s
     assert r.exit_code != 0
     assert word in r.output
     assert not out.exists()
+
+
+def test_version_flag() -> None:
+    from typer.testing import CliRunner
+
+    import cartsim
+    from cartsim.cli import app
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"cartsim {cartsim.__version__}"

@@ -20,8 +20,20 @@ app = typer.Typer(help="cartsim: mechanistic simulation of CAR-T cell therapy.",
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        import cartsim
+
+        typer.echo(f"cartsim {cartsim.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     """cartsim: one virtual patient, a virtual trial, a lab screen."""
 
 
