@@ -304,15 +304,23 @@ def simulate(
     ]
     pid = cohort.patient_id
     assert pid is not None
-    ev_rows: list[pd.DataFrame] = []
+    # events accumulate as arrays (one DataFrame at the end: thousands of small frames cost
+    # a fifth of a trial's run time)
+    ev_pid: list[np.ndarray] = []
+    ev_day: list[np.ndarray] = []
+    ev_name: list[np.ndarray] = []
+    ev_value: list[np.ndarray] = []
+    ev_unit: list[np.ndarray] = []
 
     def add_events(day: int, event: str, amount: np.ndarray, unit: str) -> None:
         mask = amount != 0
-        if mask.any():
-            ev_rows.append(pd.DataFrame({
-                "patient_id": pid[mask], "day": day, "event": event,
-                "value": amount[mask].astype(np.float64), "unit": unit,
-            }))
+        k = int(np.count_nonzero(mask))
+        if k:
+            ev_pid.append(pid[mask])
+            ev_day.append(np.full(k, day, dtype=np.int64))
+            ev_name.append(np.full(k, event, dtype=object))
+            ev_value.append(amount[mask].astype(np.float64))
+            ev_unit.append(np.full(k, unit, dtype=object))
 
     def on_schedule(day: int, item: ScheduleItem, given: np.ndarray) -> None:
         if item.event == "infusion_memory":
@@ -390,8 +398,12 @@ def simulate(
     if bad.any():
         add_events(days, "solver_failure", stats.status.astype(np.float64), "status code")
     events = (
-        pd.concat(ev_rows, ignore_index=True)
-        if ev_rows
+        pd.DataFrame({
+            "patient_id": np.concatenate(ev_pid), "day": np.concatenate(ev_day),
+            "event": np.concatenate(ev_name), "value": np.concatenate(ev_value),
+            "unit": np.concatenate(ev_unit),
+        })
+        if ev_pid
         else pd.DataFrame({"patient_id": [], "day": [], "event": [], "value": [], "unit": []})
     )
     events = events.sort_values(["patient_id", "day", "event"], kind="stable").reset_index(
