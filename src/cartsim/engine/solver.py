@@ -395,6 +395,26 @@ def _nonneg_fix(ynew: np.ndarray, atol: np.ndarray) -> bool:
     return True
 
 
+def _grow_factor(err: float, expo: float, last_rejected: bool) -> float:
+    """Step-size factor after an accepted step (standard controller, no growth right after
+    a rejection; fixed-step mode keeps the step)."""
+    if _FIXED_STEP:
+        return 1.0
+    if err == 0.0:
+        return _FAC_MAX
+    fac = min(_FAC_MAX, max(_FAC_MIN, _SAFETY * err ** (-expo)))
+    if last_rejected:
+        fac = min(fac, 1.0)
+    return fac
+
+
+def _shrink_factor(err: float, finite: bool, expo: float) -> float:
+    """Step-size factor after a rejected step (a quarter when the error was not finite)."""
+    if finite:
+        return min(max(_FAC_MIN, _SAFETY * err ** (-expo)), 1.0)
+    return 0.25
+
+
 # ----------------------------------------------------------------------------------------
 # RODAS4 coefficients (Hairer & Wanner, rodas.f, METH=1)
 # ----------------------------------------------------------------------------------------
@@ -640,15 +660,7 @@ def _rodas4_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: floa
                 t = t1
             else:
                 t = t + h
-            if _FIXED_STEP:
-                fac = 1.0
-            elif err == 0.0:
-                fac = _FAC_MAX
-            else:
-                fac = min(_FAC_MAX, max(_FAC_MIN, _SAFETY * err ** (-expo)))
-                if last_rejected:
-                    fac = min(fac, 1.0)
-            h_new = h * fac
+            h_new = h * _grow_factor(err, expo, last_rejected)
             if last:
                 # the clipped step says nothing against the step the controller had chosen
                 h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
@@ -662,13 +674,8 @@ def _rodas4_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: floa
                 return STATUS_NONFINITE, h, steps
             need_jac = True
         else:
-            if finite:
-                fac = max(_FAC_MIN, _SAFETY * err ** (-expo))
-                nonfinite_fail = False
-            else:
-                fac = 0.25
-                nonfinite_fail = True
-            h = h * min(fac, 1.0)
+            h = h * _shrink_factor(err, finite, expo)
+            nonfinite_fail = not finite
             last_rejected = True
 
 
@@ -794,15 +801,7 @@ def _dp5_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
                 t = t1
             else:
                 t = t + h
-            if _FIXED_STEP:
-                fac = 1.0
-            elif err == 0.0:
-                fac = _FAC_MAX
-            else:
-                fac = min(_FAC_MAX, max(_FAC_MIN, _SAFETY * err ** (-expo)))
-                if last_rejected:
-                    fac = min(fac, 1.0)
-            h_new = h * fac
+            h_new = h * _grow_factor(err, expo, last_rejected)
             if last:
                 h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
                 return STATUS_OK, h_keep, steps
@@ -817,13 +816,8 @@ def _dp5_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
                 for i in range(n):
                     f0[i] = k7[i]
         else:
-            if finite:
-                fac = max(_FAC_MIN, _SAFETY * err ** (-expo))
-                nonfinite_fail = False
-            else:
-                fac = 0.25
-                nonfinite_fail = True
-            h = h * min(fac, 1.0)
+            h = h * _shrink_factor(err, finite, expo)
+            nonfinite_fail = not finite
             last_rejected = True
 
 
@@ -891,7 +885,7 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
 _SOLVERS: dict[str, Callable[..., Any]] = {"rodas4": _rodas4_solve, "dp5": _dp5_solve}
 _KERNELS: tuple[Callable[..., Any], ...] = (
     _lu_factor, _lu_solve, _splu_factor, _splu_solve, _factor, _solve, _err_norm, _all_finite,
-    _initial_step, _nonneg_fix,
+    _initial_step, _nonneg_fix, _grow_factor, _shrink_factor,
     _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve)
 _JIT_FLAGS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 _INTEGRATORS: dict[tuple[Any, ...], Integrator] = {}
