@@ -23,7 +23,12 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cartsim.clinic.crs import DEVICE_ASTCT_COMPONENT, DEVICE_CODE, OXYGEN_DEVICES
+from cartsim.clinic.crs import (
+    DEVICE_CODE,
+    OXYGEN_DEVICES,
+    hypotension_component,
+    oxygen_component,
+)
 from cartsim.clinic.dosing import tocilizumab_dose_mg
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.errors import InvalidInputError, UnknownNameError
@@ -455,9 +460,8 @@ class Policy:
 
         # ASTCT CRS grade at the bedside (fever + the support chosen), with fever masking
         fever = o["temperature_c"] >= cfg.grading.fever_threshold_c
-        hyp_c = np.where(n_vp >= 2, 4, np.where((n_vp == 1) | vasopressin, 3,
-                                                np.where(hypotension, 2, 0)))
-        support = np.maximum(hyp_c, DEVICE_ASTCT_COMPONENT[device])
+        support = np.maximum(hypotension_component(hypotension, n_vp, vasopressin),
+                             oxygen_component(device))
         fever_ok = fever | (st.in_crs_episode & st.anticytokine_started)
         crs_grade = np.where(fever_ok, np.maximum(support, 1), 0)
         crs_grade = np.where(fever_ok & ~fever & (support == 0), 0, crs_grade)
