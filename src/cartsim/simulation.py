@@ -232,10 +232,21 @@ def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
 _VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")
 
 
+def icans_findings(enc: np.ndarray) -> dict[str, np.ndarray]:
+    """Bedside ICANS findings implied by the encephalopathy state (any array shape)."""
+    return {
+        "capd_score": np.rint(CAPD_MAX * enc**2 / (enc**2 + 1.0)),
+        "consciousness": np.digitize(enc, ENC_CONSCIOUSNESS).astype(np.float64),
+        "seizure": np.where(enc > ENC_SEIZURE, 1.0, 0.0),
+        "cerebral_edema": np.where(enc > ENC_EDEMA, 1.0, 0.0),
+    }
+
+
 def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict[str, np.ndarray]:
     """What the virtual clinician sees today (the protocol's ``obs`` contract)."""
     r = readouts.compute(y, p)
     enc = r["encephalopathy"]
+    icans = icans_findings(enc)
     age = p[:, P.age_y]
     n = y.shape[0]
     return {
@@ -243,11 +254,11 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict
         "map_mmhg": r["map_mmhg"],
         "spo2_room_air_pct": r["spo2_pct"],
         "ice_score": np.where(age >= 12, r["ice_score"], np.nan),
-        "capd_score": np.where(age < 12, np.rint(CAPD_MAX * enc**2 / (enc**2 + 1.0)), np.nan),
-        "consciousness": np.digitize(enc, ENC_CONSCIOUSNESS).astype(np.float64),
-        "seizure": np.where(enc > ENC_SEIZURE, 1.0, 0.0),
+        "capd_score": np.where(age < 12, icans["capd_score"], np.nan),
+        "consciousness": icans["consciousness"],
+        "seizure": icans["seizure"],
         "motor_weakness": np.zeros(n),
-        "cerebral_edema": np.where(enc > ENC_EDEMA, 1.0, 0.0),
+        "cerebral_edema": icans["cerebral_edema"],
         "il6_pg_ml": r["il6_pg_ml"],
         "il6_baseline_pg_ml": baseline_il6,
         "anc_per_ul": r["anc_per_ul"],

@@ -21,6 +21,7 @@ from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
 from cartsim.params import ParameterSpec, ParameterTable
+from cartsim.simulation import icans_findings
 from cartsim.trial.outcomes import decide_deaths, infection_episodes
 
 ENDPOINT_PARAMS = ParameterTable((
@@ -208,17 +209,20 @@ def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
                         events: dict[str, np.ndarray | None]
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(hypotension, vasopressor count, vasopressin, oxygen device code) per patient-day:
-    the protocol's own events when recorded, else derived from MAP/SpO2 with the default
-    protocol's targets (MAP 65 mmHg adults, 50 + 1.5·age below 10 y; SpO2 92 %)."""
-    target = np.where(age < 10, 50.0 + 1.5 * age, 65.0)[:, None]
+    the protocol's own events when recorded, else what the shipped default protocol's
+    haemodynamic rule would give for the simulated MAP, and an SpO2 ladder (< 92 % low-flow
+    cannula, < 88 % face mask, < 80 % mechanical ventilation)."""
+    from cartsim.clinic.protocol import load_protocol
+
     mp = np.nan_to_num(x["map_mmhg"], nan=200.0)
-    deficit = target - mp
-    hyp = deficit > 0
+    ages = np.broadcast_to(np.asarray(age, dtype=float)[:, None], mp.shape)
+    _, vp_rule, vpn_rule, hyp = load_protocol("default").hemodynamic_support(
+        mp, ages, np.ones_like(mp))
     n_vp = events.get("vasopressors")
     if n_vp is None:
-        n_vp = (deficit > 5).astype(int) + (deficit > 20) + (deficit > 30)
+        n_vp = vp_rule
     vpn = events.get("vasopressin")
-    vpn = deficit > 25 if vpn is None else vpn > 0
+    vpn = vpn_rule if vpn is None else vpn > 0
     dev = events.get("oxygen_device")
     if dev is None:
         s = np.nan_to_num(x["spo2_pct"], nan=100.0)
@@ -384,13 +388,12 @@ def compute_endpoints(
                                           anticytokine_given=anti).grade, dtype=float)
         crs = np.where(alive_p, crs, 0)
         enc = np.nan_to_num(xp["encephalopathy"])
-        capd = np.rint(9.0 * enc**2 / (enc**2 + 1.0) * 3.0)
+        f = icans_findings(enc)
         ice = np.nan_to_num(xp["ice_score"], nan=10.0)
         child = (age < 12)[:, None]
         icans = np.asarray(astct_icans_grade(
-            np.where(child, np.nan, ice), np.digitize(enc, [2.0, 4.0, 8.0]),
-            np.where(enc > 6.0, 1, 0), 0, np.where(enc > 10.0, 1, 0),
-            capd_score=np.where(child, capd, np.nan),
+            np.where(child, np.nan, ice), f["consciousness"], f["seizure"], 0,
+            f["cerebral_edema"], capd_score=np.where(child, f["capd_score"], np.nan),
             age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
         icans = np.where(alive_p, icans, 0)
         source = "physiology"
