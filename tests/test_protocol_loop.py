@@ -60,6 +60,7 @@ def test_tocilizumab_follows_crs_grade_2(runs: dict[str, SimulationResult]) -> N
     crs = _events(r, "crs_grade")
     first_g2 = crs[crs["value"] >= 2].groupby("patient_id")["day"].min()
     first_toci = _events(r, "tocilizumab").groupby("patient_id")["day"].min()
+    assert len(first_toci) > 0, "no tocilizumab given: the test would be void"
     for pid, day in first_toci.items():
         assert pid in first_g2.index and first_g2[pid] <= day
 
