@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cartsim.atomic import atomic_write
+from cartsim.clinic.findings import icans_findings
 from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import detect_sparsity, make_integrator
@@ -36,15 +37,6 @@ SUPPORT_EVENTS = {
     "vasopressin": "flag",
     "oxygen_device": "code (cartsim.clinic.OXYGEN_DEVICES)",
 }
-# How the encephalopathy state E (dimensionless) maps to the ICANS bedside findings (assumed
-# thresholds, uncalibrated; docs/clinic.md): CAPD rises as 27·E²/(E² + 1) (≥ 9 is abnormal from
-# E ≈ 0.7); consciousness drops a level at E = 2, 4, 8 (awakens to voice, to touch,
-# unarousable); seizures above E = 6; cerebral oedema above E = 10.
-CAPD_MAX = 27.0
-ENC_CONSCIOUSNESS = (2.0, 4.0, 8.0)
-ENC_SEIZURE = 6.0
-ENC_EDEMA = 10.0
-
 #: Per-patient status when the model's state leaves the physiological range the clinic
 #: accepts (non-finite or impossible vital signs); the patient stops, the cohort goes on.
 STATUS_IMPLAUSIBLE = 4
@@ -230,16 +222,6 @@ def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 _VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")
-
-
-def icans_findings(enc: np.ndarray) -> dict[str, np.ndarray]:
-    """Bedside ICANS findings implied by the encephalopathy state (any array shape)."""
-    return {
-        "capd_score": np.rint(CAPD_MAX * enc**2 / (enc**2 + 1.0)),
-        "consciousness": np.digitize(enc, ENC_CONSCIOUSNESS).astype(np.float64),
-        "seizure": np.where(enc > ENC_SEIZURE, 1.0, 0.0),
-        "cerebral_edema": np.where(enc > ENC_EDEMA, 1.0, 0.0),
-    }
 
 
 def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict[str, np.ndarray]:

@@ -246,3 +246,21 @@ def test_invalid_obs_names_field() -> None:
     assert exc.value.field.startswith("obs[")
     with pytest.raises(InvalidInputError):
         policy.initial_state(0)
+
+
+def test_reference_hemodynamic_rule_is_the_shipped_default_protocols():
+    """The endpoint layer grades unmanaged arms with HemodynamicConfig() defaults instead of
+    reading the shipped default protocol: the two must not drift apart."""
+    from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support
+
+    ref = HemodynamicConfig()
+    shipped = load_protocol("default")
+    for name in HemodynamicConfig.model_fields:
+        assert getattr(shipped.config.supportive, name) == getattr(ref, name), name
+    mp = np.linspace(20.0, 100.0, 41)
+    age = np.full(mp.shape, 8.0)
+    w = np.full(mp.shape, 25.0)
+    for a, b in zip(hemodynamic_support(ref, mp, age, w),
+                    shipped.hemodynamic_support(mp, age, w), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert hemodynamic_support(ref, mp, age, w)[1].max() == 3  # the rule is exercised

@@ -126,8 +126,11 @@ class OxygenRung(_Model):
         return self
 
 
-class SupportiveConfig(_Model):
-    """Fluids, vasopressors and oxygen chosen from physiology."""
+class HemodynamicConfig(_Model):
+    """The haemodynamic rule: MAP target by age and the deficits that call for fluids,
+    vasopressors and vasopressin. Its defaults are the reference rule the trial's endpoint
+    layer applies when no protocol records support (the shipped default protocol uses the same
+    values; a test keeps them equal)."""
 
     map_target_adult_mmhg: float = Field(65.0, ge=40, le=90)
     child_below_age_y: float = Field(10.0, ge=0, le=18)
@@ -139,6 +142,11 @@ class SupportiveConfig(_Model):
     second_vasopressor_deficit_mmhg: float = Field(20.0, gt=0, le=80)
     third_vasopressor_deficit_mmhg: float = Field(30.0, gt=0, le=100)
     vasopressin_deficit_mmhg: float = Field(25.0, gt=0, le=100)
+
+
+class SupportiveConfig(HemodynamicConfig):
+    """Fluids, vasopressors and oxygen chosen from physiology."""
+
     spo2_target_pct: float = Field(92.0, ge=85, le=100)
     blow_by_below_age_y: float = Field(1.0, ge=0, le=5)
     oxygen_ladder: list[OxygenRung] = Field(min_length=1)
@@ -152,6 +160,35 @@ class SupportiveConfig(_Model):
         if lims != sorted(lims) or len(set(lims)) != len(lims):
             raise ValueError("oxygen_ladder max_deficit_pct must be strictly increasing")
         return self
+
+
+def map_target(s: HemodynamicConfig, age_y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """MAP target: adult value, or base + per-year × age below ``child_below_age_y``."""
+    child = s.map_target_child_base_mmhg + s.map_target_child_per_year_mmhg * age_y
+    return np.where(age_y < s.child_below_age_y, np.minimum(child, s.map_target_adult_mmhg),
+                    s.map_target_adult_mmhg)
+
+
+def hemodynamic_support(
+    s: HemodynamicConfig, map_mmhg: NDArray[np.float64], age_y: NDArray[np.float64],
+    weight_kg: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.int8], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Fluids, vasopressor count and vasopressin from the MAP deficit below target.
+
+    deficit = target − MAP without vasopressors (NaN → 0). deficit > 0: hypotension, one
+    fluid bolus (ml/kg, capped); > fluid_responsive: 1 vasopressor; > second: 2; > third: 3;
+    > vasopressin threshold: vasopressin added (not counted among vasopressors).
+    """
+    deficit = np.nan_to_num(map_target(s, age_y) - map_mmhg, nan=0.0)
+    hypotension = deficit > 0
+    w = np.nan_to_num(weight_kg, nan=70.0)
+    fluids = np.where(hypotension, np.minimum(s.fluid_bolus_ml_per_kg * w,
+                                              s.fluid_bolus_max_ml), 0.0)
+    n_vp = ((deficit > s.fluid_responsive_deficit_mmhg).astype(np.int8)
+            + (deficit > s.second_vasopressor_deficit_mmhg)
+            + (deficit > s.third_vasopressor_deficit_mmhg)).astype(np.int8)
+    vasopressin = deficit > s.vasopressin_deficit_mmhg
+    return fluids, n_vp, vasopressin, hypotension
 
 
 class IvigConfig(_Model):
@@ -392,33 +429,15 @@ class Policy:
 
     # ---------------------------------------------------------------- supportive care
     def map_target(self, age_y: NDArray[np.float64]) -> NDArray[np.float64]:
-        """MAP target: adult value, or base + per-year × age below ``child_below_age_y``."""
-        s = self.config.supportive
-        child = s.map_target_child_base_mmhg + s.map_target_child_per_year_mmhg * age_y
-        return np.where(age_y < s.child_below_age_y, np.minimum(child, s.map_target_adult_mmhg),
-                        s.map_target_adult_mmhg)
+        """MAP target for ``age_y`` under this protocol (:func:`map_target`)."""
+        return map_target(self.config.supportive, age_y)
 
     def hemodynamic_support(
         self, map_mmhg: NDArray[np.float64], age_y: NDArray[np.float64],
         weight_kg: NDArray[np.float64],
     ) -> tuple[NDArray[np.float64], NDArray[np.int8], NDArray[np.bool_], NDArray[np.bool_]]:
-        """Fluids, vasopressor count and vasopressin from the MAP deficit below target.
-
-        deficit = target − MAP without vasopressors (NaN → 0). deficit > 0: hypotension, one
-        fluid bolus (ml/kg, capped); > fluid_responsive: 1 vasopressor; > second: 2; > third: 3;
-        > vasopressin threshold: vasopressin added (not counted among vasopressors).
-        """
-        s = self.config.supportive
-        deficit = np.nan_to_num(self.map_target(age_y) - map_mmhg, nan=0.0)
-        hypotension = deficit > 0
-        w = np.nan_to_num(weight_kg, nan=70.0)
-        fluids = np.where(hypotension, np.minimum(s.fluid_bolus_ml_per_kg * w,
-                                                  s.fluid_bolus_max_ml), 0.0)
-        n_vp = ((deficit > s.fluid_responsive_deficit_mmhg).astype(np.int8)
-                + (deficit > s.second_vasopressor_deficit_mmhg)
-                + (deficit > s.third_vasopressor_deficit_mmhg)).astype(np.int8)
-        vasopressin = deficit > s.vasopressin_deficit_mmhg
-        return fluids, n_vp, vasopressin, hypotension
+        """This protocol's :func:`hemodynamic_support`."""
+        return hemodynamic_support(self.config.supportive, map_mmhg, age_y, weight_kg)
 
     def oxygen_device(
         self, spo2_room_air_pct: NDArray[np.float64], age_y: NDArray[np.float64]

@@ -119,7 +119,7 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
 def write_report(out: Path) -> Path:
     """(Re)build ``out/report.html`` from the trial's parquet files; returns its path."""
     from cartsim.atomic import write_text_atomic
-    from cartsim.trial.runner import read_manifest
+    from cartsim.trial.manifest import read_manifest
 
     out = Path(out)
     for f in ("patients.parquet", "daily.parquet"):

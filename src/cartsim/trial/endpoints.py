@@ -17,11 +17,12 @@ import pandas as pd
 
 from cartsim.clinic import ctcae
 from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scales
+from cartsim.clinic.findings import icans_findings
 from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
+from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
 from cartsim.params import ParameterSpec, ParameterTable
-from cartsim.simulation import icans_findings
 from cartsim.trial.outcomes import decide_deaths, infection_episodes
 
 ENDPOINT_PARAMS = ParameterTable((
@@ -209,15 +210,14 @@ def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
                         events: dict[str, np.ndarray | None]
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(hypotension, vasopressor count, vasopressin, oxygen device code) per patient-day:
-    the protocol's own events when recorded, else what the shipped default protocol's
-    haemodynamic rule would give for the simulated MAP, and an SpO2 ladder (< 92 % low-flow
-    cannula, < 88 % face mask, < 80 % mechanical ventilation)."""
-    from cartsim.clinic.protocol import load_protocol
-
+    the protocol's own events when recorded, else what the clinic's reference haemodynamic
+    rule (:class:`cartsim.clinic.protocol.HemodynamicConfig` defaults, which the shipped
+    default protocol also uses) would give for the simulated MAP, and an SpO2 ladder (< 92 %
+    low-flow cannula, < 88 % face mask, < 80 % mechanical ventilation)."""
     mp = np.nan_to_num(x["map_mmhg"], nan=200.0)
     ages = np.broadcast_to(np.asarray(age, dtype=float)[:, None], mp.shape)
-    _, vp_rule, vpn_rule, hyp = load_protocol("default").hemodynamic_support(
-        mp, ages, np.ones_like(mp))
+    _, vp_rule, vpn_rule, hyp = hemodynamic_support(HemodynamicConfig(), mp, ages,
+                                                    np.ones_like(mp))
     n_vp = events.get("vasopressors")
     if n_vp is None:
         n_vp = vp_rule

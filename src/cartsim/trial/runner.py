@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 
 from cartsim.atomic import atomic_write, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
+from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
 from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
 
-MANIFEST_FORMAT = 1
 ROW_GROUP_ROWS = 65_536
 
 
@@ -320,13 +320,6 @@ def _manifest(spec: TrialSpec, plans: list[ChunkPlan], chunk_size: int, status: 
         "chunks": [{"arm": p.arm, "arm_index": p.arm_index, "first_id": p.first_id,
                     "n": len(p.ids), "file": p.patients_file} for p in plans],
     }
-
-
-def read_manifest(out: Path) -> dict[str, Any]:
-    f = Path(out) / "manifest.json"
-    if not f.exists():
-        raise InvalidInputError("DIR", "a trial output directory with manifest.json", str(out))
-    return json.loads(f.read_text(encoding="utf-8"))
 
 
 def run_trial(
