@@ -29,6 +29,7 @@ from cartsim.model.state import FIRST_ACCUMULATOR, N_STATES, STATE_INFO, S
 from cartsim.model.system import rhs
 from cartsim.population import Cohort, build, doses
 from cartsim.products import Product
+from cartsim.status import Status
 
 #: Supportive care a protocol chooses from physiology, recorded as events (name → unit).
 SUPPORT_EVENTS = {
@@ -39,7 +40,7 @@ SUPPORT_EVENTS = {
 }
 #: Per-patient status when the model's state leaves the physiological range the clinic
 #: accepts (non-finite or impossible vital signs); the patient stops, the cohort goes on.
-STATUS_IMPLAUSIBLE = 4
+STATUS_IMPLAUSIBLE = int(Status.IMPLAUSIBLE)
 LD_FIRST_DAY = -5
 LD_DAYS = (-5, -4, -3)
 DEFAULT_RTOL = 1e-5

@@ -69,3 +69,23 @@ def test_report_renders_in_headless_chromium(trial_dir: Path, tmp_path: Path) ->
     st = mod.png_stats(png)
     assert st["width"] == 1400 and st["height"] == 6000
     assert mod.is_nontrivial(st), st
+
+
+def test_report_and_summary_count_patients_the_simulator_stopped(trial_dir: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from cartsim.report.html import build_report
+    from cartsim.trial.summary import build_summary
+
+    summary = json.loads((trial_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["stopped_patients"] == 0
+    assert {r["arm"] for r in summary["status"]} == {"axi", "liso"}
+    patients = pd.read_parquet(trial_dir / "patients.parquet")
+    patients.loc[patients.index[2], "solver_status"] = 4
+    manifest = json.loads((trial_dir / "manifest.json").read_text(encoding="utf-8"))
+    s = build_summary(patients, validate_spec(manifest["spec"]))
+    assert s["stopped_patients"] == 1
+    html = build_report(patients, pd.read_parquet(trial_dir / "daily.parquet"), manifest)
+    assert "1 patient(s) stopped early" in html and "<td>implausible</td>" in html

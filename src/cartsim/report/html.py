@@ -84,6 +84,17 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
              f"{html.escape(str(manifest.get('versions', {}).get('cartsim', '?')))}. "
              "Outcomes emerge from the simulated dynamics; deaths come from the trial layer's "
              "state-driven death model (docs/trial.md).</p>"]
+    st = s["status"]
+    stopped = st[st["code"] != 0]
+    parts.append("<h2>Simulation status</h2>")
+    if stopped.empty:
+        parts.append("<p class='note'>Every patient was simulated to the end of follow-up.</p>")
+    else:
+        parts.append(f"<p><b>{s['stopped_patients']} patient(s) stopped early</b> (solver "
+                     "failure or implausible physiology): their readouts end on the day they "
+                     "stopped and their time-to-event endpoints are censored there. Codes: "
+                     "cartsim.Status.</p>")
+    parts.append(table_html(st))
     rates = s["rates"]
     if not rates.empty:
         wide = rates.assign(cell=rates.apply(_rate_cell, axis=1)).pivot(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cartsim.errors import CartsimError
+from cartsim.status import Status
 from cartsim.trial.spec import TrialSpec
 from cartsim.trial.stats import KaplanMeier, binomial_rate, compare_arms, quartile_bins
 from cartsim.trial.stats import subgroup_rates as _subgroup_rates
@@ -187,9 +188,30 @@ def categorical_table(df: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def status_table(df: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """Patients per arm and simulation status (``solver_status`` column), with each code's
+    message: patients stopped by the solver or the plausibility check are counted, never
+    silently censored. Every arm has its ``ok`` row (possibly 0)."""
+    rows = []
+    codes = df["solver_status"] if "solver_status" in df else pd.Series(0, index=df.index)
+    for arm in arms:
+        sub = codes[df["arm"] == arm].astype(int)
+        counts = sub.value_counts()
+        for code in sorted(set(counts.index) | {int(Status.OK)}):
+            try:
+                label = Status(code).label
+            except ValueError:
+                label = "unknown"
+            rows.append({"arm": arm, "status": label, "code": int(code),
+                         "n": int(counts.get(code, 0)), "of": int(sub.size),
+                         "message": Status.describe(code).split(": ", 1)[-1]})
+    return pd.DataFrame(rows, columns=["arm", "status", "code", "n", "of", "message"])
+
+
 def build_summary(df: pd.DataFrame, spec: TrialSpec) -> dict[str, Any]:
     arms = [a.name for a in spec.arms]
     rates = rate_table(df, arms)
+    status = status_table(df, arms)
     km_at, medians = km_tables(df, arms, spec.km_times)
     return {
         "trial": spec.name,
@@ -197,6 +219,8 @@ def build_summary(df: pd.DataFrame, spec: TrialSpec) -> dict[str, Any]:
         "disease": spec.population.disease,
         "patients_per_arm": spec.population.size,
         "arms": arms,
+        "stopped_patients": int((status["code"] != int(Status.OK)).mul(status["n"]).sum()),
+        "status": status,
         "rates": rates,
         "km": km_at,
         "medians": medians,
