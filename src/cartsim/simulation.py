@@ -139,10 +139,68 @@ class SimulationResult:
     steps: np.ndarray
     seed: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Patient id of each entry of ``status``/``steps`` (the cohort's order).
+    patient_id: np.ndarray | None = None
+
+    def _status_ids(self) -> np.ndarray:
+        if self.patient_id is not None:
+            return np.asarray(self.patient_id)
+        return np.sort(self.trajectories["patient_id"].unique())
 
     def patient(self, patient_id: int) -> pd.DataFrame:
         t = self.trajectories
         return t[t["patient_id"] == patient_id].reset_index(drop=True)
+
+    @property
+    def patient_ids(self) -> np.ndarray:
+        """Patient ids in the order of :meth:`array` rows and ``status``."""
+        return np.unique(self.trajectories["patient_id"].to_numpy())
+
+    @property
+    def days(self) -> np.ndarray:
+        """Days of the readouts (day 0 = infusion), the columns of :meth:`array`."""
+        return np.unique(self.trajectories["day"].to_numpy())
+
+    @property
+    def readouts(self) -> list[str]:
+        """Names of the daily readouts (lab units in the name)."""
+        return [c for c in self.trajectories.columns if c not in ("patient_id", "day")]
+
+    def array(self, readout: str) -> np.ndarray:
+        """One readout as an array (patients × days); NaN after a patient stopped."""
+        if readout not in self.readouts:
+            raise InvalidInputError("readout", "one of " + ", ".join(self.readouts), readout)
+        t = self.trajectories.sort_values(["patient_id", "day"], kind="stable")
+        return t[readout].to_numpy(dtype=np.float64).reshape(self.patient_ids.size,
+                                                            self.days.size)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Daily readouts, one row per patient and day, with each patient's ``status`` code
+        (:class:`cartsim.Status`; 0 = simulated to the end)."""
+        codes = pd.Series(np.asarray(self.status, dtype=np.int64), index=self._status_ids())
+        out = self.trajectories.copy()
+        out["status"] = codes.reindex(out["patient_id"]).to_numpy()
+        return out
+
+    def failures(self) -> pd.DataFrame:
+        """Patients that stopped early: id, status code, label and what to change."""
+        ids = self._status_ids()
+        bad = np.flatnonzero(np.asarray(self.status) != 0)
+        return pd.DataFrame({
+            "patient_id": ids[bad], "status": np.asarray(self.status)[bad].astype(np.int64),
+            "label": [Status(int(c)).label for c in np.asarray(self.status)[bad]],
+            "message": [Status(int(c)).message for c in np.asarray(self.status)[bad]],
+        })
+
+    def plot(self, path: str | Path | None = None, max_lines: int = 60) -> Any:
+        """Trajectory figure (CAR-T, tumour, B cells, IL-6, temperature, ANC): a matplotlib
+        ``Figure``; also written as PNG when ``path`` is given."""
+        from cartsim.report.trajectories import trajectory_figure
+
+        fig = trajectory_figure(self.trajectories, max_lines)
+        if path is not None:
+            fig.savefig(path, dpi=110, format="png")
+        return fig
 
     def write(self, out: Path, plot: bool = True) -> None:
         """Write trajectories.parquet, events.parquet (and trajectories.png) atomically."""
@@ -409,4 +467,4 @@ def simulate(
         "protocol": None if protocol is None else getattr(protocol, "name", str(protocol)),
         "procedures": [type(pr).__name__ for pr in procedures],
     }
-    return SimulationResult(traj, events, stats.status, stats.steps, seed, meta)
+    return SimulationResult(traj, events, stats.status, stats.steps, seed, meta, pid.copy())

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PANELS: tuple[tuple[str, str, bool], ...] = (
     ("cart_cells_per_ul", "CAR-T cells / µL blood", True),
@@ -17,14 +21,16 @@ PANELS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def plot_trajectories(traj: pd.DataFrame, path: Path, max_lines: int = 60) -> None:
-    """Median and 10–90% band across patients (plus up to ``max_lines`` individual lines)."""
-    import matplotlib
+def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60) -> Figure:
+    """Median and 10–90% band across patients (plus up to ``max_lines`` individual lines).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A plain :class:`matplotlib.figure.Figure` (no pyplot, no backend switch): it renders in a
+    notebook and saves with ``fig.savefig``.
+    """
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    fig = Figure(figsize=(13, 7), layout="constrained")
+    axes = fig.subplots(2, 3)
     ids = traj["patient_id"].unique()
     show = set(ids[:max_lines])
     for ax, (col, label, log) in zip(axes.ravel(), PANELS, strict=True):
@@ -55,5 +61,9 @@ def plot_trajectories(traj: pd.DataFrame, path: Path, max_lines: int = 60) -> No
         ax.axvline(0, color="k", lw=0.5, ls=":")
     axes[0, 0].legend(loc="upper right", fontsize=8)
     fig.suptitle(f"cartsim: {len(ids)} patient(s)")
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return fig
+
+
+def plot_trajectories(traj: pd.DataFrame, path: Path, max_lines: int = 60) -> None:
+    """Write :func:`trajectory_figure` to ``path`` as PNG."""
+    trajectory_figure(traj, max_lines).savefig(path, dpi=110, format="png")
