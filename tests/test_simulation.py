@@ -184,8 +184,8 @@ def test_same_seed_identical_and_chunk_invariant() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"marrow_blasts_pct": [120.0]}, "marrow_blasts"),
-        ({"weight_kg": [0.0]}, "weight"),
+        ({"marrow_blasts_pct": [120.0]}, "marrow_blasts_pct"),
+        ({"weight_kg": [0.0]}, "weight_kg"),
         ({"dose": [-1.0]}, "dose"),
     ],
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
+from cartsim.covariates import COVARIATES
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, UnknownNameError
 from cartsim.model.parameters import (
@@ -21,21 +22,68 @@ from cartsim.model.parameters import (
     MODEL_PARAMS,
     N_CLONE_FIELDS,
     N_PARAMS_BASE,
+    PARAMS,
     C,
     P,
     clone_param_index,
 )
 from cartsim.model.state import N_CLONES, N_STATES, S
+from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.products import Product
 
 DISEASES = ("b-all", "lbcl")
 N_PARAMS = N_PARAMS_BASE + N_CLONES * N_CLONE_FIELDS
-BLOOD_ML_PER_KG = 75.0  # assumed typical blood volume (adults 70, children 75–80 mL/kg)
-LBCL_CELLS_PER_ML = 1e9  # ≈ 10⁹ tumour cells per cm³
-NOXA_LOW_PFN = 0.35  # perforin-route sensitivity of NOXA-low tumours (review B7; assumed)
-DR_DEFECT_FLOOR = 0.1  # residual death-receptor sensitivity of a fully defective tumour
-CD58_LOSS_SYNAPSE = 0.6  # traits.GENE_TRAIT_EFFECTS["CD58"]
-
+#: Constants of the patient builder (every number in :func:`build` that is not a model
+#: parameter default), with units and provenance; values are what the builder always used.
+POPULATION_PARAMS = ParameterTable((
+    ParameterSpec("max_dose_cells", "cells", 1e11, 1e6, 1e13,
+                  "assumed (above every label dose)", "largest total CAR+ dose accepted"),
+    ParameterSpec("blood_ml_per_kg", "mL/kg", 75.0, 50.0, 100.0,
+                  "assumed typical blood volume (adults 70, children 75–80 mL/kg)",
+                  "blood volume per kg body weight"),
+    ParameterSpec("lbcl_cells_per_ml", "cells/mL", 1e9, 1e8, 1e10,
+                  "≈ 10⁹ tumour cells per cm³ (Del Monte 2009)",
+                  "LBCL tumour cells per mL of tumour volume"),
+    ParameterSpec("lbcl_tumour_cap_cells", "cells", 1e12, 1e10, 1e14,
+                  "assumed: 10¹² cells ≈ 1 L of tumour", "LBCL tumour carrying capacity"),
+    ParameterSpec("lbcl_growth_factor", "× r_tumour", 0.6, 0.05, 1.0,
+                  "LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)",
+                  "LBCL tumour growth rate relative to the B-ALL default"),
+    ParameterSpec("lbcl_cart_access", "–", 0.5, 0.0, 1.0,
+                  "assumed: lower CAR-T access in bulky nodes than in marrow",
+                  "relative CAR-T access to the LBCL disease site (B-ALL: model default)"),
+    ParameterSpec("max_blast_fraction", "fraction", 0.99, 0.5, 0.999,
+                  "assumed (keeps the marrow tumour finite at 100 % blasts)",
+                  "marrow blast fraction the initial tumour is capped at"),
+    ParameterSpec("map0_child_mmhg", "mmHg", 70.0, 40.0, 100.0,
+                  "age-dependent normal MAP (paediatric reference ranges)",
+                  "baseline MAP below map0_child_below_age_y"),
+    ParameterSpec("map0_adult_mmhg", "mmHg", 85.0, 60.0, 110.0, "adult normal MAP",
+                  "baseline MAP from map0_child_below_age_y"),
+    ParameterSpec("map0_child_below_age_y", "years", 12.0, 1.0, 18.0, "assumed",
+                  "age below which the child baseline MAP applies"),
+    ParameterSpec("cd20_ball", "relative", 0.2, 0.0, 1.0,
+                  "CD20 is dim on most B-ALL blasts (assumed level)",
+                  "tumour CD20 density in B-ALL (relative to LBCL)"),
+    ParameterSpec("cd20_lbcl", "relative", 1.0, 0.0, 10.0, "reference level",
+                  "tumour CD20 density in LBCL"),
+    ParameterSpec("cd22_tumour", "relative", 0.5, 0.0, 10.0, "assumed",
+                  "tumour CD22 density (both diseases)"),
+    ParameterSpec("noxa_low_pfn", "fraction", 0.35, 0.0, 1.0, "review B7; assumed",
+                  "perforin-route sensitivity of NOXA-low tumours"),
+    ParameterSpec("dr_defect_floor", "fraction", 0.1, 0.0, 1.0, "assumed",
+                  "residual death-receptor sensitivity of a fully defective tumour"),
+    ParameterSpec("cd58_loss_synapse", "fraction", 0.6, 0.0, 1.0,
+                  "traits.GENE_TRAIT_EFFECTS['CD58']",
+                  "synapse quality of a CD58-lost tumour (CD2-armoured CARs bypass it)"),
+))
+_Q = POPULATION_PARAMS.defaults()
+MAX_DOSE_CELLS = _Q["max_dose_cells"]
+BLOOD_ML_PER_KG = _Q["blood_ml_per_kg"]
+LBCL_CELLS_PER_ML = _Q["lbcl_cells_per_ml"]
+NOXA_LOW_PFN = _Q["noxa_low_pfn"]
+DR_DEFECT_FLOOR = _Q["dr_defect_floor"]
+CD58_LOSS_SYNAPSE = _Q["cd58_loss_synapse"]
 
 @dataclass
 class Cohort:
@@ -81,50 +129,37 @@ class Cohort:
             a = np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).copy()
             return a
 
-        self.age_y = arr(self.age_y, 10.0)
-        if self.disease == "b-all":
-            self.marrow_blasts_pct = arr(self.marrow_blasts_pct, 60.0)
-        else:
-            self.tumour_volume_ml = arr(self.tumour_volume_ml, 50.0)
-        self.cd19_density = arr(self.cd19_density, 1.0)
-        self.cd19_negative_fraction = arr(self.cd19_negative_fraction, 0.0)
-        self.tp53_altered = arr(self.tp53_altered, 0.0)
-        self.noxa_low = arr(self.noxa_low, 0.0)
-        self.cd58_loss = arr(self.cd58_loss, 0.0)
-        self.pdl1 = arr(self.pdl1, 0.0)
-        self.dr_defect = arr(self.dr_defect, 0.0)
-        self.anc0 = arr(self.anc0, 1500.0)
-        self.plt0 = arr(self.plt0, 100e3)
-        self.hb0 = arr(self.hb0, 10.0)
-        self.cns_disease = arr(self.cns_disease, 0.0)
+        for cov in COVARIATES:  # defaults from the one covariate table
+            if cov.simulated and cov.name != "weight_kg":
+                setattr(self, cov.name, arr(getattr(self, cov.name), cov.default)
+                        if cov.applies(self.disease) else None)
         if self.dose is not None:
             self.dose = arr(self.dose, 0.0)
         self.validate()
+
+    @classmethod
+    def from_covariates(cls, disease: str, covariates: dict[str, np.ndarray],
+                        dose: np.ndarray | None = None,
+                        patient_id: np.ndarray | None = None) -> Cohort:
+        """A cohort from a covariate table (e.g. a trial population's draws): takes every
+        model-input covariate of :data:`cartsim.covariates.COVARIATES` that applies to
+        ``disease`` and is present; ignores recorded-only ones (``prior_hsct``)."""
+        kw = {c.name: covariates[c.name] for c in COVARIATES
+              if c.simulated and c.applies(disease) and c.name in covariates}
+        return cls(disease, dose=dose, patient_id=patient_id, **kw)
 
     @property
     def n(self) -> int:
         return int(self.weight_kg.shape[0])
 
     def validate(self) -> None:
-        """Raise InvalidInputError naming the first covariate out of its range."""
+        """Raise InvalidInputError naming the first covariate out of its range (ranges from
+        :data:`cartsim.covariates.COVARIATES`; dose in (0, 1e11] cells)."""
         checks: list[tuple[str, np.ndarray | None, float, float, bool]] = [
-            ("weight", self.weight_kg, 0.0, 300.0, True),
-            ("age", self.age_y, 0.0, 120.0, False),
-            ("marrow_blasts", self.marrow_blasts_pct, 0.0, 100.0, False),
-            ("tumour_volume_ml", self.tumour_volume_ml, 0.0, 1e4, False),
-            ("cd19_density", self.cd19_density, 0.0, 100.0, False),
-            ("cd19_negative_fraction", self.cd19_negative_fraction, 0.0, 1.0, False),
-            ("tp53_altered", self.tp53_altered, 0.0, 1.0, False),
-            ("noxa_low", self.noxa_low, 0.0, 1.0, False),
-            ("cd58_loss", self.cd58_loss, 0.0, 1.0, False),
-            ("pdl1", self.pdl1, 0.0, 1.0, False),
-            ("dr_defect", self.dr_defect, 0.0, 1.0, False),
-            ("anc0", self.anc0, 0.0, 1e5, False),
-            ("plt0", self.plt0, 0.0, 2e6, False),
-            ("hb0", self.hb0, 2.0, 25.0, False),
-            ("cns_disease", self.cns_disease, 0.0, 1.0, False),
-            ("dose", self.dose, 0.0, 1e11, True),
+            (c.name, getattr(self, c.name), c.lower, c.upper, False)
+            for c in COVARIATES if c.simulated
         ]
+        checks.append(("dose", self.dose, 0.0, MAX_DOSE_CELLS, True))
         for name, a, lo, hi, open_lo in checks:
             if a is None:
                 continue
@@ -173,19 +208,20 @@ def build(
     p[:, P.marrow_cells] = p[:, P.marrow_cells_per_kg] * w
     p[:, P.K_N] = p[:, P.K_N_per_kg] * w
     p[:, P.B_ss] = p[:, P.B_per_kg] * w
-    p[:, P.b_prog_out0] = 0.3
-    p[:, P.igg0] = 700.0
+    p[:, P.b_prog_out0] = PARAMS["b_prog_out0"].default
+    p[:, P.igg0] = PARAMS["igg0"].default
     p[:, P.anc0] = cohort.anc0
     p[:, P.plt0] = cohort.plt0
     p[:, P.hb0] = cohort.hb0
-    p[:, P.map0] = np.where(cohort.age_y < 12, 70.0, 85.0)
+    p[:, P.map0] = np.where(cohort.age_y < _Q["map0_child_below_age_y"],
+                            _Q["map0_child_mmhg"], _Q["map0_adult_mmhg"])
     lbcl = cohort.disease == "lbcl"
     p[:, P.disease_lbcl] = 1.0 if lbcl else 0.0
-    p[:, P.cart_access] = 0.5 if lbcl else 1.0
+    p[:, P.cart_access] = _Q["lbcl_cart_access"] if lbcl else PARAMS["cart_access"].default
     p[:, P.cns_disease] = cohort.cns_disease
     if lbcl:
-        p[:, P.tumour_cap_cells] = 1e12
-        p[:, P.r_tumour] *= 0.6  # LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)
+        p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"]
+        p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]
     else:
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]
     c = product.construct
@@ -193,7 +229,7 @@ def build(
         p[:, P[f"product_{t.lower()}"]] = 1.0 if t in c.targets else 0.0
     p[:, P.affinity] = c.affinity
     # clones
-    cd20 = 1.0 if lbcl else 0.2  # CD20 is dim on most B-ALL blasts
+    cd20 = _Q["cd20_lbcl"] if lbcl else _Q["cd20_ball"]
     synapse = np.where(cohort.cd58_loss > 0.5, CD58_LOSS_SYNAPSE, 1.0)
     if "CD2" in c.armour:
         synapse = np.ones(n)  # CD2-co-stimulated CAR bypasses CD58 (review B11)
@@ -201,7 +237,7 @@ def build(
         base = clone_param_index(k, 0)
         p[:, base + C.cd19] = cohort.cd19_density if k == 0 else 0.0
         p[:, base + C.cd20] = cd20
-        p[:, base + C.cd22] = 0.5
+        p[:, base + C.cd22] = _Q["cd22_tumour"]
         p[:, base + C.pfn_sensitivity] = np.where(cohort.noxa_low > 0.5, NOXA_LOW_PFN, 1.0)
         p[:, base + C.dr_sensitivity] = 1.0 - (1.0 - DR_DEFECT_FLOOR) * cohort.dr_defect
         p[:, base + C.ifng_sensitivity] = 1.0
@@ -215,7 +251,8 @@ def build(
     if lbcl:
         tumour = cohort.tumour_volume_ml * LBCL_CELLS_PER_ML  # type: ignore[operator]
     else:
-        bf = np.clip(cohort.marrow_blasts_pct / 100.0, 0.0, 0.99)  # type: ignore[operator]
+        bf = np.clip(cohort.marrow_blasts_pct / 100.0, 0.0,  # type: ignore[operator]
+                     _Q["max_blast_fraction"])
         tumour = bf / (1.0 - bf) * p[:, P.marrow_cells]
     fneg = cohort.cd19_negative_fraction
     y[:, S.T0] = tumour * (1.0 - fneg)

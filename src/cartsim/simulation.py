@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cartsim.atomic import atomic_write
+from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
@@ -27,6 +28,7 @@ from cartsim.model import readouts, stochastic
 from cartsim.model.parameters import P
 from cartsim.model.state import FIRST_ACCUMULATOR, N_STATES, STATE_INFO, S
 from cartsim.model.system import rhs
+from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.population import Cohort, build, doses
 from cartsim.products import Product
 from cartsim.status import Status
@@ -41,9 +43,39 @@ SUPPORT_EVENTS = {
 #: Per-patient status when the model's state leaves the physiological range the clinic
 #: accepts (non-finite or impossible vital signs); the patient stops, the cohort goes on.
 STATUS_IMPLAUSIBLE = int(Status.IMPLAUSIBLE)
-LD_FIRST_DAY = -5
-LD_DAYS = (-5, -4, -3)
-DEFAULT_RTOL = 1e-5
+#: Constants of the simulator (schedule, solver tolerances, drug distribution volumes) with
+#: units and provenance; the values are what the simulator always used.
+SIMULATION_PARAMS = ParameterTable((
+    ParameterSpec("ld_first_day", "d", -5.0, -14.0, -2.0,
+                  "Flu/Cy label schedule (days −5 to −3 before infusion)",
+                  "first lymphodepletion day, also the first simulated day"),
+    ParameterSpec("ld_n_days", "d", 3.0, 1.0, 5.0, "Flu/Cy label schedule",
+                  "consecutive lymphodepletion days"),
+    ParameterSpec("default_rtol", "–", 1e-5, 1e-10, 1e-2,
+                  "docs/model.md Solver (accuracy against a 1e-10 reference)",
+                  "default relative solver tolerance"),
+    ParameterSpec("atol_cells", "cells", 1e-3, 1e-9, 1.0, "assumed (well below one cell)",
+                  "absolute solver tolerance of cell-count states"),
+    ParameterSpec("atol_cells_per_ul", "cells/µL", 1e-4, 1e-9, 1.0, "assumed",
+                  "absolute solver tolerance of concentration-of-cells states"),
+    ParameterSpec("atol_other", "state unit", 1e-6, 1e-12, 1.0, "assumed",
+                  "absolute solver tolerance of every other state"),
+    ParameterSpec("siltuximab_vd_l_per_kg", "L/kg", 0.06, 0.01, 1.0,
+                  "siltuximab label (central volume ≈ 4.5 L in 75 kg)",
+                  "siltuximab distribution volume"),
+    ParameterSpec("plasma_dl_per_kg", "dL/kg", 0.45, 0.2, 1.0,
+                  "≈ 45 mL plasma per kg body weight", "plasma volume IVIG distributes into"),
+    ParameterSpec("ivig_recovery", "fraction", 0.5, 0.0, 1.0,
+                  "assumed (~50 % of infused IgG stays intravascular)",
+                  "fraction of an IVIG dose recovered in plasma"),
+    ParameterSpec("ice_min_age_y", "years", 12.0, 0.0, 18.0,
+                  "ASTCT 2019 (ICE from age 12; CAPD below)",
+                  "age from which the ICE score is observed instead of CAPD"),
+))
+_Q = SIMULATION_PARAMS.defaults()
+LD_FIRST_DAY = int(_Q["ld_first_day"])
+LD_DAYS = tuple(range(LD_FIRST_DAY, LD_FIRST_DAY + int(_Q["ld_n_days"])))
+DEFAULT_RTOL = _Q["default_rtol"]
 
 
 class Procedure(Protocol):
@@ -72,12 +104,12 @@ class ManagementProtocol(Protocol):
 
 def default_atol() -> np.ndarray:
     """Absolute tolerances per state: 10⁻³ cells for populations, tighter for concentrations."""
-    atol = np.full(N_STATES, 1e-6)
+    atol = np.full(N_STATES, _Q["atol_other"])
     for i, (_, unit, _) in enumerate(STATE_INFO):
         if unit == "cells":
-            atol[i] = 1e-3
+            atol[i] = _Q["atol_cells"]
         elif unit == "cells/µL":
-            atol[i] = 1e-4
+            atol[i] = _Q["atol_cells_per_ul"]
     return atol
 
 
@@ -245,17 +277,17 @@ def _action_jumps(
     given["tocilizumab"] = (toci, "mg")
     dex = take("dexamethasone_mg")
     mp = take("methylprednisolone_mg")
-    y[:, S.STER] += dex + mp * (0.75 / 4.0)  # dexamethasone equivalents
+    y[:, S.STER] += dex + mp * DEX_EQ_PER_MP_MG  # dexamethasone equivalents
     given["dexamethasone"] = (dex, "mg")
     given["methylprednisolone"] = (mp, "mg")
     ana = take("anakinra_mg")
     y[:, S.ANAK] += ana
     given["anakinra"] = (ana, "mg")
     sil = take("siltuximab_mg")
-    y[:, S.SILT] += sil / (0.06 * w)
+    y[:, S.SILT] += sil / (_Q["siltuximab_vd_l_per_kg"] * w)
     given["siltuximab"] = (sil, "mg")
     ivig = take("ivig_g")
-    y[:, S.IgG] += ivig * 1000.0 / (0.45 * w) * 0.5  # g into plasma dL, ~50% recovery
+    y[:, S.IgG] += ivig * 1000.0 / (_Q["plasma_dl_per_kg"] * w) * _Q["ivig_recovery"]  # g→mg
     given["ivig"] = (ivig, "g")
     gcsf = take("gcsf").astype(bool)
     y[:, S.GCSF] += gcsf.astype(np.float64)
@@ -294,8 +326,8 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict
         "temperature_c": r["temperature_c"],
         "map_mmhg": r["map_mmhg"],
         "spo2_room_air_pct": r["spo2_pct"],
-        "ice_score": np.where(age >= 12, r["ice_score"], np.nan),
-        "capd_score": np.where(age < 12, icans["capd_score"], np.nan),
+        "ice_score": np.where(age >= _Q["ice_min_age_y"], r["ice_score"], np.nan),
+        "capd_score": np.where(age < _Q["ice_min_age_y"], icans["capd_score"], np.nan),
         "consciousness": icans["consciousness"],
         "seizure": icans["seizure"],
         "motor_weakness": np.zeros(n),

@@ -67,7 +67,7 @@ def test_every_bad_field_is_named_in_one_error() -> None:
 def test_unbounded_distribution_for_a_bounded_covariate_is_refused() -> None:
     bad = _good()
     bad["population"]["age_y"] = {"kind": "normal", "mean": 11, "sd": 5}
-    with pytest.raises(SpecError, match=r"population.age_y: support must lie in \[0, 120\]"):
+    with pytest.raises(SpecError, match=r"population.age_y: support must lie in \[0, 100\]"):
         validate_spec(bad)
 
 

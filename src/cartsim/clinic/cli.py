@@ -14,16 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import typer
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import typer  # noqa: E402
-
-from cartsim.clinic.records import grade_records  # noqa: E402
-from cartsim.errors import CartsimError  # noqa: E402
+from cartsim.clinic.records import grade_records
+from cartsim.errors import CartsimError
 
 EXIT_OK = 0
 EXIT_FATAL = 2
@@ -37,32 +34,30 @@ def _safe_name(patient_id: str) -> str:
 def plot_timeline(grades: pd.DataFrame, patient_id: str, path: Path) -> None:
     """Write one patient's timeline PNG: temperature, CRS/ICANS grades, ANC and platelets."""
     g = grades[grades["patient_id"] == patient_id].sort_values("day")
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
-    try:
-        ax = axes[0]
-        ax.plot(g["day"], g["temperature_max_c"], "o-", color="tab:red", ms=3)
-        ax.axhline(38.0, ls="--", color="grey", lw=0.8)
-        ax.set_ylabel("T max (°C)")
-        ax.set_title(f"Patient {patient_id}")
-        ax = axes[1]
-        ax.step(g["day"], g["crs_grade_astct"], where="post", label="CRS (ASTCT)")
-        ax.step(g["day"], g["icans_grade_astct"], where="post", label="ICANS (ASTCT)")
-        ax.set_ylim(-0.2, 5.2)
-        ax.set_ylabel("grade")
-        ax.legend(loc="upper right", fontsize=8)
-        ax = axes[2]
-        anc = pd.to_numeric(g["anc_per_ul"], errors="coerce")
-        pl = pd.to_numeric(g["platelets_per_ul"], errors="coerce") / 1000.0
-        ax.plot(g["day"], anc, "o-", ms=3, label="ANC (/µL)")
-        ax.plot(g["day"], pl, "s-", ms=3, label="platelets (10³/µL)")
-        if (anc > 0).any() or (pl > 0).any():
-            ax.set_yscale("log")
-        ax.set_xlabel("days since infusion")
-        ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 7))
+    axes = fig.subplots(3, 1, sharex=True)
+    ax = axes[0]
+    ax.plot(g["day"], g["temperature_max_c"], "o-", color="tab:red", ms=3)
+    ax.axhline(38.0, ls="--", color="grey", lw=0.8)
+    ax.set_ylabel("T max (°C)")
+    ax.set_title(f"Patient {patient_id}")
+    ax = axes[1]
+    ax.step(g["day"], g["crs_grade_astct"], where="post", label="CRS (ASTCT)")
+    ax.step(g["day"], g["icans_grade_astct"], where="post", label="ICANS (ASTCT)")
+    ax.set_ylim(-0.2, 5.2)
+    ax.set_ylabel("grade")
+    ax.legend(loc="upper right", fontsize=8)
+    ax = axes[2]
+    anc = pd.to_numeric(g["anc_per_ul"], errors="coerce")
+    pl = pd.to_numeric(g["platelets_per_ul"], errors="coerce") / 1000.0
+    ax.plot(g["day"], anc, "o-", ms=3, label="ANC (/µL)")
+    ax.plot(g["day"], pl, "s-", ms=3, label="platelets (10³/µL)")
+    if (anc > 0).any() or (pl > 0).any():
+        ax.set_yscale("log")
+    ax.set_xlabel("days since infusion")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def _write_outputs(out: Path, files: dict[str, pd.DataFrame], grades: pd.DataFrame) -> None:

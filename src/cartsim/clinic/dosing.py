@@ -9,6 +9,14 @@ from numpy.typing import ArrayLike
 
 from cartsim.clinic._arrays import as_float, check_choice, result
 from cartsim.errors import InvalidInputError
+from cartsim.params import ParameterSpec
+
+#: Glucocorticoid potency: dexamethasone 0.75 mg ≈ methylprednisolone 4 mg.
+DEX_EQ_PER_MP_MG_SPEC = ParameterSpec(
+    "dex_eq_per_methylprednisolone_mg", "mg dex / mg MP", 0.75 / 4.0, 0.0, 1.0,
+    "standard corticosteroid equivalence (dexamethasone 0.75 mg = methylprednisolone 4 mg)",
+    "dexamethasone-equivalent mg per mg methylprednisolone")
+DEX_EQ_PER_MP_MG = DEX_EQ_PER_MP_MG_SPEC.default
 
 
 def tocilizumab_dose_mg(

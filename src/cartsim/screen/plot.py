@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cartsim.atomic import atomic_write  # noqa: E402
+from cartsim.atomic import atomic_write
 
 
 def volcano_rank_plot(
@@ -32,7 +29,8 @@ def volcano_rank_plot(
     p = np.minimum(g["neg|p-value"].to_numpy(float), g["pos|p-value"].to_numpy(float))
     pos_hit = g["pos|fdr"].to_numpy(float) < fdr
     neg_hit = g["neg|fdr"].to_numpy(float) < fdr
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.scatter(lfc, -np.log10(p), s=5, c="0.7", lw=0)
     ax1.scatter(lfc[pos_hit], -np.log10(p[pos_hit]), s=9, c="tab:red", lw=0,
                 label=f"pos FDR<{fdr}")
@@ -62,5 +60,4 @@ def volcano_rank_plot(
     fig.tight_layout()
     dest = Path(path)
     atomic_write(dest, lambda t: fig.savefig(t, dpi=120, format="png"))
-    plt.close(fig)
     return dest

@@ -5,15 +5,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cartsim.atomic import atomic_write  # noqa: E402
-from cartsim.screen.analysis import mageck_test  # noqa: E402
-from cartsim.screen.simulate import ScreenDesign, simulate_screen, strong_genes  # noqa: E402
+from cartsim.atomic import atomic_write
+from cartsim.screen.analysis import mageck_test
+from cartsim.screen.simulate import ScreenDesign, simulate_screen, strong_genes
 
 
 def power_grid(
@@ -60,7 +57,8 @@ def power_grid(
 
 def power_figure(table: pd.DataFrame, path: str) -> None:
     """Power versus coverage, one line per (E:T, replicates), resistance and sensitiser panels."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, col, name in ((axes[0], "power_resistance", "resistance genes (h ≤ 0.6)"),
                           (axes[1], "power_sensitiser", "sensitisers (h ≥ 1.4)")):
         for (et, reps), sub in table.groupby(["et_ratio", "replicates"]):
@@ -73,4 +71,3 @@ def power_figure(table: pd.DataFrame, path: str) -> None:
     axes[1].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda t: fig.savefig(t, dpi=120, format="png"))
-    plt.close(fig)

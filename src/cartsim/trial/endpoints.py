@@ -17,6 +17,7 @@ import pandas as pd
 
 from cartsim.clinic import ctcae
 from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scales
+from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
@@ -409,7 +410,7 @@ def compute_endpoints(
     out[f"crs_max_grade_{crs_scale}"] = np.nan_to_num(trial_scale).max(axis=1).astype(np.int8)
     out["tocilizumab_doses"] = (toci > 0).sum(axis=1).astype(np.int64)
     out["tocilizumab_mg"] = toci.sum(axis=1)
-    steroid = dex + mp * (0.75 / 4.0)
+    steroid = dex + mp * DEX_EQ_PER_MP_MG
     out["steroids_given"] = (steroid.sum(axis=1) > 0).astype(np.int8)
     out["steroid_dex_eq_mg"] = steroid.sum(axis=1)
 

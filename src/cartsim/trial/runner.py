@@ -107,6 +107,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate one chunk and return (per-patient endpoints, per-day plot table)."""
     from cartsim.clinic.protocol import load_protocol
+    from cartsim.covariates import for_disease
     from cartsim.population import Cohort
     from cartsim.simulation import simulate
     from cartsim.trial.endpoints import Course, compute_endpoints, daily_table
@@ -119,16 +120,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     cov = pop.sample(seed, ids)
     product = _product(arm)
     dose = arm_doses(arm, product, cov["weight_kg"], seed, ids)
-    cohort = Cohort(
-        pop.disease, weight_kg=cov["weight_kg"], age_y=cov["age_y"],
-        marrow_blasts_pct=cov["marrow_blasts_pct"] if pop.disease == "b-all" else None,
-        tumour_volume_ml=cov["tumour_volume_ml"] if pop.disease == "lbcl" else None,
-        dose=dose, patient_id=ids, cd19_density=cov["cd19_density"],
-        cd19_negative_fraction=cov["cd19_negative_fraction"], tp53_altered=cov["tp53_altered"],
-        noxa_low=cov["noxa_low"], cd58_loss=cov["cd58_loss"], pdl1=cov["pdl1"],
-        dr_defect=cov["dr_defect"], anc0=cov["anc0"], plt0=cov["plt0"], hb0=cov["hb0"],
-        cns_disease=cov["cns_disease"],
-    )
+    cohort = Cohort.from_covariates(pop.disease, cov, dose=dose, patient_id=ids)
     protocol = None if arm.protocol == "none" else load_protocol(arm.protocol)
     procedures = []
     h = arm.consolidation.hsct
@@ -139,11 +131,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     course = Course.from_trajectories(res.trajectories)
     order = np.argsort(ids)
     assert np.array_equal(course.patient_id, ids[order])
-    covariates = {k: v[order] for k, v in cov.items()}
-    if pop.disease == "b-all":
-        covariates.pop("tumour_volume_ml")
-    else:
-        covariates.pop("marrow_blasts_pct")
+    covariates = {c.name: cov[c.name][order] for c in for_disease(pop.disease)}
     covariates["dose_cells"] = dose[order]
     covariates["dose_per_kg"] = dose[order] / cov["weight_kg"][order]
     table, grades = compute_endpoints(

@@ -21,10 +21,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from scipy import stats as sps
 from scipy.special import ndtri
 
+from cartsim import covariates as _cov
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError
 from cartsim.population import stream_id
@@ -61,24 +73,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A number: an int or float, never a bool or a string (``size = true`` and ``"1.5"`` are errors).
+SFloat = Annotated[float, Strict()]
+
+
 # ------------------------------------------------------------------------------ distributions
 class Distribution(_Model):
     """A covariate distribution. Every kind accepts optional ``lower``/``upper`` bounds: draws
     are clipped into them (``truncnormal`` truncates instead of clipping)."""
 
     kind: Literal["fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli", "beta"]
-    value: float | None = None  # fixed
-    mean: float | None = None  # normal, truncnormal
-    sd: float | None = None  # normal, truncnormal (> 0)
-    median: float | None = None  # lognormal (> 0)
-    sd_log: float | None = None  # lognormal: SD of log(value) (> 0)
-    low: float | None = None  # uniform; beta (support start, default 0)
-    high: float | None = None  # uniform; beta (support end, default 1)
-    p: float | None = None  # bernoulli, in [0, 1]
-    a: float | None = None  # beta shape (> 0)
-    b: float | None = None  # beta shape (> 0)
-    lower: float | None = None
-    upper: float | None = None
+    value: SFloat | None = None  # fixed
+    mean: SFloat | None = None  # normal, truncnormal
+    sd: SFloat | None = None  # normal, truncnormal (> 0)
+    median: SFloat | None = None  # lognormal (> 0)
+    sd_log: SFloat | None = None  # lognormal: SD of log(value) (> 0)
+    low: SFloat | None = None  # uniform; beta (support start, default 0)
+    high: SFloat | None = None  # uniform; beta (support end, default 1)
+    p: SFloat | None = None  # bernoulli, in [0, 1]
+    a: SFloat | None = None  # beta shape (> 0)
+    b: SFloat | None = None  # beta shape (> 0)
+    lower: SFloat | None = None
+    upper: SFloat | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Distribution:
@@ -159,34 +175,19 @@ class Distribution(_Model):
         return np.clip(np.asarray(x, dtype=np.float64), lo, hi)
 
 
-DistLike = float | Distribution
+DistLike = SFloat | Distribution
 
 
 def as_distribution(v: DistLike) -> Distribution:
     return v if isinstance(v, Distribution) else Distribution(kind="fixed", value=float(v))
 
 
-#: Covariates of the population table: (allowed range, unit, default, meaning).
+#: Covariates of the population table (a view of :data:`cartsim.covariates.COVARIATES`):
+#: name → (lower, upper, unit, default, meaning).
 COVARIATES: dict[str, tuple[float, float, str, float, str]] = {
-    "age_y": (0.0, 120.0, "years", 10.0, "age"),
-    "weight_kg": (1.0, 300.0, "kg", math.nan, "body weight (derived from age when absent)"),
-    "marrow_blasts_pct": (0.0, 100.0, "%", 60.0, "B-ALL marrow blasts"),
-    "tumour_volume_ml": (0.0, 1e4, "mL", 50.0, "LBCL tumour volume"),
-    "cd19_density": (0.0, 100.0, "relative to typical", 1.0, "tumour CD19 surface density"),
-    "cd19_negative_fraction": (0.0, 1.0, "fraction", 0.0,
-                               "pre-existing CD19-negative tumour fraction"),
-    "cns_disease": (0.0, 1.0, "0/1", 0.0, "overt CNS disease (seeds the sanctuary compartment)"),
-    "prior_hsct": (0.0, 1.0, "0/1", 0.0, "prior allogeneic HSCT (recorded; not yet modelled)"),
-    "tp53_altered": (0.0, 1.0, "0/1", 0.0, "TP53 alteration"),
-    "noxa_low": (0.0, 1.0, "0/1", 0.0, "NOXA-low tumour"),
-    "cd58_loss": (0.0, 1.0, "0/1", 0.0, "CD58 loss"),
-    "pdl1": (0.0, 1.0, "fraction", 0.0, "tumour PD-L1"),
-    "dr_defect": (0.0, 1.0, "fraction", 0.0, "death-receptor pathway defect"),
-    "anc0": (0.0, 1e5, "cells/µL", 1500.0, "baseline ANC"),
-    "plt0": (0.0, 2e6, "cells/µL", 100e3, "baseline platelets"),
-    "hb0": (2.0, 25.0, "g/dL", 10.0, "baseline haemoglobin"),
+    c.name: (c.lower, c.upper, c.unit, c.default, c.description) for c in _cov.COVARIATES
 }
-BINARY_COVARIATES = ("cns_disease", "prior_hsct", "tp53_altered", "noxa_low", "cd58_loss")
+BINARY_COVARIATES = _cov.BINARY
 #: Log-normal spread of weight around the age-derived median when weight is not given (assumed).
 WEIGHT_FROM_AGE_SD_LOG = 0.15
 
@@ -203,26 +204,13 @@ def weight_from_age(age_y: np.ndarray) -> np.ndarray:
     )
 
 
-class Population(_Model):
+class _PopulationBase(_Model):
+    """Disease, size and pairing; the covariate fields are generated from the covariate table
+    (:data:`cartsim.covariates.COVARIATES`), each a number or a :class:`Distribution`."""
+
     disease: Literal["b-all", "lbcl"]
-    size: int
-    paired: bool = False
-    age_y: DistLike = 10.0
-    weight_kg: DistLike | None = None
-    marrow_blasts_pct: DistLike = 60.0
-    tumour_volume_ml: DistLike = 50.0
-    cd19_density: DistLike = 1.0
-    cd19_negative_fraction: DistLike = 0.0
-    cns_disease: DistLike = 0.0
-    prior_hsct: DistLike = 0.0
-    tp53_altered: DistLike = 0.0
-    noxa_low: DistLike = 0.0
-    cd58_loss: DistLike = 0.0
-    pdl1: DistLike = 0.0
-    dr_defect: DistLike = 0.0
-    anc0: DistLike = 1500.0
-    plt0: DistLike = 100e3
-    hb0: DistLike = 10.0
+    size: StrictInt
+    paired: StrictBool = False
 
     @field_validator("size")
     @classmethod
@@ -231,7 +219,7 @@ class Population(_Model):
             raise ValueError(f"must be > 0 and ≤ 10000000, got {v}")
         return v
 
-    @field_validator(*COVARIATES, mode="after")
+    @field_validator(*COVARIATES, mode="after", check_fields=False)
     @classmethod
     def _in_range(cls, v: DistLike | None, info: Any) -> DistLike | None:
         if v is None:
@@ -267,16 +255,25 @@ class Population(_Model):
         return out
 
 
+Population = create_model(
+    "Population", __base__=_PopulationBase, __module__=__name__,
+    **{c.name: ((DistLike | None, None) if c.name == "weight_kg" else (DistLike, c.default))
+       for c in _cov.COVARIATES},
+)
+Population.__doc__ = ("A trial population: disease, size, pairing and one field per covariate of "
+                      ":data:`cartsim.covariates.COVARIATES` (a number or a distribution).")
+
+
 # --------------------------------------------------------------------------------- arms
 class InlineConstruct(_Model):
     name: str
     targets: tuple[str, ...] = ("CD19",)
     costim: Literal["CD28", "4-1BB", "CD28+4-1BB", "none"] = "4-1BB"
-    generation: int = 2
-    affinity: float = 1.0
+    generation: StrictInt = 2
+    affinity: SFloat = 1.0
     format: Literal["single", "tandem", "bicistronic", "cocktail"] = "single"
     armour: tuple[str, ...] = ()
-    memory_fraction: float = 0.3
+    memory_fraction: SFloat = 0.3
 
     @field_validator("targets")
     @classmethod
@@ -312,9 +309,9 @@ class DoseSpec(_Model):
     ``per_kg``/``flat`` may be distributions (e.g. the dose actually delivered)."""
 
     per_kg: DistLike | None = None
-    max_weight_kg: float | None = None
+    max_weight_kg: SFloat | None = None
     flat: DistLike | None = None
-    cap: float | None = None
+    cap: SFloat | None = None
 
     @model_validator(mode="after")
     def _check(self) -> DoseSpec:
@@ -341,10 +338,10 @@ class HsctSpec(_Model):
     """Allogeneic HSCT consolidation on ``day`` for patients whose simulated MRD fraction is
     below ``if_mrd_below`` (and who are alive and in morphological remission)."""
 
-    day: int
-    if_mrd_below: float = 1e-4
-    log_kill: float = 3.0
-    ablate_cart: bool = True
+    day: StrictInt
+    if_mrd_below: SFloat = 1e-4
+    log_kill: SFloat = 3.0
+    ablate_cart: StrictBool = True
 
     @field_validator("day")
     @classmethod
@@ -379,7 +376,7 @@ class Arm(_Model):
     product: str | None = None
     inline_construct: InlineConstruct | None = Field(None, alias="construct")
     dose: Literal["label"] | DoseSpec = "label"
-    lymphodepletion: bool = True
+    lymphodepletion: StrictBool = True
     protocol: str = "default"
     consolidation: Consolidation = Consolidation()
 
@@ -427,15 +424,15 @@ class Arm(_Model):
 
 class TrialSpec(_Model):
     name: str = "trial"
-    seed: int = 0
-    follow_up_days: int = 365
-    assessment_days: tuple[int, ...] = (28, 91)
+    seed: StrictInt = 0
+    follow_up_days: StrictInt = 365
+    assessment_days: tuple[StrictInt, ...] = (28, 91)
     endpoints: tuple[str, ...] = ENDPOINTS
     crs_scale: str = "astct"
-    km_times: tuple[float, ...] = (180.0, 365.0)
+    km_times: tuple[SFloat, ...] = (180.0, 365.0)
     arms: Annotated[list[Arm], Field(min_length=1)]
     population: Population
-    death: dict[str, float] = {}
+    death: dict[str, SFloat] = {}
 
     @field_validator("seed")
     @classmethod
@@ -495,27 +492,12 @@ class TrialSpec(_Model):
 
     @model_validator(mode="after")
     def _cross(self) -> TrialSpec:
-        problems = []
-        bad = [d for d in self.assessment_days if not 1 <= d <= self.follow_up_days]
-        if bad or not self.assessment_days:
-            problems.append(f"assessment_days must be non-empty and within [1, follow_up_days "
-                            f"= {self.follow_up_days}], got {list(self.assessment_days)}")
-        if list(self.assessment_days) != sorted(set(self.assessment_days)):
-            problems.append("assessment_days must be strictly increasing, got "
-                            f"{list(self.assessment_days)}")
-        names = [a.name for a in self.arms]
-        if len(set(names)) != len(names):
-            problems.append(f"arm names must be unique, got {names}")
-        for i, a in enumerate(self.arms):
-            h = a.consolidation.hsct
-            if h is not None and h.day > self.follow_up_days:
-                problems.append(f"arms[{i}].consolidation.hsct.day ({h.day}) is after "
-                                f"follow_up_days ({self.follow_up_days})")
-            if h is not None and self.population.disease != "b-all":
-                problems.append(f"arms[{i}].consolidation.hsct needs disease 'b-all' "
-                                "(MRD-guided)")
+        problems = cross_field_problems(
+            self.follow_up_days, list(self.assessment_days),
+            [(a.name, None if a.consolidation.hsct is None else a.consolidation.hsct.day)
+             for a in self.arms], self.population.disease)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(_CROSS_SEP.join(problems))
         return self
 
     # ------------------------------------------------------------------ helpers
@@ -534,6 +516,65 @@ class TrialSpec(_Model):
         if seed is not None:
             data["seed"] = seed
         return validate_spec(data, "trial spec (with command-line overrides)")
+
+
+_CROSS_SEP = "\n"  # cross-field problems travel in one ValueError, one per line
+
+
+def cross_field_problems(follow_up_days: int | None, assessment_days: list[int] | None,
+                         arms: list[tuple[str | None, int | None]],
+                         disease: str | None) -> list[str]:
+    """Rules that relate fields (assessment days within follow-up, unique arm names, HSCT
+    timing and disease). ``None`` marks a value that is itself invalid (its rule is skipped)."""
+    problems = []
+    if follow_up_days is not None and assessment_days is not None:
+        bad = [d for d in assessment_days if not 1 <= d <= follow_up_days]
+        if bad or not assessment_days:
+            problems.append(f"assessment_days must be non-empty and within [1, follow_up_days "
+                            f"= {follow_up_days}], got {list(assessment_days)}")
+    if assessment_days is not None and list(assessment_days) != sorted(set(assessment_days)):
+        problems.append("assessment_days must be strictly increasing, got "
+                        f"{list(assessment_days)}")
+    names = [n for n, _ in arms if n is not None]
+    if len(set(names)) != len(names):
+        problems.append(f"arm names must be unique, got {names}")
+    for i, (_, day) in enumerate(arms):
+        if day is None:
+            continue
+        if follow_up_days is not None and day > follow_up_days:
+            problems.append(f"arms[{i}].consolidation.hsct.day ({day}) is after "
+                            f"follow_up_days ({follow_up_days})")
+        if disease is not None and disease != "b-all":
+            problems.append(f"arms[{i}].consolidation.hsct needs disease 'b-all' (MRD-guided)")
+    return problems
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _raw_cross_field_problems(data: Any) -> list[str]:
+    """:func:`cross_field_problems` on raw input whose other fields failed validation (the
+    model-level rule does not run then), so one pass reports every problem."""
+    if not isinstance(data, dict):
+        return []
+    fu = _int(data.get("follow_up_days", TrialSpec.model_fields["follow_up_days"].default))
+    ad_raw = data.get("assessment_days", list(TrialSpec.model_fields["assessment_days"].default))
+    ad = ([_int(d) for d in ad_raw] if isinstance(ad_raw, list | tuple) else None)
+    if ad is not None and any(d is None for d in ad):
+        ad = None
+    arms = []
+    for a in data.get("arms") or [] if isinstance(data.get("arms"), list) else []:
+        if not isinstance(a, dict):
+            continue
+        name = a.get("name") if isinstance(a.get("name"), str) else None
+        cons = a.get("consolidation")
+        hsct = cons.get("hsct") if isinstance(cons, dict) else None
+        arms.append((name, _int(hsct.get("day")) if isinstance(hsct, dict) else None))
+    pop = data.get("population")
+    disease = pop.get("disease") if isinstance(pop, dict) else None
+    disease = disease if disease in ("b-all", "lbcl") else None
+    return cross_field_problems(fu, ad, arms, disease)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -560,15 +601,19 @@ def _issues(err: ValidationError) -> list[str]:
             msg = "unknown field"
         if e["type"] == "missing":
             msg = "required field missing"
-        seen.setdefault(path, [])
-        if msg not in seen[path]:
-            seen[path].append(msg)
+        for line in msg.split(_CROSS_SEP):
+            seen.setdefault(path, [])
+            if line not in seen[path]:
+                seen[path].append(line)
     out = []
     for path, msgs in seen.items():
         # for "number or table" fields keep the most specific message
         specific = [m for m in msgs if not m.startswith(("Input should be a valid",
                                                           "Input should be 'label'"))]
-        out.append(f"{path}: {'; '.join(specific or msgs)}")
+        if path == "spec":  # cross-field rules: one line each
+            out += [f"{path}: {m}" for m in specific or msgs]
+        else:
+            out.append(f"{path}: {'; '.join(specific or msgs)}")
     return out
 
 
@@ -577,7 +622,11 @@ def validate_spec(data: dict[str, Any], source: str = "trial spec") -> TrialSpec
     try:
         return TrialSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_issues(e), source) from None
+        issues = _issues(e)
+        for p in _raw_cross_field_problems(data):  # the model-level rule did not run
+            if f"spec: {p}" not in issues:
+                issues.append(f"spec: {p}")
+        raise SpecError(issues, source) from None
 
 
 def load_spec(path: str | Path) -> TrialSpec:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cartsim import covariates
 from cartsim.errors import CartsimError
 from cartsim.status import Status
 from cartsim.trial.spec import TrialSpec
@@ -140,14 +141,14 @@ def comparison_table(df: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
 
 def subgroup_table(df: pd.DataFrame, disease: str) -> pd.DataFrame:
     work = df.copy()
-    burden = "marrow_blasts_pct" if disease == "b-all" else "tumour_volume_ml"
+    burden = covariates.burden(disease)
     groups: dict[str, pd.Series] = {}
     for name, col in (("burden_quartile", burden), ("dose_quartile", "dose_per_kg")):
         if work[col].nunique() > 1:
             groups[name] = quartile_bins(work[col]).astype(str)
         else:
             groups[name] = pd.Series("all", index=work.index)
-    for col in ("tp53_altered", "noxa_low", "cd58_loss", "cns_disease", "prior_hsct"):
+    for col in covariates.BINARY:
         groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
     rows = []
     for name, g in groups.items():
