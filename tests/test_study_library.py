@@ -47,7 +47,8 @@ BASELINE_ENDPOINT = re.compile(
 #: the result against a real run.
 ENDPOINT_COLUMNS = (
     "arm", "arm_index", "patient_id", "solver_status", "dose_cells", "dose_per_kg",
-    "best_response", "responder", "complete_response", "response_day", "relapse", "relapse_day", "relapse_phenotype", "progression_day",
+    "best_response", "responder", "complete_response", "response_day", "relapse",
+    "relapse_day", "relapse_phenotype", "progression_day",
     "death", "death_day", "death_cause", "last_day", "infections", "first_infection_day",
     "efs_days", "efs_event", "os_days", "os_event", "pfs_days", "pfs_event", "rfs_days",
     "rfs_event", "dor_days", "dor_event", "crs_max_grade", "crs_onset_day",
@@ -189,6 +190,28 @@ def test_every_subgroup_label_is_mapped_or_explained(entry: dict) -> None:
         f"{unexplained}"
 
 
+SURVIVAL_MEDIAN = re.compile(r"^(OS|EFS|PFS|DOR|RFS|LFS)_median")
+
+
+def _timepoint_days(text: str) -> float:
+    """Latest day a timepoint refers to: "12 months", "median FU 15.4 months", "5-year",
+    "day 30", "day 29-90", "1 month" (0 when it names no time)."""
+    days = [float(v) * {"m": 30.4375, "y": 365.25}[u[0]]
+            for v, u in re.findall(r"(\d+(?:\.\d+)?)[\s-]*(months?|years?)\b", text)]
+    days += [float(m.group(2) or m.group(1))
+             for m in re.finditer(r"\bday (\d+)(?:-(\d+))?", text)]
+    return max(days, default=0.0)
+
+
+def test_timepoints_are_read_as_days() -> None:
+    assert _timepoint_days("12 months") == pytest.approx(365.25)
+    assert _timepoint_days("median FU 15.4 months") == pytest.approx(468.7, abs=0.1)
+    assert _timepoint_days("at 5-year cut-off") == pytest.approx(1826.25)
+    assert _timepoint_days("day 29-90") == 90.0 and _timepoint_days("day 30") == 30.0
+    assert _timepoint_days("within 3 months") == pytest.approx(91.3125)
+    assert _timepoint_days("at progression") == 0.0
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["spec"] for e in ENTRIES])
 def test_follow_up_covers_the_longest_timepoint(entry: dict) -> None:
     rows = _targets_rows()
@@ -197,10 +220,9 @@ def test_follow_up_covers_the_longest_timepoint(entry: dict) -> None:
     for r in rows.values():
         if r["study"] not in entry["study"]:
             continue
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(months?|days?|years?)\s*", r["timepoint"])
-        if m:
-            v = float(m.group(1)) * {"m": 30.4375, "d": 1.0, "y": 365.25}[m.group(2)[0]]
-            longest = max(longest, v)
+        longest = max(longest, _timepoint_days(r["timepoint"]))
+        if SURVIVAL_MEDIAN.match(r["endpoint"]) and r["unit"] == "months":
+            longest = max(longest, float(r["value"]) * 30.4375)  # the median must be reachable
     assert spec.follow_up_days >= longest - 1, (entry["spec"], longest)
 
 
