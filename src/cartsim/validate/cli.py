@@ -1,0 +1,101 @@
+"""``cartsim validate`` (mounted by cartsim.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from cartsim.errors import CartsimError
+
+console = Console(stderr=True)
+
+
+def validate_command(
+    out: Annotated[Path, typer.Option("--out", help="output directory")],
+    targets: Annotated[Path | None, typer.Argument(
+        help="targets CSV (clinical_targets.csv format); default: the reference set shipped "
+             "with cartsim")] = None,
+    patients: Annotated[int | None, typer.Option(
+        help="virtual patients per study arm (default 200; overrides each spec's size)")] = None,
+    studies: Annotated[list[str] | None, typer.Option(
+        "--studies", help="only these studies: a spec name (eliana) or a targets study value; "
+                          "repeat the option for several")] = None,
+    specs: Annotated[Path | None, typer.Option(
+        help="study library directory with index.toml (default: cartsim's shipped library)")]
+    = None,
+    seed: Annotated[int | None, typer.Option(
+        help="root seed for every study (default: each spec's own seed)")] = None,
+    chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 250,
+    report: Annotated[bool, typer.Option(help="build report.html")] = True,
+) -> None:
+    """Run the study library and compare each published figure with its simulated value:
+    DIR/validation.csv, summary.json, report.html."""
+    from cartsim.validate.run import DEFAULT_PATIENTS, validate
+
+    n = DEFAULT_PATIENTS if patients is None else patients
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console) as bar:
+            tasks: dict[str, int] = {}
+
+            def on_start(entries: list, per_arm: int) -> None:  # type: ignore[type-arg]
+                for e in entries:
+                    tasks[e.key] = bar.add_task(e.key, total=None)
+
+            def progress(key: str, done: int, total: int) -> None:
+                bar.update(tasks[key], completed=done, total=total)
+
+            res = validate(targets, out, patients=n, studies=studies, specs=specs, seed=seed,
+                           chunk_size=chunk_size, report=report, progress=progress,
+                           on_start=on_start)
+    except CartsimError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for err in res.errors:
+        console.print(f"[yellow]invalid targets row[/] {err}", highlight=False, soft_wrap=True)
+    print_summary(res.summary)
+    files = "validation.csv, summary.json" + (", report.html" if report else "")
+    console.print(f"written: {res.out}/{files}")
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{k}/{n} {100 * k / n:.0f}%" if n else "–"
+
+
+def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
+    """Compact rich table: per study and overall (pass = inside the published 95 % CI where
+    given, else within 10 points)."""
+    pts = f"{summary['points']:g}"
+    table = Table(title=f"cartsim validate (pass: inside published CI, else within {pts} pts)",
+                  title_justify="left")
+    table.add_column("study", no_wrap=True, overflow="ellipsis", max_width=34)
+    for c in ("cmp", "in CI", f"≤{pts}pts", "pass", "base", "unmp", "unex", "err"):
+        table.add_column(c, justify="right", no_wrap=True)
+
+    def add(name: str, s: dict) -> None:  # type: ignore[type-arg]
+        table.add_row(name, str(s["compared"]), _pct(s["inside_ci"], s["with_published_ci"]),
+                      _pct(s["within_10_points"], s["percent_rows"]),
+                      _pct(s["passing"], s["judged"]), str(s["baseline"]), str(s["unmapped"]),
+                      str(s["unexpressible"]), str(s["error"]))
+
+    for name, s in summary["per_study"].items():
+        if s["compared"] or s["error"]:
+            add(name, s)
+    table.add_section()
+    add("overall", summary["overall"])
+    Console().print(table)
+    Console().print("cmp = compared rows; base = baseline (input); unmp = unmapped; unex = "
+                    "unexpressible; err = invalid rows (validation.csv gives every reason)")
