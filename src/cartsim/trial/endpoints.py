@@ -20,6 +20,7 @@ from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scal
 from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
+from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.simulation import icans_findings
 from cartsim.trial.outcomes import decide_deaths, infection_episodes
@@ -405,6 +406,8 @@ def compute_endpoints(
     scales = crs_grade_all_scales(CrsFeatures(
         fever=fever, hypotension=hyp, other_vasopressors=n_vp,
         vasopressin=vpn, oxygen_device=dev))
+    if crs_scale not in scales:
+        raise UnknownNameError("crs_scale", crs_scale, tuple(scales))
     # every scale's maximum (validation compares each paper on its own scale); ASTCT is the
     # bedside grade above, the others are re-derived from the same daily features
     for scale, grades in scales.items():

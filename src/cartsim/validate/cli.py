@@ -64,6 +64,10 @@ def validate_command(
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    for key, run in res.runs.items():
+        n = run.spec.population.size * len(run.spec.arms)
+        console.print(f"{key}: {n} patients in {run.seconds:.1f} s "
+                      f"({n / max(run.seconds, 1e-9):.1f} patients/s)", highlight=False)
     for err in res.errors:
         console.print(f"[yellow]invalid targets row[/] {err}", highlight=False, soft_wrap=True)
     print_summary(res.summary)
