@@ -35,6 +35,7 @@ def patients() -> pd.DataFrame:
         "crs_max_grade": np.where(i < 12, 2, 0),
         "crs_max_grade_penn": np.where(i < 8, 3, np.where(i < 14, 1, 0)),   # >=3: 8/20
         "crs_max_grade_lee2014": np.where(i < 2, 3, np.where(i < 14, 1, 0)),  # >=3: 2/20
+        "crs_max_grade_ctcae_v4.03": np.where(i < 4, 4, 0),                # >=3: 4/20
         "crs_onset_day": np.where(i < 12, (i % 5) + 1.0, np.nan),
         "icans_max_grade": np.zeros(N, dtype=np.int8),
         "tocilizumab_doses": np.where(i < 6, 1, 0),
@@ -104,6 +105,8 @@ def test_crs_on_the_rows_scale(setting: tuple) -> None:
                                   scale="Lee 2014 (modified) [scale not stated in abstract]"))
     assert (penn["scale"], penn["simulated"]) == ("penn", pytest.approx(40.0))
     assert (lee["scale"], lee["simulated"]) == ("lee2014", pytest.approx(10.0))
+    ctcae = compare(setting, target("CRS_grade_ge3", 13, scale="CTCAE v4.03"))
+    assert (ctcae["scale"], ctcae["simulated"]) == ("ctcae_v4.03", pytest.approx(20.0))
     blank = compare(setting, target("CRS_grade_ge3", 47))
     assert blank["scale"] == "penn" and "spec's crs_scale" in blank["notes"]
     among = compare(setting, target("tocilizumab_among_CRS", 40, scale="Penn"))

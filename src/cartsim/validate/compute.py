@@ -55,7 +55,7 @@ def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str]) -> s
         scale, note = crs_scale(grading_scale, spec_scale)
         if scale not in CRS_COLUMNS:
             raise _Missing(f"CRS scale {scale!r} has no column")
-        text = text.replace("{crs}", f"crs_max_grade_{scale}")
+        text = text.replace("{crs}", f"`crs_max_grade_{scale}`")  # quoted: ctcae_v4.03
         notes.append(note)
     if "{neuro}" in text:
         text = text.replace("{neuro}", NEURO_COLUMN)
