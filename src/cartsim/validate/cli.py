@@ -31,7 +31,7 @@ def validate_command(
         help="virtual patients per study arm (default 200; overrides each spec's size)")] = None,
     studies: Annotated[list[str] | None, typer.Option(
         "--studies", help="only these studies: a spec name (eliana) or a targets study value; "
-                          "repeat the option for several")] = None,
+                          "repeat the option or separate names by commas")] = None,
     specs: Annotated[Path | None, typer.Option(
         help="study library directory with index.toml (default: cartsim's shipped library)")]
     = None,
@@ -45,6 +45,8 @@ def validate_command(
     from cartsim.validate.run import DEFAULT_PATIENTS, validate
 
     n = DEFAULT_PATIENTS if patients is None else patients
+    if studies:
+        studies = [s.strip() for v in studies for s in v.split(",") if s.strip()]
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -75,25 +77,30 @@ def validate_command(
     console.print(f"written: {res.out}/{files}")
 
 
-def _pct(k: int, n: int) -> str:
-    return f"{k}/{n} {100 * k / n:.0f}%" if n else "–"
+def _kn(k: int, n: int) -> str:
+    return f"{k}/{n}" if n else "–"
 
 
 def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
-    """Compact rich table: per study and overall (pass = inside the published 95 % CI where
-    given, else within 10 points)."""
+    """Compact rich table: per study and overall."""
+    from rich import box
+
     pts = f"{summary['points']:g}"
-    table = Table(title=f"cartsim validate (pass: inside published CI, else within {pts} pts)",
-                  title_justify="left")
-    table.add_column("study", no_wrap=True, overflow="ellipsis", max_width=34)
-    for c in ("cmp", "in CI", f"≤{pts}pts", "pass", "base", "unmp", "unex", "err"):
-        table.add_column(c, justify="right", no_wrap=True)
+    table = Table(title=f"cartsim validate: pass = inside the published 95% CI, else within "
+                        f"{pts} points", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("study", no_wrap=True, overflow="ellipsis", max_width=28)
+    for c in ("cmp", "in CI", f"≤{pts}", "pass", "%", "unmp", "err"):
+        table.add_column(c, justify="right", no_wrap=True, min_width=len(c))
 
     def add(name: str, s: dict) -> None:  # type: ignore[type-arg]
-        table.add_row(name, str(s["compared"]), _pct(s["inside_ci"], s["with_published_ci"]),
-                      _pct(s["within_10_points"], s["percent_rows"]),
-                      _pct(s["passing"], s["judged"]), str(s["baseline"]), str(s["unmapped"]),
-                      str(s["unexpressible"]), str(s["error"]))
+        share = s["share_passing"]
+        table.add_row(name, str(s["compared"]),
+                      _kn(s["inside_ci"], s["with_published_ci"]),
+                      _kn(s["within_10_points"], s["percent_rows"]),
+                      _kn(s["passing"], s["judged"]),
+                      "–" if share is None else f"{100 * share:.0f}", str(s["unmapped"]),
+                      str(s["error"]))
 
     for name, s in summary["per_study"].items():
         if s["compared"] or s["error"]:
@@ -101,5 +108,7 @@ def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
     table.add_section()
     add("overall", summary["overall"])
     Console().print(table)
-    Console().print("cmp = compared rows; base = baseline (input); unmp = unmapped; unex = "
-                    "unexpressible; err = invalid rows (validation.csv gives every reason)")
+    o = summary["overall"]
+    Console().print(f"cmp = compared rows; unmp = unmapped; also {o['baseline']} baseline "
+                    f"(input) and {o['unexpressible']} unexpressible rows. validation.csv gives "
+                    "every row's reason.", soft_wrap=True)

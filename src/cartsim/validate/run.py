@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -112,6 +113,9 @@ def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | N
         daily = pd.read_parquet(tmp / "daily.parquet")
         if dest.exists():
             shutil.rmtree(dest)
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp makes it owner-only
         tmp.replace(dest)
     finally:
         if tmp.exists():
