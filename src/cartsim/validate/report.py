@@ -29,8 +29,11 @@ def _label(r: pd.Series) -> str:
     if isinstance(r["timepoint"], str) and r["timepoint"]:
         parts.append(r["timepoint"])
     if isinstance(r["subgroup"], str) and r["subgroup"] and r["subgroup"] != "all":
-        parts.append(f"[{r['subgroup'][:28]}]")
-    return f"{' '.join(parts)} (l.{int(r['line'])})"
+        parts.append(f"[{r['subgroup'][:20]}]")
+    text = " ".join(parts)
+    if len(text) > 52:
+        text = text[:51] + "…"
+    return f"{text} (l.{int(r['line'])})"
 
 
 def _err(v: float, lo: Any, hi: Any) -> tuple[float, float]:
@@ -43,7 +46,7 @@ def _err(v: float, lo: Any, hi: Any) -> tuple[float, float]:
 def forest_figure(rows: pd.DataFrame, title: str) -> Figure:
     """Published (black squares) vs simulated (blue circles) percentages with 95 % CIs."""
     n = len(rows)
-    fig = Figure(figsize=(9.0, max(2.5, 0.32 * n + 1.3)))
+    fig = Figure(figsize=(10.0, max(2.5, 0.32 * n + 1.3)))
     ax = fig.add_subplot(111)
     y = np.arange(n)[::-1].astype(float)
     for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
@@ -62,7 +65,7 @@ def forest_figure(rows: pd.DataFrame, title: str) -> Figure:
     ax.set_xlabel("percent (published ■ black; simulated ● green = passes, red = fails)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title)
-    fig.subplots_adjust(left=0.42, right=0.98, top=1 - 0.5 / (0.32 * n + 1.3),
+    fig.subplots_adjust(left=0.4, right=0.98, top=1 - 0.5 / (0.32 * n + 1.3),
                         bottom=0.7 / (0.32 * n + 1.3))
     return fig
 
