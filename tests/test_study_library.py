@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Where the published targets file may be: shipped with the package, or the project's shared
 #: reference folder next to the checkout.
 TARGET_CANDIDATES = (
-    Path(str(files("cartsim") / "data" / "clinical_targets.csv")),
+    Path(str(files("cartsim") / "data" / "validate" / "clinical_targets.csv")),
     REPO.parent / "shared" / "reference" / "clinical_targets.csv",
     REPO / "shared" / "reference" / "clinical_targets.csv",
 )
