@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cartsim.trial.spec import COVARIATES, load_spec
+from cartsim.trial.spec import COVARIATES, CRS_SCALES, load_spec
 
 STUDIES = Path(str(files("cartsim") / "data" / "studies"))
 INDEX = tomllib.loads((STUDIES / "index.toml").read_text(encoding="utf-8"))
@@ -84,7 +84,7 @@ def _spec_columns(spec) -> list[str]:
     cols += [f"response_d{a}" for a in spec.assessment_days]
     if b_all:
         cols += [f"mrd_d{a}" for a in spec.assessment_days]
-    cols.append(f"crs_max_grade_{spec.crs_scale}")
+    cols += [f"crs_max_grade_{scale}" for scale in CRS_SCALES]  # every scale, as validate reads
     return cols
 
 
