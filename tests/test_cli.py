@@ -14,6 +14,7 @@ def test_simulate_writes_outputs(tmp_path: Path) -> None:
     out = tmp_path / "run"
     r = runner.invoke(app, [*BASE, "--patients", "3", "--seed", "4", "--out", str(out)])
     assert r.exit_code == 0, r.output
+    assert "stopped patients" in r.output  # failures are counted, not hidden
     traj = pd.read_parquet(out / "trajectories.parquet")
     need = {"patient_id", "day", "cart_cells_per_ul", "transgene_copies_per_ug",
             "marrow_blast_pct", "mrd_fraction", "cd19_negative_tumour_fraction",

@@ -128,3 +128,8 @@ def test_a_runaway_patient_stops_with_its_own_status_and_the_cohort_goes_on() ->
     t = r.trajectories
     assert t[(t["patient_id"] == 1) & (t["day"] > 3)]["cart_cells_per_ul"].isna().all()
     assert t[(t["patient_id"] != 1)]["cart_cells_per_ul"].notna().all()
+    fail = r.failures()  # the public result says who stopped, why and what to change
+    assert list(fail["patient_id"]) == [1] and list(fail["label"]) == ["implausible"]
+    assert "Check" in fail["message"].iloc[0]
+    frame = r.to_frame()
+    assert set(frame.loc[frame["patient_id"] == 1, "status"]) == {STATUS_IMPLAUSIBLE}

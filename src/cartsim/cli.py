@@ -166,6 +166,7 @@ def _summary(res: object, out: Path) -> None:
     from rich.table import Table
 
     from cartsim.simulation import SimulationResult
+    from cartsim.status import Status
 
     assert isinstance(res, SimulationResult)
     t = res.trajectories
@@ -192,8 +193,14 @@ def _summary(res: object, out: Path) -> None:
     table.add_row("max temperature, °C", q(g["temperature_c"].max()))
     if not d28.empty and d28["mrd_fraction"].notna().any():
         table.add_row("MRD < 1e-4 at day 28, %", f"{100 * (d28.mrd_fraction < 1e-4).mean():.1f}")
-    table.add_row("solver failures", str(int((res.status != 0).sum())))
+    codes, counts = np.unique(np.asarray(res.status)[np.asarray(res.status) != 0],
+                              return_counts=True)
+    stopped = ", ".join(f"{Status(int(c)).label} {k}" for c, k in zip(codes, counts, strict=True))
+    table.add_row("stopped patients (cartsim.Status)",
+                  f"{int(counts.sum())}" + (f" ({stopped})" if stopped else ""))
     Console().print(table)
+    for c in codes:  # what happened and what to change, once per failure kind
+        Console().print(f"status {Status(int(c)).label}: {Status(int(c)).message}")
     Console().print(f"written: {out}/trajectories.parquet, events.parquet, trajectories.png")
 
 

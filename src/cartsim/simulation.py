@@ -185,7 +185,8 @@ class SimulationResult:
 
     @property
     def patient_ids(self) -> np.ndarray:
-        """Patient ids in the order of :meth:`array` rows and ``status``."""
+        """Patient ids, sorted: the rows of :meth:`array` (``status`` follows the cohort's
+        order, given by ``patient_id``)."""
         return np.unique(self.trajectories["patient_id"].to_numpy())
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -209,3 +211,41 @@ def test_infection_episodes_follow_neutropenia_respect_the_gap_and_are_keyed() -
     assert np.array_equal(sub, count[100:200])  # keyed per patient, not per cohort
     dead_early, _ = infection_episodes(days, pid, 3, anc, igg, np.full(n, 2.0))
     assert dead_early.sum() < count.sum()  # days after death are not at risk
+
+
+def test_endpoint_families_are_a_registry_with_their_own_parameters() -> None:
+    from cartsim.params import markdown_table
+    from cartsim.trial.endpoints import ENDPOINT_FAMILIES, ENDPOINT_PARAMS
+
+    names = [f.name for f in ENDPOINT_FAMILIES]
+    assert names == ["response", "survival", "toxicity", "cytopenia", "b_cell_aplasia",
+                     "kinetics", "procedures"]
+    assert sum(len(f.params) for f in ENDPOINT_FAMILIES) == len(ENDPOINT_PARAMS)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "trial.md").read_text("utf-8")
+    for f in ENDPOINT_FAMILIES:
+        assert f"`{f.compute.__name__}`" in docs
+        if len(f.params):
+            assert markdown_table(f.params) in docs, f.name
+
+
+def test_a_family_parameter_changes_only_its_own_columns() -> None:
+    from cartsim.trial.endpoints import Course, compute_endpoints
+
+    days = np.arange(-5, 61)
+    n = 2
+    x = {k: np.full((n, days.size), v) for k, v in {
+        "cart_cells_per_ul": 10.0, "transgene_copies_per_ug": 100.0, "marrow_blast_pct": 0.0,
+        "mrd_fraction": 0.0, "tumour_cells": 0.0, "spd_cm2": 0.0, "anc_per_ul": 800.0,
+        "platelets_per_ul": 1e5, "hemoglobin_g_dl": 10.0, "b_cells_per_ul": 100.0,
+        "cd19_negative_tumour_fraction": 0.0, "map_mmhg": 80.0, "spo2_pct": 98.0,
+        "igg_mg_dl": 700.0, "temperature_c": 37.0, "encephalopathy": 0.0, "ice_score": 10.0,
+    }.items()}
+    x["cart_cells_per_ul"][:, days > 20] = 1.0
+    course = Course(np.arange(n), days, x)
+    cov = {"age_y": np.array([10.0, 30.0])}
+    kw = dict(disease="b-all", seed=1, follow_up_days=60, assessment_days=[28],
+              protocol_grades=False)
+    base, _ = compute_endpoints(course, None, cov, **kw)
+    other, _ = compute_endpoints(course, None, cov, params={"pk_end_day": 10.0}, **kw)
+    changed = [c for c in base.columns if not base[c].equals(other[c])]
+    assert changed == ["cart_auc0_28", "copies_auc0_28"]

@@ -1,15 +1,19 @@
 """Per-patient trial endpoints from simulated daily readouts and events.
 
 Everything here is a pure function of arrays (patients × days), so the logic is unit-testable
-on constructed trajectories without running the model. :func:`compute_endpoints` assembles the
-per-patient endpoint table of a chunk; :func:`daily_table` the small per-day table for plots.
-Definitions are documented in ``docs/trial.md``.
+on constructed trajectories without running the model. Endpoints come in families registered in
+:data:`ENDPOINT_FAMILIES` (response, survival, toxicity, cytopenia, B-cell aplasia, kinetics,
+procedures): each is one function of an :class:`EndpointContext` with its own ParameterSpecs,
+returning its columns. :func:`compute_endpoints` runs them in order to assemble the per-patient
+endpoint table of a chunk; :func:`daily_table` builds the small per-day table for plots.
+Definitions are documented in ``docs/trial.md``. Adding a family is one function plus one
+registry entry (and its test).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,27 +31,6 @@ from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.trial.outcomes import decide_deaths, infection_episodes
 
-ENDPOINT_PARAMS = ParameterTable((
-    ParameterSpec("relapse_blast_pct", "%", 5.0, 0.0, 100.0,
-                  "clinical standard (marrow blasts > 5 % after CR is relapse)",
-                  "B-ALL marrow blasts above which a responder has relapsed"),
-    ParameterSpec("cd19_negative_relapse_fraction", "fraction", 0.5, 0.0, 1.0, "assumed",
-                  "CD19-negative share of the tumour at relapse that makes it CD19-negative"),
-    ParameterSpec("lbcl_cr_volume_ml", "mL", 1.0, 0.0, 1e3,
-                  "assumed (< 10⁹ cells ≈ no measurable/FDG-avid disease)",
-                  "LBCL tumour volume below which the response is complete"),
-    ParameterSpec("progression_factor", "× nadir", 1.5, 1.0, 10.0,
-                  "Lugano 2014 (≥ 50 % increase from nadir)",
-                  "LBCL: tumour size relative to its nadir that counts as progression"),
-    ParameterSpec("progression_min_volume_ml", "mL", 1.0, 0.0, 1e3, "assumed",
-                  "LBCL: progression also needs at least this tumour volume"),
-    ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
-                  "B-cell aplasia: blood B cells below this fraction of the day −5 value"),
-    ParameterSpec("response_window_day", "d", 91.0, 1.0, 3650.0,
-                  "ELIANA/ZUMA: best response within 3 months",
-                  "last assessment day at which a first response still counts"),
-))
-PK_WINDOW = (0, 28)
 B_ALL_RANK = {"CR": 3, "CRi": 2, "NR": 1, "NE": 0}
 LBCL_RANK = {"CR": 4, "PR": 3, "SD": 2, "PD": 1, "NE": 0}
 RESPONSES = {"b-all": ("CR", "CRi"), "lbcl": ("CR", "PR")}
@@ -97,8 +80,8 @@ def first_day(mask: np.ndarray, days: np.ndarray) -> np.ndarray:
     return np.where(any_, days[np.argmax(mask, axis=1)].astype(np.float64), np.nan)
 
 
-def pk_metrics(days: np.ndarray, conc: np.ndarray, start: float = PK_WINDOW[0],
-               end: float = PK_WINDOW[1]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pk_metrics(days: np.ndarray, conc: np.ndarray, start: float = 0.0,
+               end: float = 28.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cmax, Tmax (first day of the maximum) and trapezoidal AUC over days [start, end].
 
     NaN samples (after death or a failed solve) are left out; a row without samples gives NaN.
@@ -202,6 +185,58 @@ def best_of(responses: Sequence[np.ndarray], disease: str) -> np.ndarray:
     return np.array([inv[int(v)] for v in r], dtype=object)
 
 
+# ------------------------------------------------------------------ family parameters
+RESPONSE_PARAMS = ParameterTable((
+    ParameterSpec("lbcl_cr_volume_ml", "mL", 1.0, 0.0, 1e3,
+                  "assumed (< 10⁹ cells ≈ no measurable/FDG-avid disease)",
+                  "LBCL tumour volume below which the response is complete"),
+    ParameterSpec("progression_factor", "× nadir", 1.5, 1.0, 10.0,
+                  "Lugano 2014 (≥ 50 % increase from nadir)",
+                  "LBCL: tumour size relative to its nadir that counts as progression"),
+    ParameterSpec("progression_min_volume_ml", "mL", 1.0, 0.0, 1e3, "assumed",
+                  "LBCL: progression also needs at least this tumour volume"),
+    ParameterSpec("response_window_day", "d", 91.0, 1.0, 3650.0,
+                  "ELIANA/ZUMA: best response within 3 months",
+                  "last assessment day at which a first response still counts"),
+))
+SURVIVAL_PARAMS = ParameterTable((
+    ParameterSpec("relapse_blast_pct", "%", 5.0, 0.0, 100.0,
+                  "clinical standard (marrow blasts > 5 % after CR is relapse)",
+                  "B-ALL marrow blasts above which a responder has relapsed"),
+    ParameterSpec("cd19_negative_relapse_fraction", "fraction", 0.5, 0.0, 1.0, "assumed",
+                  "CD19-negative share of the tumour at relapse that makes it CD19-negative"),
+))
+TOXICITY_PARAMS = ParameterTable((
+    ParameterSpec("fever_c", "°C", 38.0, 37.0, 41.0, "ASTCT 2019 (fever ≥ 38.0 °C)",
+                  "temperature that counts as fever for CRS grading"),
+    ParameterSpec("missing_temperature_c", "°C", 36.8, 35.0, 37.9, "assumed (afebrile)",
+                  "temperature assumed for days without a value"),
+    ParameterSpec("child_below_age_y", "years", 12.0, 0.0, 18.0,
+                  "ASTCT 2019 (CAPD below 12 years, ICE from 12)",
+                  "age below which ICANS is graded with CAPD"),
+    ParameterSpec("spo2_low_flow_pct", "%", 92.0, 50.0, 100.0, "assumed SpO2 ladder",
+                  "no-protocol arms: SpO2 below which low-flow oxygen is given"),
+    ParameterSpec("spo2_face_mask_pct", "%", 88.0, 50.0, 100.0, "assumed SpO2 ladder",
+                  "no-protocol arms: SpO2 below which a face mask is used"),
+    ParameterSpec("spo2_ventilation_pct", "%", 80.0, 50.0, 100.0, "assumed SpO2 ladder",
+                  "no-protocol arms: SpO2 below which mechanical ventilation is used"),
+))
+CYTOPENIA_PARAMS = ParameterTable((
+    ParameterSpec("severe_neutropenia_per_ul", "cells/µL", 500.0, 0.0, 2000.0,
+                  "CTCAE grade 4 neutropenia (ANC < 500/µL)",
+                  "ANC below which a day counts towards anc_below_500_days"),
+))
+BCA_PARAMS = ParameterTable((
+    ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
+                  "B-cell aplasia: blood B cells below this fraction of the day −5 value"),
+))
+KINETICS_PARAMS = ParameterTable((
+    ParameterSpec("pk_start_day", "d", 0.0, 0.0, 365.0, "tisagenlecleucel label (AUC0–28d)",
+                  "first day of the CAR-T exposure window"),
+    ParameterSpec("pk_end_day", "d", 28.0, 1.0, 365.0, "tisagenlecleucel label (AUC0–28d)",
+                  "last day of the CAR-T exposure window (Cmax, Tmax, AUC)"),
+))
+
 # ----------------------------------------------------------------------------- assembly
 def _at(course: Course, name: str, day: int) -> np.ndarray:
     k = int(np.searchsorted(course.days, day))
@@ -209,13 +244,13 @@ def _at(course: Course, name: str, day: int) -> np.ndarray:
 
 
 def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
-                        events: dict[str, np.ndarray | None]
+                        events: dict[str, np.ndarray | None], q: dict[str, float]
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(hypotension, vasopressor count, vasopressin, oxygen device code) per patient-day:
     the protocol's own events when recorded, else what the clinic's reference haemodynamic
     rule (:class:`cartsim.clinic.protocol.HemodynamicConfig` defaults, which the shipped
     default protocol also uses) would give for the simulated MAP, and an SpO2 ladder (< 92 %
-    low-flow cannula, < 88 % face mask, < 80 % mechanical ventilation)."""
+    low-flow cannula, < 88 % face mask, < 80 % mechanical ventilation; TOXICITY_PARAMS)."""
     mp = np.nan_to_num(x["map_mmhg"], nan=200.0)
     ages = np.broadcast_to(np.asarray(age, dtype=float)[:, None], mp.shape)
     _, vp_rule, vpn_rule, hyp = hemodynamic_support(HemodynamicConfig(), mp, ages,
@@ -228,65 +263,86 @@ def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
     dev = events.get("oxygen_device")
     if dev is None:
         s = np.nan_to_num(x["spo2_pct"], nan=100.0)
-        dev = np.select([s < 80, s < 88, s < 92], [9, 3, 1], 0)
+        dev = np.select([s < q["spo2_ventilation_pct"], s < q["spo2_face_mask_pct"],
+                         s < q["spo2_low_flow_pct"]], [9, 3, 1], 0)
     return hyp, np.asarray(n_vp, dtype=int), np.asarray(vpn, dtype=bool), \
         np.asarray(dev, dtype=int)
 
 
-def compute_endpoints(
-    course: Course,
-    events: pd.DataFrame,
-    covariates: dict[str, np.ndarray],
-    *,
-    disease: str,
-    seed: int,
-    follow_up_days: int,
-    assessment_days: Sequence[int],
-    crs_scale: str = "astct",
-    protocol_grades: bool = True,
-    status: np.ndarray | None = None,
-    death_overrides: dict[str, float] | None = None,
-    params: dict[str, float] | None = None,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One row per patient with every endpoint (see docs/trial.md for definitions), and the
-    daily CRS/ICANS grades used (``{"days", "crs_grade", "icans_grade"}``, days ≥ 0)."""
-    q = ENDPOINT_PARAMS.resolve(params or {})
-    pid, days, x = course.patient_id, course.days, course.x
-    n = pid.size
-    age = covariates["age_y"]
-    status = np.zeros(n, dtype=np.int64) if status is None else np.asarray(status)
-    vol = x["tumour_cells"] / 1e9
-    blasts = x["marrow_blast_pct"]
+# ------------------------------------------------------------------------ the registry
+@dataclass
+class EndpointContext:
+    """What every endpoint family sees: the chunk's course and events, the trial settings, the
+    resolved endpoint parameters ``q`` and shared per-patient quantities computed once
+    (follow-up, deaths, the alive mask) or by an earlier family (``shared``)."""
 
-    # ---- follow-up and death
-    valid = np.isfinite(x["cart_cells_per_ul"]) & (days[None, :] <= follow_up_days)
+    course: Course
+    events: pd.DataFrame
+    covariates: dict[str, np.ndarray]
+    disease: str
+    seed: int
+    follow_up_days: int
+    assessment_days: Sequence[int]
+    crs_scale: str
+    protocol_grades: bool
+    death_overrides: dict[str, float] | None
+    q: dict[str, float]
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.course.patient_id.size)
+
+
+@dataclass(frozen=True)
+class EndpointFamily:
+    """One family of endpoints: ``compute(ctx)`` returns its columns (in order)."""
+
+    name: str
+    compute: Callable[[EndpointContext], dict[str, Any]]
+    params: ParameterTable
+    description: str
+
+
+def _follow_up(ctx: EndpointContext) -> None:
+    """Follow-up, deaths and the alive mask shared by every family."""
+    c, x = ctx.course, ctx.course.x
+    days, pid = c.days, c.patient_id
+    valid = np.isfinite(x["cart_cells_per_ul"]) & (days[None, :] <= ctx.follow_up_days)
     last_valid = np.where(valid.any(axis=1),
                           days[days.size - 1 - np.argmax(valid[:, ::-1], axis=1)], 0).astype(float)
-    deaths = decide_deaths(days, pid, seed, disease, age, blasts, vol, x["map_mmhg"],
-                           x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], death_overrides)
+    deaths = decide_deaths(days, pid, ctx.seed, ctx.disease, ctx.covariates["age_y"],
+                           x["marrow_blast_pct"], x["tumour_cells"] / 1e9, x["map_mmhg"],
+                           x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides)
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
-    cause = np.where(np.isfinite(death_day), deaths.cause, "")
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]
-    xm = {k: np.where(alive, v, np.nan) for k, v in x.items()}
+    ctx.shared.update(
+        death_day=death_day, cause=np.where(np.isfinite(death_day), deaths.cause, ""),
+        last_day=last_day, alive=alive,
+        xm={k: np.where(alive, v, np.nan) for k, v in x.items()})
 
-    out: dict[str, Any] = {"patient_id": pid, "solver_status": status.astype(np.int64)}
-    for k in sorted(covariates):
-        out[k] = covariates[k]
 
-    # ---- response at each assessment
+def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """Response at each assessment (B-ALL: CR/CRi/NR with MRD; LBCL: Lugano from SPD), best
+    response, responder, CR, response day, MRD-negative remission."""
+    course, q, n = ctx.course, ctx.q, ctx.n
+    days = course.days
+    last_day, alive = ctx.shared["last_day"], ctx.shared["alive"]
+    vol = course.x["tumour_cells"] / 1e9
+    out: dict[str, Any] = {}
     resp_cols: list[np.ndarray] = []
     response_day = np.full(n, np.nan)
     mrd_neg_remission = np.zeros(n, dtype=np.int8)
-    responses = RESPONSES[disease]
+    responses = RESPONSES[ctx.disease]
     prog_day = np.full(n, np.nan)
-    if disease == "lbcl":
+    if ctx.disease == "lbcl":
         prog_day = lbcl_progression(days, np.where(alive, vol, np.nan), q["progression_factor"],
                                     q["progression_min_volume_ml"])
         base_spd = np.nan_to_num(_at(course, "spd_cm2", int(days[0])), nan=0.0)
-    for a in assessment_days:
+    for a in ctx.assessment_days:
         evaluable = np.nan_to_num(last_day, nan=-1) >= a
-        if disease == "b-all":
+        if ctx.disease == "b-all":
             r = np.asarray(ball_response(np.nan_to_num(np.clip(_at(course, "marrow_blast_pct", a),
                                                                0, 100)),
                                          np.nan_to_num(_at(course, "anc_per_ul", a)),
@@ -310,16 +366,27 @@ def compute_endpoints(
         resp_cols.append(r)
         first = np.isnan(response_day) & np.isin(r, responses) & (a <= q["response_window_day"])
         response_day = np.where(first, float(a), response_day)
-    best = best_of(resp_cols, disease)
+    best = best_of(resp_cols, ctx.disease)
     out["best_response"] = best
     out["responder"] = np.isfinite(response_day).astype(np.int8)
     out["complete_response"] = np.isin(best, ["CR"]).astype(np.int8)
     out["response_day"] = response_day
-    if disease == "b-all":
+    if ctx.disease == "b-all":
         out["mrd_negative_remission"] = mrd_neg_remission
+    ctx.shared.update(response_day=response_day, prog_day=prog_day)
+    return out
 
-    # ---- relapse / progression
-    if disease == "b-all":
+
+def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """Relapse/progression (with CD19 phenotype), death and its cause, infections, and the
+    time-to-event endpoints EFS, OS, PFS, RFS, DOR (origin: infusion, day 0)."""
+    course, q, n = ctx.course, ctx.q, ctx.n
+    days, pid, x = course.days, course.patient_id, course.x
+    xm, last_day = ctx.shared["xm"], ctx.shared["last_day"]
+    death_day, cause = ctx.shared["death_day"], ctx.shared["cause"]
+    response_day, prog_day = ctx.shared["response_day"], ctx.shared["prog_day"]
+    out: dict[str, Any] = {}
+    if ctx.disease == "b-all":
         rel_day, pheno = relapse_after_response(
             days, xm["marrow_blast_pct"], xm["cd19_negative_tumour_fraction"], response_day,
             q["relapse_blast_pct"], q["cd19_negative_relapse_fraction"])
@@ -341,13 +408,12 @@ def compute_endpoints(
     out["death_day"] = death_day
     out["death_cause"] = cause.astype(object)
     out["last_day"] = last_day
-    n_inf, first_inf = infection_episodes(days, pid, seed, x["anc_per_ul"], x["igg_mg_dl"],
-                                          last_day, death_overrides)
+    n_inf, first_inf = infection_episodes(days, pid, ctx.seed, x["anc_per_ul"], x["igg_mg_dl"],
+                                          last_day, ctx.death_overrides)
     out["infections"] = n_inf
     out["first_infection_day"] = first_inf
-
-    # ---- time-to-event (origin: infusion, day 0)
-    window = [a for a in assessment_days if a <= q["response_window_day"]] or [assessment_days[0]]
+    window = [a for a in ctx.assessment_days if a <= q["response_window_day"]] \
+        or [ctx.assessment_days[0]]
     failure_day = np.where(np.isfinite(response_day), np.nan, float(window[-1]))
     efs_event_day = np.fmin(np.fmin(rel_day, death_day), failure_day)
     pfs_event_day = np.fmin(prog_day, death_day)
@@ -359,29 +425,47 @@ def compute_endpoints(
     prog_death = np.where(cause == "progression", death_day, np.nan)
     out["dor_days"], out["dor_event"] = time_to_event(np.fmin(rel_day, prog_death), last_day,
                                                       response_day)
+    return out
 
-    # ---- CRS / ICANS
-    post = days >= 0
-    dpost = days[post]
-    ev = {k: (None if (m := event_matrix(events, pid, days, k)) is None else m[:, post])
-          for k in ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone",
-                    "methylprednisolone", "vasopressors", "vasopressin", "oxygen_device",
-                    "hsct", "tumour_extinct")}
-    xp = {k: v[:, post] for k, v in xm.items()}
-    alive_p = alive[:, post]
-    hyp, n_vp, vpn, dev = _physiology_support(xp, age, ev)
+
+_EVENTS = ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone", "methylprednisolone",
+           "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct")
+
+
+def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
+    """Event matrices from day 0 on (computed once, shared by the families that need them)."""
+    if "events_post" not in ctx.shared:
+        c = ctx.course
+        post = c.days >= 0
+        ctx.shared["events_post"] = {
+            k: (None if (m := event_matrix(ctx.events, c.patient_id, c.days, k)) is None
+                else m[:, post]) for k in _EVENTS}
+    return ctx.shared["events_post"]
+
+
+def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """CRS and ICANS (protocol grades, or graded from physiology when no protocol manages the
+    arm), CRS on the trial's scale, tocilizumab and steroid exposure."""
+    course, q, n = ctx.course, ctx.q, ctx.n
+    age = ctx.covariates["age_y"]
+    post = course.days >= 0
+    dpost = course.days[post]
+    ev = _post_events(ctx)
+    xp = {k: v[:, post] for k, v in ctx.shared["xm"].items()}
+    alive_p = ctx.shared["alive"][:, post]
+    hyp, n_vp, vpn, dev = _physiology_support(xp, age, ev, q)
     toci = ev["tocilizumab"] if ev["tocilizumab"] is not None else np.zeros_like(hyp, float)
     dex = ev["dexamethasone"] if ev["dexamethasone"] is not None else np.zeros_like(hyp, float)
     mp = ev["methylprednisolone"] if ev["methylprednisolone"] is not None \
         else np.zeros_like(hyp, float)
     anti = (toci > 0) | (dex > 0) | (mp > 0)
-    temp = np.nan_to_num(xp["temperature_c"], nan=36.8)
-    fever = (temp >= 38.0) & alive_p
+    temp = np.nan_to_num(xp["temperature_c"], nan=q["missing_temperature_c"])
+    fever = (temp >= q["fever_c"]) & alive_p
     hyp &= alive_p
     n_vp = np.where(alive_p, n_vp, 0)
     vpn &= alive_p
     dev = np.where(alive_p, np.clip(dev, 0, 9), 0)
-    if protocol_grades:
+    if ctx.protocol_grades:
         crs = np.where(alive_p, ev["crs_grade"] if ev["crs_grade"] is not None else 0, 0)
         icans = np.where(alive_p, ev["icans_grade"] if ev["icans_grade"] is not None else 0, 0)
         source = "protocol"
@@ -392,13 +476,14 @@ def compute_endpoints(
         enc = np.nan_to_num(xp["encephalopathy"])
         f = icans_findings(enc)
         ice = np.nan_to_num(xp["ice_score"], nan=10.0)
-        child = (age < 12)[:, None]
+        child = (age < q["child_below_age_y"])[:, None]
         icans = np.asarray(astct_icans_grade(
             np.where(child, np.nan, ice), f["consciousness"], f["seizure"], 0,
             f["cerebral_edema"], capd_score=np.where(child, f["capd_score"], np.nan),
             age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
         icans = np.where(alive_p, icans, 0)
         source = "physiology"
+    out: dict[str, Any] = {}
     out["crs_max_grade"], out["crs_onset_day"], out["crs_duration_days"] = \
         episode_stats(crs, dpost)
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
@@ -407,8 +492,8 @@ def compute_endpoints(
     scales = crs_grade_all_scales(CrsFeatures(
         fever=fever, hypotension=hyp, other_vasopressors=n_vp,
         vasopressin=vpn, oxygen_device=dev))
-    if crs_scale not in scales:
-        raise UnknownNameError("crs_scale", crs_scale, tuple(scales))
+    if ctx.crs_scale not in scales:
+        raise UnknownNameError("crs_scale", ctx.crs_scale, tuple(scales))
     # every scale's maximum (validation compares each paper on its own scale); ASTCT is the
     # bedside grade above, the others are re-derived from the same daily features
     for scale, grades in scales.items():
@@ -419,9 +504,21 @@ def compute_endpoints(
     steroid = dex + mp * DEX_EQ_PER_MP_MG
     out["steroids_given"] = (steroid.sum(axis=1) > 0).astype(np.int8)
     out["steroid_dex_eq_mg"] = steroid.sum(axis=1)
+    ctx.shared["grades"] = {"days": dpost, "crs_grade": np.asarray(crs, dtype=float),
+                            "icans_grade": np.asarray(icans, dtype=float)}
+    return out
 
-    # ---- cytopenias, ICAHT
+
+def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """CTCAE neutropenia/thrombocytopenia/anaemia maximum grades, days with ANC < 500/µL,
+    early and late ICAHT."""
+    post = ctx.course.days >= 0
+    dpost = ctx.course.days[post]
+    xp = {k: ctx.shared["xm"][k][:, post]
+          for k in ("anc_per_ul", "platelets_per_ul", "hemoglobin_g_dl")}
+    alive_p = ctx.shared["alive"][:, post]
     anc = xp["anc_per_ul"]
+    out: dict[str, Any] = {}
     out["neutropenia_max_grade"] = np.max(np.where(
         alive_p, ctcae.neutrophil_grade(np.nan_to_num(anc, nan=1e4)), 0), axis=1).astype(np.int8)
     out["thrombocytopenia_max_grade"] = np.max(np.where(
@@ -431,32 +528,98 @@ def compute_endpoints(
         alive_p, ctcae.anemia_grade(np.nan_to_num(xp["hemoglobin_g_dl"], nan=15.0)), 0),
         axis=1).astype(np.int8)
     with np.errstate(invalid="ignore"):
-        out["anc_below_500_days"] = ((anc < 500) & alive_p).sum(axis=1).astype(np.float64)
+        out["anc_below_500_days"] = ((anc < ctx.q["severe_neutropenia_per_ul"]) & alive_p
+                                     ).sum(axis=1).astype(np.float64)
     out["icaht_early_grade"] = np.asarray(icaht_early_grade(anc, dpost), dtype=np.int8)
     out["icaht_late_grade"] = np.asarray(icaht_late_grade(anc, dpost), dtype=np.int8)
+    return out
 
-    # ---- B-cell aplasia
+
+def bca_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """B-cell aplasia onset, duration and whether it is ongoing at last follow-up."""
+    x = ctx.course.x
     b0 = x["b_cells_per_ul"][:, 0]
-    onset, dur, ongoing = b_cell_aplasia(days, xm["b_cells_per_ul"], b0, last_day,
-                                         q["bca_fraction_of_baseline"])
-    out["bca_onset_day"], out["bca_duration_days"], out["bca_ongoing"] = onset, dur, ongoing
+    onset, dur, ongoing = b_cell_aplasia(ctx.course.days, ctx.shared["xm"]["b_cells_per_ul"], b0,
+                                         ctx.shared["last_day"],
+                                         ctx.q["bca_fraction_of_baseline"])
+    return {"bca_onset_day": onset, "bca_duration_days": dur, "bca_ongoing": ongoing}
 
-    # ---- CAR-T kinetics
+
+def kinetics_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """CAR-T cells/µL and transgene copies/µg: Cmax, Tmax and AUC over the exposure window."""
+    out: dict[str, Any] = {}
     for col, tag in (("cart_cells_per_ul", "cart"), ("transgene_copies_per_ug", "copies")):
-        cmax, tmax, auc = pk_metrics(days, xm[col])
+        cmax, tmax, auc = pk_metrics(ctx.course.days, ctx.shared["xm"][col],
+                                     ctx.q["pk_start_day"], ctx.q["pk_end_day"])
         out[f"{tag}_cmax"], out[f"{tag}_tmax_day"], out[f"{tag}_auc0_28"] = cmax, tmax, auc
+    return out
 
-    # ---- procedures and cure
+
+def procedure_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """HSCT consolidation (given, day) and the day the tumour went extinct."""
+    n = ctx.n
+    dpost = ctx.course.days[ctx.course.days >= 0]
+    ev = _post_events(ctx)
     hs = ev["hsct"]
     hs_day = first_day(hs > 0, dpost) if hs is not None else np.full(n, np.nan)
-    hs_day = np.where(hs_day <= np.nan_to_num(last_day, nan=-1), hs_day, np.nan)
-    out["hsct"] = np.isfinite(hs_day).astype(np.int8)
-    out["hsct_day"] = hs_day
+    hs_day = np.where(hs_day <= np.nan_to_num(ctx.shared["last_day"], nan=-1), hs_day, np.nan)
     te = ev["tumour_extinct"]
-    out["tumour_extinct_day"] = first_day(te > 0, dpost) if te is not None else np.full(n, np.nan)
-    grades = {"days": dpost, "crs_grade": np.asarray(crs, dtype=float),
-              "icans_grade": np.asarray(icans, dtype=float)}
-    return pd.DataFrame(out), grades
+    return {"hsct": np.isfinite(hs_day).astype(np.int8), "hsct_day": hs_day,
+            "tumour_extinct_day": (first_day(te > 0, dpost) if te is not None
+                                   else np.full(n, np.nan))}
+
+
+#: The endpoint families, in the order their columns appear in patients.parquet.
+ENDPOINT_FAMILIES: tuple[EndpointFamily, ...] = (
+    EndpointFamily("response", response_endpoints, RESPONSE_PARAMS,
+                   "response at each assessment, best response, MRD"),
+    EndpointFamily("survival", survival_endpoints, SURVIVAL_PARAMS,
+                   "relapse, death, infections, EFS/OS/PFS/RFS/DOR"),
+    EndpointFamily("toxicity", toxicity_endpoints, TOXICITY_PARAMS,
+                   "CRS, ICANS, tocilizumab and steroids"),
+    EndpointFamily("cytopenia", cytopenia_endpoints, CYTOPENIA_PARAMS,
+                   "CTCAE cytopenias and ICAHT"),
+    EndpointFamily("b_cell_aplasia", bca_endpoints, BCA_PARAMS, "B-cell aplasia"),
+    EndpointFamily("kinetics", kinetics_endpoints, KINETICS_PARAMS,
+                   "CAR-T and transgene Cmax, Tmax, AUC"),
+    EndpointFamily("procedures", procedure_endpoints, ParameterTable(()),
+                   "HSCT consolidation, tumour extinction"),
+)
+#: Every family's parameters in one table (``compute_endpoints(params=...)`` overrides).
+ENDPOINT_PARAMS = ParameterTable(tuple(s for f in ENDPOINT_FAMILIES for s in f.params))
+
+
+def compute_endpoints(
+    course: Course,
+    events: pd.DataFrame,
+    covariates: dict[str, np.ndarray],
+    *,
+    disease: str,
+    seed: int,
+    follow_up_days: int,
+    assessment_days: Sequence[int],
+    crs_scale: str = "astct",
+    protocol_grades: bool = True,
+    status: np.ndarray | None = None,
+    death_overrides: dict[str, float] | None = None,
+    params: dict[str, float] | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per patient with every endpoint (see docs/trial.md for definitions), and the
+    daily CRS/ICANS grades used (``{"days", "crs_grade", "icans_grade"}``, days ≥ 0): the
+    families of :data:`ENDPOINT_FAMILIES` in order, after follow-up and deaths."""
+    ctx = EndpointContext(course, events, covariates, disease, seed, follow_up_days,
+                          assessment_days, crs_scale, protocol_grades, death_overrides,
+                          ENDPOINT_PARAMS.resolve(params or {}))
+    n = ctx.n
+    status = np.zeros(n, dtype=np.int64) if status is None else np.asarray(status)
+    _follow_up(ctx)
+    out: dict[str, Any] = {"patient_id": course.patient_id,
+                           "solver_status": status.astype(np.int64)}
+    for k in sorted(covariates):
+        out[k] = covariates[k]
+    for family in ENDPOINT_FAMILIES:
+        out.update(family.compute(ctx))
+    return pd.DataFrame(out), ctx.shared["grades"]
 
 
 #: Days kept in the per-day plot table: daily to day 28, then weekly.
