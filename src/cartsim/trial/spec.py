@@ -26,7 +26,7 @@ from scipy import stats as sps
 from scipy.special import ndtri
 
 from cartsim.engine.rng import uniform_np
-from cartsim.errors import InvalidInputError
+from cartsim.errors import InvalidInputError, pydantic_message
 from cartsim.population import stream_id
 from cartsim.products import KNOWN_ARMOUR, KNOWN_TARGETS, PRESETS, Construct, get_product
 
@@ -551,24 +551,22 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _issues(err: ValidationError) -> list[str]:
-    """One line per bad field; union branches of the same field are merged."""
-    seen: dict[str, list[str]] = {}
+    """One line per bad field; union branches of the same field are merged. Messages are
+    cartsim's wording (:func:`cartsim.errors.pydantic_message`), never pydantic's raw text."""
+    seen: dict[str, list[tuple[str, str]]] = {}
     for e in err.errors():
         path = _loc(tuple(e["loc"]))
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        if e["type"] == "missing":
-            msg = "required field missing"
+        raw = str(e["msg"])
         seen.setdefault(path, [])
-        if msg not in seen[path]:
-            seen[path].append(msg)
+        item = (raw, pydantic_message(dict(e)))
+        if item[1] not in [m for _, m in seen[path]]:
+            seen[path].append(item)
     out = []
     for path, msgs in seen.items():
         # for "number or table" fields keep the most specific message
-        specific = [m for m in msgs if not m.startswith(("Input should be a valid",
-                                                          "Input should be 'label'"))]
-        out.append(f"{path}: {'; '.join(specific or msgs)}")
+        specific = [m for r, m in msgs if not r.startswith(("Input should be a valid",
+                                                             "Input should be 'label'"))]
+        out.append(f"{path}: {'; '.join(specific or [m for _, m in msgs])}")
     return out
 
 
@@ -587,6 +585,13 @@ def load_spec(path: str | Path) -> TrialSpec:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError("spec", "an existing TOML file", str(p)) from None
+    except IsADirectoryError:
+        raise InvalidInputError("spec", "a TOML file, not a directory", str(p)) from None
+    except UnicodeDecodeError as e:
+        raise InvalidInputError("spec", "a UTF-8 encoded TOML file", str(p),
+                                f"undecodable byte at offset {e.start}") from None
+    except OSError as e:
+        raise InvalidInputError("spec", "a readable TOML file", str(p), e.strerror or "") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError([f"TOML syntax: {e}"], str(p)) from None
     return validate_spec(raw, str(p))
