@@ -114,6 +114,27 @@ def test_cli_reads_domain_files_and_writes_ae_rows(tmp_path: Path) -> None:
                                                 ).all()
 
 
+def test_sas_transport_domain_files(tmp_path: Path) -> None:
+    """VS as SAS XPT (read with pandas.read_sas) beside DM as CSV."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _xpt import write_xpt_chars
+
+    d = tmp_path / "xpt"
+    d.mkdir()
+    write_xpt_chars(d / "vs.xpt", "VS", {
+        "USUBJID": ["S1", "S1", "S2"], "VSTESTCD": ["TEMP", "TEMP", "OXYSAT"],
+        "VSORRES": ["39.2", "37.0", "91"], "VSORRESU": ["C", "C", "%"],
+        "VSDY": ["3", "-2", "2"]})
+    (d / "dm.csv").write_text(DOMAINS["dm"], encoding="utf-8")
+    parsed, g, _ = grade_records(d)
+    assert parsed.rejected.empty, parsed.rejected
+    got = {(r.patient_id, int(r.day)): r.temperature_max_c for r in g.itertuples(index=False)}
+    assert got[("S1", 2)] == 39.2 and got[("S1", -2)] == 37.0
+    assert int(g.set_index(["patient_id", "day"]).loc[("S1", 2), "crs_grade_astct"]) == 1
+
+
 def test_missing_key_column_is_fatal_and_named(tmp_path: Path) -> None:
     d = tmp_path / "bad"
     d.mkdir()
