@@ -105,3 +105,29 @@ def test_count_table_parser(data: bytes, suffix: str) -> None:
 @given(_BYTES)
 def test_truth_table_parser(data: bytes) -> None:
     _only_our_errors(read_truth_table, _file(data, ".csv"))
+
+
+_CELL = st.one_of(st.sampled_from(["", "S1", "TEMP", "NEUT", "39", "-1", "C", "x10^9/L",
+                                   "2024-03-10", "2024-13-45", "3", "abc", "inf", "NOT DONE"]),
+                  st.text(max_size=5))
+
+
+@FUZZ
+@given(st.sampled_from(["vs", "lb", "cm", "ae", "ex", "dm"]),
+       st.lists(st.tuples(_CELL, _CELL, _CELL, _CELL, _CELL), max_size=8))
+def test_sdtm_domain_parser(domain: str, rows: list[tuple[str, ...]]) -> None:
+    from cartsim.clinic.records import grade_records
+
+    p = domain.upper()
+    header = {"vs": "USUBJID,VSTESTCD,VSORRES,VSORRESU,VSDY",
+              "lb": "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBDTC",
+              "cm": "USUBJID,CMTRT,CMDOSE,CMDOSU,CMSTDTC",
+              "ae": "USUBJID,AETERM,AEDECOD,AESTDY,AESTDTC",
+              "ex": "USUBJID,EXTRT,EXSTDTC,EXDOSE,EXDOSU",
+              "dm": "USUBJID,AGE,AGEU,RFXSTDTC,SEX"}[domain]
+    assert header.split(",")[1].startswith(p) or domain == "dm"
+    text = header + "\n" + "".join(
+        ",".join('"' + c.replace('"', '""') + '"' for c in r) + "\n" for r in rows)
+    d = Path(tempfile.mkdtemp(prefix="cartsim-fuzz-"))
+    (d / f"{domain}.csv").write_text(text, encoding="utf-8")
+    _only_our_errors(grade_records, d)

@@ -146,9 +146,9 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out.columns = [str(c).strip().upper() for c in out.columns]
     for c in out.columns:
-        out[c] = [("" if v is None or (isinstance(v, float) and np.isnan(v))
-                   else (f"{v:g}" if isinstance(v, float) else str(v)).strip())
-                  for v in out[c]]
+        out[c] = pd.Series([("" if v is None or (isinstance(v, float) and np.isnan(v))
+                             else (f"{v:g}" if isinstance(v, float) else str(v)).strip())
+                            for v in out[c]], index=out.index, dtype=object)
     return out.reset_index(drop=True)
 
 
@@ -367,6 +367,8 @@ def sdtm_to_long(domains: dict[str, tuple[pd.DataFrame, str]]) -> tuple[pd.DataF
     parts = []
     for d, (df, source) in domains.items():
         problems = _validate(df, d, source)
+        if df.empty:
+            continue
         if d in ("VS", "LB"):
             parts.append(_tests(df, source, d, VS_TESTS if d == "VS" else LB_TESTS, infusion,
                                 problems, ignored))
