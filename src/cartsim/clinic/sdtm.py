@@ -415,8 +415,8 @@ def load_records(paths: Path | Iterable[Path]) -> tuple[pd.DataFrame, list[tuple
             df = _read_table(f)
             _add(_domain_of(df, f.name), df, f.name, long_parts, domains)
             continue
-        head = _peek_header(f)
-        if _is_long(head):
+        head = {c.lower() for c in _peek_header(f)}
+        if _is_long(head) or {"patient_id", "measure"} & head:  # long (maybe incomplete)
             long = read_records(f)
             long[SOURCE] = f.name
             long_parts.append(long)
@@ -456,9 +456,14 @@ def _add(kind: str | None, df: pd.DataFrame, source: str, long_parts: list[pd.Da
 
 
 def _peek_header(path: Path) -> list[str]:
+    """The first non-blank line's cells (to tell the long format from an SDTM domain)."""
     try:
         with path.open("rb") as fh:
-            first = fh.readline(65536)
+            first = b""
+            for _ in range(100):
+                first = fh.readline(65536)
+                if not first or first.strip():
+                    break
     except OSError as exc:
         raise InvalidInputError("records", "a readable file", str(path),
                                 hint=exc.strerror or "") from None
