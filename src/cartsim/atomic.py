@@ -39,3 +39,24 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda t: t.write_text(text, encoding="utf-8"))
+
+
+def check_output_dir(path: str | os.PathLike[str], field: str = "--out") -> Path:
+    """Check, before any work is done, that ``path`` can be an output directory: it is a
+    directory or does not exist yet, and its nearest existing ancestor is a writable directory.
+    Raises :class:`cartsim.errors.InvalidInputError` naming ``field`` otherwise."""
+    from cartsim.errors import InvalidInputError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InvalidInputError(field, "a directory (new or existing), not a file", str(p))
+    anc = p if p.exists() else p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InvalidInputError(field, "a path whose parents are directories", str(p),
+                                f"{anc} is a file")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InvalidInputError(field, "a writable location", str(p),
+                                f"no permission to write in {anc}")
+    return p

@@ -11,7 +11,6 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cartsim.errors import CartsimError
 
@@ -73,8 +72,15 @@ def simulate(
                   dose_per_kg, dose, cd19_negative_fraction, patients, days, seed, typical,
                   chunk_size, protocol, rtol)
     except CartsimError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        _error(e)
+
+
+def _error(err: Exception) -> None:
+    """One plain error line (markup in the message is not interpreted, no wrapping); exit 2."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
@@ -84,12 +90,14 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               rtol: float = 1e-5) -> None:
     import pandas as pd
 
+    from cartsim.atomic import check_output_dir
     from cartsim.clinic import load_protocol
     from cartsim.errors import InvalidInputError
     from cartsim.population import Cohort
     from cartsim.products import get_product
     from cartsim.simulation import SimulationResult, simulate
 
+    check_output_dir(out)
     prod = get_product(product)
     policy = None if protocol.lower() == "none" else load_protocol(protocol)
     if not 1e-10 <= rtol <= 1e-2:
@@ -119,10 +127,10 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
         dose=total_dose, cd19_negative_fraction=np.full(n, cd19neg),
     )
     parts: list[SimulationResult] = []
-    with Progress(TextColumn("[bold]simulating"), BarColumn(), TextColumn("{task.completed:,}"
-                  "/{task.total:,} patient-days"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, disable=n < 2) as bar:
-        task = bar.add_task("sim", total=n * (days + 5))
+    from cartsim.progress import progress as progress_bar
+
+    with progress_bar("simulating", "patient-days", n * (days + 5), console,
+                      enabled=n >= 2) as update:
         for start in range(0, n, chunk_size):
             stop = min(n, start + chunk_size)
             idx = np.arange(start, stop)
@@ -140,7 +148,7 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
             parts.append(simulate(
                 chunk, prod, days=days, seed=seed, variability=not typical, protocol=policy,
                 rtol=rtol,
-                progress=lambda k, m=m, done=done: bar.update(task, completed=done + k * m)))
+                progress=lambda k, m=m, done=done: update(done + k * m)))
     res = SimulationResult(
         pd.concat([r.trajectories for r in parts], ignore_index=True),
         pd.concat([r.events for r in parts], ignore_index=True),

@@ -38,3 +38,50 @@ class OptionalDependencyError(CartsimError, ImportError):
 
     def __init__(self, feature: str, extra: str) -> None:
         super().__init__(f"{feature} needs the optional extra: pip install 'cartsim[{extra}]'")
+
+
+def pydantic_message(err: dict[str, Any], with_value: bool = True) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) in cartsim's own words:
+    no pydantic type tags, no documentation URLs, the value given when it is a plain value."""
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    words = {
+        "greater_than": lambda: f"must be > {ctx.get('gt')}",
+        "greater_than_equal": lambda: f"must be ≥ {ctx.get('ge')}",
+        "less_than": lambda: f"must be < {ctx.get('lt')}",
+        "less_than_equal": lambda: f"must be ≤ {ctx.get('le')}",
+        "finite_number": lambda: "must be a finite number",
+        "float_parsing": lambda: "must be a number",
+        "float_type": lambda: "must be a number",
+        "int_parsing": lambda: "must be a whole number",
+        "int_type": lambda: "must be a whole number",
+        "int_from_float": lambda: "must be a whole number",
+        "bool_parsing": lambda: "must be true or false",
+        "bool_type": lambda: "must be true or false",
+        "string_type": lambda: "must be text",
+        "missing": lambda: "required field missing",
+        "extra_forbidden": lambda: "unknown field",
+        "literal_error": lambda: f"must be one of {ctx.get('expected')}",
+    }
+    if kind in words:
+        msg = words[kind]()
+    else:
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        msg = msg.replace("Input should be", "must be")
+    msg = msg.split("\n")[0].split(" For further information")[0]
+    value = err.get("input")
+    if with_value and kind not in ("missing", "extra_forbidden", "value_error") and isinstance(
+            value, (int, float, str, bool)) and len(repr(value)) <= 60:
+        msg += f" (got {value!r})"
+    return msg
+
+
+def pydantic_issues(exc: Exception) -> list[str]:
+    """Every error of a pydantic ``ValidationError`` as ``field.path: message`` lines."""
+    lines: list[str] = []
+    for e in exc.errors():  # type: ignore[attr-defined]
+        loc = ".".join(str(p) for p in e.get("loc", ())) or "value"
+        line = f"{loc}: {pydantic_message(e)}"
+        if line not in lines:
+            lines.append(line)
+    return lines

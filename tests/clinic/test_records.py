@@ -33,10 +33,11 @@ def test_demo_exit_code_and_files(demo_out: tuple[int, Path]) -> None:
     code, out = demo_out
     assert code == 3  # the demo has deliberately invalid rows
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["daily_grades.csv", "patient_summary.csv", "rejected_rows.csv",
-                     "timeline_P001.png", "timeline_P002.png", "timeline_P003.png",
-                     "timeline_P004.png"]
+    assert names == ["ae.csv", "daily_grades.csv", "patient_summary.csv", "record_warnings.csv",
+                     "rejected_rows.csv", "timeline_P001.png", "timeline_P002.png",
+                     "timeline_P003.png", "timeline_P004.png"]
     assert all((out / n).stat().st_size > 0 for n in names)
+    assert pd.read_csv(out / "record_warnings.csv").empty
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".demo.tmp")]
 
 

@@ -223,3 +223,26 @@ def test_dask_scheduler_address(spec_file: Path, reference: Path, tmp_path: Path
         run_trial(load_spec(spec_file), out, chunk_size=20, executor="dask",
                   address=cluster.scheduler_address, report=False)
     assert (out / "patients.parquet").read_bytes() == (reference / "patients.parquet").read_bytes()
+
+
+def test_resume_reruns_a_corrupted_chunk(spec_file: Path, reference: Path,
+                                         tmp_path: Path) -> None:
+    """A chunk damaged on disk (flipped bytes in a page, a truncated daily file) is run again
+    by ``--resume`` instead of ending in a traceback or being merged as it is."""
+    import shutil
+
+    out = tmp_path / "damaged"
+    shutil.copytree(reference, out)
+    for f in ("patients.parquet", "daily.parquet"):
+        (out / f).unlink()
+    tisa = sorted(out.glob("chunks/tisa/chunk_*.parquet"))[0]
+    raw = bytearray(tisa.read_bytes())
+    mid = len(raw) // 3
+    raw[mid:mid + 16] = bytes(b ^ 0xFF for b in raw[mid:mid + 16])
+    tisa.write_bytes(bytes(raw))
+    other = sorted(out.glob("chunks/cd28_hsct/daily_*.parquet"))[0]
+    other.write_bytes(other.read_bytes()[: other.stat().st_size // 2])
+    run = run_trial(load_spec(spec_file), out, resume=True, report=False)
+    assert run.n_skipped == 0 and run.n_chunks == 2
+    for f in ("patients.parquet", "daily.parquet"):
+        assert (out / f).read_bytes() == (reference / f).read_bytes(), f

@@ -31,7 +31,7 @@ from cartsim.clinic.crs import (
 )
 from cartsim.clinic.dosing import tocilizumab_dose_mg
 from cartsim.clinic.icans import astct_icans_grade
-from cartsim.errors import InvalidInputError, UnknownNameError
+from cartsim.errors import InvalidInputError, UnknownNameError, pydantic_message
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "data" / "protocols"
 
@@ -284,7 +284,8 @@ def validate_protocol(raw: dict[str, Any]) -> ProtocolConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "protocol"
-        raise InvalidInputError(loc, err["msg"], err.get("input")) from None
+        raise InvalidInputError(loc, pydantic_message(dict(err), with_value=False),
+                                err.get("input")) from None
 
 
 def load_protocol(name_or_path: str | Path = "default") -> Policy:

@@ -7,8 +7,10 @@ infusion). Invalid rows are rejected with a reason while every valid row is stil
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,95 @@ DAY_RANGE = (-60.0, 3650.0)
 COUNTED_VASOPRESSORS = ("norepinephrine", "epinephrine", "phenylephrine", "dopamine",
                         "angiotensin_ii")
 NON_COUNTED_AGENTS = ("vasopressin", "dobutamine", "milrinone")
-DEVICE_ALIASES = {"room_air": "none", "nasal_cannula": "low_flow_nasal_cannula",
-                  "hfnc": "high_flow_nasal_cannula", "simple_facemask": "facemask",
-                  "face_mask": "facemask", "non_rebreather": "nonrebreather",
-                  "niv": "bipap", "intubated": "mechanical_ventilation"}
+#: Device words charts use → ASTCT device. A nasal cannula is recorded as low-flow; its flow
+#: decides (> 6 L/min is high-flow, ASTCT CRS-R3/R4), so give the flow when it is known.
+DEVICE_ALIASES = {
+    "room_air": "none", "ra": "none", "no_oxygen": "none",
+    "nasal_cannula": "low_flow_nasal_cannula", "nc": "low_flow_nasal_cannula",
+    "nasal_prongs": "low_flow_nasal_cannula", "lfnc": "low_flow_nasal_cannula",
+    "low_flow": "low_flow_nasal_cannula", "low_flow_nc": "low_flow_nasal_cannula",
+    "hfnc": "high_flow_nasal_cannula", "high_flow": "high_flow_nasal_cannula",
+    "high_flow_nc": "high_flow_nasal_cannula", "heated_high_flow": "high_flow_nasal_cannula",
+    "optiflow": "high_flow_nasal_cannula", "airvo": "high_flow_nasal_cannula",
+    "simple_facemask": "facemask", "face_mask": "facemask", "simple_face_mask": "facemask",
+    "simple_mask": "facemask", "mask": "facemask", "oxygen_mask": "facemask",
+    "non_rebreather": "nonrebreather", "nrb": "nonrebreather",
+    "non_rebreather_mask": "nonrebreather", "nonrebreather_mask": "nonrebreather",
+    "venturi_mask": "venturi", "blowby": "blow_by",
+    "niv": "bipap", "nippv": "bipap", "bilevel": "bipap",
+    "intubated": "mechanical_ventilation", "ventilated": "mechanical_ventilation",
+    "ventilator": "mechanical_ventilation", "imv": "mechanical_ventilation",
+    "invasive_ventilation": "mechanical_ventilation",
+}
+#: Seizure descriptions → ASTCT ICANS seizure level. Any clinical seizure, focal or
+#: generalised, that resolves, or non-convulsive seizures on EEG that respond to treatment, is
+#: the grade-3 finding; status epilepticus, a seizure > 5 min or repetitive seizures without
+#: return to baseline are the grade-4 finding (clinical_standards.md §2.2, ICANS-05/12).
+SEIZURE_ALIASES = {
+    **{w: "self_limiting" for w in (
+        "focal", "focal_seizure", "partial", "partial_seizure", "simple_partial",
+        "complex_partial", "generalised", "generalized", "generalised_seizure",
+        "generalized_seizure", "tonic_clonic", "generalised_tonic_clonic",
+        "generalized_tonic_clonic", "gtc", "gtcs", "seizure", "clinical_seizure",
+        "non_convulsive_on_eeg", "nonconvulsive_on_eeg", "non_convulsive",
+        "nonconvulsive", "non_convulsive_seizure", "nonconvulsive_seizure",
+        "eeg_seizure", "electrographic", "electrographic_seizure", "subclinical_on_eeg",
+        "resolved", "brief", "self_limited", "yes")},
+    **{w: "prolonged_or_repetitive" for w in (
+        "status_epilepticus", "convulsive_status_epilepticus",
+        "non_convulsive_status_epilepticus", "nonconvulsive_status_epilepticus", "ncse",
+        "prolonged", "prolonged_seizure", "repetitive", "repetitive_seizures", "recurrent")},
+    **{w: "none" for w in ("no", "absent", "no_seizure", "nil")},
+}
+#: Vasopressor names charts use → the agent the grader counts.
+AGENT_ALIASES = {"noradrenaline": "norepinephrine", "levophed": "norepinephrine",
+                 "ne": "norepinephrine", "adrenaline": "epinephrine",
+                 "neosynephrine": "phenylephrine", "neo_synephrine": "phenylephrine",
+                 "angiotensin": "angiotensin_ii", "giapreza": "angiotensin_ii",
+                 "ang_ii": "angiotensin_ii", "adh": "vasopressin"}
+_FLOW_UNITS = r"(?:l/min|l/m|lpm|l|litres?/min|liters?/min|litres?|liters?)"
+_DEVICE_FLOW = re.compile(r"^(?P<dev>[^\d]+?)\s*(?:at\s*|@\s*)?(?P<flow>\d+(?:\.\d+)?)\s*"
+                          + _FLOW_UNITS + r"?\s*$")
+_FLOW_DEVICE = re.compile(r"^(?P<flow>\d+(?:\.\d+)?)\s*" + _FLOW_UNITS
+                          + r"\s*(?:via\s+|by\s+)?(?P<dev>[^\d]+)$")
+_AGENT_DOSE = re.compile(r"^(?P<agent>[^\d]+?)\s*(?P<dose>\d+(?:\.\d+)?)?\s*"
+                         r"(?P<unit>(?:mcg|µg|μg|ug|mg|units?|u|ng)(?:/kg)?/(?:min|h|hr))?\s*$")
+
+
+def chart_word(text: str) -> str:
+    """Normalise a chart word: lower case, runs of spaces, hyphens and slashes → ``_``."""
+    return re.sub(r"[\s\-/]+", "_", str(text).strip().lower()).strip("_")
+
+
+def expand_chart_text(measure: str, value: str) -> list[tuple[str, str, str]] | None:
+    """Free text a chart uses in one cell → (measure, value, unit) observations, or None when
+    the cell is not such text. ``oxygen_device`` = "nasal cannula 4 L/min" gives the device and
+    an ``oxygen_flow`` of 4 L/min; ``vasopressor`` = "norepinephrine 0.1 µg/kg/min" gives the
+    agent (ASTCT counts agents, not doses); ``seizure`` = "focal", "generalised",
+    "non-convulsive on EEG", "status epilepticus" … gives the ASTCT seizure level."""
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    if measure == "oxygen_device":
+        m = _DEVICE_FLOW.match(text) or _FLOW_DEVICE.match(text)
+        if m:
+            dev = chart_word(m.group("dev"))
+            return [("oxygen_device", DEVICE_ALIASES.get(dev, dev), ""),
+                    ("oxygen_flow", m.group("flow"), "L/min")]
+        dev = chart_word(text)
+        return [("oxygen_device", DEVICE_ALIASES.get(dev, dev), "")] if dev in DEVICE_ALIASES \
+            else None
+    if measure == "vasopressor":
+        m = _AGENT_DOSE.match(text.replace("μ", "µ"))
+        if m and (m.group("dose") or m.group("unit")
+                  or chart_word(m.group("agent")) in AGENT_ALIASES):
+            agent = chart_word(m.group("agent"))
+            return [("vasopressor", AGENT_ALIASES.get(agent, agent), "")]
+        return None
+    if measure == "seizure":
+        word = chart_word(text)
+        return [("seizure", SEIZURE_ALIASES[word], "")] if word in SEIZURE_ALIASES else None
+    return None
 
 
 def _norm_unit(u: str) -> str:
@@ -123,33 +210,127 @@ VOCABULARY: dict[str, Measure] = {m.name: m for m in [
 
 @dataclass
 class ParsedRecords:
-    """Valid observations in canonical units, and the rejected rows with reasons."""
+    """Valid observations in canonical units, the rejected rows with reasons, and warnings
+    (rows repaired or decoded, conflicting baseline values) that lost no data."""
 
     valid: pd.DataFrame
     rejected: pd.DataFrame
     n_rows: int
+    warnings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["row", "patient_id", "measure", "warning"]))
+
+
+#: Column of :func:`read_records` output with the row's problem ("" = none) and its line.
+PROBLEM, LINE, SOURCE_COLUMN = "_problem", "_line", "_source"
+_UNDEFINED_CP1252 = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
+
+
+def _decode_lines(data: bytes) -> tuple[list[str], dict[int, str]]:
+    """Split a file into text lines. A UTF-8 file (with or without byte-order mark) decodes as
+    is; otherwise each line that is not UTF-8 is decoded as Windows-1252 (Excel's "CSV" on
+    Western Windows: ``°F`` is byte 0xB0), with a note per line, and a line with bytes that
+    Windows-1252 does not define is marked as undecodable. Returns (lines, {line number:
+    note}); line numbers count from 1."""
+    try:
+        return data.decode("utf-8-sig").splitlines(), {}
+    except UnicodeDecodeError:
+        pass
+    lines, notes = [], {}
+    raw = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    for i, b in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append(b.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        if any(c in _UNDEFINED_CP1252 for c in b):
+            lines.append(b.decode("cp1252", errors="replace"))
+            notes[i] = "undecodable: neither UTF-8 nor Windows-1252 text"
+        else:
+            lines.append(b.decode("cp1252"))
+            notes[i] = "decoded as Windows-1252 (not UTF-8)"
+    return lines, notes
 
 
 def read_records(path: Path) -> pd.DataFrame:
-    """Read the CSV as strings; raise :class:`InvalidInputError` on a fatal problem."""
+    """Read the long CSV as strings, one output row per data line; raise
+    :class:`InvalidInputError` on a fatal problem (missing, unreadable, no header columns, no
+    rows).
+
+    Structural problems stay per row, never shifting other rows: a line with more cells than
+    the header whose extra cells are all empty (Excel's trailing commas) is repaired; other
+    ragged lines and undecodable lines get a reason in column ``_problem``; ``_line`` is the
+    CSV line number (header = 1). Non-UTF-8 lines are decoded as Windows-1252 and noted in
+    column ``_note``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError("records", "an existing CSV file", str(p))
+    if not p.is_file():
+        raise InvalidInputError("records", "a CSV file, not a directory", str(p))
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise InvalidInputError("records", "an existing CSV file", str(path)) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            IsADirectoryError, PermissionError) as exc:
-        raise InvalidInputError("records", "a readable CSV file", str(path),
-                                hint=str(exc)) from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError("records", "a readable CSV file", str(p),
+                                hint=exc.strerror or "") from None
+    if b"\x00" in data[:4096]:
+        raise InvalidInputError("records", "a text CSV file", str(p),
+                                hint="binary content (NUL bytes); UTF-16 is not supported")
+    lines, notes = _decode_lines(data)
+    starts: list[int] = []
+    rows: list[list[str]] = []
+    reader = csv.reader(_numbered(lines, starts), skipinitialspace=True)
+    try:
+        for cells in reader:
+            rows.append(cells)
+    except csv.Error as exc:
+        raise InvalidInputError("records", "a readable CSV file", str(p),
+                                hint=f"line {reader.line_num}: {exc}") from None
+    header_i = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
+    if header_i is None:
+        raise InvalidInputError("records", "a header line and at least one data row",
+                                "an empty file")
+    header = [c.strip().lower().lstrip("\ufeff") for c in rows[header_i]]
+    while header and header[-1] == "":
+        header.pop()  # Excel's trailing comma on the header line
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise InvalidInputError("columns", ", ".join(REQUIRED_COLUMNS),
-                                ", ".join(df.columns), hint="missing " + ", ".join(missing))
-    if df.empty:
+        raise InvalidInputError("columns", ", ".join(REQUIRED_COLUMNS), ", ".join(header),
+                                hint="missing " + ", ".join(missing))
+    n = len(header)
+    out: list[list[str]] = []
+    for cells, line in zip(rows[header_i + 1:], starts[header_i + 1:], strict=True):
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        problem, note = "", notes.get(line, "")
+        if note.startswith("undecodable"):
+            problem = f"line is {note}"
+        elif len(cells) > n:
+            if any(c.strip() for c in cells[n:]):
+                problem = (f"ragged row: {len(cells)} cells but the header has {n} "
+                           "(an unquoted comma in a value?)")
+            else:
+                cells = cells[:n]
+                note = (note + "; " if note else "") + "trailing empty cells removed"
+        elif len(cells) < n:
+            problem = f"ragged row: {len(cells)} cells but the header has {n}"
+        cells = (cells + [""] * n)[:n]
+        out.append([*cells, problem, note, str(line)])
+    if not out:
         raise InvalidInputError("records", "at least one data row", "0 rows")
-    return df
+    df = pd.DataFrame(out, columns=[*header, PROBLEM, "_note", LINE])
+    return df.loc[:, ~df.columns.duplicated()]
 
 
+def _numbered(lines: list[str], starts: list[int]) -> Iterator[str]:
+    """Feed lines to ``csv.reader`` and record the line on which each record starts."""
+    pending = True
+    for i, line in enumerate(lines, start=1):
+        if pending:
+            starts.append(i)
+        # a record continues on the next line only inside an open quoted field
+        pending = line.count('"') % 2 == 0 if pending else line.count('"') % 2 == 1
+        yield line
 def _parse_row(measure: str, raw_value: str, raw_unit: str) -> tuple[float, str] | str:
     """Canonical value and agent name, or the rejection reason."""
     m = VOCABULARY.get(measure)
@@ -206,34 +387,99 @@ def _is_number(text: str) -> bool:
 
 
 def parse_records(df: pd.DataFrame) -> ParsedRecords:
-    """Validate every row; rows are numbered as CSV lines (header = line 1)."""
+    """Validate every row; rows are numbered as CSV lines (header = line 1).
+
+    Besides per-value checks, a row identical to an earlier one (same patient, day, measure,
+    value and unit) is rejected as a duplicate (it would count a dose or a fluid bolus twice),
+    and a patient with two different ages or weights gets a warning on each conflicting row
+    (the earliest value is used).
+    """
+    n = len(df)
+
+    def col(name: str, default: str = "") -> list[str]:
+        return [str(v) for v in df[name]] if name in df.columns else [default] * n
+
+    lines = ([int(v) for v in df[LINE]] if LINE in df.columns else list(range(2, n + 2)))
+    sources = col(SOURCE_COLUMN) if SOURCE_COLUMN in df.columns else None
+    problems, notes = col(PROBLEM), col("_note")
+    pids, days, measures, values, units = (col(c) for c in REQUIRED_COLUMNS)
     rows: list[tuple[int, str, float, str, float, str]] = []
     rejected: list[tuple[int, str, str, str]] = []
-    for i, r in enumerate(df.itertuples(index=False)):
-        line = i + 2
-        d = r._asdict()
-        pid = str(d["patient_id"]).strip()
-        measure = str(d["measure"]).strip().lower()
+    rej_src: list[int] = []
+    warnings: list[tuple[int, str, str, str]] = []
+    seen: dict[tuple[str, float, str, str, str], int] = {}
+    for i in range(n):
+        line = lines[i]
+        pid = pids[i].strip()
+        measure = measures[i].strip().lower()
+        if notes[i]:
+            warnings.append((line, pid, measure, notes[i]))
+        if problems[i]:
+            rej_src.append(i)
+            rejected.append((line, pid, measure, problems[i]))
+            continue
         if not pid:
+            rej_src.append(i)
             rejected.append((line, pid, measure, "missing patient_id"))
             continue
         try:
-            day = float(str(d["day"]).strip())
+            day = float(days[i].strip())
         except ValueError:
-            rejected.append((line, pid, measure, f"day {d['day']!r} is not a number"))
+            rej_src.append(i)
+            rejected.append((line, pid, measure, f"day {days[i]!r} is not a number"))
             continue
         if not (DAY_RANGE[0] <= day <= DAY_RANGE[1]):
+            rej_src.append(i)
             rejected.append((line, pid, measure,
                              f"day {day:g} outside {DAY_RANGE[0]:g}–{DAY_RANGE[1]:g}"))
             continue
-        parsed = _parse_row(measure, str(d["value"]), str(d["unit"]))
+        key = (pid, day, measure, values[i].strip().lower(), _norm_unit(units[i]))
+        if key in seen:
+            rej_src.append(i)
+            rejected.append((line, pid, measure, f"duplicate of line {seen[key]}"))
+            continue
+        seen[key] = line
+        items = expand_chart_text(measure, values[i]) if _norm_unit(units[i]) in (
+            "", "category", "agent", "text") else None
+        obs = []
+        for m_, v_, u_ in items or [(measure, values[i], units[i])]:
+            parsed = _parse_row(m_, v_, u_)
+            if isinstance(parsed, str):
+                break
+            obs.append((line, pid, day, m_, parsed[0], parsed[1]))
         if isinstance(parsed, str):
+            rej_src.append(i)
             rejected.append((line, pid, measure, parsed))
             continue
-        rows.append((line, pid, day, measure, parsed[0], parsed[1]))
+        rows += obs
     valid = pd.DataFrame(rows, columns=["row", "patient_id", "day", "measure", "value", "agent"])
+    warnings += _baseline_conflicts(valid)
     rej = pd.DataFrame(rejected, columns=["row", "patient_id", "measure", "reason"])
-    return ParsedRecords(valid=valid, rejected=rej, n_rows=len(df))
+    warn = pd.DataFrame(warnings, columns=["row", "patient_id", "measure", "warning"])
+    if sources is not None and len(set(sources)) > 1:  # several files: name each row's
+        rej.insert(0, "source", [sources[k] for k in rej_src])
+    return ParsedRecords(valid=valid, rejected=rej, n_rows=n,
+                         warnings=warn.sort_values("row", kind="stable").reset_index(drop=True))
+
+
+#: Patient-level constants: one value per patient is expected.
+BASELINE_MEASURES = ("age", "weight")
+
+
+def _baseline_conflicts(valid: pd.DataFrame) -> list[tuple[int, str, str, str]]:
+    """A warning for each row whose age/weight differs from the patient's first value."""
+    out = []
+    base = valid[valid["measure"].isin(BASELINE_MEASURES)].sort_values(["day", "row"])
+    for (pid, measure), g in base.groupby(["patient_id", "measure"], sort=False):
+        first = g.iloc[0]
+        unit = VOCABULARY[str(measure)].canonical_unit
+        for r in g.iloc[1:].itertuples(index=False):
+            if not math.isclose(r.value, first["value"], rel_tol=1e-6, abs_tol=1e-9):
+                out.append((int(r.row), str(pid), str(measure),
+                            f"conflicting {measure}: {r.value:g} {unit} here, "
+                            f"{first['value']:g} {unit} on line {int(first['row'])}; "
+                            "the first value is used"))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +521,8 @@ def daily_table(valid: pd.DataFrame) -> pd.DataFrame:
     base["vasopressin"] = named[named["agent"] == "vasopressin"].groupby(keys)["agent"].size() > 0
     # patient-level constants
     for measure in ("age", "weight"):
-        per_patient = v[v["measure"] == measure].groupby("patient_id")["value"].first()
+        per_patient = (v[v["measure"] == measure].sort_values(["day", "row"])
+                       .groupby("patient_id")["value"].first())
         base[measure] = base.index.get_level_values(0).map(per_patient)
     base = base.reset_index().rename(columns={"day_int": "day"})
     for col in ("vasopressors", "fluid_bolus", "tocilizumab", "dexamethasone",
@@ -418,11 +665,19 @@ def patient_summary(valid: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
 
 
 def grade_records(
-    path: Path, ctcae_version: str = "5.0"
+    path: Path | list[Path], ctcae_version: str = "5.0"
 ) -> tuple[ParsedRecords, pd.DataFrame, pd.DataFrame]:
-    """Read, validate and grade a records CSV: (parsed, daily grades, patient summary)."""
+    """Read, validate and grade records — the long CSV, SDTM domains (CSV/XPT files or a
+    directory) or an Excel workbook (:func:`cartsim.clinic.sdtm.load_records`): (parsed,
+    daily grades, patient summary)."""
     ctcae.neutrophil_grade(1000.0, version=ctcae_version)  # validates the version name
-    parsed = parse_records(read_records(path))
+    from cartsim.clinic.sdtm import load_records
+
+    table, notes = load_records(path)
+    parsed = parse_records(table)
+    if notes:
+        extra = pd.DataFrame(notes, columns=["row", "patient_id", "measure", "warning"])
+        parsed.warnings = pd.concat([parsed.warnings, extra], ignore_index=True)
     if parsed.valid.empty:
         empty = pd.DataFrame(columns=["patient_id", "day", "crs_grade_astct",
                                       "icans_grade_astct"])

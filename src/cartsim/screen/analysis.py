@@ -244,7 +244,8 @@ def mageck_test(
         remove_zero: exclude sgRNAs from RRA whose ``both`` group means are 0, ``any``, ``control``,
             ``treatment`` or ``none``.
         gene_lfc_method: ``median``, ``mean``, ``alphamedian``, ``alphamean`` or ``secondbest``.
-        permutations: RRA permutation passes P (raised so that P·G ≥ 100,000).
+        permutations: RRA permutation passes P ≥ 1 (raised so that P·G ≥ 100,000, as RRA
+            does with its default); 0 is refused.
         seed: seed of the permutation null.
     """
     if gene_lfc_method not in LFC_METHODS:
@@ -255,6 +256,12 @@ def mageck_test(
     if remove_zero not in ("both", "any", "control", "treatment", "none"):
         raise InvalidInputError("remove-zero", "both, any, control, treatment or none",
                                 remove_zero)
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) \
+            or permutations < 1:
+        raise InvalidInputError(
+            "permutation-round", "an integer ≥ 1 (permutation passes over all genes; MAGeCK's "
+            "RRA has no zero-permutation mode: 0 would still draw one pass and report "
+            "p-values from it)", permutations)
     if not 0 < gene_test_fdr_threshold <= 1:
         raise InvalidInputError("gene-test-fdr-threshold", "0 < τ ≤ 1", gene_test_fdr_threshold)
     ti = table.resolve_samples(treatment, "treatment samples (-t)")

@@ -26,8 +26,33 @@ console = Console(stderr=True)
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+#: ScreenDesign fields → the command-line flag a user typed.
+_FLAGS = {"n_genes": "--n-genes", "sgrnas_per_gene": "--sgrnas-per-gene",
+          "n_controls": "--n-controls", "coverage": "--coverage", "moi": "--moi",
+          "et_ratio": "--et", "coculture_days": "--days", "replicates": "--replicates",
+          "depth": "--depth", "preset": "--preset", "null": "--null", "seed": "--seed"}
+
+
+def _design(**options: object):  # type: ignore[no-untyped-def]
+    """A validated :class:`ScreenDesign`; a bad option raises one error naming its flag."""
+    from pydantic import ValidationError
+
+    from cartsim.errors import InvalidInputError, pydantic_message
+    from cartsim.screen.simulate import ScreenDesign
+
+    try:
+        return ScreenDesign(**options)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        name = str(e["loc"][0]) if e.get("loc") else "design"
+        allowed = pydantic_message(e, with_value=False).removeprefix("must be ")
+        raise InvalidInputError(_FLAGS.get(name, name), allowed, options.get(name)) from None
 
 
 @screen_app.command("test")
@@ -58,8 +83,9 @@ def test_cmd(
         "median", "--gene-lfc-method", help="median | mean | alphamedian | alphamean | "
         "secondbest."
     ),
-    permutation_round: int = typer.Option(100, "--permutation-round",
-                                          help="RRA permutation passes P."),
+    permutation_round: int = typer.Option(
+        100, "--permutation-round", help="RRA permutation passes P ≥ 1 (raised so that "
+        "P × genes ≥ 100,000, as RRA does); 0 is refused."),
     seed: int = typer.Option(0, "--seed", help="Seed of the RRA permutation null."),
     sort_criteria: str = typer.Option("neg", "--sort-criteria", help="neg | pos."),
     plot: bool = typer.Option(True, "--plot/--no-plot",
@@ -114,6 +140,33 @@ def test_cmd(
         f"FDR<0.05: {(g['neg|fdr'] < 0.05).sum()} neg, {(g['pos|fdr'] < 0.05).sum()} pos; "
         f"wrote {gpath} and {spath}"
     )
+
+
+@screen_app.command("qc")
+def qc_cmd(
+    count_table: Annotated[
+        Path, typer.Option("-k", "--count-table", help="MAGeCK count table.")
+    ],
+    output_prefix: str = typer.Option("sample1", "-n", "--output-prefix", help="Output prefix."),
+) -> None:
+    """Count QC per sample (reads, zero-count sgRNAs, Gini index); writes
+    PREFIX.countsummary.txt in MAGeCK's layout, which MultiQC reads."""
+    from cartsim.screen.io import count_summary, read_count_table, write_count_summary
+
+    try:
+        table = read_count_table(count_table)
+        path = write_count_summary(table, output_prefix + ".countsummary.txt")
+    except (CartsimError, ValueError) as err:
+        _fail(err)
+        return
+    df = count_summary(table)
+    tab = Table(title=f"count QC — {table.n_sgrna} sgRNAs")
+    for col in ("Label", "Reads", "Zerocounts", "GiniIndex"):
+        tab.add_column(col)
+    for r in df.itertuples(index=False):
+        tab.add_row(r.Label, f"{float(r.Reads):,.0f}", r.Zerocounts, r.GiniIndex)
+    Console().print(tab)
+    console.print(f"wrote {path}")
 
 
 @screen_app.command("compare")
@@ -172,10 +225,10 @@ def simulate_cmd(
 ) -> None:
     """Simulate a pooled CRISPR-KO screen with CAR-T co-culture; writes a MAGeCK count table
     (PREFIX.count.txt), control list and truth tables."""
-    from cartsim.screen.simulate import ScreenDesign, read_truth_table, simulate_screen
+    from cartsim.screen.simulate import read_truth_table, simulate_screen
 
     try:
-        d = ScreenDesign(n_genes=n_genes, sgrnas_per_gene=sgrnas_per_gene,
+        d = _design(n_genes=n_genes, sgrnas_per_gene=sgrnas_per_gene,
                          n_controls=n_controls, coverage=coverage, moi=moi, et_ratio=et_ratio,
                          coculture_days=coculture_days, replicates=replicates, depth=depth,
                          preset=preset, null=null, seed=seed)
@@ -219,13 +272,18 @@ def power_cmd(
 ) -> None:
     """Power to recover strong hits versus coverage, E:T and replicates (table + figure)."""
     from cartsim.screen.power import power_figure, power_grid
-    from cartsim.screen.simulate import ScreenDesign
 
     try:
         covs = _number_list(coverages, "--coverages", float)
         ets = _number_list(et_ratios, "--et", float)
         reps = [int(x) for x in _number_list(replicates, "--replicates", int)]
-        base = ScreenDesign(n_genes=n_genes, n_controls=n_controls, seed=seed)
+        base = _design(n_genes=n_genes, n_controls=n_controls, seed=seed)
+        for cov in covs:
+            _design(n_genes=n_genes, coverage=cov)
+        for et in ets:
+            _design(n_genes=n_genes, et_ratio=et)
+        for rep in reps:
+            _design(n_genes=n_genes, replicates=rep)
         prog, update = _progress_bar("power grid")
         with prog:
             tab = power_grid(base, covs, ets, reps, seeds=seeds, progress=update)

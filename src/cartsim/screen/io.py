@@ -7,6 +7,8 @@ ends in ``.csv`` is read comma-separated, as MAGeCK does.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -91,32 +93,53 @@ class CountTable:
         return out
 
 
+def _read_text(p: Path, what: str) -> str:
+    """The file as text (UTF-8, a byte-order mark ignored); the error names the first line
+    that is not UTF-8."""
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise CountTableError(what, "a readable file", str(p), exc.strerror or "") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CountTableError(f"{what} {p.name} line {line}", "UTF-8 text",
+                              data[exc.start:exc.start + 4], "undecodable bytes") from None
+
+
 def _delimiter(path: Path) -> str:
     return "," if path.suffix.lower() == ".csv" else "\t"
 
 
-def read_count_table(path: str | os.PathLike[str], allow_fractional: bool = False) -> CountTable:
+def read_count_table(path: str | os.PathLike[str], allow_fractional: bool = True) -> CountTable:
     """Read and validate a MAGeCK count table.
 
     Args:
         path: the table (``.csv`` → comma-separated, otherwise tab-separated).
-        allow_fractional: accept non-integer counts (already normalised tables); integers only
-            by default.
+        allow_fractional: accept non-integer counts, as ``mageck`` does (it reads every count
+            with ``float``: normalised or batch-corrected tables); ``False`` = integers only.
 
     Raises:
-        CountTableError: missing id/gene/sample columns, empty or duplicate sgRNA ids, missing,
-            non-numeric, non-integer or negative counts; the message names the file line
-            (header = line 1), the sgRNA id and the column.
+        CountTableError: missing id/gene/sample columns, empty or duplicate sgRNA ids, an empty
+            gene name, missing, non-numeric, non-finite, (if not allowed) non-integer or
+            negative counts; the message names the file line (header = line 1), the sgRNA id
+            and the column.
     """
     p = Path(path)
     if not p.is_file():
-        raise CountTableError("count table", "an existing file", str(p), "file not found")
+        raise CountTableError("count table", "an existing file", str(p),
+                              "file not found" if not p.exists() else "not a file")
+    text = _read_text(p, "count table")
     try:
-        raw_df = pd.read_csv(p, sep=_delimiter(p), dtype=str, header=None,
+        raw_df = pd.read_csv(io.StringIO(text), sep=_delimiter(p), dtype=str, header=None,
                              keep_default_na=False, na_filter=False)
-    except pd.errors.ParserError as err:
+    except (pd.errors.ParserError, csv.Error) as err:
         raise CountTableError(f"count table {p.name}", "the same number of columns on every "
-                              "line", str(err).strip()) from err
+                              "line", str(err).strip().split("\n")[0]) from None
+    except pd.errors.EmptyDataError:
+        raise CountTableError(f"count table {p.name}", "a header line and sgRNA rows",
+                              "an empty file") from None
     cols = [str(c) for c in raw_df.iloc[0]] if len(raw_df) else []
     df = raw_df.iloc[1:].reset_index(drop=True)
     df.columns = list(range(len(cols)))
@@ -143,6 +166,12 @@ def read_count_table(path: str | os.PathLike[str], allow_fractional: bool = Fals
         raise CountTableError(
             f"count table {p.name} line {empty[0] + 2} column {cols[0]}", "a non-empty sgRNA id", ""
         )
+    no_gene = np.flatnonzero((pd.Series(gene).str.strip() == "").to_numpy())
+    if no_gene.size:
+        i = int(no_gene[0])
+        raise CountTableError(
+            f"count table {p.name} line {i + 2} (sgRNA {sg[i]}) column {cols[1]}",
+            "a gene name (MAGeCK would silently pool every such sgRNA into one gene '')", "")
     dup_mask = pd.Series(sg).duplicated().to_numpy()
     if dup_mask.any():
         i = int(np.flatnonzero(dup_mask)[0])
@@ -183,7 +212,7 @@ def read_id_list(path: str | os.PathLike[str], field: str = "control sgRNA file"
     p = Path(path)
     if not p.is_file():
         raise CountTableError(field, "an existing file", str(p), "file not found")
-    ids = [line.split()[0] for line in p.read_text().splitlines() if line.strip()]
+    ids = [line.split()[0] for line in _read_text(p, field).splitlines() if line.strip()]
     if not ids:
         raise CountTableError(field, "at least one id", str(p), "file is empty")
     return ids
@@ -214,3 +243,57 @@ def write_count_table(table: CountTable, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     df = table.to_frame()
     return atomic_write(p, lambda t: df.to_csv(t, sep=_delimiter(p), index=False))
+
+
+#: Columns of MAGeCK's ``PREFIX.countsummary.txt`` (``mageck count``), in its order; MultiQC's
+#: MAGeCK module reads this file.
+COUNTSUMMARY_COLUMNS = ("File", "Label", "Reads", "Mapped", "Percentage", "TotalsgRNAs",
+                        "Zerocounts", "GiniIndex", "NegSelQC", "NegSelQCPval",
+                        "NegSelQCPvalPermutation", "NegSelQCPvalPermutationFDR",
+                        "NegSelQCGene")
+
+
+def gini_index(counts: np.ndarray) -> np.ndarray:
+    """Gini index per column of ``log(count + 1)``, as MAGeCK's count QC computes it
+    (0 = perfectly even sgRNA representation; higher = skewed)."""
+    x = np.sort(np.log1p(np.asarray(counts, dtype=np.float64)), axis=0)
+    n = x.shape[0]
+    if n < 2:
+        return np.zeros(x.shape[1])
+    total = x.sum(axis=0)
+    total = np.where(total == 0, 1.0, total)
+    weighted = (np.arange(1, n + 1)[:, None] * x).sum(axis=0)
+    return 1.0 - 2.0 * (n - weighted / total) / (n - 1)
+
+
+def count_summary(table: CountTable) -> pd.DataFrame:
+    """Per-sample QC of a count table in MAGeCK's ``countsummary`` layout.
+
+    As ``mageck count -k TABLE`` reports a table it did not map itself: ``File`` and ``Label``
+    are the sample label; ``Reads`` = ``Mapped`` = the sample's total count (``Percentage``
+    1); ``Zerocounts`` = sgRNAs with count 0; ``GiniIndex`` of log(count + 1). The
+    negative-selection QC columns that need a list of essential genes carry MAGeCK's
+    not-computed values (0, 1, 1, 1, 0.0).
+    """
+    c = table.counts
+    total = c.sum(axis=0)
+    gini = gini_index(c)
+    rows = []
+    for j, label in enumerate(table.samples):
+        reads = float(total[j])
+        rows.append({
+            "File": label, "Label": label, "Reads": repr(reads), "Mapped": repr(reads),
+            "Percentage": f"{reads / max(reads, 1.0):.4g}", "TotalsgRNAs": str(table.n_sgrna),
+            "Zerocounts": str(int((c[:, j] == 0).sum())), "GiniIndex": f"{gini[j]:.4g}",
+            "NegSelQC": "0", "NegSelQCPval": "1", "NegSelQCPvalPermutation": "1",
+            "NegSelQCPvalPermutationFDR": "1", "NegSelQCGene": "0.0",
+        })
+    return pd.DataFrame(rows, columns=list(COUNTSUMMARY_COLUMNS))
+
+
+def write_count_summary(table: CountTable, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`count_summary` as MAGeCK's tab-separated ``PREFIX.countsummary.txt``."""
+    df = count_summary(table)
+    text = "\t".join(COUNTSUMMARY_COLUMNS) + "\n" + "".join(
+        "\t".join(row) + "\n" for row in df.itertuples(index=False))
+    return atomic_write(path, lambda t: t.write_text(text, encoding="utf-8"))

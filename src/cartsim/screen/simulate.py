@@ -21,6 +21,8 @@ background effects are screen-specific and live here.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cartsim.atomic import atomic_write
 from cartsim.errors import InvalidInputError
 from cartsim.model.traits import GENE_TRAIT_EFFECTS, ROUTE_PRESETS, gene_kill_multiplier
-from cartsim.screen.io import CountTable, write_count_table
+from cartsim.screen.io import CountTable, write_count_summary, write_count_table
 
 #: ln 2 per day at E:T 1:4 → a wild-type population loses ~50 % in 24 h (Dufva 2020 set-up).
 DEFAULT_K_KILL = float(np.log(2.0) / 0.25)
@@ -45,7 +47,7 @@ BRUNELLO_GENES = 19114
 class ScreenDesign(BaseModel):
     """Parameters of a simulated screen (units in the field descriptions; sources in docs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     n_genes: int = Field(BRUNELLO_GENES, ge=20, description="targeted genes (Brunello: 19,114)")
     sgrnas_per_gene: int = Field(4, ge=1, le=20, description="sgRNAs per gene")
@@ -53,10 +55,11 @@ class ScreenDesign(BaseModel):
     coverage: float = Field(1000.0, ge=10, description="cells per sgRNA at transduction/passage")
     moi: float = Field(0.3, gt=0, le=2, description="multiplicity of infection")
     plasmid_sd_log10: float = Field(0.30, ge=0, le=1, description="σ of log10 plasmid abundance")
-    days_to_t0: float = Field(7.0, ge=0, description="selection/expansion before T0 (days)")
+    days_to_t0: float = Field(7.0, ge=0, le=365,
+                              description="selection/expansion before T0 (days)")
     doubling_time: float = Field(1.5, gt=0, description="tumour doubling time (days)")
     et_ratio: float = Field(0.25, ge=0, le=10, description="effector:target ratio (1:4 = 0.25)")
-    coculture_days: float = Field(7.0, ge=0, description="co-culture duration (days)")
+    coculture_days: float = Field(7.0, ge=0, le=365, description="co-culture duration (days)")
     passage_interval: float = Field(3.5, gt=0, description="days between passages/re-challenge")
     k_kill: float = Field(DEFAULT_K_KILL, ge=0,
                           description="wild-type kill hazard per day per unit E:T")
@@ -91,9 +94,11 @@ class SimulatedScreen:
     control_sgrnas: list[str]
 
     def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
-        """Write PREFIX.count.txt, .control_sgrnas.txt, .truth.txt, .sgrna_truth.txt atomically."""
+        """Write PREFIX.count.txt, .countsummary.txt (MAGeCK's QC layout), .control_sgrnas.txt,
+        .truth.txt and .sgrna_truth.txt atomically."""
         pre = str(prefix)
-        out = [write_count_table(self.counts, pre + ".count.txt")]
+        out = [write_count_table(self.counts, pre + ".count.txt"),
+               write_count_summary(self.counts, pre + ".countsummary.txt")]
         out.append(atomic_write(pre + ".control_sgrnas.txt",
                                 lambda t: t.write_text("\n".join(self.control_sgrnas) + "\n")))
         for name, df in (("truth", self.truth), ("sgrna_truth", self.sgrna_truth)):
@@ -110,24 +115,57 @@ def core_essentials() -> list[str]:
 
 
 def read_truth_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """User truth table: columns ``gene``, ``h`` (kill multiplier) and optional ``s`` (growth)."""
-    df = pd.read_csv(path, sep=None, engine="python")
+    """User truth table: columns ``gene``, ``h`` (kill multiplier) and optional ``s`` (growth).
+
+    Raises :class:`InvalidInputError` naming the file (and the line and column of a bad cell)
+    for a missing, unreadable, non-UTF-8 or malformed table.
+    """
+    p = Path(path)
+    field = f"truth table {p}"
+    if not p.is_file():
+        raise InvalidInputError(field, "an existing file (columns gene, h and optional s)",
+                                str(p), "file not found" if not p.exists() else "not a file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(field, "a UTF-8 text file", str(p),
+                                f"undecodable byte at offset {exc.start}") from None
+    except OSError as exc:
+        raise InvalidInputError(field, "a readable file", str(p), exc.strerror or "") from None
+    first = text.split("\n", 1)[0]
+    sep = "\t" if "\t" in first else ("," if "," in first else r"\s+")
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                         engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise InvalidInputError(field, "a tab-, comma- or space-separated table",
+                                str(p), str(exc).strip().split("\n")[0]) from None
+    df.columns = [str(c).strip() for c in df.columns]
     for col in ("gene", "h"):
         if col not in df.columns:
-            raise InvalidInputError(f"truth table {Path(path).name} header",
+            raise InvalidInputError(f"truth table {p.name} header",
                                     "columns gene, h and optional s", list(df.columns),
                                     f"missing column {col}")
+    if df.empty:
+        raise InvalidInputError(field, "at least one gene row", "0 rows")
+    genes = df["gene"].astype(str).str.strip()
+    if (genes == "").any():
+        i = int(np.flatnonzero((genes == "").to_numpy())[0])
+        raise InvalidInputError(f"truth table {p.name} line {i + 2} column gene",
+                                "a non-empty gene symbol", "")
+    df["gene"] = genes
     if "s" not in df.columns:
-        df["s"] = 0.0
+        df["s"] = "0"
     for col in ("h", "s"):
-        v = pd.to_numeric(df[col], errors="coerce")
-        bad = v.isna() | (v < 0 if col == "h" else v < -1)
+        v = pd.to_numeric(df[col].astype(str).str.strip(), errors="coerce")
+        bad = ~np.isfinite(v.to_numpy(dtype=float)) | (v < 0 if col == "h" else v < -1)
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InvalidInputError(f"truth table {Path(path).name} line {i + 2} column {col}",
-                                    "h ≥ 0" if col == "h" else "s ≥ −1", df[col].iloc[i])
-        df[col] = v
-    return df[["gene", "h", "s"]]
+            i = int(np.flatnonzero(np.asarray(bad))[0])
+            raise InvalidInputError(f"truth table {p.name} line {i + 2} column {col}",
+                                    "a finite number h ≥ 0" if col == "h"
+                                    else "a finite number s ≥ −1", df[col].iloc[i])
+        df[col] = v.astype(float)
+    return df[["gene", "h", "s"]].reset_index(drop=True)
 
 
 def build_truth(design: ScreenDesign, rng: np.random.Generator,

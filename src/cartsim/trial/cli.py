@@ -7,14 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from cartsim.errors import CartsimError
 
@@ -24,7 +16,9 @@ console = Console(stderr=True)
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -43,21 +37,18 @@ def run_command(
     report: Annotated[bool, typer.Option(help="build report.html at the end")] = True,
 ) -> None:
     """Run a virtual trial: chunks → patients.parquet, summary.json, report.html."""
+    from cartsim.atomic import check_output_dir
+    from cartsim.progress import progress as progress_bar
     from cartsim.trial.runner import run_trial
     from cartsim.trial.spec import load_spec
 
     try:
+        check_output_dir(out)
         s = load_spec(spec)
         if patients is not None or seed is not None:
             s = s.with_overrides(size=patients, seed=seed)
-        with Progress(TextColumn("[bold]trial"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console) as bar:
-            task = bar.add_task("trial", total=s.population.size * len(s.arms))
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with progress_bar("trial", "patients", s.population.size * len(s.arms),
+                          console) as progress:
             res = run_trial(s, out, chunk_size=chunk_size, workers=workers, executor=executor,
                             address=address, resume=resume, report=report, progress=progress)
     except CartsimError as e:

@@ -28,11 +28,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cartsim.atomic import atomic_write, write_text_atomic
+from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
 from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
 
+#: Interface of the local Dask cluster's scheduler, dashboard and workers (loopback only).
+LOCAL_HOST = "127.0.0.1"
 ROW_GROUP_ROWS = 65_536
 
 
@@ -155,8 +157,9 @@ def run_chunk(spec_data: dict[str, Any], arm_index: int, ids: tuple[int, ...],
     t0 = time.perf_counter()
     table, daily = simulate_chunk(spec, arm_index, np.asarray(ids))
     out = Path(out_dir)
-    write_parquet_atomic(daily, out / plan.daily_file)
-    write_parquet_atomic(table, out / plan.patients_file)  # written last: marks completion
+    write_parquet_atomic(daily, out / plan.daily_file, checksum=True)
+    # written last: marks completion
+    write_parquet_atomic(table, out / plan.patients_file, checksum=True)
     return {"arm": plan.arm, "first_id": plan.first_id, "n": len(ids),
             "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -167,9 +170,12 @@ def _table(df: pd.DataFrame) -> pa.Table:
     return t.replace_schema_metadata(None)
 
 
-def write_parquet_atomic(df: pd.DataFrame | pa.Table, path: Path) -> None:
+def write_parquet_atomic(df: pd.DataFrame | pa.Table, path: Path, checksum: bool = False) -> None:
+    """Write a parquet file atomically; ``checksum`` adds page CRCs (chunk files, so that
+    ``--resume`` can tell a damaged chunk from a complete one)."""
     table = df if isinstance(df, pa.Table) else _table(df)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
+                                                  write_page_checksum=checksum))
 
 
 def merge_streaming(files: list[Path], path: Path, sort: tuple[str, ...]) -> int:
@@ -222,22 +228,23 @@ def versions() -> dict[str, str]:
 
 
 def _chunk_complete(out: Path, plan: ChunkPlan) -> bool:
-    f = out / plan.patients_file
-    if not f.exists() or not (out / plan.daily_file).exists():
+    """True when both files of the chunk exist and read back whole (page checksums verified,
+    the right number of patients); a damaged or truncated chunk is simply run again."""
+    f, daily = out / plan.patients_file, out / plan.daily_file
+    if not f.is_file() or not daily.is_file():
         return False
     try:
-        return pq.ParquetFile(f).metadata.num_rows == len(plan.ids)
-    except Exception:  # a damaged file is simply redone
+        table = pq.read_table(f, page_checksum_verification=True)
+        days = pq.read_table(daily, page_checksum_verification=True)
+    except Exception:  # any read failure (pyarrow raises several kinds) means redo the chunk
         return False
+    if table.num_rows != len(plan.ids) or "patient_id" not in table.column_names:
+        return False
+    ids = table.column("patient_id").to_pylist()
+    return sorted(ids) == sorted(plan.ids) and days.num_rows > 0
 
 
 # --------------------------------------------------------------------------- executors
-def _init_worker(threads: int) -> None:
-    import numba
-
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-
-
 def _execute(tasks: list[ChunkPlan], spec_data: dict[str, Any], out: Path, executor: str,
              workers: int, address: str | None,
              on_done: Callable[[ChunkPlan, dict[str, Any]], None]) -> None:
@@ -249,9 +256,12 @@ def _execute(tasks: list[ChunkPlan], spec_data: dict[str, Any], out: Path, execu
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        from cartsim.trial.workers import init_worker
+
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
+                                 initializer=init_worker,
+                                 initargs=(threads, os.getpid())) as pool:
             futs = {pool.submit(run_chunk, spec_data, t.arm_index, t.ids, str(out)): t
                     for t in tasks}
             for f in as_completed(futs):
@@ -267,7 +277,11 @@ def _execute(tasks: list[ChunkPlan], spec_data: dict[str, Any], out: Path, execu
         if address:
             client = Client(address)
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+            # everything local listens on the loopback interface only: the scheduler, its
+            # dashboard (on a free port) and the workers; nothing is reachable from the network
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host=LOCAL_HOST, dashboard_address=f"{LOCAL_HOST}:0",
+                                   worker_dashboard_address=f"{LOCAL_HOST}:0")
             client = Client(cluster)
         try:
             futs = {client.submit(run_chunk, spec_data, t.arm_index, t.ids, str(out),
@@ -335,7 +349,7 @@ def run_trial(
             import dask.distributed  # noqa: F401
         except ImportError:
             raise OptionalDependencyError("the dask executor", "dask") from None
-    out = Path(out)
+    out = check_output_dir(out)
     t0 = time.perf_counter()
     mf = out / "manifest.json"
     if resume:

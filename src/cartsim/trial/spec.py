@@ -38,7 +38,7 @@ from scipy.special import ndtri
 
 from cartsim import covariates as _cov
 from cartsim.engine.rng import uniform_np
-from cartsim.errors import InvalidInputError
+from cartsim.errors import InvalidInputError, pydantic_message
 from cartsim.population import stream_id
 from cartsim.products import KNOWN_ARMOUR, KNOWN_TARGETS, PRESETS, Construct, get_product
 
@@ -592,28 +592,29 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _issues(err: ValidationError) -> list[str]:
-    """One line per bad field; union branches of the same field are merged."""
-    seen: dict[str, list[str]] = {}
+    """One line per bad field; union branches of the same field are merged. Messages are
+    cartsim's wording (:func:`cartsim.errors.pydantic_message`), never pydantic's raw text."""
+    seen: dict[str, list[tuple[str, str]]] = {}
     for e in err.errors():
         path = _loc(tuple(e["loc"]))
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        if e["type"] == "missing":
-            msg = "required field missing"
-        for line in msg.split(_CROSS_SEP):
-            seen.setdefault(path, [])
-            if line not in seen[path]:
-                seen[path].append(line)
+        raw = str(e["msg"])
+        if e["type"] == "value_error":  # our validators' words; cross-field rules one per line
+            lines = raw.removeprefix("Value error, ").split(_CROSS_SEP)
+        else:
+            lines = [pydantic_message(dict(e))]
+        seen.setdefault(path, [])
+        for line in lines:
+            if line not in [m for _, m in seen[path]]:
+                seen[path].append((raw, line))
     out = []
     for path, msgs in seen.items():
         # for "number or table" fields keep the most specific message
-        specific = [m for m in msgs if not m.startswith(("Input should be a valid",
-                                                          "Input should be 'label'"))]
+        specific = [m for r, m in msgs if not r.startswith(("Input should be a valid",
+                                                             "Input should be 'label'"))]
         if path == "spec":  # cross-field rules: one line each
-            out += [f"{path}: {m}" for m in specific or msgs]
+            out += [f"{path}: {m}" for m in specific or [m for _, m in msgs]]
         else:
-            out.append(f"{path}: {'; '.join(specific or msgs)}")
+            out.append(f"{path}: {'; '.join(specific or [m for _, m in msgs])}")
     return out
 
 
@@ -636,6 +637,13 @@ def load_spec(path: str | Path) -> TrialSpec:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError("spec", "an existing TOML file", str(p)) from None
+    except IsADirectoryError:
+        raise InvalidInputError("spec", "a TOML file, not a directory", str(p)) from None
+    except UnicodeDecodeError as e:
+        raise InvalidInputError("spec", "a UTF-8 encoded TOML file", str(p),
+                                f"undecodable byte at offset {e.start}") from None
+    except OSError as e:
+        raise InvalidInputError("spec", "a readable TOML file", str(p), e.strerror or "") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError([f"TOML syntax: {e}"], str(p)) from None
     return validate_spec(raw, str(p))

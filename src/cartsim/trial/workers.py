@@ -1,0 +1,60 @@
+"""Worker-process set-up for the local process pool: die with the parent, named, threads.
+
+Kept free of heavy imports so that it runs as early as possible in a freshly spawned worker
+(the chunk task's modules — numba, scipy, pandas — are imported only when the first task
+arrives).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+#: How often (seconds) a worker's watchdog thread checks that its parent is still alive.
+PARENT_POLL_S = 0.5
+#: Process name of a worker as ``ps``/``top`` show it (Linux ``comm``, at most 15 bytes).
+WORKER_NAME = b"cartsim-worker"
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when the trial process that started it dies, even by
+    ``kill -9`` (which runs no clean-up in the parent).
+
+    On Linux the kernel delivers SIGKILL to the worker as soon as its parent exits
+    (``prctl(PR_SET_PDEATHSIG)``), even while the worker holds the GIL inside compiled code,
+    and the worker is named ``cartsim-worker``. Everywhere, a daemon thread also polls the
+    parent id and exits the worker once it has been re-parented (the only check on macOS).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(WORKER_NAME), 0, 0, 0)
+        except (OSError, AttributeError):  # no usable libc: the watchdog thread still runs
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="cartsim-parent-watch", daemon=True).start()
+
+
+def init_worker(threads: int, parent_pid: int | None = None) -> None:
+    """Process-pool initializer: parent-death handling first, then numba's thread count."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
