@@ -139,15 +139,15 @@ class Kernel:
 
 @dataclass(frozen=True)
 class DoseRoute:
-    """A dose given as a schedule item or clinic action: ``amount`` (in ``unit``) is added to
-    ``state`` at the start of a day, times ``scale(p)`` (state units per dose unit, per patient;
-    default 1)."""
+    """A dose given as a schedule item: ``amount`` (in ``unit``, per patient) is added to
+    ``state`` at the start of a day, converted by ``convert(amount, p, P)`` into state units
+    when given (e.g. mg → µg/mL through a per-kg volume of distribution; default: as is)."""
 
     name: str
     state: str
     unit: str
     meaning: str
-    scale: Callable[[np.ndarray, Any], np.ndarray] | None = None
+    convert: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
