@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cartsim.model import bcells, cart, drugs, inflammation, killing, marrow, niche, tumour
+from cartsim.model import (
+    bcells,
+    cart,
+    drugs,
+    iap_inhibitor,
+    inflammation,
+    killing,
+    marrow,
+    niche,
+    tumour,
+)
 from cartsim.model.clones import CLONE_FIELDS, N_CLONES
 from cartsim.model.mechanism import Mechanism, Model, compose
 from cartsim.model.mechanism import param as _p
@@ -59,7 +69,9 @@ CORE_MECHANISMS: tuple[Mechanism, ...] = (
 )
 
 #: Optional mechanisms by name, in the order they are laid out when several join a model.
-ADDONS: dict[str, Mechanism] = {}
+ADDONS: dict[str, Mechanism] = {
+    "iap_inhibitor": iap_inhibitor.MECHANISM,
+}
 
 CORE: Model = compose(CORE_MECHANISMS, patient_params=PATIENT_PARAMS,
                       clone_fields=CLONE_FIELDS, n_clones=N_CLONES, bind_core=True)
