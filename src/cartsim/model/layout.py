@@ -105,3 +105,26 @@ def addon_for_dose(name: str) -> str:
             return key
     routes = sorted([*CORE.doses, *(d.name for m in ADDONS.values() for d in m.doses)])
     raise ValueError(f"unknown dose {name!r}; one of {routes}")
+
+
+def markdown() -> str:
+    """The mechanisms table for docs/model.md: states, parameters and shared quantities."""
+    rows = ["| mechanism | module | states | parameters | consumes | provides |",
+            "|---|---|---|---|---|---|"]
+    for m in CORE_MECHANISMS + tuple(ADDONS.values()):
+        kind = "" if m in CORE_MECHANISMS else " (add-on)"
+        rows.append(
+            f"| `{m.name}`{kind} | `{m.module}` | {', '.join(s.name for s in m.states) or '–'} "
+            f"| {len(m.params)} | {', '.join(dict.fromkeys(m.consumes)) or '–'} "
+            f"| {', '.join(m.provides) or '–'} |"
+        )
+    rows += ["", "| quantity | unit | meaning | value when not provided |", "|---|---|---|---|"]
+    for m in CORE_MECHANISMS:
+        for q in m.quantities:
+            neutral = "–" if q.neutral is None else f"{q.neutral:g} ({q.combine})"
+            rows.append(f"| `{q.name}` | {q.unit} | {q.meaning} | {neutral} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation generator
+    print(markdown())

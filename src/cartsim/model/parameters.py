@@ -46,6 +46,11 @@ def main() -> None:  # pragma: no cover - documentation generator
     print(markdown_table(MODEL_PARAMS))
     print("\n## Patient-level parameters\n")
     print(markdown_table(PATIENT_PARAMS))
+    from cartsim.model.layout import ADDONS
+
+    for name, mech in ADDONS.items():
+        print(f"\n## Add-on `{name}` parameters\n")
+        print(markdown_table(mech.params))
 
 
 if __name__ == "__main__":  # pragma: no cover
