@@ -17,6 +17,7 @@ from scipy.special import ndtri
 from cartsim.covariates import COVARIATES
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, UnknownNameError
+from cartsim.model.mechanism import Model
 from cartsim.model.parameters import (
     ALL_PARAMS,
     MODEL_PARAMS,
@@ -188,19 +189,28 @@ def build(
     seed: int,
     variability: bool = True,
     overrides: dict[str, float] | None = None,
+    model: Model | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-patient parameter matrix (n, N_PARAMS) and initial state (n, N_STATES) at day −5."""
+    """Per-patient parameter matrix (n, N_PARAMS) and initial state (n, N_STATES) at day −5.
+
+    With ``model`` (a core model plus add-on mechanisms, :func:`cartsim.model.layout.model`),
+    the add-ons' parameters and states are appended after the core columns (same core values).
+    """
     n = cohort.n
     p = np.empty((n, N_PARAMS))
     mult = product.construct.multipliers()
-    for i, spec in enumerate(MODEL_PARAMS):
+
+    def sample(spec: ParameterSpec) -> np.ndarray:
         v = np.full(n, spec.default)
         if overrides and spec.name in overrides:
             v[:] = spec.validate(overrides[spec.name], f"parameter {spec.name}")
         v *= mult.get(spec.name, 1.0)
         if variability and spec.iiv_sd > 0:
             v *= np.exp(spec.iiv_sd * standard_normals(seed, cohort.patient_id, spec.name))
-        p[:, i] = v
+        return v
+
+    for i, spec in enumerate(MODEL_PARAMS):
+        p[:, i] = sample(spec)
     w = cohort.weight_kg
     p[:, P.weight_kg] = w
     p[:, P.age_y] = cohort.age_y
@@ -273,6 +283,10 @@ def build(
         y[:, S[s0]] = cohort.plt0
     y[:, S.HB] = cohort.hb0
     assert p.shape[1] == N_PARAMS and len(ALL_PARAMS) == N_PARAMS_BASE
+    if model is not None and model.addons:
+        p = np.column_stack([p, *(sample(spec) for spec in model.addon_params())])
+        y = np.column_stack([y, *(np.full(n, s0.initial) for s0 in model.addons_states())])
+        assert p.shape[1] == model.n_params and y.shape[1] == model.n_states
     return p, y
 
 

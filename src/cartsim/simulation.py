@@ -24,10 +24,10 @@ from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import detect_sparsity, make_integrator
 from cartsim.errors import InvalidInputError
-from cartsim.model import readouts, stochastic
+from cartsim.model import layout, readouts, stochastic
+from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
-from cartsim.model.state import FIRST_ACCUMULATOR, N_STATES, STATE_INFO, S
-from cartsim.model.system import rhs
+from cartsim.model.state import S
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.population import Cohort, build, doses
 from cartsim.products import Product
@@ -54,12 +54,6 @@ SIMULATION_PARAMS = ParameterTable((
     ParameterSpec("default_rtol", "–", 1e-5, 1e-10, 1e-2,
                   "docs/model.md Solver (accuracy against a 1e-10 reference)",
                   "default relative solver tolerance"),
-    ParameterSpec("atol_cells", "cells", 1e-3, 1e-9, 1.0, "assumed (well below one cell)",
-                  "absolute solver tolerance of cell-count states"),
-    ParameterSpec("atol_cells_per_ul", "cells/µL", 1e-4, 1e-9, 1.0, "assumed",
-                  "absolute solver tolerance of concentration-of-cells states"),
-    ParameterSpec("atol_other", "state unit", 1e-6, 1e-12, 1.0, "assumed",
-                  "absolute solver tolerance of every other state"),
     ParameterSpec("siltuximab_vd_l_per_kg", "L/kg", 0.06, 0.01, 1.0,
                   "siltuximab label (central volume ≈ 4.5 L in 75 kg)",
                   "siltuximab distribution volume"),
@@ -102,21 +96,28 @@ class ManagementProtocol(Protocol):
     ) -> tuple[dict[str, np.ndarray], Any]: ...
 
 
-def default_atol() -> np.ndarray:
-    """Absolute tolerances per state: 10⁻³ cells for populations, tighter for concentrations."""
-    atol = np.full(N_STATES, _Q["atol_other"])
-    for i, (_, unit, _) in enumerate(STATE_INFO):
-        if unit == "cells":
-            atol[i] = _Q["atol_cells"]
-        elif unit == "cells/µL":
-            atol[i] = _Q["atol_cells_per_ul"]
-    return atol
+@dataclass(frozen=True)
+class Dose:
+    """A dose of a drug that a mechanism declares (:class:`cartsim.model.mechanism.DoseRoute`):
+    ``amount`` (scalar or per patient, in the route's unit) at the start of ``day``. A dose
+    of an add-on mechanism's drug brings that mechanism into the simulated model."""
+
+    name: str
+    day: int
+    amount: float | np.ndarray
 
 
-_INTEGRATOR: Callable[..., None] | None = None
+def default_atol(model: Model | None = None) -> np.ndarray:
+    """Absolute tolerances per state: 10⁻³ cells for populations, tighter for concentrations
+    (each state's :meth:`~cartsim.model.mechanism.StateSpec.tolerance`)."""
+    return (model or layout.CORE).atol()
 
 
-def model_sparsity(n_samples: int = 120, seed: int = 20261121) -> np.ndarray:
+_INTEGRATORS: dict[int, Callable[..., None]] = {}
+
+
+def model_sparsity(n_samples: int = 120, seed: int = 20261121,
+                   model: Model | None = None) -> np.ndarray:
     """The Jacobian pattern of the model's vector field, detected numerically.
 
     Samples cover both diseases, single- and triple-target constructs, parameters scattered
@@ -137,28 +138,32 @@ def model_sparsity(n_samples: int = 120, seed: int = 20261121) -> np.ndarray:
         cohort = Cohort(disease, weight_kg=rng.uniform(10, 100, n), age_y=rng.uniform(1, 80, n),
                         cd19_negative_fraction=rng.uniform(0, 0.5, n),
                         pdl1=rng.uniform(0, 1, n), dr_defect=rng.uniform(0, 1, n))
-        p, y = build(cohort, prod, seed=0)
+        p, y = build(cohort, prod, seed=0, model=model)
         ps.append(p * np.exp(rng.normal(0.0, 0.3, p.shape)))
         scale = 10.0 ** rng.uniform(-3, 11, y.shape)
         yy = np.abs(y) * np.exp(rng.normal(0, 1, y.shape)) + rng.uniform(0, 1, y.shape) * scale
         yy[rng.uniform(size=y.shape) < 0.1] = 0.0
         ys.append(yy)
-    return detect_sparsity(rhs, np.concatenate(ys), np.concatenate(ps))
+    m = model or layout.CORE
+    return detect_sparsity(m.rhs, np.concatenate(ys), np.concatenate(ps))
 
 
-def integrator() -> Callable[..., None]:
-    """The compiled per-patient solver for this model (built once per process).
+def integrator(model: Model | None = None) -> Callable[..., None]:
+    """The compiled per-patient solver for ``model`` (default: the core model; built once per
+    process and model).
 
     RODAS4 (L-stable, order 4) with a finite-difference Jacobian over the states that feed
     back (accumulators excluded) and coloured by the model's sparsity pattern.
     """
-    global _INTEGRATOR
-    if _INTEGRATOR is None:
-        _INTEGRATOR = make_integrator(
-            rhs, n_states=N_STATES, method="rodas4", n_jac=FIRST_ACCUMULATOR,
-            autonomous=True, cache=False, jac_sparsity=model_sparsity(),
+    m = model or layout.CORE
+    found = _INTEGRATORS.get(id(m))
+    if found is None:
+        found = make_integrator(
+            m.rhs, n_states=m.n_states, method="rodas4", n_jac=m.n_jac,
+            autonomous=True, cache=False, jac_sparsity=model_sparsity(model=m),
         )
-    return _INTEGRATOR
+        _INTEGRATORS[id(m)] = found
+    return found
 
 
 @dataclass
@@ -361,13 +366,16 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     procedures: Sequence[Procedure] = (),
     lymphodepletion: bool = True,
+    drugs: Sequence[Dose] = (),
 ) -> SimulationResult:
     """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
 
     Lymphodepletion (Flu/Cy) on days −5, −4, −3 (unless ``lymphodepletion=False``) and the
     infusion on day 0 are schedule items.
     Each day from day 0 each of ``procedures`` acts, then the ``protocol`` (if any) observes
-    and treats; what they give is recorded in the events table.
+    and treats; what they give is recorded in the events table. ``drugs`` are scheduled
+    drugs (:class:`Dose`); the simulated model is the core model plus the add-on mechanisms
+    whose drugs they give (:func:`cartsim.model.layout.model`).
     """
     if not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInputError("days", "an integer in [1, 3650]", days)
@@ -375,7 +383,21 @@ def simulate(
         raise InvalidInputError("seed", "a non-negative integer", seed)
     if not 1e-10 <= rtol <= 1e-2:
         raise InvalidInputError("rtol", "[1e-10, 1e-2]", rtol)
-    p, y = build(cohort, product, seed, variability=variability, overrides=overrides)
+    addons: set[str] = set()
+    for d in drugs:
+        try:
+            addons.add(layout.addon_for_dose(d.name))
+        except ValueError as exc:
+            raise InvalidInputError("drugs", str(exc), d.name) from None
+        if not isinstance(d.day, int) or not LD_FIRST_DAY <= d.day < days:
+            raise InvalidInputError(f"dose {d.name} day",
+                                    f"an integer in [{LD_FIRST_DAY}, {days - 1}]", d.day)
+        amt = np.asarray(d.amount, dtype=np.float64)
+        if not (np.isfinite(amt).all() and (amt >= 0).all()):
+            raise InvalidInputError(f"dose {d.name} amount", "finite and >= 0", d.amount)
+    model = layout.model(addons - {""})
+    p, y = build(cohort, product, seed, variability=variability, overrides=overrides,
+                 model=model if model.addons else None)
     n = cohort.n
     dose = doses(cohort, product)
     mem = product.construct.memory_fraction
@@ -387,6 +409,13 @@ def simulate(
         ScheduleItem(0, int(S.M_b), mem * dose, "infusion_memory", "cells"),
         ScheduleItem(0, int(S.E_b), (1.0 - mem) * dose, "infusion_effector", "cells"),
     ]
+    drug_given: dict[tuple[int, str], np.ndarray] = {}  # dose amounts, for the events table
+    for d in drugs:
+        route, _ = model.doses[d.name]
+        amt = np.broadcast_to(np.asarray(d.amount, dtype=np.float64), (n,))
+        drug_given[(d.day, d.name)] = drug_given.get((d.day, d.name), 0.0) + amt
+        inc = amt if route.convert is None else route.convert(amt, p, model.P)
+        schedule.append(ScheduleItem(d.day, int(model.S[route.state]), inc, d.name, route.unit))
     pid = cohort.patient_id
     assert pid is not None
     # events accumulate as arrays (one DataFrame at the end: thousands of small frames cost
@@ -412,6 +441,9 @@ def simulate(
             return
         if item.event == "infusion_effector":
             add_events(day, "cart_infusion", dose * (given != 0), "cells")
+        elif (day, item.event) in drug_given:
+            amount = drug_given.pop((day, item.event))
+            add_events(day, item.event, np.where(given != 0, amount, 0.0), item.unit)
         else:
             add_events(day, item.event, given, item.unit)
 
@@ -469,7 +501,8 @@ def simulate(
             store[c][k] = np.where(status == 0, r[c], np.nan)
 
     stats = run_daily(
-        integrator(), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol, atol=default_atol(),
+        integrator(model), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol,
+        atol=default_atol(model),
         on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
         record=record, progress=progress,
     )
@@ -499,5 +532,6 @@ def simulate(
         "variability": variability, "rtol": rtol, "lymphodepletion": lymphodepletion,
         "protocol": None if protocol is None else getattr(protocol, "name", str(protocol)),
         "procedures": [type(pr).__name__ for pr in procedures],
+        "mechanisms": [m.name for m in model.mechanisms],
     }
     return SimulationResult(traj, events, stats.status, stats.steps, seed, meta, pid.copy())

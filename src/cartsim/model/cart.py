@@ -17,8 +17,66 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cartsim.model.parameters import P
-from cartsim.model.state import S
+from cartsim.model.mechanism import Kernel, Mechanism, Quantity, StateSpec, unbound
+from cartsim.model.mechanism import param as _p
+
+S = unbound("S")  # state layout, bound by cartsim.model.layout
+P = unbound("P")  # parameter layout, bound by cartsim.model.layout
+
+PARAMS = (
+    _p("rho_max", "1/d", 1.25, 0.0, 5.0,
+       "calibrated to Stein 2019 (net expansion 0.89/d, Tmax 9.3 d)",
+       "maximal antigen-driven proliferation rate of effector CAR-T", 0.25, "cart"),
+    _p("K_stim", "cells", 1.0e9, 1e6, 1e13,
+       "performance.md representative model (K_A); Chaudhury 2020 EC50 structure",
+       "antigen-engaged target load giving half-maximal stimulation", 0.5, "cart"),
+    _p("stim_competition", "targets/effector", 0.01, 0.0, 100.0,
+       "assumed (ratio-dependent stimulation: effectors compete for engageable targets; "
+       "De Boer & Perelson 1994 T-cell competition structure)",
+       "engaged targets per site effector that halve stimulation beyond K_stim; bounds "
+       "expansion when antigen is steady (regenerating B cells) and effectors outnumber it",
+       0.0, "cart"),
+    _p("k_kill", "1/d", 3.0, 0.0, 50.0,
+       "calibrated to clearance by day 10–14 (performance.md model: 2/d; Kimmel γ_B 1.15/d)",
+       "maximal kills per effector CAR-T per day", 0.3, "cart"),
+    _p("K_kill", "cells", 1.0e9, 1e6, 1e13,
+       "calibrated: B-cell aplasia maintained by ~10⁹ persisting CAR-T "
+       "(performance.md K_s = 1e10 as prior)",
+       "target load at which killing per effector halves (ratio dependence)", 0.0, "cart"),
+    _p("d_E", "1/d", 0.16, 0.0, 2.0, "Stein 2019 (α = 0.16/d, t½ 4.3 d)",
+       "effector CAR-T death rate", 0.3, "cart"),
+    _p("k_em", "1/d", 0.004, 0.0, 1.0,
+       "calibrated to Stein 2019 F_B ≈ 0.8% (fraction of peak entering slow phase)",
+       "effector → memory conversion rate", 0.5, "cart"),
+    _p("k_recall", "1/d", 0.1, 0.0, 5.0,
+       "assumed; structure from Kirouac 2023 / CARTmath (antigen-triggered recall)",
+       "memory → effector recall rate at full stimulation", 0.3, "cart"),
+    _p("d_M", "1/d", 0.0032, 0.0, 1.0, "Stein 2019 (β = 0.0032/d, t½ ≈ 217 d)",
+       "memory CAR-T decay rate", 0.6, "cart"),
+    _p("k_ex", "1/d", 0.03, 0.0, 5.0, "assumed; structure from Kirouac 2023",
+       "effector → exhausted rate at full stimulation", 0.6, "cart"),
+    _p("d_X", "1/d", 0.2, 0.0, 5.0, "performance.md representative model",
+       "exhausted CAR-T death rate", 0.0, "cart"),
+    _p("k_bt", "1/d", 1.71, 0.0, 50.0, "Singh 2021 (K12)",
+       "CAR-T transfer blood → tissue/disease site", 0.0, "cart"),
+    _p("k_tb", "1/d", 0.03, 0.0, 50.0,
+       "calibrated to blood CAR-T peaks of 10²–10³/µL (Singh 2021 K21 = 0.176 as prior)",
+       "CAR-T transfer tissue/disease site → blood", 0.0, "cart"),
+    _p("r_homeo", "1/d", 0.15, 0.0, 2.0,
+       "assumed; niche structure from Kimmel 2021 (b = 0.525/d scale)",
+       "homeostatic CAR-T proliferation in an empty lymphocyte niche", 0.3, "cart"),
+    _p("niche_car_frac", "–", 0.28, 0.01, 1.0, "Kimmel 2021 (K_C/K_N = 139/500 cells/µL)",
+       "CAR-T share of the lymphocyte niche: homeostatic growth stops above it", 0.0, "cart"),
+    _p("ex_pdl1", "–", 2.0, 0.0, 20.0, "assumed (review B12; León-Triana 2021 structure)",
+       "extra exhaustion per unit PD-L1 on engaged targets", 0.0, "cart"),
+    _p("ex_dr_defect", "–", 1.5, 0.0, 20.0, "assumed (review B9: DR-defective targets drive "
+       "CAR-T dysfunction)", "extra exhaustion per unit death-receptor defect of targets",
+       0.0, "cart"),
+    _p("K_help", "–", 0.1, 1e-3, 100.0,
+       "assumed; structure from Kimmel 2021 (immune reconstitution ends CAR-T growth)",
+       "host T-cell niche occupancy at which antigen-driven CAR-T proliferation halves",
+       0.0, "cart"),
+)
 
 
 @numba.njit(inline="always")
@@ -29,7 +87,7 @@ def derivs(
     stim: float,
     stim_quality: float,
     ex_factor: float,
-    ster: float,
+    steroid_effect: float,
     ld: float,
 ) -> float:
     """Write CAR-T derivatives; return the total CAR-T count (for the niche)."""
@@ -40,7 +98,7 @@ def derivs(
     homeo = p[P.r_homeo] * (1.0 - fill) if fill < 1.0 else 0.0
     occ = max(y[S.N_T], 0.0) / p[P.K_N]
     help_ = p[P.K_help] / (p[P.K_help] + occ)
-    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * ster) * help_
+    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * steroid_effect) * help_
     recall = p[P.k_recall] * stim * stim_quality
     exhaust = p[P.k_ex] * stim * ex_factor
     d_e = p[P.d_E] + p[P.k_em]
@@ -55,10 +113,22 @@ def derivs(
     return car
 
 
-@numba.njit(inline="always")
-def niche_derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, car: float, ld: float) -> None:
-    """Normal T cells recover logistically into the niche that lymphodepletion emptied."""
-    n = y[S.N_T]
-    dy[S.N_T] = p[P.r_N] * n * (1.0 - (max(n, 0.0) + max(car, 0.0)) / p[P.K_N]) - (
-        p[P.ld_kill_T] * ld * n
-    )
+MECHANISM = Mechanism(
+    name="cart",
+    module=__name__,
+    summary="CAR-T memory, effector and exhausted cells in blood and at the disease site",
+    states=(
+        StateSpec("M_b", "cells", "memory/stem-like CAR-T, blood"),
+        StateSpec("E_b", "cells", "effector CAR-T, blood"),
+        StateSpec("X_b", "cells", "exhausted CAR-T, blood"),
+        StateSpec("M_t", "cells", "memory CAR-T, tissue/disease site"),
+        StateSpec("E_t", "cells", "effector CAR-T, tissue/disease site"),
+        StateSpec("X_t", "cells", "exhausted CAR-T, tissue/disease site"),
+    ),
+    params=PARAMS,
+    quantities=(Quantity("car_total", "cells", "all CAR-T cells, blood and tissue"),),
+    kernels=(
+        Kernel(derivs, consumes=("stim", "stim_quality", "ex_factor", "steroid_effect", "ld"),
+               provides=("car_total",)),
+    ),
+)

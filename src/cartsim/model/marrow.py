@@ -11,8 +11,33 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cartsim.model.parameters import P
-from cartsim.model.state import S
+from cartsim.model.mechanism import Kernel, Mechanism, StateSpec, unbound
+from cartsim.model.mechanism import param as _p
+
+S = unbound("S")  # state layout, bound by cartsim.model.layout
+P = unbound("P")  # parameter layout, bound by cartsim.model.layout
+
+PARAMS = (
+    _p("mtt_neut", "d", 4.5, 0.5, 30.0, "Friberg 2002 (MTT ≈ 89 h) order", "neutrophil mean "
+       "transit time", 0.2, "marrow"),
+    _p("gamma_neut", "–", 0.16, 0.0, 2.0, "Friberg 2002", "neutrophil feedback exponent", 0.0,
+       "marrow"),
+    _p("mtt_plt", "d", 8.0, 0.5, 30.0, "assumed (platelet maturation ≈ 8 d)",
+       "platelet mean transit time", 0.2, "marrow"),
+    _p("gamma_plt", "–", 0.2, 0.0, 2.0, "assumed", "platelet feedback exponent", 0.0, "marrow"),
+    _p("ld_marrow", "–", 0.9, 0.0, 1.0, "assumed", "maximal inhibition of marrow "
+       "proliferation by lymphodepletion", 0.1, "marrow"),
+    _p("infl_marrow", "–", 0.5, 0.0, 1.0, "assumed (inflammatory marrow suppression, A18)",
+       "maximal inhibition of marrow proliferation by IFN-γ", 0.4, "marrow"),
+    _p("tau_rbc", "d", 60.0, 5.0, 200.0, "assumed (shortened red-cell survival)",
+       "red-cell turnover time", 0.2, "marrow"),
+    _p("gcsf_emax", "–", 2.0, 0.0, 20.0, "assumed", "maximal G-CSF boost of neutrophil "
+       "proliferation", 0.0, "marrow"),
+    _p("K_ld_marrow", "Flu/Cy day-equivalents", 0.3, 0.01, 10.0, "assumed",
+       "lymphodepletion exposure giving half-maximal marrow inhibition", 0.0, "marrow"),
+    _p("K_gcsf", "doses", 1.0, 0.01, 10.0, "assumed",
+       "G-CSF exposure giving half of the maximal neutrophil boost", 0.0, "marrow"),
+)
 
 
 @numba.njit(inline="always")
@@ -37,3 +62,26 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
            p[P.gamma_neut])
     _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], inh_ld * inh_inf, p[P.plt0], p[P.gamma_plt])
     dy[S.HB] = (p[P.hb0] * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
+
+
+def _chain_states(prefix: str, what: str) -> tuple[StateSpec, ...]:
+    return (
+        StateSpec(f"{prefix}P", "cells/µL", f"{what} proliferating compartment"),
+        *(StateSpec(f"{prefix}T{i}", "cells/µL", f"{what} transit {i}") for i in (1, 2, 3)),
+    )
+
+
+MECHANISM = Mechanism(
+    name="marrow",
+    module=__name__,
+    summary="neutrophils, platelets (Friberg transit chains) and haemoglobin",
+    states=(
+        *_chain_states("N", "neutrophil"),
+        StateSpec("NC", "cells/µL", "circulating neutrophils (ANC)"),
+        *_chain_states("P", "platelet"),
+        StateSpec("PC", "cells/µL", "circulating platelets"),
+        StateSpec("HB", "g/dL", "haemoglobin"),
+    ),
+    params=PARAMS,
+    kernels=(Kernel(derivs, consumes=("ld", "gcsf")),),
+)

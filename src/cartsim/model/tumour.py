@@ -11,11 +11,79 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cartsim.model.parameters import C, P, clone_param_index
-from cartsim.model.state import N_CLONES, S
+from cartsim.model.clones import N_CLONE_FIELDS, N_CLONES, C
+from cartsim.model.mechanism import Kernel, Mechanism, StateSpec, unbound
+from cartsim.model.mechanism import param as _p
 from cartsim.model.traits import route_kill_factor
 
+S = unbound("S")  # state layout, bound by cartsim.model.layout
+P = unbound("P")  # parameter layout, bound by cartsim.model.layout
+CLONE_BASE = 0  # first per-clone parameter, bound by cartsim.model.layout
+
+PARAMS = (
+    _p("r_tumour", "1/d", 0.035, 0.0, 1.0, "León-Triana 2020 (ρ_L = 1/30 d⁻¹)",
+       "net tumour growth rate (B-ALL); LBCL uses the lymphoma value", 0.35, "tumour"),
+    _p("tumour_capacity", "× normal marrow", 30.0, 1.0, 1000.0, "assumed (≈97% blasts at capacity)",
+       "tumour carrying capacity relative to normal marrow cellularity", 0.0, "tumour"),
+    _p("marrow_cells_per_kg", "cells/kg", 1.1e10, 1e8, 1e12,
+       "assumed order of magnitude (adult marrow ≈ 7.7e11 nucleated cells)",
+       "normal nucleated marrow cells per kg (denominator of blast % and MRD)", 0.0, "tumour"),
+    _p("K_antigen", "relative density", 0.15, 1e-4, 100.0,
+       "assumed; FMC63 engages low-density CD19 (Majzner 2020 order)",
+       "antigen density (relative to median B-ALL CD19) for half-maximal engagement", 0.0,
+       "tumour"),
+    _p("mu_loss", "1/division", 3e-12, 0.0, 1e-3,
+       "assumed; to calibrate against CD19-negative relapse share",
+       "acquired CD19-loss (mutation/splicing) probability per tumour division", 1.0, "tumour"),
+    _p("bystander", "–", 0.15, 0.0, 1.0, "assumed (review B8: FasL/TRAIL bystander killing)",
+       "death-receptor kill of antigen-negative cells relative to engaged cells", 0.0, "tumour"),
+    _p("stoch_threshold", "cells", 1000.0, 0.0, 1e6, "MODEL.md §3 (≈10³ cells); Kimmel 2021",
+       "clones below this size follow a stochastic birth–death process", 0.0, "tumour"),
+    _p("tumour_birth_frac", "–", 2.0, 1.0, 100.0,
+       "assumed (birth = 2×net growth; turnover of leukaemic blasts)",
+       "tumour birth rate relative to net growth rate", 0.0, "tumour"),
+    _p("w_pfn", "–", 0.4, 0.0, 1.0, "traits.ROUTE_PRESETS['human_liquid']",
+       "share of kill by perforin/granzyme route", 0.0, "tumour"),
+    _p("w_dr", "–", 0.6, 0.0, 1.0, "traits.ROUTE_PRESETS['human_liquid']",
+       "share of kill by death-receptor route", 0.0, "tumour"),
+    _p("w_ifng", "–", 0.0, 0.0, 1.0, "traits.ROUTE_PRESETS['human_liquid'] (Larson 2022)",
+       "share of kill by IFN-γ route", 0.0, "tumour"),
+    _p("tp53_growth", "–", 1.25, 1.0, 5.0, "assumed (review B10)",
+       "growth-rate multiplier of TP53-altered clones", 0.0, "tumour"),
+    _p("kill_max", "1/d", 4.0, 0.1, 1000.0,
+       "assumed (finite CAR-T search/handling time; Beddington–DeAngelis structure)",
+       "ceiling of the per-target CAR-T kill hazard when effectors vastly outnumber targets",
+       0.3, "tumour"),
+    # ---------------- sanctuary site: CNS/testis (MODEL.md §1, §3; review A6, A7, A21) -------
+    _p("cns_access", "–", 0.05, 0.0, 1.0,
+       "assumed (CAR-T traffic to CSF, Mueller 2017, at levels below marrow; "
+       "no quantitative CSF:blood ratio in shared/reference)",
+       "CAR-T access to the sanctuary site relative to the marrow", 0.5, "sanctuary"),
+    _p("cns_seed_frac", "–", 1e-3, 0.0, 1.0,
+       "assumed (occult CNS involvement in B-ALL; to calibrate on CD19+ relapse share)",
+       "occult sanctuary disease at baseline, fraction of marrow/nodal disease", 1.5,
+       "sanctuary"),
+    _p("cns_overt_cells", "cells", 1e9, 0.0, 1e11,
+       "assumed (CNS3/testicular disease; Tan 2021 high-burden CNS leukaemia)",
+       "extra sanctuary disease at baseline with overt CNS/testicular involvement", 0.5,
+       "sanctuary"),
+    _p("cns_exit", "1/d", 0.02, 0.0, 1.0, "assumed (sanctuary disease reseeds marrow over "
+       "weeks; isolated CNS relapse precedes marrow relapse)",
+       "per-capita migration sanctuary → marrow", 0.5, "sanctuary"),
+    _p("cns_entry", "1/d", 1e-5, 0.0, 1.0, "assumed (slow seeding of CNS by marrow disease)",
+       "per-capita migration marrow → sanctuary", 0.5, "sanctuary"),
+    _p("cns_capacity", "cells", 1e11, 1e6, 1e13, "assumed (bulky CNS/testicular disease)",
+       "tumour carrying capacity of the sanctuary site", 0.0, "sanctuary"),
+)
+
 _route = numba.njit(inline="always")(route_kill_factor)
+
+
+@numba.njit(inline="always")
+def clone_param_index(clone: int, field: int) -> int:
+    """Position of a clone field in the parameter vector."""
+    return CLONE_BASE + clone * N_CLONE_FIELDS + field
+
 
 
 @numba.njit(inline="always")
@@ -44,11 +112,12 @@ def clone_engagement(p: np.ndarray, c: int) -> float:
 
 
 @numba.njit(inline="always")
-def clone_route_factor(p: np.ndarray, c: int) -> float:
+def clone_route_factor(p: np.ndarray, c: int, dr_mult: float) -> float:
+    """Route kill factor of clone c; ``dr_mult`` multiplies its death-receptor sensitivity."""
     b = clone_param_index(c, 0)
     return _route(
         p[b + C.pfn_sensitivity],
-        p[b + C.dr_sensitivity],
+        p[b + C.dr_sensitivity] * dr_mult,
         p[b + C.ifng_sensitivity],
         p[b + C.synapse_quality],
         p[b + C.tp53_altered],
@@ -70,19 +139,19 @@ def derivs(
     y: np.ndarray,
     p: np.ndarray,
     dy: np.ndarray,
-    h0: float,
-    h1: float,
-    h2: float,
-    hs: float,
+    kill_h0: float,
+    kill_h1: float,
+    kill_h2: float,
+    kill_hs: float,
     ld: float,
 ) -> None:
     """Growth, killing, lymphodepletion and sanctuary exchange; the stochastic-layer integrals.
 
-    ``h0``, ``h1``, ``h2`` are the marrow clones' per-capita CAR-T kill hazards (1/d), ``hs``
-    that of the dominant clone in the sanctuary site. Clone 0 seeds the sanctuary at
-    ``cns_entry`` per cell and day and is reseeded from it at ``cns_exit``; both fluxes are
-    also integrated (IMS, IMM) so the stochastic layer can add them as Poisson arrivals when the
-    receiving population is small.
+    ``kill_h0``, ``kill_h1``, ``kill_h2`` are the marrow clones' per-capita CAR-T kill hazards
+    (1/d), ``kill_hs`` that of the dominant clone in the sanctuary site. Clone 0 seeds the
+    sanctuary at ``cns_entry`` per cell and day and is reseeded from it at ``cns_exit``; both
+    fluxes are also integrated (IMS, IMM) so the stochastic layer can add them as Poisson
+    arrivals when the receiving population is small.
     """
     total = 0.0
     for c in range(N_CLONES):
@@ -97,7 +166,7 @@ def derivs(
     for c in range(N_CLONES):
         r = growth_rate(p, c)
         birth = bf * r * crowd
-        hz = h0 if c == 0 else (h1 if c == 1 else h2)
+        hz = kill_h0 if c == 0 else (kill_h1 if c == 1 else kill_h2)
         death = (bf - 1.0) * r + hz + p[P.ld_kill_tumour] * ld
         tc = y[S.T0 + c]
         if c == 0:
@@ -116,7 +185,43 @@ def derivs(
     if crowd_s < 0.0:
         crowd_s = 0.0
     birth_s = bf * r0 * crowd_s
-    death_s = (bf - 1.0) * r0 + hs + p[P.ld_kill_tumour] * ld + exit_
+    death_s = (bf - 1.0) * r0 + kill_hs + p[P.ld_kill_tumour] * ld + exit_
     dy[S.TS] = (birth_s - death_s) * ts + entry * max(y[S.T0], 0.0)
     dy[S.HZS] = death_s
     dy[S.BRS] = birth_s
+
+
+def _clone_states() -> tuple[StateSpec, ...]:
+    return (
+        StateSpec("T0", "cells", "tumour clone 0 (dominant)"),
+        StateSpec("T1", "cells", "tumour clone 1 (pre-existing antigen-negative/low)"),
+        StateSpec("T2", "cells", "tumour clone 2 (acquired antigen loss)"),
+        StateSpec("TS", "cells",
+                  "dominant clone in the sanctuary site (CNS/testis; limited CAR-T access)"),
+    )
+
+
+def _accumulators() -> tuple[StateSpec, ...]:
+    acc = [StateSpec(f"HZ{c}", "–", f"∫ per-capita death hazard, clone {c} (daily)", True)
+           for c in range(N_CLONES)]
+    acc += [StateSpec(f"BR{c}", "–", f"∫ per-capita birth rate, clone {c} (daily)", True)
+            for c in range(N_CLONES)]
+    return (*acc,
+            StateSpec("MUT", "cells", "∫ antigen-loss mutant production from clone 0 (daily)",
+                      True),
+            StateSpec("HZS", "–", "∫ per-capita death + exit hazard, sanctuary clone (daily)",
+                      True),
+            StateSpec("BRS", "–", "∫ per-capita birth rate, sanctuary clone (daily)", True),
+            StateSpec("IMS", "cells", "∫ marrow → sanctuary seeding flux (daily)", True),
+            StateSpec("IMM", "cells", "∫ sanctuary → marrow reseeding flux into clone 0 (daily)",
+                      True))
+
+
+MECHANISM = Mechanism(
+    name="tumour",
+    module=__name__,
+    summary="tumour clones at the disease site and the sanctuary: growth, kill, migration",
+    states=_clone_states() + _accumulators(),
+    params=PARAMS,
+    kernels=(Kernel(derivs, consumes=("kill_h0", "kill_h1", "kill_h2", "kill_hs", "ld")),),
+)

@@ -1,0 +1,123 @@
+"""Engagement, CAR-T stimulation and killing at the disease site (MODEL.md §3; review B2–B12).
+
+Sums the antigen-engaged target load over tumour clones (scaled by CAR-T access), the
+sanctuary clone and normal B cells; stimulation is ratio-dependent in that load; kills per
+effector saturate (finite search and handling time). Each clone's per-capita kill hazard
+combines its engaged routes (:func:`cartsim.model.traits.route_kill_factor`, through
+:func:`cartsim.model.tumour.clone_route_factor`) and death-receptor bystander killing.
+Provides the quantities the CAR-T, tumour, B-cell and inflammation mechanisms consume.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cartsim.model.clones import N_CLONES, C
+from cartsim.model.mechanism import Kernel, Mechanism, Quantity, unbound
+from cartsim.model.tumour import (
+    clone_engagement,
+    clone_param_index,
+    clone_route_factor,
+    engagement,
+)
+
+S = unbound("S")  # state layout, bound by cartsim.model.layout
+P = unbound("P")  # parameter layout, bound by cartsim.model.layout
+
+#: CD20/CD22 densities of normal B cells relative to blasts; progenitors are CD20-low.
+_B_CD20, _B_CD22 = 1.0, 0.5
+_PROG_CD20, _PROG_CD22 = 0.1, 0.5
+
+
+@numba.njit(inline="always")
+def site_activity(  # type: ignore[no-untyped-def]
+    y: np.ndarray, p: np.ndarray, dy: np.ndarray, dr_sensitisation: float
+):
+    """Engagement, stimulation and killing at the disease site.
+
+    Returns (stimulation, synapse-weighted quality, exhaustion factor, kills per day,
+    antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, the
+    per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone).
+    """
+    access = p[P.cart_access]
+    e_t = max(y[S.E_t], 0.0)
+    e_b = engagement(p, p[P.B_antigen], _B_CD20, _B_CD22)
+    e_p = engagement(p, p[P.B_antigen], _PROG_CD20, _PROG_CD22)
+    bp, b = max(y[S.B_prog], 0.0), max(y[S.B], 0.0)
+    load = e_b * b + e_p * bp
+    qload = load
+    pdl1_load = 0.0
+    dr_load = 0.0
+    for c in range(N_CLONES):
+        tc = max(y[S.T0 + c], 0.0) * access
+        ec = clone_engagement(p, c)
+        base = clone_param_index(c, 0)
+        load += ec * tc
+        qload += ec * tc * p[base + C.synapse_quality]
+        pdl1_load += ec * tc * p[base + C.pdl1]
+        dr_load += ec * tc * max(0.0, 1.0 - p[base + C.dr_sensitivity])
+    # the sanctuary clone engages the few CAR-T cells that reach it
+    ts_eng = clone_engagement(p, 0) * max(y[S.TS], 0.0) * p[P.cns_access]
+    load += ts_eng
+    qload += ts_eng * p[clone_param_index(0, 0) + C.synapse_quality]
+    # ratio-dependent: a target stimulates a limited number of effectors, so expansion on a
+    # steady antigen source (regenerating B cells) saturates instead of growing without bound
+    stim = load / (load + p[P.K_stim] + p[P.stim_competition] * e_t)
+    quality = qload / load if load > 0.0 else 1.0
+    ex_factor = 1.0
+    if load > 0.0:
+        ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load) / load
+    # kills per target: ratio-dependent in the target load, saturating at kill_max when
+    # effectors vastly outnumber targets (finite search/handling time per target)
+    g_raw = p[P.k_kill] * e_t / (p[P.K_kill] + load)
+    g = g_raw * p[P.kill_max] / (g_raw + p[P.kill_max])
+    h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
+    h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)
+    h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation)
+    hs = _clone_hazard(p, 0, p[P.cns_access], g, stim, dr_sensitisation)
+    g_prog = g * e_p
+    g_b = g * e_b
+    kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
+             + hs * max(y[S.TS], 0.0) + g_prog * bp + g_b * b)
+    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs
+
+
+@numba.njit(inline="always")
+def _clone_hazard(p: np.ndarray, c: int, access: float, g: float, stim: float,
+                  dr_mult: float) -> float:
+    """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill."""
+    ec = clone_engagement(p, c)
+    base = clone_param_index(c, 0)
+    route = clone_route_factor(p, c, dr_mult)
+    by = p[P.bystander] * p[P.w_dr] * (p[base + C.dr_sensitivity] * dr_mult) * stim
+    return access * g * (ec * route + by)
+
+
+MECHANISM = Mechanism(
+    name="killing",
+    module=__name__,
+    summary="antigen engagement, CAR-T stimulation and the kill hazards at the disease site",
+    quantities=(
+        Quantity("stim", "–", "CAR-T stimulation (0–1), ratio-dependent in the engaged load"),
+        Quantity("stim_quality", "–", "synapse-weighted quality of the engaged load"),
+        Quantity("ex_factor", "–", "exhaustion multiplier from PD-L1 and DR-defective targets"),
+        Quantity("kills", "cells/d", "CAR-T kills per day (tumour and normal B lineage)"),
+        Quantity("engaged", "cells", "antigen-engaged effector CAR-T"),
+        Quantity("kill_prog", "1/d", "per-capita CAR-T kill hazard on B progenitors"),
+        Quantity("kill_b", "1/d", "per-capita CAR-T kill hazard on mature B cells"),
+        Quantity("kill_h0", "1/d", "per-capita CAR-T kill hazard, tumour clone 0"),
+        Quantity("kill_h1", "1/d", "per-capita CAR-T kill hazard, tumour clone 1"),
+        Quantity("kill_h2", "1/d", "per-capita CAR-T kill hazard, tumour clone 2"),
+        Quantity("kill_hs", "1/d", "per-capita CAR-T kill hazard, sanctuary clone"),
+        Quantity("dr_sensitisation", "–",
+                 "multiplier of tumour cells' death-receptor (extrinsic apoptosis) sensitivity, "
+                 "engaged and bystander; raised by drugs that sensitise the route",
+                 neutral=1.0, combine="product"),
+    ),
+    kernels=(
+        Kernel(site_activity, consumes=("dr_sensitisation",), provides=(
+            "stim", "stim_quality", "ex_factor", "kills", "engaged", "kill_prog", "kill_b",
+            "kill_h0", "kill_h1", "kill_h2", "kill_hs")),
+    ),
+)

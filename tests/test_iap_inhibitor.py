@@ -1,0 +1,90 @@
+"""The IAP inhibitor (SMAC mimetic) add-on: its mechanism on one patient, and that a model
+without it is exactly the model it was before (mechanisms as modules, issue 9/11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartsim.errors import InvalidInputError
+from cartsim.model import layout
+from cartsim.population import Cohort
+from cartsim.products import get_product
+from cartsim.simulation import Dose, simulate
+
+REFERENCE = Path(__file__).parent / "data" / "core_trajectory_reference.npz"
+WEEKLY = [Dose("iap_inhibitor", d, 60.0) for d in (0, 7)]
+
+
+def _patient(dr_defect: float) -> Cohort:
+    # NOXA-low: the perforin route is weak, so killing leans on the death-receptor route
+    return Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([12.0]),
+                  marrow_blasts_pct=np.array([60.0]), noxa_low=np.array([1.0]),
+                  dr_defect=np.array([dr_defect]))
+
+
+def _tumour(res, day: int) -> float:  # type: ignore[no-untyped-def]
+    t = res.trajectories
+    return float(t.loc[t["day"] == day, "tumour_cells"].iloc[0])
+
+
+def test_dosed_patient_with_a_dr_dependent_clone_loses_more_tumour() -> None:
+    prod = get_product("tisagenlecleucel")
+    kw = {"days": 12, "seed": 1, "variability": False}
+    ratios = {}
+    for defect in (0.0, 1.0):
+        off = simulate(_patient(defect), prod, **kw)
+        on = simulate(_patient(defect), prod, drugs=WEEKLY, **kw)
+        assert "iap_inhibitor" in on.meta["mechanisms"]
+        assert "iap_inhibitor" not in off.meta["mechanisms"]
+        given = on.events[on.events["event"] == "iap_inhibitor"]
+        assert list(given["day"]) == [0, 7] and (given["value"] == 60.0).all()
+        ratios[defect] = _tumour(off, 10) / _tumour(on, 10)
+    # DR route intact: the drug more than halves the day-10 tumour
+    assert ratios[0.0] > 2.0
+    # DR route defective (dr_defect = 1): little left to sensitise
+    assert 1.0 <= ratios[1.0] < 1.2
+
+
+def test_a_zero_dose_changes_the_trajectory_only_within_solver_tolerance() -> None:
+    # the add-on model has one more state; its zero error still counts in the solver's RMS
+    # norm, so steps (not the equations) differ: agreement to the tolerance, not bitwise
+    prod = get_product("tisagenlecleucel")
+    kw = {"days": 12, "seed": 1, "variability": False}
+    a = simulate(_patient(0.0), prod, **kw).trajectories
+    b = simulate(_patient(0.0), prod, drugs=[Dose("iap_inhibitor", 0, 0.0)], **kw).trajectories
+    for c in ("tumour_cells", "cart_cells_per_ul", "il6_pg_ml", "anc_per_ul"):
+        np.testing.assert_allclose(b[c], a[c], rtol=1e-3)
+
+
+def test_without_the_drug_the_model_and_trajectory_are_exactly_the_old_ones() -> None:
+    core = layout.CORE
+    assert layout.model() is core
+    assert "IAPI" not in core.S.__members__ and "iapi_half_life" not in core.P.__members__
+    assert "dr_sensitisation = 1.0" in core.source
+    # reference written by the code before mechanisms became modules (commit a96a784) with
+    # tests/data/README.md's recipe: every readout of 3 patients, days -5 to 40, bit for bit
+    ref = np.load(REFERENCE)
+    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
+                    age_y=np.array([5.0, 14.0, 24.0]),
+                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
+                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
+                    pdl1=np.array([0.0, 0.0, 0.8]))
+    res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
+    t = res.trajectories
+    assert np.array_equal(res.steps, ref["steps"])
+    for col in ref.files:
+        if col != "steps":
+            assert np.array_equal(t[col].to_numpy(), ref[col], equal_nan=True), col
+
+
+@pytest.mark.parametrize(("dose", "field"), [
+    (Dose("no_such_drug", 0, 1.0), "drugs"),
+    (Dose("iap_inhibitor", 0, -1.0), "dose iap_inhibitor amount"),
+    (Dose("iap_inhibitor", 99, 1.0), "dose iap_inhibitor day"),
+])
+def test_bad_doses_are_named(dose: Dose, field: str) -> None:
+    with pytest.raises(InvalidInputError, match=field):
+        simulate(_patient(0.0), get_product("tisagenlecleucel"), days=10, drugs=[dose])
