@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 import pandas as pd
 
 from cartsim.atomic import atomic_write
 from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
-from cartsim.engine.solver import detect_sparsity, make_integrator
+from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
 from cartsim.model import readouts, stochastic
 from cartsim.model.parameters import P
@@ -131,9 +132,27 @@ def integrator() -> Callable[..., None]:
     if _INTEGRATOR is None:
         _INTEGRATOR = make_integrator(
             rhs, n_states=N_STATES, method="rodas4", n_jac=FIRST_ACCUMULATOR,
-            autonomous=True, cache=False, jac_sparsity=model_sparsity(),
+            autonomous=True, cache=True, jac_sparsity=cached_sparsity(),
         )
     return _INTEGRATOR
+
+
+def cached_sparsity() -> np.ndarray:
+    """:func:`model_sparsity`, detected once per model source (hash of ``cartsim.model``)
+    and machine, then read from the on-disk cache: detecting it compiles the right-hand
+    side a second time, which a warm process must not pay."""
+    return cached_array("model-sparsity", model_digest(rhs), model_sparsity).astype(bool)
+
+
+def _stochastic_day() -> Callable[..., None]:
+    """The stochastic layer's daily kernel, compiled with numba's on-disk cache."""
+    global _STOCHASTIC_DAY
+    if _STOCHASTIC_DAY is None:
+        _STOCHASTIC_DAY = numba.njit(cache=True)(stochastic.apply_day.py_func)
+    return _STOCHASTIC_DAY
+
+
+_STOCHASTIC_DAY: Callable[..., None] | None = None
 
 
 @dataclass
@@ -374,10 +393,11 @@ def simulate(
                 add_events(day, name, np.where(status == 0, amt, 0.0), unit)
 
     s_seed = np.uint64(seed)
+    stochastic_day = _stochastic_day()
     extinct_seen = np.zeros(n, dtype=bool)
 
     def on_day_end(day: int, y0: np.ndarray, y_: np.ndarray, status: np.ndarray) -> None:
-        stochastic.apply_day(y0, y_, p, s_seed, pid, day, status)
+        stochastic_day(y0, y_, p, s_seed, pid, day, status)
         tum = y_[:, S.T0] + y_[:, S.T1] + y_[:, S.T2] + y_[:, S.TS]
         new_ext = (tum <= 0.0) & ~extinct_seen & (status == 0)
         if new_ext.any():

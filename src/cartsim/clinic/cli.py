@@ -12,18 +12,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import matplotlib
+import numpy as np
+import typer
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import typer  # noqa: E402
+from cartsim.errors import CartsimError
 
-from cartsim.clinic.records import grade_records  # noqa: E402
-from cartsim.errors import CartsimError  # noqa: E402
+if TYPE_CHECKING:  # pandas and matplotlib load only when the command runs
+    import pandas as pd
 
 EXIT_OK = 0
 EXIT_FATAL = 2
@@ -36,6 +33,12 @@ def _safe_name(patient_id: str) -> str:
 
 def plot_timeline(grades: pd.DataFrame, patient_id: str, path: Path) -> None:
     """Write one patient's timeline PNG: temperature, CRS/ICANS grades, ANC and platelets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
     g = grades[grades["patient_id"] == patient_id].sort_values("day")
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
     try:
@@ -95,6 +98,8 @@ def grade_command(
     DIR/timeline_<patient>.png per patient. Exit 0 if every row was valid, 3 if some rows
     were rejected (the rest are graded), 2 on a fatal input error (nothing written).
     """
+    from cartsim.clinic.records import grade_records
+
     try:
         parsed, grades, summary = grade_records(records, ctcae_version)
     except CartsimError as exc:

@@ -46,14 +46,18 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numba
 import numpy as np
 from numba import njit, prange
+
+from cartsim.atomic import atomic_write
 
 __all__ = [
     "STATUS_OK",
@@ -900,17 +904,72 @@ def _clone(fn: Any, glb: dict[str, Any], name: str) -> Any:
 
 
 def _source_digest(fn: Any) -> str | None:
-    """Hash of the source file and qualified name of a jitted function, or None."""
+    """Hash of the sources a jitted function may inline, or None if they cannot be read.
+
+    Covers every ``.py`` file in the directory (and its subdirectories) of the file that
+    defines ``fn`` — a model's right-hand side is usually assembled from helpers in sibling
+    modules of its package — plus the function's qualified name and path.
+    """
     py = getattr(fn, "py_func", fn)
     try:
-        path = inspect.getfile(py)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, TypeError):
+        path = Path(inspect.getfile(py)).resolve()
+        files = sorted(path.parent.rglob("*.py"))
+        h = hashlib.sha256()
+        for f in files:
+            h.update(str(f.relative_to(path.parent)).encode())
+            h.update(f.read_bytes())
+    except (OSError, TypeError, ValueError):
         return None
-    h = hashlib.sha256(data)
     h.update(f"{py.__module__}:{py.__qualname__}:{path}".encode())
     return h.hexdigest()
+
+
+def model_digest(fn: Any) -> str | None:
+    """Public form of the source hash used to key on-disk caches of a model (or None)."""
+    return _source_digest(fn)
+
+
+def cache_dir() -> Path:
+    """Directory for cached engine artefacts (sparsity patterns): ``NUMBA_CACHE_DIR`` when
+    set, else ``__pycache__`` beside this module if writable, else ``~/.cache/cartsim``."""
+    env = numba.config.CACHE_DIR
+    if env:
+        d = Path(env) / "cartsim"
+    else:
+        d = Path(__file__).resolve().parent / "__pycache__"
+        try:
+            d.mkdir(exist_ok=True)
+            probe = d / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError:
+            d = Path.home() / ".cache" / "cartsim"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cached_array(name: str, digest: str | None, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()`` once per ``digest`` and machine: the result is stored as ``.npy`` in
+    :func:`cache_dir` and read back by later processes (no digest: always built)."""
+    if digest is None:
+        return build()
+    try:
+        path = cache_dir() / f"{name}-{digest[:24]}.npy"
+        if path.exists():
+            return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        path = None  # type: ignore[assignment]
+    arr = build()
+    if path is not None:
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+
+        try:
+            atomic_write(path, write)
+        except OSError:
+            pass  # a read-only cache only costs the rebuild next time
+    return arr
 
 
 def make_integrator(
