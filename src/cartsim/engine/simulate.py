@@ -2,7 +2,9 @@
 
 1. schedule items of the day act (jumps, vectorised over patients);
 2. ``on_day_start`` (e.g. the clinic) observes and acts;
-3. the compiled solver integrates every patient from day to day + 1 (parallel over patients);
+3. the compiled solver integrates every patient from day to day + 1 (parallel over patients;
+   with a continuous-output integrator a patient whose state nobody changed continues its
+   own steps across the boundary instead of stopping there);
 4. ``on_day_end`` (e.g. the stochastic layer) updates the state;
 5. ``record`` stores the day's observables.
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cartsim.engine.schedule import ScheduleItem, items_on
+from cartsim.engine.solver import dense_memory
 
 DayHook = Callable[[int, np.ndarray, np.ndarray], None]
 EndHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
@@ -45,12 +48,20 @@ def run_daily(
     on_day_end: EndHook | None = None,
     record: DayHook | None = None,
     progress: Callable[[int], None] | None = None,
+    dense: bool = False,
 ) -> LoopStats:
-    """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status."""
+    """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status.
+
+    With ``dense=True``, ``integrate`` is a continuous-output integrator
+    (``make_integrator(..., dense=True)``): patients step across day boundaries and stop
+    only on a day whose hooks or schedule changed their state.
+    """
     n = y.shape[0]
     status = np.zeros(n, dtype=np.int32)
     steps = np.zeros(n, dtype=np.int64)
     h = np.zeros(n)
+    if dense:
+        mem, tmem = dense_memory(n, y.shape[1])
     if record is not None:
         record(first_day, y, status)
     for day in range(first_day, last_day):
@@ -62,7 +73,12 @@ def run_daily(
         if on_day_start is not None:
             on_day_start(day, y, status)
         y_start = y.copy()
-        integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status, steps)
+        if dense:
+            integrate(y, p, float(day), float(day + 1), float(last_day), h, rtol, atol,
+                      max_steps, status, steps, mem, tmem)
+        else:
+            integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status,
+                      steps)
         if on_day_end is not None:
             on_day_end(day, y_start, y, status)
         if record is not None:
