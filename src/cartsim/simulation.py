@@ -126,13 +126,18 @@ def integrator() -> Callable[..., None]:
     """The compiled per-patient solver for this model (built once per process).
 
     RODAS4 (L-stable, order 4) with a finite-difference Jacobian over the states that feed
-    back (accumulators excluded) and coloured by the model's sparsity pattern.
+    back (accumulators excluded) and coloured by the model's sparsity pattern. Continuous
+    output: a patient steps across day boundaries (its daily state is the interpolant) and
+    restarts only on a day when a schedule item, the clinic, a procedure or the stochastic
+    layer changed its state; the daily integrals feeding the stochastic layer are returned
+    per day.
     """
     global _INTEGRATOR
     if _INTEGRATOR is None:
         _INTEGRATOR = make_integrator(
             rhs, n_states=N_STATES, method="rodas4", n_jac=FIRST_ACCUMULATOR,
-            autonomous=True, cache=True, jac_sparsity=cached_sparsity(),
+            autonomous=True, cache=True, jac_sparsity=cached_sparsity(), dense=True,
+            interval_integrals=FIRST_ACCUMULATOR,
         )
     return _INTEGRATOR
 
@@ -414,17 +419,35 @@ def simulate(
         for c in cols:
             store[c][k] = np.where(status == 0, r[c], np.nan)
 
+    clone_cols = [int(S.T0), int(S.T1), int(S.T2), int(S.TS)]
+    thr = p[:, P.stoch_threshold][:, None]
+
+    def jumps_next(day: int, y_: np.ndarray) -> np.ndarray:
+        # the stochastic layer will redraw every non-empty clone that starts the day below
+        # its threshold (a speed hint only: a wrong guess costs steps, never accuracy)
+        c = y_[:, clone_cols]
+        return ((c > 0.0) & (c < thr)).any(axis=1)
+
     stats = run_daily(
         integrator(), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol, atol=default_atol(),
         on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
-        record=record, progress=progress,
+        record=record, progress=progress, dense=True, jumps_next=jumps_next,
     )
     day_axis = np.arange(LD_FIRST_DAY, days + 1)
-    traj = pd.DataFrame({
-        "patient_id": np.tile(pid, n_days),
-        "day": np.repeat(day_axis, n),
-        **{c: store[c].reshape(-1) for c in cols},
-    }).sort_values(["patient_id", "day"], kind="stable").reset_index(drop=True)
+    if np.unique(pid).size == n:
+        # rows ordered by (patient_id, day) straight from the (days, patients) store: no sort
+        order = np.argsort(pid, kind="stable")
+        traj = pd.DataFrame({
+            "patient_id": np.repeat(pid[order], n_days),
+            "day": np.tile(day_axis, n),
+            **{c: store[c][:, order].T.reshape(-1) for c in cols},
+        })
+    else:
+        traj = pd.DataFrame({
+            "patient_id": np.tile(pid, n_days),
+            "day": np.repeat(day_axis, n),
+            **{c: store[c].reshape(-1) for c in cols},
+        }).sort_values(["patient_id", "day"], kind="stable").reset_index(drop=True)
     bad = stats.status != 0
     if bad.any():
         add_events(days, "solver_failure", stats.status.astype(np.float64), "status code")

@@ -28,7 +28,7 @@ def run_dense(integ, y0, p, n_days, rtol=1e-6, atol=1e-4, jumps=None, t_stop=Non
     mem, tmem = dense_memory(n, s)
     traj = np.empty((n, n_days + 1, s))
     traj[:, 0] = y
-    stop = float(n_days if t_stop is None else t_stop)
+    stop = np.full(n, float(n_days if t_stop is None else t_stop))
     for d in range(n_days):
         if jumps and d in jumps:
             rows, col, amt = jumps[d]
@@ -70,7 +70,7 @@ def test_interpolant_has_order_three():
         h = np.array([hh])
         st = np.zeros(1, np.int32)
         ns = np.zeros(1, np.int64)
-        integ(y, p, 0.0, hh / 2, hh, h, 1.0, np.full(2, 1.0), 10, st, ns, mem, tmem)
+        integ(y, p, 0.0, hh / 2, np.array([hh]), h, 1.0, np.full(2, 1.0), 10, st, ns, mem, tmem)
         assert ns[0] == 1 and st[0] == 0
         ref = y0.copy()
         tight = make_integrator(forced_rhs, 2, "rodas4")
@@ -116,8 +116,8 @@ def test_interval_integrals_hold_the_integral_over_each_call():
     ns = np.zeros(1, np.int64)
     for d in range(20):
         y[0, 1] = 0.0  # the caller resets the integral each day: not a jump
-        integ(y, p, float(d), float(d + 1), 20.0, h, 1e-6, np.full(2, 1e-12), 10_000, st, ns,
-              mem, tmem)
+        integ(y, p, float(d), float(d + 1), np.array([20.0]), h, 1e-6, np.full(2, 1e-12),
+              10_000, st, ns, mem, tmem)
         exact = (np.exp(-0.3 * d) - np.exp(-0.3 * (d + 1))) / 0.3
         assert abs(y[0, 1] - exact) < 1e-4 * exact, d
         assert abs(y[0, 0] / np.exp(-0.3 * (d + 1)) - 1.0) < 1e-4

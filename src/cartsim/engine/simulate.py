@@ -49,12 +49,15 @@ def run_daily(
     record: DayHook | None = None,
     progress: Callable[[int], None] | None = None,
     dense: bool = False,
+    jumps_next: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> LoopStats:
     """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status.
 
     With ``dense=True``, ``integrate`` is a continuous-output integrator
     (``make_integrator(..., dense=True)``): patients step across day boundaries and stop
-    only on a day whose hooks or schedule changed their state.
+    only on a day whose hooks or schedule changed their state. ``jumps_next(day, y)``
+    (optional) flags the patients whose state the end-of-day hook will change: their steps
+    land on the day's end instead of running past it and being discarded.
     """
     n = y.shape[0]
     status = np.zeros(n, dtype=np.int32)
@@ -74,7 +77,12 @@ def run_daily(
             on_day_start(day, y, status)
         y_start = y.copy()
         if dense:
-            integrate(y, p, float(day), float(day + 1), float(last_day), h, rtol, atol,
+            t_stop = np.full(n, float(last_day))
+            if jumps_next is not None:
+                t_stop[jumps_next(day, y)] = float(day + 1)
+            if any(s.day == day + 1 for s in schedule):
+                t_stop[:] = float(day + 1)
+            integrate(y, p, float(day), float(day + 1), t_stop, h, rtol, atol,
                       max_steps, status, steps, mem, tmem)
         else:
             integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status,

@@ -1084,7 +1084,7 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
 
 
 def _dense_driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
-                           t_stop: float, h: np.ndarray, rtol: float, atol: np.ndarray,
+                           t_stop: np.ndarray, h: np.ndarray, rtol: float, atol: np.ndarray,
                            max_steps: int, status: np.ndarray, nsteps: np.ndarray,
                            mem: np.ndarray, tmem: np.ndarray) -> None:
     n_pat = y.shape[0]
@@ -1103,8 +1103,8 @@ def _dense_driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
             if t1 <= t0:
                 continue
             st, h_next, ns = _rodas4_advance(
-                y[i], p[i], t0, t1, t_stop, h[i], rtol, atol, max_steps, w, jm, em, piv,
-                mem[i], tmem[i])
+                y[i], p[i], t0, t1, max(t1, t_stop[i]), h[i], rtol, atol, max_steps, w, jm,
+                em, piv, mem[i], tmem[i])
             status[i] = st
             h[i] = h_next
             nsteps[i] += ns
@@ -1272,7 +1272,9 @@ def make_integrator(
     ``(t0, y)`` only when the caller changed ``y`` between calls (a jump) or the call does
     not start where the last one ended. The signature gains three arguments:
     ``integrate(y, p, t0, t1, t_stop, h, rtol, atol, max_steps, status, nsteps, mem,
-    tmem)``; no step goes beyond ``t_stop`` (the end of the simulation), and ``mem``,
+    tmem)``; no step of patient i goes beyond ``t_stop[i]`` (float64[N]: the end of the
+    simulation, or ``t1`` for a patient the caller expects to change at ``t1``, so that
+    its last step lands there instead of being thrown away), and ``mem``,
     ``tmem`` hold each patient's last step (allocate with :func:`dense_memory`, zeros
     meaning "start afresh"). States from ``interval_integrals`` on are integrals over the
     call's interval: on return they hold their input value plus the integral from ``t0`` to
