@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from cartsim.engine.schedule import ScheduleItem, items_on
@@ -62,11 +63,33 @@ def run_daily(
     n = y.shape[0]
     status = np.zeros(n, dtype=np.int32)
     steps = np.zeros(n, dtype=np.int64)
+    if record is not None:
+        record(first_day, y, status)
+    # dynamic scheduling of the solver's blocks of patients over the threads: on most days
+    # only some patients take steps (the rest interpolate), so an even static split of the
+    # cohort would leave a thread idle
+    old_chunk = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)
+    try:
+        _loop(integrate, y, p, first_day, last_day, schedule, rtol, atol, max_steps,
+              on_schedule, on_day_start, on_day_end, record, progress, dense, jumps_next,
+              status, steps)
+    finally:
+        numba.set_parallel_chunksize(old_chunk)
+    return LoopStats(steps=steps, status=status)
+
+
+def _loop(integrate: Callable[..., None], y: np.ndarray, p: np.ndarray, first_day: int,
+          last_day: int, schedule: list[ScheduleItem], rtol: float, atol: np.ndarray,
+          max_steps: int, on_schedule: Callable[[int, ScheduleItem, np.ndarray], None] | None,
+          on_day_start: DayHook | None, on_day_end: EndHook | None, record: DayHook | None,
+          progress: Callable[[int], None] | None, dense: bool,
+          jumps_next: Callable[[int, np.ndarray], np.ndarray] | None, status: np.ndarray,
+          steps: np.ndarray) -> None:
+    n = y.shape[0]
     h = np.zeros(n)
     if dense:
         mem, tmem = dense_memory(n, y.shape[1])
-    if record is not None:
-        record(first_day, y, status)
     for day in range(first_day, last_day):
         active = status == 0
         for item in items_on(schedule, day):
@@ -93,4 +116,3 @@ def run_daily(
             record(day + 1, y, status)
         if progress is not None:
             progress(day + 1 - first_day)
-    return LoopStats(steps=steps, status=status)
