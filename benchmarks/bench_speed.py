@@ -6,7 +6,9 @@ Reports, for each source tree (this one and, with ``--ref``, another checkout su
 * patient-days/s of ``simulate()`` on a paediatric B-ALL cohort (tisagenlecleucel, weights
   10–80 kg, ages 2–25, blasts 5–95 %, variability and the stochastic layer on), with the
   default management protocol in the daily loop ("clinic") and without it ("no clinic"),
-  at each ``--sizes`` N, with solver steps per patient-day and the peak RSS of the process;
+  at each ``--sizes`` N, with patient-days per CPU-second (user + system time of the
+  process: less sensitive than wall time to other load on a shared machine), the share of
+  wall time spent in the solver, solver steps per patient-day and the peak RSS;
 * the start-up time of ``cartsim simulate --patients 1 --days 30`` in a fresh process, with
   an empty numba cache (first run on a machine) and again (second run, warm cache).
 
@@ -55,11 +57,28 @@ warm = time.perf_counter() - t
 rng = np.random.default_rng(0)
 cohort = Cohort("b-all", weight_kg=rng.uniform(10, 80, n), age_y=rng.uniform(2, 25, n),
                 marrow_blasts_pct=rng.uniform(5, 95, n))
+import cartsim.simulation as sim
+solver = sim.integrator()
+solver_wall = [0.0]
+
+
+def timed(*args):
+    t0 = time.perf_counter()
+    solver(*args)
+    solver_wall[0] += time.perf_counter() - t0
+
+
+sim.integrator = lambda: timed
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru.ru_utime + ru.ru_stime
 t = time.perf_counter()
 r = simulate(cohort, prod, days=days, seed=1, protocol=policy)
 wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime - cpu0
 pdays = n * (days + 6)  # day -5 .. days
 print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
+                  "pd_per_cpu_s": pdays / cpu, "solver_share": solver_wall[0] / wall,
                   "steps_per_pd": float(r.steps.sum()) / (n * (days + 5)),
                   "failed": int((r.status != 0).sum()),
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -125,28 +144,32 @@ def main() -> None:
                     print(f"[rep {rep}] {name}: N={n} days={a.days} "
                           f"{'clinic' if clinic else 'no clinic'}: {r['wall']:.1f} s, "
                           f"{r['pd_per_s']:,.0f} patient-days/s, {r['steps_per_pd']:.3f} "
-                          f"steps/patient-day, peak RSS {r['rss_mib']:.0f} MiB, "
+                          f"steps/patient-day, {r['pd_per_cpu_s']:,.0f} patient-days per "
+                          f"CPU-second, solver {100 * r['solver_share']:.0f}% of wall, "
+                          f"peak RSS {r['rss_mib']:.0f} MiB, "
                           f"{r['failed']} failed", flush=True)
 
     def med(xs: list[float]) -> float:
         return statistics.median(xs)
 
     print("\nmedians over repetitions" + (" (ratio = this / ref)" if "ref" in trees else ""))
-    print(f"{'N':>7} {'protocol':>9} {'tree':>5} {'patient-days/s':>15} {'steps/pd':>9} "
-          f"{'RSS MiB':>8} {'ratio':>6}")
+    print(f"{'N':>7} {'protocol':>9} {'tree':>5} {'patient-days/s':>15} {'ratio':>6} "
+          f"{'per CPU-s':>10} {'ratio':>6} {'steps/pd':>9} {'RSS MiB':>8}")
     for n in a.sizes:
         for clinic in (True, False):
-            rates = {}
             for name in trees:
                 rs = res[(name, n, clinic)]
-                rates[name] = med([r["pd_per_s"] for r in rs])
-                ratio = ""
+                rate = med([r["pd_per_s"] for r in rs])
+                cpu = med([r["pd_per_cpu_s"] for r in rs])
+                ratio = ratio_cpu = ""
                 if name == "this" and "ref" in trees:
-                    ref_rates = [r["pd_per_s"] for r in res[("ref", n, clinic)]]
-                    ratio = f"{rates[name] / med(ref_rates):.2f}"
-                print(f"{n:>7} {'clinic' if clinic else 'none':>9} {name:>5} "
-                      f"{rates[name]:>15,.0f} {med([r['steps_per_pd'] for r in rs]):>9.3f} "
-                      f"{med([r['rss_mib'] for r in rs]):>8.0f} {ratio:>6}")
+                    ref = res[("ref", n, clinic)]
+                    ratio = f"{rate / med([r['pd_per_s'] for r in ref]):.2f}"
+                    ratio_cpu = f"{cpu / med([r['pd_per_cpu_s'] for r in ref]):.2f}"
+                print(f"{n:>7} {'clinic' if clinic else 'none':>9} {name:>5} {rate:>15,.0f} "
+                      f"{ratio:>6} {cpu:>10,.0f} {ratio_cpu:>6} "
+                      f"{med([r['steps_per_pd'] for r in rs]):>9.3f} "
+                      f"{med([r['rss_mib'] for r in rs]):>8.0f}")
     for name, xs in cold.items():
         if xs:
             print(f"start-up `cartsim simulate --patients 1 --days 30` ({name}): first run "
