@@ -59,7 +59,8 @@ class Procedure(Protocol):
 
     ``apply`` may change ``y`` in place for the patients it chooses and returns what it did as
     ``{event_name: (amount per patient, unit)}``; non-zero amounts become rows of the events
-    table. It sees the model's state ``y`` (n, N_STATES), parameters ``p`` (n, N_PARAMS) and
+    table. It sees the model's state ``y`` (n, N_STATES), parameters ``p`` (n, N_PARAMS,
+    read-only: the solver continues a patient across days unless its ``y`` changes) and
     per-patient status (0 = running).
     """
 

@@ -1278,7 +1278,10 @@ def make_integrator(
     ``tmem`` hold each patient's last step (allocate with :func:`dense_memory`, zeros
     meaning "start afresh"). States from ``interval_integrals`` on are integrals over the
     call's interval: on return they hold their input value plus the integral from ``t0`` to
-    ``t1``, and a change to them is not a jump (default: no such states).
+    ``t1``, and a change to them is not a jump (default: no such states). Where both ends of
+    the step are non-negative, an output below zero is returned as zero (the cubic can dip
+    below zero between two accepted states of a decaying population). ``p`` must not change
+    between calls (only ``y`` changes are detected).
     """
     if method not in _SOLVERS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(_SOLVERS)}")
