@@ -151,10 +151,27 @@ def cached_sparsity() -> np.ndarray:
 
 
 def _stochastic_day() -> Callable[..., None]:
-    """The stochastic layer's daily kernel, compiled with numba's on-disk cache."""
+    """The stochastic layer's daily kernel, compiled with numba's on-disk cache.
+
+    numba checks only the defining file for staleness, so the kernel is compiled under a
+    name carrying a hash of the model package and of the generator it inlines
+    (``cartsim.engine.rng``): editing either compiles afresh instead of loading stale code.
+    """
     global _STOCHASTIC_DAY
     if _STOCHASTIC_DAY is None:
-        _STOCHASTIC_DAY = numba.njit(cache=True)(stochastic.apply_day.py_func)
+        import hashlib
+        import types
+
+        from cartsim.engine import rng
+
+        h = hashlib.sha256(str(model_digest(rhs)).encode())
+        h.update(Path(rng.__file__).read_bytes())
+        py = stochastic.apply_day.py_func
+        name = f"apply_day_{h.hexdigest()[:16]}"
+        fn = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__,
+                                py.__closure__)
+        fn.__qualname__ = name
+        _STOCHASTIC_DAY = numba.njit(cache=True)(fn)
     return _STOCHASTIC_DAY
 
 
