@@ -54,3 +54,17 @@ def test_version_flag() -> None:
 
     r = CliRunner().invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"cartsim {cartsim.__version__}"
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    """`cartsim --help` and every command start fast: pandas, matplotlib, scipy, numba and
+    the simulator load only inside the command that needs them (fresh interpreter)."""
+    import subprocess
+    import sys
+
+    heavy = ["pandas", "matplotlib", "scipy", "numba", "pyarrow", "cartsim.simulation"]
+    code = ("import sys, cartsim.cli; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "", f"imported at CLI import time: {out}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -22,7 +23,7 @@ from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
-from cartsim.engine.solver import detect_sparsity, make_integrator
+from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
 from cartsim.model import layout, readouts, stochastic
 from cartsim.model.mechanism import Model
@@ -77,7 +78,8 @@ class Procedure(Protocol):
 
     ``apply`` may change ``y`` in place for the patients it chooses and returns what it did as
     ``{event_name: (amount per patient, unit)}``; non-zero amounts become rows of the events
-    table. It sees the model's state ``y`` (n, N_STATES), parameters ``p`` (n, N_PARAMS) and
+    table. It sees the model's state ``y`` (n, N_STATES), parameters ``p`` (n, N_PARAMS,
+    read-only: the solver continues a patient across days unless its ``y`` changes) and
     per-patient status (0 = running).
     """
 
@@ -153,17 +155,66 @@ def integrator(model: Model | None = None) -> Callable[..., None]:
     process and model).
 
     RODAS4 (L-stable, order 4) with a finite-difference Jacobian over the states that feed
-    back (accumulators excluded) and coloured by the model's sparsity pattern.
+    back (accumulators excluded) and coloured by the model's sparsity pattern. Continuous
+    output: a patient steps across day boundaries (its daily state is the interpolant) and
+    restarts only on a day when a schedule item, the clinic, a procedure or the stochastic
+    layer changed its state; the daily integrals feeding the stochastic layer are returned
+    per day.
     """
     m = model or layout.CORE
     found = _INTEGRATORS.get(id(m))
     if found is None:
+        # continuous output needs the interval integrals to be the last states; an add-on
+        # mechanism's states come after them, so such a model keeps the day-by-day solver
         found = make_integrator(
             m.rhs, n_states=m.n_states, method="rodas4", n_jac=m.n_jac,
-            autonomous=True, cache=False, jac_sparsity=model_sparsity(model=m),
+            autonomous=True, cache=True, jac_sparsity=cached_sparsity(m),
+            dense=_dense(m), interval_integrals=m.first_accumulator if _dense(m) else None,
         )
         _INTEGRATORS[id(m)] = found
     return found
+
+
+def _dense(model: Model) -> bool:
+    """Whether ``model`` runs on the continuous-output solver (models without add-ons)."""
+    return not model.addons
+
+
+def cached_sparsity(model: Model | None = None) -> np.ndarray:
+    """:func:`model_sparsity`, detected once per model source (hash of its generated
+    right-hand side) and machine, then read from the on-disk cache: detecting it compiles the
+    right-hand side a second time, which a warm process must not pay."""
+    m = model or layout.CORE
+    return cached_array("model-sparsity", model_digest(m.rhs),
+                        lambda: model_sparsity(model=m)).astype(bool)
+
+
+def _stochastic_day() -> Callable[..., None]:
+    """The stochastic layer's daily kernel, compiled with numba's on-disk cache.
+
+    numba checks only the defining file for staleness, so the kernel is compiled under a
+    name carrying a hash of the model package and of the generator it inlines
+    (``cartsim.engine.rng``): editing either compiles afresh instead of loading stale code.
+    """
+    global _STOCHASTIC_DAY
+    if _STOCHASTIC_DAY is None:
+        import hashlib
+        import types
+
+        from cartsim.engine import rng
+
+        h = hashlib.sha256(str(model_digest(stochastic.apply_day)).encode())
+        h.update(Path(rng.__file__).read_bytes())
+        py = stochastic.apply_day.py_func
+        name = f"apply_day_{h.hexdigest()[:16]}"
+        fn = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__,
+                                py.__closure__)
+        fn.__qualname__ = name
+        _STOCHASTIC_DAY = numba.njit(cache=True)(fn)
+    return _STOCHASTIC_DAY
+
+
+_STOCHASTIC_DAY: Callable[..., None] | None = None
 
 
 @dataclass
@@ -480,10 +531,11 @@ def simulate(
                 add_events(day, name, np.where(status == 0, amt, 0.0), unit)
 
     s_seed = np.uint64(seed)
+    stochastic_day = _stochastic_day()
     extinct_seen = np.zeros(n, dtype=bool)
 
     def on_day_end(day: int, y0: np.ndarray, y_: np.ndarray, status: np.ndarray) -> None:
-        stochastic.apply_day(y0, y_, p, s_seed, pid, day, status)
+        stochastic_day(y0, y_, p, s_seed, pid, day, status)
         tum = y_[:, S.T0] + y_[:, S.T1] + y_[:, S.T2] + y_[:, S.TS]
         new_ext = (tum <= 0.0) & ~extinct_seen & (status == 0)
         if new_ext.any():
@@ -500,18 +552,37 @@ def simulate(
         for c in cols:
             store[c][k] = np.where(status == 0, r[c], np.nan)
 
+    clone_cols = [int(S.T0), int(S.T1), int(S.T2), int(S.TS)]
+    thr = p[:, P.stoch_threshold][:, None]
+
+    def jumps_next(day: int, y_: np.ndarray) -> np.ndarray:
+        # the stochastic layer will redraw every non-empty clone that starts the day below
+        # its threshold (a speed hint only: a wrong guess costs steps, never accuracy)
+        c = y_[:, clone_cols]
+        return ((c > 0.0) & (c < thr)).any(axis=1)
+
     stats = run_daily(
         integrator(model), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol,
         atol=default_atol(model),
         on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
-        record=record, progress=progress,
+        record=record, progress=progress, dense=_dense(model),
+        jumps_next=jumps_next if _dense(model) else None,
     )
     day_axis = np.arange(LD_FIRST_DAY, days + 1)
-    traj = pd.DataFrame({
-        "patient_id": np.tile(pid, n_days),
-        "day": np.repeat(day_axis, n),
-        **{c: store[c].reshape(-1) for c in cols},
-    }).sort_values(["patient_id", "day"], kind="stable").reset_index(drop=True)
+    if np.unique(pid).size == n:
+        # rows ordered by (patient_id, day) straight from the (days, patients) store: no sort
+        order = np.argsort(pid, kind="stable")
+        traj = pd.DataFrame({
+            "patient_id": np.repeat(pid[order], n_days),
+            "day": np.tile(day_axis, n),
+            **{c: store[c][:, order].T.reshape(-1) for c in cols},
+        })
+    else:
+        traj = pd.DataFrame({
+            "patient_id": np.tile(pid, n_days),
+            "day": np.repeat(day_axis, n),
+            **{c: store[c].reshape(-1) for c in cols},
+        }).sort_values(["patient_id", "day"], kind="stable").reset_index(drop=True)
     bad = stats.status != 0
     if bad.any():
         add_events(days, "solver_failure", stats.status.astype(np.float64), "status code")

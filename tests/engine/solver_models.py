@@ -72,3 +72,10 @@ def forced_jac(t: float, y: np.ndarray, p: np.ndarray, jm: np.ndarray) -> None:
     jm[0, 1] = 1.0
     jm[1, 0] = -p[0] - 2.0 * p[1] * y[0] * y[1]
     jm[1, 1] = -p[1] * y[0] * y[0]
+
+
+@njit(nogil=True)
+def integral_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
+    """y0' = -k y0 and y1' = y0 (y1 integrates y0); p = (k,)."""
+    dy[0] = -p[0] * y[0]
+    dy[1] = y[0]

@@ -14,16 +14,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from matplotlib.figure import Figure
 
-from cartsim.atomic import check_output_dir
-from cartsim.clinic.records import grade_records
-from cartsim.clinic.sdtm import graded_ae_rows
 from cartsim.errors import CartsimError
+
+if TYPE_CHECKING:  # pandas and matplotlib load only when the command runs
+    import pandas as pd
 
 EXIT_OK = 0
 EXIT_FATAL = 2
@@ -66,6 +64,8 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Prefix ``'`` to text cells that a spreadsheet would run as a formula (they start with
     ``= + - @``, tab or carriage return). Numbers — negative ones included, whether stored as
     numbers or as text such as ``-2.5`` — are left alone."""
+    import pandas as pd
+
     out = df.copy()
     for c in out.columns:
         if out[c].dtype != object and not pd.api.types.is_string_dtype(out[c]):
@@ -88,6 +88,9 @@ def plot_timeline(grades: pd.DataFrame, patient_id: str, path: Path) -> None:
     """Write one patient's timeline PNG: temperature, CRS/ICANS grades, ANC and platelets."""
     g = grades[grades["patient_id"] == patient_id].sort_values("day")
     patient_id = str(patient_id)
+    import pandas as pd
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 7))
     axes = fig.subplots(3, 1, sharex=True)
     ax = axes[0]
@@ -158,6 +161,9 @@ def grade_command(
     """
     from rich.console import Console
 
+    from cartsim.atomic import check_output_dir
+    from cartsim.clinic.records import grade_records
+    from cartsim.clinic.sdtm import graded_ae_rows
     from cartsim.progress import progress as progress_bar
 
     console = Console(stderr=True)

@@ -2,7 +2,9 @@
 
 1. schedule items of the day act (jumps, vectorised over patients);
 2. ``on_day_start`` (e.g. the clinic) observes and acts;
-3. the compiled solver integrates every patient from day to day + 1 (parallel over patients);
+3. the compiled solver integrates every patient from day to day + 1 (parallel over patients;
+   with a continuous-output integrator a patient whose state nobody changed continues its
+   own steps across the boundary instead of stopping there);
 4. ``on_day_end`` (e.g. the stochastic layer) updates the state;
 5. ``record`` stores the day's observables.
 
@@ -15,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from cartsim.engine.schedule import ScheduleItem, items_on
+from cartsim.engine.solver import dense_memory
 
 DayHook = Callable[[int, np.ndarray, np.ndarray], None]
 EndHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
@@ -45,14 +49,47 @@ def run_daily(
     on_day_end: EndHook | None = None,
     record: DayHook | None = None,
     progress: Callable[[int], None] | None = None,
+    dense: bool = False,
+    jumps_next: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> LoopStats:
-    """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status."""
+    """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status.
+
+    With ``dense=True``, ``integrate`` is a continuous-output integrator
+    (``make_integrator(..., dense=True)``): patients step across day boundaries and stop
+    only on a day whose hooks or schedule changed their state. ``jumps_next(day, y)``
+    (optional) flags the patients whose state the end-of-day hook will change: their steps
+    land on the day's end instead of running past it and being discarded.
+    """
     n = y.shape[0]
     status = np.zeros(n, dtype=np.int32)
     steps = np.zeros(n, dtype=np.int64)
-    h = np.zeros(n)
     if record is not None:
         record(first_day, y, status)
+    # dynamic scheduling of the solver's blocks of patients over the threads: on most days
+    # only some patients take steps (the rest interpolate), so an even static split of the
+    # cohort would leave a thread idle
+    old_chunk = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)
+    try:
+        _loop(integrate, y, p, first_day, last_day, schedule, rtol, atol, max_steps,
+              on_schedule, on_day_start, on_day_end, record, progress, dense, jumps_next,
+              status, steps)
+    finally:
+        numba.set_parallel_chunksize(old_chunk)
+    return LoopStats(steps=steps, status=status)
+
+
+def _loop(integrate: Callable[..., None], y: np.ndarray, p: np.ndarray, first_day: int,
+          last_day: int, schedule: list[ScheduleItem], rtol: float, atol: np.ndarray,
+          max_steps: int, on_schedule: Callable[[int, ScheduleItem, np.ndarray], None] | None,
+          on_day_start: DayHook | None, on_day_end: EndHook | None, record: DayHook | None,
+          progress: Callable[[int], None] | None, dense: bool,
+          jumps_next: Callable[[int, np.ndarray], np.ndarray] | None, status: np.ndarray,
+          steps: np.ndarray) -> None:
+    n = y.shape[0]
+    h = np.zeros(n)
+    if dense:
+        mem, tmem = dense_memory(n, y.shape[1])
     for day in range(first_day, last_day):
         active = status == 0
         for item in items_on(schedule, day):
@@ -62,11 +99,20 @@ def run_daily(
         if on_day_start is not None:
             on_day_start(day, y, status)
         y_start = y.copy()
-        integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status, steps)
+        if dense:
+            t_stop = np.full(n, float(last_day))
+            if jumps_next is not None:
+                t_stop[jumps_next(day, y)] = float(day + 1)
+            if any(s.day == day + 1 for s in schedule):
+                t_stop[:] = float(day + 1)
+            integrate(y, p, float(day), float(day + 1), t_stop, h, rtol, atol,
+                      max_steps, status, steps, mem, tmem)
+        else:
+            integrate(y, p, float(day), float(day + 1), h, rtol, atol, max_steps, status,
+                      steps)
         if on_day_end is not None:
             on_day_end(day, y_start, y, status)
         if record is not None:
             record(day + 1, y, status)
         if progress is not None:
             progress(day + 1 - first_day)
-    return LoopStats(steps=steps, status=status)

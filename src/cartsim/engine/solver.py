@@ -46,14 +46,18 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numba
 import numpy as np
 from numba import njit, prange
+
+from cartsim.atomic import atomic_write
 
 __all__ = [
     "STATUS_OK",
@@ -67,6 +71,7 @@ __all__ = [
     "make_integrator",
     "column_groups",
     "detect_sparsity",
+    "dense_memory",
 ]
 
 #: The patient reached ``t1``.
@@ -101,7 +106,8 @@ _W_K = 4  # stages k1..k7 occupy rows 4..10
 _W_YS = 11  # scratch copy of y for the first-step heuristic
 _W_DV = 12  # finite-difference increments per column
 _W_YSAVE = 13  # unperturbed values of the columns of a group
-_NW = 14
+_W_AIN = 14  # input values of the interval integrals (dense mode)
+_NW = 15
 
 
 @dataclass(frozen=True)
@@ -679,6 +685,200 @@ def _rodas4_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: floa
             last_rejected = True
 
 
+# RODAS4 continuous output (Hairer & Wanner, rodas.f, METH=1): over an accepted step
+# from (t, y0) to (t + h, y1), y(t + θh) = (1-θ) y0 + θ (y1 + (1-θ) (c2 + θ c3)) with
+# c2 = Σ D2j k_j and c3 = Σ D3j k_j (order 3, as the embedded error estimate).
+_R_D21, _R_D22, _R_D23, _R_D24, _R_D25 = (
+    10.12623508344586, -7.487995877610167, -34.80091861555747, -7.992771707568823,
+    1.025137723295662)
+_R_D31, _R_D32, _R_D33, _R_D34, _R_D35 = (
+    -0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386,
+    -6.594389125716872)
+
+# Rows of the per-patient persistent array ``mem`` (shape (N, _NM, S)) of a dense integrator
+# and columns of ``tmem`` (shape (N, _NT)).
+_M_Y0 = 0  # state at the start of the last accepted step
+_M_Y1 = 1  # state at its end (the solver's own current point, possibly beyond t1)
+_M_C2 = 2  # continuous-output coefficients of that step
+_M_C3 = 3
+_M_F1 = 4  # f at _M_Y1
+_M_OUT = 5  # what the last call returned in ``y`` (a change means the caller jumped)
+_NM = 6
+_T_T0 = 0  # start time of the last accepted step
+_T_T1 = 1  # its end time
+_T_VALID = 2  # 1.0 when the patient can continue from its last step
+_T_LAST = 3  # t1 of the last call
+_NT = 4
+
+
+def _interp_out(y: np.ndarray, mem: np.ndarray, tm: np.ndarray, t1: float,
+                a_in: np.ndarray) -> None:
+    """Write the continuous output at ``t1`` into ``y`` and rebase the interval integrals.
+
+    Non-negative step end points give a non-negative output (the cubic may dip below zero
+    between two accepted states; it is clipped there, never elsewhere). States from
+    ``_NACC`` on are integrals over the call's interval: the input value plus the integral;
+    the solver's copies are shifted so that the next interval starts from zero.
+    """
+    n = _N
+    y0 = mem[_M_Y0]
+    y1 = mem[_M_Y1]
+    c2 = mem[_M_C2]
+    c3 = mem[_M_C3]
+    out = mem[_M_OUT]
+    span = tm[_T_T1] - tm[_T_T0]
+    th = (t1 - tm[_T_T0]) / span if span > 0.0 else 1.0
+    th1 = 1.0 - th
+    for i in range(n):
+        v = th1 * y0[i] + th * (y1[i] + th1 * (c2[i] + th * c3[i]))
+        if i < _NACC:
+            if v < 0.0 and y0[i] >= 0.0 and y1[i] >= 0.0:
+                v = 0.0
+            y[i] = v
+            out[i] = v
+        else:
+            y[i] = a_in[i] + v
+            y0[i] -= v
+            y1[i] -= v
+            out[i] = 0.0
+    tm[_T_LAST] = t1
+
+
+def _rodas4_advance(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float,
+                    h_in: float, rtol: float, atol: np.ndarray, max_steps: int,
+                    w: np.ndarray, jm: np.ndarray, em: np.ndarray, piv: np.ndarray,
+                    mem: np.ndarray, tm: np.ndarray) -> tuple[int, float, int]:
+    """Advance one patient to ``t1`` without stopping there (RODAS4, continuous output).
+
+    The patient keeps its own last accepted step in ``mem``/``tmem``; steps run freely
+    (only ``t_stop`` clips them) and ``y`` receives the continuous output at ``t1``. The
+    next call continues from the patient's own point unless the caller changed ``y``
+    between the calls (a jump: dose, drug, stochastic redraw) or the interval does not
+    follow on, in which case the solver restarts from ``(t0, y)``. Returns (status,
+    h_next, nsteps) like :func:`_rodas4_solve`.
+    """
+    n = _N
+    f0 = w[_W_F0]  # read by _rodas4_attempt; persisted in mem[_M_F1] between calls
+    yk = mem[_M_Y1]
+    ft = w[_W_FT]
+    yt = w[_W_YT]
+    err_v = w[_W_K + 5]
+    a_in = w[_W_AIN]
+    for i in range(_NACC, n):
+        a_in[i] = y[i]
+    cont = tm[_T_VALID] == 1.0 and tm[_T_LAST] == t0 and tm[_T_T0] <= t0 <= tm[_T_T1]
+    if cont:
+        out = mem[_M_OUT]
+        for i in range(_NACC):
+            if not y[i] == out[i]:
+                cont = False
+                break
+    h = h_in
+    if cont:
+        for i in range(n):
+            f0[i] = mem[_M_F1, i]
+    else:
+        tm[_T_VALID] = 0.0
+        for i in range(n):
+            yk[i] = y[i] if i < _NACC else 0.0
+        tm[_T_T0] = t0
+        tm[_T_T1] = t0
+        _RHS(t0, yk, p, f0)
+        if not _all_finite(f0):
+            return STATUS_NONFINITE, h_in, 0
+        if not h > 0.0:
+            h = _initial_step(yk, p, t0, t1, f0, rtol, atol, 3, w[_W_YS], ft)
+    steps = 0
+    if tm[_T_T1] >= t1:
+        _interp_out(y, mem, tm, t1, a_in)
+        tm[_T_VALID] = 1.0
+        return STATUS_OK, h, steps
+    tm[_T_VALID] = 0.0
+    t = tm[_T_T1]
+    need_jac = True
+    last_rejected = False
+    nonfinite_fail = False
+    h_keep = h
+    expo = 1.0 / 4.0
+    while True:
+        hmin = 16.0 * _EPS * max(abs(t), abs(t_stop))
+        if steps >= max_steps:
+            for i in range(_NACC):
+                y[i] = yk[i]
+            return STATUS_MAX_STEPS, h, steps
+        last = False
+        h_unclipped = h
+        if t + h >= t_stop - 0.01 * h:
+            h = t_stop - t
+            last = True
+        if h < hmin:
+            for i in range(_NACC):
+                y[i] = yk[i]
+            if nonfinite_fail:
+                return STATUS_NONFINITE, h_keep, steps
+            return STATUS_STEP_TOO_SMALL, h_keep, steps
+        if need_jac:
+            if _USE_JAC:
+                _JAC(t, yk, p, jm)
+            else:
+                _fd_jacobian(t, yk, p, f0, ft, atol, jm, w[_W_DV], w[_W_YSAVE])
+            if not _AUTONOMOUS:
+                dt = _SQRT_EPS * max(1e-5, abs(t))
+                _RHS(t + dt, yk, p, ft)
+                for i in range(n):
+                    w[_W_FX, i] = (ft[i] - f0[i]) / dt
+            need_jac = False
+        steps += 1
+        ok = _rodas4_attempt(t, h, yk, p, jm, em, piv, w, not _AUTONOMOUS)
+        if ok:
+            err = _err_norm(err_v, yk, yt, rtol, atol, 1.0)
+        else:
+            err = math.inf
+        finite = math.isfinite(err)
+        if finite and err <= 1.0:
+            k1 = w[_W_K]
+            k2 = w[_W_K + 1]
+            k3 = w[_W_K + 2]
+            k4 = w[_W_K + 3]
+            k5 = w[_W_K + 4]
+            y0 = mem[_M_Y0]
+            c2 = mem[_M_C2]
+            c3 = mem[_M_C3]
+            for i in range(n):
+                c2[i] = (_R_D21 * k1[i] + _R_D22 * k2[i] + _R_D23 * k3[i] + _R_D24 * k4[i]
+                         + _R_D25 * k5[i])
+                c3[i] = (_R_D31 * k1[i] + _R_D32 * k2[i] + _R_D33 * k3[i] + _R_D34 * k4[i]
+                         + _R_D35 * k5[i])
+                y0[i] = yk[i]
+                yk[i] = yt[i]
+            tm[_T_T0] = t
+            t = t_stop if last else t + h
+            tm[_T_T1] = t
+            h_new = h * _grow_factor(err, expo, last_rejected)
+            h = max(h_new, h_unclipped) if last else h_new
+            h_keep = h
+            last_rejected = False
+            nonfinite_fail = False
+            _RHS(t, yk, p, f0)
+            f_ok = _all_finite(f0)
+            for i in range(n):
+                mem[_M_F1, i] = f0[i]
+            if t >= t1 or last:
+                _interp_out(y, mem, tm, t1, a_in)
+                # a patient whose vector field broke down beyond t1 restarts next time
+                tm[_T_VALID] = 1.0 if f_ok else 0.0
+                return STATUS_OK, h, steps
+            if not f_ok:
+                for i in range(_NACC):
+                    y[i] = yk[i]
+                return STATUS_NONFINITE, h, steps
+            need_jac = True
+        else:
+            h = h * _shrink_factor(err, finite, expo)
+            nonfinite_fail = not finite
+            last_rejected = True
+
+
 # ----------------------------------------------------------------------------------------
 # Dormand-Prince 5(4) (same tableau and error estimate as SciPy RK45)
 # ----------------------------------------------------------------------------------------
@@ -834,6 +1034,7 @@ _RHS: Any = _no_jac
 _JAC: Any = _no_jac
 _N: int = 1
 _NJAC: int = 1
+_NACC: int = 1
 _GROUPED: bool = False
 _SPARSE_LU: bool = False
 _SP_ORDER: np.ndarray = np.zeros(1, dtype=np.int64)
@@ -882,11 +1083,39 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
             nsteps[i] += ns
 
 
+def _dense_driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
+                           t_stop: np.ndarray, h: np.ndarray, rtol: float, atol: np.ndarray,
+                           max_steps: int, status: np.ndarray, nsteps: np.ndarray,
+                           mem: np.ndarray, tmem: np.ndarray) -> None:
+    n_pat = y.shape[0]
+    n = _N
+    nblk = (n_pat + _BLOCK - 1) // _BLOCK
+    for b in prange(nblk):
+        w = np.zeros((_NW, n))
+        jm = np.zeros((n, n))
+        em = np.empty((n, n))
+        piv = np.empty(n + 1, dtype=np.int64)
+        lo = b * _BLOCK
+        hi = min(n_pat, lo + _BLOCK)
+        for i in range(lo, hi):
+            if status[i] != 0:
+                continue
+            if t1 <= t0:
+                continue
+            st, h_next, ns = _rodas4_advance(
+                y[i], p[i], t0, t1, max(t1, t_stop[i]), h[i], rtol, atol, max_steps, w, jm,
+                em, piv, mem[i], tmem[i])
+            status[i] = st
+            h[i] = h_next
+            nsteps[i] += ns
+
+
 _SOLVERS: dict[str, Callable[..., Any]] = {"rodas4": _rodas4_solve, "dp5": _dp5_solve}
 _KERNELS: tuple[Callable[..., Any], ...] = (
     _lu_factor, _lu_solve, _splu_factor, _splu_solve, _factor, _solve, _err_norm, _all_finite,
     _initial_step, _nonneg_fix, _grow_factor, _shrink_factor,
-    _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve)
+    _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve, _interp_out,
+    _rodas4_advance)
 _JIT_FLAGS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 _INTEGRATORS: dict[tuple[Any, ...], Integrator] = {}
 
@@ -900,17 +1129,72 @@ def _clone(fn: Any, glb: dict[str, Any], name: str) -> Any:
 
 
 def _source_digest(fn: Any) -> str | None:
-    """Hash of the source file and qualified name of a jitted function, or None."""
+    """Hash of the sources a jitted function may inline, or None if they cannot be read.
+
+    Covers every ``.py`` file in the directory (and its subdirectories) of the file that
+    defines ``fn`` — a model's right-hand side is usually assembled from helpers in sibling
+    modules of its package — plus the function's qualified name and path.
+    """
     py = getattr(fn, "py_func", fn)
     try:
-        path = inspect.getfile(py)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, TypeError):
+        path = Path(inspect.getfile(py)).resolve()
+        files = sorted(path.parent.rglob("*.py"))
+        h = hashlib.sha256()
+        for f in files:
+            h.update(str(f.relative_to(path.parent)).encode())
+            h.update(f.read_bytes())
+    except (OSError, TypeError, ValueError):
         return None
-    h = hashlib.sha256(data)
     h.update(f"{py.__module__}:{py.__qualname__}:{path}".encode())
     return h.hexdigest()
+
+
+def model_digest(fn: Any) -> str | None:
+    """Public form of the source hash used to key on-disk caches of a model (or None)."""
+    return _source_digest(fn)
+
+
+def cache_dir() -> Path:
+    """Directory for cached engine artefacts (sparsity patterns): ``NUMBA_CACHE_DIR`` when
+    set, else ``__pycache__`` beside this module if writable, else ``~/.cache/cartsim``."""
+    env = numba.config.CACHE_DIR
+    if env:
+        d = Path(env) / "cartsim"
+    else:
+        d = Path(__file__).resolve().parent / "__pycache__"
+        try:
+            d.mkdir(exist_ok=True)
+            probe = d / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError:
+            d = Path.home() / ".cache" / "cartsim"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cached_array(name: str, digest: str | None, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()`` once per ``digest`` and machine: the result is stored as ``.npy`` in
+    :func:`cache_dir` and read back by later processes (no digest: always built)."""
+    if digest is None:
+        return build()
+    try:
+        path = cache_dir() / f"{name}-{digest[:24]}.npy"
+        if path.exists():
+            return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        path = None  # type: ignore[assignment]
+    arr = build()
+    if path is not None:
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+
+        try:
+            atomic_write(path, write)
+        except OSError:
+            pass  # a read-only cache only costs the rebuild next time
+    return arr
 
 
 def make_integrator(
@@ -926,7 +1210,9 @@ def make_integrator(
     cache: bool = True,
     n_jac: int | None = None,
     jac_sparsity: np.ndarray | None = None,
-) -> Integrator:
+    dense: bool = False,
+    interval_integrals: int | None = None,
+) -> Any:
     """Build (or fetch from the in-process cache) the compiled cohort integrator for a model.
 
     Args:
@@ -978,6 +1264,24 @@ def make_integrator(
           are skipped. Codes: :data:`STATUS_OK`, :data:`STATUS_MAX_STEPS`,
           :data:`STATUS_STEP_TOO_SMALL`, :data:`STATUS_NONFINITE`.
         * ``nsteps`` int64[N]: accepted + rejected steps are added to it.
+
+    With ``dense=True`` (RODAS4 only) the solver does not stop at ``t1``: each patient
+    steps freely and ``y`` receives its continuous output at ``t1`` (order 3, the method's
+    own interpolant); the next call continues from the patient's own last step, so a
+    cohort advanced day by day takes the steps of one free run. A patient restarts from
+    ``(t0, y)`` only when the caller changed ``y`` between calls (a jump) or the call does
+    not start where the last one ended. The signature gains three arguments:
+    ``integrate(y, p, t0, t1, t_stop, h, rtol, atol, max_steps, status, nsteps, mem,
+    tmem)``; no step of patient i goes beyond ``t_stop[i]`` (float64[N]: the end of the
+    simulation, or ``t1`` for a patient the caller expects to change at ``t1``, so that
+    its last step lands there instead of being thrown away), and ``mem``,
+    ``tmem`` hold each patient's last step (allocate with :func:`dense_memory`, zeros
+    meaning "start afresh"). States from ``interval_integrals`` on are integrals over the
+    call's interval: on return they hold their input value plus the integral from ``t0`` to
+    ``t1``, and a change to them is not a jump (default: no such states). Where both ends of
+    the step are non-negative, an output below zero is returned as zero (the cubic can dip
+    below zero between two accepted states of a decaying population). ``p`` must not change
+    between calls (only ``y`` changes are detected).
     """
     if method not in _SOLVERS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(_SOLVERS)}")
@@ -1002,9 +1306,14 @@ def make_integrator(
         sp_key = hashlib.sha256(np.packbits(sp).tobytes()).hexdigest()
     opts = options if options is not None else SolverOptions()
     use_jac = jac is not None and method == "rodas4"
+    nacc = int(n_states) if interval_integrals is None else int(interval_integrals)
+    if not 0 <= nacc <= n_states:
+        raise ValueError(f"interval_integrals must be in [0, {n_states}], got {nacc}")
+    if dense and (method != "rodas4" or nonneg or fixed_step):
+        raise ValueError("dense=True supports method='rodas4' without nonneg or fixed_step")
     key = (rhs, jac if use_jac else None, int(n_states), method, bool(nonneg),
            bool(autonomous), bool(fixed_step), opts.safety, opts.fac_min, opts.fac_max,
-           bool(cache), nj, sp_key)
+           bool(cache), nj, sp_key, bool(dense), nacc)
     found = _INTEGRATORS.get(key)
     if found is not None:
         return found
@@ -1021,6 +1330,7 @@ def make_integrator(
         _JAC=jac if use_jac else _no_jac,
         _N=int(n_states),
         _NJAC=nj,
+        _NACC=nacc,
         _GROUPED=groups is not None,
         _USE_JAC=use_jac,
         _AUTONOMOUS=bool(autonomous),
@@ -1038,12 +1348,20 @@ def make_integrator(
     for kern in _KERNELS:
         glb[kern.__name__] = njit(**_JIT_FLAGS)(_clone(kern, glb, f"{kern.__name__}_{tag}"))
     glb["_SOLVE_ONE"] = glb[_SOLVERS[method].__name__]
-    fn = _clone(_driver_template, glb, f"integrate_{method}_{tag}")
+    if dense:
+        fn = _clone(_dense_driver_template, glb, f"integrate_dense_{method}_{tag}")
+    else:
+        fn = _clone(_driver_template, glb, f"integrate_{method}_{tag}")
     fn.__doc__ = make_integrator.__doc__
     use_cache = bool(cache) and digest is not None
     compiled = njit(parallel=True, cache=use_cache, **_JIT_FLAGS)(fn)
     _INTEGRATORS[key] = compiled
     return compiled
+
+
+def dense_memory(n_patients: int, n_states: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed per-patient memory ``(mem, tmem)`` for a ``dense=True`` integrator."""
+    return np.zeros((n_patients, _NM, n_states)), np.zeros((n_patients, _NT))
 
 
 def column_groups(

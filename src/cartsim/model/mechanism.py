@@ -411,7 +411,13 @@ def _generate(order: list[tuple[Mechanism, Kernel]], quantities: dict[str, Quant
 
 
 def _sources_digest(mechs: Sequence[Mechanism]) -> str:
+    """Hash of every file the generated vector field may inline: the mechanisms' modules and
+    every module of this package (kernels call helpers that are not mechanisms, e.g. traits),
+    so that numba's on-disk caches keyed on the generated source never go stale."""
     h = hashlib.sha256()
+    for f in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     for m in mechs:
         mod = sys.modules.get(m.module)
         try:

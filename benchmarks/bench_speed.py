@@ -1,0 +1,180 @@
+"""Speed of the full model, this tree against a reference tree, in one interleaved run.
+
+Reports, for each source tree (this one and, with ``--ref``, another checkout such as a
+``git worktree`` of the commit before the speed work):
+
+* patient-days/s of ``simulate()`` on a paediatric B-ALL cohort (tisagenlecleucel, weights
+  10–80 kg, ages 2–25, blasts 5–95 %, variability and the stochastic layer on), with the
+  default management protocol in the daily loop ("clinic") and without it ("no clinic"),
+  at each ``--sizes`` N, with patient-days per CPU-second (user + system time of the
+  process: less sensitive than wall time to other load on a shared machine), the share of
+  wall time spent in the solver, solver steps per patient-day and the peak RSS;
+* the start-up time of ``cartsim simulate --patients 1 --days 30`` in a fresh process, with
+  an empty numba cache (first run on a machine) and again (second run, warm cache).
+
+Every measurement runs in a fresh Python process (``PYTHONPATH=<tree>/src``); the trees
+alternate in a shuffled order within each repetition, so that load on a shared machine
+hits both alike, and the ratios (this / reference) are the robust numbers. Compilation or
+cache loading is excluded from the throughput (a 2-patient warm-up call runs first).
+
+Usage::
+
+    git worktree add /tmp/cartsim-ref a96a784
+    python benchmarks/bench_speed.py --ref /tmp/cartsim-ref --sizes 2000 10000 --days 365
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from cartsim.population import Cohort
+from cartsim.products import get_product
+from cartsim.simulation import simulate
+n, days, clinic = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+policy = None
+if clinic:
+    from cartsim.clinic import load_protocol
+    policy = load_protocol("default")
+prod = get_product("tisagenlecleucel")
+t = time.perf_counter()
+simulate(Cohort("b-all", weight_kg=np.full(2, 30.0), age_y=np.full(2, 10.0),
+                marrow_blasts_pct=np.full(2, 50.0)), prod, days=3, protocol=policy)
+warm = time.perf_counter() - t
+rng = np.random.default_rng(0)
+cohort = Cohort("b-all", weight_kg=rng.uniform(10, 80, n), age_y=rng.uniform(2, 25, n),
+                marrow_blasts_pct=rng.uniform(5, 95, n))
+import cartsim.simulation as sim
+solver = sim.integrator()
+solver_wall = [0.0]
+
+
+def timed(*args):
+    t0 = time.perf_counter()
+    solver(*args)
+    solver_wall[0] += time.perf_counter() - t0
+
+
+sim.integrator = lambda: timed
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru.ru_utime + ru.ru_stime
+t = time.perf_counter()
+r = simulate(cohort, prod, days=days, seed=1, protocol=policy)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime - cpu0
+pdays = n * (days + 6)  # day -5 .. days
+print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
+                  "pd_per_cpu_s": pdays / cpu, "solver_share": solver_wall[0] / wall,
+                  "steps_per_pd": float(r.steps.sum()) / (n * (days + 5)),
+                  "failed": int((r.status != 0).sum()),
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _env(tree: Path, cache: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree / "src")
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = cache
+    return env
+
+
+def throughput(tree: Path, n: int, days: int, clinic: bool) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(n), str(days), str(int(clinic))],
+                         env=_env(tree), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_start(tree: Path, cache: str) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-speed-out-") as out:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cartsim", "simulate", "--product",
+                        "tisagenlecleucel", "--disease", "b-all", "--out", out, "--patients",
+                        "1", "--days", "30"], env=_env(tree, cache), capture_output=True,
+                       check=True)
+        return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", type=Path, help="reference source tree (has src/cartsim)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--no-cold", action="store_true", help="skip the start-up timing")
+    a = ap.parse_args()
+    trees = {"this": HERE}
+    if a.ref is not None:
+        trees["ref"] = a.ref.resolve()
+    rng = random.Random(0)
+    res: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
+    cold: dict[str, list[tuple[float, float]]] = {k: [] for k in trees}
+    for rep in range(a.reps):
+        if not a.no_cold:
+            order = list(trees)
+            rng.shuffle(order)
+            for name in order:
+                with tempfile.TemporaryDirectory(prefix="bench-speed-numba-") as cache:
+                    first = cold_start(trees[name], cache)
+                    second = cold_start(trees[name], cache)
+                cold[name].append((first, second))
+                print(f"[rep {rep}] {name}: start-up first {first:.1f} s, second {second:.1f} s",
+                      flush=True)
+        for n in a.sizes:
+            for clinic in (True, False):
+                order = list(trees)
+                rng.shuffle(order)
+                for name in order:
+                    r = throughput(trees[name], n, a.days, clinic)
+                    res.setdefault((name, n, clinic), []).append(r)
+                    print(f"[rep {rep}] {name}: N={n} days={a.days} "
+                          f"{'clinic' if clinic else 'no clinic'}: {r['wall']:.1f} s, "
+                          f"{r['pd_per_s']:,.0f} patient-days/s, {r['steps_per_pd']:.3f} "
+                          f"steps/patient-day, {r['pd_per_cpu_s']:,.0f} patient-days per "
+                          f"CPU-second, solver {100 * r['solver_share']:.0f}% of wall, "
+                          f"peak RSS {r['rss_mib']:.0f} MiB, "
+                          f"{r['failed']} failed", flush=True)
+
+    def med(xs: list[float]) -> float:
+        return statistics.median(xs)
+
+    print("\nmedians over repetitions" + (" (ratio = this / ref)" if "ref" in trees else ""))
+    print(f"{'N':>7} {'protocol':>9} {'tree':>5} {'patient-days/s':>15} {'ratio':>6} "
+          f"{'per CPU-s':>10} {'ratio':>6} {'steps/pd':>9} {'RSS MiB':>8}")
+    for n in a.sizes:
+        for clinic in (True, False):
+            for name in trees:
+                rs = res[(name, n, clinic)]
+                rate = med([r["pd_per_s"] for r in rs])
+                cpu = med([r["pd_per_cpu_s"] for r in rs])
+                ratio = ratio_cpu = ""
+                if name == "this" and "ref" in trees:
+                    ref = res[("ref", n, clinic)]
+                    ratio = f"{rate / med([r['pd_per_s'] for r in ref]):.2f}"
+                    ratio_cpu = f"{cpu / med([r['pd_per_cpu_s'] for r in ref]):.2f}"
+                print(f"{n:>7} {'clinic' if clinic else 'none':>9} {name:>5} {rate:>15,.0f} "
+                      f"{ratio:>6} {cpu:>10,.0f} {ratio_cpu:>6} "
+                      f"{med([r['steps_per_pd'] for r in rs]):>9.3f} "
+                      f"{med([r['rss_mib'] for r in rs]):>8.0f}")
+    for name, xs in cold.items():
+        if xs:
+            print(f"start-up `cartsim simulate --patients 1 --days 30` ({name}): first run "
+                  f"{med([x[0] for x in xs]):.1f} s, second run {med([x[1] for x in xs]):.1f} s")
+
+
+if __name__ == "__main__":
+    main()

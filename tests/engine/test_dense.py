@@ -1,0 +1,149 @@
+"""Continuous-output (dense) integrator: patients step across call boundaries, the output
+at each boundary is the method's own interpolant, and a jump made by the caller restarts
+exactly that patient."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from cart_model import N_STATES, cart_rhs, sample_cohort
+from scipy.linalg import expm
+from solver_models import A_STIFF, forced_rhs, linear_rhs
+from test_solver import cart_reference
+
+from cartsim.engine.solver import STATUS_OK, dense_memory, make_integrator
+
+
+def run_dense(integ, y0, p, n_days, rtol=1e-6, atol=1e-4, jumps=None, t_stop=None):
+    """Daily calls of a dense integrator; ``jumps[d]`` = (rows, column, amount) applied
+    before day d."""
+    n, s = y0.shape
+    y = np.ascontiguousarray(y0, dtype=np.float64).copy()
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    atol_v = np.broadcast_to(np.asarray(atol, dtype=np.float64), (s,)).copy()
+    h = np.zeros(n)
+    status = np.zeros(n, dtype=np.int32)
+    nsteps = np.zeros(n, dtype=np.int64)
+    mem, tmem = dense_memory(n, s)
+    traj = np.empty((n, n_days + 1, s))
+    traj[:, 0] = y
+    stop = np.full(n, float(n_days if t_stop is None else t_stop))
+    for d in range(n_days):
+        if jumps and d in jumps:
+            rows, col, amt = jumps[d]
+            y[rows, col] += amt
+        integ(y, p, float(d), float(d + 1), stop, h, rtol, atol_v, 100_000, status, nsteps,
+              mem, tmem)
+        traj[:, d + 1] = y
+    return traj, status, nsteps
+
+
+def test_dense_cart_model_matches_radau_with_fewer_steps():
+    y0, p = sample_cohort(3, seed=7)
+    dense = make_integrator(cart_rhs, N_STATES, "rodas4", dense=True)
+    traj, status, nsteps = run_dense(dense, y0, p, 365)
+    assert np.all(status == STATUS_OK)
+    for i in range(3):
+        ref = cart_reference(y0[i], p[i], 365)
+        rel = np.abs(traj[i] - ref) / (np.abs(ref) + 1.0)
+        assert rel.max() < 2e-4, (i, rel.max())
+    # the same cohort stopped at every day boundary takes more steps
+    from test_solver import run_days
+
+    plain = make_integrator(cart_rhs, N_STATES, "rodas4")
+    _, _, ns_plain, _ = run_days(plain, y0, p, 365)
+    assert nsteps.sum() < 0.8 * ns_plain.sum(), (nsteps, ns_plain)
+
+
+def test_interpolant_has_order_three():
+    """Error of the continuous output half-way through one step shrinks like h^4."""
+    p = np.array([[2.0, 0.3]])
+    y0 = np.array([[1.0, 0.0]])
+    integ = make_integrator(forced_rhs, 2, "rodas4", dense=True, fixed_step=False)
+    errs = []
+    for hh in (0.2, 0.1, 0.05):
+        # one fixed step of size hh from 0 (tolerances so loose the first step is accepted),
+        # output at hh/2 compared with a tight run that stops there
+        y = y0.copy()
+        mem, tmem = dense_memory(1, 2)
+        h = np.array([hh])
+        st = np.zeros(1, np.int32)
+        ns = np.zeros(1, np.int64)
+        integ(y, p, 0.0, hh / 2, np.array([hh]), h, 1.0, np.full(2, 1.0), 10, st, ns, mem, tmem)
+        assert ns[0] == 1 and st[0] == 0
+        ref = y0.copy()
+        tight = make_integrator(forced_rhs, 2, "rodas4")
+        tight(ref, p, 0.0, hh / 2, np.zeros(1), 1e-12, np.full(2, 1e-14), 100_000,
+              np.zeros(1, np.int32), np.zeros(1, np.int64))
+        errs.append(np.abs(y - ref).max())
+    rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert rates.min() > 3.5, (errs, rates)
+
+
+def test_jump_restarts_only_that_patient_and_matches_exact_solution():
+    a = A_STIFF
+    p = np.tile(a.reshape(-1), (3, 1))
+    y0 = np.tile(np.array([1.0, 2.0, 3.0]), (3, 1))
+    integ = make_integrator(linear_rhs, 3, "rodas4", dense=True)
+    jumps = {5: (np.array([1]), 0, 4.0)}
+    traj, status, nsteps = run_dense(integ, y0, p, 10, rtol=1e-8, atol=1e-10, jumps=jumps)
+    assert np.all(status == STATUS_OK)
+    for d in range(11):
+        exact = expm(a * d) @ y0[0]
+        if d > 5:
+            exact = exact + expm(a * (d - 5)) @ np.array([4.0, 0.0, 0.0])
+        assert np.allclose(traj[1, d], exact, rtol=1e-5, atol=1e-8), d
+        exact0 = expm(a * d) @ y0[0]
+        assert np.allclose(traj[0, d], exact0, rtol=1e-5, atol=1e-8), d
+    # patients 0 and 2 never jumped: identical; patient 1 restarted and took more steps
+    assert np.array_equal(traj[0], traj[2])
+    assert nsteps[1] > nsteps[0]
+
+
+def test_interval_integrals_hold_the_integral_over_each_call():
+    """A state that only integrates (here: ∫ y0 dt) is returned per call interval."""
+    from solver_models import integral_rhs
+
+    p = np.array([[0.3]])
+    y0 = np.array([[1.0, 0.0]])
+    integ = make_integrator(integral_rhs, 2, "rodas4", dense=True, n_jac=1,
+                            interval_integrals=1)
+    y = y0.copy()
+    mem, tmem = dense_memory(1, 2)
+    h = np.zeros(1)
+    st = np.zeros(1, np.int32)
+    ns = np.zeros(1, np.int64)
+    for d in range(20):
+        y[0, 1] = 0.0  # the caller resets the integral each day: not a jump
+        integ(y, p, float(d), float(d + 1), np.array([20.0]), h, 1e-6, np.full(2, 1e-12),
+              10_000, st, ns, mem, tmem)
+        exact = (np.exp(-0.3 * d) - np.exp(-0.3 * (d + 1))) / 0.3
+        assert abs(y[0, 1] - exact) < 1e-4 * exact, d
+        assert abs(y[0, 0] / np.exp(-0.3 * (d + 1)) - 1.0) < 1e-4
+    # the resets did not restart the solver: fewer steps than stopping at every boundary
+    plain = make_integrator(integral_rhs, 2, "rodas4", n_jac=1)
+    yp, hp, ns_plain = y0.copy(), np.zeros(1), np.zeros(1, np.int64)
+    for d in range(20):
+        yp[0, 1] = 0.0
+        plain(yp, p, float(d), float(d + 1), hp, 1e-6, np.full(2, 1e-12), 10_000, st, ns_plain)
+    assert ns[0] < ns_plain[0], (ns, ns_plain)
+
+
+@pytest.mark.parametrize("threads", [1])
+def test_dense_chunk_and_thread_invariance(threads):
+    y0, p = sample_cohort(40, seed=11)
+    integ = make_integrator(cart_rhs, N_STATES, "rodas4", dense=True)
+    jumps = {3: (np.array([2, 17]), 0, 1e8)}
+    full, _, ns_full = run_dense(integ, y0, p, 60, jumps=jumps)
+    idx = np.array([0, 2, 6, 17, 39])
+    sub_jumps = {3: (np.array([1, 3]), 0, 1e8)}
+    sub, _, ns_sub = run_dense(integ, y0[idx], p[idx], 60, jumps=sub_jumps)
+    assert np.array_equal(full[idx], sub) and np.array_equal(ns_full[idx], ns_sub)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(threads)
+        one, _, _ = run_dense(integ, y0, p, 60, jumps=jumps)
+    finally:
+        numba.set_num_threads(old)
+    assert np.array_equal(full, one)
