@@ -15,7 +15,7 @@ import cartsim
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = [
-    "CartsimError", "Cohort", "Construct", "DoseRule", "InvalidInputError", "PRESETS",
+    "CartsimError", "Cohort", "Construct", "Dose", "DoseRule", "InvalidInputError", "PRESETS",
     "ParameterSpec", "ParameterTable", "Policy", "Product", "SimulationResult", "SpecError",
     "Status", "Trial", "TrialResult", "TrialSpec", "UnknownNameError", "__version__",
     "get_product", "load_protocol", "load_spec", "shipped_protocols", "simulate",
@@ -37,7 +37,7 @@ def test_public_signatures_are_pinned() -> None:
 
     assert params(cartsim.simulate) == [
         "cohort", "product", "days", "seed", "protocol", "variability", "overrides", "rtol",
-        "progress", "procedures", "lymphodepletion"]
+        "progress", "procedures", "lymphodepletion", "drugs"]
     assert params(cartsim.Trial.run) == [
         "self", "out", "chunk_size", "workers", "executor", "resume", "report", "progress"]
     assert params(cartsim.TrialResult.km) == ["self", "endpoint", "arm", "conf_type"]

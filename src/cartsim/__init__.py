@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     # one patient or a cohort
     "simulate": "cartsim.simulation",
     "SimulationResult": "cartsim.simulation",
+    "Dose": "cartsim.simulation",
     "Cohort": "cartsim.population",
     # products
     "Construct": "cartsim.products",
@@ -54,6 +55,7 @@ __all__ = [
     "CartsimError",
     "Cohort",
     "Construct",
+    "Dose",
     "DoseRule",
     "InvalidInputError",
     "PRESETS",

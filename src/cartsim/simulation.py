@@ -165,10 +165,12 @@ def integrator(model: Model | None = None) -> Callable[..., None]:
     found = _INTEGRATORS.get(id(m))
     if found is None:
         # continuous output needs the interval integrals to be the last states; an add-on
-        # mechanism's states come after them, so such a model keeps the day-by-day solver
+        # mechanism's states come after them, so such a model keeps the day-by-day solver.
+        # Its kernels are rebound to the composed layout at run time (functions numba cannot
+        # pickle by reference), so only the core model's solver is cached on disk.
         found = make_integrator(
             m.rhs, n_states=m.n_states, method="rodas4", n_jac=m.n_jac,
-            autonomous=True, cache=True, jac_sparsity=cached_sparsity(m),
+            autonomous=True, cache=_dense(m), jac_sparsity=cached_sparsity(m),
             dense=_dense(m), interval_integrals=m.first_accumulator if _dense(m) else None,
         )
         _INTEGRATORS[id(m)] = found
