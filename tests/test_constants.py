@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from cartsim.model.mechanism import SOLVER_ATOL
 from cartsim.model.parameters import P
 from cartsim.population import POPULATION_PARAMS, Cohort, build
 from cartsim.products import get_product
@@ -38,7 +39,8 @@ def test_simulator_schedule_and_tolerances_come_from_specs() -> None:
     q = SIMULATION_PARAMS.defaults()
     assert LD_FIRST_DAY == q["ld_first_day"] == LD_DAYS[0] and len(LD_DAYS) == q["ld_n_days"]
     atol = default_atol()
-    assert set(np.unique(atol)) == {q["atol_cells"], q["atol_cells_per_ul"], q["atol_other"]}
+    a = {spec.name: spec.default for spec in SOLVER_ATOL}  # one table, read by every StateSpec
+    assert set(np.unique(atol)) == {a["atol_cells"], a["atol_cells_per_ul"], a["atol_other"]}
 
 
 def test_no_module_switches_the_matplotlib_backend_at_import() -> None:
@@ -49,3 +51,24 @@ def test_no_module_switches_the_matplotlib_backend_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "0"]
+
+
+def test_readout_and_trait_constants_come_from_specs() -> None:
+    from cartsim.model import readouts, traits
+
+    r = readouts.READOUT_PARAMS.defaults()
+    for name in ("t_blood_fraction", "b_blood_fraction", "vcn", "cd19_negative_density",
+                 "temp_base_c", "temp_rise_max_c", "spo2_base_pct", "ice_max",
+                 "mono_per_anc", "mono_base_per_ul"):
+        assert getattr(readouts, name.upper()) == r[name], name
+    assert all(spec.provenance and spec.unit for spec in readouts.READOUT_PARAMS)
+    t = traits.TRAIT_PARAMS.defaults()
+    assert (traits.TP53_PFN_FACTOR, traits.TP53_DR_FACTOR, traits.TP53_IFNG_FACTOR) == (
+        t["tp53_pfn_factor"], t["tp53_dr_factor"], t["tp53_ifng_factor"])
+    # a TP53-altered clone is weakened by exactly those factors on each route
+    for k, route in enumerate(("pfn", "dr", "ifng")):
+        w = [0.0, 0.0, 0.0]
+        w[k] = 1.0
+        wt = traits.route_kill_factor(1.0, 1.0, 1.0, 1.0, 0.0, *w)
+        alt = traits.route_kill_factor(1.0, 1.0, 1.0, 1.0, 1.0, *w)
+        assert alt / wt == t[f"tp53_{route}_factor"], route

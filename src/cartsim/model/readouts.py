@@ -13,21 +13,61 @@ import numpy as np
 
 from cartsim.model.parameters import N_PARAMS_BASE, C, P
 from cartsim.model.state import N_CLONES, S
+from cartsim.params import ParameterSpec, ParameterTable
 
-#: Fraction of whole-body lymphocytes that circulate in blood (≈ 2% rule; assumed).
-T_BLOOD_FRACTION = 0.01
-B_BLOOD_FRACTION = 0.05
-COPIES_PER_UG_PER_CELL_FRACTION = 1.5e5  # ≈ 6.6 pg DNA per diploid cell (models.md §3)
-VCN = 0.3  # detected vector copies per CAR+ cell; calibrated to Stein 2019 Cmax ≈ 2.4e4 copies/µg
-CD19_NEGATIVE_DENSITY = 0.05  # clones whose surface CD19 is below this count as CD19-negative
-SPD_CM2_PER_ML23 = 1.5  # SPD ≈ 1.5 × volume^(2/3) for a roughly spherical set of nodes (assumed)
-# Physiology layer (assumed shapes; the rates and half-saturations are ParameterSpecs):
-TEMP_BASE_C = 36.8  # afebrile core temperature, °C
-TEMP_RISE_MAX_C = 3.4  # maximal cytokine-driven rise (≈ 40.2 °C ceiling of CRS fevers), °C
-W_IFNG_FEVER = 0.3  # pyrogenic weight of IFN-γ relative to IL-6 signal
-SPO2_BASE_PCT = 98.0  # room-air SpO₂ without capillary leak, %
-SPO2_DROP_MAX_PCT = 24.0  # maximal leak-driven fall on room air (to 74 %), %
-ICE_MAX = 10.0  # ICE score scale; falls with encephalopathy as 10·(1 − E²/(E² + 1))
+#: The readout layer's constants (units, defaults, provenance; values unchanged).
+READOUT_PARAMS = ParameterTable((
+    ParameterSpec("t_blood_fraction", "fraction", 0.01, 0.001, 0.1,
+                  "assumed (≈ 2 % of whole-body lymphocytes circulate)",
+                  "share of whole-body normal T cells in blood"),
+    ParameterSpec("b_blood_fraction", "fraction", 0.05, 0.001, 0.5, "assumed",
+                  "share of whole-body mature B cells in blood"),
+    ParameterSpec("copies_per_ug_per_cell_fraction", "copies/µg", 1.5e5, 1e4, 1e6,
+                  "≈ 6.6 pg DNA per diploid cell (shared/reference/models.md §3)",
+                  "genome copies per µg DNA when every nucleated blood cell carries one copy"),
+    ParameterSpec("vcn", "copies/cell", 0.3, 0.01, 10.0,
+                  "calibrated to Stein 2019 Cmax ≈ 2.4e4 copies/µg",
+                  "detected vector copies per CAR+ cell"),
+    ParameterSpec("cd19_negative_density", "relative density", 0.05, 0.0, 1.0,
+                  "assumed (below flow cytometry's detection)",
+                  "clones whose surface CD19 is below this count as CD19-negative"),
+    ParameterSpec("spd_cm2_per_ml23", "cm²/mL^(2/3)", 1.5, 0.1, 10.0,
+                  "assumed (roughly spherical set of nodes)",
+                  "SPD per volume^(2/3) of nodal disease"),
+    ParameterSpec("temp_base_c", "°C", 36.8, 35.0, 38.0, "normal core temperature",
+                  "afebrile core temperature"),
+    ParameterSpec("temp_rise_max_c", "°C", 3.4, 1.0, 6.0,
+                  "assumed (≈ 40.2 °C ceiling of CRS fevers)",
+                  "maximal cytokine-driven temperature rise"),
+    ParameterSpec("w_ifng_fever", "–", 0.3, 0.0, 5.0, "assumed",
+                  "pyrogenic weight of the IFN-γ signal relative to IL-6"),
+    ParameterSpec("spo2_base_pct", "%", 98.0, 90.0, 100.0, "normal room-air SpO₂",
+                  "room-air SpO₂ without capillary leak"),
+    ParameterSpec("spo2_drop_max_pct", "%", 24.0, 1.0, 60.0, "assumed (to 74 % on room air)",
+                  "maximal leak-driven SpO₂ fall on room air"),
+    ParameterSpec("ice_max", "points", 10.0, 10.0, 10.0, "ASTCT ICE score (Lee 2019)",
+                  "ICE score scale; falls with encephalopathy as 10·(1 − E²/(E² + 1))"),
+    ParameterSpec("mono_per_anc", "–", 0.1, 0.0, 1.0, "assumed",
+                  "monocytes per neutrophil in the white-cell count"),
+    ParameterSpec("mono_base_per_ul", "cells/µL", 100.0, 0.0, 1000.0, "assumed",
+                  "monocytes independent of the neutrophil count"),
+))
+_R = READOUT_PARAMS.defaults()
+T_BLOOD_FRACTION = _R["t_blood_fraction"]
+B_BLOOD_FRACTION = _R["b_blood_fraction"]
+COPIES_PER_UG_PER_CELL_FRACTION = _R["copies_per_ug_per_cell_fraction"]
+VCN = _R["vcn"]
+CD19_NEGATIVE_DENSITY = _R["cd19_negative_density"]
+SPD_CM2_PER_ML23 = _R["spd_cm2_per_ml23"]
+# Physiology layer (assumed shapes; the rates and half-saturations are model ParameterSpecs):
+TEMP_BASE_C = _R["temp_base_c"]
+TEMP_RISE_MAX_C = _R["temp_rise_max_c"]
+W_IFNG_FEVER = _R["w_ifng_fever"]
+SPO2_BASE_PCT = _R["spo2_base_pct"]
+SPO2_DROP_MAX_PCT = _R["spo2_drop_max_pct"]
+ICE_MAX = _R["ice_max"]
+MONO_PER_ANC = _R["mono_per_anc"]
+MONO_BASE_PER_UL = _R["mono_base_per_ul"]
 
 
 def _clone_field(p: np.ndarray, clone: int, field: int) -> np.ndarray:
@@ -45,7 +85,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     b_ul = np.maximum(y[:, S.B], 0.0) * B_BLOOD_FRACTION / bl
     t_ul = np.maximum(y[:, S.N_T], 0.0) * T_BLOOD_FRACTION / bl
     anc = np.maximum(y[:, S.NC], 0.0)
-    mono = 0.1 * anc + 100.0
+    mono = MONO_PER_ANC * anc + MONO_BASE_PER_UL
     wbc = anc + mono + t_ul + b_ul + car_ul
     copies = COPIES_PER_UG_PER_CELL_FRACTION * VCN * car_ul / wbc
     clones = np.maximum(y[:, [S.T0 + c for c in range(N_CLONES)]], 0.0)

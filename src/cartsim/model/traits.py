@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cartsim.params import ParameterSpec, ParameterTable
+
 # ---- trait vector layout (one row per clone) -------------------------------------------------
 PFN_SENS = 0  # perforin/granzyme-route sensitivity (1 = wild type; NOXA loss lowers it)
 DR_SENS = 1  # death-receptor-route sensitivity (FADD/CASP8 loss lowers, CFLAR loss raises)
@@ -45,9 +47,20 @@ TRAIT_NAMES: tuple[str, ...] = (
 WILD_TYPE = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
 
 #: TP53 alteration weakens both apoptosis routes and the IFN-γ response (B10).
-TP53_PFN_FACTOR = 0.6
-TP53_DR_FACTOR = 0.8
-TP53_IFNG_FACTOR = 0.7
+TRAIT_PARAMS = ParameterTable((
+    ParameterSpec("tp53_pfn_factor", "fraction", 0.6, 0.0, 1.0,
+                  "assumed (review B10: TP53 loss blunts CAR-T-induced apoptosis)",
+                  "perforin-route sensitivity of a TP53-altered clone, relative to wild type"),
+    ParameterSpec("tp53_dr_factor", "fraction", 0.8, 0.0, 1.0,
+                  "assumed (review B10: TP53 loss blunts death-receptor apoptosis)",
+                  "death-receptor-route sensitivity of a TP53-altered clone"),
+    ParameterSpec("tp53_ifng_factor", "fraction", 0.7, 0.0, 1.0,
+                  "assumed (review B10)",
+                  "IFN-γ-route sensitivity of a TP53-altered clone"),
+))
+TP53_PFN_FACTOR = TRAIT_PARAMS["tp53_pfn_factor"].default
+TP53_DR_FACTOR = TRAIT_PARAMS["tp53_dr_factor"].default
+TP53_IFNG_FACTOR = TRAIT_PARAMS["tp53_ifng_factor"].default
 
 
 @dataclass(frozen=True)
