@@ -205,10 +205,12 @@ def _mount_subcommands() -> None:
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
     from cartsim.trial.cli import trial_app
+    from cartsim.validate.cli import validate_command
 
     app.add_typer(screen_app, name="screen")
     app.add_typer(trial_app, name="trial")
     app.command("grade")(grade_command)
+    app.command("validate")(validate_command)
 
 
 _mount_subcommands()

@@ -71,6 +71,7 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
     from cartsim.report.trial_plots import all_figures
     from cartsim.trial.spec import validate_spec
     from cartsim.trial.summary import build_summary
+    from cartsim.validate.calibration import parameter_set_status
 
     spec = validate_spec(manifest["spec"])
     s = build_summary(patients, spec)
@@ -83,7 +84,8 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
              f"{spec.seed}; follow-up {spec.follow_up_days} days; cartsim "
              f"{html.escape(str(manifest.get('versions', {}).get('cartsim', '?')))}. "
              "Outcomes emerge from the simulated dynamics; deaths come from the trial layer's "
-             "state-driven death model (docs/trial.md).</p>"]
+             "state-driven death model (docs/trial.md).</p>",
+             f"<p class='note'>Parameter set: {html.escape(parameter_set_status())}.</p>"]
     rates = s["rates"]
     if not rates.empty:
         wide = rates.assign(cell=rates.apply(_rate_cell, axis=1)).pivot(

@@ -20,6 +20,7 @@ from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scal
 from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
+from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.simulation import icans_findings
 from cartsim.trial.outcomes import decide_deaths, infection_episodes
@@ -405,8 +406,13 @@ def compute_endpoints(
     scales = crs_grade_all_scales(CrsFeatures(
         fever=fever, hypotension=hyp, other_vasopressors=n_vp,
         vasopressin=vpn, oxygen_device=dev))
-    trial_scale = crs if crs_scale == "astct" else np.asarray(scales[crs_scale], dtype=float)
-    out[f"crs_max_grade_{crs_scale}"] = np.nan_to_num(trial_scale).max(axis=1).astype(np.int8)
+    if crs_scale not in scales:
+        raise UnknownNameError("crs_scale", crs_scale, tuple(scales))
+    # every scale's maximum (validation compares each paper on its own scale); ASTCT is the
+    # bedside grade above, the others are re-derived from the same daily features
+    for scale, grades in scales.items():
+        g = crs if scale == "astct" else np.asarray(grades, dtype=float)
+        out[f"crs_max_grade_{scale}"] = np.nan_to_num(g).max(axis=1).astype(np.int8)
     out["tocilizumab_doses"] = (toci > 0).sum(axis=1).astype(np.int64)
     out["tocilizumab_mg"] = toci.sum(axis=1)
     steroid = dex + mp * (0.75 / 4.0)

@@ -1,0 +1,114 @@
+"""``cartsim validate`` (mounted by cartsim.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from cartsim.errors import CartsimError
+
+console = Console(stderr=True)
+
+
+def validate_command(
+    out: Annotated[Path, typer.Option("--out", help="output directory")],
+    targets: Annotated[Path | None, typer.Argument(
+        help="targets CSV (clinical_targets.csv format); default: the reference set shipped "
+             "with cartsim")] = None,
+    patients: Annotated[int | None, typer.Option(
+        help="virtual patients per study arm (default 200; overrides each spec's size)")] = None,
+    studies: Annotated[list[str] | None, typer.Option(
+        "--studies", help="only these studies: a spec name (eliana) or a targets study value; "
+                          "repeat the option or separate names by commas")] = None,
+    specs: Annotated[Path | None, typer.Option(
+        help="study library directory with index.toml (default: cartsim's shipped library)")]
+    = None,
+    seed: Annotated[int | None, typer.Option(
+        help="root seed for every study (default: each spec's own seed)")] = None,
+    chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 250,
+    report: Annotated[bool, typer.Option(help="build report.html")] = True,
+) -> None:
+    """Run the study library and compare each published figure with its simulated value:
+    DIR/validation.csv, summary.json, report.html."""
+    from cartsim.validate.run import DEFAULT_PATIENTS, validate
+
+    n = DEFAULT_PATIENTS if patients is None else patients
+    if studies:
+        studies = [s.strip() for v in studies for s in v.split(",") if s.strip()]
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console) as bar:
+            tasks: dict[str, int] = {}
+
+            def on_start(entries: list, per_arm: int) -> None:  # type: ignore[type-arg]
+                for e in entries:
+                    tasks[e.key] = bar.add_task(e.key, total=None)
+
+            def progress(key: str, done: int, total: int) -> None:
+                bar.update(tasks[key], completed=done, total=total)
+
+            res = validate(targets, out, patients=n, studies=studies, specs=specs, seed=seed,
+                           chunk_size=chunk_size, report=report, progress=progress,
+                           on_start=on_start)
+    except CartsimError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for key, run in res.runs.items():
+        n = run.spec.population.size * len(run.spec.arms)
+        console.print(f"{key}: {n} patients in {run.seconds:.1f} s "
+                      f"({n / max(run.seconds, 1e-9):.1f} patients/s)", highlight=False)
+    for err in res.errors:
+        console.print(f"[yellow]invalid targets row[/] {err}", highlight=False, soft_wrap=True)
+    print_summary(res.summary)
+    files = "validation.csv, summary.json" + (", report.html" if report else "")
+    console.print(f"written: {res.out}/{files}")
+
+
+def _kn(k: int, n: int) -> str:
+    return f"{k}/{n}" if n else "–"
+
+
+def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
+    """Compact rich table: per study and overall."""
+    from rich import box
+
+    pts = f"{summary['points']:g}"
+    table = Table(title=f"cartsim validate: pass = inside the published 95% CI, else within "
+                        f"{pts} points", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("study", no_wrap=True, overflow="ellipsis", max_width=28)
+    for c in ("cmp", "in CI", f"≤{pts}", "pass", "%", "unmp", "err"):
+        table.add_column(c, justify="right", no_wrap=True, min_width=len(c))
+
+    def add(name: str, s: dict) -> None:  # type: ignore[type-arg]
+        share = s["share_passing"]
+        table.add_row(name, str(s["compared"]),
+                      _kn(s["inside_ci"], s["with_published_ci"]),
+                      _kn(s["within_10_points"], s["percent_rows"]),
+                      _kn(s["passing"], s["judged"]),
+                      "–" if share is None else f"{100 * share:.0f}", str(s["unmapped"]),
+                      str(s["error"]))
+
+    for name, s in summary["per_study"].items():
+        if s["compared"] or s["error"]:
+            add(name, s)
+    table.add_section()
+    add("overall", summary["overall"])
+    Console().print(table)
+    o = summary["overall"]
+    Console().print(f"cmp = compared rows; unmp = unmapped; also {o['baseline']} baseline "
+                    f"(input) and {o['unexpressible']} unexpressible rows. validation.csv gives "
+                    "every row's reason.", soft_wrap=True)

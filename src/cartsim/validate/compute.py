@@ -1,0 +1,256 @@
+"""Simulated value (with its 95 % CI) of one mapped targets row, from a trial's outputs.
+
+Rates use the exact Clopper–Pearson interval, Kaplan–Meier landmarks and medians the log-log
+interval (both :mod:`cartsim.trial.stats`), medians of continuous columns the distribution-free
+order-statistic interval, ratios of geometric means a Welch t interval on the log scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from cartsim.trial.stats import KaplanMeier, binomial_rate
+from cartsim.validate.mapping import (
+    CRS_COLUMNS,
+    DAYS_PER_MONTH,
+    NEURO_COLUMN,
+    Quantity,
+    Timepoint,
+    crs_scale,
+    neuro_note,
+)
+
+LEVEL = 0.95
+
+
+@dataclass
+class Simulated:
+    """``status`` ``compared`` (value, lower, upper, n set; in the row's unit) or ``unmapped``
+    (``reason`` says why)."""
+
+    status: str
+    value: float = math.nan
+    lower: float = math.nan
+    upper: float = math.nan
+    n: int = 0
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def unmapped(reason: str, notes: list[str] | None = None) -> Simulated:
+    return Simulated("unmapped", reason=reason, notes=notes or [])
+
+
+class _Missing(Exception):
+    pass
+
+
+def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str]) -> str:
+    if "{crs}" in text:
+        scale, note = crs_scale(grading_scale, spec_scale)
+        if scale not in CRS_COLUMNS:
+            raise _Missing(f"CRS scale {scale!r} has no column")
+        text = text.replace("{crs}", f"`crs_max_grade_{scale}`")  # quoted: ctcae_v4.03
+        notes.append(note)
+    if "{neuro}" in text:
+        text = text.replace("{neuro}", NEURO_COLUMN)
+        notes.append(neuro_note(grading_scale))
+    return text
+
+
+def _mask(df: pd.DataFrame, expr: str) -> pd.Series:
+    """Boolean mask of a pandas expression (python engine; NaN comparisons are False)."""
+    try:
+        out = df.eval(expr, engine="python")
+    except pd.errors.UndefinedVariableError as e:
+        raise _Missing(f"{e} (not a column of this trial's patients.parquet)") from None
+    if not isinstance(out, pd.Series):
+        out = pd.Series(bool(out), index=df.index)
+    return out.fillna(False).astype(bool)
+
+
+def order_statistic_ci(x: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Distribution-free CI of the median: the order statistics x(l), x(n-l+1) with l the
+    largest rank such that P(Binomial(n, 1/2) < l) <= (1-level)/2 (coverage >= level)."""
+    x = np.sort(x)
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan
+    a = (1.0 - level) / 2.0
+    l = int(sps.binom.ppf(a, n, 0.5))  # P(B <= l) >= a; P(B <= l-1) < a
+    if sps.binom.cdf(l, n, 0.5) <= a:
+        l += 1
+    # l is the number of order statistics excluded below; ranks are 1-based
+    if l < 1:
+        return float(x[0]), float(x[-1])
+    return float(x[l - 1]), float(x[n - l])
+
+
+def _scale_time(days: float, unit: str) -> float:
+    return days / DAYS_PER_MONTH if unit == "months" else days
+
+
+def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec_scale: str,
+                 follow_up_days: int, patients: pd.DataFrame, daily: pd.DataFrame | None
+                 ) -> Simulated:
+    """The simulated counterpart of one row. ``patients`` is already the row's subgroup;
+    ``daily`` the same patients' rows of daily.parquet (needed by ``daily_rate`` only)."""
+    notes: list[str] = [q.note] if q.note else []
+    if patients.empty:
+        return unmapped("the subgroup has no simulated patients", notes)
+    try:
+        if q.kind == "rate":
+            return _rate(q, tp, grading_scale, spec_scale, follow_up_days, patients, notes)
+        if q.kind == "daily_rate":
+            return _daily_rate(q, tp, patients, daily, notes)
+        if q.kind == "km":
+            return _km(q, tp, follow_up_days, patients, notes)
+        if q.kind == "km_median":
+            return _km_median(q, unit, patients, notes)
+        if q.kind == "median":
+            return _median(q, unit, grading_scale, spec_scale, patients, notes)
+        return _geomean_ratio(q, patients, notes)
+    except _Missing as e:
+        return unmapped(str(e), notes)
+
+
+def _rate(q: Quantity, tp: Timepoint, grading_scale: str, spec_scale: str,
+          follow_up_days: int, df: pd.DataFrame, notes: list[str]) -> Simulated:
+    event = _mask(df, _expr(q.event, grading_scale, spec_scale, notes))
+    among = _mask(df, _expr(q.among, grading_scale, spec_scale, notes)) if q.among else \
+        pd.Series(True, index=df.index)
+    if isinstance(q.day, str) and tp.kind in ("window", "landmark"):
+        if q.day not in df:
+            raise _Missing(f"column {q.day!r} not in this trial's patients.parquet")
+        day = df[q.day].astype(float)
+        start = tp.start if tp.kind == "window" else 0.0
+        event &= (day >= start) & (day <= tp.end)
+        if tp.end > follow_up_days:
+            notes.append(f"window end {tp.end:g} d beyond the simulated follow-up "
+                         f"({follow_up_days} d)")
+        notes.append(f"events on days {start:g}-{tp.end:g}")
+    elif q.window is not None and tp.kind in ("window", "landmark"):
+        if abs(tp.end - q.window) > 7:
+            notes.append(f"the simulated quantity is read by day {q.window}; the row's "
+                         f"timepoint {tp.text!r} is not applied")
+    elif tp.kind not in ("none", "followup"):
+        notes.append(f"timepoint {tp.text!r} not applied (whole follow-up/response window)")
+    n = int(among.sum())
+    if n == 0:
+        return unmapped("no simulated patient in the denominator", notes)
+    k = int((event & among).sum())
+    r = binomial_rate(k, n, LEVEL)
+    return Simulated("compared", 100 * r.estimate, 100 * r.lower, 100 * r.upper, n, notes=notes)
+
+
+def _daily_rate(q: Quantity, tp: Timepoint, df: pd.DataFrame, daily: pd.DataFrame | None,
+                notes: list[str]) -> Simulated:
+    if daily is None or daily.empty:
+        raise _Missing("daily.parquet is not available")
+    day = int(q.day) if isinstance(q.day, int) else (
+        int(round(tp.end)) if tp.kind == "landmark" else None)
+    if day is None:
+        raise _Missing(f"needs a day (timepoint {tp.text!r})")
+    at = daily[(daily["day"] == day) & daily["patient_id"].isin(df["patient_id"])]
+    if "arm" in daily and "arm" in df:
+        at = at[at["arm"].isin(df["arm"].unique())]
+    alive = at.dropna(subset=["anc_per_ul"])
+    if alive.empty:
+        raise _Missing(f"no simulated patient alive on day {day} (daily.parquet)")
+    event = _mask(alive, q.event)
+    r = binomial_rate(int(event.sum()), len(alive), LEVEL)
+    notes.append(f"day {day}, patients alive")
+    return Simulated("compared", 100 * r.estimate, 100 * r.lower, 100 * r.upper, len(alive),
+                     notes=notes)
+
+
+def _fit(df: pd.DataFrame, column: str) -> tuple[KaplanMeier, int]:
+    t, e = f"{column}_days", f"{column}_event"
+    if t not in df:
+        raise _Missing(f"column {t!r} not in this trial's patients.parquet")
+    sub = df[df[t].notna()]
+    if sub.empty:
+        raise _Missing(f"no patient with {t} (e.g. no responders)")
+    return KaplanMeier(conf_type="log-log", level=LEVEL).fit(sub[t], sub[e]), len(sub)
+
+
+def _km(q: Quantity, tp: Timepoint, follow_up_days: int, df: pd.DataFrame, notes: list[str]
+        ) -> Simulated:
+    if tp.kind == "landmark" or (tp.kind == "followup" and math.isfinite(tp.end)):
+        t = float(round(tp.end))
+    else:
+        raise _Missing(f"a Kaplan-Meier landmark needs a time point; got {tp.text!r}")
+    if tp.kind == "followup":
+        notes.append(f"at the paper's median follow-up ({t:g} d)")
+    if t > follow_up_days:
+        raise _Missing(f"landmark {t:g} d beyond the spec's follow-up ({follow_up_days} d)")
+    km, n = _fit(df, q.column)
+    row = km.at([t]).iloc[0]
+    surv, lo, hi = float(row["surv"]), float(row["lower"]), float(row["upper"])
+    if not math.isfinite(surv):
+        last = km.at([float(km.durations.max())]).iloc[0]
+        if float(last["surv"]) == 0.0:
+            surv, lo, hi = 0.0, 0.0, 0.0
+        else:
+            raise _Missing(f"landmark {t:g} d beyond the last simulated follow-up time")
+    if not math.isfinite(lo):
+        lo, hi = (surv, surv) if surv in (0.0, 1.0) else (lo, hi)
+    return Simulated("compared", 100 * surv, 100 * lo, 100 * hi, n, notes=notes)
+
+
+def _km_median(q: Quantity, unit: str, df: pd.DataFrame, notes: list[str]) -> Simulated:
+    km, n = _fit(df, q.column)
+    s = km.summary()
+    med = s["median"]
+    if med is None or not math.isfinite(med):
+        raise _Missing("simulated median not reached within the spec's follow-up")
+    lo = s["median_lower"]
+    hi = s["median_upper"]
+    lo = math.nan if lo is None else float(lo)
+    hi = math.inf if hi is None or not math.isfinite(hi) else float(hi)
+    if hi == math.inf:
+        notes.append("simulated upper limit not reached")
+    return Simulated("compared", _scale_time(float(med), unit), _scale_time(lo, unit),
+                     _scale_time(hi, unit), n, notes=notes)
+
+
+def _median(q: Quantity, unit: str, grading_scale: str, spec_scale: str, df: pd.DataFrame,
+            notes: list[str]) -> Simulated:
+    if q.column not in df:
+        raise _Missing(f"column {q.column!r} not in this trial's patients.parquet")
+    sel = _mask(df, _expr(q.among, grading_scale, spec_scale, notes)) if q.among else \
+        pd.Series(True, index=df.index)
+    x = df.loc[sel, q.column].astype(float).dropna().to_numpy()
+    if x.size == 0:
+        raise _Missing("no simulated patient with a value")
+    lo, hi = order_statistic_ci(x)
+    return Simulated("compared", _scale_time(float(np.median(x)), unit), _scale_time(lo, unit),
+                     _scale_time(hi, unit), int(x.size), notes=notes)
+
+
+def _geomean_ratio(q: Quantity, df: pd.DataFrame, notes: list[str]) -> Simulated:
+    if q.column not in df:
+        raise _Missing(f"column {q.column!r} not in this trial's patients.parquet")
+    g = _mask(df, q.group)
+    x = df[q.column].astype(float)
+    a = np.log(x[g & (x > 0)].to_numpy())
+    b = np.log(x[~g & (x > 0)].to_numpy())
+    if a.size < 2 or b.size < 2:
+        raise _Missing(f"fewer than 2 patients with a positive {q.column} in a group")
+    d = a.mean() - b.mean()
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        lo = hi = d
+    else:
+        dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+        h = float(sps.t.ppf(0.5 + LEVEL / 2, dof)) * se
+        lo, hi = d - h, d + h
+    notes.append(f"{q.group} ({a.size}) vs not ({b.size})")
+    return Simulated("compared", math.exp(d), math.exp(lo), math.exp(hi), int(a.size + b.size),
+                     notes=notes)

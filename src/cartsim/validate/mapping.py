@@ -1,0 +1,283 @@
+"""The endpoint mapping table (``endpoints.toml``) and the normalisation of a targets row's
+free-text fields: unit, timepoint, grading scale and subgroup label.
+
+Everything here is pure (no simulation): it decides *what* simulated quantity a published row is
+compared with, or why none is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio")
+FAMILIES = ("response", "survival", "crs", "neurotox", "supportive", "cytopenia", "infection",
+            "b_cells", "relapse_phenotype", "death", "hsct", "pk")
+UNITS = ("percent", "count", "months", "days", "years", "ratio", "cells_per_ul")
+DAYS_PER_MONTH = 365.25 / 12.0
+DAYS_PER_YEAR = 365.25
+#: CRS scales with a ``crs_max_grade_<scale>`` column in patients.parquet.
+CRS_COLUMNS = ("astct", "lee2014", "penn", "cartox", "mskcc", "ctcae_v4.03", "ctcae_v5.0")
+#: The only simulated neurotoxicity grade: ASTCT ICANS (docs/trial.md).
+NEURO_COLUMN = "icans_max_grade"
+
+
+class MappingTableError(ValueError):
+    """The shipped or a user's mapping table is malformed (names the entry and field)."""
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One simulated quantity of the mapping table (see the header of ``endpoints.toml``)."""
+
+    endpoint: str
+    family: str
+    kind: str
+    units: tuple[str, ...]
+    event: str = ""
+    among: str = ""
+    column: str = ""
+    group: str = ""
+    day: str | int | None = None
+    note: str = ""
+    window: int | None = None
+
+
+@dataclass(frozen=True)
+class MappingTable:
+    quantities: dict[str, Quantity]
+    unmapped: dict[str, str]
+    baseline_names: frozenset[str]
+    baseline_prefixes: tuple[str, ...]
+
+    def classify(self, endpoint: str) -> str:
+        """``compared``, ``baseline``, ``unmapped`` or ``unknown``."""
+        if endpoint in self.quantities:
+            return "compared"
+        if endpoint in self.baseline_names or endpoint.startswith(self.baseline_prefixes):
+            return "baseline"
+        if endpoint in self.unmapped:
+            return "unmapped"
+        return "unknown"
+
+    def known_names(self) -> list[str]:
+        return sorted(set(self.quantities) | set(self.unmapped) | set(self.baseline_names))
+
+
+def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int = 0
+              ) -> Quantity:
+    if depth > 10:
+        raise MappingTableError(f"endpoint.{name}: same_as chain too long (cycle?)")
+    if "same_as" in raw:
+        target = raw["same_as"]
+        if target not in table:
+            raise MappingTableError(f"endpoint.{name}.same_as: unknown endpoint {target!r}")
+        base = _quantity(target, table[target], table, depth + 1)
+        note = raw.get("note", base.note)
+        return Quantity(name, base.family, base.kind, base.units, base.event, base.among,
+                        base.column, base.group, base.day, note, base.window)
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise MappingTableError(f"endpoint.{name}.kind: got {kind!r}; allowed: {KINDS}")
+    family = raw.get("family")
+    if family not in FAMILIES:
+        raise MappingTableError(f"endpoint.{name}.family: got {family!r}; allowed: {FAMILIES}")
+    units = tuple(raw.get("units", ()))
+    bad = [u for u in units if u not in UNITS]
+    if not units or bad:
+        raise MappingTableError(f"endpoint.{name}.units: got {list(units)}; allowed: {UNITS}")
+    need = {"rate": ("event",), "daily_rate": ("event",), "km": ("column",),
+            "km_median": ("column",), "median": ("column",), "geomean_ratio": ("column", "group")}
+    for f in need[kind]:
+        if not raw.get(f):
+            raise MappingTableError(f"endpoint.{name}.{f}: required for kind {kind!r}")
+    return Quantity(name, family, kind, units, raw.get("event", ""), raw.get("among", ""),
+                    raw.get("column", ""), raw.get("group", ""), raw.get("day"),
+                    raw.get("note", ""), raw.get("window"))
+
+
+def parse_mapping(doc: dict[str, Any]) -> MappingTable:
+    table = doc.get("endpoint", {})
+    quantities = {name: _quantity(name, raw, table) for name, raw in table.items()}
+    unmapped = {str(k): str(v) for k, v in doc.get("unmapped", {}).items()}
+    both = sorted(set(quantities) & set(unmapped))
+    if both:
+        raise MappingTableError(f"endpoints both mapped and unmapped: {both}")
+    base = doc.get("baseline", {})
+    return MappingTable(quantities, unmapped, frozenset(base.get("names", ())),
+                        tuple(base.get("prefixes", ())))
+
+
+@lru_cache(maxsize=1)
+def default_mapping() -> MappingTable:
+    """The shipped table ``cartsim/validate/endpoints.toml``."""
+    text = (resources.files("cartsim.validate") / "endpoints.toml").read_text(encoding="utf-8")
+    return parse_mapping(tomllib.loads(text))
+
+
+# ------------------------------------------------------------------------------- units
+def normalise_unit(unit: str) -> tuple[str, int | None]:
+    """(normalised unit or '', denominator of "count (of N)" or None)."""
+    u = unit.strip().lower()
+    m = re.fullmatch(r"count\s*\(of\s*(\d+)\)", u)
+    if m:
+        return "count", int(m.group(1))
+    if u.startswith("percent"):
+        return "percent", None
+    for name in ("count", "months", "days", "years", "ratio"):
+        if u == name or u.startswith(name + " "):
+            return name, None
+    if re.fullmatch(r"car-?t cells\s*/\s*[uµ]l", u):
+        return "cells_per_ul", None
+    return "", None
+
+
+# ------------------------------------------------------------------------------- timepoints
+@dataclass(frozen=True)
+class Timepoint:
+    """``kind``: ``none`` (not given), ``landmark`` (at ``end`` days), ``window`` (events in
+    [``start``, ``end``] days), ``followup`` (the whole follow-up, or a landmark at ``end`` when
+    the paper gives the median follow-up), ``unparsed``."""
+
+    kind: str
+    start: float = 0.0
+    end: float = math.inf
+    text: str = ""
+
+
+_NUM = r"(\d+(?:\.\d+)?)"
+
+
+def _span(value: str, unit: str) -> float:
+    return float(value) * (DAYS_PER_YEAR if unit.startswith("y") else
+                           DAYS_PER_MONTH if unit.startswith("m") else 1.0)
+
+
+def parse_timepoint(text: str) -> Timepoint:
+    """Parse e.g. "12 months", "day 28", "1 year", "within 3 months", "day 0-28",
+    "median FU 15.4 months", "> 1 year", "first month", "at 5-year cut-off"."""
+    t = " ".join(text.strip().lower().split())
+    if not t:
+        return Timepoint("none", text=text)
+    unit = r"(days?|d|months?|mo|years?|y)"
+    if m := re.fullmatch(rf"{_NUM}\s*{unit}", t):
+        return Timepoint("landmark", 0.0, _span(m.group(1), m.group(2)), text)
+    if m := re.fullmatch(rf"(?:at\s+)?{_NUM}-{unit}(?:\s+cut-?off)?", t):
+        return Timepoint("landmark", 0.0, _span(m.group(1), m.group(2)), text)
+    if m := re.fullmatch(rf"day\s*{_NUM}", t):
+        return Timepoint("landmark", 0.0, float(m.group(1)), text)
+    if m := re.fullmatch(rf"(?:within|by|up to)\s+{_NUM}\s*{unit}", t):
+        return Timepoint("window", 0.0, _span(m.group(1), m.group(2)), text)
+    if m := re.fullmatch(rf"days?\s*{_NUM}\s*(?:-|to|–)\s*{_NUM}", t):
+        return Timepoint("window", float(m.group(1)), float(m.group(2)), text)
+    if m := re.fullmatch(rf"(?:>|after)\s*{_NUM}\s*{unit}", t):
+        return Timepoint("window", _span(m.group(1), m.group(2)), math.inf, text)
+    if t == "first month":
+        return Timepoint("window", 0.0, DAYS_PER_MONTH, text)
+    if m := re.match(rf"median (?:fu|follow-?up)\s*(?:of\s*)?{_NUM}\s*{unit}", t):
+        return Timepoint("followup", 0.0, _span(m.group(1), m.group(2)), text)
+    if t in ("median follow-up", "median fu", "last follow-up", "primary analysis",
+             "investigator, long-term", "end of follow-up"):
+        return Timepoint("followup", 0.0, math.inf, text)
+    return Timepoint("unparsed", text=text)
+
+
+# ------------------------------------------------------------------------------- scales
+def crs_scale(grading_scale: str, spec_scale: str) -> tuple[str, str]:
+    """The ``crs_max_grade_<scale>`` suffix for a row's free-text grading scale, and a note.
+
+    "Lee 2014 (modified) …" → lee2014, "Penn …" → penn, "CARTOX (CRES)" → cartox,
+    "MSKCC/CTCAE" → mskcc, "CTCAE v5…" → ctcae_v5.0, other "CTCAE…" → ctcae_v4.03 (the version of
+    the CAR-T trials before 2018), "ASTCT" → astct; empty, "mixed" or "not stated" → the study
+    spec's ``crs_scale``.
+    """
+    t = grading_scale.strip().lower()
+    guess = " (scale as stated in the targets row is uncertain)" if (
+        "not stated" in t or "as cited" in t or "as listed" in t) else ""
+    if "lee" in t:
+        return "lee2014", "CRS on Lee 2014" + guess
+    if "penn" in t:
+        return "penn", "CRS on Penn" + guess
+    if "cartox" in t or "cres" in t:
+        return "cartox", "CRS on CARTOX" + guess
+    if "mskcc" in t:
+        return "mskcc", "CRS on MSKCC" + guess
+    if "astct" in t or "asbmt" in t:
+        return "astct", "CRS on ASTCT"
+    if "ctcae" in t:
+        if re.search(r"v\s*5", t):
+            return "ctcae_v5.0", "CRS on CTCAE v5.0" + guess
+        return "ctcae_v4.03", "CRS on CTCAE v4.03" + guess
+    return spec_scale, f"scale {grading_scale.strip() or 'not given'}: the spec's crs_scale " \
+                       f"({spec_scale}) used"
+
+
+def neuro_note(grading_scale: str) -> str:
+    t = grading_scale.strip() or "not given"
+    if "astct" in t.lower() or "icans" in t.lower():
+        return "neurotoxicity: ASTCT ICANS"
+    return (f"neurotoxicity on scale {t} compared with simulated ASTCT ICANS grade "
+            f"({NEURO_COLUMN}; the closest simulated neurotoxicity)")
+
+
+# ------------------------------------------------------------------------------- subgroups
+_WHOLE_WORDS = {"all", "infused", "treated", "enrolled", "itt", "patients", "phase", "1", "2",
+                "1+2", "safety", "cohort", "r/r", "evaluable", "analysis", "population"}
+#: Subgroups every study has, by their (lower-case) label.
+BUILTIN_SUBGROUPS = {"responders": "responder == 1", "responder": "responder == 1"}
+
+
+def is_whole_cohort(label: str) -> bool:
+    """True for "all", "all infused", "treated", "ITT", "phase 2 treated", "infused (n not
+    stated)", "phase 1+2 (some figures may be phase 2 only)", "" and alike."""
+    t = re.sub(r"\([^)]*\)", " ", label.lower())
+    words = t.replace(",", " ").split()
+    return all(w in _WHOLE_WORDS for w in words)
+
+
+@dataclass(frozen=True)
+class SubgroupChoice:
+    query: str | None  # None = the whole cohort
+    note: str = ""
+    error: str = ""  # non-empty: unmapped(subgroup)
+
+
+#: Labels that only restate an endpoint's own denominator (its ``among``): regex → a word the
+#: ``among`` expression must contain. "relapses with CD19 status" for a share among relapses.
+DENOMINATOR_LABELS = (
+    (re.compile(r"^(relapses?|progressions?|progressors|post-relapse)\b"), "relapse"),
+    (re.compile(r"^patients with crs\b"), "crs"),
+    (re.compile(r"^responders?\b"), "responder"),
+)
+
+
+def choose_subgroup(label: str, table: dict[str, str], first_arm: str, n_arms: int,
+                    among: str = "") -> SubgroupChoice:
+    """The spec's ``[study.subgroups]`` entry for ``label``, or the whole cohort (the first arm
+    when the spec has several), the endpoint's own denominator, a built-in subgroup, or an
+    error."""
+    whole = SubgroupChoice(f"arm == {first_arm!r}",
+                           f"whole cohort = the spec's first arm ({first_arm})") \
+        if n_arms > 1 else SubgroupChoice(None)
+    if label in table:
+        q = table[label].strip()
+        return SubgroupChoice(None if q.lower() == "all" else q, f"subgroup query: {q}")
+    if is_whole_cohort(label):
+        return whole
+    low = label.strip().lower()
+    for pattern, word in DENOMINATOR_LABELS:
+        if pattern.match(low) and word in among.lower():
+            note = f"subgroup {label!r} is the endpoint's own denominator ({among})"
+            return SubgroupChoice(whole.query, "; ".join(n for n in (whole.note, note) if n))
+    q = BUILTIN_SUBGROUPS.get(low)
+    if q is not None:
+        if n_arms > 1:
+            q = f"(arm == {first_arm!r}) & ({q})"
+        return SubgroupChoice(q, f"subgroup query: {q}")
+    return SubgroupChoice(None, error=f"subgroup {label!r} has no query in the study's "
+                                      "[study.subgroups] table")

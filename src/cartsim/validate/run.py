@@ -1,0 +1,359 @@
+"""``cartsim validate``: run the study library and compare every published figure.
+
+Outputs (``DIR/``, each written atomically): ``validation.csv`` (one line per targets row),
+``summary.json`` (shares inside the published CI / within 10 points, per study, disease,
+endpoint family and overall), ``report.html`` and ``trials/<spec>/`` (each study's trial outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cartsim.atomic import write_text_atomic
+from cartsim.errors import InvalidInputError
+from cartsim.trial.spec import TrialSpec, load_spec
+from cartsim.validate.compute import Simulated, simulate_row, unmapped
+from cartsim.validate.library import (
+    Library,
+    LibraryError,
+    StudyEntry,
+    default_specs_dir,
+    load_library,
+)
+from cartsim.validate.mapping import (
+    MappingTable,
+    choose_subgroup,
+    crs_scale,
+    default_mapping,
+    normalise_unit,
+    parse_timepoint,
+)
+from cartsim.validate.targets import RowError, TargetRow, Targets, read_targets
+
+#: The acceptance tolerance where a published row gives no CI (percentage points).
+POINTS = 10.0
+#: The default virtual patients per study arm (docs/validation.md: the whole library in
+#: ≤ 15 minutes on 2 cores).
+DEFAULT_PATIENTS = 200
+CSV_COLUMNS = ("study", "line", "endpoint", "timepoint", "subgroup", "scale", "disease", "family",
+               "unit", "published", "published_ci_low", "published_ci_high", "simulated",
+               "simulated_ci_low", "simulated_ci_high", "n_simulated", "inside_published_ci",
+               "within_10_points", "difference", "passes", "status", "reason", "notes", "spec")
+STATUSES = ("compared", "baseline", "unmapped", "unexpressible", "error")
+
+
+@dataclass
+class StudyRun:
+    entry: StudyEntry
+    spec: TrialSpec
+    patients: pd.DataFrame
+    daily: pd.DataFrame
+    seconds: float
+
+
+@dataclass
+class ValidationResult:
+    out: Path
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    errors: list[RowError]
+    runs: dict[str, StudyRun]
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def select_entries(library: Library, targets: Targets, studies: Sequence[str] | None
+                   ) -> tuple[list[StudyEntry], set[str]]:
+    """The library entries to run and the targets ``study`` values they and ``--studies``
+    select. A ``--studies`` name is a spec stem (``eliana``) or a targets study value."""
+    present = {r.study for r in targets.rows} | {e.study for e in targets.errors}
+    if not studies:
+        wanted = present
+    else:
+        wanted = set()
+        for name in studies:
+            hit = [e for e in library.entries if name == e.key or name in e.studies]
+            if hit:
+                wanted |= set(hit[0].studies) & present if name == hit[0].key else {name}
+            elif name in present:
+                wanted.add(name)
+            else:
+                keys = sorted(e.key for e in library.entries)
+                raise InvalidInputError("--studies", "a spec name of the library "
+                                        f"({', '.join(keys)}) or a study of the targets file",
+                                        name)
+    entries = [e for e in library.entries if set(e.studies) & wanted]
+    return entries, wanted
+
+
+def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | None,
+              chunk_size: int, progress: Callable[[int, int], None] | None) -> StudyRun:
+    """Run one study's spec into ``dest`` (replaced atomically by a directory rename)."""
+    from cartsim.trial.runner import run_trial
+
+    spec = load_spec(entry.spec)
+    if patients is not None or seed is not None:
+        spec = spec.with_overrides(size=patients, seed=seed)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        res = run_trial(spec, tmp, chunk_size=max(1, min(chunk_size, spec.population.size)),
+                        report=False, progress=progress)
+        daily = pd.read_parquet(tmp / "daily.parquet")
+        if dest.exists():
+            shutil.rmtree(dest)
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp makes it owner-only
+        tmp.replace(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return StudyRun(entry, spec, res.patients, daily, res.seconds)
+
+
+def _published(row: TargetRow, unit: str, den: int | None
+               ) -> tuple[float, float | None, float | None, str, str]:
+    """(value, ci_low, ci_high, compared unit, note); counts become percent of a denominator."""
+    if unit != "count":
+        return row.value, row.ci_low, row.ci_high, unit, ""
+    d = den or row.n
+    if not d:
+        raise ValueError("a count needs a denominator: 'count (of N)' or the row's n")
+    return 100.0 * row.value / d, None, None, "percent", f"count {row.value:g} of {d} as percent"
+
+
+def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
+                runs: dict[str, StudyRun]) -> dict[str, Any]:
+    """One validation.csv record for a valid targets row."""
+    rec: dict[str, Any] = {c: None for c in CSV_COLUMNS}
+    rec.update(study=row.study, line=row.line, endpoint=row.endpoint, timepoint=row.timepoint,
+               subgroup=row.subgroup, scale=row.grading_scale, disease=row.disease,
+               unit=row.unit, published=row.value, published_ci_low=row.ci_low,
+               published_ci_high=row.ci_high)
+    cls = mapping.classify(row.endpoint)
+    entry = library.entry_for(row.study)
+    if entry is not None:
+        rec["spec"] = entry.key
+    q = mapping.quantities.get(row.endpoint)
+    if q is not None:
+        rec["family"] = q.family
+    if cls == "baseline":
+        used = entry is not None and row.line in entry.sources
+        return {**rec, "status": "baseline",
+                "reason": "baseline (input)" + ("; used by the spec" if used else "")}
+    if row.study in library.unexpressible:
+        return {**rec, "status": "unexpressible", "reason": library.unexpressible[row.study]}
+    if cls == "unmapped":
+        return {**rec, "status": "unmapped", "reason": mapping.unmapped[row.endpoint]}
+    if entry is None or entry.key not in runs:
+        return {**rec, "status": "unmapped",
+                "reason": f"no spec for study {row.study!r} in the library"}
+    assert q is not None
+    run = runs[entry.key]
+    unit, den = normalise_unit(row.unit)
+    if unit not in q.units:
+        return {**rec, "status": "unmapped",
+                "reason": f"unit {row.unit!r} not comparable with {q.kind} "
+                          f"(allowed: {', '.join(q.units)})"}
+    try:
+        pub, lo, hi, cmp_unit, pub_note = _published(row, unit, den)
+    except ValueError as e:
+        return {**rec, "status": "unmapped", "reason": str(e)}
+    rec.update(published=pub, published_ci_low=lo, published_ci_high=hi, unit=cmp_unit)
+    if "{crs}" in q.event + q.among:
+        rec["scale"] = crs_scale(row.grading_scale, run.spec.crs_scale)[0]
+    tp = parse_timepoint(row.timepoint)
+    arms = [a.name for a in run.spec.arms]
+    choice = choose_subgroup(row.subgroup, entry.subgroups, arms[0], len(arms), q.among)
+    notes = [n for n in (pub_note, choice.note) if n]
+    if choice.error:
+        sim = unmapped(f"subgroup: {choice.error}")
+    else:
+        df, daily = run.patients, run.daily
+        try:
+            if choice.query is not None:
+                df = df.query(choice.query, engine="python")
+        except Exception as e:  # noqa: BLE001 - a user's query: report, never crash the run
+            sim = unmapped(f"subgroup query {choice.query!r} failed: {e}")
+        else:
+            sim = simulate_row(q, cmp_unit, tp, row.grading_scale, run.spec.crs_scale,
+                               run.spec.follow_up_days, df, daily)
+    return _with_simulated(rec, sim, notes)
+
+
+def _with_simulated(rec: dict[str, Any], sim: Simulated, notes: list[str]) -> dict[str, Any]:
+    notes = notes + sim.notes
+    rec["notes"] = "; ".join(dict.fromkeys(n for n in notes if n))
+    if sim.status != "compared":
+        return {**rec, "status": "unmapped", "reason": sim.reason}
+    rec.update(status="compared", reason="", simulated=sim.value, simulated_ci_low=sim.lower,
+               simulated_ci_high=sim.upper, n_simulated=sim.n)
+    pub, lo, hi = rec["published"], rec["published_ci_low"], rec["published_ci_high"]
+    rec["difference"] = sim.value - pub
+    if lo is not None or hi is not None:
+        rec["inside_published_ci"] = bool((lo is None or sim.value >= lo)
+                                          and (hi is None or sim.value <= hi))
+    if rec["unit"] == "percent":
+        rec["within_10_points"] = bool(abs(sim.value - pub) <= POINTS)
+    rec["passes"] = rec["inside_published_ci"] if rec["inside_published_ci"] is not None \
+        else rec["within_10_points"]
+    return rec
+
+
+def error_records(errors: list[RowError], targets: Targets) -> list[dict[str, Any]]:
+    by_line: dict[int, list[RowError]] = {}
+    for e in errors:
+        by_line.setdefault(e.line, []).append(e)
+    out = []
+    for line, errs in by_line.items():
+        rec: dict[str, Any] = {c: None for c in CSV_COLUMNS}
+        rec.update(study=errs[0].study, line=line, endpoint=errs[0].endpoint, status="error",
+                   reason="; ".join(f"{e.field}: {e.message}" for e in errs))
+        out.append(rec)
+    return out
+
+
+# ------------------------------------------------------------------------------- summary
+def _shares(t: pd.DataFrame) -> dict[str, Any]:
+    comp = t[t["status"] == "compared"]
+    with_ci = comp[comp["inside_published_ci"].notna()]
+    pct = comp[comp["within_10_points"].notna()]
+    judged = comp[comp["passes"].notna()]
+
+    def share(k: int, n: int) -> float | None:
+        return round(k / n, 4) if n else None
+
+    k_in = int(with_ci["inside_published_ci"].astype(bool).sum())
+    k_10 = int(pct["within_10_points"].astype(bool).sum())
+    k_pass = int(judged["passes"].astype(bool).sum())
+    out: dict[str, Any] = {"rows": int(len(t))}
+    for s in STATUSES:
+        out[s] = int((t["status"] == s).sum())
+    out.update(with_published_ci=int(len(with_ci)), inside_ci=k_in,
+               share_inside_ci=share(k_in, len(with_ci)), percent_rows=int(len(pct)),
+               within_10_points=k_10, share_within_10_points=share(k_10, len(pct)),
+               judged=int(len(judged)), passing=k_pass, share_passing=share(k_pass, len(judged)))
+    return out
+
+
+def summarise(table: pd.DataFrame) -> dict[str, Any]:
+    """Shares per study, disease, endpoint family and overall.
+
+    ``share_inside_ci``: compared rows with a published CI whose simulated estimate lies inside
+    it; ``share_within_10_points``: compared percent rows within 10 points; ``share_passing``:
+    inside the CI where the paper gives one, else within 10 points (the acceptance criterion).
+    """
+    t = table.copy()
+    t["family"] = t["family"].fillna("")
+    t["disease"] = t["disease"].fillna("")
+    out: dict[str, Any] = {"overall": _shares(t)}
+    for key, col in (("per_study", "study"), ("per_disease", "disease"),
+                     ("per_family", "family")):
+        groups = {}
+        for name, sub in t.groupby(col, sort=True):
+            if col == "family" and not name:
+                continue
+            groups[str(name)] = _shares(sub)
+        out[key] = groups
+    return out
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def resolve_specs_dir(specs: str | Path | None) -> Path:
+    if specs is not None:
+        return Path(specs)
+    d = default_specs_dir()
+    if not (d / "index.toml").is_file():
+        raise LibraryError(str(d), [
+            "cartsim's shipped study library is not installed (no index.toml there); pass "
+            "--specs DIR with your own index.toml (docs/validation.md)"])
+    return d
+
+
+def validate(targets_path: str | Path | None, out: str | Path, *, patients: int | None = None,
+             studies: Sequence[str] | None = None, specs: str | Path | None = None,
+             seed: int | None = None, chunk_size: int = 250, report: bool = True,
+             progress: ProgressFn | None = None,
+             on_start: Callable[[list[StudyEntry], int], None] | None = None
+             ) -> ValidationResult:
+    """Run every selected study of the library and compare it with the targets file.
+
+    Whole-file problems (unreadable targets file, missing required column, bad library) raise
+    before anything is written; per-row problems are ``error`` rows of the output.
+    """
+    if patients is not None and not 1 <= patients <= 10_000_000:
+        raise InvalidInputError("--patients", "an integer in [1, 10000000]", patients)
+    if seed is not None and seed < 0:
+        raise InvalidInputError("--seed", "an integer >= 0", seed)
+    mapping = default_mapping()
+    targets = read_targets(targets_path, mapping)
+    library = load_library(resolve_specs_dir(specs))
+    entries, wanted = select_entries(library, targets, studies)
+    for e in entries:  # every spec must load before any simulation
+        load_spec(e.spec)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if on_start is not None:
+        on_start(entries, patients or 0)
+    runs: dict[str, StudyRun] = {}
+    for e in entries:
+        cb = None
+        if progress is not None:
+            def cb(done: int, total: int, key: str = e.key) -> None:
+                progress(key, done, total)
+        runs[e.key] = run_study(e, out / "trials" / e.key, patients, seed, chunk_size, cb)
+    rows = [r for r in targets.rows if r.study in wanted]
+    errors = [e for e in targets.errors if e.study in wanted or not e.study]
+    records = [compare_row(r, mapping, library, runs) for r in rows]
+    records += error_records(errors, targets)
+    table = pd.DataFrame(records, columns=list(CSV_COLUMNS)).sort_values(
+        "line", kind="stable").reset_index(drop=True)
+    for c in ("inside_published_ci", "within_10_points", "passes"):
+        table[c] = table[c].astype("boolean")
+    table["n_simulated"] = table["n_simulated"].astype("Int64")
+    summary = {
+        "targets": str(Path(targets.path).name),
+        "specs": str(library.path.name),
+        "patients_per_arm": patients,
+        "seed": seed,
+        "points": POINTS,
+        "studies": {k: {"spec": r.entry.spec.name, "served": list(r.entry.studies),
+                        "patients_per_arm": r.spec.population.size, "seed": r.spec.seed,
+                        "arms": [a.name for a in r.spec.arms],
+                        "follow_up_days": r.spec.follow_up_days,
+                        "unexpressed": list(r.entry.unexpressed)}
+                    for k, r in runs.items()},
+        "row_errors": [str(e) for e in errors],
+        **summarise(table),
+    }
+    write_text_atomic(out / "validation.csv", table.to_csv(index=False, lineterminator="\n",
+                                                           float_format="%.6g"))
+    write_text_atomic(out / "summary.json", json.dumps(_json_safe(summary), indent=1,
+                                                      ensure_ascii=False))
+    result = ValidationResult(out, table, summary, errors, runs)
+    if report:
+        from cartsim.validate.report import build_report
+
+        write_text_atomic(out / "report.html", build_report(result))
+    return result

@@ -1,0 +1,189 @@
+"""Row comparison on a synthetic patients table (no simulation): rates with hand-checked
+Clopper–Pearson limits, inside-CI / within-10-points logic, KM landmarks, medians,
+scale-specific CRS, counts, subgroups and unmapped reasons."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartsim.trial.spec import load_spec
+from cartsim.validate.compute import order_statistic_ci
+from cartsim.validate.library import load_library
+from cartsim.validate.mapping import default_mapping
+from cartsim.validate.run import StudyRun, compare_row, summarise
+from cartsim.validate.targets import TargetRow
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+N = 20
+
+
+@pytest.fixture(scope="module")
+def patients() -> pd.DataFrame:
+    i = np.arange(N)
+    os_days = np.where(i < 5, 100.0, 365.0)  # 5 deaths on day 100, the rest censored at 365
+    return pd.DataFrame({
+        "arm": "tisagenlecleucel", "arm_index": 0, "patient_id": i,
+        "responder": (i < 16).astype(np.int8),               # 16/20
+        "complete_response": (i < 10).astype(np.int8),       # 10/20
+        "best_response": np.where(i < 10, "CR", np.where(i < 16, "CRi", "NR")),
+        "crs_max_grade": np.where(i < 12, 2, 0),
+        "crs_max_grade_penn": np.where(i < 8, 3, np.where(i < 14, 1, 0)),   # >=3: 8/20
+        "crs_max_grade_lee2014": np.where(i < 2, 3, np.where(i < 14, 1, 0)),  # >=3: 2/20
+        "crs_max_grade_ctcae_v4.03": np.where(i < 4, 4, 0),                # >=3: 4/20
+        "crs_onset_day": np.where(i < 12, (i % 5) + 1.0, np.nan),
+        "icans_max_grade": np.zeros(N, dtype=np.int8),
+        "tocilizumab_doses": np.where(i < 6, 1, 0),
+        "tp53_altered": (i % 2).astype(float),
+        "os_days": os_days, "os_event": (i < 5).astype(np.int8),
+        "death": (i < 5).astype(np.int8),
+        "death_day": np.where(i < 5, 100.0, np.nan),
+        "death_cause": np.where(i < 5, "progression", None),
+    })
+
+
+@pytest.fixture(scope="module")
+def setting(patients: pd.DataFrame) -> tuple:
+    lib = load_library(DATA)
+    entry = lib.entry_for("ELIANA")
+    assert entry is not None
+    spec = load_spec(ROOT / "examples" / "eliana.toml")  # crs_scale penn, follow-up 365 d
+    runs = {entry.key: StudyRun(entry, spec, patients, pd.DataFrame(), 0.0)}
+    return lib, runs
+
+
+def target(endpoint: str, value: float, lo: float | None = None, hi: float | None = None,
+           unit: str = "percent", timepoint: str = "", scale: str = "", subgroup: str = "all",
+           n: int | None = 75, line: int = 99, study: str = "ELIANA") -> TargetRow:
+    return TargetRow(line, study, "B-ALL", n, subgroup, endpoint, timepoint, value, lo, hi,
+                     unit, scale)
+
+
+def compare(setting: tuple, row: TargetRow) -> dict:
+    lib, runs = setting
+    return compare_row(row, default_mapping(), lib, runs)
+
+
+def test_rate_clopper_pearson_and_flags(setting: tuple) -> None:
+    r = compare(setting, target("ORR_CR_CRi", 81, 71, 89, timepoint="within 3 months"))
+    assert r["status"] == "compared" and r["n_simulated"] == N
+    assert r["simulated"] == pytest.approx(80.0)
+    # R: binom.test(16, 20)$conf.int = 0.5633860 0.9426660
+    assert r["simulated_ci_low"] == pytest.approx(56.33860, abs=1e-4)
+    assert r["simulated_ci_high"] == pytest.approx(94.26660, abs=1e-4)
+    assert r["inside_published_ci"] is True and r["within_10_points"] is True
+    assert r["passes"] is True and r["difference"] == pytest.approx(-1.0)
+    assert "not applied" not in (r["notes"] or "")  # 3 months = the day-91 response window
+
+    r = compare(setting, target("CR", 60, 45, 70))
+    # 10/20: R binom.test(10, 20)$conf.int = 0.2719578 0.7280422
+    assert r["simulated"] == pytest.approx(50.0)
+    assert r["simulated_ci_low"] == pytest.approx(27.19578, abs=1e-4)
+    assert r["inside_published_ci"] is True and r["within_10_points"] is True
+
+    r = compare(setting, target("CR", 75))  # no published CI: judged within 10 points
+    assert r["inside_published_ci"] is None and r["within_10_points"] is False
+    assert r["passes"] is False and r["difference"] == pytest.approx(-25.0)
+
+
+def test_zero_events_upper_limit_closed_form(setting: tuple) -> None:
+    """k = 0: the Clopper–Pearson upper limit is 1 - (alpha/2)^(1/n)."""
+    r = compare(setting, target("neurotox_any", 10, 2, 30, scale="CTCAE v4.03"))
+    assert r["simulated"] == 0.0 and r["simulated_ci_low"] == 0.0
+    assert r["simulated_ci_high"] == pytest.approx(100 * (1 - 0.025 ** (1 / N)), rel=1e-9)
+    assert "ICANS" in r["notes"]  # CTCAE neurological events → simulated ICANS, said so
+
+
+def test_crs_on_the_rows_scale(setting: tuple) -> None:
+    penn = compare(setting, target("CRS_grade_ge3", 47, scale="Penn"))
+    lee = compare(setting, target("CRS_grade_ge3", 13,
+                                  scale="Lee 2014 (modified) [scale not stated in abstract]"))
+    assert (penn["scale"], penn["simulated"]) == ("penn", pytest.approx(40.0))
+    assert (lee["scale"], lee["simulated"]) == ("lee2014", pytest.approx(10.0))
+    ctcae = compare(setting, target("CRS_grade_ge3", 13, scale="CTCAE v4.03"))
+    assert (ctcae["scale"], ctcae["simulated"]) == ("ctcae_v4.03", pytest.approx(20.0))
+    blank = compare(setting, target("CRS_grade_ge3", 47))
+    assert blank["scale"] == "penn" and "spec's crs_scale" in blank["notes"]
+    among = compare(setting, target("tocilizumab_among_CRS", 40, scale="Penn"))
+    assert among["n_simulated"] == 14 and among["simulated"] == pytest.approx(100 * 6 / 14)
+
+
+def test_km_landmark_and_beyond_follow_up(setting: tuple) -> None:
+    r = compare(setting, target("OS", 76, 63, 86, timepoint="12 months"))
+    assert r["status"] == "compared" and r["simulated"] == pytest.approx(75.0)
+    assert r["simulated_ci_low"] < 75 < r["simulated_ci_high"]
+    assert r["inside_published_ci"] is True
+    far = compare(setting, target("OS", 70, 58, 79, timepoint="18 months"))
+    assert far["status"] == "unmapped" and "beyond the spec's follow-up" in far["reason"]
+    none = compare(setting, target("OS", 70))
+    assert none["status"] == "unmapped" and "landmark needs a time point" in none["reason"]
+
+
+def test_median_with_order_statistic_ci(setting: tuple, patients: pd.DataFrame) -> None:
+    r = compare(setting, target("CRS_onset_median", 3, unit="days"))
+    x = patients["crs_onset_day"].dropna().to_numpy()
+    assert r["simulated"] == pytest.approx(float(np.median(x))) and r["n_simulated"] == 12
+    assert r["unit"] == "days" and r["within_10_points"] is None and r["passes"] is None
+    # n = 10: the distribution-free 95 % interval is (x(2), x(9)) (coverage 97.9 %)
+    xs = np.arange(1.0, 11.0)
+    assert order_statistic_ci(xs) == (2.0, 9.0)
+
+
+def test_count_with_denominator_becomes_percent(setting: tuple) -> None:
+    r = compare(setting, target("ORR_CR_CRi_count", 65, unit="count (of 79)"))
+    assert r["unit"] == "percent" and r["published"] == pytest.approx(100 * 65 / 79)
+    assert "count 65 of 79" in r["notes"]
+    r = compare(setting, target("toxicity_related_deaths", 1, unit="count", n=75))
+    assert r["published"] == pytest.approx(100 / 75) and r["simulated"] == 0.0
+    r = compare(setting, target("toxicity_related_deaths", 1, unit="count", n=None))
+    assert r["status"] == "unmapped" and "denominator" in r["reason"]
+
+
+def test_one_sided_published_ci(setting: tuple) -> None:
+    """PFS_median 27.6 (11–NR): only the lower limit is given."""
+    r = compare(setting, target("OS", 76, 70, None, timepoint="6 months"))
+    assert r["inside_published_ci"] is True  # 75 >= 70, no upper limit
+
+
+def test_unmapped_reasons(setting: tuple) -> None:
+    r = compare(setting, target("HR_TP53", 2.1, unit="hazard ratio"))
+    assert r["status"] == "unmapped" and "hazard ratios" in r["reason"]
+    r = compare(setting, target("CR", 40, subgroup="NOXA low"))
+    assert r["status"] == "unmapped" and r["reason"].startswith("subgroup")
+    r = compare(setting, target("CR", 40, unit="months"))
+    assert r["status"] == "unmapped" and "unit 'months'" in r["reason"]
+    r = compare(setting, target("CR", 40, study="Some other trial"))
+    assert r["status"] == "unmapped" and "no spec" in r["reason"]
+    r = compare(setting, target("CR", 40, study="NOXA and CAR-T resistance"))
+    assert r["status"] == "unexpressible" and "in vitro" in r["reason"]
+    r = compare(setting, target("baseline_age_median", 11, unit="years", line=3))
+    assert r["status"] == "baseline" and "used by the spec" in r["reason"]
+
+
+def test_subgroup_query(setting: tuple) -> None:
+    lib, runs = setting
+    entry = runs["eliana"].entry
+    entry.subgroups["TP53 altered"] = "tp53_altered == 1"
+    try:
+        r = compare(setting, target("ORR", 50, subgroup="TP53 altered"))
+    finally:
+        del entry.subgroups["TP53 altered"]
+    assert r["n_simulated"] == 10 and r["simulated"] == pytest.approx(80.0)
+    assert "tp53_altered == 1" in r["notes"]
+
+
+def test_summary_shares(setting: tuple) -> None:
+    rows = [target("ORR_CR_CRi", 81, 71, 89, line=2), target("CR", 75, line=3),
+            target("CR", 55, line=4), target("HR_TP53", 2.0, unit="hazard ratio", line=5),
+            target("baseline_age_median", 11, unit="years", line=6)]
+    t = pd.DataFrame([compare(setting, r) for r in rows])
+    s = summarise(t)["overall"]
+    assert (s["compared"], s["unmapped"], s["baseline"]) == (3, 1, 1)
+    assert (s["inside_ci"], s["with_published_ci"]) == (1, 1)
+    assert (s["within_10_points"], s["percent_rows"]) == (2, 3)
+    assert (s["passing"], s["judged"]) == (2, 3) and math.isclose(s["share_passing"], 0.6667)
