@@ -34,6 +34,7 @@ DISEASES = ("b-all", "lbcl")
 N_PARAMS = N_PARAMS_BASE + N_CLONES * N_CLONE_FIELDS
 BLOOD_ML_PER_KG = 75.0  # assumed typical blood volume (adults 70, children 75–80 mL/kg)
 LBCL_CELLS_PER_ML = 1e9  # ≈ 10⁹ tumour cells per cm³
+LBCL_CAP_CELLS_REF = 1e12  # nodal carrying capacity of the 70-kg reference adult (≈ 1 L; assumed)
 NOXA_LOW_PFN = 0.35  # perforin-route sensitivity of NOXA-low tumours (review B7; assumed)
 DR_DEFECT_FLOOR = 0.1  # residual death-receptor sensitivity of a fully defective tumour
 CD58_LOSS_SYNAPSE = 0.6  # traits.GENE_TRAIT_EFFECTS["CD58"]
@@ -184,6 +185,10 @@ def build(
     p[:, P.marrow_cells] = p[:, P.marrow_cells_per_kg] * w
     p[:, P.K_N] = p[:, P.K_N_per_kg] * w
     p[:, P.B_ss] = p[:, P.B_per_kg] * w
+    # body size (model/body.py): plasma volume for cytokine concentrations, and the factor
+    # that scales the whole-body constants quoted for the reference adult
+    p[:, P.plasma_ml] = p[:, P.plasma_ml_per_kg] * w
+    p[:, P.body_scale] = w / p[:, P.ref_weight_kg]
     p[:, P.b_prog_out0] = 0.3
     p[:, P.igg0] = 700.0
     p[:, P.anc0] = cohort.anc0
@@ -195,7 +200,7 @@ def build(
     p[:, P.cart_access] = 0.5 if lbcl else 1.0
     p[:, P.cns_disease] = cohort.cns_disease
     if lbcl:
-        p[:, P.tumour_cap_cells] = 1e12
+        p[:, P.tumour_cap_cells] = LBCL_CAP_CELLS_REF * p[:, P.body_scale]
         p[:, P.r_tumour] *= 0.6  # LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)
     else:
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]
