@@ -94,15 +94,19 @@ def test_bad_doses_are_named(dose: Dose, field: str) -> None:
 
 
 def test_the_reference_agrees_with_the_day_by_day_solver_of_a96a784_within_tolerance() -> None:
-    # the continuous-output solver changed the steps, not the equations: every readout stays
-    # within 2e-4 (relative) of what the day-by-day solver of a96a784 gave at rtol 1e-5
+    # since a96a784 the solver runs across day boundaries (continuous output) and the body-size
+    # scaling changed the 18- and 45-kg patients on purpose; the 70-kg reference adult's
+    # equations are unchanged, so its every readout stays within 2e-4 (relative) of what the
+    # day-by-day solver of a96a784 gave at rtol 1e-5, in fewer steps
     new, old = np.load(REFERENCE), np.load(REFERENCE_A96A784)
     assert set(new.files) == set(old.files)
+    n = len(new["day"]) // 3
+    adult = slice(2 * n, 3 * n)  # rows are (patient, day); patient 2 weighs 70 kg
     for col in old.files:
         if col == "steps":
             continue
-        a, b = old[col], new[col]
+        a, b = old[col][adult], new[col][adult]
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
         m = np.isfinite(a)
         np.testing.assert_allclose(b[m], a[m], rtol=2e-4, atol=1e-6, err_msg=col)
-    assert new["steps"].sum() < old["steps"].sum()  # fewer steps: no forced stop every day
+    assert new["steps"][2] < old["steps"][2]  # no forced stop every day

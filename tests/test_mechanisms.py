@@ -59,7 +59,9 @@ def test_core_layout_is_composed_from_the_mechanisms_in_order() -> None:
     assert all(s.accumulator for s in core.states[FIRST_ACCUMULATOR:])
     assert [s.name for s in MODEL_PARAMS] == [
         s.name for m in layout.CORE_MECHANISMS for s in m.params]
-    assert int(P.rho_max) == 0 and P.affinity == core.n_params_base - 1
+    # patient-level parameters close the base vector (body size last: model/body.py)
+    assert int(P.rho_max) == 0 and P.body_scale == core.n_params_base - 1
+    assert int(P.weight_kg) == len(MODEL_PARAMS)
 
 
 def test_every_core_quantity_has_one_provider_and_a_consumer() -> None:

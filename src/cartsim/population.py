@@ -46,7 +46,8 @@ POPULATION_PARAMS = ParameterTable((
                   "≈ 10⁹ tumour cells per cm³ (Del Monte 2009)",
                   "LBCL tumour cells per mL of tumour volume"),
     ParameterSpec("lbcl_tumour_cap_cells", "cells", 1e12, 1e10, 1e14,
-                  "assumed: 10¹² cells ≈ 1 L of tumour", "LBCL tumour carrying capacity"),
+                  "assumed: 10¹² cells ≈ 1 L of tumour",
+                  "LBCL nodal carrying capacity of the 70-kg reference adult (× body_scale)"),
     ParameterSpec("lbcl_growth_factor", "× r_tumour", 0.6, 0.05, 1.0,
                   "LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)",
                   "LBCL tumour growth rate relative to the B-ALL default"),
@@ -218,6 +219,10 @@ def build(
     p[:, P.marrow_cells] = p[:, P.marrow_cells_per_kg] * w
     p[:, P.K_N] = p[:, P.K_N_per_kg] * w
     p[:, P.B_ss] = p[:, P.B_per_kg] * w
+    # body size (model/body.py): plasma volume for cytokine concentrations, and the factor
+    # that scales the whole-body constants quoted for the reference adult
+    p[:, P.plasma_ml] = p[:, P.plasma_ml_per_kg] * w
+    p[:, P.body_scale] = w / p[:, P.ref_weight_kg]
     p[:, P.b_prog_out0] = PARAMS["b_prog_out0"].default
     p[:, P.igg0] = PARAMS["igg0"].default
     p[:, P.anc0] = cohort.anc0
@@ -230,7 +235,7 @@ def build(
     p[:, P.cart_access] = _Q["lbcl_cart_access"] if lbcl else PARAMS["cart_access"].default
     p[:, P.cns_disease] = cohort.cns_disease
     if lbcl:
-        p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"]
+        p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]
     else:
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]

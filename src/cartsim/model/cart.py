@@ -27,8 +27,9 @@ PARAMS = (
     _p("rho_max", "1/d", 1.25, 0.0, 5.0,
        "calibrated to Stein 2019 (net expansion 0.89/d, Tmax 9.3 d)",
        "maximal antigen-driven proliferation rate of effector CAR-T", 0.25, "cart"),
-    _p("K_stim", "cells", 1.0e9, 1e6, 1e13,
-       "performance.md representative model (K_A); Chaudhury 2020 EC50 structure",
+    _p("K_stim", "cells (70-kg reference; × body_scale)", 1.0e9, 1e6, 1e13,
+       "performance.md representative model (K_A); Chaudhury 2020 EC50 structure; a whole-body "
+       "count, scaled per patient by weight / ref_weight_kg",
        "antigen-engaged target load giving half-maximal stimulation", 0.5, "cart"),
     _p("stim_competition", "targets/effector", 0.01, 0.0, 100.0,
        "assumed (ratio-dependent stimulation: effectors compete for engageable targets; "
@@ -39,9 +40,10 @@ PARAMS = (
     _p("k_kill", "1/d", 3.0, 0.0, 50.0,
        "calibrated to clearance by day 10–14 (performance.md model: 2/d; Kimmel γ_B 1.15/d)",
        "maximal kills per effector CAR-T per day", 0.3, "cart"),
-    _p("K_kill", "cells", 1.0e9, 1e6, 1e13,
+    _p("K_kill", "cells (70-kg reference; × body_scale)", 1.0e9, 1e6, 1e13,
        "calibrated: B-cell aplasia maintained by ~10⁹ persisting CAR-T "
-       "(performance.md K_s = 1e10 as prior)",
+       "(performance.md K_s = 1e10 as prior); a whole-body count, scaled per patient by "
+       "weight / ref_weight_kg",
        "target load at which killing per effector halves (ratio dependence)", 0.0, "cart"),
     _p("d_E", "1/d", 0.16, 0.0, 2.0, "Stein 2019 (α = 0.16/d, t½ 4.3 d)",
        "effector CAR-T death rate", 0.3, "cart"),

@@ -30,8 +30,10 @@ PARAMS = (
        "drug"),
     _p("ster_half_life", "d", 1.0, 0.05, 10.0, "assumed (dexamethasone PD effect)",
        "steroid effect half-life", 0.0, "drug"),
-    _p("ster_ec50", "mg dex-eq", 8.0, 0.01, 1e3, "assumed", "dexamethasone-equivalent amount for "
-       "half-maximal effect", 0.0, "drug"),
+    _p("ster_ec50", "mg dex-eq (70-kg reference; × body_scale)", 8.0, 0.01, 1e3,
+       "assumed; an amount, so scaled per patient by weight / ref_weight_kg (exposure is "
+       "amount over a distribution volume proportional to weight)",
+       "dexamethasone-equivalent amount for half-maximal effect", 0.0, "drug"),
     _p("ster_cyto", "–", 0.8, 0.0, 1.0, "assumed", "maximal steroid suppression of cytokine "
        "production", 0.0, "drug"),
     _p("ster_prolif", "–", 0.4, 0.0, 1.0, "assumed (Hanson 2016 efficacy–toxicity trade-off)",
@@ -52,8 +54,9 @@ PARAMS = (
        "maximal anakinra suppression of encephalopathy onset", 0.0, "drug"),
     _p("anakinra_half_life", "d", 0.25, 0.01, 10.0, "anakinra label (t½ 4–6 h)",
        "anakinra half-life", 0.0, "drug"),
-    _p("anakinra_ec50", "mg", 50.0, 0.01, 1e4, "assumed", "anakinra amount for half effect",
-       0.0, "drug"),
+    _p("anakinra_ec50", "mg (70-kg reference; × body_scale)", 50.0, 0.01, 1e4,
+       "assumed; an amount, so scaled per patient by weight / ref_weight_kg",
+       "anakinra amount for half effect", 0.0, "drug"),
     _p("silt_half_life", "d", 20.0, 0.1, 100.0, "siltuximab label (t½ ≈ 20 d)",
        "siltuximab half-life", 0.0, "drug"),
     _p("silt_ec50", "µg/mL", 1.0, 1e-3, 1e3, "assumed", "siltuximab concentration for half "
@@ -75,8 +78,9 @@ def effects(y: np.ndarray, p: np.ndarray, dy: np.ndarray
     anak = max(y[S.ANAK], 0.0)
     occ_t = toci / (toci + p[P.toci_ec50])
     occ_s = silt / (silt + p[P.silt_ec50])
-    e_st = ster / (ster + p[P.ster_ec50])
-    e_an = anak / (anak + p[P.anakinra_ec50])
+    bs = p[P.body_scale]  # amounts: half-effect amounts scale with the distribution volume
+    e_st = ster / (ster + p[P.ster_ec50] * bs)
+    e_an = anak / (anak + p[P.anakinra_ec50] * bs)
     return ld, occ_t, occ_s, e_st, e_an, max(y[S.GCSF], 0.0)
 
 

@@ -1,11 +1,14 @@
 """Cytokines, myeloid amplification, endothelium and encephalopathy (MODEL.md §5).
 
 IL-6 is produced in proportion to killing (DAMP-driven, Hardiansyah 2019) and amplified by
-activated myeloid cells (Santurio 2025); IFN-γ by antigen-engaged effectors. Tocilizumab blocks
-IL-6 signalling and receptor-mediated clearance (serum IL-6 rises), siltuximab neutralises IL-6,
-steroids damp production and myeloid activation, anakinra damps the myeloid loop. Endothelial
-activation follows the IL-6 signal and IFN-γ; the encephalopathy state follows endothelial
-activation (blood–brain-barrier leak, review A16).
+activated myeloid cells (Santurio 2025); IFN-γ by antigen-engaged effectors. Production is an
+amount per day; the serum concentration it adds is that amount over the patient's plasma volume
+(``plasma_ml``, :mod:`cartsim.model.body`), and damage-driven myeloid activation reads the kill
+rate per litre of plasma, so CRS does not depend on body size at equal dose per kg and burden.
+Tocilizumab blocks IL-6 signalling and receptor-mediated clearance (serum IL-6 rises),
+siltuximab neutralises IL-6, steroids damp production and myeloid activation, anakinra damps
+the myeloid loop. Endothelial activation follows the IL-6 signal and IFN-γ; the
+encephalopathy state follows endothelial activation (blood–brain-barrier leak, review A16).
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ P = unbound("P")  # parameter layout, bound by cartsim.model.layout
 PARAMS = (
     _p("il6_base", "pg/mL", 3.0, 0.0, 1e3, "typical healthy serum IL-6", "baseline IL-6", 0.3,
        "inflam"),
-    _p("p_il6", "pg/mL/d per 1e9 kills/d", 0.5, 0.0, 1e4,
-       "calibrated to CRS IL-6 peaks (Hardiansyah 2019 structure)",
-       "IL-6 production per killing activity", 0.8, "inflam"),
+    _p("p_il6", "pg/d per 1e9 kills/d", 1400.0, 0.0, 1e8,
+       "calibrated to CRS IL-6 peaks (Hardiansyah 2019 structure): 0.5 pg/mL/d in the 2800 mL "
+       "plasma of the 70-kg reference adult",
+       "IL-6 amount produced per killing activity (concentration = amount / plasma_ml)",
+       0.8, "inflam"),
     _p("d_il6", "1/d", 3.96, 0.1, 100.0, "Hardiansyah 2019", "IL-6 clearance", 0.0, "inflam"),
-    _p("p_ifng", "pg/mL/d per 1e9 engaged", 1.0, 0.0, 1e4, "assumed (Hardiansyah 2019 structure)",
-       "IFN-γ production per antigen-engaged effector", 0.6, "inflam"),
+    _p("p_ifng", "pg/d per 1e9 engaged", 2800.0, 0.0, 1e8,
+       "assumed (Hardiansyah 2019 structure): 1 pg/mL/d in the 2800 mL plasma of the 70-kg "
+       "reference adult",
+       "IFN-γ amount produced per antigen-engaged effector (concentration = amount / plasma_ml)",
+       0.6, "inflam"),
     _p("d_ifng", "1/d", 1.51, 0.1, 100.0, "Hardiansyah 2019", "IFN-γ clearance", 0.0, "inflam"),
     _p("k_my", "1/d", 0.6, 0.0, 10.0, "assumed (Santurio 2025 structure)",
        "myeloid activation rate", 0.4, "inflam"),
@@ -44,9 +52,11 @@ PARAMS = (
     _p("w_ifng_en", "–", 0.5, 0.0, 10.0, "assumed",
        "weight of IFN-γ saturation relative to the IL-6 term in endothelial activation",
        0.0, "inflam"),
-    _p("K_my_kill", "10⁹ cells/d", 10.0, 0.01, 1e4,
-       "assumed (tumour-cell death products activate myeloid cells; Liu 2020 pyroptosis)",
-       "CAR-T kill rate giving half-maximal damage-driven myeloid activation", 0.0, "inflam"),
+    _p("K_my_kill", "10⁹ cells/d per L plasma", 10.0 / 2.8, 0.001, 1e4,
+       "assumed (tumour-cell death products activate myeloid cells; Liu 2020 pyroptosis): "
+       "10⁹ × 10 kills/d in the 2.8 L plasma of the 70-kg reference adult",
+       "CAR-T kill rate per litre of plasma (damage-signal concentration) giving half-maximal "
+       "damage-driven myeloid activation", 0.0, "inflam"),
     _p("k_enc", "1/d", 0.6, 0.0, 10.0, "assumed", "encephalopathy onset rate", 0.5, "inflam"),
     _p("d_enc", "1/d", 0.4, 0.01, 10.0, "assumed (ICANS resolves over days)",
        "encephalopathy recovery rate", 0.2, "inflam"),
@@ -79,19 +89,22 @@ def derivs(
     steroid_effect: float,
     anakinra_effect: float,
 ) -> None:
+    # amounts per day over the plasma volume: concentrations do not depend on body size
+    vol = p[P.plasma_ml]
     k9 = kills * 1e-9
     e9 = engaged * 1e-9
+    k9_l = k9 * 1e3 / vol  # 10⁹ kills/d per litre of plasma
     il6, ifng = max(y[S.IL6], 0.0), max(y[S.IFNG], 0.0)
     my, en, enc = y[S.MY], y[S.EN], y[S.ENC]
     cyto = 1.0 - p[P.ster_cyto] * steroid_effect
     dy[S.IL6] = (
         p[P.d_il6] * p[P.il6_base]
-        + p[P.p_il6] * k9 * (1.0 + p[P.a_my] * max(my, 0.0)) * cyto
+        + p[P.p_il6] * k9 / vol * (1.0 + p[P.a_my] * max(my, 0.0)) * cyto
         - p[P.d_il6] * (1.0 - p[P.toci_clear_frac] * toci_occupancy) * y[S.IL6]
     )
-    dy[S.IFNG] = p[P.p_ifng] * e9 * cyto - p[P.d_ifng] * y[S.IFNG]
+    dy[S.IFNG] = p[P.p_ifng] * e9 / vol * cyto - p[P.d_ifng] * y[S.IFNG]
     f_ifng = ifng / (ifng + p[P.K_ifng])
-    damp = k9 / (k9 + p[P.K_my_kill])
+    damp = k9_l / (k9_l + p[P.K_my_kill])
     dy[S.MY] = (
         p[P.k_my] * (f_ifng + damp) * (1.0 - p[P.ster_my] * steroid_effect)
         * (1.0 - p[P.anak_my] * anakinra_effect)

@@ -63,14 +63,16 @@ def site_activity(  # type: ignore[no-untyped-def]
     qload += ts_eng * p[clone_param_index(0, 0) + C.synapse_quality]
     # ratio-dependent: a target stimulates a limited number of effectors, so expansion on a
     # steady antigen source (regenerating B cells) saturates instead of growing without bound
-    stim = load / (load + p[P.K_stim] + p[P.stim_competition] * e_t)
+    # K_stim and K_kill are whole-body counts quoted for the reference adult (body.py)
+    bs = p[P.body_scale]
+    stim = load / (load + p[P.K_stim] * bs + p[P.stim_competition] * e_t)
     quality = qload / load if load > 0.0 else 1.0
     ex_factor = 1.0
     if load > 0.0:
         ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load) / load
     # kills per target: ratio-dependent in the target load, saturating at kill_max when
     # effectors vastly outnumber targets (finite search/handling time per target)
-    g_raw = p[P.k_kill] * e_t / (p[P.K_kill] + load)
+    g_raw = p[P.k_kill] * e_t / (p[P.K_kill] * bs + load)
     g = g_raw * p[P.kill_max] / (g_raw + p[P.kill_max])
     h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
     h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from cartsim.model import (
     bcells,
+    body,
     cart,
     drugs,
     iap_inhibitor,
@@ -45,7 +46,7 @@ PATIENT_PARAMS: tuple[ParameterSpec, ...] = (
     _p("hb0", "g/dL", 10.0, 2.0, 25.0, "input", "baseline haemoglobin"),
     _p("map0", "mmHg", 80.0, 30.0, 150.0, "age-dependent normal", "baseline MAP"),
     _p("tumour_cap_cells", "cells", 1e13, 1e6, 1e15, "tumour_capacity × marrow cells (B-ALL); "
-       "1e12 cells ≈ 1 L (LBCL)", "tumour carrying capacity"),
+       "1e12 cells ≈ 1 L × body_scale (LBCL)", "tumour carrying capacity"),
     _p("disease_lbcl", "0/1", 0.0, 0.0, 1.0, "input", "1 = LBCL (nodal site), 0 = B-ALL"),
     _p("cart_access", "–", 1.0, 0.0, 1.0, "assumed: 1 in marrow, lower in bulky nodes",
        "relative CAR-T access to the disease site"),
@@ -55,6 +56,11 @@ PATIENT_PARAMS: tuple[ParameterSpec, ...] = (
     _p("product_cd20", "0/1", 0.0, 0.0, 1.0, "product", "CAR recognises CD20"),
     _p("product_cd22", "0/1", 0.0, 0.0, 1.0, "product", "CAR recognises CD22"),
     _p("affinity", "–", 1.0, 1e-3, 1e3, "product", "binder affinity relative to FMC63"),
+    _p("plasma_ml", "mL", 1200.0, 10.0, 3e4, "plasma_ml_per_kg × weight",
+       "plasma volume (distribution volume of serum cytokines)"),
+    _p("body_scale", "–", 30.0 / 70.0, 0.001, 30.0, "weight_kg / ref_weight_kg",
+       "body size relative to the reference adult; multiplies whole-body half-saturations "
+       "and capacities"),
 )
 
 CORE_MECHANISMS: tuple[Mechanism, ...] = (
@@ -66,6 +72,7 @@ CORE_MECHANISMS: tuple[Mechanism, ...] = (
     inflammation.MECHANISM,
     marrow.MECHANISM,
     drugs.MECHANISM,
+    body.MECHANISM,
 )
 
 #: Optional mechanisms by name, in the order they are laid out when several join a model.
