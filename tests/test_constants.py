@@ -29,7 +29,9 @@ def test_patient_builder_uses_its_specs() -> None:
     pa, ya = build(adult, prod, seed=0, variability=False)
     assert pc[0, P.map0] == q["map0_child_mmhg"] and pa[0, P.map0] == q["map0_adult_mmhg"]
     assert pa[0, P.cart_access] == q["lbcl_cart_access"]
-    assert pa[0, P.tumour_cap_cells] == q["lbcl_tumour_cap_cells"]
+    # the LBCL capacity is quoted for the 70-kg reference adult and scales with body size
+    assert pa[0, P.tumour_cap_cells] == q["lbcl_tumour_cap_cells"] * pa[0, P.body_scale]
+    assert pa[0, P.body_scale] == 80.0 / 70.0
     assert pc[0, P.blood_ul] == q["blood_ml_per_kg"] * 1e3 * 20.0
     frac = q["max_blast_fraction"]  # 100 % blasts is capped, so the tumour stays finite
     assert np.isfinite(yc).all() and frac < 1.0

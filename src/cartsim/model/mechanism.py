@@ -450,6 +450,9 @@ def _load_generated(source: str, glb: dict[str, Any], tag: str) -> Any:
         mod = importlib.util.module_from_spec(spec)
         mod.__dict__.update(glb)
         spec.loader.exec_module(mod)
+        # registered, so numba names it (not '<dynamic>') in cached code that a later
+        # process loads: that process composes the same model, hence the same module, first
+        sys.modules[name] = mod
         return mod.rhs
     except OSError:
         ns: dict[str, Any] = dict(glb)
