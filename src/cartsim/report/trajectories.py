@@ -29,7 +29,11 @@ def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60) -> Figure:
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 7), layout="constrained")
+    # fixed margins rather than a layout engine: the engine's extra draw passes cost more
+    # than a second of a one-patient `cartsim simulate`
+    fig = Figure(figsize=(13, 7))
+    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.08, top=0.90, wspace=0.25,
+                        hspace=0.32)
     axes = fig.subplots(2, 3)
     ids = traj["patient_id"].unique()
     show = set(ids[:max_lines])
