@@ -68,7 +68,7 @@ def timed(*args):
     solver_wall[0] += time.perf_counter() - t0
 
 
-sim.integrator = lambda: timed
+sim.integrator = lambda *a, **k: timed
 ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = ru.ru_utime + ru.ru_stime
 t = time.perf_counter()
