@@ -31,13 +31,14 @@ Compile-time caching
 numba refuses to reuse an on-disk cache for closures over other jitted functions (a
 dispatcher pickles with a per-process random UUID, so the closure hash never matches in a
 new process). :func:`make_integrator` therefore does not build a closure: it clones a
-module-level driver function with its own globals (``rhs``, ``jac``, the per-patient solver
-and the controller constants) and a qualified name derived from a hash of the model's source
-file, the names of ``rhs``/``jac`` and all options. numba then caches each (model, method,
-options) combination in its own file next to this module (or in ``NUMBA_CACHE_DIR``), and a
-second process loads it instead of compiling. The hash covers the whole source file that
-defines ``rhs`` (and ``jac``); helpers that ``rhs`` imports from *other* files are not
-tracked, exactly as with numba's own ``cache=True``. Pass ``cache=False`` when developing such
+module-level driver function with its own globals (``rhs``, ``jac``, the method and output
+mode of the one per-patient step loop, :func:`_solve_one`, and the controller constants)
+and a qualified name derived from a hash of the model's source file, the names of
+``rhs``/``jac`` and all options. numba then caches each (model, method, options)
+combination in its own file next to this module (or in ``NUMBA_CACHE_DIR``), and a second
+process loads it instead of compiling. The hash covers the whole source file that defines
+``rhs`` (and ``jac``); helpers that ``rhs`` imports from *other* files are not tracked,
+exactly as with numba's own ``cache=True``. Pass ``cache=False`` when developing such
 helpers.
 """
 
@@ -589,102 +590,6 @@ def _fd_jacobian(t: float, y: np.ndarray, p: np.ndarray, f0: np.ndarray,
         y[j] = yj
 
 
-def _rodas4_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
-                  rtol: float, atol: np.ndarray, max_steps: int, w: np.ndarray,
-                  jm: np.ndarray, em: np.ndarray, piv: np.ndarray) -> tuple[int, float, int]:
-    """Integrate one patient from t0 to t1 with RODAS4. Returns (status, h_next, nsteps)."""
-    n = _N
-    f0 = w[_W_F0]
-    ft = w[_W_FT]
-    yt = w[_W_YT]
-    fx = w[_W_FX]
-    err_v = w[_W_K + 5]
-    t = t0
-    _RHS(t, y, p, f0)
-    if not _all_finite(f0):
-        return STATUS_NONFINITE, h_in, 0
-    span = t1 - t0
-    if _FIXED_STEP:
-        nsub = max(1, int(round(span / h_in)))
-        h = span / nsub
-    elif h_in > 0.0:
-        h = min(h_in, span)
-    else:
-        h = _initial_step(y, p, t0, t1, f0, rtol, atol, 3, w[_W_YS], ft)
-    steps = 0
-    need_jac = True
-    last_rejected = False
-    nonfinite_fail = False
-    h_keep = h
-    expo = 1.0 / 4.0
-    while True:
-        hmin = 16.0 * _EPS * max(abs(t), abs(t1))
-        if steps >= max_steps:
-            return STATUS_MAX_STEPS, h, steps
-        # clip to land exactly on t1
-        last = False
-        h_unclipped = h
-        if t + h >= t1 - 0.01 * h:
-            h = t1 - t
-            last = True
-        if h < hmin:
-            if nonfinite_fail:
-                return STATUS_NONFINITE, h_keep, steps
-            return STATUS_STEP_TOO_SMALL, h_keep, steps
-        if need_jac:
-            if _USE_JAC:
-                _JAC(t, y, p, jm)
-            else:
-                _fd_jacobian(t, y, p, f0, ft, atol, jm, w[_W_DV], w[_W_YSAVE])
-            if not _AUTONOMOUS:
-                dt = _SQRT_EPS * max(1e-5, abs(t))
-                _RHS(t + dt, y, p, ft)
-                for i in range(n):
-                    fx[i] = (ft[i] - f0[i]) / dt
-            need_jac = False
-        steps += 1
-        ok = _rodas4_attempt(t, h, y, p, jm, em, piv, w, not _AUTONOMOUS)
-        if ok:
-            err = _err_norm(err_v, y, yt, rtol, atol, 1.0)
-        else:
-            err = math.inf
-        finite = math.isfinite(err)
-        if _FIXED_STEP:
-            if not finite or not _all_finite(yt):
-                return STATUS_NONFINITE, h, steps
-            err = 0.0
-        if finite and err <= 1.0 and _NONNEG and not _nonneg_fix(yt, atol):
-            # accepted by the error test but a population went clearly negative
-            h = 0.5 * h
-            last_rejected = True
-            nonfinite_fail = False
-            continue
-        if finite and err <= 1.0:
-            for i in range(n):
-                y[i] = yt[i]
-            if last:
-                t = t1
-            else:
-                t = t + h
-            h_new = h * _grow_factor(err, expo, last_rejected)
-            if last:
-                # the clipped step says nothing against the step the controller had chosen
-                h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
-                return STATUS_OK, h_keep, steps
-            h = h_new
-            h_keep = h
-            last_rejected = False
-            nonfinite_fail = False
-            _RHS(t, y, p, f0)
-            if not _all_finite(f0):
-                return STATUS_NONFINITE, h, steps
-            need_jac = True
-        else:
-            h = h * _shrink_factor(err, finite, expo)
-            nonfinite_fail = not finite
-            last_rejected = True
-
-
 # RODAS4 continuous output (Hairer & Wanner, rodas.f, METH=1): over an accepted step
 # from (t, y0) to (t + h, y1), y(t + θh) = (1-θ) y0 + θ (y1 + (1-θ) (c2 + θ c3)) with
 # c2 = Σ D2j k_j and c3 = Σ D3j k_j (order 3, as the embedded error estimate).
@@ -742,141 +647,6 @@ def _interp_out(y: np.ndarray, mem: np.ndarray, tm: np.ndarray, t1: float,
             y1[i] -= v
             out[i] = 0.0
     tm[_T_LAST] = t1
-
-
-def _rodas4_advance(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float,
-                    h_in: float, rtol: float, atol: np.ndarray, max_steps: int,
-                    w: np.ndarray, jm: np.ndarray, em: np.ndarray, piv: np.ndarray,
-                    mem: np.ndarray, tm: np.ndarray) -> tuple[int, float, int]:
-    """Advance one patient to ``t1`` without stopping there (RODAS4, continuous output).
-
-    The patient keeps its own last accepted step in ``mem``/``tmem``; steps run freely
-    (only ``t_stop`` clips them) and ``y`` receives the continuous output at ``t1``. The
-    next call continues from the patient's own point unless the caller changed ``y``
-    between the calls (a jump: dose, drug, stochastic redraw) or the interval does not
-    follow on, in which case the solver restarts from ``(t0, y)``. Returns (status,
-    h_next, nsteps) like :func:`_rodas4_solve`.
-    """
-    n = _N
-    f0 = w[_W_F0]  # read by _rodas4_attempt; persisted in mem[_M_F1] between calls
-    yk = mem[_M_Y1]
-    ft = w[_W_FT]
-    yt = w[_W_YT]
-    err_v = w[_W_K + 5]
-    a_in = w[_W_AIN]
-    for i in range(_NACC, n):
-        a_in[i] = y[i]
-    cont = tm[_T_VALID] == 1.0 and tm[_T_LAST] == t0 and tm[_T_T0] <= t0 <= tm[_T_T1]
-    if cont:
-        out = mem[_M_OUT]
-        for i in range(_NACC):
-            if not y[i] == out[i]:
-                cont = False
-                break
-    h = h_in
-    if cont:
-        for i in range(n):
-            f0[i] = mem[_M_F1, i]
-    else:
-        tm[_T_VALID] = 0.0
-        for i in range(n):
-            yk[i] = y[i] if i < _NACC else 0.0
-        tm[_T_T0] = t0
-        tm[_T_T1] = t0
-        _RHS(t0, yk, p, f0)
-        if not _all_finite(f0):
-            return STATUS_NONFINITE, h_in, 0
-        if not h > 0.0:
-            h = _initial_step(yk, p, t0, t1, f0, rtol, atol, 3, w[_W_YS], ft)
-    steps = 0
-    if tm[_T_T1] >= t1:
-        _interp_out(y, mem, tm, t1, a_in)
-        tm[_T_VALID] = 1.0
-        return STATUS_OK, h, steps
-    tm[_T_VALID] = 0.0
-    t = tm[_T_T1]
-    need_jac = True
-    last_rejected = False
-    nonfinite_fail = False
-    h_keep = h
-    expo = 1.0 / 4.0
-    while True:
-        hmin = 16.0 * _EPS * max(abs(t), abs(t_stop))
-        if steps >= max_steps:
-            for i in range(_NACC):
-                y[i] = yk[i]
-            return STATUS_MAX_STEPS, h, steps
-        last = False
-        h_unclipped = h
-        if t + h >= t_stop - 0.01 * h:
-            h = t_stop - t
-            last = True
-        if h < hmin:
-            for i in range(_NACC):
-                y[i] = yk[i]
-            if nonfinite_fail:
-                return STATUS_NONFINITE, h_keep, steps
-            return STATUS_STEP_TOO_SMALL, h_keep, steps
-        if need_jac:
-            if _USE_JAC:
-                _JAC(t, yk, p, jm)
-            else:
-                _fd_jacobian(t, yk, p, f0, ft, atol, jm, w[_W_DV], w[_W_YSAVE])
-            if not _AUTONOMOUS:
-                dt = _SQRT_EPS * max(1e-5, abs(t))
-                _RHS(t + dt, yk, p, ft)
-                for i in range(n):
-                    w[_W_FX, i] = (ft[i] - f0[i]) / dt
-            need_jac = False
-        steps += 1
-        ok = _rodas4_attempt(t, h, yk, p, jm, em, piv, w, not _AUTONOMOUS)
-        if ok:
-            err = _err_norm(err_v, yk, yt, rtol, atol, 1.0)
-        else:
-            err = math.inf
-        finite = math.isfinite(err)
-        if finite and err <= 1.0:
-            k1 = w[_W_K]
-            k2 = w[_W_K + 1]
-            k3 = w[_W_K + 2]
-            k4 = w[_W_K + 3]
-            k5 = w[_W_K + 4]
-            y0 = mem[_M_Y0]
-            c2 = mem[_M_C2]
-            c3 = mem[_M_C3]
-            for i in range(n):
-                c2[i] = (_R_D21 * k1[i] + _R_D22 * k2[i] + _R_D23 * k3[i] + _R_D24 * k4[i]
-                         + _R_D25 * k5[i])
-                c3[i] = (_R_D31 * k1[i] + _R_D32 * k2[i] + _R_D33 * k3[i] + _R_D34 * k4[i]
-                         + _R_D35 * k5[i])
-                y0[i] = yk[i]
-                yk[i] = yt[i]
-            tm[_T_T0] = t
-            t = t_stop if last else t + h
-            tm[_T_T1] = t
-            h_new = h * _grow_factor(err, expo, last_rejected)
-            h = max(h_new, h_unclipped) if last else h_new
-            h_keep = h
-            last_rejected = False
-            nonfinite_fail = False
-            _RHS(t, yk, p, f0)
-            f_ok = _all_finite(f0)
-            for i in range(n):
-                mem[_M_F1, i] = f0[i]
-            if t >= t1 or last:
-                _interp_out(y, mem, tm, t1, a_in)
-                # a patient whose vector field broke down beyond t1 restarts next time
-                tm[_T_VALID] = 1.0 if f_ok else 0.0
-                return STATUS_OK, h, steps
-            if not f_ok:
-                for i in range(_NACC):
-                    y[i] = yk[i]
-                return STATUS_NONFINITE, h, steps
-            need_jac = True
-        else:
-            h = h * _shrink_factor(err, finite, expo)
-            nonfinite_fail = not finite
-            last_rejected = True
 
 
 # ----------------------------------------------------------------------------------------
@@ -938,87 +708,209 @@ def _dp5_attempt(t: float, h: float, y: np.ndarray, p: np.ndarray,
                  + _D_E6 * k6[i] + _D_E7 * k7[i])
 
 
-def _dp5_solve(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h_in: float,
-               rtol: float, atol: np.ndarray, max_steps: int, w: np.ndarray,
-               jm: np.ndarray, em: np.ndarray, piv: np.ndarray) -> tuple[int, float, int]:
-    """Integrate one patient from t0 to t1 with DP5. Returns (status, h_next, nsteps).
+# ----------------------------------------------------------------------------------------
+# The adaptive step loop, once for every method and output mode. The method (_DP5) and the
+# mode (_DENSE) are compile-time globals bound by make_integrator, like _FIXED_STEP: the
+# branches not taken compile away, and each integrator runs one loop with its method's
+# attempt and its mode's bookkeeping inline.
+# ----------------------------------------------------------------------------------------
 
-    ``jm``, ``em`` and ``piv`` are unused; they keep
-    the signature identical to :func:`_rodas4_solve`.
+
+def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float,
+               h_in: float, rtol: float, atol: np.ndarray, max_steps: int, w: np.ndarray,
+               jm: np.ndarray, em: np.ndarray, piv: np.ndarray, mem: np.ndarray,
+               tm: np.ndarray) -> tuple[int, float, int]:
+    """Advance one patient; returns (status, h_next, nsteps).
+
+    Interval mode: integrate from t0 to t1, the last step clipped to land on t1 (``t_stop``,
+    ``mem`` and ``tm`` are not used). Continuous-output mode (``_DENSE``, RODAS4 only):
+    advance to ``t1`` without stopping there. The patient keeps its own last accepted step
+    in ``mem``/``tm``; steps run freely (only ``t_stop`` clips them) and ``y`` receives the
+    continuous output at ``t1``. The next call continues from the patient's own point
+    unless the caller changed ``y`` between the calls (a jump: dose, drug, stochastic
+    redraw) or the interval does not follow on, in which case the solver restarts from
+    ``(t0, y)``.
     """
     n = _N
-    f0 = w[_W_F0]
+    f0 = w[_W_F0]  # dense: persisted in mem[_M_F1] between calls
+    ft = w[_W_FT]
     yt = w[_W_YT]
-    k7 = w[_W_K + 6]
-    ev = w[_W_FT]
-    t = t0
-    _RHS(t, y, p, f0)
-    if not _all_finite(f0):
-        return STATUS_NONFINITE, h_in, 0
-    span = t1 - t0
-    if _FIXED_STEP:
-        nsub = max(1, int(round(span / h_in)))
-        h = span / nsub
-    elif h_in > 0.0:
-        h = min(h_in, span)
+    fx = w[_W_FX]
+    ev = w[_ERR_ROW]  # the attempt's error vector
+    fs = w[_W_K + 6]  # DP5's last stage (FSAL)
+    expo = _EXPO
+    yk = mem[_M_Y1]
+    a_in = w[_W_AIN]
+    if _DENSE:
+        for i in range(_NACC, n):
+            a_in[i] = y[i]
+        cont = (tm[_T_VALID] == 1.0 and tm[_T_LAST] == t0
+                and tm[_T_T0] <= t0 <= tm[_T_T1])
+        if cont:
+            out = mem[_M_OUT]
+            for i in range(_NACC):
+                if not y[i] == out[i]:
+                    cont = False
+                    break
+        h = h_in
+        if cont:
+            for i in range(n):
+                f0[i] = mem[_M_F1, i]
+        else:
+            tm[_T_VALID] = 0.0
+            for i in range(n):
+                yk[i] = y[i] if i < _NACC else 0.0
+            tm[_T_T0] = t0
+            tm[_T_T1] = t0
+            _RHS(t0, yk, p, f0)
+            if not _all_finite(f0):
+                return STATUS_NONFINITE, h_in, 0
+            if not h > 0.0:
+                h = _initial_step(yk, p, t0, t1, f0, rtol, atol, _START_ORDER, w[_W_YS],
+                                  w[_START_ROW])
+        if tm[_T_T1] >= t1:
+            _interp_out(y, mem, tm, t1, a_in)
+            tm[_T_VALID] = 1.0
+            return STATUS_OK, h, 0
+        tm[_T_VALID] = 0.0
+        yw = yk  # the solver's own state
+        t = tm[_T_T1]
+        t_end = t_stop
     else:
-        h = _initial_step(y, p, t0, t1, f0, rtol, atol, 4, w[_W_YS], w[_W_K])
+        _RHS(t0, y, p, f0)
+        if not _all_finite(f0):
+            return STATUS_NONFINITE, h_in, 0
+        span = t1 - t0
+        if _FIXED_STEP:
+            nsub = max(1, int(round(span / h_in)))
+            h = span / nsub
+        elif h_in > 0.0:
+            h = min(h_in, span)
+        else:
+            h = _initial_step(y, p, t0, t1, f0, rtol, atol, _START_ORDER, w[_W_YS],
+                              w[_START_ROW])
+        yw = y
+        t = t0
+        t_end = t1
     steps = 0
+    need_jac = True
     last_rejected = False
     nonfinite_fail = False
     h_keep = h
-    expo = 1.0 / 5.0
+    st = STATUS_OK
     while True:
-        hmin = 16.0 * _EPS * max(abs(t), abs(t1))
+        hmin = 16.0 * _EPS * max(abs(t), abs(t_end))
         if steps >= max_steps:
-            return STATUS_MAX_STEPS, h, steps
+            st = STATUS_MAX_STEPS
+            break
+        # clip to land exactly on t_end
         last = False
         h_unclipped = h
-        if t + h >= t1 - 0.01 * h:
-            h = t1 - t
+        if t + h >= t_end - 0.01 * h:
+            h = t_end - t
             last = True
         if h < hmin:
-            if nonfinite_fail:
-                return STATUS_NONFINITE, h_keep, steps
-            return STATUS_STEP_TOO_SMALL, h_keep, steps
+            st = STATUS_NONFINITE if nonfinite_fail else STATUS_STEP_TOO_SMALL
+            h = h_keep
+            break
+        if need_jac and not _DP5:
+            if _USE_JAC:
+                _JAC(t, yw, p, jm)
+            else:
+                _fd_jacobian(t, yw, p, f0, ft, atol, jm, w[_W_DV], w[_W_YSAVE])
+            if not _AUTONOMOUS:
+                dt = _SQRT_EPS * max(1e-5, abs(t))
+                _RHS(t + dt, yw, p, ft)
+                for i in range(n):
+                    fx[i] = (ft[i] - f0[i]) / dt
+            need_jac = False
         steps += 1
-        _dp5_attempt(t, h, y, p, w)
-        err = _err_norm(ev, y, yt, rtol, atol, h)
-        finite = math.isfinite(err) and _all_finite(k7)
+        if _DP5:
+            _dp5_attempt(t, h, yw, p, w)
+            err = _err_norm(ev, yw, yt, rtol, atol, h)
+            finite = math.isfinite(err) and _all_finite(fs)
+        else:
+            if _rodas4_attempt(t, h, yw, p, jm, em, piv, w, not _AUTONOMOUS):
+                err = _err_norm(ev, yw, yt, rtol, atol, 1.0)
+            else:
+                err = math.inf
+            finite = math.isfinite(err)
         if _FIXED_STEP:
-            if not finite:
-                return STATUS_NONFINITE, h, steps
+            if not finite or (not _DP5 and not _all_finite(yt)):
+                st = STATUS_NONFINITE
+                break
             err = 0.0
         if finite and err <= 1.0 and _NONNEG and not _nonneg_fix(yt, atol):
+            # accepted by the error test but a population went clearly negative
             h = 0.5 * h
             last_rejected = True
             nonfinite_fail = False
             continue
         if finite and err <= 1.0:
+            if _DENSE:  # keep the step's start and its continuous-output coefficients
+                k1 = w[_W_K]
+                k2 = w[_W_K + 1]
+                k3 = w[_W_K + 2]
+                k4 = w[_W_K + 3]
+                k5 = w[_W_K + 4]
+                y0 = mem[_M_Y0]
+                c2 = mem[_M_C2]
+                c3 = mem[_M_C3]
+                for i in range(n):
+                    c2[i] = (_R_D21 * k1[i] + _R_D22 * k2[i] + _R_D23 * k3[i]
+                             + _R_D24 * k4[i] + _R_D25 * k5[i])
+                    c3[i] = (_R_D31 * k1[i] + _R_D32 * k2[i] + _R_D33 * k3[i]
+                             + _R_D34 * k4[i] + _R_D35 * k5[i])
+                    y0[i] = yw[i]
             for i in range(n):
-                y[i] = yt[i]
-            if last:
-                t = t1
-            else:
-                t = t + h
+                yw[i] = yt[i]
+            t_prev = t
+            t = t_end if last else t + h
             h_new = h * _grow_factor(err, expo, last_rejected)
-            if last:
-                h_keep = max(h_new, h_unclipped) if not _FIXED_STEP else h
-                return STATUS_OK, h_keep, steps
-            h = h_new
+            if not last:
+                h = h_new
+            elif not _FIXED_STEP:
+                # the clipped step says nothing against the step the controller had chosen
+                h = max(h_new, h_unclipped)
             h_keep = h
             last_rejected = False
             nonfinite_fail = False
-            if _NONNEG:
-                # the state may have been modified: FSAL value is stale
-                _RHS(t, y, p, f0)
-            else:
+            if last and not _DENSE:
+                break
+            # f at the new point
+            if _DP5 and not _NONNEG:
                 for i in range(n):
-                    f0[i] = k7[i]
+                    f0[i] = fs[i]
+                f_ok = True
+            else:
+                # (DP5 with nonneg: the state may have been modified, the FSAL value is
+                # stale; its last stage was checked above)
+                _RHS(t, yw, p, f0)
+                f_ok = True if _DP5 else _all_finite(f0)
+            if _DENSE:
+                for i in range(n):
+                    mem[_M_F1, i] = f0[i]
+                tm[_T_T0] = t_prev
+                tm[_T_T1] = t
+                if t >= t1 or last:
+                    # a patient whose vector field broke down beyond t1 restarts next time
+                    tm[_T_VALID] = 1.0 if f_ok else 0.0
+                    break
+            if not f_ok:
+                st = STATUS_NONFINITE
+                break
+            need_jac = True
         else:
             h = h * _shrink_factor(err, finite, expo)
             nonfinite_fail = not finite
             last_rejected = True
+    if _DENSE:
+        if st == STATUS_OK:
+            _interp_out(y, mem, tm, t1, a_in)
+        else:
+            for i in range(_NACC):
+                y[i] = yk[i]
+    return st, h, steps
 
 
 # ----------------------------------------------------------------------------------------
@@ -1055,6 +947,12 @@ _FIXED_STEP: bool = False
 _SAFETY: float = 0.9
 _FAC_MIN: float = 0.2
 _FAC_MAX: float = 6.0
+_DP5: bool = False  # method: DP5 (else RODAS4)
+_DENSE: bool = False  # continuous output (RODAS4 only)
+_EXPO: float = 0.25  # controller exponent 1/order
+_START_ORDER: int = 3  # order passed to the starting-step heuristic
+_START_ROW: int = _W_FT  # scratch row of w for the starting-step heuristic
+_ERR_ROW: int = _W_K + 5  # row of w receiving the attempt's error vector
 
 
 def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.ndarray,
@@ -1075,9 +973,10 @@ def _driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float, h: np.n
                 continue
             if t1 <= t0:
                 continue
-            st, h_next, ns = _SOLVE_ONE(  # noqa: F821 (injected by make_integrator)
-                y[i], p[i], t0, t1, h[i], rtol, atol, max_steps, w,
-                jm, em, piv)
+            # the interval solver keeps no memory: w and its row _W_AIN stand in for it
+            st, h_next, ns = _solve_one(
+                y[i], p[i], t0, t1, t1, h[i], rtol, atol, max_steps, w, jm, em, piv, w,
+                w[_W_AIN])
             status[i] = st
             h[i] = h_next
             nsteps[i] += ns
@@ -1102,7 +1001,7 @@ def _dense_driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
                 continue
             if t1 <= t0:
                 continue
-            st, h_next, ns = _rodas4_advance(
+            st, h_next, ns = _solve_one(
                 y[i], p[i], t0, t1, max(t1, t_stop[i]), h[i], rtol, atol, max_steps, w, jm,
                 em, piv, mem[i], tmem[i])
             status[i] = st
@@ -1110,12 +1009,15 @@ def _dense_driver_template(y: np.ndarray, p: np.ndarray, t0: float, t1: float,
             nsteps[i] += ns
 
 
-_SOLVERS: dict[str, Callable[..., Any]] = {"rodas4": _rodas4_solve, "dp5": _dp5_solve}
+#: Per method: (_START_ORDER, _START_ROW, _ERR_ROW).
+_METHOD_ROWS: dict[str, tuple[int, int, int]] = {
+    "rodas4": (3, _W_FT, _W_K + 5),
+    "dp5": (4, _W_K, _W_FT),
+}
 _KERNELS: tuple[Callable[..., Any], ...] = (
     _lu_factor, _lu_solve, _splu_factor, _splu_solve, _factor, _solve, _err_norm, _all_finite,
     _initial_step, _nonneg_fix, _grow_factor, _shrink_factor,
-    _rodas4_attempt, _fd_jacobian, _rodas4_solve, _dp5_attempt, _dp5_solve, _interp_out,
-    _rodas4_advance)
+    _rodas4_attempt, _fd_jacobian, _dp5_attempt, _interp_out, _solve_one)
 _JIT_FLAGS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 _INTEGRATORS: dict[tuple[Any, ...], Integrator] = {}
 
@@ -1283,8 +1185,8 @@ def make_integrator(
     below zero between two accepted states of a decaying population). ``p`` must not change
     between calls (only ``y`` changes are detected).
     """
-    if method not in _SOLVERS:
-        raise ValueError(f"unknown method {method!r}; choose one of {sorted(_SOLVERS)}")
+    if method not in _METHOD_ROWS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(_METHOD_ROWS)}")
     if n_states < 1:
         raise ValueError("n_states must be >= 1")
     if not isinstance(rhs, numba.core.registry.CPUDispatcher):
@@ -1339,6 +1241,12 @@ def make_integrator(
         _SAFETY=float(opts.safety),
         _FAC_MIN=float(opts.fac_min),
         _FAC_MAX=float(opts.fac_max),
+        _DP5=method == "dp5",
+        _DENSE=bool(dense),
+        _EXPO=1.0 / METHODS[method],
+        _START_ORDER=_METHOD_ROWS[method][0],
+        _START_ROW=_METHOD_ROWS[method][1],
+        _ERR_ROW=_METHOD_ROWS[method][2],
     )
     if groups is not None:
         gptr, gcols, colptr, rows = groups
@@ -1347,7 +1255,6 @@ def make_integrator(
         glb.update(_SPARSE_LU=True, **{f"_SP_{k.upper()}": v for k, v in plan.items()})
     for kern in _KERNELS:
         glb[kern.__name__] = njit(**_JIT_FLAGS)(_clone(kern, glb, f"{kern.__name__}_{tag}"))
-    glb["_SOLVE_ONE"] = glb[_SOLVERS[method].__name__]
     if dense:
         fn = _clone(_dense_driver_template, glb, f"integrate_dense_{method}_{tag}")
     else:
