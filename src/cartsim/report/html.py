@@ -71,9 +71,11 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
     from cartsim.report.trial_plots import all_figures
     from cartsim.trial.spec import validate_spec
     from cartsim.trial.summary import build_summary
-    from cartsim.validate.calibration import parameter_set_status
 
     spec = validate_spec(manifest["spec"])
+    # recorded by the runner (trial.runner._manifest); older manifests did not record it
+    param_set = str(manifest.get("parameter_set", "not recorded by the run that wrote this "
+                                                  "manifest"))
     s = build_summary(patients, spec)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>cartsim trial: {html.escape(spec.name)}</title><style>{CSS}</style>"
@@ -85,7 +87,7 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
              f"{html.escape(str(manifest.get('versions', {}).get('cartsim', '?')))}. "
              "Outcomes emerge from the simulated dynamics; deaths come from the trial layer's "
              "state-driven death model (docs/trial.md).</p>",
-             f"<p class='note'>Parameter set: {html.escape(parameter_set_status())}.</p>"]
+             f"<p class='note'>Parameter set: {html.escape(param_set)}.</p>"]
     st = s["status"]
     stopped = st[st["code"] != 0]
     parts.append("<h2>Simulation status</h2>")

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
+from cartsim.provenance import parameter_set_status
 from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
 from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
 
@@ -319,6 +320,7 @@ def _manifest(spec: TrialSpec, plans: list[ChunkPlan], chunk_size: int, status: 
         "chunk_size": chunk_size,
         "spec": spec.canonical(),
         "versions": versions(),
+        "parameter_set": parameter_set_status(),
         "chunks": [{"arm": p.arm, "arm_index": p.arm_index, "first_id": p.first_id,
                     "n": len(p.ids), "file": p.patients_file} for p in plans],
     }

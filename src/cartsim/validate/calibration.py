@@ -1,44 +1,5 @@
-"""Whether the model's parameter set is calibrated to clinical trial outcomes, and to what.
+"""Calibration status of the parameter set, for validation reports (:mod:`cartsim.provenance`)."""
 
-``cartsim calibrate`` (issue 10, part 4) marks every fitted parameter's provenance with
-"calibrated to <targets file>, <date>, objective <value>"; a parameter counts as calibrated to
-clinical outcomes when its provenance names a targets file (:data:`TARGETS_MARKERS`). Single-
-source fits ("calibrated to Stein 2019 ...") are not calibration to trial outcomes.
-"""
+from cartsim.provenance import TARGETS_MARKERS, calibrated_parameters, parameter_set_status
 
-from __future__ import annotations
-
-from collections.abc import Iterable
-
-from cartsim.params import ParameterSpec
-
-#: Provenance text naming a clinical targets file.
-TARGETS_MARKERS = ("clinical_targets",)
-
-
-def calibrated_parameters(specs: Iterable[ParameterSpec] | None = None) -> list[ParameterSpec]:
-    """The parameters whose provenance says they were fitted to a clinical targets file."""
-    if specs is None:
-        from cartsim.model.parameters import PARAMS
-
-        specs = PARAMS
-    return [s for s in specs
-            if "calibrated" in s.provenance.lower()
-            and any(m in s.provenance.lower() for m in TARGETS_MARKERS)]
-
-
-def parameter_set_status(specs: Iterable[ParameterSpec] | None = None) -> str:
-    """One line for report headers: calibrated or not, and to what."""
-    if specs is None:
-        from cartsim.model.parameters import PARAMS
-
-        specs = PARAMS
-    specs = list(specs)
-    cal = calibrated_parameters(specs)
-    if not cal:
-        return (f"not calibrated to clinical trial outcomes (the {len(specs)} model parameters "
-                "are cited, assumed or fitted to single sources; `cartsim validate` measures "
-                "the distance to published trials)")
-    sources = sorted({s.provenance for s in cal})
-    return (f"{len(cal)} of {len(specs)} model parameters calibrated to clinical trial "
-            f"outcomes: {'; '.join(sources[:3])}{' …' if len(sources) > 3 else ''}")
+__all__ = ["TARGETS_MARKERS", "calibrated_parameters", "parameter_set_status"]
