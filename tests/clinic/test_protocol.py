@@ -264,3 +264,66 @@ def test_reference_hemodynamic_rule_is_the_shipped_default_protocols():
                     shipped.hemodynamic_support(mp, age, w), strict=True):
         np.testing.assert_array_equal(a, b)
     assert hemodynamic_support(ref, mp, age, w)[1].max() == 3  # the rule is exercised
+
+
+# --------------------------------------------------------------------- era protocols (issue 14)
+def test_era_protocols_ship_and_differ_from_the_default() -> None:
+    names = set(shipped_protocols())
+    assert {"penn_ctl019", "zuma1_2015", "prophylactic_dexamethasone"} <= names
+    penn = load_protocol("penn_ctl019").config
+    assert penn.tocilizumab.require_vasopressors_at_least == 2
+    assert penn.crs_steroids.require_prior_tocilizumab
+    assert penn.refractory.agent == "siltuximab"
+    assert load_protocol("zuma1_2015").config.icans_steroids.grade2_dexamethasone_mg_day == 0.0
+    pro = load_protocol("prophylactic_dexamethasone").config
+    assert pro.prophylaxis.dexamethasone_days == [0, 1, 2]
+    assert pro.tocilizumab.trigger_crs_grade == 1  # inherited from early_tocilizumab
+
+
+def test_penn_gives_tocilizumab_only_with_haemodynamic_instability() -> None:
+    """ASTCT grade 3 on one vasopressor: the ASCO default treats, the CTL019 algorithm waits;
+    on two vasopressors (or positive-pressure ventilation) both treat."""
+    one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)  # deficit 6: one vasopressor, grade 3
+    two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)  # deficit 21: two vasopressors, grade 4
+    bipap = _obs(temperature_c=39.0, spo2_room_air_pct=68.0)  # BiPAP, grade 4
+    default, penn = load_protocol("default"), load_protocol("penn_ctl019")
+    a, _ = default.decide(2, one_vp, default.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] > 0 and a["dexamethasone_mg"][0] > 0
+    a, _ = penn.decide(2, one_vp, penn.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] == 0
+    assert a["dexamethasone_mg"][0] == 0  # no steroid before tocilizumab
+    for obs in (two_vp, bipap):
+        a, st = penn.decide(2, obs, penn.initial_state(1))
+        assert a["tocilizumab_mg"][0] > 0 and a["methylprednisolone_mg"][0] == 0
+        # not better the next day: steroids now follow tocilizumab
+        a, _ = penn.decide(3, obs, st)
+        assert a["methylprednisolone_mg"][0] + a["dexamethasone_mg"][0] > 0
+
+
+def test_zuma1_protocol_keeps_steroids_for_severe_events() -> None:
+    z, d = load_protocol("zuma1_2015"), load_protocol("default")
+    icans2 = _obs(temperature_c=37.0, ice_score=5.0)  # ICE 3-6: ICANS grade 2
+    a, _ = d.decide(3, icans2, d.initial_state(1))
+    assert a["icans_grade"][0] == 2 and a["dexamethasone_mg"][0] == 20.0
+    a, _ = z.decide(3, icans2, z.initial_state(1))
+    assert a["icans_grade"][0] == 2 and a["dexamethasone_mg"][0] == 0.0
+    a, _ = z.decide(3, _obs(temperature_c=38.5, spo2_room_air_pct=89.0), z.initial_state(1))
+    assert a["crs_grade"][0] == 2 and a["tocilizumab_mg"][0] > 0
+
+
+def test_prophylactic_dexamethasone_days() -> None:
+    policy = load_protocol("prophylactic_dexamethasone")
+    for day, want in ((0, 10.0), (2, 10.0), (3, 0.0)):
+        a, _ = policy.decide(day, _obs(), policy.initial_state(1))
+        assert a["dexamethasone_mg"][0] == want, day
+    dead = _obs(alive=0.0)
+    a, _ = policy.decide(0, dead, policy.initial_state(1))
+    assert a["dexamethasone_mg"][0] == 0.0
+
+
+def test_unknown_required_device_names_the_field(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('name = "x"\nbase = "default"\n[tocilizumab]\n'
+                 'require_oxygen_device_at_least = "snorkel"\n')
+    with pytest.raises(InvalidInputError, match="require_oxygen_device_at_least"):
+        load_protocol(f)

@@ -156,3 +156,61 @@ def test_cli_reports_spec_errors_before_simulating(tmp_path: Path) -> None:
     out = " ".join(res.output.split())
     assert "population.size: must be > 0" in out and "arms[0].product: unknown product" in out
     assert not (tmp_path / "o").exists()
+
+
+def test_protocol_file_is_resolved_relative_to_the_spec_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """A spec names a protocol TOML next to itself; it loads from any working directory."""
+    study = tmp_path / "study"
+    (study / "care").mkdir(parents=True)
+    (study / "care" / "era.toml").write_text(
+        'name = "era"\nbase = "default"\n[tocilizumab]\ntrigger_crs_grade = 3\n')
+    spec = study / "trial.toml"
+    spec.write_text(
+        'name = "t"\nseed = 1\nfollow_up_days = 60\nassessment_days = [28]\n'
+        '[population]\ndisease = "b-all"\nsize = 2\n'
+        'marrow_blasts_pct = { kind = "fixed", value = 50 }\n'
+        '[[arms]]\nname = "a"\nproduct = "tisagenlecleucel"\nprotocol = "care/era.toml"\n'
+        '[[arms]]\nname = "b"\nproduct = "tisagenlecleucel"\nprotocol = "penn_ctl019"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_spec(spec)
+    from cartsim.clinic import load_protocol
+
+    resolved = s.arms[0].protocol
+    assert Path(resolved).is_absolute() and Path(resolved) == (study / "care" / "era.toml"
+                                                               ).resolve()
+    assert load_protocol(resolved).config.tocilizumab.trigger_crs_grade == 3
+    assert s.arms[1].protocol == "penn_ctl019"
+    # the validated (absolute) form round-trips
+    assert validate_spec(s.canonical()) == s
+
+
+def test_unknown_protocol_name_or_missing_file_is_a_clear_spec_error(tmp_path: Path) -> None:
+    bad = _good()
+    bad["arms"][0]["protocol"] = "penn_ctl0190"
+    bad["arms"][1]["protocol"] = "care/missing.toml"
+    with pytest.raises(SpecError) as ei:
+        validate_spec(bad, base_dir=tmp_path)
+    issues = ei.value.issues
+    assert any(i.startswith("arms[0].protocol: unknown protocol 'penn_ctl0190'")
+               and "penn_ctl019" in i for i in issues), issues
+    assert any(i.startswith("arms[1].protocol: protocol file 'care/missing.toml' not found")
+               and str(tmp_path) in i for i in issues), issues
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "b"\nbase = "default"\n[tocilizumab]\ntrigger_crs_grade = 9\n')
+    bad = _good()
+    bad["arms"][0]["protocol"] = "broken.toml"
+    with pytest.raises(SpecError) as ei:
+        validate_spec(bad, base_dir=tmp_path)
+    assert any(i.startswith("arms[0].protocol: cannot load protocol 'broken.toml'")
+               and "trigger_crs_grade" in i for i in ei.value.issues), ei.value.issues
+
+
+def test_study_library_specs_use_their_era_protocol() -> None:
+    studies = Path(__file__).resolve().parents[2] / "src" / "cartsim" / "data" / "studies"
+    for name, want in (("eliana", "penn_ctl019"), ("ensign", "penn_ctl019"),
+                       ("zuma1", "zuma1_2015"), ("zuma4", "zuma1_2015")):
+        assert {a.protocol for a in load_spec(studies / f"{name}.toml").arms} == {want}, name

@@ -67,11 +67,25 @@ class TocilizumabConfig(_Model):
     il6_fold_trigger: float | None = Field(None, gt=1.0, le=1000.0)
     il6_min_crs_grade: int = Field(1, ge=0, le=4)
     prophylactic_days: list[int] = Field(default_factory=list)
+    # "severe CRS with haemodynamic instability" (the CTL019/Penn algorithm, KYMRIAH label):
+    # when either is set, the grade trigger also needs at least this many vasopressors today
+    # or at least this oxygen device (0 / None: no such requirement)
+    require_vasopressors_at_least: int = Field(0, ge=0, le=3)
+    require_oxygen_device_at_least: str | None = None
+
+    @model_validator(mode="after")
+    def _known_required_device(self) -> TocilizumabConfig:
+        dev = self.require_oxygen_device_at_least
+        if dev is not None and dev not in OXYGEN_DEVICES[1:]:
+            raise ValueError("require_oxygen_device_at_least must be one of "
+                             + ", ".join(OXYGEN_DEVICES[1:]))
+        return self
 
 
 class CrsSteroidConfig(_Model):
     """Corticosteroids for CRS by ASTCT grade (ASCO 2021)."""
 
+    grade1_dexamethasone_mg_day: float = Field(0.0, ge=0, le=200)
     grade2_dexamethasone_mg_day: float = Field(20.0, ge=0, le=200)
     grade2_requires_prior_tocilizumab: bool = True
     grade3_dexamethasone_mg_day: float = Field(40.0, ge=0, le=200)
@@ -82,6 +96,9 @@ class CrsSteroidConfig(_Model):
     grade4_maintenance_mg_day: float = Field(120.0, ge=0, le=2000)
     maintenance_until_grade_at_most: int = Field(1, ge=0, le=3)
     escalate_when_tocilizumab_unavailable: bool = True
+    # every CRS steroid (any grade) only after tocilizumab on an earlier day (Penn algorithm:
+    # steroids when CRS does not respond to tocilizumab)
+    require_prior_tocilizumab: bool = False
 
     @model_validator(mode="after")
     def _doses_in_range(self) -> CrsSteroidConfig:
@@ -93,6 +110,7 @@ class CrsSteroidConfig(_Model):
 class IcansSteroidConfig(_Model):
     """Corticosteroids for ICANS by ASTCT grade (ASCO 2021)."""
 
+    grade1_dexamethasone_mg_day: float = Field(0.0, ge=0, le=200)
     grade2_dexamethasone_mg_day: float = Field(20.0, ge=0, le=200)
     grade3_dexamethasone_mg_day: float = Field(40.0, ge=0, le=200)
     grade4_methylprednisolone_mg_day: list[float] = Field(
@@ -209,6 +227,20 @@ class GcsfConfig(_Model):
     withhold_if_icans_grade_at_least: int = Field(1, ge=1, le=5)
 
 
+class ProphylaxisConfig(_Model):
+    """Prophylactic corticosteroid given to every patient on fixed days (ZUMA-1 cohort 6:
+    dexamethasone 10 mg on days 0, 1 and 2; Oluwole 2021)."""
+
+    dexamethasone_mg_day: float = Field(0.0, ge=0, le=200)
+    dexamethasone_days: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _days(self) -> ProphylaxisConfig:
+        if any(d < 0 or d > 365 for d in self.dexamethasone_days):
+            raise ValueError("dexamethasone_days must be days in [0, 365]")
+        return self
+
+
 class ProtocolConfig(_Model):
     """A whole management protocol (one TOML file)."""
 
@@ -224,6 +256,7 @@ class ProtocolConfig(_Model):
     supportive: SupportiveConfig
     ivig: IvigConfig = IvigConfig()
     gcsf: GcsfConfig = GcsfConfig()
+    prophylaxis: ProphylaxisConfig = ProphylaxisConfig()
 
 
 def shipped_protocols() -> list[str]:
@@ -497,8 +530,12 @@ class Policy:
         icans_grade = np.where(alive, np.atleast_1d(icans_grade), 0).astype(np.int8)
 
         prior_toci = state.toci_count > 0
-        toci_mg, toci_unavailable = self._tocilizumab(day, o, st, crs_grade, alive, weight)
+        toci_mg, toci_unavailable = self._tocilizumab(day, o, st, crs_grade, alive, weight,
+                                                      n_vp, device)
         dex, mp = self._steroids(st, crs_grade, icans_grade, toci_unavailable, alive, prior_toci)
+        pro = cfg.prophylaxis
+        if pro.dexamethasone_mg_day > 0 and float(day) in pro.dexamethasone_days:
+            dex = np.where(alive & (mp == 0), np.maximum(dex, pro.dexamethasone_mg_day), dex)
         anakinra, siltuximab = self._refractory(day, st, crs_grade, icans_grade, weight, alive,
                                                 toci_unavailable)
         st.anticytokine_started |= (toci_mg > 0) | (dex > 0) | (mp > 0)
@@ -537,9 +574,20 @@ class Policy:
     def _tocilizumab(
         self, day: float, o: dict[str, NDArray[Any]], st: PolicyState,
         crs_grade: NDArray[np.int8], alive: NDArray[np.bool_], weight: NDArray[np.float64],
+        n_vp: NDArray[np.int8] | None = None, device: NDArray[np.int8] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         t = self.config.tocilizumab
         trigger = crs_grade >= t.trigger_crs_grade
+        if t.require_vasopressors_at_least > 0 or t.require_oxygen_device_at_least is not None:
+            zeros = np.zeros(st.n, dtype=np.int8)
+            vp = zeros if n_vp is None else n_vp
+            dv = zeros if device is None else device
+            severe = np.zeros(st.n, dtype=bool)
+            if t.require_vasopressors_at_least > 0:
+                severe |= vp >= t.require_vasopressors_at_least
+            if t.require_oxygen_device_at_least is not None:
+                severe |= dv >= DEVICE_CODE[t.require_oxygen_device_at_least]
+            trigger &= severe
         if t.il6_fold_trigger is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 fold = o["il6_pg_ml"] / o["il6_baseline_pg_ml"]
@@ -599,16 +647,21 @@ class Policy:
             eff = np.where(toci_unavailable & (eff >= 2), np.minimum(eff + 1, 4), eff)
         # grade 2: only once tocilizumab was given on an earlier day (no improvement, ASCO)
         g2_ok = prior_toci if c.grade2_requires_prior_tocilizumab else np.ones_like(prior_toci)
-        crs_dex = np.select([eff >= 3, (eff == 2) & g2_ok], [c.grade3_dexamethasone_mg_day,
-                                                              c.grade2_dexamethasone_mg_day], 0.0)
+        any_ok = prior_toci if c.require_prior_tocilizumab else np.ones_like(prior_toci)
+        crs_dex = np.select([eff >= 3, (eff == 2) & g2_ok, eff == 1],
+                            [c.grade3_dexamethasone_mg_day, c.grade2_dexamethasone_mg_day,
+                             c.grade1_dexamethasone_mg_day], 0.0)
+        crs_dex = np.where(any_ok, crs_dex, 0.0)
         # grade-4 methylprednisolone course
-        start = alive & (eff >= 4) & ((st.crs_mp_day < 0) | (st.crs_mp_day >= self._crs_mp.size))
+        start = alive & (eff >= 4) & any_ok & (
+            (st.crs_mp_day < 0) | (st.crs_mp_day >= self._crs_mp.size))
         st.crs_mp_day = np.where(start, 0, np.where(st.crs_mp_day >= 0, st.crs_mp_day + 1, -1))
         keep = crs_grade > c.maintenance_until_grade_at_most
         crs_mp, st.crs_mp_day = self._course(st.crs_mp_day, self._crs_mp,
                                              c.grade4_maintenance_mg_day, keep)
-        icans_dex = np.select([icans_grade >= 3, icans_grade == 2],
-                              [i.grade3_dexamethasone_mg_day, i.grade2_dexamethasone_mg_day], 0.0)
+        icans_dex = np.select([icans_grade >= 3, icans_grade == 2, icans_grade == 1],
+                              [i.grade3_dexamethasone_mg_day, i.grade2_dexamethasone_mg_day,
+                               i.grade1_dexamethasone_mg_day], 0.0)
         start_i = alive & (icans_grade >= 4) & (st.icans_mp_day < 0)
         st.icans_mp_day = np.where(start_i, 0, np.where(st.icans_mp_day >= 0,
                                                         st.icans_mp_day + 1, -1))

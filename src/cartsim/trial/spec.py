@@ -29,6 +29,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -369,6 +370,35 @@ class Consolidation(_Model):
     hsct: HsctSpec | None = None
 
 
+def resolve_protocol(value: str, base_dir: str | Path | None = None) -> str:
+    """An arm's ``protocol``: a shipped protocol name (``cartsim.clinic.shipped_protocols``) or a
+    TOML file. A relative file path is taken relative to ``base_dir`` (the directory of the
+    spec file that names it) and returned absolute, so the validated spec runs from anywhere.
+    The protocol is loaded once here, so a bad one is a spec error before anything runs."""
+    from cartsim.clinic.protocol import load_protocol, shipped_protocols
+
+    names = shipped_protocols()
+    ref: str = value
+    is_file = value.endswith(".toml") or "/" in value or "\\" in value
+    if is_file:
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        if not path.is_file():
+            raise ValueError(f"protocol file {value!r} not found (looked for {path}); give a "
+                             "TOML file (relative to the spec file) or a shipped protocol: "
+                             + ", ".join(names) + ", or 'none'")
+        ref = str(path.resolve())
+    elif value not in names:
+        raise ValueError(f"unknown protocol {value!r}; shipped: " + ", ".join(names)
+                         + ", 'none', or a TOML file path (relative to the spec file)")
+    try:
+        load_protocol(ref)
+    except InvalidInputError as e:  # the protocol file itself is invalid
+        raise ValueError(f"cannot load protocol {value!r}: {e}") from None
+    return ref
+
+
 class Arm(_Model):
     name: str
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -401,17 +431,11 @@ class Arm(_Model):
 
     @field_validator("protocol")
     @classmethod
-    def _protocol(cls, v: str) -> str:
+    def _protocol(cls, v: str, info: ValidationInfo) -> str:
         if v == "none":
             return v
-        from cartsim.clinic.protocol import load_protocol, shipped_protocols
-
-        try:
-            load_protocol(v)
-        except Exception as e:  # any load failure is a spec problem
-            raise ValueError(f"cannot load protocol {v!r} ({e}); shipped: "
-                             + ", ".join(shipped_protocols()) + ", or 'none'") from None
-        return v
+        base_dir = (info.context or {}).get("base_dir")
+        return resolve_protocol(v, base_dir)
 
     @model_validator(mode="after")
     def _what(self) -> Arm:
@@ -618,10 +642,13 @@ def _issues(err: ValidationError) -> list[str]:
     return out
 
 
-def validate_spec(data: dict[str, Any], source: str = "trial spec") -> TrialSpec:
-    """Validate a spec dict; raise :class:`SpecError` naming every bad field."""
+def validate_spec(data: dict[str, Any], source: str = "trial spec",
+                  base_dir: str | Path | None = None) -> TrialSpec:
+    """Validate a spec dict; raise :class:`SpecError` naming every bad field. Relative protocol
+    file paths are resolved against ``base_dir`` (the spec file's directory; default: the
+    current directory)."""
     try:
-        return TrialSpec.model_validate(data)
+        return TrialSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
         issues = _issues(e)
         for p in _raw_cross_field_problems(data):  # the model-level rule did not run
@@ -646,4 +673,4 @@ def load_spec(path: str | Path) -> TrialSpec:
         raise InvalidInputError("spec", "a readable TOML file", str(p), e.strerror or "") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError([f"TOML syntax: {e}"], str(p)) from None
-    return validate_spec(raw, str(p))
+    return validate_spec(raw, str(p), base_dir=p.parent)
