@@ -98,12 +98,17 @@ def test_the_reference_agrees_with_the_day_by_day_solver_of_a96a784_within_toler
     # scaling changed the 18- and 45-kg patients on purpose; the 70-kg reference adult's
     # equations are unchanged, so its every readout stays within 2e-4 (relative) of what the
     # day-by-day solver of a96a784 gave at rtol 1e-5, in fewer steps
+    # the marrow's stem reserve and blast crowding (issue 14) changed the blood counts on
+    # purpose: the counts and what is computed from them (WBC, transgene copies per µg DNA)
+    # are compared in tests/test_marrow.py with the marrow's neutral parameters instead
     new, old = np.load(REFERENCE), np.load(REFERENCE_A96A784)
     assert set(new.files) == set(old.files)
     n = len(new["day"]) // 3
     adult = slice(2 * n, 3 * n)  # rows are (patient, day); patient 2 weighs 70 kg
+    marrow_readouts = {"anc_per_ul", "platelets_per_ul", "hemoglobin_g_dl", "wbc_per_ul",
+                       "transgene_copies_per_ug"}
     for col in old.files:
-        if col == "steps":
+        if col == "steps" or col in marrow_readouts:
             continue
         a, b = old[col][adult], new[col][adult]
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), col

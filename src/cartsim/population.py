@@ -269,6 +269,7 @@ def build(
         bf = np.clip(cohort.marrow_blasts_pct / 100.0, 0.0,  # type: ignore[operator]
                      _Q["max_blast_fraction"])
         tumour = bf / (1.0 - bf) * p[:, P.marrow_cells]
+    p[:, P.blast_frac0] = 0.0 if lbcl else bf
     fneg = cohort.cd19_negative_fraction
     y[:, S.T0] = tumour * (1.0 - fneg)
     y[:, S.T1] = tumour * fneg
@@ -287,6 +288,7 @@ def build(
     for s0 in ("PP", "PT1", "PT2", "PT3", "PC"):
         y[:, S[s0]] = cohort.plt0
     y[:, S.HB] = cohort.hb0
+    y[:, S.MR] = 1.0
     assert p.shape[1] == N_PARAMS and len(ALL_PARAMS) == N_PARAMS_BASE
     if model is not None and model.addons:
         p = np.column_stack([p, *(sample(spec) for spec in model.addon_params())])

@@ -249,3 +249,37 @@ def test_a_family_parameter_changes_only_its_own_columns() -> None:
     other, _ = compute_endpoints(course, None, cov, params={"pk_end_day": 10.0}, **kw)
     changed = [c for c in base.columns if not base[c].equals(other[c])]
     assert changed == ["cart_auc0_28", "copies_auc0_28"]
+
+
+def test_infections_rise_with_steroids_and_severe_crs_and_severity_follows_neutropenia() -> None:
+    """Issue 14 item 4 (A19): steroids and CRS grade >= 3 raise the episode hazard; neutropenic
+    episodes are more often severe; every draw is keyed per patient (chunk invariant)."""
+    from cartsim.trial.outcomes import infection_course
+
+    n, days = 6000, np.arange(-5, 61)
+    post = int((days >= 0).sum())
+    pid = np.arange(n)
+    anc = np.full((n, days.size), 3000.0)
+    igg = np.full((n, days.size), 800.0)
+    last = np.full(n, 60.0)
+    base = infection_course(days, pid, 5, anc, igg, last)
+    ster = np.zeros((n, post))
+    ster[:, 3] = 20.0  # one dexamethasone day: hazard raised for 14 days after it
+    crs = np.zeros((n, post))
+    crs[:, 4] = 3.0
+    with_ster = infection_course(days, pid, 5, anc, igg, last, steroid_dex_eq_mg=ster)
+    with_crs = infection_course(days, pid, 5, anc, igg, last, crs_grade=crs)
+    assert with_ster.count.mean() > 1.2 * base.count.mean() > 0
+    assert with_crs.count.mean() > 1.2 * base.count.mean()
+    # neutropenic for the whole window: more episodes and a larger severe share
+    low = anc.copy()
+    low[:, 5:] = 100.0
+    neut = infection_course(days, pid, 5, low, igg, last)
+    assert neut.count.sum() > 3 * base.count.sum()
+    assert neut.severe.sum() / neut.count.sum() > 1.5 * base.severe.sum() / base.count.sum()
+    assert np.all(neut.severe <= neut.count)
+    assert np.all(np.isnan(neut.first_severe_day) == (neut.severe == 0))
+    part = infection_course(days, pid[1000:1500], 5, low[1000:1500], igg[1000:1500],
+                            last[1000:1500])
+    assert np.array_equal(part.severe, neut.severe[1000:1500])
+    assert np.array_equal(part.count, neut.count[1000:1500])

@@ -159,3 +159,42 @@ def _shaped(g: NDArray[Any], original: ArrayLike) -> Any:
     if np.ndim(original) <= 1:
         return g.reshape(-1)[0].item()
     return g.reshape(np.shape(original)[:-1])
+
+
+#: Neutrophil recovery phenotypes after CAR-T (Rejeski 2021).
+RECOVERY_PHENOTYPES: tuple[str, ...] = ("quick", "intermittent", "aplastic")
+
+
+def neutrophil_recovery_phenotype(
+    anc_per_ul: ArrayLike,
+    days: ArrayLike,
+    recovered_above: float = 1000.0,
+    second_dip_from_day: float = 21.0,
+    aplastic_below: float = 500.0,
+    aplastic_days: int = 14,
+) -> Any:
+    """Neutrophil recovery phenotype from daily ANC after infusion (Rejeski 2021):
+    ``"aplastic"`` — ANC < ``aplastic_below`` on at least ``aplastic_days`` consecutive days;
+    ``"intermittent"`` (biphasic) — ANC recovered above ``recovered_above`` and fell below it
+    again from day ``second_dip_from_day`` on; ``"quick"`` otherwise. Days before 0 are ignored;
+    NaN days (after death) break runs and are neither low nor recovered."""
+    anc, d = _prepare_anc(anc_per_ul, days)
+    post = d >= 0
+    a, dp = anc[..., post], d[post]
+    low = a < aplastic_below
+    n = a.shape[:-1]
+    run = np.zeros(n, dtype=np.int64)
+    longest = np.zeros(n, dtype=np.int64)
+    recovered = np.zeros(n, dtype=bool)
+    dipped = np.zeros(n, dtype=bool)
+    for k in range(a.shape[-1]):  # loop over days, vectorised over courses
+        run = np.where(low[..., k], run + 1, 0)
+        longest = np.maximum(longest, run)
+        below = a[..., k] < recovered_above
+        dipped |= recovered & below & (dp[k] >= second_dip_from_day)
+        recovered |= a[..., k] >= recovered_above
+    out = np.where(longest >= aplastic_days, "aplastic",
+                   np.where(dipped, "intermittent", "quick")).astype(object)
+    if np.ndim(anc_per_ul) <= 1:
+        return str(out.reshape(-1)[0])
+    return out.reshape(np.shape(anc_per_ul)[:-1])

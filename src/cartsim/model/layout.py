@@ -44,6 +44,8 @@ PATIENT_PARAMS: tuple[ParameterSpec, ...] = (
     _p("anc0", "cells/µL", 1500.0, 0.0, 1e5, "input", "baseline ANC"),
     _p("plt0", "cells/µL", 100e3, 0.0, 2e6, "input", "baseline platelets"),
     _p("hb0", "g/dL", 10.0, 2.0, 25.0, "input", "baseline haemoglobin"),
+    _p("blast_frac0", "fraction", 0.0, 0.0, 1.0, "input (Cohort.marrow_blasts_pct; 0 in LBCL)",
+       "marrow blast fraction at day −5 (blast crowding of the marrow chains)"),
     _p("map0", "mmHg", 80.0, 30.0, 150.0, "age-dependent normal", "baseline MAP"),
     _p("tumour_cap_cells", "cells", 1e13, 1e6, 1e15, "tumour_capacity × marrow cells (B-ALL); "
        "1e12 cells ≈ 1 L × body_scale (LBCL)", "tumour carrying capacity"),

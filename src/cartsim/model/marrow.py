@@ -1,9 +1,28 @@
 """Neutrophils, platelets and haemoglobin after lymphodepletion (MODEL.md §6).
 
 Friberg 2002 transit-compartment myelosuppression for neutrophils and platelets: a
-proliferating pool with feedback (baseline/count)^γ, three transit compartments and the
-circulating pool. Lymphodepletion exposure and IFN-γ-driven inflammation inhibit proliferation
-(prolonged and biphasic cytopenias, review A18); G-CSF boosts neutrophil proliferation.
+proliferating pool with feedback (setpoint/count)^γ, three transit compartments and the
+circulating pool. Lymphodepletion exposure and IFN-γ-driven inflammation inhibit proliferation;
+G-CSF boosts neutrophil proliferation.
+
+Two slower processes make cytopenias prolonged and biphasic and let counts recover above their
+pre-treatment level (review A18, issue 14):
+
+* **stem/progenitor reserve** ``MR`` (fraction of the pre-treatment output, 1 at day −5):
+  damaged by lymphodepletion and by IFN-γ, it recovers towards 1 at ``stem_recovery`` ×
+  reserve^``reserve_exp`` per day and multiplies the proliferation drive, so a patient whose
+  reserve was hit stays cytopenic for weeks after the chemotherapy has gone, and a hyper-
+  inflammatory CAR-T expansion can pull counts down a second time;
+* **blast crowding**: marrow blasts suppress normal haematopoiesis by ``crowd_max`` × blast
+  fraction; the neutrophil and platelet setpoints are the pre-treatment counts ×
+  (1 − crowd_max·b(t)) / (1 − crowd_max·b₀), so these counts rise above their pre-treatment
+  level once blasts clear (haemoglobin, with its months-long red-cell turnover, keeps its
+  pre-treatment setpoint).
+
+The patient's haematopoietic **reserve** (:func:`reserve`, 0–1) comes from the baseline
+counts that make the CAR-HEMATOTOX score (Rejeski 2021), corrected for blast crowding.
+With ``crowd_max = stem_ld_kill = stem_infl_kill = 0`` the reserve never moves and the
+equations are exactly the previous ones (tested).
 """
 
 from __future__ import annotations
@@ -37,7 +56,53 @@ PARAMS = (
        "lymphodepletion exposure giving half-maximal marrow inhibition", 0.0, "marrow"),
     _p("K_gcsf", "doses", 1.0, 0.01, 10.0, "assumed",
        "G-CSF exposure giving half of the maximal neutrophil boost", 0.0, "marrow"),
+    _p("crowd_max", "–", 0.9, 0.0, 0.99, "assumed (blast infiltration suppresses normal "
+       "haematopoiesis beyond the space it takes; counts of B-ALL responders rise above their "
+       "pre-treatment level, ELIANA CR with count recovery)",
+       "fraction of normal haematopoiesis lost at 100 % marrow blasts", 0.0, "marrow"),
+    _p("stem_ld_kill", "1/d", 0.10, 0.0, 5.0, "assumed (Flu/Cy injures stem and progenitor "
+       "cells; prolonged cytopenia after lymphodepletion, Rejeski 2021/2023)",
+       "maximal rate of lymphodepletion damage to the stem/progenitor reserve", 0.3, "marrow"),
+    _p("stem_infl_kill", "1/d", 0.06, 0.0, 5.0, "assumed (IFN-γ-driven marrow suppression; "
+       "biphasic cytopenia after CAR-T expansion, review A18)",
+       "maximal rate of IFN-γ damage to the stem/progenitor reserve", 0.5, "marrow"),
+    _p("stem_recovery", "1/d", 0.07, 0.001, 2.0, "assumed (recovery of the stem/progenitor "
+       "reserve over weeks; ICAHT late phase, Rejeski 2023)",
+       "recovery rate of the stem/progenitor reserve at full haematopoietic reserve", 0.5,
+       "marrow"),
+    _p("reserve_exp", "–", 1.0, 0.0, 10.0, "assumed (CAR-HEMATOTOX high risk: slower "
+       "recovery, Rejeski 2021)",
+       "exponent of the haematopoietic reserve on the stem recovery rate", 0.0, "marrow"),
+    _p("plt_reserve_ref", "cells/µL", 175e3, 1e3, 1e6, "CAR-HEMATOTOX platelet cut-off "
+       "(> 175 ×10⁹/L scores 0; Rejeski 2021)",
+       "crowding-corrected baseline platelets at or above which the reserve is full", 0.0,
+       "marrow"),
+    _p("anc_reserve_ref", "cells/µL", 1200.0, 10.0, 1e5, "CAR-HEMATOTOX ANC cut-off "
+       "(< 1200/µL scores 1; Rejeski 2021)",
+       "crowding-corrected baseline ANC at or above which the reserve is full", 0.0, "marrow"),
 )
+
+
+@numba.njit(cache=True)
+def reserve(anc0: float, plt0: float, blast_frac0: float, crowd_max: float,
+            anc_ref: float, plt_ref: float) -> float:
+    """Haematopoietic reserve (0–1): the geometric mean of the crowding-corrected baseline
+    platelets and ANC relative to the CAR-HEMATOTOX cut-offs, each capped at 1."""
+    c = 1.0 - crowd_max * blast_frac0
+    rp = min(plt0 / c / plt_ref, 1.0)
+    ra = min(anc0 / c / anc_ref, 1.0)
+    return (max(rp, 0.0) * max(ra, 0.0)) ** 0.5
+
+
+@numba.njit(inline="always")
+def _crowding_ratio(y: np.ndarray, p: np.ndarray) -> float:
+    """Normal haematopoiesis now relative to day −5: (1 − c·b(t)) / (1 − c·b₀)."""
+    c = p[P.crowd_max]
+    if c == 0.0 or p[P.disease_lbcl] > 0.5:
+        return 1.0
+    site = max(y[S.T0], 0.0) + max(y[S.T1], 0.0) + max(y[S.T2], 0.0)
+    b = site / (site + p[P.marrow_cells])
+    return (1.0 - c * b) / (1.0 - c * p[P.blast_frac0])
 
 
 @numba.njit(inline="always")
@@ -55,13 +120,24 @@ def _chain(y: np.ndarray, dy: np.ndarray, i0: int, ktr: float, drive: float, bas
 @numba.njit(inline="always")
 def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float) -> None:
     ifng = max(y[S.IFNG], 0.0)
-    inh_ld = 1.0 - p[P.ld_marrow] * ld / (ld + p[P.K_ld_marrow])
-    inh_inf = 1.0 - p[P.infl_marrow] * ifng / (ifng + p[P.K_ifng])
+    f_ld = ld / (ld + p[P.K_ld_marrow])
+    f_inf = ifng / (ifng + p[P.K_ifng])
+    inh_ld = 1.0 - p[P.ld_marrow] * f_ld
+    inh_inf = 1.0 - p[P.infl_marrow] * f_inf
     boost = 1.0 + p[P.gcsf_emax] * gcsf / (gcsf + p[P.K_gcsf])
-    _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], inh_ld * inh_inf * boost, p[P.anc0],
+    # stem/progenitor reserve: damaged by Flu/Cy and IFN-γ, recovers at a reserve-set rate
+    mr = max(y[S.MR], 0.0)
+    res = reserve(p[P.anc0], p[P.plt0], p[P.blast_frac0], p[P.crowd_max],
+                  p[P.anc_reserve_ref], p[P.plt_reserve_ref])
+    k_rec = p[P.stem_recovery] * res ** p[P.reserve_exp]
+    dy[S.MR] = k_rec * (1.0 - mr) - (p[P.stem_ld_kill] * f_ld
+                                      + p[P.stem_infl_kill] * f_inf) * mr
+    crowd = _crowding_ratio(y, p)
+    _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], mr * inh_ld * inh_inf * boost, p[P.anc0] * crowd,
            p[P.gamma_neut])
-    _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], inh_ld * inh_inf, p[P.plt0], p[P.gamma_plt])
-    dy[S.HB] = (p[P.hb0] * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
+    _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], mr * inh_ld * inh_inf, p[P.plt0] * crowd,
+           p[P.gamma_plt])
+    dy[S.HB] = (p[P.hb0] * mr * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
 
 
 def _chain_states(prefix: str, what: str) -> tuple[StateSpec, ...]:
@@ -81,6 +157,8 @@ MECHANISM = Mechanism(
         *_chain_states("P", "platelet"),
         StateSpec("PC", "cells/µL", "circulating platelets"),
         StateSpec("HB", "g/dL", "haemoglobin"),
+        StateSpec("MR", "fraction", "haematopoietic stem/progenitor reserve (1 = pre-treatment "
+                  "output)", initial=1.0),
     ),
     params=PARAMS,
     kernels=(Kernel(derivs, consumes=("ld", "gcsf")),),

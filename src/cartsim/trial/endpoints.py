@@ -23,13 +23,17 @@ from cartsim.clinic import ctcae
 from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scales
 from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
-from cartsim.clinic.hematotox import icaht_early_grade, icaht_late_grade
+from cartsim.clinic.hematotox import (
+    icaht_early_grade,
+    icaht_late_grade,
+    neutrophil_recovery_phenotype,
+)
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
 from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
-from cartsim.trial.outcomes import decide_deaths, infection_episodes
+from cartsim.trial.outcomes import decide_deaths, infection_course
 
 B_ALL_RANK = {"CR": 3, "CRi": 2, "NR": 1, "NE": 0}
 LBCL_RANK = {"CR": 4, "PR": 3, "SD": 2, "PD": 1, "NE": 0}
@@ -408,10 +412,20 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["death_day"] = death_day
     out["death_cause"] = cause.astype(object)
     out["last_day"] = last_day
-    n_inf, first_inf = infection_episodes(days, pid, ctx.seed, x["anc_per_ul"], x["igg_mg_dl"],
-                                          last_day, ctx.death_overrides)
-    out["infections"] = n_inf
-    out["first_infection_day"] = first_inf
+    ev = _post_events(ctx)
+    ster = None
+    if ev["dexamethasone"] is not None or ev["methylprednisolone"] is not None:
+        zero = np.zeros((n, int((days >= 0).sum())))
+        dex = zero if ev["dexamethasone"] is None else np.nan_to_num(ev["dexamethasone"])
+        mp = zero if ev["methylprednisolone"] is None else np.nan_to_num(ev["methylprednisolone"])
+        ster = dex + mp * DEX_EQ_PER_MP_MG
+    inf = infection_course(days, pid, ctx.seed, x["anc_per_ul"], x["igg_mg_dl"], last_day,
+                           ctx.death_overrides, steroid_dex_eq_mg=ster,
+                           crs_grade=ev["crs_grade"])
+    out["infections"] = inf.count
+    out["first_infection_day"] = inf.first_day
+    out["infections_severe"] = inf.severe
+    out["first_severe_infection_day"] = inf.first_severe_day
     window = [a for a in ctx.assessment_days if a <= q["response_window_day"]] \
         or [ctx.assessment_days[0]]
     failure_day = np.where(np.isfinite(response_day), np.nan, float(window[-1]))
@@ -532,6 +546,8 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
                                      ).sum(axis=1).astype(np.float64)
     out["icaht_early_grade"] = np.asarray(icaht_early_grade(anc, dpost), dtype=np.int8)
     out["icaht_late_grade"] = np.asarray(icaht_late_grade(anc, dpost), dtype=np.int8)
+    out["neutrophil_recovery"] = np.asarray(neutrophil_recovery_phenotype(anc, dpost),
+                                            dtype=object)
     return out
 
 

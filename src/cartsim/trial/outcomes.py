@@ -16,10 +16,16 @@ Death is decided from the *simulated* state after the simulation, never from a p
 
 The earliest of the three is the death day and cause.
 
-Infection episodes of any severity (:func:`infection_episodes`) follow the same structure with
-their own hazard ``infection_any_base_hazard`` × the same ANC and IgG multipliers: an episode
-starts on day ``d`` when the keyed draw falls below ``1 − exp(−h)`` and no episode started in
-the previous ``infection_episode_days`` days. Every number is a
+Infection episodes of any severity (:func:`infection_course`, review A19) follow the same
+structure with their own hazard ``infection_any_base_hazard`` × the same ANC and IgG
+multipliers × ``steroid_infection_hazard_ratio`` within ``steroid_window_days`` after a
+corticosteroid dose × ``severe_crs_infection_hazard_ratio`` from the first day of CRS grade
+≥ 3 for ``severe_crs_window_days``: an episode starts on day ``d`` when the keyed draw falls
+below ``1 − exp(−h)`` and no episode started in the previous ``infection_episode_days`` days.
+Each episode is severe (CTCAE grade ≥ 3) when a second keyed draw on its onset day falls below
+the probability whose odds are ``severe_infection_odds`` × ``severe_neutropenia_odds_ratio``
+(ANC < 500/µL that day) × ``severe_steroid_odds_ratio`` (within the steroid window). Every
+draw depends only on (seed, patient id, stream, day). Every number is a
 :class:`~cartsim.params.ParameterSpec` with units and provenance; a spec's ``[death]`` table may
 override them.
 """
@@ -71,9 +77,33 @@ DEATH_PARAMS = ParameterTable((
                   "daily hazard of a new infection episode with normal ANC and IgG"),
     ParameterSpec("infection_episode_days", "d", 14.0, 1.0, 90.0, "assumed",
                   "days after an episode starts during which no new episode is counted"),
+    ParameterSpec("steroid_infection_hazard_ratio", "–", 2.0, 1.0, 100.0,
+                  "assumed (corticosteroids are an infection risk factor after CAR-T, "
+                  "review A19)",
+                  "infection-episode hazard multiplier within steroid_window_days of a "
+                  "corticosteroid dose"),
+    ParameterSpec("steroid_window_days", "d", 14.0, 0.0, 120.0, "assumed",
+                  "days after a corticosteroid dose during which the infection hazard is raised"),
+    ParameterSpec("severe_crs_infection_hazard_ratio", "–", 2.0, 1.0, 100.0,
+                  "assumed (CRS severity is an infection risk factor, review A19; "
+                  "Hill 2018 FHCRC)",
+                  "infection-episode hazard multiplier after CRS grade >= 3"),
+    ParameterSpec("severe_crs_window_days", "d", 30.0, 0.0, 365.0, "assumed",
+                  "days from the first CRS grade >= 3 during which the hazard is raised"),
+    ParameterSpec("severe_infection_odds", "–", 0.25, 0.0, 100.0,
+                  "assumed (about one infection in five is grade >= 3 with normal counts)",
+                  "odds that an infection episode is severe (grade >= 3) at normal ANC, "
+                  "no steroids"),
+    ParameterSpec("severe_neutropenia_odds_ratio", "–", 3.0, 1.0, 100.0,
+                  "assumed (neutropenic infections are more often bacteraemic/invasive)",
+                  "odds ratio of a severe episode when ANC < 500/µL on its onset day"),
+    ParameterSpec("severe_steroid_odds_ratio", "–", 2.0, 1.0, 100.0,
+                  "assumed (invasive fungal infection after steroids, review A19)",
+                  "odds ratio of a severe episode within steroid_window_days of a steroid dose"),
 ))
 INFECTION_STREAM = stream_id("trial.death.infection")
 INFECTION_ANY_STREAM = stream_id("trial.infection.any")
+INFECTION_SEVERITY_STREAM = stream_id("trial.infection.severity")
 DEATH_CAUSES = ("progression", "toxicity", "infection")
 
 
@@ -169,6 +199,90 @@ def infection_hazard(anc_per_ul: np.ndarray, igg_mg_dl: np.ndarray, base: float,
     return np.where(np.isfinite(anc) & np.isfinite(igg), h, 0.0)
 
 
+@dataclass
+class Infections:
+    """Per-patient infection episodes: count, first day, severe (grade >= 3) count and the first
+    severe episode's day (NaN: none)."""
+
+    count: np.ndarray
+    first_day: np.ndarray
+    severe: np.ndarray
+    first_severe_day: np.ndarray
+
+
+def _recent(dosed: np.ndarray, window: float) -> np.ndarray:
+    """Days within ``window`` days after (or on) a day with ``dosed`` True (last axis = days)."""
+    n, d = dosed.shape
+    last = np.full(n, -np.inf)
+    out = np.zeros_like(dosed, dtype=bool)
+    for k in range(d):  # loop over days, vectorised over patients
+        last = np.where(dosed[:, k], float(k), last)
+        out[:, k] = k - last <= window
+    return out
+
+
+def infection_course(
+    days: np.ndarray,
+    patient_id: np.ndarray,
+    seed: int,
+    anc_per_ul: np.ndarray,
+    igg_mg_dl: np.ndarray,
+    last_day: np.ndarray,
+    params: dict[str, float] | None = None,
+    steroid_dex_eq_mg: np.ndarray | None = None,
+    crs_grade: np.ndarray | None = None,
+) -> Infections:
+    """Infection episodes with severity from the simulated state (see the module docstring).
+
+    ``anc_per_ul``/``igg_mg_dl`` are (patients × ``days``); ``steroid_dex_eq_mg`` and
+    ``crs_grade`` (optional, NaN/absent = none) are (patients × days ≥ 0). Days after
+    ``last_day`` (death or end of follow-up) are not at risk; only days ≥ 0 count.
+    """
+    q = death_params(params)
+    d = np.asarray(days)
+    keep = d >= 0
+    d = d[keep]
+    anc = np.asarray(anc_per_ul, dtype=np.float64)[:, keep]
+    h = infection_hazard(anc, np.asarray(igg_mg_dl)[:, keep], q["infection_any_base_hazard"], q)
+    shape = h.shape
+    on_ster = np.zeros(shape, dtype=bool)
+    if steroid_dex_eq_mg is not None:
+        on_ster = _recent(np.nan_to_num(np.asarray(steroid_dex_eq_mg, float)) > 0,
+                          q["steroid_window_days"])
+        h = h * np.where(on_ster, q["steroid_infection_hazard_ratio"], 1.0)
+    if crs_grade is not None:
+        severe_crs = np.nan_to_num(np.asarray(crs_grade, float)) >= 3
+        first = np.where(severe_crs.any(axis=1), np.argmax(severe_crs, axis=1), shape[1])
+        k = np.arange(shape[1])[None, :]
+        after = (k >= first[:, None]) & (k - first[:, None] <= q["severe_crs_window_days"])
+        h = h * np.where(after, q["severe_crs_infection_hazard_ratio"], 1.0)
+    ids = np.asarray(patient_id, dtype=np.uint64)[:, None]
+    u = uniform_np(seed, ids, INFECTION_ANY_STREAM, d.astype(np.uint64)[None, :])
+    onset = (u < -np.expm1(-h)) & (d[None, :] <= np.asarray(last_day, dtype=float)[:, None])
+    with np.errstate(invalid="ignore"):
+        odds = (q["severe_infection_odds"]
+                * np.where(anc < 500.0, q["severe_neutropenia_odds_ratio"], 1.0)
+                * np.where(on_ster, q["severe_steroid_odds_ratio"], 1.0))
+    u_sev = uniform_np(seed, ids, INFECTION_SEVERITY_STREAM, d.astype(np.uint64)[None, :])
+    severe_if = u_sev < odds / (1.0 + odds)
+    n = onset.shape[0]
+    count = np.zeros(n, dtype=np.int64)
+    n_sev = np.zeros(n, dtype=np.int64)
+    first_day = np.full(n, np.nan)
+    first_sev = np.full(n, np.nan)
+    free_from = np.full(n, -np.inf)
+    gap = q["infection_episode_days"]
+    for k, day in enumerate(d):  # loop over days (vectorised over patients)
+        new = onset[:, k] & (day >= free_from)
+        sev = new & severe_if[:, k]
+        count += new
+        n_sev += sev
+        first_day = np.where(new & np.isnan(first_day), float(day), first_day)
+        first_sev = np.where(sev & np.isnan(first_sev), float(day), first_sev)
+        free_from = np.where(new, day + gap, free_from)
+    return Infections(count, first_day, n_sev, first_sev)
+
+
 def infection_episodes(
     days: np.ndarray,
     patient_id: np.ndarray,
@@ -178,30 +292,10 @@ def infection_episodes(
     last_day: np.ndarray,
     params: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Number of infection episodes and the first episode's day, per patient.
-
-    Days after ``last_day`` (death or end of follow-up) are not at risk; only days ≥ 0 count.
-    """
-    q = death_params(params)
-    d = np.asarray(days)
-    keep = d >= 0
-    d = d[keep]
-    h = infection_hazard(np.asarray(anc_per_ul)[:, keep], np.asarray(igg_mg_dl)[:, keep],
-                         q["infection_any_base_hazard"], q)
-    u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], INFECTION_ANY_STREAM,
-                   d.astype(np.uint64)[None, :])
-    onset = (u < -np.expm1(-h)) & (d[None, :] <= np.asarray(last_day, dtype=float)[:, None])
-    n = onset.shape[0]
-    count = np.zeros(n, dtype=np.int64)
-    first = np.full(n, np.nan)
-    free_from = np.full(n, -np.inf)
-    gap = q["infection_episode_days"]
-    for k, day in enumerate(d):  # loop over days (vectorised over patients)
-        new = onset[:, k] & (day >= free_from)
-        count += new
-        first = np.where(new & np.isnan(first), float(day), first)
-        free_from = np.where(new, day + gap, free_from)
-    return count, first
+    """Number of infection episodes and the first episode's day, per patient, from ANC and
+    IgG alone (:func:`infection_course` without steroids and CRS)."""
+    inf = infection_course(days, patient_id, seed, anc_per_ul, igg_mg_dl, last_day, params)
+    return inf.count, inf.first_day
 
 
 # ------------------------------------------------------------------------------ HSCT
