@@ -62,8 +62,9 @@ def simulate(
     chunk_size: Annotated[int, typer.Option(help="patients per chunk")] = 5000,
     protocol: Annotated[str, typer.Option(
         help="management protocol run in the daily loop: a shipped name (default, "
-             "early_tocilizumab, prophylactic_tocilizumab, il6_guided), a TOML path, or "
-             "'none' for the untreated body")] = "default",
+             "early_tocilizumab, prophylactic_tocilizumab, il6_guided, penn_ctl019, "
+             "zuma1_2015, prophylactic_dexamethasone), a TOML path, or 'none' for the "
+             "untreated body")] = "default",
     rtol: Annotated[float, typer.Option(help="solver relative tolerance (1e-10–1e-2)")] = 1e-5,
 ) -> None:
     """Simulate a patient or cohort; writes trajectories.parquet, events.parquet and a PNG."""
