@@ -21,7 +21,13 @@ PANELS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60) -> Figure:
+def figure_columns() -> tuple[str, ...]:
+    """The readouts :func:`trajectory_figure` draws."""
+    return tuple(c for c, _, _ in PANELS)
+
+
+def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60,
+                      n_total: int | None = None) -> Figure:
     """Median and 10–90% band across patients (plus up to ``max_lines`` individual lines).
 
     A plain :class:`matplotlib.figure.Figure` (no pyplot, no backend switch): it renders in a
@@ -64,10 +70,14 @@ def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60) -> Figure:
         ax.set_xlabel("day since infusion")
         ax.axvline(0, color="k", lw=0.5, ls=":")
     axes[0, 0].legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"cartsim: {len(ids)} patient(s)")
+    if n_total is not None and n_total > len(ids):
+        fig.suptitle(f"cartsim: {n_total} patients (bands over the first {len(ids)})")
+    else:
+        fig.suptitle(f"cartsim: {len(ids)} patient(s)")
     return fig
 
 
-def plot_trajectories(traj: pd.DataFrame, path: Path, max_lines: int = 60) -> None:
+def plot_trajectories(traj: pd.DataFrame, path: Path, max_lines: int = 60,
+                      n_total: int | None = None) -> None:
     """Write :func:`trajectory_figure` to ``path`` as PNG."""
-    trajectory_figure(traj, max_lines).savefig(path, dpi=110, format="png")
+    trajectory_figure(traj, max_lines, n_total).savefig(path, dpi=110, format="png")
