@@ -31,18 +31,19 @@ from cartsim.params import ParameterSpec, ParameterTable
 
 #: Resource estimates per patient-day of output (27 daily readouts).
 RESOURCE_PARAMS = ParameterTable((
-    ParameterSpec("mem_bytes_per_patient_day", "B", 1200.0, 100.0, 1e5,
-                  "measured: peak RSS of cartsim simulate --patients 2000 --chunk-size 2000 "
-                  "--days 365 over its 1-patient run, per patient-day, rounded up",
+    ParameterSpec("mem_bytes_per_patient_day", "B", 700.0, 100.0, 1e5,
+                  "measured (this code, 2 shared cores): peak RSS of `cartsim simulate "
+                  "--patients 500 --chunk-size 500 --days 365` (599 MB) minus that of "
+                  "--patients 1 (485 MB) over 500 × 371 patient-days = 628 B, rounded up",
                   "working memory of one chunk per patient-day (solver state, readouts, "
                   "the chunk's tables)"),
-    ParameterSpec("disk_bytes_per_patient_day", "B", 170.0, 10.0, 1e4,
-                  "measured: trajectories.parquet of 10,000 patients × 371 days was 588 MB "
-                  "(issue 13), i.e. 158 B per patient-day, rounded up",
+    ParameterSpec("disk_bytes_per_patient_day", "B", 180.0, 10.0, 1e4,
+                  "measured: the 500-patient run above wrote 32.1 MB of Parquet (173 B per "
+                  "patient-day; issue 13 reports 588 MB for 10,000 × 371, 158 B), rounded up",
                   "Parquet output per patient-day (trajectories and events)"),
-    ParameterSpec("mem_base_bytes", "B", 6e8, 0.0, 1e10,
-                  "measured: RSS of a 1-patient cartsim simulate run (interpreter, numba, "
-                  "compiled model)", "memory of the process before the first chunk"),
+    ParameterSpec("mem_base_bytes", "B", 5e8, 0.0, 1e10,
+                  "measured: peak RSS of `cartsim simulate --patients 1 --days 365` (485 MB)",
+                  "memory of the process before the first chunk"),
 ))
 _R = RESOURCE_PARAMS.defaults()
 
