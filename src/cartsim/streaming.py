@@ -153,6 +153,7 @@ class ChunkedWriter:
         self._writers: dict[str, Any] = {}
         self._plot_parts: list[pd.DataFrame] = []
         self._plot_n = 0
+        self._plot_events: list[pd.DataFrame] = []
         self._summaries: list[pd.DataFrame] = []
         self._status: list[np.ndarray] = []
         self._meta: dict[str, Any] = {}
@@ -201,6 +202,8 @@ class ChunkedWriter:
             ids = np.unique(traj["patient_id"].to_numpy())[: self.max_plot - self._plot_n]
             cols = [c for c in ("patient_id", "day", *figure_columns()) if c in traj.columns]
             self._plot_parts.append(traj.loc[traj["patient_id"].isin(ids), cols])
+            ev_plot = res.events
+            self._plot_events.append(ev_plot[ev_plot["patient_id"].isin(ids)])
             self._plot_n += ids.size
         self._total += int(np.unique(traj["patient_id"].to_numpy()).size)
         self.chunks += 1
@@ -217,7 +220,8 @@ class ChunkedWriter:
                 from cartsim.report.trajectories import plot_trajectories
 
                 plot_trajectories(pd.concat(self._plot_parts, ignore_index=True),
-                                  self._tmp / "trajectories.png", n_total=self._total)
+                                  self._tmp / "trajectories.png", n_total=self._total,
+                                  events=pd.concat(self._plot_events, ignore_index=True))
             self.out.mkdir(exist_ok=True)
             for f in self._tmp.iterdir():
                 os.replace(f, self.out / f.name)
