@@ -116,13 +116,19 @@ def trajectory_figure(traj: pd.DataFrame, max_lines: int = 60, n_total: int | No
             ax.set_xlabel("day since infusion")
         else:
             ax.set_xscale("symlog", linthresh=7.0, linscale=1.0)
-            ax.set_xlim(float(traj["day"].min()), max(last, 7.0))
+            first = float(traj["day"].min())
+            ax.set_xlim(first, max(last, 7.0))
+            ticks = [t for t in (first, 0, 7, 14, 28, 60, 100, 180, 365, 730, 1825, 3650)
+                     if first <= t <= max(last, 7.0)]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
             ax.set_xlabel("day since infusion (linear to 7, log after)")
         ax.set_title(label, fontsize=10)
         ax.axvline(0, color="k", lw=0.5, ls=":")
         handles, labels = ax.get_legend_handles_labels()
         if col in _REF or window == "crs":
-            ax.legend(handles, labels, fontsize=7, loc="best")
+            ax.legend(handles, labels, fontsize=7,
+                      loc="center right" if window == "crs" else "best")
     axes[0, 0].legend(loc="upper right", fontsize=8)
     if n_total is not None and n_total > len(ids):
         fig.suptitle(f"cartsim: {n_total} patients (bands over the first {len(ids)})")

@@ -64,8 +64,8 @@ def swimmer(patients: pd.DataFrame, n_max: int = SWIMMER_MAX) -> Figure:
     sample = pd.concat([patients[patients["arm"] == a].nsmallest(per_arm, "patient_id")
                         for a in arms])
     sample = sample.sort_values(["arm_index", "last_day"], ascending=[True, False])
-    fig = Figure(figsize=(11, max(3.5, 0.28 * len(sample) + 1.6)))
-    fig.subplots_adjust(left=0.1, right=0.76, top=0.92, bottom=0.12)
+    fig = Figure(figsize=(12, max(3.5, 0.28 * len(sample) + 1.6)))
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.92, bottom=0.12)
     ax = fig.add_subplot(111)
     colours = {a: f"C{i}" for i, a in enumerate(arms)}
     y = np.arange(len(sample))
@@ -94,8 +94,8 @@ def swimmer(patients: pd.DataFrame, n_max: int = SWIMMER_MAX) -> Figure:
     ax.set_xlim(0, max(1.0, float(np.nanmax(sample["last_day"].to_numpy(dtype=float)))) * 1.02)
     ax.set_xlabel("Days since infusion")
     ax.set_title(f"Swimmer plot ({len(sample)} of {len(patients)} patients: lowest ids per arm)")
-    fig.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.86, 0.92),
-               fontsize=9, frameon=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.82, 0.92),
+               fontsize=8, frameon=False)
     return fig
 
 
@@ -319,6 +319,12 @@ def forest_plot(patients: pd.DataFrame, disease: str, endpoint: str = "efs") -> 
                 fmt="s", color="C0", ecolor="C0", capsize=2, markersize=5)
     ax.axvline(1.0, color="0.4", linestyle="--", lw=0.8)
     ax.set_xscale("log")
+    lo = float(min(hr["lower"].min(), 1.0)) / 1.2
+    hi = float(max(hr["upper"].max(), 1.0)) * 1.2
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 10, 20) if lo <= t <= hi]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_yticks(y, [f"{r.subgroup} = {r.level}  [{r.comparison}, n={r.n}]"
                       for r in hr.itertuples()], fontsize=8)
     ax.set_ylim(len(hr) - 0.5, -0.5)
