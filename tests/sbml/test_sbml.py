@@ -75,7 +75,10 @@ def test_untranslatable_kernel_fails_naming_the_mechanism() -> None:
 
 
 def test_export_document_declares_states_parameters_units_rules_and_events() -> None:
-    from cartsim.sbml.export import export_patient
+    import html
+
+    from cartsim.sbml.export import FIRST_DAY, export_patient
+    from cartsim.simulation import LD_DAYS
 
     text, p, y0, model = export_patient(_cohort(), PROD, seed=5, check=False)
     doc = libsbml.readSBMLFromString(text)
@@ -90,11 +93,13 @@ def test_export_document_declares_states_parameters_units_rules_and_events() -> 
     ud = m.getUnitDefinition(par.getUnits())  # 1/d: second^-1 × 86400
     assert ud is not None and ud.getUnit(0).getKind() == libsbml.UNIT_KIND_SECOND
     assert ud.getUnit(0).getExponent() == -1 and ud.getUnit(0).getMultiplier() == 86400
-    assert "Stein" in par.getNotesString()  # provenance travels with the value
+    spec = next(sp for sp in model.params if sp.name == "rho_max")
+    assert html.escape(spec.provenance)[:30] in par.getNotesString()  # provenance travels
     assert m.getParameter("stim") is not None  # shared quantities are assignment rules
     days = sorted(float(libsbml.formulaToL3String(m.getEvent(i).getTrigger().getMath())
                         .split(">=")[1]) for i in range(m.getNumEvents()))
-    assert days == [0.0, 1.0, 2.0, 5.0]  # Flu/Cy days −5, −4, −3 and the infusion (day 0)
+    # Flu/Cy days and the infusion (day 0), SBML time counted from the first simulated day
+    assert days == sorted(float(d - FIRST_DAY) for d in (*LD_DAYS, 0))
 
 
 def test_roadrunner_reproduces_cartsims_trajectory() -> None:
