@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -84,19 +82,50 @@ def _error(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def simulate_chunk(*args: object, **kw: object) -> object:
+    """:func:`cartsim.simulation.simulate` (imported on first use: the CLI starts fast)."""
+    from cartsim.simulation import simulate as _sim
+
+    return _sim(*args, **kw)  # type: ignore[arg-type]
+
+
+def _cohort(disease: str, marrow_blasts: float, tumour_volume_ml: float, weight: float,
+            age: float, dose_per_kg: float | None, dose: float | None, cd19neg: float,
+            n: int) -> object:
+    """The CLI's cohort of ``n`` identical patients (variability comes from the seed)."""
+    from cartsim.errors import InvalidInputError
+    from cartsim.population import Cohort
+
+    if dose_per_kg is not None and dose is not None:
+        raise InvalidInputError("dose", "either --dose-per-kg or --dose, not both", dose)
+    if dose_per_kg is not None and not 0 < dose_per_kg <= 1e9:
+        raise InvalidInputError("dose-per-kg", "(0, 1e9] cells/kg", dose_per_kg)
+    if dose is not None and not 0 < dose <= 1e11:
+        raise InvalidInputError("dose", "(0, 1e11] cells", dose)
+    total_dose = None
+    if dose_per_kg is not None:
+        total_dose = np.full(n, dose_per_kg * weight)
+    elif dose is not None:
+        total_dose = np.full(n, dose)
+    return Cohort(
+        disease, weight_kg=np.full(n, weight), age_y=np.full(n, age),
+        marrow_blasts_pct=np.full(n, marrow_blasts) if disease == "b-all" else None,
+        tumour_volume_ml=np.full(n, tumour_volume_ml) if disease == "lbcl" else None,
+        dose=total_dose, cd19_negative_fraction=np.full(n, cd19neg),
+    )
+
+
 def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               tumour_volume_ml: float, weight: float, age: float, dose_per_kg: float | None,
               dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
               typical: bool, chunk_size: int, protocol: str = "default",
               rtol: float = 1e-5) -> None:
-    import pandas as pd
-
     from cartsim.atomic import check_output_dir
     from cartsim.clinic import load_protocol
     from cartsim.errors import InvalidInputError
     from cartsim.population import Cohort
     from cartsim.products import get_product
-    from cartsim.simulation import SimulationResult, simulate
+    from cartsim.streaming import ChunkedWriter, resource_warnings
 
     check_output_dir(out)
     prod = get_product(product)
@@ -107,31 +136,22 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
         raise InvalidInputError("patients", "[1, 10000000]", patients)
     if chunk_size < 1:
         raise InvalidInputError("chunk-size", "≥ 1", chunk_size)
-    if dose_per_kg is not None and dose is not None:
-        raise InvalidInputError("dose", "either --dose-per-kg or --dose, not both", dose)
-    if dose_per_kg is not None and not 0 < dose_per_kg <= 1e9:
-        raise InvalidInputError("dose-per-kg", "(0, 1e9] cells/kg", dose_per_kg)
-    if dose is not None and not 0 < dose <= 1e11:
-        raise InvalidInputError("dose", "(0, 1e11] cells", dose)
     if not 1 <= days <= 3650:
         raise InvalidInputError("days", "[1, 3650]", days)
     n = patients
-    total_dose = None
-    if dose_per_kg is not None:
-        total_dose = np.full(n, dose_per_kg * weight)
-    elif dose is not None:
-        total_dose = np.full(n, dose)
-    cohort_all = Cohort(
-        disease, weight_kg=np.full(n, weight), age_y=np.full(n, age),
-        marrow_blasts_pct=np.full(n, marrow_blasts) if disease == "b-all" else None,
-        tumour_volume_ml=np.full(n, tumour_volume_ml) if disease == "lbcl" else None,
-        dose=total_dose, cd19_negative_fraction=np.full(n, cd19neg),
-    )
-    parts: list[SimulationResult] = []
+    cohort_all = _cohort(disease, marrow_blasts, tumour_volume_ml, weight, age, dose_per_kg,
+                         dose, cd19neg, n)
+    assert isinstance(cohort_all, Cohort)
+    out = Path(out)
+    for line in resource_warnings(n, days, min(chunk_size, n), out):
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
     from cartsim.progress import progress as progress_bar
 
-    with progress_bar("simulating", "patient-days", n * (days + 5), console,
-                      enabled=n >= 2) as update:
+    # chunk by chunk into Parquet (one row group per chunk) in a fresh temporary directory,
+    # then moved into place: memory is bounded by the chunk, nothing is half-written
+    with ChunkedWriter(out, max_plot_patients=60) as writer, \
+            progress_bar("simulating", "patient-days", n * (days + 5), console,
+                         enabled=n >= 2) as update:
         for start in range(0, n, chunk_size):
             stop = min(n, start + chunk_size)
             idx = np.arange(start, stop)
@@ -141,51 +161,27 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
                 else cohort_all.marrow_blasts_pct[idx],
                 tumour_volume_ml=None if cohort_all.tumour_volume_ml is None
                 else cohort_all.tumour_volume_ml[idx],
-                dose=None if total_dose is None else total_dose[idx],
+                dose=None if cohort_all.dose is None else cohort_all.dose[idx],
                 cd19_negative_fraction=cohort_all.cd19_negative_fraction[idx],  # type: ignore[index]
                 patient_id=idx,
             )
             m, done = stop - start, start * (days + 5)
-            parts.append(simulate(
+            writer.add(simulate_chunk(
                 chunk, prod, days=days, seed=seed, variability=not typical, protocol=policy,
                 rtol=rtol,
-                progress=lambda k, m=m, done=done: update(done + k * m)))
-    res = SimulationResult(
-        pd.concat([r.trajectories for r in parts], ignore_index=True),
-        pd.concat([r.events for r in parts], ignore_index=True),
-        np.concatenate([r.status for r in parts]),
-        np.concatenate([r.steps for r in parts]),
-        seed, {**parts[0].meta, "patients": n},
-    )
-    # write into a fresh temporary directory, then move into place: nothing half-written
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        res.write(tmp)
-        out.mkdir(exist_ok=True)
-        for f in tmp.iterdir():
-            shutil.move(str(f), out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _summary(res, out)
+                progress=lambda k, m=m, done=done: update(done + k * m)), patients=n)
+    _summary(writer.summary, out)
 
 
 def _summary(res: object, out: Path) -> None:
     from rich.table import Table
 
-    from cartsim.simulation import SimulationResult
     from cartsim.status import Status
+    from cartsim.streaming import RunSummary
 
-    assert isinstance(res, SimulationResult)
-    t = res.trajectories
-    post = t[t.day >= 0]
-    g = post.groupby("patient_id")
-    peak = g["cart_cells_per_ul"].max()
-    tmax = post.loc[g["cart_cells_per_ul"].idxmax(), "day"]
-    il6 = g["il6_pg_ml"].max()
-    d28 = t[t.day == 28].set_index("patient_id")
-    table = Table(title=f"cartsim simulate — {len(peak)} patient(s), seed {res.seed}")
+    assert isinstance(res, RunSummary)
+    pp = res.per_patient
+    table = Table(title=f"cartsim simulate — {len(pp)} patient(s), seed {res.seed}")
     table.add_column("readout")
     table.add_column("median (10th–90th percentile)")
 
@@ -196,12 +192,13 @@ def _summary(res: object, out: Path) -> None:
             return "–"
         return f"{np.median(a):.4g} ({np.percentile(a, 10):.3g}–{np.percentile(a, 90):.3g})"
 
-    table.add_row("CAR-T peak, cells/µL", q(peak))
-    table.add_row("CAR-T Tmax, day", q(tmax))
-    table.add_row("IL-6 peak, pg/mL", q(il6))
-    table.add_row("max temperature, °C", q(g["temperature_c"].max()))
-    if not d28.empty and d28["mrd_fraction"].notna().any():
-        table.add_row("MRD < 1e-4 at day 28, %", f"{100 * (d28.mrd_fraction < 1e-4).mean():.1f}")
+    table.add_row("CAR-T peak, cells/µL", q(pp["cart_peak"]))
+    table.add_row("CAR-T Tmax, day", q(pp["cart_tmax"]))
+    table.add_row("IL-6 peak, pg/mL", q(pp["il6_peak"]))
+    table.add_row("max temperature, °C", q(pp["temp_max"]))
+    mrd = pp["mrd_d28"]
+    if mrd.notna().any():
+        table.add_row("MRD < 1e-4 at day 28, %", f"{100 * (mrd < 1e-4).mean():.1f}")
     codes, counts = np.unique(np.asarray(res.status)[np.asarray(res.status) != 0],
                               return_counts=True)
     stopped = ", ".join(f"{Status(int(c)).label} {k}" for c, k in zip(codes, counts, strict=True))
@@ -211,6 +208,94 @@ def _summary(res: object, out: Path) -> None:
     for c in codes:  # what happened and what to change, once per failure kind
         Console().print(f"status {Status(int(c)).label}: {Status(int(c)).message}")
     Console().print(f"written: {out}/trajectories.parquet, events.parquet, trajectories.png")
+
+
+@app.command("export-sbml")
+def export_sbml(
+    product: Annotated[str, typer.Option(help="product preset or alias, e.g. tisagenlecleucel")],
+    disease: Annotated[Disease, typer.Option(help="b-all or lbcl")],
+    out: Annotated[Path, typer.Option(help="SBML file to write (.xml)")],
+    marrow_blasts: Annotated[float, typer.Option(help="B-ALL marrow blasts, % (0–100)")] = 60.0,
+    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL tumour volume, mL")] = 50.0,
+    weight: Annotated[float, typer.Option(help="body weight, kg")] = 30.0,
+    age: Annotated[float, typer.Option(help="age, years")] = 10.0,
+    dose_per_kg: Annotated[float | None, typer.Option(help="CAR+ cells per kg")] = None,
+    dose: Annotated[float | None, typer.Option(help="total CAR+ cells (flat)")] = None,
+    cd19_negative_fraction: Annotated[float, typer.Option(
+        help="pre-existing CD19-negative fraction of the tumour (0–1)")] = 0.0,
+    seed: Annotated[int, typer.Option(help="root random seed (the patient's IIV draw)")] = 0,
+    patient: Annotated[int, typer.Option(help="patient id whose draw is exported")] = 0,
+    typical: Annotated[bool, typer.Option(
+        help="no inter-individual variability (the typical patient)")] = False,
+) -> None:
+    """Write one virtual patient's model as SBML L3 (states, parameters with units, rules,
+    the schedule as events), generated from the installed mechanisms."""
+    try:
+        _export_sbml(product, disease.value, out, marrow_blasts, tumour_volume_ml, weight,
+                     age, dose_per_kg, dose, cd19_negative_fraction, seed, patient, typical)
+    except CartsimError as e:
+        _error(e)
+
+
+def _export_sbml(product: str, disease: str, out: Path, marrow_blasts: float,
+                 tumour_volume_ml: float, weight: float, age: float,
+                 dose_per_kg: float | None, dose: float | None, cd19neg: float, seed: int,
+                 patient: int, typical: bool) -> None:
+    from dataclasses import replace
+
+    from cartsim.errors import InvalidInputError
+    from cartsim.population import Cohort
+    from cartsim.products import get_product
+
+    out = Path(out)
+    if out.is_dir():
+        raise InvalidInputError("--out", "a file path (.xml), not a directory", str(out))
+    if not out.parent.exists():
+        raise InvalidInputError("--out", "a path in an existing directory", str(out))
+    if patient < 0:
+        raise InvalidInputError("patient", "a patient id ≥ 0", patient)
+    prod = get_product(product)
+    cohort = _cohort(disease, marrow_blasts, tumour_volume_ml, weight, age, dose_per_kg,
+                     dose, cd19neg, 1)
+    assert isinstance(cohort, Cohort)
+    cohort = replace(cohort, patient_id=np.array([patient]))
+    from cartsim.sbml.export import write_patient
+
+    write_patient(out, cohort, prod, seed=seed, variability=not typical)
+    Console().print(f"written: {out} (patient {patient}, seed {seed}; SBML L3V2, "
+                    f"deterministic skeleton of the installed model)")
+
+
+@app.command("sbml-cohort")
+def sbml_cohort(
+    model: Annotated[str, typer.Argument(
+        help="a shipped BioModels id (BIOMD0000001012, ...) or an SBML file")],
+    out: Annotated[Path, typer.Option(help="output directory")],
+    patients: Annotated[int, typer.Option(help="cohort size")] = 100,
+    duration: Annotated[float, typer.Option(help="simulated time, in the model's unit")] = 60.0,
+    points: Annotated[int, typer.Option(help="output time points")] = 121,
+    iiv: Annotated[float, typer.Option(
+        help="log-normal sd of inter-individual variability on positive parameters")] = 0.2,
+    seed: Annotated[int, typer.Option(help="root random seed")] = 0,
+    fixed: Annotated[list[str] | None, typer.Option(
+        help="parameter kept at its published value (repeatable)")] = None,
+) -> None:
+    """Run a published SBML model (or any SBML file) as a virtual cohort with libRoadRunner;
+    writes trajectories.parquet."""
+    try:
+        from cartsim.atomic import atomic_write, check_output_dir
+        from cartsim.sbml.cohort import run_cohort
+
+        check_output_dir(out)
+        df = run_cohort(model, patients, duration, seed=seed, iiv_sd=iiv, points=points,
+                        fixed=tuple(fixed or ()))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(out) / "trajectories.parquet",
+                     lambda tmp: df.to_parquet(tmp, index=False))
+        Console().print(f"written: {out}/trajectories.parquet ({patients} patients of "
+                        f"{df.attrs['model']}, {len(df.attrs['varied'])} parameters varied)")
+    except CartsimError as e:
+        _error(e)
 
 
 def main() -> None:  # pragma: no cover

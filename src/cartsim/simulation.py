@@ -288,7 +288,7 @@ class SimulationResult:
         ``Figure``; also written as PNG when ``path`` is given."""
         from cartsim.report.trajectories import trajectory_figure
 
-        fig = trajectory_figure(self.trajectories, max_lines)
+        fig = trajectory_figure(self.trajectories, max_lines, events=self.events)
         if path is not None:
             fig.savefig(path, dpi=110, format="png")
         return fig
@@ -303,7 +303,7 @@ class SimulationResult:
             from cartsim.report.trajectories import plot_trajectories
 
             tmp = out / ".trajectories.png.tmp.png"
-            plot_trajectories(self.trajectories, tmp)
+            plot_trajectories(self.trajectories, tmp, events=self.events)
             os.replace(tmp, out / "trajectories.png")
 
 

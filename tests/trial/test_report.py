@@ -13,13 +13,14 @@ from cartsim.trial.runner import run_trial
 from cartsim.trial.spec import validate_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-N_FIGURES = 9  # EFS, OS, swimmer, kinetics, grades, onset, cytopenia, B-cell aplasia, relapse
+N_FIGURES = 10  # EFS, OS, forest, swimmer, kinetics, grades, onset, cytopenia, BCA, relapse
 
 
 @pytest.fixture(scope="module")
 def trial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = validate_spec({
         "name": "report-test", "seed": 3, "follow_up_days": 120, "assessment_days": [28, 91],
+        "crs_scale": "lee2014",
         "population": {"disease": "lbcl", "size": 8, "age_y": 60,
                        "tumour_volume_ml": {"kind": "lognormal", "median": 50, "sd_log": 1,
                                             "lower": 2, "upper": 2000}},
@@ -89,3 +90,24 @@ def test_report_and_summary_count_patients_the_simulator_stopped(trial_dir: Path
     assert s["stopped_patients"] == 1
     html = build_report(patients, pd.read_parquet(trial_dir / "daily.parquet"), manifest)
     assert "1 patient(s) stopped early" in html and "<td>implausible</td>" in html
+
+
+def test_report_header_names_the_parameter_set_and_the_crs_scale(trial_dir: Path) -> None:
+    """Issue 13 item 8: a reader sees which parameter set (calibrated or not) and which CRS
+    scale produced the numbers, and the grade figure is on that scale."""
+    html = (trial_dir / "report.html").read_text(encoding="utf-8")
+    head = html[: html.index("<h2>")]
+    assert "Parameter set:</b>" in head and "calibrat" in head
+    assert "CRS scale:</b> lee2014" in head
+    assert "<figcaption>CRS and ICANS grade distributions (CRS on the lee2014 scale)" in html
+    assert "Subgroup hazard ratios (forest plot)" in html
+
+
+def test_cli_trial_table_uses_the_specs_crs_scale(trial_dir: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from cartsim.trial.cli import _print_summary
+
+    _print_summary(trial_dir)
+    out = capsys.readouterr().out
+    assert "crs_any (lee2014)" in out and "crs_grade_ge3 (lee2014)" in out
+    assert "lee2014 scale" in " ".join(out.split())

@@ -87,7 +87,9 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
              f"{html.escape(str(manifest.get('versions', {}).get('cartsim', '?')))}. "
              "Outcomes emerge from the simulated dynamics; deaths come from the trial layer's "
              "state-driven death model (docs/trial.md).</p>",
-             f"<p class='note'>Parameter set: {html.escape(param_set)}.</p>"]
+             f"<p><b>Parameter set:</b> {html.escape(param_set)}. <b>CRS scale:</b> "
+             f"{html.escape(spec.crs_scale)} (the spec's crs_scale: the CRS rates, table and "
+             "figures below use it; ICANS is graded on ASTCT).</p>"]
     st = s["status"]
     stopped = st[st["code"] != 0]
     parts.append("<h2>Simulation status</h2>")
@@ -117,7 +119,8 @@ def build_report(patients: pd.DataFrame, daily: pd.DataFrame, manifest: dict[str
         parts += ["<h2>Arm comparisons (Cox HR, log-rank)</h2>",
                   table_html(s["comparisons"][cols])]
     parts.append("<h2>Figures</h2>")
-    for caption, fig in all_figures(patients, daily):
+    for caption, fig in all_figures(patients, daily, spec.crs_scale,
+                                    spec.population.disease):
         parts.append(f"<figure><img alt='{html.escape(caption)}' "
                      f"src='data:image/png;base64,{figure_png_base64(fig)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")

@@ -80,13 +80,19 @@ def _print_summary(out: Path) -> None:
 
     from rich.table import Table
 
+    from cartsim.trial.manifest import read_manifest
+
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    t = Table(title=f"trial {s['trial']} — {s['patients_per_arm']} patients per arm")
+    scale = str(read_manifest(out).get("spec", {}).get("crs_scale", "astct"))
+    t = Table(title=f"trial {s['trial']} — {s['patients_per_arm']} patients per arm "
+                    f"(CRS on the {scale} scale)")
     t.add_column("endpoint")
     for a in s["arms"]:
         t.add_column(a)
-    show = ("responder", "complete_response", "mrd_negative_remission", "crs_any",
-            "crs_grade_ge3", "icans_grade_ge3", "relapse_among_responders", "death")
+    # CRS rows on the spec's crs_scale (the summary has every scale; ASTCT is unsuffixed)
+    sfx = "" if scale == "astct" else f"_{scale}"
+    show = ("responder", "complete_response", "mrd_negative_remission", f"crs_any{sfx}",
+            f"crs_grade_ge3{sfx}", "icans_grade_ge3", "relapse_among_responders", "death")
     rows: dict[str, dict[str, str]] = {}
     for r in s["rates"]:
         if r["endpoint"] in show and r["n"]:
@@ -94,7 +100,8 @@ def _print_summary(out: Path) -> None:
                 f"{100 * r['rate']:.1f}% ({100 * r['lower']:.0f}–{100 * r['upper']:.0f})")
     for ep in show:
         if ep in rows:
-            t.add_row(ep, *[rows[ep].get(a, "–") for a in s["arms"]])
+            label = f"{ep.removesuffix(sfx)} ({scale})" if ep.startswith("crs_") else ep
+            t.add_row(label, *[rows[ep].get(a, "–") for a in s["arms"]])
     for m in s["medians"]:
         if m["endpoint"] in ("efs", "os"):
             rows.setdefault(f"median {m['endpoint']} (d)", {})[m["arm"]] = (
