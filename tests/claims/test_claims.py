@@ -187,7 +187,8 @@ def test_verdicts_for_hazard_ratios_values_and_no_effect_claims() -> None:
                  endpoint={"kind": "rate", "expr": "responder == 1"},
                  published={"value": 81, "lower": 71, "upper": 89})
     assert judge(val, [E(80, 74, 85)], None)[0] == REPRODUCED
-    assert judge(val, [E(97, 94, 99)], None)[0] == REPRODUCED  # within 10 points of the CI
+    assert judge(val, [E(90.5, 88, 93)], None)[0] == REPRODUCED  # within 10 points of 81
+    assert judge(val, [E(95, 92, 97)], None)[0] == NOT_REPRODUCED  # > 10 points, outside CI
     assert judge(val, [E(50, 43, 57)], None)[0] == NOT_REPRODUCED
     no_ci = _claim(arms=[{"label": "x"}], comparison="value",
                    endpoint={"kind": "rate", "expr": "responder == 1"},

@@ -56,7 +56,7 @@ def markdown(results: list[ClaimResult], command: str, meta: dict[str, Any]) -> 
       "for rates, log-log Greenwood for Kaplan–Meier landmarks, Cox (Efron) for hazard ratios, "
       "normal approximation for differences and ratios. Verdicts: **reproduced** — the effect's "
       "CI lies on the claimed side of no effect and every published figure is matched (inside "
-      "its CI or within 10 points); **direction only** — direction right, figure off; **not "
+      "its CI, or within 10 points of it); **direction only** — direction right, figure off; **not "
       "reproduced** — no effect, the opposite effect, or a figure off for a one-arm claim; "
       "**not testable** — with the reason. For `hr`/`ratio` endpoints `a>b` means HR or ratio "
       "above 1.\n\n")
