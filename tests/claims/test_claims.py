@@ -243,7 +243,8 @@ untestable = "not an outcome"
     assert a6["verdict"] in (REPRODUCED, NOT_REPRODUCED) and str(a6["n_per_arm"]) in ("8", "8.0")
     assert "%" in a6["simulated"] and "(" in a6["simulated"]
     assert rows.iloc[1]["verdict"] == NOT_TESTABLE and rows.iloc[1]["reason"] == "not an outcome"
-    meta = json.loads((out / "claims.json").read_text(encoding="utf-8"))
+    meta = json.loads((out / "claims.json").read_text(encoding="utf-8"),
+                      parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
     assert meta["summary"]["n_rows"] == 2 and meta["patients"] == 8
     md = (tmp_path / "doc.md").read_text(encoding="utf-8")
     assert "cartsim claims" in md and "| **A6/cheap**" in md
@@ -256,3 +257,33 @@ untestable = "not an outcome"
 def test_run_claims_checks_the_patient_count() -> None:
     with pytest.raises(Exception, match="--patients"):
         run_claims([], patients=0)
+
+
+def test_outputs_from_results_without_simulating(tmp_path: Path) -> None:
+    """claims.csv/json/md from judged results: every row, the verdict counts, strict JSON."""
+    from cartsim.claims.report import counts, write_outputs
+    from cartsim.claims.run import ClaimResult
+
+    b7 = _claim()
+    res_b7 = ClaimResult(b7, [E(65, 58, 72), E(20, 14, 26)], E(45, 36, 54), n=[200, 200])
+    res_b7.verdict, res_b7.reason = judge(b7, res_b7.arms, res_b7.effect)
+    hr = _claim(part="hr", endpoint={"kind": "hr", "event": "pfs"}, published={})
+    res_hr = ClaimResult(hr, [], Estimate(math.nan, math.nan, math.nan), n=[200, 200])
+    res_hr.verdict, res_hr.reason = judge(hr, res_hr.arms, res_hr.effect)
+    skip = validate_claims({"claim": [{"id": "B13", "text": "t", "ref": "r",
+                                       "untestable": "not an outcome"}]})[0]
+    res_skip = ClaimResult(skip, reason="not an outcome")
+    results = [res_b7, res_hr, res_skip]
+    c = counts(results)
+    assert c["rows"] == {REPRODUCED: 1, DIRECTION_ONLY: 0, NOT_REPRODUCED: 1, NOT_TESTABLE: 1}
+    assert c["ids_all_testable_reproduced"] == []  # B7/hr is not reproduced
+    paths = write_outputs(results, tmp_path, "cartsim claims --out X", {"patients": 200})
+    rows = pd.read_csv(paths["csv"])
+    assert list(rows["verdict"]) == [REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE]
+    assert "+45.0 (+36.0 to +54.0) points" in rows.iloc[0]["simulated"]
+    assert rows.iloc[1]["simulated"] == "HR undefined"
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"),
+                     parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    assert doc["claims"][1]["effect"] is None
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "`cartsim claims --out X`" in md and md.count("\n| **") == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,17 @@ def counts(results: list[ClaimResult]) -> dict[str, Any]:
                  if any(x != "not testable" for x in v)
                  and all(x == "reproduced" for x in v if x != "not testable")),
                 key=SEED_IDS.index)}
+
+
+def _finite(x: Any) -> Any:
+    """NaN and infinities as null (strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _cell(x: Any) -> str:
@@ -87,8 +99,8 @@ def write_outputs(results: list[ClaimResult], out: Path, command: str,
     paths = {"csv": out / "claims.csv", "json": out / "claims.json", "md": out / "claims.md"}
     write_text_atomic(paths["csv"], df.to_csv(index=False))
     write_text_atomic(paths["json"], json.dumps(
-        {"command": command, **meta, "summary": counts(results), "claims": recs},
-        indent=1, default=str, allow_nan=True))
+        _finite({"command": command, **meta, "summary": counts(results), "claims": recs}),
+        indent=1, default=str, allow_nan=False))
     md = markdown(results, command, meta)
     write_text_atomic(paths["md"], md)
     if doc is not None:
