@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cartsim-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench claims clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Every claim of the two source reviews as a paired virtual experiment → docs/claims.md
+claims: $(STAMP)
+	nice $(BIN)/cartsim claims --out claims_out --doc docs/claims.md
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cohort.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out claims_out .pytest_cache .ruff_cache

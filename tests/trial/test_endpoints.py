@@ -283,3 +283,39 @@ def test_infections_rise_with_steroids_and_severe_crs_and_severity_follows_neutr
                             last[1000:1500])
     assert np.array_equal(part.severe, neut.severe[1000:1500])
     assert np.array_equal(part.count, neut.count[1000:1500])
+
+
+def test_sanctuary_disease_is_read_by_response_relapse_and_mrd_endpoints() -> None:
+    """Claims A6/A7: CNS/testicular (sanctuary) disease is visible. Patient 0 clears marrow and
+    sanctuary (CR); patient 1 clears the marrow but keeps sanctuary disease (no CR, although
+    MRD-negative in the marrow); patient 2 responds, then relapses in the sanctuary alone on day
+    100 (an isolated CNS relapse); patient 3 relapses in both on day 120."""
+    days = np.arange(-5, 200)
+    x = _course(4, days)
+    x["marrow_blast_pct"][:, days < 20] = 50.0
+    cns = np.zeros((4, days.size))
+    cns[:, days < 20] = 1e9
+    cns[1, :] = 5e8
+    cns[2, days >= 100] = 2e8
+    cns[3, days >= 120] = 2e8
+    x["marrow_blast_pct"][3, days >= 120] = 30.0
+    x["cns_tumour_cells"] = cns
+    course = Course(np.arange(4), days, x)
+    cov = {"age_y": np.full(4, 30.0), "weight_kg": np.full(4, 70.0)}
+    kw = dict(disease="b-all", seed=0, follow_up_days=180, assessment_days=[28, 91],
+              protocol_grades=False, death_overrides={"infection_base_hazard": 0.0})
+    ev = pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"])
+    t = compute_endpoints(course, ev, cov, **kw)[0].set_index("patient_id")
+    assert list(t["cns_positive_d0"]) == [1, 1, 1, 1]
+    assert list(t["cns_d28"]) == ["negative", "positive", "negative", "negative"]
+    assert list(t["best_response"]) == ["CR", "NR", "CR", "CR"]
+    assert t.loc[1, "mrd_d28"] == "negative" and t.loc[1, "mrd_negative_remission"] == 0
+    assert t.loc[0, "relapse"] == 0 and t.loc[0, "relapse_site"] == ""
+    assert t.loc[2, "relapse_day"] == 100 and t.loc[2, "relapse_site"] == "CNS"
+    assert t.loc[3, "relapse_day"] == 120 and t.loc[3, "relapse_site"] == "combined"
+    assert t.loc[2, "efs_days"] == 100 and t.loc[2, "efs_event"] == 1
+    # a threshold above the sanctuary load makes it invisible again (the old behaviour)
+    t2 = compute_endpoints(course, ev, cov, params={"cns_positive_cells": 1e12},
+                           **kw)[0].set_index("patient_id")
+    assert list(t2["best_response"]) == ["CR", "CR", "CR", "CR"]
+    assert t2.loc[2, "relapse"] == 0

@@ -128,6 +128,24 @@ def relapse_after_response(
     return day, pheno.astype(object)
 
 
+def cns_relapse_after_response(days: np.ndarray, cns_cells: np.ndarray,
+                               response_day: np.ndarray, positive_cells: float) -> np.ndarray:
+    """B-ALL extramedullary relapse: first day after the response day with sanctuary
+    (CNS/testis) tumour cells ≥ ``positive_cells`` (NaN if none)."""
+    after = days[None, :] > np.nan_to_num(response_day, nan=np.inf)[:, None]
+    with np.errstate(invalid="ignore"):
+        return first_day(after & (cns_cells >= positive_cells), days)
+
+
+def relapse_site(marrow_day: np.ndarray, cns_day: np.ndarray) -> np.ndarray:
+    """Where a B-ALL relapse is first seen: ``marrow``, ``CNS`` (isolated sanctuary relapse),
+    ``combined`` (both on the relapse day) or ``""`` without relapse."""
+    m = np.nan_to_num(marrow_day, nan=np.inf)
+    c = np.nan_to_num(cns_day, nan=np.inf)
+    return np.select([np.isinf(m) & np.isinf(c), m < c, c < m], ["", "marrow", "CNS"],
+                     "combined").astype(object)
+
+
 def lbcl_progression(days: np.ndarray, volume_ml: np.ndarray, factor: float = 1.5,
                      min_volume_ml: float = 1.0) -> np.ndarray:
     """First day ≥ 1 on which the tumour is ≥ ``factor`` × its nadir since day 0 (and at least
@@ -202,6 +220,13 @@ RESPONSE_PARAMS = ParameterTable((
     ParameterSpec("response_window_day", "d", 91.0, 1.0, 3650.0,
                   "ELIANA/ZUMA: best response within 3 months",
                   "last assessment day at which a first response still counts"),
+    ParameterSpec("cns_positive_cells", "cells", 1e8, 0.0, 1e12,
+                  "assumed (a tenth of the overt CNS/testicular disease that seeds the "
+                  "sanctuary, tumour.cns_overt_cells = 1e9; CSF cytology and testicular "
+                  "examination see bulk sanctuary disease only)",
+                  "B-ALL: sanctuary (CNS/testis) tumour cells at or above which extramedullary "
+                  "disease is detected; CR/CRi needs it absent, and its return after a "
+                  "response is a relapse"),
 ))
 SURVIVAL_PARAMS = ParameterTable((
     ParameterSpec("relapse_blast_pct", "%", 5.0, 0.0, 100.0,
@@ -344,6 +369,10 @@ def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         prog_day = lbcl_progression(days, np.where(alive, vol, np.nan), q["progression_factor"],
                                     q["progression_min_volume_ml"])
         base_spd = np.nan_to_num(_at(course, "spd_cm2", int(days[0])), nan=0.0)
+    has_cns = "cns_tumour_cells" in course.x  # absent in courses built without the readout
+    if ctx.disease == "b-all" and has_cns:
+        out["cns_positive_d0"] = (np.nan_to_num(_at(course, "cns_tumour_cells", int(days[0])))
+                                  >= q["cns_positive_cells"]).astype(np.int8)
     for a in ctx.assessment_days:
         evaluable = np.nan_to_num(last_day, nan=-1) >= a
         if ctx.disease == "b-all":
@@ -356,6 +385,13 @@ def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
                            dtype=object)
             m = np.where(evaluable, m, "not_done")
             out[f"mrd_d{a}"] = m
+            # extramedullary (CNS/testis) disease: a marrow CR with detectable sanctuary
+            # disease is no remission (CNS-1 and normal testes are part of CR)
+            cns_pos = (np.nan_to_num(_at(course, "cns_tumour_cells", a))
+                       >= q["cns_positive_cells"]) if has_cns else np.zeros(n, dtype=bool)
+            out[f"cns_d{a}"] = np.where(evaluable, np.where(cns_pos, "positive", "negative"),
+                                        "not_done").astype(object)
+            r = np.where(cns_pos & np.isin(r, responses), "NR", r).astype(object)
             mrd_neg_remission |= (evaluable & np.isin(r, responses) & (m == "negative")
                                   ).astype(np.int8)
         else:
@@ -391,9 +427,23 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     response_day, prog_day = ctx.shared["response_day"], ctx.shared["prog_day"]
     out: dict[str, Any] = {}
     if ctx.disease == "b-all":
-        rel_day, pheno = relapse_after_response(
+        marrow_day, pheno = relapse_after_response(
             days, xm["marrow_blast_pct"], xm["cd19_negative_tumour_fraction"], response_day,
             q["relapse_blast_pct"], q["cd19_negative_relapse_fraction"])
+        cns_day = (cns_relapse_after_response(days, xm["cns_tumour_cells"], response_day,
+                                              ctx.q["cns_positive_cells"])
+                   if "cns_tumour_cells" in xm else np.full(n, np.nan))
+        rel_day = np.fmin(marrow_day, cns_day)
+        out["relapse_site"] = relapse_site(marrow_day, cns_day)
+        # an isolated sanctuary relapse: phenotype read in the marrow that day (as the clinic
+        # does; "CD19-unknown" while the marrow holds no tumour cell)
+        k = np.searchsorted(days, np.nan_to_num(rel_day, nan=days[0]))
+        f = xm["cd19_negative_tumour_fraction"][np.arange(n), k]
+        iso = np.isfinite(cns_day) & ~(marrow_day <= cns_day)
+        pheno = np.where(iso, np.where(np.isnan(f), "CD19-unknown",
+                                       np.where(f >= q["cd19_negative_relapse_fraction"],
+                                                "CD19-negative", "CD19-positive")),
+                         pheno).astype(object)
         prog_day = rel_day
     else:
         rel_day = np.where(np.isfinite(response_day) & (prog_day > response_day), prog_day,

@@ -1,0 +1,81 @@
+"""``cartsim claims`` (mounted by cartsim.cli)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cartsim.errors import CartsimError, InvalidInputError
+
+console = Console(stderr=True)
+
+
+def _commit() -> str:
+    try:
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=5, cwd=Path(__file__).parent)
+        return r.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def claims_command(
+    out: Annotated[Path, typer.Option("--out", help="output directory (claims.csv/json/md)")],
+    patients: Annotated[int, typer.Option(help="virtual patients per arm")] = 200,
+    seed: Annotated[int | None, typer.Option(
+        help="root seed of every experiment (default: each study spec's own seed)")] = None,
+    only: Annotated[str | None, typer.Option(
+        help="only these claim ids or id/part keys, comma-separated (e.g. A8,B7)")] = None,
+    claims_file: Annotated[Path | None, typer.Option(
+        "--claims", help="claims TOML (default: the shipped data/claims/claims.toml)")] = None,
+    doc: Annotated[Path | None, typer.Option(
+        help="also write the Markdown table here (e.g. docs/claims.md)")] = None,
+) -> None:
+    """Test every claim of the two source reviews by a paired virtual experiment."""
+    try:
+        _run(out, patients, seed, only, claims_file, doc)
+    except CartsimError as e:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run(out: Path, patients: int, seed: int | None, only: str | None,
+         claims_file: Path | None, doc: Path | None) -> None:
+    import cartsim
+    from cartsim.atomic import check_output_dir
+    from cartsim.claims.report import counts, write_outputs
+    from cartsim.claims.run import run_claims
+    from cartsim.claims.schema import load_claims
+
+    check_output_dir(out)
+    claims = load_claims(claims_file)
+    if only:
+        want = [w.strip() for w in only.split(",") if w.strip()]
+        known = {c.id for c in claims} | {c.key for c in claims}
+        bad = [w for w in want if w not in known]
+        if bad:
+            raise InvalidInputError("--only", "claim ids or id/part keys of the claims file",
+                                    ",".join(bad))
+        claims = [c for c in claims if c.id in want or c.key in want]
+    t0 = time.perf_counter()
+
+    def tick(k: int, n: int, key: str) -> None:
+        console.print(f"[{k}/{n}] {key} ({time.perf_counter() - t0:.0f} s)", highlight=False)
+
+    results = run_claims(claims, patients=patients, seed=seed, progress=tick)
+    command = "cartsim " + " ".join(sys.argv[1:]) if sys.argv and "claims" in sys.argv \
+        else f"cartsim claims --patients {patients} --out {out}"
+    meta = {"version": cartsim.__version__, "commit": _commit(), "patients": patients,
+            "seed": seed, "seconds": time.perf_counter() - t0}
+    paths = write_outputs(results, out, command, meta, doc)
+    c = counts(results)
+    console.print(", ".join(f"{k}: {v}" for k, v in c["rows"].items()) + f" (of {c['n_rows']})")
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
