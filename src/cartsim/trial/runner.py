@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cartsim import parameter_sets
 from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.provenance import parameter_set_status
@@ -321,6 +322,7 @@ def _manifest(spec: TrialSpec, plans: list[ChunkPlan], chunk_size: int, status: 
         "spec": spec.canonical(),
         "versions": versions(),
         "parameter_set": parameter_set_status(),
+        "parameter_set_in_force": parameter_sets.describe(),
         "chunks": [{"arm": p.arm, "arm_index": p.arm_index, "first_id": p.first_id,
                     "n": len(p.ids), "file": p.patients_file} for p in plans],
     }
