@@ -365,6 +365,14 @@ def run_trial(
                 f"{str(old.get('spec_digest'))[:12]})",
                 f"seed {spec.seed}, {spec.population.size} patients per arm, digest "
                 f"{spec.digest()[:12]}", "start a fresh output directory instead")
+        was = (old.get("parameter_set_in_force") or {}).get("digest")
+        now = parameter_sets.describe()["digest"]
+        if "parameter_set_in_force" in old and was != now:
+            raise InvalidInputError(
+                "--resume", f"the parameter set recorded in {mf} "
+                f"({old['parameter_set_in_force'].get('name')})",
+                parameter_sets.describe()["name"],
+                "resume with the same --parameter-set, or start a fresh output directory")
         chunk_size = int(old["chunk_size"])  # the chunk plan is the manifest's
     elif mf.exists():
         raise InvalidInputError("--out", "a directory without a previous trial (or pass "
