@@ -45,7 +45,8 @@ def parameter_set_status(specs: Iterable[ParameterSpec] | None = None) -> str:
         return (f"not calibrated to clinical trial outcomes (the {len(specs)} model parameters "
                 "are cited, assumed or fitted to single sources; `cartsim validate` measures "
                 "the distance to published trials)")
-    sources = sorted({s.provenance for s in cal})
+    # a parameter set's provenance ends with " (was: <the model's provenance>)": named once
+    sources = sorted({s.provenance.split(" (was: ")[0] for s in cal})
     from cartsim.parameter_sets import active
 
     ps = active()
