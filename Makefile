@@ -16,6 +16,10 @@ demo: $(STAMP)
 	rm -rf demo_out
 	$(BIN)/cartsim trial run examples/eliana.toml --patients 2000 --out demo_out
 	@echo "report: $(CURDIR)/demo_out/report.html"
+	# the model in force (the installed parameter set, docs/calibration.md) on ELIANA's spec,
+	# every published ELIANA figure next to its simulated value
+	$(BIN)/cartsim validate --studies eliana --patients 200 --rows --no-report \
+	  --out demo_out/eliana_vs_published
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks

@@ -304,6 +304,7 @@ def main() -> None:  # pragma: no cover
 
 def _mount_subcommands() -> None:
     from cartsim.claims.cli import claims_command
+    from cartsim.calibrate.cli import calibrate_command
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
     from cartsim.trial.cli import trial_app
@@ -314,6 +315,7 @@ def _mount_subcommands() -> None:
     app.command("grade")(grade_command)
     app.command("validate")(validate_command)
     app.command("claims")(claims_command)
+    app.command("calibrate")(calibrate_command)
 
 
 _mount_subcommands()

@@ -29,6 +29,7 @@ from cartsim.model.parameters import (
     clone_param_index,
 )
 from cartsim.model.state import N_CLONES, N_STATES, S
+from cartsim.parameter_sets import active as active_parameter_set
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.products import Product
 
@@ -200,8 +201,14 @@ def build(
     n = cohort.n
     p = np.empty((n, N_PARAMS))
     mult = product.construct.multipliers()
+    # the parameter set in force (cartsim.parameter_sets) replaces defaults and IIV sds
+    pset = active_parameter_set()
+    _Q = POPULATION_PARAMS.defaults() if pset is None else {  # noqa: N806
+        s.name: pset.apply(s).default for s in POPULATION_PARAMS}
 
     def sample(spec: ParameterSpec) -> np.ndarray:
+        if pset is not None:
+            spec = pset.apply(spec)
         v = np.full(n, spec.default)
         if overrides and spec.name in overrides:
             v[:] = spec.validate(overrides[spec.name], f"parameter {spec.name}")

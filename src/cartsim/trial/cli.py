@@ -35,6 +35,10 @@ def run_command(
     address: Annotated[str | None, typer.Option(help="dask scheduler HOST:PORT")] = None,
     resume: Annotated[bool, typer.Option(help="skip chunks already complete in --out")] = False,
     report: Annotated[bool, typer.Option(help="build report.html at the end")] = True,
+    parameter_set: Annotated[str | None, typer.Option(
+        "--parameter-set", help="parameter set in force: a shipped name, a TOML path, or "
+                                "'none' for the model's own values (default: the installed "
+                                "default, docs/calibration.md)")] = None,
 ) -> None:
     """Run a virtual trial: chunks → patients.parquet, summary.json, report.html."""
     from cartsim.atomic import check_output_dir
@@ -43,6 +47,9 @@ def run_command(
     from cartsim.trial.spec import load_spec
 
     try:
+        from cartsim.parameter_sets import select
+
+        select(parameter_set)
         check_output_dir(out)
         s = load_spec(spec)
         if patients is not None or seed is not None:

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cartsim import parameter_sets
 from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.provenance import parameter_set_status
@@ -321,6 +322,7 @@ def _manifest(spec: TrialSpec, plans: list[ChunkPlan], chunk_size: int, status: 
         "spec": spec.canonical(),
         "versions": versions(),
         "parameter_set": parameter_set_status(),
+        "parameter_set_in_force": parameter_sets.describe(),
         "chunks": [{"arm": p.arm, "arm_index": p.arm_index, "first_id": p.first_id,
                     "n": len(p.ids), "file": p.patients_file} for p in plans],
     }
@@ -363,6 +365,14 @@ def run_trial(
                 f"{str(old.get('spec_digest'))[:12]})",
                 f"seed {spec.seed}, {spec.population.size} patients per arm, digest "
                 f"{spec.digest()[:12]}", "start a fresh output directory instead")
+        was = (old.get("parameter_set_in_force") or {}).get("digest")
+        now = parameter_sets.describe()["digest"]
+        if "parameter_set_in_force" in old and was != now:
+            raise InvalidInputError(
+                "--resume", f"the parameter set recorded in {mf} "
+                f"({old['parameter_set_in_force'].get('name')})",
+                parameter_sets.describe()["name"],
+                "resume with the same --parameter-set, or start a fresh output directory")
         chunk_size = int(old["chunk_size"])  # the chunk plan is the manifest's
     elif mf.exists():
         raise InvalidInputError("--out", "a directory without a previous trial (or pass "

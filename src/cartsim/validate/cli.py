@@ -39,6 +39,12 @@ def validate_command(
         help="root seed for every study (default: each spec's own seed)")] = None,
     chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 250,
     report: Annotated[bool, typer.Option(help="build report.html")] = True,
+    rows: Annotated[bool, typer.Option(
+        "--rows", help="also print every compared row (published vs simulated)")] = False,
+    parameter_set: Annotated[str | None, typer.Option(
+        "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
+                                "calibration's DIR/parameter_set.toml), or 'none' for the "
+                                "model's own values (default: the installed default)")] = None,
 ) -> None:
     """Run the study library and compare each published figure with its simulated value:
     DIR/validation.csv, summary.json, report.html."""
@@ -48,6 +54,9 @@ def validate_command(
     if studies:
         studies = [s.strip() for v in studies for s in v.split(",") if s.strip()]
     try:
+        from cartsim.parameter_sets import select
+
+        select(parameter_set)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=console) as bar:
@@ -72,13 +81,54 @@ def validate_command(
                       f"({n / max(run.seconds, 1e-9):.1f} patients/s)", highlight=False)
     for err in res.errors:
         console.print(f"[yellow]invalid targets row[/] {err}", highlight=False, soft_wrap=True)
+    if rows:
+        print_rows(res.table)
     print_summary(res.summary)
+    from cartsim.provenance import parameter_set_status
+
+    console.print(f"parameter set: {parameter_set_status()}", highlight=False, soft_wrap=True)
     files = "validation.csv, summary.json" + (", report.html" if report else "")
     console.print(f"written: {res.out}/{files}")
 
 
 def _kn(k: int, n: int) -> str:
     return f"{k}/{n}" if n else "–"
+
+
+def _num(x: object) -> str:
+    import math
+
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    try:
+        return f"{float(x):.3g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+def _ci(lo: object, hi: object) -> str:
+    a, b = _num(lo), _num(hi)
+    return f" ({a}–{b})" if a or b else ""
+
+
+def print_rows(table) -> None:  # type: ignore[no-untyped-def]
+    """Every compared row: published (95% CI) next to simulated (95% CI) and pass/fail."""
+    import pandas as pd
+    from rich import box
+
+    t = Table(title="published vs simulated (compared rows)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("study", "endpoint", "timepoint", "subgroup", "published", "simulated", "pass"):
+        t.add_column(c, overflow="fold")
+    for r in table[table["status"] == "compared"].to_dict("records"):
+        unit = "%" if r["unit"] == "percent" else f" {r['unit']}"
+        pub = f"{_num(r['published'])}{unit}{_ci(r['published_ci_low'], r['published_ci_high'])}"
+        sim = f"{_num(r['simulated'])}{unit}{_ci(r['simulated_ci_low'], r['simulated_ci_high'])}"
+        ok = r["passes"]
+        t.add_row(*(r[c] if isinstance(r[c], str) else "" for c in
+                    ("study", "endpoint", "timepoint", "subgroup")), pub, sim,
+                  "–" if ok is None or pd.isna(ok) else ("yes" if ok else "no"))
+    Console().print(t)
 
 
 def print_summary(summary: dict) -> None:  # type: ignore[type-arg]

@@ -19,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from cartsim import parameter_sets
 from cartsim.atomic import write_text_atomic
 from cartsim.errors import InvalidInputError
+from cartsim.provenance import parameter_set_status
 from cartsim.trial.spec import TrialSpec, load_spec
 from cartsim.validate.compute import Simulated, simulate_row, unmapped
 from cartsim.validate.library import (
@@ -338,6 +340,7 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
         "patients_per_arm": patients,
         "seed": seed,
         "points": POINTS,
+        "parameter_set": {**parameter_sets.describe(), "status": parameter_set_status()},
         "studies": {k: {"spec": r.entry.spec.name, "served": list(r.entry.studies),
                         "patients_per_arm": r.spec.population.size, "seed": r.spec.seed,
                         "arms": [a.name for a in r.spec.arms],

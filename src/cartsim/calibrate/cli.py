@@ -1,0 +1,101 @@
+"""``cartsim calibrate`` (mounted by cartsim.cli)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cartsim.errors import CartsimError
+
+console = Console(stderr=True)
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+
+
+def calibrate_command(
+    out: Annotated[Path, typer.Option("--out", help="output directory (checkpoint, fitted set, "
+                                                    "posterior predictive check)")],
+    space: Annotated[Path | None, typer.Option(
+        help="calibration space TOML (default: cartsim/data/calibration/space.toml)")] = None,
+    budget: Annotated[int, typer.Option(help="objective evaluations in all (the first is the "
+                                             "model's own values)")] = 30,
+    patients: Annotated[int, typer.Option(help="virtual patients per study arm in each "
+                                               "evaluation")] = 60,
+    studies: Annotated[list[str] | None, typer.Option(
+        "--studies", help="calibration studies (replaces the space's list): spec names or "
+                          "targets study values, repeated or comma-separated")] = None,
+    held_out: Annotated[list[str] | None, typer.Option(
+        "--held-out", help="held-out studies, checked but not fitted (replaces the space's "
+                           "list; 'none' for none)")] = None,
+    seed: Annotated[int, typer.Option(help="optimiser seed (the trials keep their specs' "
+                                           "seeds: common random numbers)")] = 0,
+    targets: Annotated[Path | None, typer.Option(
+        help="targets CSV (default: the shipped clinical_targets.csv)")] = None,
+    specs: Annotated[Path | None, typer.Option(
+        help="study library directory with index.toml (default: the shipped library)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the calibration in --out")] = False,
+    check: Annotated[bool, typer.Option(help="posterior predictive check: validate before vs "
+                                             "after on fresh patients")] = True,
+    check_patients: Annotated[int | None, typer.Option(
+        help="patients per arm of the check (default: --patients)")] = None,
+    install: Annotated[str | None, typer.Option(
+        help="also install the fitted set under this name as cartsim's default "
+             "(cartsim/data/parameter_sets/)")] = None,
+) -> None:
+    """Fit upstream parameter distributions to the published figures of the calibration
+    studies (docs/calibration.md): DIR/parameter_set.toml, trials.csv, before_after.csv,
+    calibration.json."""
+    from cartsim.calibrate.run import calibrate
+    from cartsim.progress import progress as progress_bar
+
+    held = _names(held_out)
+    if held is not None and [h.lower() for h in held] == ["none"]:
+        held = []
+    command = "cartsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        with progress_bar("calibrate", "evaluations", budget, console) as bar:
+            def progress(done: int, total: int, best: float) -> None:
+                bar(done, total)
+                console.print(f"evaluation {done}/{total}: best deviance {best:.2f}",
+                              highlight=False)
+
+            res = calibrate(out, space_path=space, budget=budget, patients=patients,
+                            studies=_names(studies), held_out=held, seed=seed,
+                            targets_path=targets, specs=specs, resume=resume, check=check,
+                            check_patients=check_patients, install=install, command=command,
+                            progress=progress)
+    except CartsimError as e:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    s = res.summary
+    o = s["objective"]
+    console.print(f"objective (deviance, lower is better) on {', '.join(s['calibration_studies'])}"
+                  f": model values {o['before']}, fitted {o['after']} "
+                  f"({o['rows_used']} rows used, {o['rows_skipped']} skipped); "
+                  f"{res.evaluations} evaluations, {res.seconds_per_evaluation:.1f} s each",
+                  highlight=False)
+    for k, v in s["fitted"].items():
+        console.print(f"  {k} = {v:.4g} (model {s['model_values'][k]:.4g})", highlight=False)
+    for name, c in s.get("check", {}).items():
+        if not isinstance(c, dict):
+            continue
+        pb, pa = c["passing_before"], c["passing_after"]
+        console.print(f"check on fresh patients, {name} studies: deviance "
+                      f"{c['deviance_before']} -> {c['deviance_after']}; rows passing "
+                      f"{pb['passing']}/{pb['judged']} -> {pa['passing']}/{pa['judged']}",
+                      highlight=False)
+    console.print(f"written: {res.out}/parameter_set.toml, trials.csv, objective_rows.csv, "
+                  + ("before_after.csv, " if "check" in s else "") + "calibration.json"
+                  + (f"; installed as the default: {s['installed']}" if "installed" in s
+                     else ""))

@@ -1,0 +1,345 @@
+"""``cartsim calibrate``: fit the calibration space to the calibration studies' published
+figures, then check the fitted set on the calibration and held-out studies.
+
+Each evaluation runs the calibration studies in-process (:func:`cartsim.validate.run.validate`
+without the HTML report) with the candidate parameter set in force
+(:func:`cartsim.parameter_sets.use`) and the same trial seeds every time (common random
+numbers: a patient's random draws are keyed by seed, patient id and parameter name, so only the
+candidate values change between evaluations), and scores it with
+:func:`cartsim.calibrate.objective.compute_objective`.
+
+The optimiser is optuna's TPE sampler. The study lives in ``DIR/optuna.db`` (SQLite: every
+finished evaluation is committed transactionally), so ``--resume`` continues an interrupted run.
+The sampler is re-seeded before each evaluation from (seed, number of finished evaluations), so a
+resumed run proposes exactly what an uninterrupted one would: the same seed gives the same
+numbers.
+
+Outputs in ``DIR``: ``parameter_set.toml`` (the fitted set, with provenance), ``trials.csv``
+(every evaluation), ``objective_rows.csv`` (the best evaluation's per-row terms),
+``check/before`` and ``check/after`` (validation of calibration + held-out studies with the
+model's values and with the fitted set, on fresh patients), ``before_after.csv`` and
+``calibration.json`` (the summary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cartsim import parameter_sets
+from cartsim.atomic import write_text_atomic
+from cartsim.calibrate.objective import Objective, compute_objective
+from cartsim.calibrate.space import Space, load_space
+from cartsim.errors import CartsimError, InvalidInputError, OptionalDependencyError
+from cartsim.parameter_sets import ParameterSet
+from cartsim.validate.library import load_library
+from cartsim.validate.mapping import default_mapping
+from cartsim.validate.run import resolve_specs_dir, select_entries, validate
+from cartsim.validate.targets import Targets, read_targets
+
+STUDY_NAME = "cartsim-calibrate"
+DB_NAME = "optuna.db"
+CONFIG_NAME = "config.json"
+#: The seed of the trials of the posterior predictive check (fresh patients, not the ones fitted).
+CHECK_SEED = 1_000_003
+#: Random (start-up) evaluations of TPE before it models the objective.
+STARTUP = 8
+
+ProgressFn = Callable[[int, int, float], None]
+
+
+class CalibrationError(CartsimError):
+    """A calibration that cannot run as asked (names the option)."""
+
+
+@dataclass
+class Evaluation:
+    objective: Objective
+    table: pd.DataFrame
+    seconds: float
+
+
+@dataclass
+class CalibrationResult:
+    out: Path
+    parameter_set: ParameterSet
+    best: float
+    baseline: float
+    evaluations: int
+    seconds_per_evaluation: float
+    summary: dict[str, Any]
+
+
+class Evaluator:
+    """Runs selected studies with a candidate set and scores them against the targets."""
+
+    def __init__(self, targets_path: str | Path | None, specs: str | Path | None,
+                 studies: Sequence[str], patients: int, seed: int | None, work: Path) -> None:
+        self.targets_path = targets_path
+        self.specs = specs
+        self.mapping = default_mapping()
+        self.targets: Targets = read_targets(targets_path, self.mapping)
+        self.library = load_library(resolve_specs_dir(specs))
+        entries, _ = select_entries(self.library, self.targets, list(studies))
+        if not entries:
+            raise CalibrationError(f"--studies {', '.join(studies)}: no study of the library "
+                                   "has rows in the targets file")
+        self.keys = [e.key for e in entries]
+        self.patients = patients
+        self.seed = seed
+        self.work = work
+
+    def __call__(self, ps: ParameterSet | None, work: Path | None = None,
+                 seed: int | None = None, report: bool = False) -> Evaluation:
+        t0 = time.perf_counter()
+        with parameter_sets.use(ps):
+            res = validate(self.targets_path, work or self.work, patients=self.patients,
+                           studies=self.keys, specs=self.specs,
+                           seed=self.seed if seed is None else seed, report=report)
+        obj = compute_objective(res.table, self.targets, self.mapping, set(self.keys))
+        return Evaluation(obj, res.table, time.perf_counter() - t0)
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise OptionalDependencyError("cartsim calibrate", "calibrate") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _config(space: Space, studies: Sequence[str], held_out: Sequence[str], patients: int,
+            seed: int, targets: str, specs: str) -> dict[str, Any]:
+    return {"space": space.name, "dimensions": [d.__dict__ for d in space.dimensions],
+            "studies": list(studies), "held_out": list(held_out), "patients": patients,
+            "seed": seed, "targets": targets, "specs": specs}
+
+
+def _suggest(trial: Any, space: Space) -> dict[str, float]:
+    return {d.key: trial.suggest_float(d.key, d.lower, d.upper, log=d.scale == "log")
+            for d in space.dimensions}
+
+
+def _finished(study: Any) -> list[Any]:
+    optuna = _optuna()
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    return [t for t in study.get_trials(deepcopy=False) if t.state in done]
+
+
+def _trials_table(study: Any, space: Space) -> pd.DataFrame:
+    rows = []
+    for i, t in enumerate(_finished(study)):
+        rec: dict[str, Any] = {"evaluation": i, "state": t.state.name,
+                               "deviance": t.value, "loglik": t.user_attrs.get("loglik"),
+                               "rows_used": t.user_attrs.get("rows_used"),
+                               "seconds": t.user_attrs.get("seconds"),
+                               "baseline": bool(t.user_attrs.get("baseline", False))}
+        rec.update({d.key: t.params.get(d.key) for d in space.dimensions})
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def _best(study: Any) -> Any:
+    optuna = _optuna()
+    done = [t for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise CalibrationError("no evaluation finished (every one failed; see trials.csv)")
+    # the first of the lowest (ties: the earlier evaluation, so the choice is deterministic)
+    return min(done, key=lambda t: (t.value, t.number))
+
+
+def compare_tables(before: pd.DataFrame, after: pd.DataFrame, held_out: set[str]
+                   ) -> pd.DataFrame:
+    """One line per compared targets row: published, simulated before and after, passes."""
+    keep = ["study", "spec", "line", "endpoint", "timepoint", "subgroup", "unit", "published",
+            "published_ci_low", "published_ci_high"]
+    b = before[keep + ["simulated", "passes", "status"]].rename(
+        columns={"simulated": "before", "passes": "passes_before", "status": "status_before"})
+    a = after[["line", "simulated", "passes", "status"]].rename(
+        columns={"simulated": "after", "passes": "passes_after", "status": "status_after"})
+    t = b.merge(a, on="line", how="outer")
+    t = t[(t["status_before"] == "compared") | (t["status_after"] == "compared")]
+    t.insert(0, "set", ["held_out" if s in held_out else "calibration" for s in t["spec"]])
+    return t.drop(columns=["status_before", "status_after"]).reset_index(drop=True)
+
+
+def _pass_share(t: pd.DataFrame, col: str) -> dict[str, Any]:
+    judged = t[col].dropna()
+    k = int(judged.astype(bool).sum())
+    return {"passing": k, "judged": int(len(judged)),
+            "share": round(k / len(judged), 4) if len(judged) else None}
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: int = 30,
+              patients: int = 60, studies: Sequence[str] | None = None,
+              held_out: Sequence[str] | None = None, seed: int = 0,
+              targets_path: str | Path | None = None, specs: str | Path | None = None,
+              resume: bool = False, check: bool = True, check_patients: int | None = None,
+              install: str | None = None, command: str = "",
+              progress: ProgressFn | None = None) -> CalibrationResult:
+    """Fit ``space`` to the calibration studies (see the module docstring)."""
+    if not 1 <= budget <= 100_000:
+        raise InvalidInputError("--budget", "an integer in [1, 100000]", budget)
+    if not 1 <= patients <= 1_000_000:
+        raise InvalidInputError("--patients", "an integer in [1, 1000000]", patients)
+    if seed < 0:
+        raise InvalidInputError("--seed", "an integer >= 0", seed)
+    if check_patients is not None and not 1 <= check_patients <= 1_000_000:
+        raise InvalidInputError("--check-patients", "an integer in [1, 1000000]",
+                                check_patients)
+    optuna = _optuna()
+    space = load_space(space_path)
+    cal = list(studies) if studies else list(space.studies)
+    held = list(held_out) if held_out is not None else \
+        [s for s in space.held_out if s not in cal]
+    overlap = sorted(set(cal) & set(held))
+    if overlap:
+        raise InvalidInputError("--held-out", "studies not in the calibration set",
+                                ", ".join(overlap))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluator = Evaluator(targets_path, specs, cal, patients, None, out / "work")
+    targets_name = Path(evaluator.targets.path).name
+    config = _config(space, evaluator.keys, held, patients, seed, targets_name,
+                     str(evaluator.library.path))
+    db = out / DB_NAME
+    cfg_path = out / CONFIG_NAME
+    if db.exists() and not resume:
+        raise InvalidInputError("--out", "a directory without a previous calibration (or pass "
+                                "--resume)", str(out))
+    if resume and cfg_path.is_file():
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if old != json.loads(json.dumps(config)):
+            diff = sorted(k for k in config if old.get(k) != json.loads(json.dumps(config[k])))
+            raise InvalidInputError("--resume", f"the settings recorded in {cfg_path}",
+                                    f"different {', '.join(diff)}",
+                                    "resume with the same space, studies, patients and seed")
+    write_text_atomic(cfg_path, json.dumps(config, indent=1))
+    storage = f"sqlite:///{db.resolve()}"
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="minimize",
+                                load_if_exists=True)
+
+    def objective(trial: Any) -> float:
+        values = _suggest(trial, space)
+        ps = space.parameter_set(values, "candidate", "calibration candidate")
+        ev = evaluator(ps)
+        trial.set_user_attr("loglik", ev.objective.loglik)
+        trial.set_user_attr("rows_used", ev.objective.used)
+        trial.set_user_attr("seconds", round(ev.seconds, 2))
+        return ev.objective.deviance
+
+    has_baseline = any(t.user_attrs.get("baseline") for t in _finished(study))
+    if not has_baseline and not any(t.state == optuna.trial.TrialState.WAITING
+                                    for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial({d.key: d.current() for d in space.dimensions},
+                            user_attrs={"baseline": True})
+    t_start = time.perf_counter()
+    n_done = len(_finished(study))
+    while n_done < budget:
+        study.sampler = optuna.samplers.TPESampler(
+            seed=seed * 100_003 + n_done, n_startup_trials=STARTUP, multivariate=True)
+        study.optimize(objective, n_trials=1, catch=(CartsimError, FloatingPointError))
+        n_done = len(_finished(study))
+        if progress is not None:
+            done = [t.value for t in _finished(study) if t.value is not None]
+            progress(n_done, budget, min(done) if done else math.nan)
+    trials = _trials_table(study, space)
+    write_text_atomic(out / "trials.csv", trials.to_csv(index=False, lineterminator="\n",
+                                                        float_format="%.6g"))
+    best = _best(study)
+    base = [t for t in _finished(study) if t.user_attrs.get("baseline")]
+    baseline_dev = float(base[0].value) if base and base[0].value is not None else math.nan
+    secs = [float(s) for s in trials["seconds"].dropna()] if "seconds" in trials else []
+    per_eval = float(statistics.median(secs)) if secs else math.nan  # the first compiles
+    today = dt.datetime.now(dt.UTC)
+    provenance = (f"calibrated to {targets_name}, {today.date().isoformat()}, objective "
+                  f"{best.value:.2f} (deviance over {best.user_attrs.get('rows_used')} rows of "
+                  f"{', '.join(evaluator.keys)}; model values {baseline_dev:.2f}), command: "
+                  f"{command or 'cartsim.calibrate.calibrate()'}")
+    meta = {"created": today.isoformat(timespec="seconds"), "targets": targets_name,
+            "space": space.name, "objective_deviance": float(best.value),
+            "objective_loglik": float(best.user_attrs.get("loglik", math.nan)),
+            "baseline_deviance": baseline_dev, "calibration_studies": evaluator.keys,
+            "held_out_studies": held, "patients_per_arm": patients, "seed": seed,
+            "evaluations": int(len(trials)), "command": command}
+    import cartsim
+
+    meta["cartsim_version"] = cartsim.__version__
+    fitted = space.parameter_set(best.params, f"calibrated-{today.date().isoformat()}",
+                                 provenance, meta)
+    fitted_path = parameter_sets.save(fitted, out / "parameter_set.toml")
+    fitted = parameter_sets.load(fitted_path)
+    # the best evaluation's per-row terms, re-run (same seeds: the same numbers)
+    best_eval = evaluator(fitted)
+    write_text_atomic(out / "objective_rows.csv", best_eval.objective.terms.to_csv(
+        index=False, lineterminator="\n", float_format="%.6g"))
+    summary: dict[str, Any] = {
+        "space": space.name, "targets": targets_name, "calibration_studies": evaluator.keys,
+        "held_out_studies": held, "patients_per_arm": patients, "seed": seed,
+        "evaluations": int(len(trials)), "seconds_per_evaluation": _finite(per_eval),
+        "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
+        "objective": {"before": _finite(baseline_dev), "after": _finite(float(best.value)),
+                      "rows_used": best_eval.objective.used,
+                      "rows_skipped": best_eval.objective.skipped,
+                      "per_study_after": best_eval.objective.per_study()},
+        "fitted": {d.key: best.params[d.key] for d in space.dimensions},
+        "model_values": {d.key: d.current() for d in space.dimensions},
+        "command": command,
+    }
+    if check:
+        summary["check"] = posterior_check(out, evaluator, held, fitted,
+                                           check_patients or patients)
+    if install:
+        path = parameter_sets.install(fitted, install)
+        summary["installed"] = str(path)
+    write_text_atomic(out / "calibration.json", json.dumps(summary, indent=1, default=str))
+    shutil.rmtree(out / "work", ignore_errors=True)
+    return CalibrationResult(out, fitted, float(best.value), baseline_dev, int(len(trials)),
+                             per_eval, summary)
+
+
+def posterior_check(out: Path, evaluator: Evaluator, held_out: Sequence[str],
+                    fitted: ParameterSet, patients: int) -> dict[str, Any]:
+    """Validate calibration + held-out studies on fresh patients (seed :data:`CHECK_SEED`)
+    with the model's own values and with ``fitted``: ``before_after.csv`` and the shares."""
+    keys = list(evaluator.keys)
+    held_keys: list[str] = []
+    if held_out:
+        entries, _ = select_entries(evaluator.library, evaluator.targets, list(held_out))
+        held_keys = [e.key for e in entries if e.key not in keys]
+    check = Evaluator(evaluator.targets_path, evaluator.specs, keys + held_keys, patients,
+                      CHECK_SEED, out / "check")
+    before = check(None, out / "check" / "before")
+    after = check(fitted, out / "check" / "after")
+    table = compare_tables(before.table, after.table, set(held_keys))
+    write_text_atomic(out / "before_after.csv", table.to_csv(
+        index=False, lineterminator="\n", float_format="%.6g"))
+    res: dict[str, Any] = {"seed": CHECK_SEED, "patients_per_arm": patients}
+    for name, sub_keys in (("calibration", set(keys)), ("held_out", set(held_keys))):
+        if not sub_keys:
+            continue
+        ob = compute_objective(before.table, evaluator.targets, evaluator.mapping, sub_keys)
+        oa = compute_objective(after.table, evaluator.targets, evaluator.mapping, sub_keys)
+        t = table[table["set"] == name]
+        res[name] = {"studies": sorted(sub_keys),
+                     "deviance_before": _finite(ob.deviance), "deviance_after": _finite(
+                         oa.deviance),
+                     "rows_used": oa.used, "passing_before": _pass_share(t, "passes_before"),
+                     "passing_after": _pass_share(t, "passes_after")}
+    return res

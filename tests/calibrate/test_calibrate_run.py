@@ -1,0 +1,62 @@
+"""A tiny real calibration: same seed → same numbers, also across an interruption (--resume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cartsim import parameter_sets as psets
+from cartsim.calibrate.run import calibrate
+from cartsim.errors import InvalidInputError
+
+SPACE = """
+[space]
+name = "tiny"
+[studies]
+calibration = ["stjude_infections"]
+held_out = []
+[[parameter]]
+name = "rho_max"
+field = "default"
+lower = 0.6
+upper = 2.5
+scale = "log"
+[[parameter]]
+name = "p_il6"
+field = "iiv_sd"
+lower = 0.3
+upper = 1.5
+scale = "linear"
+"""
+
+
+@pytest.mark.slow
+def test_tiny_calibration_is_deterministic_and_resumable(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    kw = {"space_path": space, "patients": 20, "seed": 7}
+    a = calibrate(tmp_path / "a", budget=2, check=True, **kw)
+    calibrate(tmp_path / "b", budget=1, check=False, **kw)       # interrupted after one
+    with pytest.raises(InvalidInputError, match="--resume"):
+        calibrate(tmp_path / "b", budget=2, check=False, **kw)
+    b = calibrate(tmp_path / "b", budget=2, check=False, resume=True, **kw)
+    ta = pd.read_csv(tmp_path / "a" / "trials.csv")
+    tb = pd.read_csv(tmp_path / "b" / "trials.csv")
+    cols = ["deviance", "rho_max.default", "p_il6.iiv_sd", "baseline"]
+    pd.testing.assert_frame_equal(ta[cols], tb[cols])
+    assert ta["baseline"].tolist() == [True, False]
+    assert ta.loc[0, "rho_max.default"] == pytest.approx(psets.known_specs()["rho_max"].default)
+    assert a.parameter_set.values == b.parameter_set.values
+    assert a.best == b.best <= a.baseline
+    # the fitted set: provenance, and it loads back as a set cartsim can put in force
+    ps = psets.load(tmp_path / "a" / "parameter_set.toml")
+    assert ps.provenance.startswith("calibrated to clinical_targets.csv, ")
+    assert "objective" in ps.provenance and "command" in ps.provenance
+    assert set(ps.values) == {"rho_max", "p_il6"}
+    check = a.summary["check"]["calibration"]
+    assert check["studies"] == ["stjude_infections"] and check["rows_used"] > 0
+    ba = pd.read_csv(tmp_path / "a" / "before_after.csv")
+    assert {"published", "before", "after", "passes_before", "passes_after"} <= set(ba.columns)
+    assert (ba["set"] == "calibration").all()

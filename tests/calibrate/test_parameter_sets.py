@@ -1,0 +1,101 @@
+"""Parameter sets: round trip, validation, selection, and their effect on the patients built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartsim import parameter_sets as psets
+from cartsim.model.parameters import PARAMS, P
+from cartsim.parameter_sets import ParameterSet, ParameterSetError
+from cartsim.population import Cohort, build
+from cartsim.products import get_product
+from cartsim.provenance import parameter_set_status
+
+SET = ParameterSet("calibrated-test", "calibrated to clinical_targets.csv, 2026-12-02, "
+                   "objective 1.0, command: test",
+                   {"rho_max": {"default": 2.5, "iiv_sd": 0.0},
+                    "p_il6": {"iiv_sd": 1.2}, "lbcl_cart_access": {"default": 0.3}},
+                   {"objective_deviance": 1.0, "calibration_studies": ["eliana", "zuma1"]})
+
+
+def _cohort(n: int = 50) -> Cohort:
+    return Cohort("b-all", weight_kg=np.full(n, 30.0), age_y=np.full(n, 10.0),
+                  marrow_blasts_pct=np.full(n, 50.0))
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = psets.save(SET, tmp_path / "set.toml")
+    back = psets.load(path)
+    assert (back.name, back.provenance, back.values) == (SET.name, SET.provenance, SET.values)
+    assert back.meta == SET.meta
+    assert back.digest() == SET.digest()
+    assert psets.dumps(back) == psets.dumps(SET)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[parameter_set]\nname = 'x'\n", "parameter_set.provenance: a non-empty string"),
+    ("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.nope]\ndefault = 1.0\n",
+     "parameters.nope.default: unknown parameter 'nope'"),
+    ("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.rho_max]\ndefault = 99.0\n",
+     "parameters.rho_max.default: 99 outside [0, 5]"),
+    ("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.rho_max]\niiv_sd = -1.0\n",
+     "parameters.rho_max.iiv_sd: -1 outside [0, 3]"),
+    ("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.rho_max]\nmedian = 1.0\n",
+     "parameters.rho_max.median: unknown field 'median'"),
+    ("[parameter_set]\nname='x'\nprovenance='p'\nformat = 7\n", "parameter_set.format: 7"),
+])
+def test_a_bad_set_names_the_field(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ParameterSetError) as e:
+        psets.load(p)
+    assert message in str(e.value)
+
+
+def test_a_set_in_force_changes_the_population_median_and_spread() -> None:
+    prod = get_product("tisagenlecleucel")
+    mult = prod.construct.multipliers().get("rho_max", 1.0)
+    with psets.use(None):
+        p0, _ = build(_cohort(), prod, seed=3)
+    with psets.use(SET):
+        p1, _ = build(_cohort(), prod, seed=3)
+    assert np.std(np.log(p0[:, P.rho_max])) > 0.1                     # model IIV 0.25
+    assert np.allclose(p1[:, P.rho_max], 2.5 * mult)                   # median 2.5, sd 0
+    z0 = np.log(p0[:, P.p_il6] / PARAMS["p_il6"].default)
+    z1 = np.log(p1[:, P.p_il6] / PARAMS["p_il6"].default)
+    assert np.allclose(z1, z0 * 1.2 / PARAMS["p_il6"].iiv_sd)          # same draws, wider
+    untouched = [i for i in range(p0.shape[1]) if i not in (P.rho_max, P.p_il6)]
+    assert np.array_equal(p0[:, untouched], p1[:, untouched])
+
+
+def test_selection_by_environment_and_provenance_status(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = psets.save(SET, tmp_path / "set.toml")
+    monkeypatch.setenv(psets.ENV_VAR, "none")
+    assert psets.active() is None
+    assert parameter_set_status().startswith("not calibrated")
+    monkeypatch.setenv(psets.ENV_VAR, str(path))
+    assert psets.active() is not None and psets.active().name == "calibrated-test"
+    status = parameter_set_status()
+    assert status.startswith("3 of ") and "parameter set 'calibrated-test'" in status
+    assert psets.describe()["digest"] == SET.digest()
+    monkeypatch.setenv(psets.ENV_VAR, str(tmp_path / "missing.toml"))
+    with pytest.raises(ParameterSetError, match="no such file"):
+        psets.active()
+
+
+def test_install_makes_the_set_the_default(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psets, "shipped_dir", lambda: tmp_path)
+    monkeypatch.delenv(psets.ENV_VAR, raising=False)
+    assert psets.active() is None  # no index.toml: the model's values
+    psets.install(SET, "cal-test")
+    assert (tmp_path / "cal-test.toml").is_file()
+    assert psets.installed_default() == "cal-test"
+    assert psets.active() is not None and psets.active().values == SET.values
+    assert psets.available() == ["cal-test"]
+    with pytest.raises(ParameterSetError, match="--install"):
+        psets.install(SET, "../x")

@@ -1,0 +1,79 @@
+"""The calibration space file: the shipped one loads; a bad one names the field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cartsim.calibrate.space import SpaceError, load_space
+from cartsim.cli import app
+from cartsim.parameter_sets import known_specs
+
+GOOD = """
+[space]
+name = "t"
+[studies]
+calibration = ["eliana"]
+held_out = ["zuma4"]
+[[parameter]]
+name = "rho_max"
+field = "default"
+lower = 0.6
+upper = 2.5
+scale = "log"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "space.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_the_shipped_space_names_only_known_upstream_parameters() -> None:
+    space = load_space()
+    specs = known_specs()
+    assert space.dimensions and space.studies and space.held_out
+    assert not set(space.studies) & set(space.held_out)
+    for d in space.dimensions:
+        assert d.parameter in specs
+        assert d.lower <= d.current() <= d.upper
+    ps = space.parameter_set({d.key: d.current() for d in space.dimensions}, "x", "y")
+    assert set(ps.values) == {d.parameter for d in space.dimensions}
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('name = "rho_max"', 'name = "ORR"', "parameter[0].name: 'ORR' is not a parameter"),
+    ('field = "default"', 'field = "mean"', "parameter[0] (rho_max).field: 'mean'"),
+    ("lower = 0.6", "lower = 3.0", "parameter[0] (rho_max).lower: 3 >= upper 2.5"),
+    ("lower = 0.6", "lower = 0.0", "a log scale needs lower > 0"),
+    ("upper = 2.5", "upper = 9.0", "parameter[0] (rho_max).upper: 9 outside the parameter's"),
+    ('scale = "log"', 'scale = "logit"', "parameter[0] (rho_max).scale: 'logit'"),
+    ('scale = "log"', 'scale = "log"\nstep = 1', "unknown key(s) step"),
+    ('held_out = ["zuma4"]', 'held_out = ["eliana"]', "studies.held_out: eliana also in"),
+    ('calibration = ["eliana"]', "calibration = []", "studies.calibration: at least one"),
+    ('lower = 0.6', 'lower = "low"', "parameter[0] (rho_max).lower: 'low'"),
+])
+def test_a_bad_space_names_the_field(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in GOOD
+    with pytest.raises(SpaceError, match=None) as e:
+        load_space(_write(tmp_path, GOOD.replace(old, new)))
+    assert message in str(e.value)
+
+
+def test_iiv_sd_of_a_population_constant_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "rho_max"', 'name = "lbcl_cart_access"').replace(
+        'field = "default"', 'field = "iiv_sd"').replace("upper = 2.5", "upper = 0.9")
+    with pytest.raises(SpaceError, match="population constant"):
+        load_space(_write(tmp_path, text))
+
+
+def test_cli_reports_a_bad_space_before_simulating(tmp_path: Path) -> None:
+    bad = _write(tmp_path, GOOD.replace('name = "rho_max"', 'name = "CR_rate"'))
+    res = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "o"), "--space",
+                                   str(bad), "--budget", "2"])
+    assert res.exit_code == 2
+    assert "parameter[0].name: 'CR_rate' is not a parameter" in res.output
+    assert not (tmp_path / "o" / "optuna.db").exists()
