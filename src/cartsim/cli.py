@@ -303,8 +303,8 @@ def main() -> None:  # pragma: no cover
 
 
 def _mount_subcommands() -> None:
-    from cartsim.claims.cli import claims_command
     from cartsim.calibrate.cli import calibrate_command
+    from cartsim.claims.cli import claims_command
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
     from cartsim.trial.cli import trial_app
