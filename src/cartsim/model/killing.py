@@ -27,10 +27,10 @@ S = unbound("S")  # state layout, bound by cartsim.model.layout
 P = unbound("P")  # parameter layout, bound by cartsim.model.layout
 
 PARAMS = (
-    _p("bulk_access_cells", "cells", 5e10, 0.0, 1e14,
+    _p("bulk_access_cells", "cells", 2e10, 0.0, 1e14,
        "assumed size; direction: high baseline tumour burden (SPD, metabolic tumour volume) "
        "predicts CAR-T failure in LBCL (Locke 2020 Blood Adv, ZUMA-1; Vercellino 2020 Blood "
-       "Adv; Dean 2020 Blood Adv: MTV > 147 mL; 5e10 cells ≈ 50 mL at 1e9 cells/mL is "
+       "Adv; Dean 2020 Blood Adv: MTV > 147 mL; 2e10 cells ≈ 20 mL at 1e9 cells/mL is "
        "assumed) — hypoxic, poorly perfused, suppressive nodal masses; 0 = no burden "
        "dependence",
        "LBCL nodal tumour cells at which CAR-T killing per target halves (access and "

@@ -38,7 +38,7 @@ PARAMS = (
        "escapes); 1 = the plain saturating engagement",
        "Hill coefficient of engagement in antigen density (steepness of the activation "
        "threshold at K_antigen)", 0.0, "tumour"),
-    _p("low_clone_cd19", "× dominant CD19", 0.03, 0.0, 1.0,
+    _p("low_clone_cd19", "× dominant CD19", 0.02, 0.0, 1.0,
        "assumed (pre-existing CD19-low/-negative subclones and exon-2-skipped variants: "
        "Orlando 2018 Nat Med; Sotillo 2015 Cancer Discov); 0 = antigen-negative",
        "median CD19 density of the pre-existing escape subclone (clone 1) relative to the "
