@@ -97,12 +97,13 @@ PARAMS = (
        "loading of the product-fitness latent on memory decay: d_M × exp(−fit_mem·z)", 0.0,
        "cart"),
     # ---- host rejection of the murine-scFv construct (CD19+ relapse route) -------------------
-    _p("k_reject", "1/d", 0.01, 0.0, 1.0,
+    _p("k_reject", "1/d", 0.002, 0.0, 1.0,
        "assumed size; transgene-specific host T-cell responses against FMC63 (murine scFv) "
        "CAR-T that end persistence, mainly after recovery from lymphodepletion (Turtle 2016 "
        "J Clin Invest; Lamers 2011 Blood); 0 = no rejection",
-       "extra CAR-T death rate from host anti-CAR immunity at full host T-cell reconstitution",
-       1.5, "cart"),
+       "extra CAR-T death rate from host anti-CAR immunity at full host T-cell reconstitution "
+       "(median patient; small beside Stein's population β, a tail of strong rejectors)",
+       2.0, "cart"),
     _p("reject_occ50", "–", 0.5, 1e-3, 10.0,
        "assumed (rejection needs a reconstituted host T-cell compartment; Turtle 2016: "
        "fludarabine lymphodepletion delays it)",

@@ -27,7 +27,7 @@ S = unbound("S")  # state layout, bound by cartsim.model.layout
 P = unbound("P")  # parameter layout, bound by cartsim.model.layout
 
 PARAMS = (
-    _p("bulk_access_cells", "cells", 2e10, 0.0, 1e14,
+    _p("bulk_access_cells", "cells (70-kg reference; × body_scale)", 2e10, 0.0, 1e14,
        "assumed size; direction: high baseline tumour burden (SPD, metabolic tumour volume) "
        "predicts CAR-T failure in LBCL (Locke 2020 Blood Adv, ZUMA-1; Vercellino 2020 Blood "
        "Adv; Dean 2020 Blood Adv: MTV > 147 mL; 2e10 cells ≈ 20 mL at 1e9 cells/mL is "
@@ -109,7 +109,7 @@ def site_activity(  # type: ignore[no-untyped-def]
         nodal = 0.0
         for c in range(N_CLONES):
             nodal += max(y[S.T0 + c], 0.0)
-        g = g / (1.0 + nodal / p[P.bulk_access_cells])
+        g = g / (1.0 + nodal / (p[P.bulk_access_cells] * p[P.body_scale]))
     h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
     h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)
     h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation)
