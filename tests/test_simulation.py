@@ -81,7 +81,9 @@ def test_preexisting_cd19_negative_subclone_relapses_cd19_negative() -> None:
     # 1 % CD19-negative at baseline: since body-size scaling (model/body.py) this 30-kg child is
     # stimulated like a 70-kg adult, and bystander kill by persisting CAR-T holds a 0.1 %
     # subclone near 1 % blasts for a year (as it did for adults before); 1 % relapses by ~day 200
-    d = _one(cd19neg=1e-2, overrides={"mu_loss": 0.0})
+    # (an antigen-negative subclone: low_clone_cd19 = 0; the CD19-low default is cleared
+    # when its density is above the activation threshold, tests/test_failure_routes.py)
+    d = _one(cd19neg=1e-2, overrides={"mu_loss": 0.0, "low_clone_cd19": 0.0})
     rel = d.loc[29:][d.loc[29:, "marrow_blast_pct"] > 5.0]
     assert len(rel) > 0
     first = rel.index[0]
@@ -128,11 +130,12 @@ N_RELAPSE_COHORT = 40
 @pytest.fixture(scope="module")
 def relapse_cohorts() -> dict[str, list[dict[str, float]]]:
     """The same variable cohort (no CD19-negative subclone, no acquired loss), low vs normal
-    memory persistence."""
+    memory persistence (host rejection and the fitness axis's share of memory decay off, so
+    that d_M alone differs)."""
     out = {}
     for name, extra in (("low", LOW_PERSISTENCE), ("normal", {})):
         r = simulate(_cohort(N_RELAPSE_COHORT), TISA, days=365, seed=3,
-                     overrides={"mu_loss": 0.0, **extra})
+                     overrides={"mu_loss": 0.0, "k_reject": 0.0, "fit_mem": 0.0, **extra})
         assert (r.status == 0).all()
         out[name] = _relapses(r)
     return out

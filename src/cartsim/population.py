@@ -219,6 +219,13 @@ def build(
 
     for i, spec in enumerate(MODEL_PARAMS):
         p[:, i] = sample(spec)
+    # product fitness (model/cart.py): one latent N(0,1) per patient, its own keyed stream,
+    # moves expansion up and exhaustion and memory decay down together (loading 0 = off)
+    z_fit = (standard_normals(seed, cohort.patient_id, "product_fitness") if variability
+             else np.zeros(n))
+    p[:, P.rho_max] *= np.exp(p[:, P.fit_rho] * z_fit)
+    p[:, P.k_ex] *= np.exp(-p[:, P.fit_ex] * z_fit)
+    p[:, P.d_M] *= np.exp(-p[:, P.fit_mem] * z_fit)
     w = cohort.weight_kg
     p[:, P.weight_kg] = w
     p[:, P.age_y] = cohort.age_y
@@ -255,9 +262,18 @@ def build(
     synapse = np.where(cohort.cd58_loss > 0.5, CD58_LOSS_SYNAPSE, 1.0)
     if "CD2" in c.armour:
         synapse = np.ones(n)  # CD2-co-stimulated CAR bypasses CD58 (review B11)
+    # patient-to-patient CD19 density around the covariate (model/tumour.py cd19_spread)
+    z_cd19 = (standard_normals(seed, cohort.patient_id, "cd19_density") if variability
+              else np.zeros(n))
+    cd19 = cohort.cd19_density * np.exp(p[:, P.cd19_spread] * z_cd19)  # type: ignore[operator]
+    # the pre-existing escape subclone (clone 1): CD19-low, its relative density spread
+    # between patients (low_clone_cd19 = 0: antigen-negative, the model before it)
+    z_low = (standard_normals(seed, cohort.patient_id, "escape_clone_cd19") if variability
+             else np.zeros(n))
+    low = np.minimum(p[:, P.low_clone_cd19] * np.exp(p[:, P.low_clone_spread] * z_low), 1.0)
     for k in range(N_CLONES):
         base = clone_param_index(k, 0)
-        p[:, base + C.cd19] = cohort.cd19_density if k == 0 else 0.0
+        p[:, base + C.cd19] = cd19 if k == 0 else cd19 * low if k == 1 else 0.0
         p[:, base + C.cd20] = cd20
         p[:, base + C.cd22] = _Q["cd22_tumour"]
         p[:, base + C.pfn_sensitivity] = np.where(cohort.noxa_low > 0.5, NOXA_LOW_PFN, 1.0)

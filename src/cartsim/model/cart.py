@@ -78,6 +78,36 @@ PARAMS = (
        "assumed; structure from Kimmel 2021 (immune reconstitution ends CAR-T growth)",
        "host T-cell niche occupancy at which antigen-driven CAR-T proliferation halves",
        0.0, "cart"),
+    # ---- product fitness: one latent per-patient axis (population.build) --------------------
+    _p("fit_rho", "–", 0.3, 0.0, 3.0,
+       "assumed size; direction from Fraietta 2018 Nat Med (memory-like CD27+CD45RO− CD8 share "
+       "of the product predicts expansion and CR in CLL), Locke 2020 Blood Adv (CCR7+CD45RA+ "
+       "product T cells and durable response, ZUMA-1), Deng 2020 Nat Med (memory vs exhausted "
+       "product signatures in LBCL CR vs PD)",
+       "loading of the product-fitness latent z on proliferation: rho_max × exp(fit_rho·z); "
+       "0 = no shared axis", 0.0, "cart"),
+    _p("fit_ex", "–", 0.6, 0.0, 3.0,
+       "assumed size; same sources as fit_rho (exhaustion signatures in non-responders' "
+       "products, Fraietta 2018, Deng 2020)",
+       "loading of the product-fitness latent on exhaustion: k_ex × exp(−fit_ex·z)", 0.0,
+       "cart"),
+    _p("fit_mem", "–", 0.6, 0.0, 3.0,
+       "assumed size; stem-like/memory product share sets persistence (Fraietta 2018; "
+       "Stein 2019 β IIV ω² 0.86 as the ceiling of its spread)",
+       "loading of the product-fitness latent on memory decay: d_M × exp(−fit_mem·z)", 0.0,
+       "cart"),
+    # ---- host rejection of the murine-scFv construct (CD19+ relapse route) -------------------
+    _p("k_reject", "1/d", 0.002, 0.0, 1.0,
+       "assumed size; transgene-specific host T-cell responses against FMC63 (murine scFv) "
+       "CAR-T that end persistence, mainly after recovery from lymphodepletion (Turtle 2016 "
+       "J Clin Invest; Lamers 2011 Blood); 0 = no rejection",
+       "extra CAR-T death rate from host anti-CAR immunity at full host T-cell reconstitution "
+       "(median patient; small beside Stein's population β, a tail of strong rejectors)",
+       2.0, "cart"),
+    _p("reject_occ50", "–", 0.5, 1e-3, 10.0,
+       "assumed (rejection needs a reconstituted host T-cell compartment; Turtle 2016: "
+       "fludarabine lymphodepletion delays it)",
+       "host T-cell niche occupancy at which anti-CAR rejection is half-maximal", 0.0, "cart"),
 )
 
 
@@ -100,18 +130,22 @@ def derivs(
     homeo = p[P.r_homeo] * (1.0 - fill) if fill < 1.0 else 0.0
     occ = max(y[S.N_T], 0.0) / p[P.K_N]
     help_ = p[P.K_help] / (p[P.K_help] + occ)
+    # host anti-CAR immunity needs reconstituted host T cells (Hill 2 in niche occupancy)
+    rej = p[P.k_reject] * occ * occ / (occ * occ + p[P.reject_occ50] * p[P.reject_occ50])
     prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * steroid_effect) * help_
     recall = p[P.k_recall] * stim * stim_quality
     exhaust = p[P.k_ex] * stim * ex_factor
-    d_e = p[P.d_E] + p[P.k_em]
+    d_e = p[P.d_E] + p[P.k_em] + rej
     kbt, ktb = p[P.k_bt], p[P.k_tb]
     ldk = p[P.ld_kill_T] * ld
     dy[S.E_t] = (prolif + homeo - d_e - exhaust - ktb - ldk) * et + recall * mt + kbt * eb
-    dy[S.M_t] = p[P.k_em] * et + (homeo - p[P.d_M] - ktb - ldk) * mt + kbt * mb
-    dy[S.X_t] = exhaust * et - (p[P.d_X] + ktb + ldk) * xt + kbt * xb
+    d_m = p[P.d_M] + rej
+    d_x = p[P.d_X] + rej
+    dy[S.M_t] = p[P.k_em] * et + (homeo - d_m - ktb - ldk) * mt + kbt * mb
+    dy[S.X_t] = exhaust * et - (d_x + ktb + ldk) * xt + kbt * xb
     dy[S.E_b] = ktb * et - (kbt + d_e - homeo + ldk) * eb
-    dy[S.M_b] = ktb * mt + p[P.k_em] * eb - (kbt + p[P.d_M] - homeo + ldk) * mb
-    dy[S.X_b] = ktb * xt - (kbt + p[P.d_X] + ldk) * xb
+    dy[S.M_b] = ktb * mt + p[P.k_em] * eb - (kbt + d_m - homeo + ldk) * mb
+    dy[S.X_b] = ktb * xt - (kbt + d_x + ldk) * xb
     return car
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from cartsim.model.clones import N_CLONES, C
 from cartsim.model.mechanism import Kernel, Mechanism, Quantity, unbound
+from cartsim.model.mechanism import param as _p
 from cartsim.model.tumour import (
     clone_engagement,
     clone_param_index,
@@ -24,6 +25,28 @@ from cartsim.model.tumour import (
 
 S = unbound("S")  # state layout, bound by cartsim.model.layout
 P = unbound("P")  # parameter layout, bound by cartsim.model.layout
+
+PARAMS = (
+    _p("bulk_access_cells", "cells (70-kg reference; × body_scale)", 2e10, 0.0, 1e14,
+       "assumed size; direction: high baseline tumour burden (SPD, metabolic tumour volume) "
+       "predicts CAR-T failure in LBCL (Locke 2020 Blood Adv, ZUMA-1; Vercellino 2020 Blood "
+       "Adv; Dean 2020 Blood Adv: MTV > 147 mL; 2e10 cells ≈ 20 mL at 1e9 cells/mL is "
+       "assumed) — hypoxic, poorly perfused, suppressive nodal masses; 0 = no burden "
+       "dependence",
+       "LBCL nodal tumour cells at which CAR-T killing per target halves (access and "
+       "suppression in the mass): g / (1 + T/bulk_access_cells), T the current nodal "
+       "tumour", 0.0, "killing"),
+    _p("ex_overload", "–", 1.0, 0.0, 50.0,
+       "assumed size; chronic antigen overload drives CAR-T exhaustion (Long 2015 Nat Med "
+       "tonic/chronic signalling; models.md §4.2: E → X rising with antigen load); "
+       "0 = no overload term",
+       "extra exhaustion (× k_ex·stim) when tumour targets per effector are far above "
+       "overload_ratio", 0.0, "killing"),
+    _p("overload_ratio", "targets/effector", 10.0, 1e-3, 1e6,
+       "assumed (effector:target ratios below ~1:10 lose function in vitro)",
+       "engaged tumour targets per site effector at which the overload exhaustion is half its "
+       "maximum", 0.0, "killing"),
+)
 
 #: CD20/CD22 densities of normal B cells relative to blasts; progenitors are CD20-low.
 _B_CD20, _B_CD22 = 1.0, 0.5
@@ -49,9 +72,11 @@ def site_activity(  # type: ignore[no-untyped-def]
     qload = load
     pdl1_load = 0.0
     dr_load = 0.0
+    tumour_load = 0.0
     for c in range(N_CLONES):
         tc = max(y[S.T0 + c], 0.0) * access
         ec = clone_engagement(p, c)
+        tumour_load += ec * tc
         base = clone_param_index(c, 0)
         load += ec * tc
         qload += ec * tc * p[base + C.synapse_quality]
@@ -70,10 +95,21 @@ def site_activity(  # type: ignore[no-untyped-def]
     ex_factor = 1.0
     if load > 0.0:
         ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load) / load
+    if p[P.ex_overload] > 0.0:
+        # tumour antigen overload: many engaged targets per effector exhaust it early
+        ratio = tumour_load / (e_t + 1.0)
+        ex_factor += p[P.ex_overload] * ratio / (ratio + p[P.overload_ratio])
     # kills per target: ratio-dependent in the target load, saturating at kill_max when
     # effectors vastly outnumber targets (finite search/handling time per target)
     g_raw = p[P.k_kill] * e_t / (p[P.K_kill] * bs + load)
     g = g_raw * p[P.kill_max] / (g_raw + p[P.kill_max])
+    if p[P.bulk_access_cells] > 0.0 and p[P.disease_lbcl] > 0.5:
+        # bulky nodal masses: hypoxic, poorly perfused, suppressive tissue where CAR-T
+        # cells reach and kill fewer targets per contact
+        nodal = 0.0
+        for c in range(N_CLONES):
+            nodal += max(y[S.T0 + c], 0.0)
+        g = g / (1.0 + nodal / (p[P.bulk_access_cells] * p[P.body_scale]))
     h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
     h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)
     h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation)
@@ -100,6 +136,7 @@ MECHANISM = Mechanism(
     name="killing",
     module=__name__,
     summary="antigen engagement, CAR-T stimulation and the kill hazards at the disease site",
+    params=PARAMS,
     quantities=(
         Quantity("stim", "–", "CAR-T stimulation (0–1), ratio-dependent in the engaged load"),
         Quantity("stim_quality", "–", "synapse-weighted quality of the engaged load"),

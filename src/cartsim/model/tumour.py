@@ -32,6 +32,27 @@ PARAMS = (
        "assumed; FMC63 engages low-density CD19 (Majzner 2020 order)",
        "antigen density (relative to median B-ALL CD19) for half-maximal engagement", 0.0,
        "tumour"),
+    _p("antigen_hill", "–", 2.0, 1.0, 8.0,
+       "assumed size; CAR activation has an antigen-density threshold, so antigen-low cells "
+       "escape (Majzner 2020 Cancer Discov; Hamieh 2019 Nature: trogocytosis-lowered density "
+       "escapes); 1 = the plain saturating engagement",
+       "Hill coefficient of engagement in antigen density (steepness of the activation "
+       "threshold at K_antigen)", 0.0, "tumour"),
+    _p("low_clone_cd19", "× dominant CD19", 0.02, 0.0, 1.0,
+       "assumed (pre-existing CD19-low/-negative subclones and exon-2-skipped variants: "
+       "Orlando 2018 Nat Med; Sotillo 2015 Cancer Discov); 0 = antigen-negative",
+       "median CD19 density of the pre-existing escape subclone (clone 1) relative to the "
+       "dominant clone", 0.0, "tumour"),
+    _p("low_clone_spread", "–", 1.0, 0.0, 3.0,
+       "assumed (the escape subclone's density ranges from undetectable to near-normal; "
+       "Majzner 2020 Cancer Discov)",
+       "log-normal SD, between patients, of the escape subclone's relative CD19 density "
+       "(capped at the dominant clone's)", 0.0, "tumour"),
+    _p("cd19_spread", "–", 0.5, 0.0, 3.0,
+       "assumed size; CD19 molecules per blast vary about tenfold between B-ALL patients "
+       "(Majzner 2020 Cancer Discov, flow quantitation); 0 = every patient at the covariate",
+       "log-normal SD of the dominant clone's CD19 density between patients, around the "
+       "cd19_density covariate (population.build)", 0.0, "tumour"),
     _p("mu_loss", "1/division", 3e-12, 0.0, 1e-3,
        "assumed; to calibrate against CD19-negative relapse share",
        "acquired CD19-loss (mutation/splicing) probability per tumour division", 1.0, "tumour"),
@@ -90,14 +111,25 @@ def clone_param_index(clone: int, field: int) -> int:
 def engagement(p: np.ndarray, cd19: float, cd20: float, cd22: float) -> float:
     """Probability-like engagement (0–1) of a target with the given surface densities."""
     k = p[P.K_antigen] / p[P.affinity]
+    h = p[P.antigen_hill]
     miss = 1.0
     if p[P.product_cd19] > 0.0 and cd19 > 0.0:
-        miss *= 1.0 - p[P.product_cd19] * cd19 / (cd19 + k)
+        miss *= 1.0 - p[P.product_cd19] * _occupancy(cd19, k, h)
     if p[P.product_cd20] > 0.0 and cd20 > 0.0:
-        miss *= 1.0 - p[P.product_cd20] * cd20 / (cd20 + k)
+        miss *= 1.0 - p[P.product_cd20] * _occupancy(cd20, k, h)
     if p[P.product_cd22] > 0.0 and cd22 > 0.0:
-        miss *= 1.0 - p[P.product_cd22] * cd22 / (cd22 + k)
+        miss *= 1.0 - p[P.product_cd22] * _occupancy(cd22, k, h)
     return 1.0 - miss
+
+
+@numba.njit(inline="always")
+def _occupancy(density: float, k: float, hill: float) -> float:
+    """Share of targets with this antigen density that activate the CAR: a Hill function of
+    density with half-activation at ``k`` (``hill == 1``: the plain saturating form)."""
+    if hill == 1.0:
+        return density / (density + k)
+    x = (density / k) ** hill
+    return x / (1.0 + x)
 
 
 @numba.njit(inline="always")

@@ -4,7 +4,12 @@ Death is decided from the *simulated* state after the simulation, never from a p
 
 * **progression death** — the simulated tumour burden stays at or above a lethal level
   (B-ALL: marrow blasts ≥ ``lethal_blast_pct``; LBCL: tumour volume ≥ ``lethal_tumour_volume_ml``)
-  on every day of a ``lethal_burden_days`` window; death on the last day of the window;
+  on every day of a ``lethal_burden_days`` window; death on the last day of the window; and,
+  in LBCL, a hazard that follows the nodal burden actually reached,
+  ``h(t) = lbcl_death_hazard × (V(t) / lbcl_death_ref_ml) ^ lbcl_death_exponent`` (V the
+  simulated tumour volume, mL): the patient dies on the first day the cumulated hazard
+  ``Σ h`` exceeds an Exp(1) draw keyed by (seed, patient) — organ failure from lymphoma comes
+  sooner the larger the disease, at a rate set by survival after CAR-T failure;
 * **toxicity death** — simulated circulatory or respiratory collapse: MAP below
   ``toxicity_map_fraction`` × the age-normal baseline MAP, or SpO2 on room air below
   ``toxicity_spo2_pct``, on ``toxicity_days`` consecutive days; death on the last of them;
@@ -51,6 +56,19 @@ DEATH_PARAMS = ParameterTable((
                   "LBCL tumour volume at or above which the burden counts as lethal"),
     ParameterSpec("lethal_burden_days", "d", 30.0, 1.0, 365.0, "assumed",
                   "consecutive days of lethal burden before progression death"),
+    ParameterSpec("lbcl_death_hazard", "1/d", 0.004, 0.0, 1.0,
+                  "calibrated to survival after LBCL progression following CAR-T: median OS "
+                  "5.3 months (Spiegel 2021 Blood 137:1726, n = 150 axi-cel failures; Di Blasi "
+                  "2022 Blood, DESCAR-T: 5.2 months), at the reference volume",
+                  "LBCL progression-death hazard at lbcl_death_ref_ml of disease; 0 = off"),
+    ParameterSpec("lbcl_death_ref_ml", "mL", 100.0, 1.0, 1e4,
+                  "assumed (a typical progressing nodal volume, ≈ 10¹¹ cells)",
+                  "tumour volume at which the LBCL progression-death hazard is "
+                  "lbcl_death_hazard"),
+    ParameterSpec("lbcl_death_exponent", "–", 1.0, 0.5, 4.0,
+                  "assumed (hazard proportional to burden; baseline metabolic tumour volume "
+                  "predicts OS after CAR-T, Vercellino 2020 Blood Adv)",
+                  "power of the tumour volume in the LBCL progression-death hazard"),
     ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.6, 0.1, 1.0,
                   "assumed (refractory shock)",
                   "MAP below this fraction of the age-normal baseline counts as collapse"),
@@ -102,6 +120,7 @@ DEATH_PARAMS = ParameterTable((
                   "odds ratio of a severe episode within steroid_window_days of a steroid dose"),
 ))
 INFECTION_STREAM = stream_id("trial.death.infection")
+PROGRESSION_STREAM = stream_id("trial.death.progression")
 INFECTION_ANY_STREAM = stream_id("trial.infection.any")
 INFECTION_SEVERITY_STREAM = stream_id("trial.infection.severity")
 DEATH_CAUSES = ("progression", "toxicity", "infection")
@@ -177,6 +196,9 @@ def decide_deaths(
     infected = u < -np.expm1(-h)
     candidates = np.full((n, 3), np.inf)
     k_prog = _first_run_end(burden, int(q["lethal_burden_days"]))
+    if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
+        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, q)
+        k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)
     for j, k in enumerate((k_prog, k_tox, k_inf)):
@@ -186,6 +208,24 @@ def decide_deaths(
     died = np.isfinite(day)
     cause = np.where(died, np.asarray(DEATH_CAUSES, dtype=object)[first], "")
     return Deaths(np.where(died, day, np.nan), cause.astype(object))
+
+
+def burden_death_day(days: np.ndarray, volume_ml: np.ndarray, patient_id: np.ndarray,
+                     seed: int, q: dict[str, float]) -> np.ndarray:
+    """Index of the day on which the cumulated LBCL burden hazard first exceeds the patient's
+    Exp(1) draw, or -1. ``days`` (ascending, ≥ 0) and ``volume_ml`` (patients × days) are the
+    simulated readouts; each day's hazard counts for the interval up to the next day."""
+    v = np.nan_to_num(np.asarray(volume_ml, dtype=np.float64), nan=0.0)
+    h = q["lbcl_death_hazard"] * (np.maximum(v, 0.0) / q["lbcl_death_ref_ml"]) \
+        ** q["lbcl_death_exponent"]
+    dt = np.diff(np.asarray(days, dtype=np.float64), append=float(days[-1]) + 1.0) \
+        if len(days) else np.zeros(0)
+    cum = np.cumsum(h * dt[None, :], axis=1)
+    u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64), PROGRESSION_STREAM,
+                   np.zeros(len(patient_id), dtype=np.uint64))
+    threshold = -np.log(np.maximum(u, 1e-300))
+    hit = cum >= threshold[:, None]
+    return np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1)
 
 
 def infection_hazard(anc_per_ul: np.ndarray, igg_mg_dl: np.ndarray, base: float,
