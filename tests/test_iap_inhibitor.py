@@ -17,6 +17,9 @@ from cartsim.simulation import Dose, simulate
 REFERENCE = Path(__file__).parent / "data" / "core_trajectory_reference.npz"
 #: The same cohort written by commit a96a784 (day-by-day solver, model before mechanisms)
 REFERENCE_A96A784 = Path(__file__).parent / "data" / "core_trajectory_reference_a96a784.npz"
+#: Readouts the issue-14 inflammation model changed on purpose (not compared with a96a784).
+ISSUE14_TOXICITY = {"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
+                    "encephalopathy", "ice_score"}
 WEEKLY = [Dose("iap_inhibitor", d, 60.0) for d in (0, 7)]
 
 
@@ -98,12 +101,15 @@ def test_the_reference_agrees_with_the_day_by_day_solver_of_a96a784_within_toler
     # scaling changed the 18- and 45-kg patients on purpose; the 70-kg reference adult's
     # equations are unchanged, so its every readout stays within 2e-4 (relative) of what the
     # day-by-day solver of a96a784 gave at rtol 1e-5, in fewer steps
+    # The inflammation model of issue 14 (myeloid IL-6/IL-1, endothelial self-amplification,
+    # BBB, deeper vasoplegia) changed the toxicity readouts on purpose; nothing in it feeds
+    # back on expansion or killing without management, so every other readout still agrees.
     new, old = np.load(REFERENCE), np.load(REFERENCE_A96A784)
-    assert set(new.files) == set(old.files)
+    assert set(old.files) <= set(new.files)
     n = len(new["day"]) // 3
     adult = slice(2 * n, 3 * n)  # rows are (patient, day); patient 2 weighs 70 kg
     for col in old.files:
-        if col == "steps":
+        if col == "steps" or col in ISSUE14_TOXICITY:
             continue
         a, b = old[col][adult], new[col][adult]
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), col

@@ -474,11 +474,11 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
                                           anticytokine_given=anti).grade, dtype=float)
         crs = np.where(alive_p, crs, 0)
         enc = np.nan_to_num(xp["encephalopathy"])
-        f = icans_findings(enc)
+        f = icans_findings(enc, ctx.seed, course.patient_id[:, None], dpost[None, :])
         ice = np.nan_to_num(xp["ice_score"], nan=10.0)
         child = (age < q["child_below_age_y"])[:, None]
         icans = np.asarray(astct_icans_grade(
-            np.where(child, np.nan, ice), f["consciousness"], f["seizure"], 0,
+            np.where(child, np.nan, ice), f["consciousness"], f["seizure"], f["motor_weakness"],
             f["cerebral_edema"], capd_score=np.where(child, f["capd_score"], np.nan),
             age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
         icans = np.where(alive_p, icans, 0)
