@@ -75,13 +75,15 @@ PARAMS = (
        "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018)",
        "antigen-engaged CAR-T per litre of plasma giving half-maximal contact activation of "
        "myeloid cells", 0.5, "inflam"),
-    _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4, "assumed (Norelli 2018: monocyte IL-1 precedes IL-6)",
-       "IL-1 secreted by fully activated myeloid cells", 0.3, "inflam"),
+    _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4,
+       "assumed (Norelli 2018: monocyte IL-1 precedes IL-6); wide IIV: patients differ in "
+       "how IL-1- or IL-6-dominant their myeloid response is (the A15 mechanism, docs/model.md)",
+       "IL-1 secreted by fully activated myeloid cells", 0.8, "inflam"),
     _p("d_il1", "1/d", 4.0, 0.1, 100.0, "assumed (IL-1β serum half-life of hours)",
        "IL-1 clearance", 0.0, "inflam"),
     _p("K_il1", "pg/mL", 5.0, 0.01, 1e4, "assumed",
        "IL-1 signal for half-maximal myeloid self-activation", 0.0, "inflam"),
-    _p("w_il1_en", "–", 0.5, 0.0, 10.0, "assumed (IL-1 activates endothelium)",
+    _p("w_il1_en", "–", 0.8, 0.0, 10.0, "assumed (IL-1 activates endothelium)",
        "weight of the IL-1 term in endothelial activation", 0.0, "inflam"),
     _p("a_ang", "–", 1.0, 0.0, 10.0,
        "assumed (angiopoietin-2 released by activated endothelium antagonises Tie2; Gust 2017)",
@@ -92,7 +94,7 @@ PARAMS = (
        "blood–brain-barrier disruption rate", 0.3, "inflam"),
     _p("d_bbb", "1/d", 0.3, 0.01, 10.0, "assumed (barrier repair over days)",
        "blood–brain-barrier repair rate", 0.2, "inflam"),
-    _p("K_bbb", "–", 1.5, 0.01, 100.0, "assumed",
+    _p("K_bbb", "–", 2.4, 0.01, 100.0, "assumed",
        "endothelial activation for half-maximal BBB disruption (Hill 4: a threshold)", 0.4,
        "inflam"),
     _p("nfl_base", "pg/mL", 10.0, 0.0, 1e3, "typical adult serum NfL (Simoa) ≈ 5–20 pg/mL",
@@ -101,7 +103,7 @@ PARAMS = (
        "NfL release per unit encephalopathy", 0.3, "inflam"),
     _p("d_nfl", "1/d", 0.033, 0.001, 1.0, "assumed (serum NfL half-life ≈ 3 weeks)",
        "NfL clearance", 0.0, "inflam"),
-    _p("k_enc", "1/d", 4.0, 0.0, 50.0, "assumed (fully open BBB: E → k_enc / d_enc = 10, "
+    _p("k_enc", "1/d", 7.0, 0.0, 50.0, "assumed (fully open BBB: E → k_enc / d_enc = 17.5, "
        "ICE 0)", "encephalopathy onset rate per unit BBB disruption", 0.5, "inflam"),
     _p("d_enc", "1/d", 0.4, 0.01, 10.0, "assumed (ICANS resolves over days)",
        "encephalopathy recovery rate", 0.2, "inflam"),

@@ -45,7 +45,7 @@ DEATH_PARAMS = ParameterTable((
                   "LBCL tumour volume at or above which the burden counts as lethal"),
     ParameterSpec("lethal_burden_days", "d", 30.0, 1.0, 365.0, "assumed",
                   "consecutive days of lethal burden before progression death"),
-    ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.45, 0.1, 1.0,
+    ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.4, 0.1, 1.0,
                   "assumed (refractory shock, beyond the MAP of grade-4 support)",
                   "MAP below this fraction of the age-normal baseline counts as collapse"),
     ParameterSpec("toxicity_spo2_pct", "%", 80.0, 50.0, 95.0,
