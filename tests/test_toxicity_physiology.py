@@ -106,7 +106,7 @@ def test_a15_tocilizumab_at_a_small_il6_rise_goes_with_more_severe_crs() -> None
     have more severe CRS (P < 0.05). Tocilizumab from grade 1 (fever) lets the IL-6 fold at
     the first dose vary; the mechanism is in docs/model.md (IL-1-dominant myeloid responses
     are febrile before IL-6 rises and are not touched by IL-6 receptor blockade)."""
-    n = 100
+    n = 150
     rng = np.random.default_rng(3)
     c = Cohort("b-all", weight_kg=rng.uniform(15, 70, n), age_y=rng.uniform(4, 24, n),
                marrow_blasts_pct=rng.uniform(5, 95, n))

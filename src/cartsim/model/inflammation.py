@@ -74,7 +74,7 @@ PARAMS = (
     _p("K_my_car", "10⁹ cells per L plasma", 3.0, 1e-4, 1e3,
        "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018)",
        "antigen-engaged CAR-T per litre of plasma giving half-maximal contact activation of "
-       "myeloid cells", 0.5, "inflam"),
+       "myeloid cells (Hill 2)", 0.5, "inflam"),
     _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4,
        "assumed (Norelli 2018: monocyte IL-1 precedes IL-6); wide IIV: patients differ in "
        "how IL-1- or IL-6-dominant their myeloid response is (the A15 mechanism, docs/model.md)",
@@ -155,7 +155,9 @@ def derivs(
     dy[S.IL1] = p[P.p_il1] * my * cyto - p[P.d_il1] * y[S.IL1]
     f_ifng = ifng / (ifng + p[P.K_ifng])
     damp = k9_l / (k9_l + p[P.K_my_kill])
-    contact = e9_l / (e9_l + p[P.K_my_car])
+    # Hill 2: the few engaged cells that keep B-cell aplasia for months do not keep
+    # myeloid cells activated (no chronic fever); the expansion peak does
+    contact = e9_l * e9_l / (e9_l * e9_l + p[P.K_my_car] ** 2)
     s_il1 = il1 * anak  # anakinra blocks the IL-1 receptor
     f_il1 = s_il1 / (s_il1 + p[P.K_il1])
     dy[S.MY] = (
