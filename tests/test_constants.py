@@ -27,7 +27,8 @@ def test_patient_builder_uses_its_specs() -> None:
     adult = Cohort("lbcl", weight_kg=[80.0], age_y=[60.0], tumour_volume_ml=[10.0])
     pc, yc = build(child, prod, seed=0, variability=False)
     pa, ya = build(adult, prod, seed=0, variability=False)
-    assert pc[0, P.map0] == q["map0_child_mmhg"] and pa[0, P.map0] == q["map0_adult_mmhg"]
+    assert pc[0, P.map0] == q["map0_child_base_mmhg"] + 6.0 * q["map0_child_per_year_mmhg"]
+    assert pa[0, P.map0] == q["map0_adult_mmhg"]
     assert pa[0, P.cart_access] == q["lbcl_cart_access"]
     # the LBCL capacity is quoted for the 70-kg reference adult and scales with body size
     assert pa[0, P.tumour_cap_cells] == q["lbcl_tumour_cap_cells"] * pa[0, P.body_scale]

@@ -58,13 +58,16 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("max_blast_fraction", "fraction", 0.99, 0.5, 0.999,
                   "assumed (keeps the marrow tumour finite at 100 % blasts)",
                   "marrow blast fraction the initial tumour is capped at"),
-    ParameterSpec("map0_child_mmhg", "mmHg", 70.0, 40.0, 100.0,
-                  "age-dependent normal MAP (paediatric reference ranges)",
-                  "baseline MAP below map0_child_below_age_y"),
+    ParameterSpec("map0_child_base_mmhg", "mmHg", 65.0, 40.0, 100.0,
+                  "age-dependent normal MAP (paediatric reference ranges: ≈ 70 mmHg at 3 y, "
+                  "≈ 80 mmHg at 8 y)",
+                  "baseline MAP extrapolated to birth (MAP0 = base + per-year × age, up to adult)"),
+    ParameterSpec("map0_child_per_year_mmhg", "mmHg/y", 2.0, 0.0, 10.0,
+                  "paediatric reference ranges; keeps the child's baseline as far above the "
+                  "age-dependent MAP target of the haemodynamic rule as an adult's",
+                  "rise of baseline MAP per year of age in childhood"),
     ParameterSpec("map0_adult_mmhg", "mmHg", 85.0, 60.0, 110.0, "adult normal MAP",
-                  "baseline MAP from map0_child_below_age_y"),
-    ParameterSpec("map0_child_below_age_y", "years", 12.0, 1.0, 18.0, "assumed",
-                  "age below which the child baseline MAP applies"),
+                  "baseline MAP of adults (and the ceiling of the child rule)"),
     ParameterSpec("cd20_ball", "relative", 0.2, 0.0, 1.0,
                   "CD20 is dim on most B-ALL blasts (assumed level)",
                   "tumour CD20 density in B-ALL (relative to LBCL)"),
@@ -185,6 +188,13 @@ def standard_normals(seed: int, patient_id: np.ndarray, name: str) -> np.ndarray
     return ndtri(u)
 
 
+def baseline_map(age_y: np.ndarray) -> np.ndarray:
+    """Age-normal baseline MAP (mmHg): base + per-year × age, at most the adult value."""
+    return np.minimum(_Q["map0_child_base_mmhg"]
+                      + _Q["map0_child_per_year_mmhg"] * np.asarray(age_y, dtype=float),
+                      _Q["map0_adult_mmhg"])
+
+
 def build(
     cohort: Cohort,
     product: Product,
@@ -242,8 +252,7 @@ def build(
     p[:, P.anc0] = cohort.anc0
     p[:, P.plt0] = cohort.plt0
     p[:, P.hb0] = cohort.hb0
-    p[:, P.map0] = np.where(cohort.age_y < _Q["map0_child_below_age_y"],
-                            _Q["map0_child_mmhg"], _Q["map0_adult_mmhg"])
+    p[:, P.map0] = baseline_map(cohort.age_y)
     lbcl = cohort.disease == "lbcl"
     p[:, P.disease_lbcl] = 1.0 if lbcl else 0.0
     p[:, P.cart_access] = _Q["lbcl_cart_access"] if lbcl else PARAMS["cart_access"].default
@@ -306,6 +315,7 @@ def build(
     y[:, S.B] = out0 * p[:, P.B_ss]
     y[:, S.IgG] = p[:, P.igg0]
     y[:, S.IL6] = p[:, P.il6_base]
+    y[:, S.NFL] = p[:, P.nfl_base]
     for s0 in ("NP", "NT1", "NT2", "NT3", "NC"):
         y[:, S[s0]] = cohort.anc0
     for s0 in ("PP", "PT1", "PT2", "PT3", "PC"):

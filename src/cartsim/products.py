@@ -23,7 +23,9 @@ KNOWN_ARMOUR = ("IL-18", "CD40L", "CD2", "IL-2Rb")
 #: assumptions to be calibrated (Stein 2019 vs Kimmel 2021 kinetics).
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {
     "4-1BB": {},
-    "CD28": {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5, "p_il6": 1.4, "k_enc": 1.4},
+    # no toxicity constants: CD28's earlier, larger CRS/ICANS follows from its expansion
+    # (more engaged effectors → IFN-γ and contact activation of myeloid cells; inflammation.py)
+    "CD28": {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5},
     "CD28+4-1BB": {"rho_max": 1.2, "k_em": 0.8, "d_M": 1.5, "k_ex": 1.2},
     "none": {"rho_max": 0.35, "k_em": 0.3, "d_M": 10.0},
 }

@@ -374,11 +374,14 @@ def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
 _VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")
 
 
-def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict[str, np.ndarray]:
-    """What the virtual clinician sees today (the protocol's ``obs`` contract)."""
+def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray,
+                 seed: int | None = None, patient_id: np.ndarray | None = None,
+                 day: int | None = None) -> dict[str, np.ndarray]:
+    """What the virtual clinician sees today (the protocol's ``obs`` contract); with
+    ``seed``, ``patient_id`` and ``day`` the neurological chance events are drawn."""
     r = readouts.compute(y, p)
     enc = r["encephalopathy"]
-    icans = icans_findings(enc)
+    icans = icans_findings(enc, seed, patient_id, day)
     age = p[:, P.age_y]
     n = y.shape[0]
     return {
@@ -389,7 +392,7 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray) -> dict
         "capd_score": np.where(age < _Q["ice_min_age_y"], icans["capd_score"], np.nan),
         "consciousness": icans["consciousness"],
         "seizure": icans["seizure"],
-        "motor_weakness": np.zeros(n),
+        "motor_weakness": icans["motor_weakness"],
         "cerebral_edema": icans["cerebral_edema"],
         "il6_pg_ml": r["il6_pg_ml"],
         "il6_baseline_pg_ml": baseline_il6,
@@ -512,7 +515,7 @@ def simulate(
                 add_events(day, name, np.where(status == 0, np.asarray(amt, float), 0.0), unit)
         if protocol is None:
             return
-        obs = observations(y_, p, baseline_il6)
+        obs = observations(y_, p, baseline_il6, seed, pid, day)
         bad = _implausible(obs) & (status == 0)
         if bad.any():  # a runaway patient leaves the cohort with its own status code
             status[bad] = STATUS_IMPLAUSIBLE

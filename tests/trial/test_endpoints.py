@@ -130,8 +130,8 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     # patient 1: relapse on day 100, blasts ≥ 90 % from day 120 → progression death on day 149
     x["marrow_blast_pct"][1, days >= 100] = 30.0
     x["marrow_blast_pct"][1, days >= 120] = 95.0
-    # patient 2: shock (MAP < 0.6 × 85) on days 10–11 → toxicity death on day 11
-    x["map_mmhg"][2, (days >= 10) & (days <= 11)] = 40.0
+    # patient 2: refractory shock (MAP < 0.4 × 85) on days 10–11 → toxicity death on day 11
+    x["map_mmhg"][2, (days >= 10) & (days <= 11)] = 30.0
     x["temperature_c"][:, (days >= 2) & (days <= 4)] = 39.0
     x["temperature_c"][2, (days >= 10) & (days <= 11)] = 39.5
     course = Course(np.array([0, 1, 2]), days, x)

@@ -2,46 +2,96 @@
 
 Shared by the simulator (what the virtual clinician observes each day) and the trial's
 endpoint layer (physiology-graded ICANS when no protocol grades it), so the thresholds live
-here once, below both. The mapping is assumed and uncalibrated (docs/clinic.md): CAPD rises as
-``capd_max·E²/(E² + 1)`` (≥ 9 is abnormal from E ≈ 0.7); consciousness drops a level at each of
-the three consciousness thresholds (awakens to voice, to touch, unarousable); seizures above
-the seizure threshold; cerebral oedema above the oedema threshold.
+here once, below both.
+
+* The cognitive tools share one encephalopathy fraction f = E²/(E² + 1): the ICE score is
+  10·(1 − f) (:mod:`cartsim.model.readouts`) and CAPD is ``capd_max``·f, with ``capd_max``
+  chosen so that CAPD ≥ 9 (ICANS grade 3 in a child) comes at the same E as ICE ≤ 2 (grade 3
+  in an adult, f > 0.75): children and adults with the same encephalopathy get the same grade.
+* Consciousness drops a level at each of three thresholds of E.
+* Seizures, deep focal motor weakness and cerebral oedema are chance events: each day a
+  patient has one with probability 1 − exp(−h), the hazard h = h_max·(E/K)ⁿ/(1 + (E/K)ⁿ)
+  set by the state. The draws come from the counter-based generator keyed by (seed, patient,
+  stream, day), so they never depend on chunking; without a key (no seed) the expected
+  finding is reported instead (h_max·… ≥ ½ day⁻¹ counts as present).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cartsim.engine.rng import uniform_np
 from cartsim.params import ParameterSpec, ParameterTable
 
 _PROV = "assumed (uncalibrated; docs/clinic.md)"
 FINDINGS_PARAMS = ParameterTable((
-    ParameterSpec("capd_max", "points", 27.0, 0.0, 32.0, _PROV,
-                  "CAPD score approached as the encephalopathy state E grows"),
-    ParameterSpec("enc_awakens_to_voice", "dimensionless", 2.0, 0.0, 100.0, _PROV,
+    ParameterSpec("capd_max", "points", 11.3, 0.0, 32.0,
+                  "assumed: CAPD ≥ 9 at the E where ICE ≤ 2 (f > 0.75; ASTCT grade 3 either way)",
+                  "CAPD score at full encephalopathy fraction (CAPD = capd_max · E²/(E² + 1))"),
+    ParameterSpec("enc_awakens_to_voice", "dimensionless", 2.5, 0.0, 100.0, _PROV,
                   "E above which consciousness drops to 'awakens to voice'"),
     ParameterSpec("enc_awakens_to_touch", "dimensionless", 4.0, 0.0, 100.0, _PROV,
                   "E above which consciousness drops to 'awakens to tactile stimulus'"),
-    ParameterSpec("enc_unarousable", "dimensionless", 8.0, 0.0, 100.0, _PROV,
+    ParameterSpec("enc_unarousable", "dimensionless", 6.0, 0.0, 100.0, _PROV,
                   "E above which the patient is unarousable"),
-    ParameterSpec("enc_seizure", "dimensionless", 6.0, 0.0, 100.0, _PROV,
-                  "E above which the patient seizes"),
-    ParameterSpec("enc_cerebral_edema", "dimensionless", 10.0, 0.0, 100.0, _PROV,
-                  "E above which cerebral oedema is present"),
+    ParameterSpec("seizure_hazard_max", "1/d", 0.4, 0.0, 10.0,
+                  "assumed (seizures in ≈ 5–10 % of axi-cel patients, Neelapu 2017)",
+                  "maximal daily seizure hazard"),
+    ParameterSpec("seizure_enc_half", "dimensionless", 4.0, 0.01, 100.0, _PROV,
+                  "E at half-maximal seizure hazard"),
+    ParameterSpec("motor_hazard_max", "1/d", 0.1, 0.0, 10.0, _PROV,
+                  "maximal daily hazard of deep focal motor weakness"),
+    ParameterSpec("motor_enc_half", "dimensionless", 5.0, 0.01, 100.0, _PROV,
+                  "E at half-maximal motor-weakness hazard"),
+    ParameterSpec("edema_hazard_max", "1/d", 0.3, 0.0, 10.0,
+                  "assumed (fatal cerebral oedema is rare, < 1 %; Gust 2017)",
+                  "maximal daily cerebral-oedema hazard"),
+    ParameterSpec("edema_enc_half", "dimensionless", 7.0, 0.01, 100.0, _PROV,
+                  "E at half-maximal cerebral-oedema hazard"),
+    ParameterSpec("event_hill", "–", 3.0, 1.0, 10.0, _PROV,
+                  "steepness n of the event hazards in E"),
 ))
 _Q = FINDINGS_PARAMS.defaults()
 CAPD_MAX = _Q["capd_max"]
 ENC_CONSCIOUSNESS = (_Q["enc_awakens_to_voice"], _Q["enc_awakens_to_touch"],
                      _Q["enc_unarousable"])
-ENC_SEIZURE = _Q["enc_seizure"]
-ENC_EDEMA = _Q["enc_cerebral_edema"]
+#: (stream, hazard_max, E half) of each chance event; streams differ from every other draw's.
+EVENT_STREAMS = {
+    "seizure": (301, _Q["seizure_hazard_max"], _Q["seizure_enc_half"]),
+    "motor_weakness": (302, _Q["motor_hazard_max"], _Q["motor_enc_half"]),
+    "cerebral_edema": (303, _Q["edema_hazard_max"], _Q["edema_enc_half"]),
+}
+DAY_OFFSET = 1000  # days may be negative; counters must not be
 
 
-def icans_findings(enc: np.ndarray) -> dict[str, np.ndarray]:
-    """Bedside ICANS findings implied by the encephalopathy state (any array shape)."""
-    return {
-        "capd_score": np.rint(CAPD_MAX * enc**2 / (enc**2 + 1.0)),
-        "consciousness": np.digitize(enc, ENC_CONSCIOUSNESS).astype(np.float64),
-        "seizure": np.where(enc > ENC_SEIZURE, 1.0, 0.0),
-        "cerebral_edema": np.where(enc > ENC_EDEMA, 1.0, 0.0),
+def event_hazard(enc: np.ndarray, h_max: float, half: float) -> np.ndarray:
+    """Daily hazard (1/d) of a neurological chance event at encephalopathy ``enc``."""
+    x = (np.maximum(enc, 0.0) / half) ** _Q["event_hill"]
+    return h_max * x / (1.0 + x)
+
+
+def icans_findings(enc: np.ndarray, seed: int | None = None,
+                   patient_id: np.ndarray | None = None,
+                   day: np.ndarray | int | None = None) -> dict[str, np.ndarray]:
+    """Bedside ICANS findings implied by the encephalopathy state (any array shape).
+
+    ``patient_id`` and ``day`` broadcast against ``enc`` (e.g. ``pid[:, None]`` and
+    ``days[None, :]`` for a patients × days course); with ``seed`` they key the chance events.
+    """
+    e = np.maximum(np.nan_to_num(np.asarray(enc, dtype=np.float64)), 0.0)
+    f = e**2 / (e**2 + 1.0)
+    out = {
+        "capd_score": np.rint(CAPD_MAX * f),
+        "consciousness": np.digitize(e, ENC_CONSCIOUSNESS).astype(np.float64),
     }
+    for name, (stream, h_max, half) in EVENT_STREAMS.items():
+        p_day = -np.expm1(-event_hazard(e, h_max, half))
+        if seed is None or patient_id is None or day is None:
+            hit = p_day >= 0.5
+        else:
+            ctr = np.asarray(day, dtype=np.int64) + DAY_OFFSET
+            u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64),
+                           stream, ctr.astype(np.uint64))
+            hit = u < p_day
+        out[name] = np.where(hit, 1.0, 0.0)
+    return out

@@ -1,14 +1,23 @@
 """Cytokines, myeloid amplification, endothelium and encephalopathy (MODEL.md §5).
 
-IL-6 is produced in proportion to killing (DAMP-driven, Hardiansyah 2019) and amplified by
-activated myeloid cells (Santurio 2025); IFN-γ by antigen-engaged effectors. Production is an
+IL-6 is produced in proportion to killing (DAMP-driven, Hardiansyah 2019), amplified by and
+secreted from activated myeloid cells (Santurio 2025); IFN-γ by antigen-engaged effectors.
+Myeloid cells are activated by IFN-γ, by tumour-death products, by contact with engaged CAR-T
+cells (CD40L–CD40, Giavridis 2018) and by their own IL-1 (Norelli 2018), a loop anakinra
+breaks. So CRS follows the CAR-T expansion kinetics of the construct: a product that expands
+faster and engages more (CD28) brings CRS earlier and more severe without a per-product
+toxicity constant. Production is an
 amount per day; the serum concentration it adds is that amount over the patient's plasma volume
 (``plasma_ml``, :mod:`cartsim.model.body`), and damage-driven myeloid activation reads the kill
 rate per litre of plasma, so CRS does not depend on body size at equal dose per kg and burden.
 Tocilizumab blocks IL-6 signalling and receptor-mediated clearance (serum IL-6 rises),
 siltuximab neutralises IL-6, steroids damp production and myeloid activation, anakinra damps
-the myeloid loop. Endothelial activation follows the IL-6 signal and IFN-γ; the
-encephalopathy state follows endothelial activation (blood–brain-barrier leak, review A16).
+the myeloid loop. Endothelial activation follows the IL-6 signal, IFN-γ and IL-1 and is
+amplified by its own angiopoietin-2 release (Gust 2017); capillary leak and vasoplegia (MAP,
+SpO₂ readouts) follow it and can reach refractory shock. Endothelial activation opens the
+blood–brain barrier (BBB, fraction disrupted); the encephalopathy state follows BBB disruption
+(review A16), deep enough for an adult ICE score of 0–2, and neurofilament light (NfL) released
+by neuronal injury follows the encephalopathy.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ P = unbound("P")  # parameter layout, bound by cartsim.model.layout
 PARAMS = (
     _p("il6_base", "pg/mL", 3.0, 0.0, 1e3, "typical healthy serum IL-6", "baseline IL-6", 0.3,
        "inflam"),
-    _p("p_il6", "pg/d per 1e9 kills/d", 1400.0, 0.0, 1e8,
-       "calibrated to CRS IL-6 peaks (Hardiansyah 2019 structure): 0.5 pg/mL/d in the 2800 mL "
-       "plasma of the 70-kg reference adult",
+    _p("p_il6", "pg/d per 1e9 kills/d", 700.0, 0.0, 1e8,
+       "Hardiansyah 2019 structure; 0.25 pg/mL/d in the 2800 mL plasma of the 70-kg reference "
+       "adult, hand-tuned (issue 14) so that kill-driven IL-6 in high-burden B-ALL and "
+       "myeloid IL-6 (p_il6_my) share the CRS",
        "IL-6 amount produced per killing activity (concentration = amount / plasma_ml)",
        0.8, "inflam"),
     _p("d_il6", "1/d", 3.96, 0.1, 100.0, "Hardiansyah 2019", "IL-6 clearance", 0.0, "inflam"),
@@ -49,7 +59,7 @@ PARAMS = (
        "endothelial recovery rate", 0.2, "inflam"),
     _p("K_en_il6", "pg/mL", 150.0, 0.01, 1e5, "assumed",
        "IL-6 signal for half-maximal endothelial activation", 0.5, "inflam"),
-    _p("w_ifng_en", "–", 0.5, 0.0, 10.0, "assumed",
+    _p("w_ifng_en", "–", 0.15, 0.0, 10.0, "assumed (hand-tuned, issue 14)",
        "weight of IFN-γ saturation relative to the IL-6 term in endothelial activation",
        0.0, "inflam"),
     _p("K_my_kill", "10⁹ cells/d per L plasma", 10.0 / 2.8, 0.001, 1e4,
@@ -57,14 +67,50 @@ PARAMS = (
        "10⁹ × 10 kills/d in the 2.8 L plasma of the 70-kg reference adult",
        "CAR-T kill rate per litre of plasma (damage-signal concentration) giving half-maximal "
        "damage-driven myeloid activation", 0.0, "inflam"),
-    _p("k_enc", "1/d", 0.6, 0.0, 10.0, "assumed", "encephalopathy onset rate", 0.5, "inflam"),
+    _p("p_il6_my", "pg/mL/d", 60.0, 0.0, 1e5,
+       "assumed (Santurio 2025: activated monocytes/macrophages are the main IL-6 source)",
+       "IL-6 secreted by fully activated myeloid cells (a concentration rate: myeloid "
+       "activation is a fraction, so it does not depend on body size)", 0.5, "inflam"),
+    _p("K_my_car", "10⁹ cells per L plasma", 3.0, 1e-4, 1e3,
+       "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018)",
+       "antigen-engaged CAR-T per litre of plasma giving half-maximal contact activation of "
+       "myeloid cells (Hill 2)", 0.5, "inflam"),
+    _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4,
+       "assumed (Norelli 2018: monocyte IL-1 precedes IL-6); wide IIV: patients differ in "
+       "how IL-1- or IL-6-dominant their myeloid response is (the A15 mechanism, docs/model.md)",
+       "IL-1 secreted by fully activated myeloid cells", 0.8, "inflam"),
+    _p("d_il1", "1/d", 4.0, 0.1, 100.0, "assumed (IL-1β serum half-life of hours)",
+       "IL-1 clearance", 0.0, "inflam"),
+    _p("K_il1", "pg/mL", 5.0, 0.01, 1e4, "assumed",
+       "IL-1 signal for half-maximal myeloid self-activation", 0.0, "inflam"),
+    _p("w_il1_en", "–", 0.8, 0.0, 10.0, "assumed (IL-1 activates endothelium)",
+       "weight of the IL-1 term in endothelial activation", 0.0, "inflam"),
+    _p("a_ang", "–", 1.0, 0.0, 10.0,
+       "assumed (angiopoietin-2 released by activated endothelium antagonises Tie2; Gust 2017)",
+       "strength of endothelial self-amplification", 0.3, "inflam"),
+    _p("K_ang", "–", 2.0, 0.01, 100.0, "assumed",
+       "endothelial activation for half-maximal self-amplification", 0.0, "inflam"),
+    _p("k_bbb", "1/d", 1.0, 0.0, 10.0, "assumed (Gust 2017: BBB disruption in severe ICANS)",
+       "blood–brain-barrier disruption rate", 0.3, "inflam"),
+    _p("d_bbb", "1/d", 0.3, 0.01, 10.0, "assumed (barrier repair over days)",
+       "blood–brain-barrier repair rate", 0.2, "inflam"),
+    _p("K_bbb", "–", 2.4, 0.01, 100.0, "assumed",
+       "endothelial activation for half-maximal BBB disruption (Hill 4: a threshold)", 0.4,
+       "inflam"),
+    _p("nfl_base", "pg/mL", 10.0, 0.0, 1e3, "typical adult serum NfL (Simoa) ≈ 5–20 pg/mL",
+       "baseline serum neurofilament light", 0.3, "inflam"),
+    _p("k_nfl", "pg/mL/d", 8.0, 0.0, 1e4, "assumed (serum NfL tracks ICANS severity; review A16)",
+       "NfL release per unit encephalopathy", 0.3, "inflam"),
+    _p("d_nfl", "1/d", 0.033, 0.001, 1.0, "assumed (serum NfL half-life ≈ 3 weeks)",
+       "NfL clearance", 0.0, "inflam"),
+    _p("k_enc", "1/d", 7.0, 0.0, 50.0, "assumed (fully open BBB: E → k_enc / d_enc = 17.5, "
+       "ICE 0)", "encephalopathy onset rate per unit BBB disruption", 0.5, "inflam"),
     _p("d_enc", "1/d", 0.4, 0.01, 10.0, "assumed (ICANS resolves over days)",
        "encephalopathy recovery rate", 0.2, "inflam"),
-    _p("K_enc", "–", 1.2, 0.01, 100.0, "assumed", "endothelial activation for half-maximal "
-       "encephalopathy drive", 0.4, "inflam"),
     _p("K_fever", "pg/mL", 25.0, 0.01, 1e5, "assumed (fever at IL-6 tens of pg/mL)",
        "IL-6 signal for half-maximal fever", 0.3, "inflam"),
-    _p("map_drop", "–", 0.45, 0.0, 0.9, "assumed", "maximal fractional MAP fall", 0.0, "inflam"),
+    _p("map_drop", "–", 0.65, 0.0, 0.9, "assumed (vasoplegia can be refractory)",
+       "maximal fractional MAP fall", 0.0, "inflam"),
     _p("K_map", "–", 1.6, 0.01, 100.0, "assumed", "endothelial activation for half MAP drop",
        0.3, "inflam"),
     _p("K_ox", "–", 2.0, 0.01, 100.0, "assumed", "endothelial activation for half SpO₂ fall",
@@ -94,43 +140,57 @@ def derivs(
     k9 = kills * 1e-9
     e9 = engaged * 1e-9
     k9_l = k9 * 1e3 / vol  # 10⁹ kills/d per litre of plasma
-    il6, ifng = max(y[S.IL6], 0.0), max(y[S.IFNG], 0.0)
-    my, en, enc = y[S.MY], y[S.EN], y[S.ENC]
+    e9_l = e9 * 1e3 / vol  # 10⁹ engaged CAR-T per litre of plasma
+    il6, ifng, il1 = max(y[S.IL6], 0.0), max(y[S.IFNG], 0.0), max(y[S.IL1], 0.0)
+    my, en, enc = max(y[S.MY], 0.0), max(y[S.EN], 0.0), y[S.ENC]
+    bbb = min(max(y[S.BBB], 0.0), 1.0)
     cyto = 1.0 - p[P.ster_cyto] * steroid_effect
+    anak = 1.0 - p[P.anak_my] * anakinra_effect
     dy[S.IL6] = (
         p[P.d_il6] * p[P.il6_base]
-        + p[P.p_il6] * k9 / vol * (1.0 + p[P.a_my] * max(my, 0.0)) * cyto
+        + (p[P.p_il6] * k9 / vol * (1.0 + p[P.a_my] * my) + p[P.p_il6_my] * my) * cyto
         - p[P.d_il6] * (1.0 - p[P.toci_clear_frac] * toci_occupancy) * y[S.IL6]
     )
     dy[S.IFNG] = p[P.p_ifng] * e9 / vol * cyto - p[P.d_ifng] * y[S.IFNG]
+    dy[S.IL1] = p[P.p_il1] * my * cyto - p[P.d_il1] * y[S.IL1]
     f_ifng = ifng / (ifng + p[P.K_ifng])
     damp = k9_l / (k9_l + p[P.K_my_kill])
+    # Hill 2: the few engaged cells that keep B-cell aplasia for months do not keep
+    # myeloid cells activated (no chronic fever); the expansion peak does
+    contact = e9_l * e9_l / (e9_l * e9_l + p[P.K_my_car] ** 2)
+    s_il1 = il1 * anak  # anakinra blocks the IL-1 receptor
+    f_il1 = s_il1 / (s_il1 + p[P.K_il1])
     dy[S.MY] = (
-        p[P.k_my] * (f_ifng + damp) * (1.0 - p[P.ster_my] * steroid_effect)
-        * (1.0 - p[P.anak_my] * anakinra_effect)
-        - p[P.d_my] * my
+        p[P.k_my] * (f_ifng + damp + contact + f_il1) * (1.0 - p[P.ster_my] * steroid_effect)
+        * anak
+        - p[P.d_my] * y[S.MY]
     )
     sig = il6_signal(il6, toci_occupancy, silt_occupancy)
-    drive_en = sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng
-    dy[S.EN] = p[P.k_en] * drive_en * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_en] * en
-    en2 = max(en, 0.0) ** 2
-    drive_enc = en2 / (en2 + p[P.K_enc] ** 2)
-    dy[S.ENC] = p[P.k_enc] * drive_enc * (1.0 - p[P.ster_enc] * steroid_effect) * (
-        1.0 - p[P.anak_enc] * anakinra_effect) - (
-        p[P.d_enc] * enc
-    )
+    en2 = en * en
+    drive_en = (sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng + p[P.w_il1_en] * f_il1
+                + p[P.a_ang] * en2 / (en2 + p[P.K_ang] ** 2))
+    dy[S.EN] = p[P.k_en] * drive_en * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_en] * y[S.EN]
+    en4 = en2 * en2
+    dy[S.BBB] = (p[P.k_bbb] * en4 / (en4 + p[P.K_bbb] ** 4) * (1.0 - bbb)
+                 * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_bbb] * y[S.BBB])
+    dy[S.ENC] = p[P.k_enc] * bbb * (1.0 - p[P.ster_enc] * steroid_effect) * (
+        1.0 - p[P.anak_enc] * anakinra_effect) - p[P.d_enc] * enc
+    dy[S.NFL] = p[P.k_nfl] * max(enc, 0.0) + p[P.d_nfl] * (p[P.nfl_base] - y[S.NFL])
 
 
 MECHANISM = Mechanism(
     name="inflammation",
     module=__name__,
-    summary="IL-6, IFN-γ, myeloid activation, endothelium and encephalopathy",
+    summary="IL-6, IFN-γ, IL-1, myeloid activation, endothelium, BBB, encephalopathy and NfL",
     states=(
         StateSpec("IL6", "pg/mL", "serum IL-6"),
         StateSpec("IFNG", "pg/mL", "serum IFN-γ"),
         StateSpec("MY", "–", "myeloid activation"),
         StateSpec("EN", "–", "endothelial activation"),
         StateSpec("ENC", "–", "encephalopathy state"),
+        StateSpec("IL1", "pg/mL", "serum IL-1 (myeloid IL-1β)"),
+        StateSpec("BBB", "–", "blood–brain-barrier disruption (fraction 0–1)"),
+        StateSpec("NFL", "pg/mL", "serum neurofilament light", initial=10.0),
     ),
     params=PARAMS,
     kernels=(Kernel(derivs, consumes=("kills", "engaged", "toci_occupancy", "silt_occupancy",

@@ -2,6 +2,9 @@
 
 All functions take ``y`` (n, N_STATES) and ``p`` (n, N_PARAMS) and return arrays of shape (n,).
 Units are those of clinical reports: cells/µL, copies/µg genomic DNA, %, pg/mL, °C, mmHg.
+Normal ranges of the inflammation readouts (:data:`NORMAL_RANGES`): IL-6 < 7 pg/mL, IFN-γ
+< 15 pg/mL, IL-1β < 5 pg/mL, serum NfL < 20 pg/mL (adults; age-dependent), temperature
+36.1–37.9 °C, ICE 10 points.
 ``tumour_cells`` is whole-body disease (main site + sanctuary); blast %, MRD, SPD and the CD19-
 negative fraction describe the main disease site (marrow aspirate for B-ALL, nodes for LBCL);
 ``cns_tumour_cells`` is the sanctuary (CNS/testis) load.
@@ -41,6 +44,9 @@ READOUT_PARAMS = ParameterTable((
                   "maximal cytokine-driven temperature rise"),
     ParameterSpec("w_ifng_fever", "–", 0.3, 0.0, 5.0, "assumed",
                   "pyrogenic weight of the IFN-γ signal relative to IL-6"),
+    ParameterSpec("w_il1_fever", "–", 3.0, 0.0, 20.0,
+                  "assumed (IL-1β is the most potent endogenous pyrogen, active at a few pg/mL)",
+                  "pyrogenic weight of the IL-1 signal relative to IL-6"),
     ParameterSpec("spo2_base_pct", "%", 98.0, 90.0, 100.0, "normal room-air SpO₂",
                   "room-air SpO₂ without capillary leak"),
     ParameterSpec("spo2_drop_max_pct", "%", 24.0, 1.0, 60.0, "assumed (to 74 % on room air)",
@@ -53,6 +59,16 @@ READOUT_PARAMS = ParameterTable((
                   "monocytes independent of the neutrophil count"),
 ))
 _R = READOUT_PARAMS.defaults()
+
+#: Normal (healthy adult) range of each inflammation/neurological readout: (low, high, unit).
+NORMAL_RANGES: dict[str, tuple[float, float, str]] = {
+    "il6_pg_ml": (0.0, 7.0, "pg/mL"),
+    "ifng_pg_ml": (0.0, 15.0, "pg/mL"),
+    "il1_pg_ml": (0.0, 5.0, "pg/mL"),
+    "nfl_pg_ml": (0.0, 20.0, "pg/mL"),
+    "temperature_c": (36.1, 37.9, "°C"),
+    "ice_score": (10.0, 10.0, "points"),
+}
 T_BLOOD_FRACTION = _R["t_blood_fraction"]
 B_BLOOD_FRACTION = _R["b_blood_fraction"]
 COPIES_PER_UG_PER_CELL_FRACTION = _R["copies_per_ug_per_cell_fraction"]
@@ -63,6 +79,7 @@ SPD_CM2_PER_ML23 = _R["spd_cm2_per_ml23"]
 TEMP_BASE_C = _R["temp_base_c"]
 TEMP_RISE_MAX_C = _R["temp_rise_max_c"]
 W_IFNG_FEVER = _R["w_ifng_fever"]
+W_IL1_FEVER = _R["w_il1_fever"]
 SPO2_BASE_PCT = _R["spo2_base_pct"]
 SPO2_DROP_MAX_PCT = _R["spo2_drop_max_pct"]
 ICE_MAX = _R["ice_max"]
@@ -109,7 +126,8 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     toci = np.maximum(y[:, S.TOCI], 0.0)
     silt = np.maximum(y[:, S.SILT], 0.0)
     sig = il6 * (1 - toci / (toci + p[:, P.toci_ec50])) * (1 - silt / (silt + p[:, P.silt_ec50]))
-    x = (sig + W_IFNG_FEVER * ifng) / p[:, P.K_fever]
+    il1 = np.maximum(y[:, S.IL1], 0.0)
+    x = (sig + W_IFNG_FEVER * ifng + W_IL1_FEVER * il1) / p[:, P.K_fever]
     x2 = np.minimum(x, 1e100) ** 2  # saturating Hill term; the cap only avoids overflow
     temp = TEMP_BASE_C + TEMP_RISE_MAX_C * x2 / (1.0 + x2)
     en = np.maximum(y[:, S.EN], 0.0)
@@ -117,6 +135,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     spo2 = SPO2_BASE_PCT - SPO2_DROP_MAX_PCT * en**3 / (en**3 + p[:, P.K_ox] ** 3)
     enc = np.maximum(y[:, S.ENC], 0.0)
     ice = np.rint(ICE_MAX * (1.0 - enc**2 / (enc**2 + 1.0)))
+    nfl = np.maximum(y[:, S.NFL], 0.0)
     return {
         "cart_cells_per_ul": car_ul,
         "transgene_copies_per_ug": copies,
@@ -139,6 +158,8 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         "spo2_pct": spo2,
         "encephalopathy": enc,
         "ice_score": ice,
+        "il1_pg_ml": il1,
+        "nfl_pg_ml": nfl,
         "anc_per_ul": anc,
         "platelets_per_ul": np.maximum(y[:, S.PC], 0.0),
         "hemoglobin_g_dl": np.maximum(y[:, S.HB], 0.0),

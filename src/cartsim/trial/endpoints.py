@@ -29,7 +29,7 @@ from cartsim.clinic.hematotox import (
     neutrophil_recovery_phenotype,
 )
 from cartsim.clinic.icans import astct_icans_grade
-from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support
+from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support, map_target
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
 from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
@@ -249,6 +249,11 @@ TOXICITY_PARAMS = ParameterTable((
                   "no-protocol arms: SpO2 below which a face mask is used"),
     ParameterSpec("spo2_ventilation_pct", "%", 80.0, 50.0, 100.0, "assumed SpO2 ladder",
                   "no-protocol arms: SpO2 below which mechanical ventilation is used"),
+    ParameterSpec("norepinephrine_ug_min_per_mmhg", "µg/min per mmHg", 1.0, 0.0, 10.0,
+                  "assumed: the 20 µg/min 'high dose' of Penn/Lee/CARTOX (§1.6) is reached at "
+                  "the 20-mmHg MAP deficit where the haemodynamic rule adds a second agent",
+                  "norepinephrine-equivalent dose per mmHg of MAP deficit below target, for the "
+                  "older scales' high-dose vasopressor criterion"),
 ))
 CYTOPENIA_PARAMS = ParameterTable((
     ParameterSpec("severe_neutropenia_per_ul", "cells/µL", 500.0, 0.0, 2000.0,
@@ -538,11 +543,11 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
                                           anticytokine_given=anti).grade, dtype=float)
         crs = np.where(alive_p, crs, 0)
         enc = np.nan_to_num(xp["encephalopathy"])
-        f = icans_findings(enc)
+        f = icans_findings(enc, ctx.seed, course.patient_id[:, None], dpost[None, :])
         ice = np.nan_to_num(xp["ice_score"], nan=10.0)
         child = (age < q["child_below_age_y"])[:, None]
         icans = np.asarray(astct_icans_grade(
-            np.where(child, np.nan, ice), f["consciousness"], f["seizure"], 0,
+            np.where(child, np.nan, ice), f["consciousness"], f["seizure"], f["motor_weakness"],
             f["cerebral_edema"], capd_score=np.where(child, f["capd_score"], np.nan),
             age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
         icans = np.where(alive_p, icans, 0)
@@ -553,9 +558,15 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
         episode_stats(icans, dpost)
     out["crs_grade_source"] = np.full(n, source, dtype=object)
+    # the older scales' "high-dose" criterion reads a norepinephrine-equivalent dose, taken
+    # as proportional to the MAP deficit the vasopressors answer (first agent only)
+    map_ = np.nan_to_num(xp["map_mmhg"], nan=200.0)
+    deficit = np.maximum(map_target(HemodynamicConfig(), np.broadcast_to(
+        np.asarray(age, dtype=float)[:, None], map_.shape)) - map_, 0.0)
+    ne = np.where(n_vp > 0, q["norepinephrine_ug_min_per_mmhg"] * deficit, 0.0)
     scales = crs_grade_all_scales(CrsFeatures(
-        fever=fever, hypotension=hyp, other_vasopressors=n_vp,
-        vasopressin=vpn, oxygen_device=dev))
+        fever=fever, hypotension=hyp, norepinephrine_ug_min=ne,
+        other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vpn, oxygen_device=dev))
     if ctx.crs_scale not in scales:
         raise UnknownNameError("crs_scale", ctx.crs_scale, tuple(scales))
     # every scale's maximum (validation compares each paper on its own scale); ASTCT is the

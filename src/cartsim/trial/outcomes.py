@@ -69,8 +69,8 @@ DEATH_PARAMS = ParameterTable((
                   "assumed (hazard proportional to burden; baseline metabolic tumour volume "
                   "predicts OS after CAR-T, Vercellino 2020 Blood Adv)",
                   "power of the tumour volume in the LBCL progression-death hazard"),
-    ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.6, 0.1, 1.0,
-                  "assumed (refractory shock)",
+    ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.4, 0.1, 1.0,
+                  "assumed (refractory shock, beyond the MAP of grade-4 support)",
                   "MAP below this fraction of the age-normal baseline counts as collapse"),
     ParameterSpec("toxicity_spo2_pct", "%", 80.0, 50.0, 95.0,
                   "assumed (refractory hypoxaemia)",
@@ -132,8 +132,10 @@ def death_params(overrides: dict[str, float] | None = None) -> dict[str, float]:
 
 
 def baseline_map(age_y: np.ndarray) -> np.ndarray:
-    """Age-normal MAP used by the model (``population.build``): 70 mmHg < 12 y, else 85."""
-    return np.where(np.asarray(age_y) < 12, 70.0, 85.0)
+    """Age-normal MAP used by the model (:func:`cartsim.population.baseline_map`)."""
+    from cartsim.population import baseline_map as _baseline_map
+
+    return _baseline_map(age_y)
 
 
 def _first_run_end(mask: np.ndarray, length: int) -> np.ndarray:
