@@ -101,15 +101,19 @@ def traits(n: int, only: set[str] | None, antigen_positive: bool = False) -> Non
         print(_line(f"{trait} ({tag})", *out), flush=True)
 
 
-def dose(n: int) -> None:
+def dose(n: int, low_burden: bool = False) -> None:
     base = _spec("examples/eliana.toml")
+    tag = "eliana"
+    if low_burden:  # antigen-limited expansion: marrow blasts 0.1–5 %
+        base["population"]["marrow_blasts_pct"] = {"kind": "uniform", "low": 0.1, "high": 5}
+        tag = "eliana, blasts 0.1–5 %"
     out = []
     for per_kg in (0.6e6, 3.0e6):
         d = copy.deepcopy(base)
         d["arms"][0]["dose"] = {"per_kg": per_kg}
         out.append(_run(d, n))
     a, b = out
-    print(_line("dose 0.6→3.0e6/kg (eliana)", a, b)
+    print(_line(f"dose 0.6→3.0e6/kg ({tag})", a, b)
           + f"  EFS HR {_hr(a, b, 'efs'):.2f}", flush=True)
 
 
@@ -127,6 +131,29 @@ def hsct(n: int) -> None:
           flush=True)
 
 
+def dose_probe(blasts_pct: float) -> None:
+    """One 30-kg B-ALL patient without variability at four doses per kg."""
+    from cartsim.population import Cohort
+    from cartsim.products import get_product
+    from cartsim.simulation import simulate
+
+    w, per_kg = 30.0, np.array([0.3e6, 0.6e6, 3e6, 6e6])
+    n = per_kg.size
+    c = Cohort("b-all", weight_kg=np.full(n, w), age_y=np.full(n, 10.0),
+               marrow_blasts_pct=np.full(n, blasts_pct), dose=per_kg * w)
+    t = simulate(c, get_product("tisagenlecleucel"), days=365, seed=1,
+                 variability=False).trajectories
+    for i in range(n):
+        ti = t[t["patient_id"] == i]
+        pk = ti.loc[ti["cart_cells_per_ul"].idxmax()]
+        d = ti.set_index("day")
+        print(f"blasts {blasts_pct:g} %  dose/kg {per_kg[i]:8.2g}  Cmax "
+              f"{pk['cart_cells_per_ul']:8.3g}  Tmax {pk['day']:4.0f}  CAR-T d180 "
+              f"{d.loc[180, 'cart_cells_per_ul']:8.3g}  tumour d365 "
+              f"{d.loc[365, 'tumour_cells']:9.3g}",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=300)
@@ -138,6 +165,11 @@ def main() -> None:
     traits(a.patients, only, a.antigen_positive)
     if not only or "dose" in only:
         dose(a.patients)
+    if not only or "dose_low" in only:
+        dose(a.patients, low_burden=True)
+    if not only or "dose_probe" in only:
+        dose_probe(74.0)
+        dose_probe(1.0)
     if not only or "hsct" in only:
         hsct(a.patients)
 

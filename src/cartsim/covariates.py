@@ -88,6 +88,8 @@ COVARIATES: tuple[Covariate, ...] = (
 BY_NAME: dict[str, Covariate] = {c.name: c for c in COVARIATES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 BINARY: tuple[str, ...] = tuple(c.name for c in COVARIATES if c.binary)
+#: Tumour resistance traits given as a fraction (review B5–B12); subgroups split them at 0.5.
+GRADED_TRAITS: tuple[str, ...] = ("pdl1", "dr_defect", "ifng_defect", "cd19_surface_loss")
 #: Covariates that are inputs of the model (fields of :class:`cartsim.population.Cohort`).
 SIMULATED: tuple[str, ...] = tuple(c.name for c in COVARIATES if c.simulated)
 
