@@ -61,12 +61,26 @@ COVARIATES: tuple[Covariate, ...] = (
     Covariate("prior_hsct", "0/1", 0.0, 1.0, 0.0,
               "prior allogeneic HSCT (recorded; not yet modelled)", "input", binary=True,
               simulated=False),
-    Covariate("tp53_altered", "0/1", 0.0, 1.0, 0.0, "TP53 alteration", "input", binary=True),
-    Covariate("noxa_low", "0/1", 0.0, 1.0, 0.0, "NOXA-low tumour", "input", binary=True),
-    Covariate("cd58_loss", "0/1", 0.0, 1.0, 0.0, "CD58 loss", "input", binary=True),
-    Covariate("pdl1", "fraction", 0.0, 1.0, 0.0, "tumour PD-L1", "input"),
-    Covariate("dr_defect", "fraction", 0.0, 1.0, 0.0, "death-receptor pathway defect",
-              "input"),
+    Covariate("tp53_altered", "0/1", 0.0, 1.0, 0.0,
+              "TP53 alteration (mutation or copy loss): weaker apoptosis, faster growth, fewer "
+              "infiltrating CAR-T (review B10)", "input", binary=True),
+    Covariate("noxa_low", "0/1", 0.0, 1.0, 0.0,
+              "NOXA-low tumour (IHC < 4): perforin-route apoptosis blocked (review B7)", "input",
+              binary=True),
+    Covariate("cd58_loss", "0/1", 0.0, 1.0, 0.0,
+              "CD58 loss: weaker CAR synapse, kill and stimulation (review B11)", "input",
+              binary=True),
+    Covariate("pdl1", "fraction", 0.0, 1.0, 0.0,
+              "tumour PD-L1: suppresses and exhausts engaged CAR-T (review B12)", "input"),
+    Covariate("dr_defect", "fraction", 0.0, 1.0, 0.0,
+              "death-receptor pathway defect (FADD/BID/CASP8/TNFRSF10B; Fas): no extrinsic or "
+              "bystander kill, CAR-T dysfunction and less expansion (review B8, B9)", "input"),
+    Covariate("ifng_defect", "fraction", 0.0, 1.0, 0.0,
+              "IFN-γ pathway defect (IFNGR1/2, JAK1/2, STAT1): no IFN-γ-route kill, which "
+              "liquid tumours do not need (review B5)", "input"),
+    Covariate("cd19_surface_loss", "fraction", 0.0, 1.0, 0.0,
+              "CD19 surface loss by CD81 loss or SPPL3 loss (antigen kept inside or masked; "
+              "review B2, B11)", "input"),
     Covariate("anc0", "cells/µL", 0.0, 1e5, 1500.0, "baseline ANC", _IN),
     Covariate("plt0", "cells/µL", 0.0, 2e6, 100e3, "baseline platelets", _IN),
     Covariate("hb0", "g/dL", 2.0, 25.0, 10.0, "baseline haemoglobin", _IN),
@@ -74,6 +88,8 @@ COVARIATES: tuple[Covariate, ...] = (
 BY_NAME: dict[str, Covariate] = {c.name: c for c in COVARIATES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 BINARY: tuple[str, ...] = tuple(c.name for c in COVARIATES if c.binary)
+#: Tumour resistance traits given as a fraction (review B5–B12); subgroups split them at 0.5.
+GRADED_TRAITS: tuple[str, ...] = ("pdl1", "dr_defect", "ifng_defect", "cd19_surface_loss")
 #: Covariates that are inputs of the model (fields of :class:`cartsim.population.Cohort`).
 SIMULATED: tuple[str, ...] = tuple(c.name for c in COVARIATES if c.simulated)
 

@@ -29,6 +29,12 @@ from cartsim.model.parameters import (
     clone_param_index,
 )
 from cartsim.model.state import N_CLONES, N_STATES, S
+from cartsim.model.traits import (
+    PATIENT_TRAIT_COVARIATES,
+    PATIENT_TRAIT_PARAMS,
+    TRAIT_NAMES,
+    patient_traits,
+)
 from cartsim.parameter_sets import active as active_parameter_set
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.products import Product
@@ -75,21 +81,11 @@ POPULATION_PARAMS = ParameterTable((
                   "tumour CD20 density in LBCL"),
     ParameterSpec("cd22_tumour", "relative", 0.5, 0.0, 10.0, "assumed",
                   "tumour CD22 density (both diseases)"),
-    ParameterSpec("noxa_low_pfn", "fraction", 0.35, 0.0, 1.0, "review B7; assumed",
-                  "perforin-route sensitivity of NOXA-low tumours"),
-    ParameterSpec("dr_defect_floor", "fraction", 0.1, 0.0, 1.0, "assumed",
-                  "residual death-receptor sensitivity of a fully defective tumour"),
-    ParameterSpec("cd58_loss_synapse", "fraction", 0.6, 0.0, 1.0,
-                  "traits.GENE_TRAIT_EFFECTS['CD58']",
-                  "synapse quality of a CD58-lost tumour (CD2-armoured CARs bypass it)"),
 ))
 _Q = POPULATION_PARAMS.defaults()
 MAX_DOSE_CELLS = _Q["max_dose_cells"]
 BLOOD_ML_PER_KG = _Q["blood_ml_per_kg"]
 LBCL_CELLS_PER_ML = _Q["lbcl_cells_per_ml"]
-NOXA_LOW_PFN = _Q["noxa_low_pfn"]
-DR_DEFECT_FLOOR = _Q["dr_defect_floor"]
-CD58_LOSS_SYNAPSE = _Q["cd58_loss_synapse"]
 
 @dataclass
 class Cohort:
@@ -114,6 +110,8 @@ class Cohort:
     cd58_loss: np.ndarray | None = None
     pdl1: np.ndarray | None = None
     dr_defect: np.ndarray | None = None
+    ifng_defect: np.ndarray | None = None
+    cd19_surface_loss: np.ndarray | None = None
     anc0: np.ndarray | None = None
     plt0: np.ndarray | None = None
     hb0: np.ndarray | None = None
@@ -268,9 +266,6 @@ def build(
     p[:, P.affinity] = c.affinity
     # clones
     cd20 = _Q["cd20_lbcl"] if lbcl else _Q["cd20_ball"]
-    synapse = np.where(cohort.cd58_loss > 0.5, CD58_LOSS_SYNAPSE, 1.0)
-    if "CD2" in c.armour:
-        synapse = np.ones(n)  # CD2-co-stimulated CAR bypasses CD58 (review B11)
     # patient-to-patient CD19 density around the covariate (model/tumour.py cd19_spread)
     z_cd19 = (standard_normals(seed, cohort.patient_id, "cd19_density") if variability
               else np.zeros(n))
@@ -280,18 +275,18 @@ def build(
     z_low = (standard_normals(seed, cohort.patient_id, "escape_clone_cd19") if variability
              else np.zeros(n))
     low = np.minimum(p[:, P.low_clone_cd19] * np.exp(p[:, P.low_clone_spread] * z_low), 1.0)
+    # tumour traits (review B5–B12) from the trait covariates, through the same trait vector
+    # and route-kill function as the screen simulator (cartsim.model.traits)
+    trait_q = {k: v for k, v in (overrides or {}).items() if k in PATIENT_TRAIT_PARAMS.names}
+    tr = patient_traits({k: getattr(cohort, k) for k in PATIENT_TRAIT_COVARIATES}, n,
+                        cd2_armour="CD2" in c.armour, params=trait_q)
     for k in range(N_CLONES):
         base = clone_param_index(k, 0)
         p[:, base + C.cd19] = cd19 if k == 0 else cd19 * low if k == 1 else 0.0
         p[:, base + C.cd20] = cd20
         p[:, base + C.cd22] = _Q["cd22_tumour"]
-        p[:, base + C.pfn_sensitivity] = np.where(cohort.noxa_low > 0.5, NOXA_LOW_PFN, 1.0)
-        p[:, base + C.dr_sensitivity] = 1.0 - (1.0 - DR_DEFECT_FLOOR) * cohort.dr_defect
-        p[:, base + C.ifng_sensitivity] = 1.0
-        p[:, base + C.synapse_quality] = synapse
-        p[:, base + C.cd19_surface_fraction] = 1.0
-        p[:, base + C.pdl1] = cohort.pdl1
-        p[:, base + C.tp53_altered] = cohort.tp53_altered
+        for j, name in enumerate(TRAIT_NAMES):
+            p[:, base + C[name]] = tr[:, j]
         p[:, base + C.growth_mult] = 1.0
     # initial state (day −5, before lymphodepletion)
     y = np.zeros((n, N_STATES))

@@ -451,7 +451,13 @@ def simulate(
         amt = np.asarray(d.amount, dtype=np.float64)
         if not (np.isfinite(amt).all() and (amt >= 0).all()):
             raise InvalidInputError(f"dose {d.name} amount", "finite and >= 0", d.amount)
+    for proc in procedures:  # a procedure may need an add-on (HSCT: the graft's GVL)
+        addons.update(getattr(proc, "addons", ()))
     model = layout.model(addons - {""})
+    for proc in procedures:
+        bind = getattr(proc, "bind", None)
+        if bind is not None:
+            bind(model)
     p, y = build(cohort, product, seed, variability=variability, overrides=overrides,
                  model=model if model.addons else None)
     n = cohort.n

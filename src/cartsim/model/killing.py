@@ -46,6 +46,28 @@ PARAMS = (
        "assumed (effector:target ratios below ~1:10 lose function in vitro)",
        "engaged tumour targets per site effector at which the overload exhaustion is half its "
        "maximum", 0.0, "killing"),
+    _p("productive_stim", "–", 1.0, 0.0, 1.0,
+       "assumed (review B9; Singh 2020 Cancer Discov 10:552: targets that survive engagement "
+       "drive CAR-T dysfunction, and a low death-receptor score goes with less expansion; "
+       "review B11: CD58 loss slows proliferation)",
+       "share of the CAR-T proliferation/recall signal that needs a productive (killing) "
+       "engagement: a clone's signal weight is (1 − x)·synapse + x·route kill factor "
+       "(0: synapse quality only)", 0.0, "tumour"),
+    _p("ex_resist", "–", 2.0, 0.0, 20.0,
+       "assumed (review B9; Singh 2020: targets that survive engagement prolong antigen "
+       "exposure and exhaust CAR-T — applied to every kill-resistant route, not only the "
+       "death-receptor one)",
+       "extra CAR-T exhaustion per unit kill resistance (1 − route kill factor) of the "
+       "engaged targets", 0.0, "tumour"),
+    _p("pdl1_suppression", "–", 0.5, 0.0, 1.0,
+       "assumed (review B12: PD-L1 → PD-1 suppresses CAR signalling, cytotoxicity and "
+       "proliferation)",
+       "fraction of kill and of the proliferation signal lost per unit PD-L1 of the engaged "
+       "targets", 0.0, "tumour"),
+    _p("tp53_infiltration", "–", 0.5, 0.0, 1.0,
+       "assumed (review B10: TP53-altered LBCL has fewer infiltrating CAR-T)",
+       "fraction of CAR-T access to the disease site lost when the tumour is TP53-altered",
+       0.0, "tumour"),
 )
 
 #: CD20/CD22 densities of normal B cells relative to blasts; progenitors are CD20-low.
@@ -55,7 +77,8 @@ _PROG_CD20, _PROG_CD22 = 0.1, 0.5
 
 @numba.njit(inline="always")
 def site_activity(  # type: ignore[no-untyped-def]
-    y: np.ndarray, p: np.ndarray, dy: np.ndarray, dr_sensitisation: float
+    y: np.ndarray, p: np.ndarray, dy: np.ndarray, dr_sensitisation: float, gvl_hazard: float,
+    gvl_hazard_sanctuary: float
 ):
     """Engagement, stimulation and killing at the disease site.
 
@@ -63,7 +86,9 @@ def site_activity(  # type: ignore[no-untyped-def]
     antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, the
     per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone).
     """
-    access = p[P.cart_access]
+    base0 = clone_param_index(0, 0)
+    access = p[P.cart_access] * (1.0 - p[P.tp53_infiltration]
+                                 * min(p[base0 + C.tp53_altered], 1.0))
     e_t = max(y[S.E_t], 0.0)
     e_b = engagement(p, p[P.B_antigen], _B_CD20, _B_CD22)
     e_p = engagement(p, p[P.B_antigen], _PROG_CD20, _PROG_CD22)
@@ -73,19 +98,22 @@ def site_activity(  # type: ignore[no-untyped-def]
     pdl1_load = 0.0
     dr_load = 0.0
     tumour_load = 0.0
+    resist_load = 0.0
     for c in range(N_CLONES):
         tc = max(y[S.T0 + c], 0.0) * access
         ec = clone_engagement(p, c)
         tumour_load += ec * tc
         base = clone_param_index(c, 0)
+        dr_def = max(0.0, 1.0 - p[base + C.dr_sensitivity])
         load += ec * tc
-        qload += ec * tc * p[base + C.synapse_quality]
+        qload += ec * tc * _signal(p, c)
         pdl1_load += ec * tc * p[base + C.pdl1]
-        dr_load += ec * tc * max(0.0, 1.0 - p[base + C.dr_sensitivity])
+        dr_load += ec * tc * dr_def
+        resist_load += ec * tc * max(0.0, 1.0 - clone_route_factor(p, c, 1.0))
     # the sanctuary clone engages the few CAR-T cells that reach it
     ts_eng = clone_engagement(p, 0) * max(y[S.TS], 0.0) * p[P.cns_access]
     load += ts_eng
-    qload += ts_eng * p[clone_param_index(0, 0) + C.synapse_quality]
+    qload += ts_eng * _signal(p, 0)
     # ratio-dependent: a target stimulates a limited number of effectors, so expansion on a
     # steady antigen source (regenerating B cells) saturates instead of growing without bound
     # K_stim and K_kill are whole-body counts quoted for the reference adult (body.py)
@@ -94,7 +122,8 @@ def site_activity(  # type: ignore[no-untyped-def]
     quality = qload / load if load > 0.0 else 1.0
     ex_factor = 1.0
     if load > 0.0:
-        ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load) / load
+        ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load
+                      + p[P.ex_resist] * resist_load) / load
     if p[P.ex_overload] > 0.0:
         # tumour antigen overload: many engaged targets per effector exhaust it early
         ratio = tumour_load / (e_t + 1.0)
@@ -118,7 +147,27 @@ def site_activity(  # type: ignore[no-untyped-def]
     g_b = g * e_b
     kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
              + hs * max(y[S.TS], 0.0) + g_prog * bp + g_b * b)
+    # donor alloreactivity after HSCT kills every clone (not counted as CAR-T kills)
+    if gvl_hazard > 0.0 or gvl_hazard_sanctuary > 0.0:
+        h0 += gvl_hazard
+        h1 += gvl_hazard
+        h2 += gvl_hazard
+        hs += gvl_hazard_sanctuary
     return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs
+
+
+@numba.njit(inline="always")
+def _signal(p: np.ndarray, c: int) -> float:
+    """Proliferation/recall signal of a CAR-T engaging clone c, relative to a wild-type target.
+
+    Synapse quality (CD58, B11) and PD-1 signalling (PD-L1, B12) weaken it; the
+    ``productive_stim`` share needs the target to die, so kill-resistant clones (NOXA-low,
+    death-receptor-defective, TP53-altered: B7, B9, B10) stimulate less expansion.
+    """
+    b = clone_param_index(c, 0)
+    x = p[P.productive_stim]
+    sig = (1.0 - x) * p[b + C.synapse_quality] + x * clone_route_factor(p, c, 1.0)
+    return sig * (1.0 - p[P.pdl1_suppression] * min(p[b + C.pdl1], 1.0))
 
 
 @numba.njit(inline="always")
@@ -127,7 +176,8 @@ def _clone_hazard(p: np.ndarray, c: int, access: float, g: float, stim: float,
     """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill."""
     ec = clone_engagement(p, c)
     base = clone_param_index(c, 0)
-    route = clone_route_factor(p, c, dr_mult)
+    route = clone_route_factor(p, c, dr_mult) \
+        * (1.0 - p[P.pdl1_suppression] * min(p[base + C.pdl1], 1.0))
     by = p[P.bystander] * p[P.w_dr] * (p[base + C.dr_sensitivity] * dr_mult) * stim
     return access * g * (ec * route + by)
 
@@ -153,9 +203,16 @@ MECHANISM = Mechanism(
                  "multiplier of tumour cells' death-receptor (extrinsic apoptosis) sensitivity, "
                  "engaged and bystander; raised by drugs that sensitise the route",
                  neutral=1.0, combine="product"),
+        Quantity("gvl_hazard", "1/d",
+                 "graft-versus-leukaemia kill hazard on every tumour clone after allogeneic "
+                 "HSCT (antigen-independent); provided by the gvl add-on", neutral=0.0),
+        Quantity("gvl_hazard_sanctuary", "1/d",
+                 "graft-versus-leukaemia kill hazard in the CNS/testis sanctuary",
+                 neutral=0.0),
     ),
     kernels=(
-        Kernel(site_activity, consumes=("dr_sensitisation",), provides=(
+        Kernel(site_activity,
+               consumes=("dr_sensitisation", "gvl_hazard", "gvl_hazard_sanctuary"), provides=(
             "stim", "stim_quality", "ex_factor", "kills", "engaged", "kill_prog", "kill_b",
             "kill_h0", "kill_h1", "kill_h2", "kill_hs")),
     ),

@@ -17,6 +17,7 @@ from cartsim.model import (
     body,
     cart,
     drugs,
+    gvl,
     iap_inhibitor,
     inflammation,
     killing,
@@ -80,6 +81,7 @@ CORE_MECHANISMS: tuple[Mechanism, ...] = (
 #: Optional mechanisms by name, in the order they are laid out when several join a model.
 ADDONS: dict[str, Mechanism] = {
     "iap_inhibitor": iap_inhibitor.MECHANISM,
+    "gvl": gvl.MECHANISM,
 }
 
 CORE: Model = compose(CORE_MECHANISMS, patient_params=PATIENT_PARAMS,

@@ -19,6 +19,7 @@ synapse (CD58, B11), surface antigen (CD81, SPPL3, B2/B11), PD-L1 (B12) and TP53
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -134,21 +135,23 @@ def knockout_traits(genes: str | list[str], base: np.ndarray | None = None) -> n
 
 
 def route_kill_factor(
-    pfn_sens: float,
-    dr_sens: float,
-    ifng_sens: float,
-    synapse: float,
-    tp53: float,
+    pfn_sens: Any,
+    dr_sens: Any,
+    ifng_sens: Any,
+    synapse: Any,
+    tp53: Any,
     w_pfn: float,
     w_dr: float,
     w_ifng: float,
-) -> float:
+) -> Any:
     """Kill hazard of an *engaged* target relative to a wild-type engaged target.
 
-    Pure arithmetic so numba can inline it into the compiled right-hand side. Antigen enters
-    separately, through engagement.
+    The one route-kill function of the project: numba inlines it into the compiled right-hand
+    side of the patient model (scalars), and :func:`kill_multiplier` calls it on arrays for the
+    screen simulator. Pure arithmetic (``min(tp53, 1)`` written with ``abs``), so both work.
+    Antigen enters separately, through engagement.
     """
-    tp = tp53 if tp53 < 1.0 else 1.0
+    tp = 0.5 * (tp53 + 1.0 - abs(tp53 - 1.0))  # min(tp53, 1) for scalars and arrays
     f_pfn = pfn_sens * (1.0 - tp * (1.0 - TP53_PFN_FACTOR))
     f_dr = dr_sens * (1.0 - tp * (1.0 - TP53_DR_FACTOR))
     f_if = ifng_sens * (1.0 - tp * (1.0 - TP53_IFNG_FACTOR))
@@ -156,22 +159,78 @@ def route_kill_factor(
 
 
 def kill_multiplier(traits: np.ndarray, weights: RouteWeights) -> np.ndarray:
-    """Vectorised :func:`route_kill_factor` × surface-antigen fraction over rows of ``traits``.
+    """:func:`route_kill_factor` × surface-antigen fraction over rows of ``traits``.
 
     For a saturating engagement in its low-density regime, engagement is proportional to surface
     antigen, so the screen's per-gene kill-hazard multiplier ``h_g`` is this product.
     """
     t = np.atleast_2d(np.asarray(traits, dtype=np.float64))
-    tp = np.minimum(t[:, TP53], 1.0)
-    f = t[:, SYNAPSE] * (
-        weights.pfn * t[:, PFN_SENS] * (1 - tp * (1 - TP53_PFN_FACTOR))
-        + weights.dr * t[:, DR_SENS] * (1 - tp * (1 - TP53_DR_FACTOR))
-        + weights.ifng * t[:, IFNG_SENS] * (1 - tp * (1 - TP53_IFNG_FACTOR))
-    )
-    return f * t[:, SURFACE]
+    f = route_kill_factor(t[:, PFN_SENS], t[:, DR_SENS], t[:, IFNG_SENS], t[:, SYNAPSE],
+                          t[:, TP53], weights.pfn, weights.dr, weights.ifng)
+    return np.asarray(f * t[:, SURFACE])
 
 
 def gene_kill_multiplier(gene: str, preset: str = "human_liquid") -> float:
     """The kill-hazard multiplier h_g of a single-gene knockout (1 = neutral)."""
     w = ROUTE_PRESETS[preset]
     return float(kill_multiplier(knockout_traits(gene), w)[0])
+
+
+# ---- patient covariates → trait vector ---------------------------------------------------------
+#: How a patient-level tumour covariate (a measured phenotype in [0, 1], 0 = neutral) sets the
+#: trait vector of the patient's tumour clones. Each phenotype is a *partial* version of a
+#: screen knockout of :data:`GENE_TRAIT_EFFECTS` and acts through the same trait (so through
+#: :func:`route_kill_factor`); value 1 gives the factor below, values in between interpolate
+#: linearly, and 0 is the wild type exactly.
+PATIENT_TRAIT_PARAMS = ParameterTable((
+    ParameterSpec("noxa_low_pfn", "fraction", 0.1, 0.0, 1.0,
+                  "assumed: NOXA-low by IHC (review B7, < 4) treated as near the PMAIP1 knockout "
+                  "of the screens (perforin route 0)",
+                  "perforin-route sensitivity of a NOXA-low tumour (noxa_low = 1)"),
+    ParameterSpec("dr_defect_floor", "fraction", 0.1, 0.0, 1.0,
+                  "assumed (review B9: low death-receptor score; FADD knockout = 0)",
+                  "residual death-receptor sensitivity of a fully defective tumour"),
+    ParameterSpec("ifng_defect_sens", "fraction", 0.0, 0.0, 1.0,
+                  "GENE_TRAIT_EFFECTS IFNGR1/2, JAK1/2, STAT1 (review B5)",
+                  "IFN-γ-route sensitivity of a tumour with a defective IFN-γ pathway"),
+    ParameterSpec("cd58_loss_synapse", "fraction", 0.6, 0.0, 1.0,
+                  "GENE_TRAIT_EFFECTS['CD58'] (review B11)",
+                  "synapse quality of a CD58-lost tumour (CD2-co-stimulated CARs bypass it)"),
+    ParameterSpec("cd19_surface_loss_fraction", "fraction", 0.35, 0.0, 1.0,
+                  "GENE_TRAIT_EFFECTS['CD81'] (review B11; SPPL3 loss 0.4, B2)",
+                  "fraction of CD19 reaching the surface in a recognisable form when the CD19 "
+                  "chaperone/glycosylation route is lost (cd19_surface_loss = 1)"),
+))
+#: trait covariate → (trait it sets, parameter holding its value at covariate = 1, or None
+#: when the covariate value *is* the trait value)
+PATIENT_TRAIT_COVARIATES: dict[str, tuple[str, str | None]] = {
+    "noxa_low": ("pfn_sensitivity", "noxa_low_pfn"),
+    "dr_defect": ("dr_sensitivity", "dr_defect_floor"),
+    "ifng_defect": ("ifng_sensitivity", "ifng_defect_sens"),
+    "cd58_loss": ("synapse_quality", "cd58_loss_synapse"),
+    "cd19_surface_loss": ("cd19_surface_fraction", "cd19_surface_loss_fraction"),
+    "pdl1": ("pdl1", None),
+    "tp53_altered": ("tp53_altered", None),
+}
+
+
+def patient_traits(covariates: dict[str, np.ndarray], n: int, *, cd2_armour: bool = False,
+                   params: dict[str, float] | None = None) -> np.ndarray:
+    """Trait matrix (n, N_TRAITS) of a cohort's tumour clones from its trait covariates.
+
+    Missing covariates are neutral; all covariates at 0 give :data:`WILD_TYPE` exactly. A CAR
+    with CD2 co-stimulation engages CD2 itself and bypasses tumour CD58 loss (review B11).
+    """
+    q = PATIENT_TRAIT_PARAMS.resolve(params or {})
+    t = np.tile(WILD_TYPE, (n, 1))
+    for cov, (trait, pname) in PATIENT_TRAIT_COVARIATES.items():
+        v = covariates.get(cov)
+        if v is None:
+            continue
+        v = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+        i = TRAIT_NAMES.index(trait)
+        if pname is None:
+            t[:, i] = v
+        elif not (cov == "cd58_loss" and cd2_armour):
+            t[:, i] = 1.0 - v * (1.0 - q[pname])
+    return t

@@ -345,9 +345,14 @@ def _follow_up(ctx: EndpointContext) -> None:
     valid = np.isfinite(x["cart_cells_per_ul"]) & (days[None, :] <= ctx.follow_up_days)
     last_valid = np.where(valid.any(axis=1),
                           days[days.size - 1 - np.argmax(valid[:, ::-1], axis=1)], 0).astype(float)
+    hs = _post_events(ctx)["hsct"]
+    dpost = days[days >= 0]
+    hsct_day = None if hs is None else np.where(
+        (hs > 0).any(axis=1), dpost[np.argmax(hs > 0, axis=1)], np.nan).astype(float)
     deaths = decide_deaths(days, pid, ctx.seed, ctx.disease, ctx.covariates["age_y"],
                            x["marrow_blast_pct"], x["tumour_cells"] / 1e9, x["map_mmhg"],
-                           x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides)
+                           x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides,
+                           hsct_day=hsct_day)
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]

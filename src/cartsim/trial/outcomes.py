@@ -42,8 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cartsim.engine.rng import uniform_np
+from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
-from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES
+from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.population import stream_id
 
@@ -118,12 +119,22 @@ DEATH_PARAMS = ParameterTable((
     ParameterSpec("severe_steroid_odds_ratio", "–", 2.0, 1.0, 100.0,
                   "assumed (invasive fungal infection after steroids, review A19)",
                   "odds ratio of a severe episode within steroid_window_days of a steroid dose"),
+    ParameterSpec("trm_hazard", "1/d", 1.2e-3, 0.0, 0.1,
+                  "assumed (order of the 10–20 % first-year non-relapse mortality after "
+                  "myeloablative allo-HSCT for ALL in remission; no figure in "
+                  "shared/reference): with trm_decay_days 100 the cumulative hazard is 0.12",
+                  "transplant-related (GVHD, infection, organ toxicity) death hazard on the "
+                  "day of allogeneic HSCT"),
+    ParameterSpec("trm_decay_days", "d", 100.0, 1.0, 3650.0,
+                  "assumed (non-relapse mortality concentrates in the first months)",
+                  "e-folding time of the transplant-related death hazard after HSCT"),
 ))
 INFECTION_STREAM = stream_id("trial.death.infection")
 PROGRESSION_STREAM = stream_id("trial.death.progression")
 INFECTION_ANY_STREAM = stream_id("trial.infection.any")
 INFECTION_SEVERITY_STREAM = stream_id("trial.infection.severity")
-DEATH_CAUSES = ("progression", "toxicity", "infection")
+TRM_STREAM = stream_id("trial.death.transplant")
+DEATH_CAUSES = ("progression", "toxicity", "infection", "transplant")
 
 
 def death_params(overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -170,11 +181,13 @@ def decide_deaths(
     anc_per_ul: np.ndarray,
     igg_mg_dl: np.ndarray,
     params: dict[str, float] | None = None,
+    hsct_day: np.ndarray | None = None,
 ) -> Deaths:
     """Death day and cause per patient from daily simulated readouts (patients × days).
 
     ``days`` is the day axis (only days ≥ 0 are considered). NaN readouts (a failed solve)
-    never cause death.
+    never cause death. ``hsct_day`` (NaN: none) starts the transplant-related death hazard
+    ``trm_hazard × exp(−(day − hsct_day) / trm_decay_days)``, drawn like infection death.
     """
     q = death_params(params)
     d = np.asarray(days)
@@ -196,14 +209,25 @@ def decide_deaths(
     u = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], INFECTION_STREAM,
                    d.astype(np.uint64)[None, :])
     infected = u < -np.expm1(-h)
-    candidates = np.full((n, 3), np.inf)
+    candidates = np.full((n, len(DEATH_CAUSES)), np.inf)
     k_prog = _first_run_end(burden, int(q["lethal_burden_days"]))
     if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
         k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, q)
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)
-    for j, k in enumerate((k_prog, k_tox, k_inf)):
+    k_trm = np.full(n, -1, dtype=np.int64)
+    if hsct_day is not None:
+        since = d[None, :] - np.asarray(hsct_day, dtype=np.float64)[:, None]
+        with np.errstate(invalid="ignore"):
+            h_trm = np.where(since >= 0, q["trm_hazard"]
+                             * np.exp(-np.maximum(since, 0.0) / q["trm_decay_days"]), 0.0)
+        h_trm = np.nan_to_num(h_trm)
+        u_trm = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], TRM_STREAM,
+                           d.astype(np.uint64)[None, :])
+        trm = u_trm < -np.expm1(-h_trm)
+        k_trm = np.where(trm.any(axis=1), np.argmax(trm, axis=1), -1)
+    for j, k in enumerate((k_prog, k_tox, k_inf, k_trm)):
         candidates[:, j] = np.where(k >= 0, d[np.maximum(k, 0)], np.inf)
     first = np.argmin(candidates, axis=1)
     day = candidates[np.arange(n), first]
@@ -341,27 +365,46 @@ def infection_episodes(
 
 
 # ------------------------------------------------------------------------------ HSCT
-#: Default log10 tumour kill of conditioning + graft (assumed; no graft-versus-leukaemia model).
+#: Default log10 tumour kill of myeloablative conditioning, at every site (assumed).
 HSCT_LOG_KILL = ParameterSpec("hsct_log_kill", "log10", 3.0, 0.0, 12.0,
-                              "assumed (myeloablative conditioning, no GvL modelled)",
-                              "log10 reduction of every tumour clone at HSCT")
+                              "assumed (myeloablative TBI-based conditioning, which also reaches "
+                              "the CNS/testis sanctuary)",
+                              "log10 reduction of every tumour clone, at every site, at HSCT")
 
 
 class HsctProcedure:
     """Allogeneic HSCT consolidation as a day-start :class:`~cartsim.simulation.Procedure`.
 
     On ``day``, running patients whose simulated MRD fraction (tumour / (tumour + marrow))
-    is below ``if_mrd_below`` are transplanted: every tumour clone is reduced by ``log_kill``
-    log10 and, if ``ablate_cart``, the conditioning removes all CAR-T cells. The event
-    ``hsct`` (flag) lands in the events table.
+    is below ``if_mrd_below`` are transplanted:
+
+    * conditioning reduces every tumour clone by ``log_kill`` log10 at *every* site (marrow or
+      nodes and the CNS/testis sanctuary);
+    * if ``ablate_cart``, conditioning removes all (autologous) CAR-T cells;
+    * the graft is given (dose route ``hsct_graft`` of the :mod:`cartsim.model.gvl` add-on):
+      donor reconstitution then builds graft-versus-leukaemia killing of every clone.
+
+    Transplant-related mortality is a death cause of the trial layer
+    (:func:`decide_deaths`, ``trm_*`` parameters). The event ``hsct`` (flag) lands in the
+    events table.
     """
 
+    addons = ("gvl",)
+
     def __init__(self, day: int, if_mrd_below: float = 1e-4,
-                 log_kill: float = HSCT_LOG_KILL.default, ablate_cart: bool = True) -> None:
+                 log_kill: float = HSCT_LOG_KILL.default, ablate_cart: bool = True,
+                 graft: bool = True) -> None:
         self.day = int(day)
         self.if_mrd_below = float(if_mrd_below)
         self.log_kill = HSCT_LOG_KILL.validate(log_kill, "hsct.log_kill")
         self.ablate_cart = ablate_cart
+        self.graft = graft
+        self._graft_state: int | None = None
+
+    def bind(self, model: Model) -> None:
+        """Learn where the graft state sits in the composed model's state vector."""
+        has = any(m.name == "gvl" for m in model.addons)
+        self._graft_state = int(model.S["GRAFT"]) if has else None
 
     def eligible(self, y: np.ndarray, p: np.ndarray, status: np.ndarray) -> np.ndarray:
         tumour = np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
@@ -376,9 +419,11 @@ class HsctProcedure:
             return {"hsct": (np.zeros(n), "flag")}
         go = self.eligible(y, p, status)
         kill = 10.0 ** (-self.log_kill)
-        for s in CLONE_STATES:
+        for s in (*CLONE_STATES, int(S.TS)):
             y[go, s] *= kill
         if self.ablate_cart:
             for s in (*CART_BLOOD, *CART_TISSUE):
                 y[go, s] = 0.0
+        if self.graft and self._graft_state is not None:
+            y[go, self._graft_state] = 1.0
         return {"hsct": (go.astype(np.float64), "flag")}

@@ -129,7 +129,8 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     procedures = []
     h = arm.consolidation.hsct
     if h is not None:
-        procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart))
+        procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart,
+                                         h.graft))
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
                    procedures=procedures, lymphodepletion=arm.lymphodepletion)
     course = Course.from_trajectories(res.trajectories)

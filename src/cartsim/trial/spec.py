@@ -337,12 +337,16 @@ class DoseSpec(_Model):
 
 class HsctSpec(_Model):
     """Allogeneic HSCT consolidation on ``day`` for patients whose simulated MRD fraction is
-    below ``if_mrd_below`` (and who are alive and in morphological remission)."""
+    below ``if_mrd_below`` (and who are alive and in morphological remission): conditioning
+    kills ``log_kill`` log10 of tumour at every site, ablates CAR-T (``ablate_cart``), and the
+    graft (``graft``) brings graft-versus-leukaemia killing (:mod:`cartsim.model.gvl`);
+    transplant-related mortality follows the ``trm_*`` parameters of ``[death]``."""
 
     day: StrictInt
     if_mrd_below: SFloat = 1e-4
     log_kill: SFloat = 3.0
     ablate_cart: StrictBool = True
+    graft: StrictBool = True
 
     @field_validator("day")
     @classmethod

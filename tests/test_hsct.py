@@ -1,0 +1,73 @@
+"""Allogeneic HSCT consolidation (review A1, A10; issue 11 item 5): conditioning at every site,
+CAR-T ablation, graft-versus-leukaemia from the gvl add-on, transplant-related mortality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cartsim.population import Cohort
+from cartsim.products import get_product
+from cartsim.simulation import simulate
+from cartsim.trial.outcomes import HsctProcedure, decide_deaths
+
+
+@pytest.fixture(scope="module")
+def runs():  # type: ignore[no-untyped-def]
+    """One B-ALL patient with overt CNS disease: no HSCT, HSCT without graft, HSCT."""
+    cohort = Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([10.0]),
+                    marrow_blasts_pct=np.array([20.0]), cns_disease=np.array([1.0]))
+    prod = get_product("tisagenlecleucel")
+    kw = {"days": 150, "seed": 3, "variability": False}
+    out = {"none": simulate(cohort, prod, **kw)}
+    for name, graft in (("no_graft", False), ("graft", True)):
+        proc = HsctProcedure(40, if_mrd_below=1.0, graft=graft)
+        out[name] = simulate(cohort, prod, procedures=[proc], **kw)
+    return out
+
+
+def _at(res, col: str, day: int) -> float:  # type: ignore[no-untyped-def]
+    t = res.trajectories
+    return float(t.loc[t["day"] == day, col].iloc[0])
+
+
+def test_hsct_brings_the_gvl_addon_only_when_given(runs) -> None:  # type: ignore[no-untyped-def]
+    assert "gvl" not in runs["none"].meta["mechanisms"]
+    assert "gvl" in runs["graft"].meta["mechanisms"]
+    ev = runs["graft"].events
+    assert list(ev.loc[ev["event"] == "hsct", "day"]) == [40]
+
+
+def test_conditioning_kills_at_every_site_and_ablates_car_t(runs) -> None:  # type: ignore[no-untyped-def]
+    a, b = runs["none"], runs["no_graft"]
+    # until the transplant the runs are the same patient
+    assert _at(b, "cns_tumour_cells", 39) == pytest.approx(
+        _at(a, "cns_tumour_cells", 39), rel=1e-3)  # the add-on state changes solver steps
+    # the sanctuary (CNS) loses ~3 log at conditioning (it was spared before issue 11)
+    assert _at(b, "cns_tumour_cells", 41) < 1e-2 * _at(a, "cns_tumour_cells", 41)
+    assert _at(b, "cart_cells_per_ul", 41) == 0.0 < _at(a, "cart_cells_per_ul", 41)
+
+
+def test_graft_versus_leukaemia_kills_what_conditioning_left(runs) -> None:  # type: ignore[no-untyped-def]
+    ng, g = runs["no_graft"], runs["graft"]
+    assert _at(g, "tumour_cells", 40) == pytest.approx(_at(ng, "tumour_cells", 40), rel=1e-3)
+    tot = [_at(r, "tumour_cells", 150) + _at(r, "cns_tumour_cells", 150) for r in (ng, g)]
+    assert tot[1] < 0.1 * tot[0]
+
+
+def test_transplant_related_mortality_follows_its_hazard() -> None:
+    n, days = 4000, np.arange(0, 366)
+    z = np.full((n, days.size), 1.0)
+    kw = {"days": days, "patient_id": np.arange(n), "seed": 5, "disease": "b-all",
+          "age_y": np.full(n, 10.0), "marrow_blast_pct": z * 0.0, "tumour_volume_ml": z * 0.0,
+          "map_mmhg": z * 80.0, "spo2_pct": z * 98.0, "anc_per_ul": z * 3000.0,
+          "igg_mg_dl": z * 900.0, "params": {"infection_base_hazard": 0.0}}
+    none = decide_deaths(**kw)
+    assert not np.isfinite(none.day).any()
+    d = decide_deaths(**kw, hsct_day=np.where(np.arange(n) < n // 2, 60.0, np.nan))
+    died = np.isfinite(d.day)
+    assert set(d.cause[died]) == {"transplant"}
+    assert not died[n // 2:].any() and (d.day[died] >= 60).all()
+    # cumulative hazard 1.2e-3 × 100 × (1 − e^(−305/100)) ≈ 0.114 → ≈ 10.8 % deaths
+    expected = 1 - np.exp(-1.2e-3 * 100 * (1 - np.exp(-305 / 100)))
+    assert died[: n // 2].mean() == pytest.approx(expected, abs=0.02)
