@@ -20,11 +20,6 @@ REFERENCE_A96A784 = Path(__file__).parent / "data" / "core_trajectory_reference_
 #: The core model before the failure mechanisms of issue 11 (tests/test_failure_routes.py)
 REFERENCE_EE4A1E4 = Path(__file__).parent / "data" / "core_trajectory_reference_ee4a1e4.npz"
 WEEKLY = [Dose("iap_inhibitor", d, 60.0) for d in (0, 7)]
-#: The resistance-trait mechanisms of issue 11 (productive stimulation, kill-resistance
-#: exhaustion, PD-1 suppression, TP53 infiltration loss, NOXA-low near the PMAIP1 knockout)
-#: switched off: the model is then exactly the one the reference was written with.
-TRAITS_OFF = {"productive_stim": 0.0, "ex_resist": 0.0, "pdl1_suppression": 0.0,
-              "tp53_infiltration": 0.0, "noxa_low_pfn": 0.35}
 
 
 def _patient(dr_defect: float) -> Cohort:
@@ -85,8 +80,7 @@ def test_without_the_drug_the_model_and_trajectory_are_exactly_the_old_ones() ->
                     marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
                     noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
                     pdl1=np.array([0.0, 0.0, 0.8]))
-    res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11,
-                   overrides=TRAITS_OFF)
+    res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:
