@@ -17,6 +17,7 @@ from cartsim.provenance import parameter_set_status
 SET = ParameterSet("calibrated-test", "calibrated to clinical_targets.csv, 2026-12-02, "
                    "objective 1.0, command: test",
                    {"rho_max": {"default": 2.5, "iiv_sd": 0.0},
+                    "fit_rho": {"default": 0.0},  # no product-fitness loading on rho_max
                     "p_il6": {"iiv_sd": 1.2}, "lbcl_cart_access": {"default": 0.3}},
                    {"objective_deviance": 1.0, "calibration_studies": ["eliana", "zuma1"]})
 
@@ -67,7 +68,7 @@ def test_a_set_in_force_changes_the_population_median_and_spread() -> None:
     z0 = np.log(p0[:, P.p_il6] / PARAMS["p_il6"].default)
     z1 = np.log(p1[:, P.p_il6] / PARAMS["p_il6"].default)
     assert np.allclose(z1, z0 * 1.2 / PARAMS["p_il6"].iiv_sd)          # same draws, wider
-    untouched = [i for i in range(p0.shape[1]) if i not in (P.rho_max, P.p_il6)]
+    untouched = [i for i in range(p0.shape[1]) if i not in (P.rho_max, P.p_il6, P.fit_rho)]
     assert np.array_equal(p0[:, untouched], p1[:, untouched])
 
 
@@ -80,7 +81,7 @@ def test_selection_by_environment_and_provenance_status(tmp_path: Path,
     monkeypatch.setenv(psets.ENV_VAR, str(path))
     assert psets.active() is not None and psets.active().name == "calibrated-test"
     status = parameter_set_status()
-    assert status.startswith("3 of ") and "parameter set 'calibrated-test'" in status
+    assert status.startswith("4 of ") and "parameter set 'calibrated-test'" in status
     assert psets.describe()["digest"] == SET.digest()
     monkeypatch.setenv(psets.ENV_VAR, str(tmp_path / "missing.toml"))
     with pytest.raises(ParameterSetError, match="no such file"):
