@@ -54,7 +54,10 @@ PARAMS = (
        "IL-6 amplification by fully activated myeloid cells", 0.3, "inflam"),
     _p("K_ifng", "pg/mL", 50.0, 0.01, 1e5, "assumed", "IFN-γ for half-maximal myeloid activation",
        0.0, "inflam"),
-    _p("k_en", "1/d", 0.8, 0.0, 10.0, "assumed", "endothelial activation rate", 0.4, "inflam"),
+    _p("k_en", "1/d", 0.4, 0.0, 10.0,
+       "hand-tuned on the merged session-4 model against the CRS/ICANS rows of ELIANA, ZUMA-1 "
+       "and ZUMA-4 (cartsim validate, 60/arm; 0.8 gave refractory shock in half of "
+       "high-burden children)", "endothelial activation rate", 0.4, "inflam"),
     _p("d_en", "1/d", 0.35, 0.01, 10.0, "assumed (CRS resolves over days)",
        "endothelial recovery rate", 0.2, "inflam"),
     _p("K_en_il6", "pg/mL", 150.0, 0.01, 1e5, "assumed",
@@ -94,7 +97,9 @@ PARAMS = (
        "blood–brain-barrier disruption rate", 0.3, "inflam"),
     _p("d_bbb", "1/d", 0.3, 0.01, 10.0, "assumed (barrier repair over days)",
        "blood–brain-barrier repair rate", 0.2, "inflam"),
-    _p("K_bbb", "–", 2.4, 0.01, 100.0, "assumed",
+    _p("K_bbb", "–", 3.0, 0.01, 100.0,
+       "assumed; hand-tuned with k_en on the merged session-4 model (ICANS rows of ELIANA, "
+       "ZUMA-1, ZUMA-4)",
        "endothelial activation for half-maximal BBB disruption (Hill 4: a threshold)", 0.4,
        "inflam"),
     _p("nfl_base", "pg/mL", 10.0, 0.0, 1e3, "typical adult serum NfL (Simoa) ≈ 5–20 pg/mL",
