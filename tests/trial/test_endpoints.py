@@ -156,7 +156,8 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     assert (t["crs_onset_day"] == 2).all() and (t["crs_max_grade"] >= 1).all()
     # fever with MAP 40 (deficit 25 mmHg → 2 vasopressors): ASTCT grade 4
     assert t.loc[2, "crs_max_grade"] == 4 and t.loc[0, "crs_max_grade"] == 1
-    assert t.loc[2, "crs_duration_days"] == 5
+    # days 2-4 are the episode; the fever of days 10-11 is a second one (duration: first episode)
+    assert t.loc[2, "crs_duration_days"] == 3
     assert grades["crs_grade"].shape == (3, 200)
 
 
@@ -319,3 +320,21 @@ def test_sanctuary_disease_is_read_by_response_relapse_and_mrd_endpoints() -> No
                            **kw)[0].set_index("patient_id")
     assert list(t2["best_response"]) == ["CR", "CR", "CR", "CR"]
     assert t2.loc[2, "relapse"] == 0
+
+
+def test_episode_duration_is_the_first_episode_until_it_resolves() -> None:
+    """CRS/ICANS duration runs from onset until ``resolution_days`` days at grade 0: a
+    one-day gap does not end it, a late low-grade fever months later does not lengthen it."""
+    from cartsim.trial.endpoints import episode_stats
+
+    days = np.arange(0, 12)
+    g = np.array([[0, 1, 2, 1, 0, 1, 0, 0, 0, 1, 1, 0],
+                  [0] * 12,
+                  [1] * 12,
+                  [0] * 11 + [1]], dtype=float)
+    mx, onset, dur = episode_stats(g, days, 2)
+    assert list(mx) == [2, 0, 1, 1]
+    np.testing.assert_array_equal(onset, [1.0, np.nan, 0.0, 11.0])
+    assert list(dur) == [4.0, 0.0, 12.0, 1.0]
+    assert list(episode_stats(g, days, 1)[2]) == [3.0, 0.0, 12.0, 1.0]
+    assert list(episode_stats(g, days, 4)[2]) == [6.0, 0.0, 12.0, 1.0]

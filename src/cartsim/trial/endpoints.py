@@ -172,11 +172,25 @@ def time_to_event(event_day: np.ndarray, censor_day: np.ndarray,
     return t, (ev & ~np.isnan(org)).astype(np.int8)
 
 
-def episode_stats(grade: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Max grade, onset day (first grade ≥ 1) and duration (days with grade ≥ 1)."""
+def episode_stats(grade: np.ndarray, days: np.ndarray, resolution_days: int = 2
+                  ) -> tuple[np.ndarray, ...]:
+    """Max grade, onset day (first grade ≥ 1) and duration of the first episode: the days
+    graded ≥ 1 from onset until it resolves (``resolution_days`` consecutive days at grade 0),
+    so a low-grade fever months later (progressing disease still engaging CAR-T) does not
+    lengthen the acute episode."""
     g = np.nan_to_num(grade, nan=0.0)
-    return (g.max(axis=1).astype(np.int8), first_day(g >= 1, days),
-            (g >= 1).sum(axis=1).astype(np.float64))
+    on = g >= 1
+    n, t = on.shape
+    k = max(int(resolution_days), 1)
+    # off_run[i, j]: grade 0 on days j .. j+k-1 (days past follow-up count as resolved)
+    pad = np.concatenate([on, np.zeros((n, k), dtype=bool)], axis=1).astype(np.int64)
+    c = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(pad, axis=1)], axis=1)
+    off_run = (c[:, k:k + t] - c[:, :t]) == 0
+    cols = np.arange(t)[None, :]
+    start = np.where(on.any(axis=1), np.argmax(on, axis=1), t)[:, None]
+    end = np.where((cols > start) & off_run, cols, t).min(axis=1)[:, None]
+    duration = (on & (cols >= start) & (cols < end)).sum(axis=1).astype(np.float64)
+    return g.max(axis=1).astype(np.int8), first_day(on, days), duration
 
 
 def b_cell_aplasia(days: np.ndarray, b_cells: np.ndarray, baseline: np.ndarray,
@@ -240,6 +254,10 @@ TOXICITY_PARAMS = ParameterTable((
                   "temperature that counts as fever for CRS grading"),
     ParameterSpec("missing_temperature_c", "°C", 36.8, 35.0, 37.9, "assumed (afebrile)",
                   "temperature assumed for days without a value"),
+    ParameterSpec("episode_resolution_days", "d", 2.0, 1.0, 30.0,
+                  "assumed (resolution = no CRS/ICANS findings on consecutive days)",
+                  "consecutive days at grade 0 that end a CRS or ICANS episode (its duration "
+                  "is counted from onset to there)"),
     ParameterSpec("child_below_age_y", "years", 12.0, 0.0, 18.0,
                   "ASTCT 2019 (CAPD below 12 years, ICE from 12)",
                   "age below which ICANS is graded with CAPD"),
@@ -559,9 +577,9 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         source = "physiology"
     out: dict[str, Any] = {}
     out["crs_max_grade"], out["crs_onset_day"], out["crs_duration_days"] = \
-        episode_stats(crs, dpost)
+        episode_stats(crs, dpost, int(q["episode_resolution_days"]))
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
-        episode_stats(icans, dpost)
+        episode_stats(icans, dpost, int(q["episode_resolution_days"]))
     out["crs_grade_source"] = np.full(n, source, dtype=object)
     # the older scales' "high-dose" criterion reads a norepinephrine-equivalent dose, taken
     # as proportional to the MAP deficit the vasopressors answer (first agent only)
