@@ -213,6 +213,7 @@ def test_unknown_product_and_construct_errors() -> None:
         Construct("x", targets=("CD19", "CD22"))
 
 
+@pytest.mark.slow  # ~20 s of the default suite; kept for `pytest -m slow`
 def test_patient_identical_alone_in_a_chunk_and_in_a_cohort_of_10000() -> None:
     """Issue 2: a trajectory does not depend on the cohort or chunk it is simulated in,
     with the clinic's protocol in the loop (per-patient decisions, keyed random streams)."""

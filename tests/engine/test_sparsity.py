@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cartsim.engine.solver import column_groups, make_integrator
 from cartsim.model.state import FIRST_ACCUMULATOR, N_STATES, S
@@ -39,6 +40,7 @@ def test_model_pattern_is_sparse_and_covers_accumulator_rows() -> None:
     assert pat[S.HZ0].any() and pat[S.BR0].any()
 
 
+@pytest.mark.slow  # ~20 s of the default suite; kept for `pytest -m slow`
 def test_coloured_block_solver_matches_dense_solver_on_the_model() -> None:
     cohort = Cohort("b-all", weight_kg=np.array([12.0, 30.0, 70.0]),
                     age_y=np.array([3.0, 10.0, 22.0]),

@@ -214,6 +214,7 @@ def test_dask_executor_gives_identical_bytes(spec_file: Path, reference: Path,
         assert (out / f).read_bytes() == (reference / f).read_bytes(), f
 
 
+@pytest.mark.slow  # ~20 s of the default suite; kept for `pytest -m slow`
 def test_dask_scheduler_address(spec_file: Path, reference: Path, tmp_path: Path) -> None:
     """``--executor dask --address HOST:PORT`` submits to an existing scheduler."""
     distributed = pytest.importorskip("dask.distributed")
