@@ -31,6 +31,7 @@ def _at(res, col: str, day: int) -> float:  # type: ignore[no-untyped-def]
     return float(t.loc[t["day"] == day, col].iloc[0])
 
 
+@pytest.mark.slow  # the shared fixture compiles the GVL add-on model (~20 s)
 def test_hsct_brings_the_gvl_addon_only_when_given(runs) -> None:  # type: ignore[no-untyped-def]
     assert "gvl" not in runs["none"].meta["mechanisms"]
     assert "gvl" in runs["graft"].meta["mechanisms"]
@@ -38,6 +39,7 @@ def test_hsct_brings_the_gvl_addon_only_when_given(runs) -> None:  # type: ignor
     assert list(ev.loc[ev["event"] == "hsct", "day"]) == [40]
 
 
+@pytest.mark.slow  # the shared fixture compiles the GVL add-on model (~20 s)
 def test_conditioning_kills_at_every_site_and_ablates_car_t(runs) -> None:  # type: ignore[no-untyped-def]
     a, b = runs["none"], runs["no_graft"]
     # until the transplant the runs are the same patient
@@ -48,6 +50,7 @@ def test_conditioning_kills_at_every_site_and_ablates_car_t(runs) -> None:  # ty
     assert _at(b, "cart_cells_per_ul", 41) == 0.0 < _at(a, "cart_cells_per_ul", 41)
 
 
+@pytest.mark.slow  # the shared fixture compiles the GVL add-on model (~20 s)
 def test_graft_versus_leukaemia_kills_what_conditioning_left(runs) -> None:  # type: ignore[no-untyped-def]
     ng, g = runs["no_graft"], runs["graft"]
     assert _at(g, "tumour_cells", 40) == pytest.approx(_at(ng, "tumour_cells", 40), rel=1e-3)

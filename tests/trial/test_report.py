@@ -60,6 +60,7 @@ def test_report_command_rebuilds_it(trial_dir: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.slow  # ~10 s (a browser start); kept for `pytest -m slow`
 def test_report_renders_in_headless_chromium(trial_dir: Path, tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "screenshot_report", ROOT / "benchmarks" / "screenshot_report.py")
