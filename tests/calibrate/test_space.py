@@ -77,3 +77,17 @@ def test_cli_reports_a_bad_space_before_simulating(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "parameter[0].name: 'CR_rate' is not a parameter" in res.output
     assert not (tmp_path / "o" / "optuna.db").exists()
+
+
+def test_a_warm_start_takes_a_sets_values_clipped_and_the_model_elsewhere(
+        tmp_path: Path) -> None:
+    from cartsim.calibrate.run import start_values
+    from cartsim.parameter_sets import ParameterSet
+
+    text = GOOD + ('\n[[parameter]]\nname = "k_ex"\nfield = "default"\nlower = 0.01\n'
+                   'upper = 0.1\nscale = "log"\n')
+    space = load_space(_write(tmp_path, text))
+    ps = ParameterSet("earlier", "an earlier fit", {"rho_max": {"default": 9.0}})
+    v = start_values(space, ps)
+    assert v["rho_max.default"] == 2.5          # clipped to the space's upper bound
+    assert v["k_ex.default"] == known_specs()["k_ex"].default   # not in the set: model value

@@ -50,6 +50,10 @@ def calibrate_command(
     install: Annotated[str | None, typer.Option(
         help="also install the fitted set under this name as cartsim's default "
              "(cartsim/data/parameter_sets/)")] = None,
+    start: Annotated[list[str] | None, typer.Option(
+        help="warm start: evaluate these parameter sets (name or TOML, e.g. an earlier "
+             "calibration's parameter_set.toml) right after the model's own values; "
+             "repeated or comma-separated")] = None,
 ) -> None:
     """Fit upstream parameter distributions to the published figures of the calibration
     studies (docs/calibration.md): DIR/parameter_set.toml, trials.csv, before_after.csv,
@@ -72,7 +76,7 @@ def calibrate_command(
                             studies=_names(studies), held_out=held, seed=seed,
                             targets_path=targets, specs=specs, resume=resume, check=check,
                             check_patients=check_patients, install=install, command=command,
-                            progress=progress)
+                            start=_names(start) or (), progress=progress)
     except CartsimError as e:
         from rich.markup import escape
 

@@ -110,6 +110,16 @@ class Evaluator:
         return Evaluation(obj, res.table, time.perf_counter() - t0)
 
 
+def start_values(space: Space, ps: ParameterSet) -> dict[str, float]:
+    """The point of ``space`` that a parameter set (e.g. an earlier calibration's result)
+    names: its values where it has them, the model's own elsewhere, clipped to the bounds."""
+    out: dict[str, float] = {}
+    for d in space.dimensions:
+        v = ps.values.get(d.parameter, {}).get(d.field)
+        out[d.key] = d.current() if v is None else min(max(float(v), d.lower), d.upper)
+    return out
+
+
 def _optuna() -> Any:
     try:
         import optuna
@@ -192,6 +202,7 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
               targets_path: str | Path | None = None, specs: str | Path | None = None,
               resume: bool = False, check: bool = True, check_patients: int | None = None,
               install: str | None = None, command: str = "",
+              start: Sequence[str | Path] = (),
               progress: ProgressFn | None = None) -> CalibrationResult:
     """Fit ``space`` to the calibration studies (see the module docstring)."""
     if not 1 <= budget <= 100_000:
@@ -249,6 +260,9 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
                                     for t in study.get_trials(deepcopy=False)):
         study.enqueue_trial({d.key: d.current() for d in space.dimensions},
                             user_attrs={"baseline": True})
+        for src in start:
+            study.enqueue_trial(start_values(space, parameter_sets.load(src)),
+                                user_attrs={"start": str(src)})
     t_start = time.perf_counter()
     n_done = len(_finished(study))
     while n_done < budget:
