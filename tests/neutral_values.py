@@ -12,6 +12,9 @@ FAILURE_ROUTES_OFF = {"fit_rho": 0.0, "fit_ex": 0.0, "fit_mem": 0.0, "k_reject":
 MARROW_OFF = {"crowd_max": 0.0, "stem_ld_kill": 0.0, "stem_infl_kill": 0.0}
 TRAITS_OFF = {"productive_stim": 0.0, "ex_resist": 0.0, "pdl1_suppression": 0.0,
               "tp53_infiltration": 0.0, "noxa_low_pfn": 0.35}
-ALL_OFF = {**FAILURE_ROUTES_OFF, **MARROW_OFF, **TRAITS_OFF}
+#: session 5 (issue 11/10, LBCL response depth): nodal bulk blunts the CAR-T proliferation
+#: signal, and LBCL's occult sanctuary reservoir is scaled down from the B-ALL seeding
+LBCL_DEPTH_OFF = {"bulk_suppression": 0.0, "lbcl_cns_seed_scale": 1.0}
+ALL_OFF = {**FAILURE_ROUTES_OFF, **MARROW_OFF, **TRAITS_OFF, **LBCL_DEPTH_OFF}
 CRS_READOUTS = frozenset({"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
                           "encephalopathy", "ice_score"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartsim.model.parameters import N_PARAMS_BASE, P
+from cartsim.model.parameters import N_PARAMS_BASE, PARAMS, P
 from cartsim.model.tumour import engagement
 from cartsim.population import Cohort, build, standard_normals
 from cartsim.products import get_product
@@ -124,6 +124,41 @@ def test_bulky_nodal_disease_is_reached_less() -> None:
     on = simulate(lbcl, prod, **kw)
     off = simulate(lbcl, prod, overrides={"bulk_access_cells": 0.0}, **kw)
     assert _at(on, "tumour_cells", 28) > 2.0 * _at(off, "tumour_cells", 28)
+
+
+def _lbcl(volume_ml: float) -> Cohort:
+    return Cohort("lbcl", weight_kg=np.array([75.0]), age_y=np.array([60.0]),
+                  tumour_volume_ml=np.array([volume_ml]))
+
+
+def test_bulky_nodes_blunt_car_t_expansion_more_than_small_ones() -> None:
+    # the suppressive nodal mass scales the proliferation signal by 1 / (1 + T/bulk): a
+    # 400-mL mass loses far more of its early expansion than a 4-mL one
+    prod = get_product("axicabtagene_ciloleucel")
+    kw = {"days": 7, "seed": 1, "variability": False}
+    ratio = {}
+    for vol in (4.0, 400.0):
+        on = simulate(_lbcl(vol), prod, **kw)
+        off = simulate(_lbcl(vol), prod, overrides={"bulk_suppression": 0.0}, **kw)
+        ratio[vol] = _at(on, "cart_cells_per_ul", 7) / _at(off, "cart_cells_per_ul", 7)
+    assert ratio[400.0] < 0.5
+    assert ratio[400.0] < 0.7 * ratio[4.0]
+
+
+def test_lbcl_occult_sanctuary_is_scaled_down_from_ball() -> None:
+    from cartsim.model.state import S
+
+    prod = get_product("axicabtagene_ciloleucel")
+    ball = _ball(blasts=50.0)
+    _, yb = build(ball, prod, seed=1, variability=False)
+    _, yl = build(_lbcl(50.0), prod, seed=1, variability=False)
+    _, yn = build(_lbcl(50.0), prod, seed=1, variability=False,
+                  overrides={"lbcl_cns_seed_scale": 1.0})
+    frac_b = yb[0, S.TS] / yb[0, S.T0]
+    assert yn[0, S.TS] / yn[0, S.T0] == pytest.approx(frac_b)  # neutral: the B-ALL seeding
+    scale = PARAMS["lbcl_cns_seed_scale"].default
+    assert scale < 1.0
+    assert yl[0, S.TS] / yl[0, S.T0] == pytest.approx(scale * frac_b)
 
 
 def test_engagement_has_an_antigen_density_threshold() -> None:

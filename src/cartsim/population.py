@@ -301,7 +301,9 @@ def build(
     y[:, S.T0] = tumour * (1.0 - fneg)
     y[:, S.T1] = tumour * fneg
     # sanctuary (CNS/testis): occult seeding in proportion to the disease, plus overt disease
-    y[:, S.TS] = (p[:, P.cns_seed_frac] * tumour * (1.0 - fneg)
+    # (LBCL: scaled down by lbcl_cns_seed_scale, occult CNS disease being rare in lymphoma)
+    seed_frac = p[:, P.cns_seed_frac] * (p[:, P.lbcl_cns_seed_scale] if lbcl else 1.0)
+    y[:, S.TS] = (seed_frac * tumour * (1.0 - fneg)
                   + cohort.cns_disease * p[:, P.cns_overt_cells])
     y[:, S.N_T] = p[:, P.N0_frac] * p[:, P.K_N]
     out0 = p[:, P.b_prog_out0]

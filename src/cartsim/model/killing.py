@@ -36,6 +36,19 @@ PARAMS = (
        "LBCL nodal tumour cells at which CAR-T killing per target halves (access and "
        "suppression in the mass): g / (1 + T/bulk_access_cells), T the current nodal "
        "tumour", 0.0, "killing"),
+    _p("bulk_suppression", "–", 0.6, 0.0, 1.0,
+       "hand-tuned against the ZUMA-1 rows (ORR, CR, OS at 6-18 months), session 5: at 60 "
+       "patients 0.5 gave ORR 83 / CR 68 %, 0.7 gave 73 / 63 %, 1.0 gave 57 / 47 % (published "
+       "82 / 54 %); direction: the suppressive nodal microenvironment of LBCL (myeloid "
+       "suppressor cells and tumour interferon signalling, Jain 2021 Blood 137:2621; hypoxic, "
+       "poorly perfused masses) blunts CAR-T proliferation, so expansion is not commensurate "
+       "with a high tumour burden (Locke 2020 Blood Adv, ZUMA-1: expansion relative to "
+       "pre-treatment burden determines durable response; Dean 2020 Blood Adv: high "
+       "metabolic tumour volume predicts axi-cel failure); 0 = bulk limits killing only "
+       "(the model before session 5)",
+       "share of the LBCL bulk factor 1 / (1 + T/bulk_access_cells) that also scales the "
+       "CAR-T proliferation and recall signal: × (1 − x + x / (1 + T/bulk_access_cells))",
+       0.0, "killing"),
     _p("ex_overload", "–", 1.0, 0.0, 50.0,
        "assumed size; chronic antigen overload drives CAR-T exhaustion (Long 2015 Nat Med "
        "tonic/chronic signalling; models.md §4.2: E → X rising with antigen load); "
@@ -138,7 +151,11 @@ def site_activity(  # type: ignore[no-untyped-def]
         nodal = 0.0
         for c in range(N_CLONES):
             nodal += max(y[S.T0 + c], 0.0)
-        g = g / (1.0 + nodal / (p[P.bulk_access_cells] * p[P.body_scale]))
+        bulk = 1.0 / (1.0 + nodal / (p[P.bulk_access_cells] * p[P.body_scale]))
+        g = g * bulk
+        # the same suppressive mass blunts the CAR-T proliferation/recall signal, so a large
+        # burden no longer buys a proportionally large expansion
+        quality *= 1.0 - p[P.bulk_suppression] + p[P.bulk_suppression] * bulk
     h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
     h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)
     h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation)

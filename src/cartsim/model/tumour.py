@@ -84,6 +84,13 @@ PARAMS = (
        "assumed (occult CNS involvement in B-ALL; to calibrate on CD19+ relapse share)",
        "occult sanctuary disease at baseline, fraction of marrow/nodal disease", 1.5,
        "sanctuary"),
+    _p("lbcl_cns_seed_scale", "×", 0.01, 0.0, 1.0,
+       "assumed size; occult CNS disease is far rarer in LBCL than in B-ALL: CNS relapse of "
+       "DLBCL ≈ 5 % at 2 years, 0.6 / 3.4 / 10.2 % by CNS-IPI risk group (Schmitz 2016 J "
+       "Clin Oncol 34:3150), against the occult CNS involvement all B-ALL therapy treats; "
+       "1 = the B-ALL seeding (the model before session 5)",
+       "LBCL occult sanctuary disease at baseline relative to cns_seed_frac (the poorly "
+       "reached reservoir that reseeds the nodes after CAR-T)", 0.0, "sanctuary"),
     _p("cns_overt_cells", "cells", 1e9, 0.0, 1e11,
        "assumed (CNS3/testicular disease; Tan 2021 high-burden CNS leukaemia)",
        "extra sanctuary disease at baseline with overt CNS/testicular involvement", 0.5,
