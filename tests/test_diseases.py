@@ -17,7 +17,7 @@ from cartsim.errors import InvalidInputError, UnknownNameError
 from cartsim.model.parameters import PARAMS, P
 from cartsim.population import POPULATION_PARAMS, Cohort, build, doses
 from cartsim.products import get_product
-from cartsim.trial.outcomes import decide_deaths, death_params
+from cartsim.trial.outcomes import death_params, decide_deaths
 from cartsim.trial.spec import Population, SpecError, load_spec, validate_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -28,7 +28,7 @@ TIME_TO_EVENT = ("efs", "os", "pfs", "rfs", "dor")
 def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
     """0/1 outcomes per patient (NaN = not applicable), with their descriptions."""
     out: dict[str, tuple[str, pd.Series]] = {
-        "responder": ("overall response (CR/CRi B-ALL; CR/PR LBCL) within the window",
+        "responder": ("overall response (CR/CRi B-ALL; CR/PR lymphoma) within the window",
                       df["responder"].astype(float)),
         "complete_response": ("best response CR", df["complete_response"].astype(float)),
     }
