@@ -59,6 +59,7 @@ def _cases() -> list[tuple[str, float]]:
 def test_out_of_range_covariate_is_refused_naming_it(name: str, value: float) -> None:
     c = next(c for c in COVARIATES if c.name == name)
     disease = c.disease or "b-all"
+    disease = disease if isinstance(disease, str) else disease[0]
     data = _spec(**{name: value})
     data["population"]["disease"] = disease
     with pytest.raises(SpecError) as ei:

@@ -34,18 +34,20 @@ def _root(
     """cartsim: one virtual patient, a virtual trial, a lab screen."""
 
 
-class Disease(StrEnum):
+class Disease(StrEnum):  # cartsim.diseases.DISEASES (tested)
     b_all = "b-all"
     lbcl = "lbcl"
+    mcl = "mcl"
+    fl = "fl"
 
 
 @app.command()
 def simulate(
     product: Annotated[str, typer.Option(help="product preset or alias, e.g. tisagenlecleucel")],
-    disease: Annotated[Disease, typer.Option(help="b-all or lbcl")],
+    disease: Annotated[Disease, typer.Option(help="b-all, lbcl, mcl or fl")],
     out: Annotated[Path, typer.Option(help="output directory")],
     marrow_blasts: Annotated[float, typer.Option(help="B-ALL marrow blasts, % (0–100)")] = 60.0,
-    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL tumour volume, mL")] = 50.0,
+    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL/MCL/FL tumour volume, mL")] = 50.0,
     weight: Annotated[float, typer.Option(help="body weight, kg")] = 30.0,
     age: Annotated[float, typer.Option(help="age, years")] = 10.0,
     dose_per_kg: Annotated[float | None, typer.Option(help="CAR+ cells per kg")] = None,
@@ -110,7 +112,7 @@ def _cohort(disease: str, marrow_blasts: float, tumour_volume_ml: float, weight:
     return Cohort(
         disease, weight_kg=np.full(n, weight), age_y=np.full(n, age),
         marrow_blasts_pct=np.full(n, marrow_blasts) if disease == "b-all" else None,
-        tumour_volume_ml=np.full(n, tumour_volume_ml) if disease == "lbcl" else None,
+        tumour_volume_ml=np.full(n, tumour_volume_ml) if disease != "b-all" else None,
         dose=total_dose, cd19_negative_fraction=np.full(n, cd19neg),
     )
 
@@ -213,10 +215,10 @@ def _summary(res: object, out: Path) -> None:
 @app.command("export-sbml")
 def export_sbml(
     product: Annotated[str, typer.Option(help="product preset or alias, e.g. tisagenlecleucel")],
-    disease: Annotated[Disease, typer.Option(help="b-all or lbcl")],
+    disease: Annotated[Disease, typer.Option(help="b-all, lbcl, mcl or fl")],
     out: Annotated[Path, typer.Option(help="SBML file to write (.xml)")],
     marrow_blasts: Annotated[float, typer.Option(help="B-ALL marrow blasts, % (0–100)")] = 60.0,
-    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL tumour volume, mL")] = 50.0,
+    tumour_volume_ml: Annotated[float, typer.Option(help="LBCL/MCL/FL tumour volume, mL")] = 50.0,
     weight: Annotated[float, typer.Option(help="body weight, kg")] = 30.0,
     age: Annotated[float, typer.Option(help="age, years")] = 10.0,
     dose_per_kg: Annotated[float | None, typer.Option(help="CAR+ cells per kg")] = None,

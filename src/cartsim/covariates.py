@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cartsim.diseases import LYMPHOMAS, NEW_LYMPHOMAS
 from cartsim.params import ParameterSpec
 
 
@@ -30,7 +31,8 @@ class Covariate:
     description: str
     provenance: str
     binary: bool = False  # a 0/1 flag (trial draws are binarised at 0.5)
-    disease: str | None = None  # only for this disease ("b-all" or "lbcl"); None: both
+    # only for this disease or these diseases (cartsim.diseases.DISEASES); None: all
+    disease: str | tuple[str, ...] | None = None
     simulated: bool = True  # False: recorded only, not a model input
 
     def spec(self) -> ParameterSpec:
@@ -40,7 +42,17 @@ class Covariate:
                              self.provenance, self.description, group="covariate")
 
     def applies(self, disease: str) -> bool:
-        return self.disease is None or self.disease == disease
+        if self.disease is None:
+            return True
+        if isinstance(self.disease, tuple):
+            return disease in self.disease
+        return self.disease == disease
+
+    def diseases_label(self) -> str:
+        """The diseases it applies to, for tables (``all`` when every disease)."""
+        if self.disease is None:
+            return "all"
+        return self.disease if isinstance(self.disease, str) else ", ".join(self.disease)
 
 
 _IN = "input; range: physiological"
@@ -50,8 +62,13 @@ COVARIATES: tuple[Covariate, ...] = (
               "body weight (trial specs derive it from age when absent)", _IN),
     Covariate("marrow_blasts_pct", "%", 0.0, 100.0, 60.0, "B-ALL marrow blasts", "input",
               disease="b-all"),
-    Covariate("tumour_volume_ml", "mL", 0.0, 1e4, 50.0, "LBCL tumour volume",
-              "input (≈ 10⁹ cells per mL)", disease="lbcl"),
+    Covariate("tumour_volume_ml", "mL", 0.0, 1e4, 50.0,
+              "lymphoma tumour volume (LBCL, MCL, FL; SPD ≈ 1.5 cm² × volume^(2/3))",
+              "input (≈ 10⁹ cells per mL)", disease=LYMPHOMAS),
+    Covariate("marrow_involved", "0/1", 0.0, 1.0, 0.0,
+              "marrow/blood (leukaemic) involvement of MCL or FL: that share of the disease "
+              "sits where CAR-T reach it as in the marrow (population mcl_/fl_marrow_share)",
+              "input", binary=True, disease=NEW_LYMPHOMAS),
     Covariate("cd19_density", "relative to typical", 0.0, 100.0, 1.0,
               "tumour CD19 surface density", "input; 1 = typical B-ALL blast"),
     Covariate("cd19_negative_fraction", "fraction", 0.0, 1.0, 0.0,
@@ -111,5 +128,5 @@ def markdown_table() -> str:
     for c in COVARIATES:
         d = "derived" if not math.isfinite(c.default) else f"{c.default:g}"
         rows.append(f"| `{c.name}` | {c.description} | {c.unit} | [{c.lower:g}, {c.upper:g}] | "
-                    f"{d} | {'0/1' if c.binary else '–'} | {c.disease or 'both'} |")
+                    f"{d} | {'0/1' if c.binary else '–'} | {c.diseases_label()} |")
     return "\n".join(rows)

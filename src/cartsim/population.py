@@ -15,6 +15,8 @@ import numpy as np
 from scipy.special import ndtri
 
 from cartsim.covariates import COVARIATES
+from cartsim.diseases import DISEASES as _DISEASES
+from cartsim.diseases import LYMPHOMAS, NEW_LYMPHOMAS
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, UnknownNameError
 from cartsim.model.mechanism import Model
@@ -39,7 +41,7 @@ from cartsim.parameter_sets import active as active_parameter_set
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.products import Product
 
-DISEASES = ("b-all", "lbcl")
+DISEASES = _DISEASES  # b-all, lbcl, mcl, fl (cartsim.diseases)
 N_PARAMS = N_PARAMS_BASE + N_CLONES * N_CLONE_FIELDS
 #: Constants of the patient builder (every number in :func:`build` that is not a model
 #: parameter default), with units and provenance; values are what the builder always used.
@@ -80,7 +82,49 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("cd20_lbcl", "relative", 1.0, 0.0, 10.0, "reference level",
                   "tumour CD20 density in LBCL"),
     ParameterSpec("cd22_tumour", "relative", 0.5, 0.0, 10.0, "assumed",
-                  "tumour CD22 density (both diseases)"),
+                  "tumour CD22 density (every disease)"),
+    # ---- mantle-cell lymphoma (issue 11 item 4): nodal site + optional marrow/blood share
+    ParameterSpec("mcl_growth_factor", "× r_tumour", 0.6, 0.05, 1.0,
+                  "assumed equal to LBCL: relapsed MCL after a BTK inhibitor behaves as an "
+                  "aggressive lymphoma (Ki-67 ≥ 30 % in 82 % of ZUMA-2 patients, baseline; "
+                  "median OS 2.9 months after ibrutinib failure, Martin 2016 Blood 127:1559)",
+                  "MCL net tumour growth rate relative to the B-ALL default (0.6: doubling "
+                  "≈ 33 d)"),
+    ParameterSpec("mcl_cart_access", "–", 0.5, 0.0, 1.0,
+                  "assumed equal to LBCL (nodal masses)",
+                  "relative CAR-T access to MCL nodal disease"),
+    ParameterSpec("mcl_marrow_share", "fraction", 0.3, 0.0, 1.0,
+                  "assumed (marrow and blood are the commonest extranodal MCL sites; the "
+                  "share of the whole disease they hold is not reported in shared/reference)",
+                  "share of MCL disease in marrow/blood when marrow_involved = 1; CAR-T reach "
+                  "it at the marrow access (model cart_access default)"),
+    ParameterSpec("mcl_tumour_cap_cells", "cells", 1e12, 1e10, 1e14,
+                  "assumed as LBCL: 10¹² cells ≈ 1 L of tumour",
+                  "MCL carrying capacity of the 70-kg reference adult (× body_scale)"),
+    ParameterSpec("cd20_mcl", "relative to LBCL", 1.0, 0.0, 10.0,
+                  "assumed: MCL is CD20-positive (anti-CD20 antibodies are standard therapy; "
+                  "every ZUMA-2 patient had received one)",
+                  "tumour CD20 density in MCL"),
+    # ---- follicular lymphoma: indolent nodal lymphoma
+    ParameterSpec("fl_growth_factor", "× r_tumour", 0.1, 0.01, 1.0,
+                  "assumed order: indolent lymphoma whose nodes grow over months (median time "
+                  "to needing treatment ≈ 2.6 years under watch-and-wait, Ardeshna 2003 Lancet "
+                  "362:516); 0.1 × 0.035/d gives a doubling time ≈ 200 d",
+                  "FL net tumour growth rate relative to the B-ALL default"),
+    ParameterSpec("fl_cart_access", "–", 0.5, 0.0, 1.0,
+                  "assumed equal to LBCL (nodal masses)",
+                  "relative CAR-T access to FL nodal disease"),
+    ParameterSpec("fl_marrow_share", "fraction", 0.2, 0.0, 1.0,
+                  "assumed (FL marrow involvement is usually paratrabecular and partial; the "
+                  "share of the whole disease it holds is not reported in shared/reference)",
+                  "share of FL disease in marrow when marrow_involved = 1; CAR-T reach it at "
+                  "the marrow access (model cart_access default)"),
+    ParameterSpec("fl_tumour_cap_cells", "cells", 1e12, 1e10, 1e14,
+                  "assumed as LBCL: 10¹² cells ≈ 1 L of tumour",
+                  "FL carrying capacity of the 70-kg reference adult (× body_scale)"),
+    ParameterSpec("cd20_fl", "relative to LBCL", 1.0, 0.0, 10.0,
+                  "assumed: FL is CD20-bright (anti-CD20 antibodies are first-line therapy)",
+                  "tumour CD20 density in FL"),
 ))
 _Q = POPULATION_PARAMS.defaults()
 MAX_DOSE_CELLS = _Q["max_dose_cells"]
@@ -91,7 +135,8 @@ LBCL_CELLS_PER_ML = _Q["lbcl_cells_per_ml"]
 class Cohort:
     """Per-patient covariates, each an array of shape (n,).
 
-    ``marrow_blasts_pct`` is used for B-ALL, ``tumour_volume_ml`` for LBCL. ``dose`` is total CAR+
+    ``marrow_blasts_pct`` is used for B-ALL, ``tumour_volume_ml`` for the lymphomas (LBCL, MCL,
+    FL), ``marrow_involved`` for MCL and FL. ``dose`` is total CAR+
     cells (the product's dose rule fills it when absent). ``cns_disease`` (0–1, default 0) marks
     overt CNS/testicular involvement: it adds ``cns_overt_cells`` to the sanctuary site.
     """
@@ -101,6 +146,7 @@ class Cohort:
     age_y: np.ndarray
     marrow_blasts_pct: np.ndarray | None = None
     tumour_volume_ml: np.ndarray | None = None
+    marrow_involved: np.ndarray | None = None
     dose: np.ndarray | None = None
     patient_id: np.ndarray | None = None
     cd19_density: np.ndarray | None = None
@@ -251,11 +297,20 @@ def build(
     p[:, P.plt0] = cohort.plt0
     p[:, P.hb0] = cohort.hb0
     p[:, P.map0] = baseline_map(cohort.age_y)
-    lbcl = cohort.disease == "lbcl"
+    lbcl = cohort.disease in LYMPHOMAS  # the model's nodal site (LBCL, MCL, FL)
     p[:, P.disease_lbcl] = 1.0 if lbcl else 0.0
     p[:, P.cart_access] = _Q["lbcl_cart_access"] if lbcl else PARAMS["cart_access"].default
     p[:, P.cns_disease] = cohort.cns_disease
-    if lbcl:
+    if cohort.disease in NEW_LYMPHOMAS:
+        # MCL/FL: their own growth, capacity and access; a marrow/blood share of the disease
+        # (marrow_involved) is reached at the marrow access, the rest at the nodal access
+        d = cohort.disease
+        share = _Q[f"{d}_marrow_share"] * cohort.marrow_involved  # type: ignore[operator]
+        p[:, P.cart_access] = ((1.0 - share) * _Q[f"{d}_cart_access"]
+                               + share * PARAMS["cart_access"].default)
+        p[:, P.tumour_cap_cells] = _Q[f"{d}_tumour_cap_cells"] * p[:, P.body_scale]
+        p[:, P.r_tumour] *= _Q[f"{d}_growth_factor"]
+    elif lbcl:
         p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]
     else:
@@ -265,7 +320,8 @@ def build(
         p[:, P[f"product_{t.lower()}"]] = 1.0 if t in c.targets else 0.0
     p[:, P.affinity] = c.affinity
     # clones
-    cd20 = _Q["cd20_lbcl"] if lbcl else _Q["cd20_ball"]
+    cd20 = (_Q[f"cd20_{cohort.disease}"] if cohort.disease in NEW_LYMPHOMAS
+            else _Q["cd20_lbcl"] if lbcl else _Q["cd20_ball"])
     # patient-to-patient CD19 density around the covariate (model/tumour.py cd19_spread)
     z_cd19 = (standard_normals(seed, cohort.patient_id, "cd19_density") if variability
               else np.zeros(n))
@@ -328,7 +384,9 @@ def build(
 
 
 def doses(cohort: Cohort, product: Product) -> np.ndarray:
-    """Total CAR+ cells per patient: the cohort's own doses, else the product's dose rule."""
+    """Total CAR+ cells per patient: the cohort's own doses, else the product's label dose
+    rule for the cohort's disease."""
     if cohort.dose is not None:
         return cohort.dose
-    return np.array([product.dose_rule.dose(float(w)) for w in cohort.weight_kg])
+    rule = product.dose_rule_for(cohort.disease)
+    return np.array([rule.dose(float(w)) for w in cohort.weight_kg])

@@ -112,12 +112,21 @@ class DoseRule:
 
 @dataclass(frozen=True)
 class Product:
+    """A product: construct, label dose, indication and source. ``disease_dose_rules`` holds the
+    label doses that differ by disease (brexucabtagene: B-ALL 1×10⁶/kg, MCL 2×10⁶/kg);
+    :meth:`dose_rule_for` picks one, ``dose_rule`` is the default."""
+
     name: str
     construct: Construct
     dose_rule: DoseRule
     indication: str
     source: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    disease_dose_rules: tuple[tuple[str, DoseRule], ...] = ()
+
+    def dose_rule_for(self, disease: str | None) -> DoseRule:
+        """The label dose rule for ``disease`` (the default rule when it has no own one)."""
+        return dict(self.disease_dose_rules).get(disease or "", self.dose_rule)
 
 
 PRESETS: dict[str, Product] = {
@@ -134,16 +143,22 @@ PRESETS: dict[str, Product] = {
         "axicabtagene_ciloleucel",
         Construct("KTE-C19 (FMC63-CD28ζ)", ("CD19",), "CD28", 2, 1.0, memory_fraction=0.2),
         DoseRule(per_kg=2.0e6, per_kg_range=(1.0e6, 2.0e6), cap=2.0e8),
-        "LBCL", "Yescarta USPI (2×10⁶/kg, max 2×10⁸)",
+        "LBCL; FL (ZUMA-5)", "Yescarta USPI (LBCL and FL: 2×10⁶/kg, max 2×10⁸)",
         ("axi-cel", "yescarta"),
     ),
+    # KTE-X19: the axi-cel construct made by a T-cell-enriching process (circulating
+    # lymphoma cells removed from the apheresis product, Wang 2020 NEJM 382:1331); the model
+    # has no tumour-contaminated product, so the enrichment changes no parameter here
     "brexucabtagene_autoleucel": Product(
         "brexucabtagene_autoleucel",
-        Construct("KTE-X19 (FMC63-CD28ζ)", ("CD19",), "CD28", 2, 1.0, memory_fraction=0.2),
+        Construct("KTE-X19 (FMC63-CD28ζ, T-cell enriched)", ("CD19",), "CD28", 2, 1.0,
+                  memory_fraction=0.2),
         DoseRule(per_kg=1.0e6, per_kg_range=(0.5e6, 2.0e6), cap=1.0e8),
-        "adult B-ALL (MCL: 2×10⁶/kg, max 2×10⁸)",
-        "Tecartus USPI (ALL: 1×10⁶/kg, max 1×10⁸)",
+        "adult B-ALL; MCL (ZUMA-2: 2×10⁶/kg, max 2×10⁸)",
+        "Tecartus USPI (ALL: 1×10⁶/kg, max 1×10⁸; MCL: 2×10⁶/kg, max 2×10⁸)",
         ("brexu-cel", "tecartus", "kte-x19"),
+        disease_dose_rules=(("mcl", DoseRule(per_kg=2.0e6, per_kg_range=(0.5e6, 2.0e6),
+                                             cap=2.0e8)),),
     ),
     "lisocabtagene_maraleucel": Product(
         "lisocabtagene_maraleucel",

@@ -39,6 +39,7 @@ _PRODUCT_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("tisagenlecleucel", "lbcl"): {"flat": (0.6e8, 6.0e8)},
     ("tisagenlecleucel", "fl"): {"flat": (0.6e8, 6.0e8)},
     ("axicabtagene_ciloleucel", "lbcl"): {"per_kg": (2e6, 2e6, 2e8)},
+    ("axicabtagene_ciloleucel", "fl"): {"per_kg": (2e6, 2e6, 2e8)},
     ("brexucabtagene_autoleucel", "mcl"): {"per_kg": (2e6, 2e6, 2e8)},
     ("brexucabtagene_autoleucel", "b-all"): {"per_kg": (1e6, 1e6, 1e8)},
     ("lisocabtagene_maraleucel", "lbcl"): {"flat": (50e6, 110e6)},

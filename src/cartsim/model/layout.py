@@ -50,7 +50,8 @@ PATIENT_PARAMS: tuple[ParameterSpec, ...] = (
     _p("map0", "mmHg", 80.0, 30.0, 150.0, "age-dependent normal", "baseline MAP"),
     _p("tumour_cap_cells", "cells", 1e13, 1e6, 1e15, "tumour_capacity × marrow cells (B-ALL); "
        "1e12 cells ≈ 1 L × body_scale (LBCL)", "tumour carrying capacity"),
-    _p("disease_lbcl", "0/1", 0.0, 0.0, 1.0, "input", "1 = LBCL (nodal site), 0 = B-ALL"),
+    _p("disease_lbcl", "0/1", 0.0, 0.0, 1.0, "input",
+       "1 = nodal lymphoma site (LBCL, MCL, FL), 0 = B-ALL (marrow)"),
     _p("cart_access", "–", 1.0, 0.0, 1.0, "assumed: 1 in marrow, lower in bulky nodes",
        "relative CAR-T access to the disease site"),
     _p("cns_disease", "0/1", 0.0, 0.0, 1.0, "input (Cohort.cns_disease)",

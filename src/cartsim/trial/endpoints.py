@@ -31,13 +31,15 @@ from cartsim.clinic.hematotox import (
 from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support, map_target
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
+from cartsim.diseases import is_lymphoma
 from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.trial.outcomes import decide_deaths, infection_course
 
 B_ALL_RANK = {"CR": 3, "CRi": 2, "NR": 1, "NE": 0}
 LBCL_RANK = {"CR": 4, "PR": 3, "SD": 2, "PD": 1, "NE": 0}
-RESPONSES = {"b-all": ("CR", "CRi"), "lbcl": ("CR", "PR")}
+RESPONSES = {"b-all": ("CR", "CRi"), "lbcl": ("CR", "PR"), "mcl": ("CR", "PR"),
+             "fl": ("CR", "PR")}  # every lymphoma (cartsim.diseases.LYMPHOMAS): Lugano 2014
 
 
 @dataclass
@@ -393,7 +395,7 @@ def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     mrd_neg_remission = np.zeros(n, dtype=np.int8)
     responses = RESPONSES[ctx.disease]
     prog_day = np.full(n, np.nan)
-    if ctx.disease == "lbcl":
+    if is_lymphoma(ctx.disease):  # LBCL, MCL, FL: Lugano 2014 from the SPD readout
         prog_day = lbcl_progression(days, np.where(alive, vol, np.nan), q["progression_factor"],
                                     q["progression_min_volume_ml"])
         base_spd = np.nan_to_num(_at(course, "spd_cm2", int(days[0])), nan=0.0)

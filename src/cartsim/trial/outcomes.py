@@ -5,7 +5,8 @@ Death is decided from the *simulated* state after the simulation, never from a p
 * **progression death** — the simulated tumour burden stays at or above a lethal level
   (B-ALL: marrow blasts ≥ ``lethal_blast_pct``; LBCL: tumour volume ≥ ``lethal_tumour_volume_ml``)
   on every day of a ``lethal_burden_days`` window; death on the last day of the window; and,
-  in LBCL, a hazard that follows the nodal burden actually reached,
+  in LBCL (MCL and FL: the same form with their own ``mcl_*``/``fl_*`` sizes), a hazard that
+  follows the nodal burden actually reached,
   ``h(t) = lbcl_death_hazard × (V(t) / lbcl_death_ref_ml) ^ lbcl_death_exponent`` (V the
   simulated tumour volume, mL): the patient dies on the first day the cumulated hazard
   ``Σ h`` exceeds an Exp(1) draw keyed by (seed, patient) — organ failure from lymphoma comes
@@ -70,6 +71,26 @@ DEATH_PARAMS = ParameterTable((
                   "assumed (hazard proportional to burden; baseline metabolic tumour volume "
                   "predicts OS after CAR-T, Vercellino 2020 Blood Adv)",
                   "power of the tumour volume in the LBCL progression-death hazard"),
+    ParameterSpec("mcl_death_hazard", "1/d", 0.008, 0.0, 1.0,
+                  "from survival of progressing relapsed MCL: median OS 2.9 months after "
+                  "ibrutinib failure (Martin 2016 Blood 127:1559, n = 114), ln 2 / 88 d, "
+                  "taken at the reference volume (no CAR-T trial outcome used)",
+                  "MCL progression-death hazard at mcl_death_ref_ml of disease; 0 = off"),
+    ParameterSpec("mcl_death_ref_ml", "mL", 100.0, 1.0, 1e4,
+                  "assumed as LBCL (a typical progressing nodal volume, ≈ 10¹¹ cells)",
+                  "tumour volume at which the MCL progression-death hazard is "
+                  "mcl_death_hazard"),
+    ParameterSpec("fl_death_hazard", "1/d", 0.0004, 0.0, 1.0,
+                  "from survival of FL progressing early: 5-year OS ≈ 50 % after progression "
+                  "within 24 months of first chemoimmunotherapy (Casulo 2015 J Clin Oncol "
+                  "33:2516), ln 2 / 1826 d, taken at the reference volume",
+                  "FL progression-death hazard at fl_death_ref_ml of disease; 0 = off"),
+    ParameterSpec("fl_death_ref_ml", "mL", 100.0, 1.0, 1e4,
+                  "assumed as LBCL",
+                  "tumour volume at which the FL progression-death hazard is fl_death_hazard"),
+    ParameterSpec("mcl_fl_death_exponent", "–", 1.0, 0.5, 4.0,
+                  "assumed as LBCL (hazard proportional to burden)",
+                  "power of the tumour volume in the MCL and FL progression-death hazards"),
     ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.4, 0.1, 1.0,
                   "assumed (refractory shock, beyond the MAP of grade-4 support)",
                   "MAP below this fraction of the age-normal baseline counts as collapse"),
@@ -216,6 +237,13 @@ def decide_deaths(
     k_prog = _first_run_end(burden, int(q["lethal_burden_days"]))
     if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
         k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, q)
+        k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
+    if disease in ("mcl", "fl") and q[f"{disease}_death_hazard"] > 0.0:
+        # the same burden-following hazard with the disease's own size (cartsim.diseases)
+        qd = {"lbcl_death_hazard": q[f"{disease}_death_hazard"],
+              "lbcl_death_ref_ml": q[f"{disease}_death_ref_ml"],
+              "lbcl_death_exponent": q["mcl_fl_death_exponent"]}
+        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, qd)
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)

@@ -87,10 +87,12 @@ def _product(arm: Arm) -> Any:
 
 
 def arm_doses(arm: Arm, product: Any, weight: np.ndarray, seed: int,
-              ids: np.ndarray) -> np.ndarray:
-    """Total CAR+ cells per patient from the arm's dose (label rule or spec dose)."""
+              ids: np.ndarray, disease: str | None = None) -> np.ndarray:
+    """Total CAR+ cells per patient from the arm's dose (label rule for ``disease``, or the
+    spec dose)."""
     if arm.dose == "label":
-        return np.array([product.dose_rule.dose(float(w)) for w in weight])
+        rule = product.dose_rule_for(disease)
+        return np.array([rule.dose(float(w)) for w in weight])
     d = arm.dose
     per_kg = (as_distribution(d.per_kg).sample(seed, ids, "dose_per_kg")
               if d.per_kg is not None else None)
@@ -123,7 +125,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     ids = np.asarray(ids, dtype=np.int64)
     cov = pop.sample(seed, ids)
     product = _product(arm)
-    dose = arm_doses(arm, product, cov["weight_kg"], seed, ids)
+    dose = arm_doses(arm, product, cov["weight_kg"], seed, ids, pop.disease)
     cohort = Cohort.from_covariates(pop.disease, cov, dose=dose, patient_id=ids)
     protocol = None if arm.protocol == "none" else load_protocol(arm.protocol)
     procedures = []

@@ -38,6 +38,7 @@ from scipy import stats as sps
 from scipy.special import ndtri
 
 from cartsim import covariates as _cov
+from cartsim.diseases import DISEASES
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, pydantic_message
 from cartsim.population import stream_id
@@ -209,7 +210,7 @@ class _PopulationBase(_Model):
     """Disease, size and pairing; the covariate fields are generated from the covariate table
     (:data:`cartsim.covariates.COVARIATES`), each a number or a :class:`Distribution`."""
 
-    disease: Literal["b-all", "lbcl"]
+    disease: Literal["b-all", "lbcl", "mcl", "fl"]  # cartsim.diseases.DISEASES (tested)
     size: StrictInt
     paired: StrictBool = False
 
@@ -601,7 +602,7 @@ def _raw_cross_field_problems(data: Any) -> list[str]:
         arms.append((name, _int(hsct.get("day")) if isinstance(hsct, dict) else None))
     pop = data.get("population")
     disease = pop.get("disease") if isinstance(pop, dict) else None
-    disease = disease if disease in ("b-all", "lbcl") else None
+    disease = disease if disease in DISEASES else None
     return cross_field_problems(fu, ad, arms, disease)
 
 

@@ -28,7 +28,7 @@ TIME_TO_EVENT = ("efs", "os", "pfs", "rfs", "dor")
 def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
     """0/1 outcomes per patient (NaN = not applicable), with their descriptions."""
     out: dict[str, tuple[str, pd.Series]] = {
-        "responder": ("overall response (CR/CRi B-ALL; CR/PR LBCL) within the window",
+        "responder": ("overall response (CR/CRi B-ALL; CR/PR lymphoma) within the window",
                       df["responder"].astype(float)),
         "complete_response": ("best response CR", df["complete_response"].astype(float)),
     }
@@ -148,8 +148,9 @@ def subgroup_table(df: pd.DataFrame, disease: str) -> pd.DataFrame:
             groups[name] = quartile_bins(work[col]).astype(str)
         else:
             groups[name] = pd.Series("all", index=work.index)
-    for col in covariates.BINARY:
-        groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
+    for col in covariates.BINARY:  # flags of this disease (marrow_involved: MCL/FL only)
+        if col in work:
+            groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
     for col in covariates.GRADED_TRAITS:  # resistance traits given as a fraction (B5–B12)
         if col in work and work[col].nunique() > 1:
             groups[col] = np.where(work[col] >= 0.5, "yes", "no")
