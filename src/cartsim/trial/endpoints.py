@@ -49,6 +49,14 @@ class Course:
     x: dict[str, np.ndarray]
 
     @classmethod
+    def from_result(cls, res: Any) -> Course:
+        """From a :class:`cartsim.simulation.SimulationResult`: its (patients × days) arrays
+        when it has them (no long-table round trip), else its ``trajectories``."""
+        if getattr(res, "daily", None) is not None:
+            return cls(res.daily_ids, res.daily_days, dict(res.daily))
+        return cls.from_trajectories(res.trajectories)
+
+    @classmethod
     def from_trajectories(cls, traj: pd.DataFrame) -> Course:
         """From ``SimulationResult.trajectories`` (every patient has every day)."""
         t = traj.sort_values(["patient_id", "day"], kind="stable")
