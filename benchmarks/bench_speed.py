@@ -10,7 +10,13 @@ Reports, for each source tree (this one and, with ``--ref``, another checkout su
   process: less sensitive than wall time to other load on a shared machine), the share of
   wall time spent in the solver, solver steps per patient-day and the peak RSS;
 * the start-up time of ``cartsim simulate --patients 1 --days 30`` in a fresh process, with
-  an empty numba cache (first run on a machine) and again (second run, warm cache).
+  empty numba and cartsim caches (first run on a machine), again (second run, warm cache),
+  and once more after another process composed a different model (the ``gvl`` add-on, as a
+  trial arm with HSCT consolidation does): its generated right-hand side lands in the same
+  cache directory, which must not invalidate the core model's cached solver;
+* with ``--trial N``, one trial chunk end to end (``cartsim.trial.runner.simulate_chunk`` on
+  ``examples/eliana.toml`` with N patients, default protocol, 365 days): simulation, clinic,
+  endpoints and the per-day report table, in patient-days/s and per CPU-second.
 
 Every measurement runs in a fresh Python process (``PYTHONPATH=<tree>/src``); the trees
 alternate in a shuffled order within each repetition, so that load on a shared machine
@@ -20,7 +26,8 @@ cache loading is excluded from the throughput (a 2-patient warm-up call runs fir
 Usage::
 
     git worktree add /tmp/cartsim-ref a96a784
-    python benchmarks/bench_speed.py --ref /tmp/cartsim-ref --sizes 2000 10000 --days 365
+    python benchmarks/bench_speed.py --ref /tmp/cartsim-ref --sizes 2000 10000 --days 365 \
+        --trial 2000
 """
 
 from __future__ import annotations
@@ -85,12 +92,53 @@ print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
 """
 
 
+_TRIAL_CHILD = r"""
+import json, resource, sys, time, tomllib
+import numpy as np
+from cartsim.trial.runner import simulate_chunk
+from cartsim.trial.spec import validate_spec
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "rb") as f:
+    spec = validate_spec(tomllib.load(f))
+t = time.perf_counter()
+simulate_chunk(spec, 0, np.arange(2))
+warm = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru.ru_utime + ru.ru_stime
+t = time.perf_counter()
+table, daily = simulate_chunk(spec, 0, np.arange(n))
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime - cpu0
+pdays = n * (spec.follow_up_days + 6)
+print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
+                  "pd_per_cpu_s": pdays / cpu, "rows": len(daily),
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def _env(tree: Path, cache: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(tree / "src")
     if cache is not None:
         env["NUMBA_CACHE_DIR"] = cache
+        env["CARTSIM_CACHE_DIR"] = cache  # generated right-hand sides (model.mechanism)
     return env
+
+
+def trial_chunk(tree: Path, n: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n),
+                          str(HERE / "examples" / "eliana.toml")],
+                         env=_env(tree), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compose_other_model(tree: Path, cache: str) -> None:
+    """Compose the core model plus the ``gvl`` add-on in a separate process (writes its
+    generated right-hand side into the shared cache directory)."""
+    subprocess.run([sys.executable, "-c",
+                    "from cartsim.model import layout; layout.model({'gvl'})"],
+                   env=_env(tree, cache), capture_output=True, check=True)
 
 
 def throughput(tree: Path, n: int, days: int, clinic: bool) -> dict[str, float]:
@@ -112,17 +160,20 @@ def cold_start(tree: Path, cache: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, help="reference source tree (has src/cartsim)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[2000, 10000])
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--no-cold", action="store_true", help="skip the start-up timing")
+    ap.add_argument("--trial", type=int, nargs="*", default=[],
+                    help="also time one ELIANA trial chunk of each of these sizes")
     a = ap.parse_args()
     trees = {"this": HERE}
     if a.ref is not None:
         trees["ref"] = a.ref.resolve()
     rng = random.Random(0)
     res: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
-    cold: dict[str, list[tuple[float, float]]] = {k: [] for k in trees}
+    cold: dict[str, list[tuple[float, float, float]]] = {k: [] for k in trees}
+    chunk: dict[tuple[str, int], list[dict[str, float]]] = {}
     for rep in range(a.reps):
         if not a.no_cold:
             order = list(trees)
@@ -131,9 +182,20 @@ def main() -> None:
                 with tempfile.TemporaryDirectory(prefix="bench-speed-numba-") as cache:
                     first = cold_start(trees[name], cache)
                     second = cold_start(trees[name], cache)
-                cold[name].append((first, second))
-                print(f"[rep {rep}] {name}: start-up first {first:.1f} s, second {second:.1f} s",
-                      flush=True)
+                    compose_other_model(trees[name], cache)
+                    third = cold_start(trees[name], cache)
+                cold[name].append((first, second, third))
+                print(f"[rep {rep}] {name}: start-up first {first:.1f} s, second {second:.1f} s, "
+                      f"after another model was composed {third:.1f} s", flush=True)
+        for n in a.trial:
+            order = list(trees)
+            rng.shuffle(order)
+            for name in order:
+                r = trial_chunk(trees[name], n)
+                chunk.setdefault((name, n), []).append(r)
+                print(f"[rep {rep}] {name}: trial chunk N={n}: {r['wall']:.1f} s, "
+                      f"{r['pd_per_s']:,.0f} patient-days/s, {r['pd_per_cpu_s']:,.0f} "
+                      f"patient-days per CPU-second, peak RSS {r['rss_mib']:.0f} MiB", flush=True)
         for n in a.sizes:
             for clinic in (True, False):
                 order = list(trees)
@@ -170,10 +232,23 @@ def main() -> None:
                       f"{ratio:>6} {cpu:>10,.0f} {ratio_cpu:>6} "
                       f"{med([r['steps_per_pd'] for r in rs]):>9.3f} "
                       f"{med([r['rss_mib'] for r in rs]):>8.0f}")
+    for n in a.trial:
+        for name in trees:
+            rs = chunk[(name, n)]
+            rate = med([r["pd_per_s"] for r in rs])
+            cpu = med([r["pd_per_cpu_s"] for r in rs])
+            ratio = ratio_cpu = ""
+            if name == "this" and "ref" in trees:
+                ref = chunk[("ref", n)]
+                ratio = f"{rate / med([r['pd_per_s'] for r in ref]):.2f}"
+                ratio_cpu = f"{cpu / med([r['pd_per_cpu_s'] for r in ref]):.2f}"
+            print(f"{n:>7} {'trial':>9} {name:>5} {rate:>15,.0f} {ratio:>6} {cpu:>10,.0f} "
+                  f"{ratio_cpu:>6} {'':>9} {med([r['rss_mib'] for r in rs]):>8.0f}")
     for name, xs in cold.items():
         if xs:
             print(f"start-up `cartsim simulate --patients 1 --days 30` ({name}): first run "
-                  f"{med([x[0] for x in xs]):.1f} s, second run {med([x[1] for x in xs]):.1f} s")
+                  f"{med([x[0] for x in xs]):.1f} s, second run {med([x[1] for x in xs]):.1f} s, "
+                  f"after another model was composed {med([x[2] for x in xs]):.1f} s")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,16 @@ def test_simulate_returns_a_result_with_status_arrays_frame_and_plot(tmp_path: P
     assert isinstance(fig, Figure) and (tmp_path / "t.png").stat().st_size > 10_000
     with pytest.raises(cartsim.InvalidInputError, match="readout"):
         res.array("no_such_readout")
+    # the (patients x days) arrays endpoints read and the long table agree value for value
+    from cartsim.trial.endpoints import Course
+
+    a, b = Course.from_result(res), Course.from_trajectories(res.trajectories)
+    assert list(a.x) == list(b.x) == res.readouts
+    assert np.array_equal(a.patient_id, b.patient_id) and np.array_equal(a.days, b.days)
+    for k in a.x:
+        assert np.array_equal(a.x[k], b.x[k], equal_nan=True), k
+        assert np.array_equal(res.array(k), b.x[k], equal_nan=True), k
+    assert list(res.trajectories["patient_id"][:2]) == [3, 3]
 
 
 def test_trial_api_runs_summarises_fits_km_and_reports(tmp_path: Path) -> None:

@@ -221,9 +221,14 @@ _STOCHASTIC_DAY: Callable[..., None] | None = None
 
 @dataclass
 class SimulationResult:
-    """Daily readouts (one row per patient and day), events, and per-patient status."""
+    """Daily readouts (one row per patient and day), events, and per-patient status.
 
-    trajectories: pd.DataFrame
+    ``simulate`` fills ``daily`` (each readout as a (patients sorted by id, days) array,
+    NaN after a patient stopped, on the day axis ``daily_days``) and builds the long
+    ``trajectories`` table only when it is first read: endpoints work on the arrays.
+    """
+
+    _trajectories: pd.DataFrame | None
     events: pd.DataFrame
     status: np.ndarray
     steps: np.ndarray
@@ -231,6 +236,23 @@ class SimulationResult:
     meta: dict[str, Any] = field(default_factory=dict)
     #: Patient id of each entry of ``status``/``steps`` (the cohort's order).
     patient_id: np.ndarray | None = None
+    daily: dict[str, np.ndarray] | None = None
+    daily_days: np.ndarray | None = None
+    daily_ids: np.ndarray | None = None
+
+    @property
+    def trajectories(self) -> pd.DataFrame:
+        """Daily readouts, one row per patient and day, ordered by (patient_id, day)."""
+        if self._trajectories is None:
+            assert self.daily is not None and self.daily_days is not None
+            assert self.daily_ids is not None
+            n, d = self.daily_ids.size, self.daily_days.size
+            self._trajectories = pd.DataFrame({
+                "patient_id": np.repeat(self.daily_ids, d),
+                "day": np.tile(self.daily_days, n),
+                **{c: v.reshape(-1) for c, v in self.daily.items()},
+            })
+        return self._trajectories
 
     def _status_ids(self) -> np.ndarray:
         if self.patient_id is not None:
@@ -245,22 +267,30 @@ class SimulationResult:
     def patient_ids(self) -> np.ndarray:
         """Patient ids, sorted: the rows of :meth:`array` (``status`` follows the cohort's
         order, given by ``patient_id``)."""
+        if self.daily_ids is not None:
+            return self.daily_ids.copy()
         return np.unique(self.trajectories["patient_id"].to_numpy())
 
     @property
     def days(self) -> np.ndarray:
         """Days of the readouts (day 0 = infusion), the columns of :meth:`array`."""
+        if self.daily_days is not None:
+            return self.daily_days.copy()
         return np.unique(self.trajectories["day"].to_numpy())
 
     @property
     def readouts(self) -> list[str]:
         """Names of the daily readouts (lab units in the name)."""
+        if self.daily is not None:
+            return list(self.daily)
         return [c for c in self.trajectories.columns if c not in ("patient_id", "day")]
 
     def array(self, readout: str) -> np.ndarray:
         """One readout as an array (patients × days); NaN after a patient stopped."""
         if readout not in self.readouts:
             raise InvalidInputError("readout", "one of " + ", ".join(self.readouts), readout)
+        if self.daily is not None:
+            return self.daily[readout].copy()
         t = self.trajectories.sort_values(["patient_id", "day"], kind="stable")
         return t[readout].to_numpy(dtype=np.float64).reshape(self.patient_ids.size,
                                                             self.days.size)
@@ -580,14 +610,15 @@ def simulate(
         jumps_next=jumps_next if _dense(model) else None,
     )
     day_axis = np.arange(LD_FIRST_DAY, days + 1)
+    traj: pd.DataFrame | None = None
+    daily: dict[str, np.ndarray] | None = None
+    daily_ids: np.ndarray | None = None
     if np.unique(pid).size == n:
-        # rows ordered by (patient_id, day) straight from the (days, patients) store: no sort
+        # (patients sorted by id, days) arrays straight from the (days, patients) store; the
+        # long table is built from them only if someone reads ``trajectories``
         order = np.argsort(pid, kind="stable")
-        traj = pd.DataFrame({
-            "patient_id": np.repeat(pid[order], n_days),
-            "day": np.tile(day_axis, n),
-            **{c: store[c][:, order].T.reshape(-1) for c in cols},
-        })
+        daily = {c: np.ascontiguousarray(store[c][:, order].T) for c in cols}
+        daily_ids = pid[order].copy()
     else:
         traj = pd.DataFrame({
             "patient_id": np.tile(pid, n_days),
@@ -616,4 +647,6 @@ def simulate(
         "procedures": [type(pr).__name__ for pr in procedures],
         "mechanisms": [m.name for m in model.mechanisms],
     }
-    return SimulationResult(traj, events, stats.status, stats.steps, seed, meta, pid.copy())
+    return SimulationResult(traj, events, stats.status, stats.steps, seed, meta, pid.copy(),
+                            daily=daily, daily_days=day_axis if daily is not None else None,
+                            daily_ids=daily_ids)

@@ -29,3 +29,37 @@ def test_second_process_loads_the_solver_from_the_disk_cache() -> None:
                            check=True).stdout.split() for _ in range(2)]
     hits, misses = map(int, runs[1])
     assert hits >= 2 and misses == 0, runs
+
+
+def _load(path):  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem + "_probe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.f
+
+
+def test_generated_module_digest_ignores_unrelated_siblings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A generated right-hand side lives in a directory shared by every composed model: a
+    new sibling (another model) must not change its cache key, while an edit to a sibling
+    module of a package still does (kernels inline their package's helpers)."""
+    from cartsim.engine.solver import model_digest
+
+    loose = tmp_path / "generated"
+    loose.mkdir()
+    (loose / "gen_a.py").write_text("def f(x):\n    return x\n")
+    d0 = model_digest(_load(loose / "gen_a.py"))
+    (loose / "gen_b.py").write_text("def f(x):\n    return 2 * x\n")
+    assert model_digest(_load(loose / "gen_a.py")) == d0
+    (loose / "gen_a.py").write_text("def f(x):\n    return x + 1\n")
+    assert model_digest(_load(loose / "gen_a.py")) != d0
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text("def f(x):\n    return x\n")
+    (pkg / "helper.py").write_text("K = 1\n")
+    d1 = model_digest(_load(pkg / "mod.py"))
+    (pkg / "helper.py").write_text("K = 2\n")
+    assert model_digest(_load(pkg / "mod.py")) != d1

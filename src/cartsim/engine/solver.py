@@ -1034,13 +1034,19 @@ def _source_digest(fn: Any) -> str | None:
     """Hash of the sources a jitted function may inline, or None if they cannot be read.
 
     Covers every ``.py`` file in the directory (and its subdirectories) of the file that
-    defines ``fn`` — a model's right-hand side is usually assembled from helpers in sibling
-    modules of its package — plus the function's qualified name and path.
+    defines ``fn`` when that directory is a package (has ``__init__.py``) — a model's
+    right-hand side is usually assembled from helpers in sibling modules of its package —
+    else the defining file alone (a generated module in a shared cache directory: its
+    siblings are other, unrelated models, and hashing them made every new model anywhere on
+    the machine invalidate every cached solver), plus the function's qualified name and path.
     """
     py = getattr(fn, "py_func", fn)
     try:
         path = Path(inspect.getfile(py)).resolve()
-        files = sorted(path.parent.rglob("*.py"))
+        if (path.parent / "__init__.py").exists():
+            files = sorted(path.parent.rglob("*.py"))
+        else:
+            files = [path]
         h = hashlib.sha256()
         for f in files:
             h.update(str(f.relative_to(path.parent)).encode())

@@ -51,6 +51,14 @@ class Course:
     x: dict[str, np.ndarray]
 
     @classmethod
+    def from_result(cls, res: Any) -> Course:
+        """From a :class:`cartsim.simulation.SimulationResult`: its (patients × days) arrays
+        when it has them (no long-table round trip), else its ``trajectories``."""
+        if getattr(res, "daily", None) is not None:
+            return cls(res.daily_ids, res.daily_days, dict(res.daily))
+        return cls.from_trajectories(res.trajectories)
+
+    @classmethod
     def from_trajectories(cls, traj: pd.DataFrame) -> Course:
         """From ``SimulationResult.trajectories`` (every patient has every day)."""
         t = traj.sort_values(["patient_id", "day"], kind="stable")
@@ -66,16 +74,35 @@ class Course:
 def event_matrix(events: pd.DataFrame, patient_id: np.ndarray, days: np.ndarray,
                  name: str) -> np.ndarray | None:
     """Sum of event values per patient and day, or None when no such event exists."""
-    if events is None or events.empty or name not in set(events["event"]):
-        return None
-    e = events[events["event"] == name]
-    out = np.zeros((patient_id.size, days.size))
-    pi = np.searchsorted(patient_id, e["patient_id"].to_numpy())
-    di = np.searchsorted(days, e["day"].to_numpy())
+    return event_matrices(events, patient_id, days, (name,))[name]
+
+
+def event_matrices(events: pd.DataFrame | None, patient_id: np.ndarray, days: np.ndarray,
+                   names: tuple[str, ...]) -> dict[str, np.ndarray | None]:
+    """:func:`event_matrix` for several events in one pass over the table (the event names
+    are hashed once, not compared once per name; sums in row order, as ``np.add.at``)."""
+    out: dict[str, np.ndarray | None] = dict.fromkeys(names)
+    if events is None or events.empty:
+        return out
+    codes, uniques = pd.factorize(events["event"], sort=False)
+    where = {str(u): k for k, u in enumerate(uniques)}
+    wanted = [nm for nm in names if nm in where]
+    if not wanted:
+        return out
+    epid = events["patient_id"].to_numpy()
+    eday = events["day"].to_numpy()
+    evalue = events["value"].to_numpy(dtype=np.float64)
+    pi = np.searchsorted(patient_id, epid)
+    di = np.searchsorted(days, eday)
     ok = (pi < patient_id.size) & (di < days.size)
-    ok &= patient_id[np.minimum(pi, patient_id.size - 1)] == e["patient_id"].to_numpy()
-    ok &= days[np.minimum(di, days.size - 1)] == e["day"].to_numpy()
-    np.add.at(out, (pi[ok], di[ok]), e["value"].to_numpy(dtype=np.float64)[ok])
+    ok &= patient_id[np.minimum(pi, patient_id.size - 1)] == epid
+    ok &= days[np.minimum(di, days.size - 1)] == eday
+    flat = pi * days.size + di
+    shape = (patient_id.size, days.size)
+    for nm in wanted:
+        sel = ok & (codes == where[nm])
+        out[nm] = np.bincount(flat[sel], weights=evalue[sel],
+                              minlength=shape[0] * shape[1]).reshape(shape)
     return out
 
 
@@ -531,9 +558,9 @@ def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
     if "events_post" not in ctx.shared:
         c = ctx.course
         post = c.days >= 0
+        mats = event_matrices(ctx.events, c.patient_id, c.days, _EVENTS)
         ctx.shared["events_post"] = {
-            k: (None if (m := event_matrix(ctx.events, c.patient_id, c.days, k)) is None
-                else m[:, post]) for k in _EVENTS}
+            k: (None if (m := mats[k]) is None else m[:, post]) for k in _EVENTS}
     return ctx.shared["events_post"]
 
 

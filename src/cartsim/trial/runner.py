@@ -135,7 +135,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
                                          h.graft))
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
                    procedures=procedures, lymphodepletion=arm.lymphodepletion)
-    course = Course.from_trajectories(res.trajectories)
+    course = Course.from_result(res)
     order = np.argsort(ids)
     assert np.array_equal(course.patient_id, ids[order])
     covariates = {c.name: cov[c.name][order] for c in for_disease(pop.disease)}
