@@ -246,3 +246,30 @@ def test_an_arm_without_schedule_items_has_no_procedures() -> None:
     assert arm.schedule == ()
     assert schedule_procedures(arm, get_product("tisagenlecleucel"), np.ones(2),
                                np.full(2, 30.0), 0, np.arange(2)) == []
+
+
+def test_schedule_and_death_constants_have_unit_range_and_provenance() -> None:
+    from cartsim.trial.outcomes import DEATH_PARAMS
+    from cartsim.trial.procedures import SCHEDULE_PARAMS
+
+    for table in (SCHEDULE_PARAMS, DEATH_PARAMS):
+        for s in table:
+            assert s.provenance.strip() and s.unit.strip() and s.contains(s.default), s.name
+    # ASCT: less conditioning kill and less transplant mortality than allogeneic HSCT
+    from cartsim.trial.outcomes import HSCT_LOG_KILL
+
+    assert SCHEDULE_PARAMS["asct_log_kill"].default < HSCT_LOG_KILL.default
+    assert DEATH_PARAMS["asct_trm_hazard"].default < DEATH_PARAMS["trm_hazard"].default
+
+
+@pytest.mark.slow  # compiles the GVL add-on model (~20 s)
+def test_allo_hsct_item_on_a_day_is_the_legacy_consolidation() -> None:
+    from cartsim.trial.outcomes import HsctProcedure
+
+    cohort, prod = _cohort("b-all"), get_product("kymriah")
+    kw = {"days": 90, "seed": 5, "variability": False}
+    old = simulate(cohort, prod, procedures=[HsctProcedure(60, if_mrd_below=1.0)], **kw)
+    new = simulate(cohort, prod, procedures=[TransplantCourse(
+        Trigger("day", day=60), allogeneic=True, log_kill=3.0, if_mrd_below=1.0)], **kw)
+    assert old.trajectories.equals(new.trajectories)
+    assert old.events.equals(new.events)
