@@ -58,7 +58,7 @@ ENDPOINT_COLUMNS = (
     "anemia_max_grade", "anc_below_500_days", "icaht_early_grade", "icaht_late_grade",
     "bca_onset_day", "bca_duration_days", "bca_ongoing", "cart_cmax", "cart_tmax_day",
     "cart_auc0_28", "copies_cmax", "copies_tmax_day", "copies_auc0_28", "hsct", "hsct_day",
-    "tumour_extinct_day",
+    "tumour_extinct_day", "asct_day", "reinfusion_day",
 )
 TEXT_COLUMNS = ("arm", "best_response", "relapse_phenotype", "death_cause", "crs_grade_source")
 

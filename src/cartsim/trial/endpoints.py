@@ -392,14 +392,17 @@ def _follow_up(ctx: EndpointContext) -> None:
     valid = np.isfinite(x["cart_cells_per_ul"]) & (days[None, :] <= ctx.follow_up_days)
     last_valid = np.where(valid.any(axis=1),
                           days[days.size - 1 - np.argmax(valid[:, ::-1], axis=1)], 0).astype(float)
-    hs = _post_events(ctx)["hsct"]
     dpost = days[days >= 0]
-    hsct_day = None if hs is None else np.where(
-        (hs > 0).any(axis=1), dpost[np.argmax(hs > 0, axis=1)], np.nan).astype(float)
+
+    def event_day(name: str) -> np.ndarray | None:
+        m = _post_events(ctx)[name]
+        return None if m is None else np.where(
+            (m > 0).any(axis=1), dpost[np.argmax(m > 0, axis=1)], np.nan).astype(float)
+
     deaths = decide_deaths(days, pid, ctx.seed, ctx.disease, ctx.covariates["age_y"],
                            x["marrow_blast_pct"], x["tumour_cells"] / 1e9, x["map_mmhg"],
                            x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides,
-                           hsct_day=hsct_day)
+                           hsct_day=event_day("hsct"), asct_day=event_day("asct"))
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]
@@ -550,7 +553,8 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 
 _EVENTS = ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone", "methylprednisolone",
-           "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct")
+           "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct", "asct",
+           "cart_reinfusion")
 
 
 def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
@@ -693,9 +697,15 @@ def procedure_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     hs_day = first_day(hs > 0, dpost) if hs is not None else np.full(n, np.nan)
     hs_day = np.where(hs_day <= np.nan_to_num(ctx.shared["last_day"], nan=-1), hs_day, np.nan)
     te = ev["tumour_extinct"]
-    return {"hsct": np.isfinite(hs_day).astype(np.int8), "hsct_day": hs_day,
-            "tumour_extinct_day": (first_day(te > 0, dpost) if te is not None
-                                   else np.full(n, np.nan))}
+    out = {"hsct": np.isfinite(hs_day).astype(np.int8), "hsct_day": hs_day,
+           "tumour_extinct_day": (first_day(te > 0, dpost) if te is not None
+                                  else np.full(n, np.nan))}
+    # schedule items (trial.procedures): first autologous SCT and first CAR-T re-infusion
+    for name, col in (("asct", "asct_day"), ("cart_reinfusion", "reinfusion_day")):
+        m = ev[name]
+        d = first_day(m > 0, dpost) if m is not None else np.full(n, np.nan)
+        out[col] = np.where(d <= np.nan_to_num(ctx.shared["last_day"], nan=-1), d, np.nan)
+    return out
 
 
 #: The endpoint families, in the order their columns appear in patients.parquet.
@@ -712,7 +722,7 @@ ENDPOINT_FAMILIES: tuple[EndpointFamily, ...] = (
     EndpointFamily("kinetics", kinetics_endpoints, KINETICS_PARAMS,
                    "CAR-T and transgene Cmax, Tmax, AUC"),
     EndpointFamily("procedures", procedure_endpoints, ParameterTable(()),
-                   "HSCT consolidation, tumour extinction"),
+                   "HSCT consolidation, tumour extinction, ASCT and re-infusion days"),
 )
 #: Every family's parameters in one table (``compute_endpoints(params=...)`` overrides).
 ENDPOINT_PARAMS = ParameterTable(tuple(s for f in ENDPOINT_FAMILIES for s in f.params))

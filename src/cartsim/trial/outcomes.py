@@ -152,6 +152,16 @@ DEATH_PARAMS = ParameterTable((
     ParameterSpec("trm_decay_days", "d", 100.0, 1.0, 3650.0,
                   "assumed (non-relapse mortality concentrates in the first months)",
                   "e-folding time of the transplant-related death hazard after HSCT"),
+    ParameterSpec("asct_trm_hazard", "1/d", 2e-4, 0.0, 0.1,
+                  "assumed (order of the 2–5 % non-relapse mortality after BEAM-type "
+                  "autologous SCT for relapsed lymphoma, lower than allo-HSCT: no GVHD; no "
+                  "figure in shared/reference): with asct_trm_decay_days 100 the cumulative "
+                  "hazard is 0.02",
+                  "transplant-related death hazard on the day of autologous SCT "
+                  "(schedule item kind 'asct')"),
+    ParameterSpec("asct_trm_decay_days", "d", 100.0, 1.0, 3650.0,
+                  "assumed (deaths after ASCT concentrate in the aplastic first months)",
+                  "e-folding time of the transplant-related death hazard after ASCT"),
 ))
 INFECTION_STREAM = stream_id("trial.death.infection")
 PROGRESSION_STREAM = stream_id("trial.death.progression")
@@ -206,12 +216,15 @@ def decide_deaths(
     igg_mg_dl: np.ndarray,
     params: dict[str, float] | None = None,
     hsct_day: np.ndarray | None = None,
+    asct_day: np.ndarray | None = None,
 ) -> Deaths:
     """Death day and cause per patient from daily simulated readouts (patients × days).
 
     ``days`` is the day axis (only days ≥ 0 are considered). NaN readouts (a failed solve)
     never cause death. ``hsct_day`` (NaN: none) starts the transplant-related death hazard
-    ``trm_hazard × exp(−(day − hsct_day) / trm_decay_days)``, drawn like infection death.
+    ``trm_hazard × exp(−(day − hsct_day) / trm_decay_days)``, drawn like infection death;
+    ``asct_day`` adds ``asct_trm_hazard × exp(−(day − asct_day) / asct_trm_decay_days)`` to it
+    (both are the cause ``transplant``; the same keyed draw, so no ASCT changes nothing).
     """
     q = death_params(params)
     d = np.asarray(days)
@@ -248,12 +261,17 @@ def decide_deaths(
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)
     k_trm = np.full(n, -1, dtype=np.int64)
-    if hsct_day is not None:
-        since = d[None, :] - np.asarray(hsct_day, dtype=np.float64)[:, None]
-        with np.errstate(invalid="ignore"):
-            h_trm = np.where(since >= 0, q["trm_hazard"]
-                             * np.exp(-np.maximum(since, 0.0) / q["trm_decay_days"]), 0.0)
-        h_trm = np.nan_to_num(h_trm)
+    if hsct_day is not None or asct_day is not None:
+        h_trm = np.zeros((n, d.size))
+        for when, haz, decay in ((hsct_day, "trm_hazard", "trm_decay_days"),
+                                 (asct_day, "asct_trm_hazard", "asct_trm_decay_days")):
+            if when is None:
+                continue
+            since = d[None, :] - np.asarray(when, dtype=np.float64)[:, None]
+            with np.errstate(invalid="ignore"):
+                h = np.where(since >= 0, q[haz] * np.exp(-np.maximum(since, 0.0) / q[decay]),
+                             0.0)
+            h_trm = h_trm + np.nan_to_num(h)
         u_trm = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], TRM_STREAM,
                            d.astype(np.uint64)[None, :])
         trm = u_trm < -np.expm1(-h_trm)

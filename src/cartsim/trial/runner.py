@@ -33,7 +33,7 @@ from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.provenance import parameter_set_status
 from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
-from cartsim.trial.spec import Arm, TrialSpec, as_distribution, validate_spec
+from cartsim.trial.spec import Arm, DoseSpec, TrialSpec, as_distribution, validate_spec
 
 #: Interface of the local Dask cluster's scheduler, dashboard and workers (loopback only).
 LOCAL_HOST = "127.0.0.1"
@@ -93,10 +93,15 @@ def arm_doses(arm: Arm, product: Any, weight: np.ndarray, seed: int,
     if arm.dose == "label":
         rule = product.dose_rule_for(disease)
         return np.array([rule.dose(float(w)) for w in weight])
-    d = arm.dose
-    per_kg = (as_distribution(d.per_kg).sample(seed, ids, "dose_per_kg")
+    return spec_doses(arm.dose, weight, seed, ids)
+
+
+def spec_doses(d: DoseSpec, weight: np.ndarray, seed: int, ids: np.ndarray,
+               stream: str = "dose") -> np.ndarray:
+    """Total CAR+ cells per patient from a dose table (``stream`` keys its draws)."""
+    per_kg = (as_distribution(d.per_kg).sample(seed, ids, f"{stream}_per_kg")
               if d.per_kg is not None else None)
-    flat = (as_distribution(d.flat).sample(seed, ids, "dose_flat")
+    flat = (as_distribution(d.flat).sample(seed, ids, f"{stream}_flat")
             if d.flat is not None else None)
     if per_kg is not None:
         use_kg = np.ones(weight.size, bool) if d.max_weight_kg is None \
@@ -107,6 +112,39 @@ def arm_doses(arm: Arm, product: Any, weight: np.ndarray, seed: int,
     if d.cap is not None:
         dose = np.minimum(dose, d.cap)
     return dose
+
+
+def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.ndarray,
+                        seed: int, ids: np.ndarray) -> list[Any]:
+    """The arm's ``schedule`` items as simulation procedures (patients in ``ids`` order)."""
+    from cartsim.trial.outcomes import HSCT_LOG_KILL
+    from cartsim.trial.procedures import (
+        SCHEDULE_PARAMS,
+        DrugCourse,
+        ReinfusionCourse,
+        TransplantCourse,
+        Trigger,
+    )
+
+    out: list[Any] = []
+    for j, it in enumerate(arm.schedule):
+        trig = Trigger(it.trigger, it.day, it.window, it.mrd_below, it.delay_days)
+        if it.kind == "allo_hsct":
+            lk = HSCT_LOG_KILL.default if it.log_kill is None else it.log_kill
+            out.append(TransplantCourse(trig, True, lk, it.ablate_cart, it.graft,
+                                        it.if_mrd_below))
+        elif it.kind == "asct":
+            lk = SCHEDULE_PARAMS["asct_log_kill"].default if it.log_kill is None \
+                else it.log_kill
+            out.append(TransplantCourse(trig, False, lk, it.ablate_cart, graft=False))
+        elif it.kind == "reinfusion":
+            cells = dose if it.dose == "same" else spec_doses(it.dose, weight, seed, ids,
+                                                              f"reinfusion{j}_dose")
+            out.append(ReinfusionCourse(trig, cells, product.construct.memory_fraction,
+                                        it.lymphodepletion))
+        else:
+            out.append(DrugCourse(trig, it.drug, it.amount, it.doses, it.every_days))
+    return out
 
 
 def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
@@ -128,11 +166,12 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     dose = arm_doses(arm, product, cov["weight_kg"], seed, ids, pop.disease)
     cohort = Cohort.from_covariates(pop.disease, cov, dose=dose, patient_id=ids)
     protocol = None if arm.protocol == "none" else load_protocol(arm.protocol)
-    procedures = []
+    procedures: list[Any] = []
     h = arm.consolidation.hsct
     if h is not None:
         procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart,
                                          h.graft))
+    procedures += schedule_procedures(arm, product, dose, cov["weight_kg"], seed, ids)
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
                    procedures=procedures, lymphodepletion=arm.lymphodepletion)
     course = Course.from_result(res)

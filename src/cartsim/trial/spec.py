@@ -375,6 +375,185 @@ class Consolidation(_Model):
     hsct: HsctSpec | None = None
 
 
+# --------------------------------------------------------------------- schedule items
+#: Schedule item kinds (``[[arms.schedule]]``) and triggers (docs/trial.md, "Schedule items").
+SCHEDULE_KINDS = ("allo_hsct", "asct", "reinfusion", "drug")
+TRIGGERS = ("day", "mrd_negative_cr", "relapse")
+
+
+class _ScheduleBase(_Model):
+    """When a schedule item starts: ``trigger`` (``day``: on ``day``; ``mrd_negative_cr``: the
+    first day in ``window`` with simulated MRD below ``mrd_below`` and no sanctuary disease;
+    ``relapse``: relapse/progression read from the simulated burden), then ``delay_days``."""
+
+    trigger: Literal["day", "mrd_negative_cr", "relapse"] = "day"
+    day: StrictInt | None = None
+    window: tuple[StrictInt, StrictInt] | None = None
+    mrd_below: SFloat | None = None
+    delay_days: StrictInt = 0
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v <= 3650:
+            raise ValueError(f"must be in [0, 3650] days, got {v}")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] <= v[1] <= 3650:
+            raise ValueError(f"must be [first, last] days with 0 ≤ first ≤ last ≤ 3650, got "
+                             f"{list(v)}")
+        return v
+
+    @field_validator("mrd_below")
+    @classmethod
+    def _mrd(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v <= 1:
+            raise ValueError(f"must be in (0, 1] (fraction of marrow cells), got {v}")
+        return v
+
+    @field_validator("delay_days")
+    @classmethod
+    def _delay(cls, v: int) -> int:
+        if not 0 <= v <= 365:
+            raise ValueError(f"must be in [0, 365] days, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _trigger(self) -> _ScheduleBase:
+        if self.trigger == "day" and self.day is None:
+            raise ValueError("trigger 'day' needs day = D (days after infusion, 0–3650)")
+        if self.trigger != "day" and self.day is not None:
+            raise ValueError(f"day is only for trigger 'day' (trigger is {self.trigger!r})")
+        if self.trigger == "mrd_negative_cr" and self.window is None:
+            raise ValueError("trigger 'mrd_negative_cr' needs window = [first, last] days "
+                             "(e.g. [28, 90])")
+        if self.trigger != "mrd_negative_cr" and (self.window is not None
+                                                 or self.mrd_below is not None):
+            raise ValueError("window and mrd_below are only for trigger 'mrd_negative_cr'")
+        return self
+
+    def first_day(self) -> int:
+        """The earliest day the item can act (for the follow-up check)."""
+        if self.trigger == "day":
+            return int(self.day) + self.delay_days  # type: ignore[arg-type]
+        if self.trigger == "mrd_negative_cr":
+            return int(self.window[0]) + self.delay_days  # type: ignore[index]
+        return 1 + self.delay_days
+
+
+def _log_kill(v: float | None) -> float | None:
+    if v is not None and not 0 <= v <= 12:
+        raise ValueError(f"must be in [0, 12] log10 units, got {v}")
+    return v
+
+
+class AlloHsctItem(_ScheduleBase):
+    """Allogeneic HSCT: conditioning ``log_kill`` (default hsct_log_kill, 3) at every site,
+    CAR-T ablation, donor graft with GVL; only patients with MRD below ``if_mrd_below``
+    (default 1e-4; ``1`` = everyone) on the transplant day. B-ALL only."""
+
+    kind: Literal["allo_hsct"]
+    log_kill: SFloat | None = None
+    ablate_cart: StrictBool = True
+    graft: StrictBool = True
+    if_mrd_below: SFloat = 1e-4
+
+    @field_validator("log_kill")
+    @classmethod
+    def _kill(cls, v: float | None) -> float | None:
+        return _log_kill(v)
+
+    @field_validator("if_mrd_below")
+    @classmethod
+    def _if_mrd(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"must be in (0, 1] (fraction of marrow cells), got {v}")
+        return v
+
+
+class AsctItem(_ScheduleBase):
+    """Autologous SCT: high-dose conditioning ``log_kill`` (default asct_log_kill, 2) at every
+    site and CAR-T ablation (``ablate_cart``); no graft, no GVL; TRM ``asct_trm_*``."""
+
+    kind: Literal["asct"]
+    log_kill: SFloat | None = None
+    ablate_cart: StrictBool = True
+
+    @field_validator("log_kill")
+    @classmethod
+    def _kill(cls, v: float | None) -> float | None:
+        return _log_kill(v)
+
+
+class ReinfusionItem(_ScheduleBase):
+    """A second CAR-T infusion of the arm's product: ``dose`` (``"same"`` = the arm's dose per
+    patient, or a dose table), with or without ``lymphodepletion``."""
+
+    kind: Literal["reinfusion"]
+    dose: Literal["same"] | DoseSpec = "same"
+    lymphodepletion: StrictBool = True
+
+
+#: Dose routes that are procedures, not drugs a schedule item may give.
+_PROCEDURE_ROUTES = ("hsct_graft",)
+
+
+def schedule_drugs() -> list[str]:
+    """Drugs a ``kind = "drug"`` item may give: the add-on mechanisms' dose routes."""
+    from cartsim.model import layout
+
+    return sorted(d.name for m in layout.ADDONS.values() for d in m.doses
+                  if d.name not in _PROCEDURE_ROUTES)
+
+
+class DrugItem(_ScheduleBase):
+    """``doses`` doses of ``amount`` (the dose route's unit) of ``drug`` every ``every_days``."""
+
+    kind: Literal["drug"]
+    drug: str
+    amount: SFloat
+    doses: StrictInt = 1
+    every_days: StrictInt = 1
+
+    @field_validator("drug")
+    @classmethod
+    def _drug(cls, v: str) -> str:
+
+        allowed = schedule_drugs()
+        if v not in allowed:
+            raise ValueError(f"unknown drug {v!r}; allowed: {', '.join(allowed)} (dose routes "
+                             "of the model's drug mechanisms)")
+        return v
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 < v <= 1e6):
+            raise ValueError(f"must be in (0, 1e6] (the dose route's unit), got {v}")
+        return v
+
+    @field_validator("doses")
+    @classmethod
+    def _doses(cls, v: int) -> int:
+        if not 1 <= v <= 365:
+            raise ValueError(f"must be in [1, 365], got {v}")
+        return v
+
+    @field_validator("every_days")
+    @classmethod
+    def _every(cls, v: int) -> int:
+        if not 1 <= v <= 365:
+            raise ValueError(f"must be in [1, 365] days, got {v}")
+        return v
+
+
+ScheduleItemSpec = Annotated[AlloHsctItem | AsctItem | ReinfusionItem | DrugItem,
+                             Field(discriminator="kind")]
+
+
 def resolve_protocol(value: str, base_dir: str | Path | None = None) -> str:
     """An arm's ``protocol``: a shipped protocol name (``cartsim.clinic.shipped_protocols``) or a
     TOML file. A relative file path is taken relative to ``base_dir`` (the directory of the
@@ -414,6 +593,7 @@ class Arm(_Model):
     lymphodepletion: StrictBool = True
     protocol: str = "default"
     consolidation: Consolidation = Consolidation()
+    schedule: tuple[ScheduleItemSpec, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -525,6 +705,7 @@ class TrialSpec(_Model):
             self.follow_up_days, list(self.assessment_days),
             [(a.name, None if a.consolidation.hsct is None else a.consolidation.hsct.day)
              for a in self.arms], self.population.disease)
+        problems += schedule_problems(self)
         if problems:
             raise ValueError(_CROSS_SEP.join(problems))
         return self
@@ -548,6 +729,29 @@ class TrialSpec(_Model):
 
 
 _CROSS_SEP = "\n"  # cross-field problems travel in one ValueError, one per line
+
+
+def schedule_problems(spec: TrialSpec) -> list[str]:
+    """Rules that relate schedule items to the rest of the spec: each item can act within
+    follow-up; allogeneic HSCT and the MRD trigger need B-ALL (MRD is a marrow readout)."""
+    problems = []
+    disease = spec.population.disease
+    for i, arm in enumerate(spec.arms):
+        for j, item in enumerate(arm.schedule):
+            where = f"arms[{i}].schedule[{j}]"
+            if item.first_day() > spec.follow_up_days:
+                problems.append(f"{where} ({item.kind}) first acts on day {item.first_day()}, "
+                                f"after follow_up_days ({spec.follow_up_days})")
+            if item.trigger == "mrd_negative_cr" and item.window[1] > spec.follow_up_days:  # type: ignore[index]
+                problems.append(f"{where}.window ({list(item.window)}) ends after "  # type: ignore[arg-type]
+                                f"follow_up_days ({spec.follow_up_days})")
+            if disease != "b-all" and item.kind == "allo_hsct":
+                problems.append(f"{where}: kind 'allo_hsct' needs disease 'b-all' (MRD-guided "
+                                "graft-versus-leukaemia); use kind 'asct' for lymphoma")
+            if disease != "b-all" and item.trigger == "mrd_negative_cr":
+                problems.append(f"{where}: trigger 'mrd_negative_cr' needs disease 'b-all' "
+                                "(MRD is a marrow readout); use 'day' or 'relapse'")
+    return problems
 
 
 def cross_field_problems(follow_up_days: int | None, assessment_days: list[int] | None,
@@ -608,9 +812,11 @@ def _raw_cross_field_problems(data: Any) -> list[str]:
 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for k, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part in SCHEDULE_KINDS and k >= 2 and loc[k - 2] == "schedule":
+            continue  # the discriminator tag of a schedule item
         elif part in ("float", "Distribution", "DoseSpec", "literal['label']",
                       "function-after[_in_range(), union[float,Distribution]]") or \
                 str(part).startswith(("function-", "union[", "literal[")):
@@ -629,6 +835,11 @@ def _issues(err: ValidationError) -> list[str]:
         raw = str(e["msg"])
         if e["type"] == "value_error":  # our validators' words; cross-field rules one per line
             lines = raw.removeprefix("Value error, ").split(_CROSS_SEP)
+        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = path + ".kind"
+            lines = [f"must be one of {', '.join(SCHEDULE_KINDS)}"
+                     + (f" (got {e['input'].get('kind')!r})" if isinstance(e["input"], dict)
+                        and "kind" in e["input"] else "")]
         else:
             lines = [pydantic_message(dict(e))]
         seen.setdefault(path, [])
