@@ -1,0 +1,125 @@
+"""Issue 14 item 3/6: IEC-HS, Cairo–Bishop TLS, CTCAE neurological events (graders on
+hand-worked vectors, the rule cited), and the lab readouts on one simulated patient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cartsim.clinic.iechs import (
+    fibrinogen_decreased_grade,
+    iechs_criteria,
+    iechs_grade,
+)
+from cartsim.clinic.icans import astct_icans_grade
+from cartsim.clinic.neurotox import ctcae_neuro_grade
+from cartsim.clinic.tls import (
+    cairo_bishop_grade,
+    creatinine_uln_mg_dl,
+    laboratory_tls,
+    tls_lab_criteria,
+)
+from cartsim.errors import InvalidInputError
+
+
+# ------------------------------------------------------------------ CTCAE neurological events
+@pytest.mark.parametrize(("kw", "v403", "v5", "icans"), [
+    ({"ice_score": 10.0}, 0, 0, 0),
+    ({"ice_score": 8.0}, 1, 1, 1),            # mild confusion
+    ({"ice_score": 5.0}, 2, 2, 2),            # moderate, limiting instrumental ADL
+    ({"ice_score": 1.0}, 3, 3, 3),            # severe; global aphasia
+    ({"ice_score": 10.0, "consciousness": 1}, 2, 2, 2),   # sedation, slow response
+    ({"ice_score": 10.0, "consciousness": 2}, 3, 3, 3),   # difficult to arouse
+    ({"ice_score": 10.0, "consciousness": 3}, 4, 4, 4),   # coma
+    ({"ice_score": 10.0, "seizure": 1}, 2, 3, 3),  # brief generalised (4.03) / new onset (5.0)
+    ({"ice_score": 10.0, "seizure": 2}, 4, 4, 4),  # prolonged repetitive
+    ({"ice_score": 10.0, "motor_weakness": 1}, 3, 3, 4),  # hemiparesis: severe, self-care
+    ({"ice_score": 10.0, "cerebral_edema": 1}, 4, 4, 3),  # CTCAE oedema is grade 4 only
+    ({"ice_score": 10.0, "tremor_grade": 1}, 1, 1, 0),    # ICANS-R4: tremor only on CTCAE
+    ({"ice_score": 10.0, "headache_grade": 2}, 2, 2, 0),
+])
+def test_ctcae_neuro_grade_differs_from_icans_where_the_terms_do(kw, v403, v5, icans) -> None:  # type: ignore[no-untyped-def]
+    assert ctcae_neuro_grade(**kw, version="4.03") == v403
+    assert ctcae_neuro_grade(**kw, version="5.0") == v5
+    ick = {k: v for k, v in kw.items() if k not in ("tremor_grade", "headache_grade")}
+    assert astct_icans_grade(**ick) == icans
+
+
+def test_ctcae_neuro_children_use_capd_and_death_is_5() -> None:
+    assert ctcae_neuro_grade(capd_score=5.0, age_y=6.0) == 1
+    assert ctcae_neuro_grade(capd_score=10.0, age_y=6.0) == 2   # delirium, moderate
+    assert ctcae_neuro_grade(capd_score=20.0, age_y=6.0) == 3
+    assert ctcae_neuro_grade(ice_score=0.0, sedated=True) == 0   # not assessable
+    assert ctcae_neuro_grade(ice_score=9.0, died_of_neurotoxicity=True) == 5
+    g = ctcae_neuro_grade(np.array([10.0, 5.0]), np.array([0, 2]))
+    assert list(g) == [0, 3]
+    with pytest.raises(Exception, match="ctcae_version"):
+        ctcae_neuro_grade(version="6.0")
+
+
+# ------------------------------------------------------------------ Cairo–Bishop
+def test_cairo_bishop_laboratory_criteria_absolute_and_25_percent() -> None:
+    c = tls_lab_criteria(8.0, 5.9, 4.5, 7.1, age_y=40.0)
+    assert c["urate"] and not c["potassium"] and c["phosphate"] and not c["calcium"]
+    # a child's phosphate limit is 6.5 mg/dL
+    assert not tls_lab_criteria(phosphate_mg_dl=6.4, age_y=8.0)["phosphate"]
+    assert tls_lab_criteria(phosphate_mg_dl=6.5, age_y=8.0)["phosphate"]
+    # 25 % changes from baseline: urate 4 → 5 (+25 %) and calcium 9.2 → 6.9 (−25 %)
+    b = {"urate_mg_dl": 4.0, "calcium_mg_dl": 9.2}
+    c = tls_lab_criteria(5.0, 4.0, 3.0, 6.9, age_y=40.0, baseline=b)
+    assert c["urate"] and c["calcium"] and not c["potassium"]
+    c = tls_lab_criteria(4.9, calcium_mg_dl=7.5, age_y=40.0, baseline=b)
+    assert not c["urate"] and not c["calcium"]
+    assert not any(v for v in tls_lab_criteria(age_y=40.0).values())  # NaN: not met
+
+
+def test_laboratory_tls_needs_two_criteria_inside_the_window() -> None:
+    days = np.array([-4, 0, 3, 8])
+    crit = {"urate": np.array([0, 0, 1, 0], bool), "potassium": np.array([0, 0, 0, 1], bool),
+            "phosphate": np.array([1, 0, 0, 0], bool), "calcium": np.zeros(4, bool)}
+    assert not laboratory_tls(crit, days)           # day −4 and day 8 lie outside −3…7
+    assert laboratory_tls(crit, days, window=(-3, 8))
+    crit["phosphate"] = np.array([0, 1, 0, 0], bool)
+    assert laboratory_tls(crit, days)                # days 0 and 3: Cairo–Bishop
+    assert not laboratory_tls(crit, days, same_day=True)  # Howard 2011: same day
+
+
+def test_cairo_bishop_clinical_grade_by_creatinine_arrhythmia_seizure() -> None:
+    assert creatinine_uln_mg_dl(5.0) == 0.7 and creatinine_uln_mg_dl(14.0) == 1.0
+    assert creatinine_uln_mg_dl(30.0) == 1.2 and creatinine_uln_mg_dl(30.0, male=True) == 1.3
+    # adult ULN 1.2: 1.7 (< 1.5×) → 0; 1.8 (= 1.5×) → 1; 3.6 (3×) → 2; 3.7 → 3; 7.3 → 4
+    cr = np.array([1.7, 1.8, 3.6, 3.7, 7.3])
+    assert list(cairo_bishop_grade(np.ones(5, bool), cr, age_y=30.0)) == [0, 1, 2, 3, 4]
+    # child of 5 (ULN 0.7): 1.5 mg/dL is > 1.5 × ULN → grade 2
+    assert cairo_bishop_grade(True, 1.5, age_y=5.0) == 2
+    assert cairo_bishop_grade(True, 1.0, age_y=30.0, seizure_grade=3) == 3
+    assert cairo_bishop_grade(True, 1.0, age_y=30.0, arrhythmia_grade=4, died=True) == 5
+    assert cairo_bishop_grade(False, 9.0, age_y=30.0) == 0  # no laboratory TLS
+    with pytest.raises(InvalidInputError, match="seizure_grade"):
+        cairo_bishop_grade(True, 1.0, seizure_grade=7)
+
+
+# ------------------------------------------------------------------ IEC-HS
+def test_iechs_criteria_need_ferritin_timing_and_one_more_finding() -> None:
+    # ferritin 900 > 2 × 400 with fibrinogen 140: met
+    assert iechs_criteria(900.0, fibrinogen_mg_dl=140.0)
+    assert not iechs_criteria(800.0, fibrinogen_mg_dl=140.0)  # not > 2 × ULN
+    # baseline 1000 at infusion: must exceed 2000
+    assert not iechs_criteria(1900.0, ferritin_baseline_ng_ml=1000.0, fibrinogen_mg_dl=100.0)
+    assert iechs_criteria(2100.0, ferritin_baseline_ng_ml=1000.0, fibrinogen_mg_dl=100.0)
+    assert not iechs_criteria(5000.0)  # ferritin alone is not IEC-HS
+    assert iechs_criteria(5000.0, transaminase_x_uln=6.0)
+    assert not iechs_criteria(5000.0, transaminase_x_uln=5.0)
+    assert iechs_criteria(500.0, ferritin_rapidly_rising=True, hemophagocytosis=True)
+    assert not iechs_criteria(5000.0, new_or_worsening_cytopenia=True, timing_ok=False)
+    assert iechs_criteria(5000.0, fibrinogen_mg_dl=170.0, fibrinogen_lln_mg_dl=180.0)
+
+
+def test_iechs_grade_and_fibrinogen_decreased() -> None:
+    met = np.array([False, True, True, True, True, True])
+    g = iechs_grade(met, intervention=[1, 0, 1, 1, 1, 1], severe=[0, 0, 0, 1, 1, 0],
+                    life_threatening=[0, 0, 0, 0, 1, 0], died=[0, 0, 0, 0, 0, 1])
+    assert list(g) == [0, 1, 2, 3, 4, 5]
+    # CTCAE v5 with LLN 200: 160 → 1, 149 → 2, 100 → 2 (boundary), 99 → 3, 49 → 4
+    f = np.array([200.0, 160.0, 149.0, 100.0, 99.0, 49.0])
+    assert list(fibrinogen_decreased_grade(f)) == [0, 1, 2, 2, 3, 4]
