@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.iechs import (
     fibrinogen_decreased_grade,
     iechs_criteria,
     iechs_grade,
 )
-from cartsim.clinic.icans import astct_icans_grade
 from cartsim.clinic.neurotox import ctcae_neuro_grade
 from cartsim.clinic.tls import (
     cairo_bishop_grade,

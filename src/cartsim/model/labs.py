@@ -42,7 +42,8 @@ LAB_PARAMS = ParameterTable((
                   "≈ 48 h; Pepys & Hirschfield 2003)",
                   "rate of the hepatic acute-phase induction following the IL-6 signal"),
     ParameterSpec("K_hep_il6", "pg/mL", 60.0, 0.1, 1e4, _A,
-                  "IL-6 signal (after receptor blockade) for half-maximal hepatic induction (Hill 2)"),
+                  "IL-6 signal (after receptor blockade) for half-maximal hepatic induction "
+                  "(Hill 2)"),
     ParameterSpec("crp_base", "mg/L", 2.0, 0.0, 50.0, "typical healthy CRP (< 5 mg/L)",
                   "CRP without inflammation"),
     ParameterSpec("crp_max", "mg/L", 300.0, 1.0, 1000.0,
@@ -164,7 +165,8 @@ LAB_PARAMS = ParameterTable((
                   "at 18 (muscle mass)", "creatinine at normal GFR at age 0"),
     ParameterSpec("k_cr", "1/d", 3.0, 0.1, 50.0,
                   "creatinine half-life ≈ 4 h at normal GFR is damped by its ≈ 0.6 L/kg "
-                  "distribution (GFR 144 L/d / 42 L ≈ 3.4/d)", "creatinine clearance at normal GFR"),
+                  "distribution (GFR 144 L/d / 42 L ≈ 3.4/d)",
+                  "creatinine clearance at normal GFR"),
 ))
 _L = LAB_PARAMS.defaults()
 
