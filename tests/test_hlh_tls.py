@@ -123,3 +123,100 @@ def test_iechs_grade_and_fibrinogen_decreased() -> None:
     # CTCAE v5 with LLN 200: 160 → 1, 149 → 2, 100 → 2 (boundary), 99 → 3, 49 → 4
     f = np.array([200.0, 160.0, 149.0, 100.0, 99.0, 49.0])
     assert list(fibrinogen_decreased_grade(f)) == [0, 1, 2, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ lab readouts, one patient
+def test_lab_readouts_have_units_normal_ranges_and_move_on_one_patient() -> None:
+    from cartsim.model.labs import LAB_COLUMNS, LAB_NORMAL_RANGES
+    from cartsim.population import Cohort
+    from cartsim.products import get_product
+    from cartsim.simulation import simulate
+
+    # an adult with a full marrow, CD28 CAR-T, no management: severe CRS and lysis
+    c = Cohort("b-all", weight_kg=np.array([70.0]), age_y=np.array([30.0]),
+               marrow_blasts_pct=np.array([90.0]))
+    t = simulate(c, get_product("axi-cel"), days=28, seed=3, variability=False).trajectories
+    pre = t[t["day"] == -5].iloc[0]
+    after = t[t["day"] >= 0]
+    for col in LAB_COLUMNS:
+        lo, hi, unit = LAB_NORMAL_RANGES[col]
+        assert unit and lo < hi, col
+    for col in ("crp_mg_l", "ferritin_ng_ml", "fibrinogen_mg_dl", "potassium_mmol_l",
+                "calcium_mg_dl"):
+        assert LAB_NORMAL_RANGES[col][0] <= pre[col] <= LAB_NORMAL_RANGES[col][1], col
+    for col in ("crp_mg_l", "ferritin_ng_ml", "ldh_u_l", "urate_mg_dl", "phosphate_mg_dl",
+                "creatinine_mg_dl"):
+        assert after[col].max() > LAB_NORMAL_RANGES[col][1], col  # abnormal with CRS / lysis
+    assert after["fibrinogen_mg_dl"].min() < 150.0  # consumed in severe CRS
+    # the acute-phase lag: CRP peaks after IL-6, ferritin after CRP
+    peak = {c: int(after.loc[after[c].idxmax(), "day"])
+            for c in ("il6_pg_ml", "crp_mg_l", "ferritin_ng_ml")}
+    assert peak["il6_pg_ml"] < peak["crp_mg_l"] <= peak["ferritin_ng_ml"], peak
+
+
+def test_lab_states_never_feed_back_into_the_model() -> None:
+    from cartsim.model.labs import LabCourse
+    from cartsim.population import Cohort, build
+    from cartsim.products import get_product
+
+    # the slow lab states read the state vector once a day and change nothing in it
+    c = Cohort("b-all", weight_kg=np.array([20.0, 70.0]), age_y=np.array([5.0, 40.0]),
+               marrow_blasts_pct=np.array([50.0, 90.0]))
+    p, y = build(c, get_product("tisagenlecleucel"), 0, variability=False)
+    p0 = p.copy()
+    y0 = y.copy()
+    labs = LabCourse(p)
+    for day in range(-5, 3):
+        labs.step(day, y)
+    assert np.array_equal(y, y0) and np.array_equal(p, p0)
+    with pytest.raises(ValueError, match="forward"):
+        labs.step(0, y)
+
+
+def test_hlh_tls_endpoints_on_a_constructed_course() -> None:
+    from cartsim.trial.endpoints import Course, compute_endpoints
+
+    days = np.arange(-5, 31)
+    n = 2
+    base = {
+        "cart_cells_per_ul": 10.0, "transgene_copies_per_ug": 100.0, "marrow_blast_pct": 0.0,
+        "mrd_fraction": 0.0, "tumour_cells": 0.0, "spd_cm2": 0.0, "anc_per_ul": 2000.0,
+        "platelets_per_ul": 2e5, "hemoglobin_g_dl": 12.0, "b_cells_per_ul": 100.0,
+        "cd19_negative_tumour_fraction": 0.0, "map_mmhg": 80.0, "spo2_pct": 98.0,
+        "igg_mg_dl": 700.0, "temperature_c": 37.0, "encephalopathy": 0.0, "ice_score": 10.0,
+        "crp_mg_l": 2.0, "ferritin_ng_ml": 400.0, "fibrinogen_mg_dl": 300.0, "ldh_u_l": 200.0,
+        "urate_mg_dl": 4.5, "potassium_mmol_l": 4.0, "phosphate_mg_dl": 3.5,
+        "calcium_mg_dl": 9.4, "creatinine_mg_dl": 0.9,
+    }
+    x = {k: np.full((n, days.size), v) for k, v in base.items()}
+    x["temperature_c"][:, (days >= 1) & (days <= 5)] = 39.0     # CRS grade 1, days 1–5
+    # patient 0: ferritin climbs to 4,000 through day 12 with fibrinogen < 150 from day 8
+    x["ferritin_ng_ml"][0] = np.interp(days, [0, 12, 30], [400.0, 4000.0, 1000.0])
+    x["fibrinogen_mg_dl"][0, days >= 8] = 120.0
+    x["fibrinogen_mg_dl"][1, days >= 8] = 120.0                 # patient 1: flat ferritin
+    # patient 0: urate 9 and phosphate 7 on day 5 (two criteria), creatinine 2.0 (1.67 × ULN)
+    x["urate_mg_dl"][0, days == 5] = 9.0
+    x["phosphate_mg_dl"][0, days == 5] = 7.0
+    x["creatinine_mg_dl"][0, days == 6] = 2.0
+    x["urate_mg_dl"][1, days == 5] = 9.0                        # patient 1: one criterion
+    course = Course(np.arange(n), days, x)
+    ep, _ = compute_endpoints(course, None, {"age_y": np.array([30.0, 30.0])}, disease="b-all",
+                              seed=1, follow_up_days=30, assessment_days=[28],
+                              protocol_grades=False)
+    assert list(ep["crs_max_grade"]) == [1, 1]
+    assert list(ep["iechs"]) == [1, 0]
+    assert ep["iechs_onset_day"][0] == 8.0 and np.isnan(ep["iechs_onset_day"][1])
+    assert list(ep["iechs_max_grade"]) == [2, 0]  # transfusion for hypofibrinogenaemia
+    assert list(ep["hypofibrinogenemia"]) == [1, 1]
+    assert list(ep["fibrinogen_nadir_mg_dl"]) == [120.0, 120.0]
+    assert ep["ferritin_peak_ng_ml"][0] == pytest.approx(4000.0)
+    assert list(ep["tls_laboratory"]) == [1, 0]
+    assert list(ep["tls_clinical"]) == [1, 0] and list(ep["tls_max_grade"]) == [2, 0]
+    assert list(ep["neuro_max_grade_ctcae_v4.03"]) == [0, 0]
+    # a course without labs still gets the columns (NaN / 0)
+    for k in ("crp_mg_l", "ferritin_ng_ml"):
+        del x[k]
+    ep, _ = compute_endpoints(Course(np.arange(n), days, x), None,
+                              {"age_y": np.array([30.0, 30.0])}, disease="b-all", seed=1,
+                              follow_up_days=30, assessment_days=[28], protocol_grades=False)
+    assert np.isnan(ep["ferritin_peak_ng_ml"]).all() and (ep["iechs"] == 0).all()

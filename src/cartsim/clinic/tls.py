@@ -69,9 +69,9 @@ def tls_lab_criteria(
     ``calcium_mg_dl`` before therapy for the 25 % changes (broadcast against the values);
     ``age_y`` NaN counts as adult.
     """
-    ur = as_float("urate_mg_dl", urate_mg_dl, 0, 100)
-    k = as_float("potassium_mmol_l", potassium_mmol_l, 0, 20)
-    ph = as_float("phosphate_mg_dl", phosphate_mg_dl, 0, 50)
+    ur = as_float("urate_mg_dl", urate_mg_dl, 0, 500)
+    k = as_float("potassium_mmol_l", potassium_mmol_l, 0, 50)
+    ph = as_float("phosphate_mg_dl", phosphate_mg_dl, 0, 500)
     ca = as_float("calcium_mg_dl", calcium_mg_dl, 0, 30)
     age = as_float("age_y", age_y, 0, 130)
     child = age < CHILD_BELOW_AGE_Y
@@ -83,12 +83,12 @@ def tls_lab_criteria(
     up = 1.0 + CHANGE_FRACTION
     with np.errstate(invalid="ignore"):
         out = {
-            "urate": (ur >= URATE_LIMIT_MG_DL) | (ur >= up * base("urate_mg_dl", 0, 100)),
+            "urate": (ur >= URATE_LIMIT_MG_DL) | (ur >= up * base("urate_mg_dl", 0, 500)),
             "potassium": (k >= POTASSIUM_LIMIT_MMOL_L)
-            | (k >= up * base("potassium_mmol_l", 0, 20)),
+            | (k >= up * base("potassium_mmol_l", 0, 50)),
             "phosphate": (ph >= np.where(child, PHOSPHATE_LIMIT_CHILD_MG_DL,
                                          PHOSPHATE_LIMIT_ADULT_MG_DL))
-            | (ph >= up * base("phosphate_mg_dl", 0, 50)),
+            | (ph >= up * base("phosphate_mg_dl", 0, 500)),
             "calcium": (ca <= CALCIUM_LIMIT_MG_DL)
             | (ca <= (1.0 - CHANGE_FRACTION) * base("calcium_mg_dl", 0, 30)),
         }
@@ -113,7 +113,7 @@ def laboratory_tls(criteria: dict[str, NDArray[np.bool_]], days: ArrayLike,
 def creatinine_component(creatinine_mg_dl: ArrayLike, uln_mg_dl: ArrayLike) -> Any:
     """Creatinine part of the Cairo–Bishop grade: < 1.5 × ULN → 0, 1.5 → 1, > 1.5–3.0 → 2,
     > 3.0–6.0 → 3, > 6.0 → 4 [I: exactly 1.5 × ULN is grade 1, the clinical-TLS limit]."""
-    cr = as_float("creatinine_mg_dl", creatinine_mg_dl, 0, 50)
+    cr = as_float("creatinine_mg_dl", creatinine_mg_dl, 0, 100)
     uln = as_float("uln_mg_dl", uln_mg_dl, 0.01, 10, allow_nan=False)
     r = cr / uln
     g = np.select([r > 6.0, r > 3.0, r > 1.5, r >= 1.5], [4, 3, 2, 1], 0)

@@ -23,7 +23,11 @@ daily samples): ``x₁ = x_ss + (x₀ − x_ss)·exp(−k·Δt)``, ``x_ss = a/k`
 * **GFR and creatinine**: the GFR fraction falls with hypoperfusion (MAP below the patient's
   baseline) and recovers more slowly (acute kidney injury); creatinine is produced at the
   age-dependent baseline rate and cleared with the GFR.
-* **Calcium** (mg/dL, algebraic): falls as phosphate rises (calcium-phosphate precipitation).
+* **Calcium** (mg/dL, algebraic): falls as phosphate rises (calcium-phosphate precipitation),
+  saturating at ``ca_drop_max``.
+
+Renal replacement therapy is not modelled: with a GFR near zero the lysis products keep
+accumulating.
 """
 
 from __future__ import annotations
@@ -149,7 +153,10 @@ LAB_PARAMS = ParameterTable((
                   "calcium without lysis"),
     ParameterSpec("ca_per_phos", "–", 0.3, 0.0, 2.0,
                   "assumed (calcium-phosphate precipitation)",
-                  "calcium fall (mg/dL) per mg/dL of phosphate above its baseline"),
+                  "initial calcium fall (mg/dL) per mg/dL of phosphate above its baseline"),
+    ParameterSpec("ca_drop_max", "mg/dL", 5.0, 0.0, 8.0,
+                  "assumed (the fall saturates: x·m/(x + m) with x = ca_per_phos × excess)",
+                  "largest calcium fall"),
     # ---- kidney
     ParameterSpec("K_gfr_map", "–", 0.3, 0.01, 1.0,
                   "assumed (renal autoregulation fails below ≈ 65 mmHg: a 30 % MAP fall halves "
@@ -308,7 +315,7 @@ class LabCourse:
         self.day = day
         x = self.x
         assert x is not None
-        phos_excess = np.maximum(x["phos"] - self.base["phos"], 0.0)
+        ca_fall = q["ca_per_phos"] * np.maximum(x["phos"] - self.base["phos"], 0.0)
         return {
             "crp_mg_l": x["crp"].copy(),
             "ferritin_ng_ml": x["fer"].copy(),
@@ -317,6 +324,7 @@ class LabCourse:
             "urate_mg_dl": x["urate"].copy(),
             "potassium_mmol_l": x["k"].copy(),
             "phosphate_mg_dl": x["phos"].copy(),
-            "calcium_mg_dl": q["ca_base"] - q["ca_per_phos"] * phos_excess,
+            "calcium_mg_dl": q["ca_base"] - q["ca_drop_max"] * ca_fall
+            / (ca_fall + q["ca_drop_max"]),
             "creatinine_mg_dl": x["cr"].copy(),
         }
