@@ -220,3 +220,36 @@ def test_hlh_tls_endpoints_on_a_constructed_course() -> None:
                               {"age_y": np.array([30.0, 30.0])}, disease="b-all", seed=1,
                               follow_up_days=30, assessment_days=[28], protocol_grades=False)
     assert np.isnan(ep["ferritin_peak_ng_ml"]).all() and (ep["iechs"] == 0).all()
+
+
+# ------------------------------------------------------------------ real records
+def test_records_grade_iechs_tls_and_ctcae_neurological_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cartsim.clinic.records import grade_records
+
+    rows = ["patient_id,day,measure,value,unit", "A,-5,age,45,years",
+            # CRS grade 1 on days 1–3, then afebrile
+            "A,1,temperature,39.0,C", "A,2,temperature,39.2,C", "A,3,temperature,38.5,C",
+            "A,5,temperature,37.0,C", "A,8,temperature,36.9,C",
+            # ferritin 500 at infusion, 3,000 on day 5, 9,000 on day 8 with fibrinogen 1.2 g/L
+            "A,0,ferritin,500,ng/mL", "A,5,ferritin,3000,ng/mL", "A,8,ferritin,9000,ug/L",
+            "A,8,fibrinogen,1.2,g/L",
+            # TLS: urate 535 µmol/L (9.0 mg/dL) and phosphate 1.6 mmol/L (4.96 mg/dL) on day 2,
+            # creatinine 221 µmol/L (2.5 mg/dL = 2.08 × ULN 1.2) on day 3
+            "A,-4,urate,5.0,mg/dL", "A,2,urate,535,umol/L", "A,2,phosphate,1.6,mmol/L",
+            "A,3,creatinine,221,umol/L",
+            # neurological: ICE 8, a self-limiting seizure, tremor grade 1
+            "A,4,ice_score,8,points", "A,4,seizure,self_limiting,", "A,6,tremor,1,grade"]
+    csv = tmp_path / "r.csv"
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    parsed, daily, summary = grade_records(csv, ctcae_version="4.03")
+    assert parsed.rejected.empty, parsed.rejected
+    s = summary.set_index("patient_id").loc["A"]
+    assert s["crs_max_grade"] == 1
+    assert s["iechs"] == 1 and s["iechs_onset_day"] == 8.0
+    assert s["iechs_max_grade"] == 2              # fibrinogen < 150: transfusion
+    assert s["fibrinogen_decreased_max_grade"] == 2  # 120 < 0.75 × 200
+    assert s["tls_laboratory"] == 1 and s["tls_max_grade"] == 2
+    assert s["icans_max_grade"] == 3              # seizure → ICANS 3
+    assert s["neuro_ctcae_max_grade"] == 2        # brief generalised seizure, v4.03
+    _, _, s5 = grade_records(csv, ctcae_version="5.0")
+    assert s5.set_index("patient_id").loc["A", "neuro_ctcae_max_grade"] == 3  # new onset

@@ -109,3 +109,68 @@ def fibrinogen_decreased_grade(fibrinogen_mg_dl: ArrayLike,
     r = f / lln_mg_dl
     g = np.select([(r < 0.25) | (f < 50.0), r < 0.5, r < 0.75, r < 1.0], [4, 3, 2, 1], 0)
     return result(np.asarray(g, dtype=np.int8))
+
+
+def iechs_course(
+    days: ArrayLike,
+    ferritin_ng_ml: ArrayLike,
+    crs_grade: ArrayLike,
+    *,
+    fibrinogen_mg_dl: ArrayLike = np.nan,
+    neutropenia_grade: ArrayLike = np.nan,
+    thrombocytopenia_grade: ArrayLike = np.nan,
+    transaminase_x_uln: ArrayLike = np.nan,
+    hemophagocytosis: ArrayLike = False,
+    ferritin_baseline_ng_ml: ArrayLike = np.nan,
+    ferritin_uln_ng_ml: float = FERRITIN_ULN_NG_ML,
+    fibrinogen_limit_mg_dl: float = FIBRINOGEN_LOW_MG_DL,
+    lookback_days: float = 7.0,
+    no_crs_from_day: float = 7.0,
+) -> Any:
+    """Days (last axis, ``days`` ascending) on which the IEC-HS criteria are met, the same rule
+    for simulated courses and real records [I]:
+
+    * timing: CRS grade 0 that day, after a CRS episode (or from ``no_crs_from_day`` without
+      one) — "from CRS resolution on";
+    * ferritin above 2 × max(ULN, ``ferritin_baseline_ng_ml``) and higher than its previous
+      measured value ("worsening inflammatory response"; the first value after infusion is
+      compared with the baseline);
+    * and fibrinogen < ``fibrinogen_limit_mg_dl``, ALT/AST > 5 × ULN, haemophagocytosis, or a
+      new cytopenia: neutrophil or platelet CTCAE grade ≥ 3 after a day at grade ≤ 2 within
+      the previous ``lookback_days``.
+
+    NaN values are "not measured" (never meet a criterion).
+    """
+    d = as_float("days", days, -3650, 3650, allow_nan=False)
+    fer = as_float("ferritin_ng_ml", ferritin_ng_ml, 0, 1e7)
+    crs = np.nan_to_num(as_float("crs_grade", crs_grade, 0, 5))
+    shape = fer.shape
+    b = np.broadcast_to(as_float("ferritin_baseline_ng_ml", ferritin_baseline_ng_ml, 0, 1e7),
+                        shape[:-1] + (1,)) if fer.ndim else np.nan
+    above = np.asarray(ferritin_criterion(np.nan_to_num(fer, nan=0.0), b, ferritin_uln_ng_ml))
+    # previous measured ferritin (forward fill along the day axis), the baseline before that
+    prev = np.empty(shape)
+    last = np.broadcast_to(np.asarray(b, dtype=float), shape[:-1] + (1,))[..., 0].copy()
+    for j in range(shape[-1]):
+        prev[..., j] = last
+        f = fer[..., j]
+        last = np.where(np.isnan(f), last, f)
+    with np.errstate(invalid="ignore"):
+        rising = fer > np.nan_to_num(prev, nan=-np.inf)
+    had_crs = np.maximum.accumulate(crs, axis=-1) >= 1
+    timing = (crs == 0) & (had_crs | (d >= no_crs_from_day))
+    fib = np.broadcast_to(as_float("fibrinogen_mg_dl", fibrinogen_mg_dl, 0, 2000), shape)
+    tx = np.broadcast_to(as_float("transaminase_x_uln", transaminase_x_uln, 0, 1000), shape)
+    new_cyto = np.zeros(shape, dtype=bool)
+    for g in (neutropenia_grade, thrombocytopenia_grade):
+        gg = np.broadcast_to(as_float("cytopenia grade", g, 0, 4), shape)
+        for j in range(shape[-1]):
+            w = (d >= d[j] - lookback_days) & (d < d[j])
+            if w.any():
+                with np.errstate(invalid="ignore"):
+                    prior_ok = (np.where(np.isnan(gg[..., w]), 9, gg[..., w]) <= 2).any(axis=-1)
+                    new_cyto[..., j] |= (gg[..., j] >= 3) & prior_ok
+    with np.errstate(invalid="ignore"):
+        other = (fib < fibrinogen_limit_mg_dl) | (tx > TRANSAMINASE_FACTOR) | new_cyto \
+            | np.broadcast_to(as_bool("hemophagocytosis", hemophagocytosis), shape)
+    return result(np.asarray(above & rising & timing & other))

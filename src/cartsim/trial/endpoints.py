@@ -30,7 +30,7 @@ from cartsim.clinic.hematotox import (
     neutrophil_recovery_phenotype,
 )
 from cartsim.clinic.icans import astct_icans_grade
-from cartsim.clinic.iechs import ferritin_criterion
+from cartsim.clinic.iechs import iechs_course
 from cartsim.clinic.neurotox import NEURO_VERSIONS, ctcae_neuro_grade
 from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support, map_target
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
@@ -726,28 +726,18 @@ def hlh_tls_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     fib = np.nan_to_num(xp["fibrinogen_mg_dl"], nan=1e3)
     low_fib = (fib < q["hypofibrinogenemia_mg_dl"]) & alive_p
     out["hypofibrinogenemia"] = low_fib.any(axis=1).astype(np.int8)
-    # IEC-HS, day by day from day 0
+    # IEC-HS, day by day from day 0 (the rule shared with real records)
     fer0 = xp["ferritin_ng_ml"][:, 0]
-    fer_ok = np.asarray(ferritin_criterion(np.nan_to_num(xp["ferritin_ng_ml"]), fer0[:, None],
-                                           q["ferritin_uln_ng_ml"]))
-    # Hines 2023: independent of CRS, from its resolution on, a worsening inflammatory
-    # response — read as: CRS grade 0 (after CRS, or from day 7 without CRS) while ferritin,
-    # already above the limit, is still rising [I]
-    crs = np.nan_to_num(ctx.shared["grades"]["crs_grade"])
-    crs_max_sofar = np.maximum.accumulate(crs, axis=1)
-    fer_p = np.nan_to_num(xp["ferritin_ng_ml"])
-    rising = np.concatenate([np.zeros((n, 1), bool), fer_p[:, 1:] > fer_p[:, :-1]], axis=1)
-    timing = (crs == 0) & ((crs_max_sofar >= 1) | (dpost[None, :] >= 7)) & rising
-    anc_g = np.asarray(ctcae.neutrophil_grade(np.nan_to_num(xp["anc_per_ul"], nan=1e4)))
-    plt_g = np.asarray(ctcae.platelet_grade(np.nan_to_num(xp["platelets_per_ul"], nan=1e6)))
-    worse = np.zeros_like(low_fib)
-    lb = int(q["cytopenia_lookback_days"])
-    for g in (anc_g, plt_g):
-        gf = g.astype(float)
-        pad = np.concatenate([np.full((n, lb), np.inf), gf], axis=1)
-        prev_min = np.min(np.stack([pad[:, i:i + gf.shape[1]] for i in range(lb)]), axis=0)
-        worse |= (gf >= 3) & (prev_min <= 2)  # a new fall after counts had recovered
-    met = fer_ok & timing & (low_fib | worse) & alive_p
+    met = np.asarray(iechs_course(
+        dpost.astype(float), xp["ferritin_ng_ml"], ctx.shared["grades"]["crs_grade"],
+        fibrinogen_mg_dl=xp["fibrinogen_mg_dl"],
+        neutropenia_grade=np.asarray(ctcae.neutrophil_grade(
+            np.nan_to_num(xp["anc_per_ul"], nan=1e4)), dtype=float),
+        thrombocytopenia_grade=np.asarray(ctcae.platelet_grade(
+            np.nan_to_num(xp["platelets_per_ul"], nan=1e6)), dtype=float),
+        ferritin_baseline_ng_ml=fer0[:, None], ferritin_uln_ng_ml=q["ferritin_uln_ng_ml"],
+        fibrinogen_limit_mg_dl=q["hypofibrinogenemia_mg_dl"],
+        lookback_days=q["cytopenia_lookback_days"]), dtype=bool) & alive_p
     sup_ = ctx.shared["support"]
     cr = np.nan_to_num(xp["creatinine_mg_dl"])
     cr0 = xm["creatinine_mg_dl"][:, 0][:, None]
