@@ -253,3 +253,13 @@ def test_records_grade_iechs_tls_and_ctcae_neurological_events(tmp_path) -> None
     assert s["neuro_ctcae_max_grade"] == 2        # brief generalised seizure, v4.03
     _, _, s5 = grade_records(csv, ctcae_version="5.0")
     assert s5.set_index("patient_id").loc["A", "neuro_ctcae_max_grade"] == 3  # new onset
+
+
+def test_lab_parameters_carry_units_and_provenance() -> None:
+    from cartsim.model.labs import LAB_PARAMS
+    from cartsim.params import markdown_table
+
+    assert all(spec.provenance and spec.unit for spec in LAB_PARAMS)
+    from pathlib import Path
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text("utf-8")
+    assert markdown_table(LAB_PARAMS) in docs
