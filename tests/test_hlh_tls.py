@@ -263,3 +263,28 @@ def test_lab_parameters_carry_units_and_provenance() -> None:
     from pathlib import Path
     docs = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text("utf-8")
     assert markdown_table(LAB_PARAMS) in docs
+
+
+def test_trial_rates_include_the_new_toxicities() -> None:
+    import pandas as pd
+
+    from cartsim.trial.summary import binary_endpoints
+
+    n = 4
+    df = pd.DataFrame({
+        "responder": [1, 0, 1, 0], "complete_response": [1, 0, 0, 0], "relapse": [0] * n,
+        "relapse_phenotype": [""] * n, "crs_max_grade": [3, 1, 0, 0],
+        "icans_max_grade": [3, 0, 0, 0], "neuro_max_grade_ctcae_v4.03": [2, 1, 0, 0],
+        "neuro_max_grade_ctcae_v5.0": [3, 1, 0, 0], "iechs": [1, 0, 0, 0],
+        "iechs_max_grade": [3, 0, 0, 0], "hypofibrinogenemia": [1, 1, 0, 0],
+        "tls_laboratory": [1, 0, 1, 0], "tls_clinical": [0, 0, 1, 0],
+        "tocilizumab_doses": [1, 0, 0, 0], "steroids_given": [0] * n,
+        "neutropenia_max_grade": [4] * n, "thrombocytopenia_max_grade": [3] * n,
+        "icaht_early_grade": [1] * n, "bca_onset_day": [1.0] * n, "death": [0] * n,
+        "death_cause": [""] * n, "hsct": [0] * n})
+    r = {k: float(v[1].mean()) for k, v in binary_endpoints(df).items()}
+    assert r["neurotox_any_ctcae_v4.03"] == 0.5 and r["neurotox_grade_ge3_ctcae_v4.03"] == 0.0
+    assert r["neurotox_grade_ge3_ctcae_v5.0"] == 0.25
+    assert r["iechs_any"] == 0.25 and r["iechs_grade_ge3"] == 0.25
+    assert r["hypofibrinogenemia"] == 0.5
+    assert r["tls_laboratory"] == 0.5 and r["tls_clinical"] == 0.25
