@@ -25,7 +25,7 @@ from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
-from cartsim.model import layout, readouts, stochastic
+from cartsim.model import labs, layout, readouts, stochastic
 from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
 from cartsim.model.state import S
@@ -404,11 +404,20 @@ def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
 _VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")
 
 
+def _lab(values: dict[str, np.ndarray] | None, name: str, n: int) -> np.ndarray:
+    if values is None or name not in values:
+        return np.full(n, np.nan)
+    return np.asarray(values[name], dtype=np.float64).copy()
+
+
 def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray,
                  seed: int | None = None, patient_id: np.ndarray | None = None,
-                 day: int | None = None) -> dict[str, np.ndarray]:
+                 day: int | None = None, lab_values: dict[str, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
     """What the virtual clinician sees today (the protocol's ``obs`` contract); with
-    ``seed``, ``patient_id`` and ``day`` the neurological chance events are drawn."""
+    ``seed``, ``patient_id`` and ``day`` the neurological chance events are drawn; CRP and
+    ferritin come from ``lab_values`` (today's :class:`cartsim.model.labs.LabCourse` readouts,
+    missing without them)."""
     r = readouts.compute(y, p)
     enc = r["encephalopathy"]
     icans = icans_findings(enc, seed, patient_id, day)
@@ -430,9 +439,9 @@ def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray,
         "platelets_per_ul": r["platelets_per_ul"],
         "hemoglobin_g_dl": r["hemoglobin_g_dl"],
         "igg_mg_dl": r["igg_mg_dl"],
-        # CRP and ferritin are not modelled yet: reported as missing, never invented
-        "crp_mg_l": np.full(n, np.nan),
-        "ferritin_ng_ml": np.full(n, np.nan),
+        # CRP and ferritin: the slow lab states of the day (missing when not given)
+        "crp_mg_l": _lab(lab_values, "crp_mg_l", n),
+        "ferritin_ng_ml": _lab(lab_values, "ferritin_ng_ml", n),
         "weight_kg": p[:, P.weight_kg],
         "age_y": age,
         "alive": np.ones(n, dtype=bool),
@@ -541,6 +550,9 @@ def simulate(
 
     baseline_il6 = p[:, P.il6_base].copy()
     pstate = protocol.initial_state(n) if protocol is not None else None
+    # slow lab states (CRP, ferritin, …) advance with each recorded day and never feed back
+    lab_course = labs.LabCourse(p)
+    latest_labs: dict[str, np.ndarray] = {}
 
     def on_day_start(day: int, y_: np.ndarray, status: np.ndarray) -> None:
         nonlocal pstate
@@ -551,7 +563,7 @@ def simulate(
                 add_events(day, name, np.where(status == 0, np.asarray(amt, float), 0.0), unit)
         if protocol is None:
             return
-        obs = observations(y_, p, baseline_il6, seed, pid, day)
+        obs = observations(y_, p, baseline_il6, seed, pid, day, latest_labs)
         bad = _implausible(obs) & (status == 0)
         if bad.any():  # a runaway patient leaves the cohort with its own status code
             status[bad] = STATUS_IMPLAUSIBLE
@@ -584,11 +596,13 @@ def simulate(
             add_events(day + 1, "tumour_extinct", new_ext.astype(np.float64), "flag")
 
     n_days = days - LD_FIRST_DAY + 1
-    cols = list(readouts.compute(y[:1], p[:1]).keys())
+    cols = list(readouts.compute(y[:1], p[:1]).keys()) + list(labs.LAB_COLUMNS)
     store = {c: np.empty((n_days, n)) for c in cols}
 
     def record(day: int, y_: np.ndarray, status: np.ndarray) -> None:
         r = readouts.compute(y_, p)
+        r.update(lab_course.step(day, y_))
+        latest_labs.update(r)
         k = day - LD_FIRST_DAY
         for c in cols:
             store[c][k] = np.where(status == 0, r[c], np.nan)

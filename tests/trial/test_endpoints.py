@@ -219,8 +219,8 @@ def test_endpoint_families_are_a_registry_with_their_own_parameters() -> None:
     from cartsim.trial.endpoints import ENDPOINT_FAMILIES, ENDPOINT_PARAMS
 
     names = [f.name for f in ENDPOINT_FAMILIES]
-    assert names == ["response", "survival", "toxicity", "cytopenia", "b_cell_aplasia",
-                     "kinetics", "procedures"]
+    assert names == ["response", "survival", "toxicity", "cytopenia", "hlh_tls",
+                     "b_cell_aplasia", "kinetics", "procedures"]
     assert sum(len(f.params) for f in ENDPOINT_FAMILIES) == len(ENDPOINT_PARAMS)
     docs = (Path(__file__).resolve().parents[2] / "docs" / "trial.md").read_text("utf-8")
     for f in ENDPOINT_FAMILIES:

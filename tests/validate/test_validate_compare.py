@@ -38,6 +38,8 @@ def patients() -> pd.DataFrame:
         "crs_max_grade_ctcae_v4.03": np.where(i < 4, 4, 0),                # >=3: 4/20
         "crs_onset_day": np.where(i < 12, (i % 5) + 1.0, np.nan),
         "icans_max_grade": np.zeros(N, dtype=np.int8),
+        "neuro_max_grade_ctcae_v4.03": np.zeros(N, dtype=np.int8),
+        "neuro_max_grade_ctcae_v5.0": np.where(i < 3, 3, 0).astype(np.int8),
         "tocilizumab_doses": np.where(i < 6, 1, 0),
         "tp53_altered": (i % 2).astype(float),
         "os_days": os_days, "os_event": (i < 5).astype(np.int8),
@@ -96,7 +98,15 @@ def test_zero_events_upper_limit_closed_form(setting: tuple) -> None:
     r = compare(setting, target("neurotox_any", 10, 2, 30, scale="CTCAE v4.03"))
     assert r["simulated"] == 0.0 and r["simulated_ci_low"] == 0.0
     assert r["simulated_ci_high"] == pytest.approx(100 * (1 - 0.025 ** (1 / N)), rel=1e-9)
-    assert "ICANS" in r["notes"]  # CTCAE neurological events → simulated ICANS, said so
+    assert "CTCAE v4.03 neurological events" in r["notes"]  # its own grade, said so
+
+
+def test_neurotoxicity_rows_read_the_grade_of_their_own_scale(setting: tuple) -> None:
+    # CTCAE v5 rows read the v5 neurological-event grade (3/20), ASTCT rows ICANS (0/20)
+    r = compare(setting, target("neurotox_grade_ge3", 10, 2, 30, scale="CTCAE v5.0"))
+    assert r["simulated"] == pytest.approx(15.0)
+    r = compare(setting, target("neurotox_grade_ge3", 10, 2, 30, scale="ASTCT"))
+    assert r["simulated"] == 0.0 and "ICANS" in r["notes"]
 
 
 def test_crs_on_the_rows_scale(setting: tuple) -> None:

@@ -28,6 +28,20 @@ from cartsim.clinic.icans import (
     astct_icans_grade,
     ice_not_assessable,
 )
+from cartsim.clinic.iechs import (
+    FIBRINOGEN_LOW_MG_DL,
+    fibrinogen_decreased_grade,
+    iechs_course,
+    iechs_grade,
+)
+from cartsim.clinic.neurotox import ctcae_neuro_grade
+from cartsim.clinic.tls import (
+    WINDOW_DAYS,
+    cairo_bishop_grade,
+    creatinine_uln_mg_dl,
+    laboratory_tls,
+    tls_lab_criteria,
+)
 from cartsim.errors import InvalidInputError
 
 REQUIRED_COLUMNS = ("patient_id", "day", "measure", "value", "unit")
@@ -196,6 +210,17 @@ VOCABULARY: dict[str, Measure] = {m.name: m for m in [
     Measure("ferritin", "ng/mL", _units({"ng/ml": 1.0, "ug/l": 1.0}), 0.0, 1e6),
     Measure("ldh", "U/L", _units({"u/l": 1.0, "iu/l": 1.0}), 0.0, 1e5),
     Measure("creatinine", "mg/dL", _units({"mg/dl": 1.0, "umol/l": 1 / 88.4}), 0.0, 30.0),
+    Measure("fibrinogen", "mg/dL", _units({"mg/dl": 1.0, "g/l": 100.0}), 0.0, 2000.0),
+    Measure("urate", "mg/dL", _units({"mg/dl": 1.0, "umol/l": 1 / 59.48}), 0.0, 100.0),
+    Measure("potassium", "mmol/L", _units({"mmol/l": 1.0, "meq/l": 1.0}), 0.5, 15.0),
+    Measure("phosphate", "mg/dL", _units({"mg/dl": 1.0, "mmol/l": 3.097}), 0.0, 50.0),
+    Measure("calcium", "mg/dL", _units({"mg/dl": 1.0, "mmol/l": 4.008}), 1.0, 25.0),
+    Measure("alt", "U/L", _units({"u/l": 1.0, "iu/l": 1.0}), 0.0, 1e5),
+    Measure("ast", "U/L", _units({"u/l": 1.0, "iu/l": 1.0}), 0.0, 1e5),
+    Measure("hemophagocytosis", "flag", _FLAG_UNITS, 0, 1, integer=True),
+    Measure("tremor", "CTCAE grade", _units({"": 1.0, "grade": 1.0}), 0, 3, integer=True),
+    Measure("headache", "CTCAE grade", _units({"": 1.0, "grade": 1.0}), 0, 3, integer=True),
+    Measure("arrhythmia", "CTCAE grade", _units({"": 1.0, "grade": 1.0}), 0, 4, integer=True),
     Measure("igg", "mg/dL", _units({"mg/dl": 1.0, "g/l": 100.0}), 0.0, 1e4),
     Measure("il6", "pg/mL", _units({"pg/ml": 1.0, "ng/l": 1.0}), 0.0, 1e7),
     Measure("tocilizumab", "mg", _units({"mg": 1.0}), 0.0, 1200.0),
@@ -493,7 +518,14 @@ _DAILY_AGG = {
     "sedated": "max", "anc": "min", "platelets": "min", "hemoglobin": "min", "crp": "max",
     "ferritin": "max", "ldh": "max", "creatinine": "max", "igg": "min", "il6": "max",
     "tocilizumab": "sum", "dexamethasone": "sum", "methylprednisolone": "sum",
+    "fibrinogen": "min", "urate": "max", "potassium": "max", "phosphate": "max",
+    "calcium": "min", "alt": "max", "ast": "max", "hemophagocytosis": "max", "tremor": "max",
+    "headache": "max", "arrhythmia": "max",
 }
+#: Upper limits of normal used for ALT/AST (IEC-HS transaminitis, > 5 × ULN) [I: common adult
+#: reference values; the records carry no lab-specific ULN].
+ALT_ULN_U_L = 40.0
+AST_ULN_U_L = 40.0
 
 
 def daily_table(valid: pd.DataFrame) -> pd.DataFrame:
@@ -594,6 +626,21 @@ def grade_daily(daily: pd.DataFrame, ctcae_version: str = "5.0") -> pd.DataFrame
                               d["age"].to_numpy(dtype=float), d["sedated"].fillna(0).to_numpy(),
                               icans_kw["consciousness"])
     out["icans_ice_not_assessable"] = np.asarray(flag) & neuro_obs
+    tx = np.fmax(d["alt"].to_numpy(dtype=float) / ALT_ULN_U_L,
+                 d["ast"].to_numpy(dtype=float) / AST_ULN_U_L)
+    out["transaminase_x_uln"] = tx
+    neuro_version = "4.03" if ctcae_version == "4.03" else "5.0"  # v6 keeps the v5 terms
+    neuro = ctcae_neuro_grade(
+        d["ice_score"].to_numpy(dtype=float), **icans_kw,
+        capd_score=d["capd_score"].to_numpy(dtype=float), age_y=d["age"].to_numpy(dtype=float),
+        tremor_grade=d["tremor"].fillna(0).to_numpy(),
+        headache_grade=d["headache"].fillna(0).to_numpy(),
+        sedated=d["sedated"].fillna(0).to_numpy(), version=neuro_version)
+    out["neuro_ctcae_grade"] = _int_or_na(np.asarray(neuro), ~neuro_obs & d[
+        ["tremor", "headache"]].isna().all(axis=1).to_numpy())
+    fib = d["fibrinogen"].to_numpy(dtype=float)
+    out["fibrinogen_decreased_grade"] = _int_or_na(
+        np.asarray(fibrinogen_decreased_grade(np.nan_to_num(fib, nan=1e3))), np.isnan(fib))
     anc = d["anc"].to_numpy(dtype=float)
     plt = d["platelets"].to_numpy(dtype=float)
     hb = d["hemoglobin"].to_numpy(dtype=float)
@@ -609,7 +656,12 @@ def grade_daily(daily: pd.DataFrame, ctcae_version: str = "5.0") -> pd.DataFrame
     for col, src in (("temperature_max_c", "temperature"), ("vasopressors", "vasopressors"),
                      ("oxygen_device", "oxygen_device"), ("ice_score", "ice_score"),
                      ("anc_per_ul", "anc"), ("platelets_per_ul", "platelets"),
-                     ("hemoglobin_g_dl", "hemoglobin")):
+                     ("hemoglobin_g_dl", "hemoglobin"), ("ferritin_ng_ml", "ferritin"),
+                     ("fibrinogen_mg_dl", "fibrinogen"), ("urate_mg_dl", "urate"),
+                     ("potassium_mmol_l", "potassium"), ("phosphate_mg_dl", "phosphate"),
+                     ("calcium_mg_dl", "calcium"), ("creatinine_mg_dl", "creatinine"),
+                     ("arrhythmia_grade", "arrhythmia"),
+                     ("hemophagocytosis", "hemophagocytosis"), ("age", "age")):
         out[col] = d[src].to_numpy()
     return out
 
@@ -619,6 +671,63 @@ def _episode_stats(days: np.ndarray, grades: np.ndarray) -> tuple[Any, Any, Any,
     if not on.any():
         return 0, pd.NA, pd.NA, 0
     return int(grades.max()), float(days[on][0]), float(days[np.argmax(grades)]), int(on.sum())
+
+
+def _hlh_tls_summary(g: pd.DataFrame, days: np.ndarray) -> dict[str, Any]:
+    """IEC-HS (Hines 2023, :func:`cartsim.clinic.iechs.iechs_course` — the rule of the
+    simulated trials) and Cairo–Bishop TLS of one patient's daily grades."""
+    row: dict[str, Any] = {}
+    fer = g["ferritin_ng_ml"].to_numpy(dtype=float)
+    pre = (days <= 0) & ~np.isnan(fer)
+    fer0 = fer[pre][-1] if pre.any() else np.nan
+    post = days >= 0
+    if np.isnan(fer[post]).all():
+        row.update(iechs=pd.NA, iechs_max_grade=pd.NA, iechs_onset_day=pd.NA)
+    else:
+        met = np.asarray(iechs_course(
+            days[post], fer[post], g["crs_grade_astct"].to_numpy(dtype=float)[post],
+            fibrinogen_mg_dl=g["fibrinogen_mg_dl"].to_numpy(dtype=float)[post],
+            neutropenia_grade=g["neutropenia_grade"].to_numpy(dtype=float, na_value=np.nan)[post],
+            thrombocytopenia_grade=g["thrombocytopenia_grade"].to_numpy(
+                dtype=float, na_value=np.nan)[post],
+            transaminase_x_uln=g["transaminase_x_uln"].to_numpy(dtype=float)[post],
+            hemophagocytosis=g["hemophagocytosis"].fillna(0).to_numpy()[post] > 0,
+            ferritin_baseline_ng_ml=fer0), dtype=bool)
+        fib = g["fibrinogen_mg_dl"].to_numpy(dtype=float)[post]
+        cr = g["creatinine_mg_dl"].to_numpy(dtype=float)
+        cr0 = cr[(days <= 0) & ~np.isnan(cr)][-1] if ((days <= 0) & ~np.isnan(cr)).any() \
+            else np.nan
+        age = float(g["age"].iloc[0]) if "age" in g and not pd.isna(g["age"].iloc[0]) else 30.0
+        uln = float(creatinine_uln_mg_dl(age))
+        with np.errstate(invalid="ignore"):
+            severe = cr[post] > 3.0 * np.fmax(cr0, uln)
+            life = (g["vasopressors"].to_numpy(dtype=float)[post] > 0) | (
+                g["oxygen_device"].fillna(0).to_numpy(dtype=float)[post] >= 9) | (
+                cr[post] > 6.0 * uln)
+            grade = np.asarray(iechs_grade(met, intervention=fib < FIBRINOGEN_LOW_MG_DL,
+                                           severe=severe, life_threatening=life))
+        row.update(iechs=int(met.any()), iechs_max_grade=int(grade.max()),
+                   iechs_onset_day=float(days[post][met][0]) if met.any() else pd.NA)
+    labs = ("urate_mg_dl", "potassium_mmol_l", "phosphate_mg_dl", "calcium_mg_dl")
+    if g[list(labs)].isna().all().all():
+        row.update(tls_laboratory=pd.NA, tls_max_grade=pd.NA)
+        return row
+    base = {}
+    for k in labs:  # baseline: the first value of the record [I]
+        v = g[k].to_numpy(dtype=float)
+        base[k] = v[~np.isnan(v)][0] if (~np.isnan(v)).any() else np.nan
+    age = float(g["age"].iloc[0]) if "age" in g and not pd.isna(g["age"].iloc[0]) else np.nan
+    crit = tls_lab_criteria(*(g[k].to_numpy(dtype=float) for k in labs), age_y=age,
+                            baseline=base)
+    lab = bool(laboratory_tls(crit, days))
+    w = (days >= WINDOW_DAYS[0]) & (days <= WINDOW_DAYS[1])
+    cr = g["creatinine_mg_dl"].to_numpy(dtype=float)[w]
+    arr = g["arrhythmia_grade"].fillna(0).to_numpy(dtype=float)[w]
+    grade = cairo_bishop_grade(lab, np.nanmax(cr) if (~np.isnan(cr)).any() else np.nan,
+                               age_y=np.nan if np.isnan(age) else age,
+                               arrhythmia_grade=arr.max() if arr.size else 0.0)
+    row.update(tls_laboratory=int(lab), tls_max_grade=int(grade))
+    return row
 
 
 def patient_summary(valid: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
@@ -632,9 +741,11 @@ def patient_summary(valid: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
             mx, onset, at_max, dur = _episode_stats(days, g[col].to_numpy())
             row.update({f"{name}_max_grade": mx, f"{name}_onset_day": onset,
                         f"{name}_max_grade_day": at_max, f"{name}_duration_days": dur})
-        for col in ("neutropenia_grade", "thrombocytopenia_grade", "anemia_grade"):
+        for col in ("neutropenia_grade", "thrombocytopenia_grade", "anemia_grade",
+                    "neuro_ctcae_grade", "fibrinogen_decreased_grade"):
             s = g[col].dropna()
             row[col.replace("_grade", "_max_grade")] = int(s.max()) if len(s) else pd.NA
+        row.update(_hlh_tls_summary(g, days))
         anc = g[["day", "anc_per_ul"]].dropna()
         early = anc[(anc["day"] >= 0) & (anc["day"] <= 30)]
         row["icaht_early_grade"] = (icaht_early_grade(early["anc_per_ul"].to_numpy(),

@@ -50,7 +50,9 @@ VS_TESTS = {"TEMP": "temperature", "SYSBP": "sbp", "MAP": "map", "MAPBP": "map",
 #: LBTESTCD → records measure.
 LB_TESTS = {"NEUT": "anc", "ANC": "anc", "PLAT": "platelets", "HGB": "hemoglobin",
             "CRP": "crp", "FERRITIN": "ferritin", "FERRITN": "ferritin", "LDH": "ldh",
-            "CREAT": "creatinine", "IGG": "igg", "IL6": "il6"}
+            "CREAT": "creatinine", "IGG": "igg", "IL6": "il6", "FIBRINO": "fibrinogen",
+            "FIBRINOG": "fibrinogen", "URATE": "urate", "K": "potassium", "PHOS": "phosphate",
+            "CA": "calcium", "ALT": "alt", "AST": "ast"}
 #: CM/EX treatments the grader uses: drugs with doses, vasopressors, oxygen.
 DOSED_DRUGS = ("tocilizumab", "dexamethasone", "methylprednisolone")
 VASOPRESSOR_WORDS = ("norepinephrine", "noradrenaline", "levophed", "epinephrine",

@@ -12,6 +12,7 @@ registry entry (and its test).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,16 @@ from cartsim.clinic.hematotox import (
     neutrophil_recovery_phenotype,
 )
 from cartsim.clinic.icans import astct_icans_grade
+from cartsim.clinic.iechs import iechs_course
+from cartsim.clinic.neurotox import NEURO_VERSIONS, ctcae_neuro_grade
 from cartsim.clinic.protocol import HemodynamicConfig, hemodynamic_support, map_target
 from cartsim.clinic.response import ball_response, lugano_ct_response, mrd_status
+from cartsim.clinic.tls import (
+    creatinine_component,
+    creatinine_uln_mg_dl_default,
+    laboratory_tls,
+    tls_lab_criteria,
+)
 from cartsim.diseases import is_lymphoma
 from cartsim.errors import UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
@@ -306,6 +315,32 @@ CYTOPENIA_PARAMS = ParameterTable((
     ParameterSpec("severe_neutropenia_per_ul", "cells/µL", 500.0, 0.0, 2000.0,
                   "CTCAE grade 4 neutropenia (ANC < 500/µL)",
                   "ANC below which a day counts towards anc_below_500_days"),
+))
+HLH_TLS_PARAMS = ParameterTable((
+    ParameterSpec("ferritin_uln_ng_ml", "ng/mL", 400.0, 10.0, 5000.0,
+                  "adult male ULN ≈ 300–400 ng/mL", "ferritin ULN of the IEC-HS criterion "
+                  "(ferritin > 2 × max(ULN, value on day 0))"),
+    ParameterSpec("hypofibrinogenemia_mg_dl", "mg/dL", 150.0, 10.0, 400.0,
+                  "Hines 2023 (IEC-HS: fibrinogen < 150 mg/dL)",
+                  "fibrinogen below which a day counts as hypofibrinogenaemia (IEC-HS finding; "
+                  "cryoprecipitate indicated, IEC-HS grade 2)"),
+    ParameterSpec("iechs_bleeding_fibrinogen_mg_dl", "mg/dL", 100.0, 10.0, 400.0,
+                  "assumed [I]: bleeding is not modelled; fibrinogen < 100 mg/dL with platelets "
+                  "< 20,000/µL stands for coagulopathy with bleeding (IEC-HS grade 3)",
+                  "IEC-HS grade 3: fibrinogen limit of the bleeding proxy"),
+    ParameterSpec("iechs_bleeding_platelets_per_ul", "cells/µL", 20_000.0, 0.0, 2e5,
+                  "assumed [I] (see iechs_bleeding_fibrinogen_mg_dl)",
+                  "IEC-HS grade 3: platelet limit of the bleeding proxy"),
+    ParameterSpec("cytopenia_lookback_days", "d", 7.0, 1.0, 60.0, "assumed [I]",
+                  "IEC-HS 'new or worsening cytopenia': neutrophil or platelet CTCAE grade ≥ 3 "
+                  "after a day at grade ≤ 2 within this many previous days"),
+    ParameterSpec("tls_window_first_day", "d", -3.0, -5.0, 0.0,
+                  "Cairo & Bishop 2004 (3 days before therapy)",
+                  "first day (from infusion) of the laboratory-TLS window"),
+    ParameterSpec("tls_window_last_day", "d", 14.0, 1.0, 60.0,
+                  "Cairo & Bishop 2004 use 7 days after chemotherapy starts; CAR-T killing "
+                  "peaks with expansion (days 7–14), so the window runs to day 14 [I]",
+                  "last day (from infusion) of the laboratory-TLS window"),
 ))
 BCA_PARAMS = ParameterTable((
     ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
@@ -608,7 +643,22 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
             age_y=np.broadcast_to(age[:, None], enc.shape)), dtype=float)
         icans = np.where(alive_p, icans, 0)
         source = "physiology"
+    # CTCAE neurological events from the same bedside findings (the simulator's clinician saw
+    # these very draws: same seed, patient and day keys)
+    enc = np.nan_to_num(xp["encephalopathy"])
+    fnd = icans_findings(enc, ctx.seed, course.patient_id[:, None], dpost[None, :])
+    ice_d = np.nan_to_num(xp["ice_score"], nan=10.0)
+    kid = (age < q["child_below_age_y"])[:, None]
     out: dict[str, Any] = {}
+    for version in NEURO_VERSIONS:
+        g = np.asarray(ctcae_neuro_grade(
+            np.where(kid, np.nan, ice_d), fnd["consciousness"], fnd["seizure"],
+            fnd["motor_weakness"], fnd["cerebral_edema"],
+            capd_score=np.where(kid, fnd["capd_score"], np.nan),
+            age_y=np.broadcast_to(age[:, None], enc.shape), version=version))
+        out[f"neuro_max_grade_ctcae_v{version}"] = np.where(alive_p, g, 0).max(axis=1).astype(
+            np.int8)
+    ctx.shared["support"] = {"n_vp": n_vp, "device": dev}
     out["crs_max_grade"], out["crs_onset_day"], out["crs_duration_days"] = \
         episode_stats(crs, dpost, int(q["episode_resolution_days"]))
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
@@ -668,6 +718,97 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     return out
 
 
+LAB_ENDPOINT_COLUMNS = ("ferritin_ng_ml", "crp_mg_l", "fibrinogen_mg_dl", "ldh_u_l",
+                        "urate_mg_dl", "potassium_mmol_l", "phosphate_mg_dl", "calcium_mg_dl",
+                        "creatinine_mg_dl")
+_LAB_CAP = {"ferritin_ng_ml": 1e7, "crp_mg_l": 1e3, "fibrinogen_mg_dl": 2e3, "ldh_u_l": 1e6,
+            "urate_mg_dl": 500.0, "potassium_mmol_l": 50.0, "phosphate_mg_dl": 500.0,
+            "calcium_mg_dl": 30.0, "creatinine_mg_dl": 100.0}
+
+
+def hlh_tls_endpoints(ctx: EndpointContext) -> dict[str, Any]:
+    """Peak ferritin/CRP/LDH/creatinine, fibrinogen nadir and hypofibrinogenaemia, IEC-HS
+    (Hines 2023: criteria, grade, onset) and Cairo–Bishop TLS (laboratory, clinical, grade)
+    from the simulated labs (:mod:`cartsim.model.labs`); NaN/0 when a course has no labs."""
+    n, q = ctx.n, ctx.q
+    names = ("ferritin_peak_ng_ml", "crp_peak_mg_l", "ldh_peak_u_l", "creatinine_peak_mg_dl",
+             "fibrinogen_nadir_mg_dl")
+    if not all(c in ctx.course.x for c in LAB_ENDPOINT_COLUMNS):
+        out: dict[str, Any] = {k: np.full(n, np.nan) for k in names}
+        for k in ("hypofibrinogenemia", "iechs", "iechs_max_grade", "tls_laboratory",
+                  "tls_clinical", "tls_max_grade"):
+            out[k] = np.zeros(n, dtype=np.int8)
+        out["iechs_onset_day"] = np.full(n, np.nan)
+        return out
+    days = ctx.course.days
+    post = days >= 0
+    dpost = days[post]
+    # a runaway state must not stop the graders (their ranges are those of real labs)
+    xm = {**ctx.shared["xm"], **{k: np.clip(ctx.shared["xm"][k], 0.0, _LAB_CAP[k])
+                                 for k in LAB_ENDPOINT_COLUMNS}}
+    xp = {k: xm[k][:, post] for k in (*LAB_ENDPOINT_COLUMNS, "anc_per_ul", "platelets_per_ul")}
+    alive_p = ctx.shared["alive"][:, post]
+    age = np.asarray(ctx.covariates["age_y"], dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (no valid day)
+        out = {"ferritin_peak_ng_ml": np.nanmax(xp["ferritin_ng_ml"], axis=1),
+               "crp_peak_mg_l": np.nanmax(xp["crp_mg_l"], axis=1),
+               "ldh_peak_u_l": np.nanmax(xp["ldh_u_l"], axis=1),
+               "creatinine_peak_mg_dl": np.nanmax(xp["creatinine_mg_dl"], axis=1),
+               "fibrinogen_nadir_mg_dl": np.nanmin(xp["fibrinogen_mg_dl"], axis=1)}
+    fib = np.nan_to_num(xp["fibrinogen_mg_dl"], nan=1e3)
+    low_fib = (fib < q["hypofibrinogenemia_mg_dl"]) & alive_p
+    out["hypofibrinogenemia"] = low_fib.any(axis=1).astype(np.int8)
+    # IEC-HS, day by day from day 0 (the rule shared with real records)
+    fer0 = xp["ferritin_ng_ml"][:, 0]
+    met = np.asarray(iechs_course(
+        dpost.astype(float), xp["ferritin_ng_ml"], ctx.shared["grades"]["crs_grade"],
+        fibrinogen_mg_dl=xp["fibrinogen_mg_dl"],
+        neutropenia_grade=np.asarray(ctcae.neutrophil_grade(
+            np.nan_to_num(xp["anc_per_ul"], nan=1e4)), dtype=float),
+        thrombocytopenia_grade=np.asarray(ctcae.platelet_grade(
+            np.nan_to_num(xp["platelets_per_ul"], nan=1e6)), dtype=float),
+        ferritin_baseline_ng_ml=fer0[:, None], ferritin_uln_ng_ml=q["ferritin_uln_ng_ml"],
+        fibrinogen_limit_mg_dl=q["hypofibrinogenemia_mg_dl"],
+        lookback_days=q["cytopenia_lookback_days"]), dtype=bool) & alive_p
+    sup_ = ctx.shared["support"]
+    cr = np.nan_to_num(xp["creatinine_mg_dl"])
+    cr0 = xm["creatinine_mg_dl"][:, 0][:, None]
+    uln = np.asarray(creatinine_uln_mg_dl_default(age))[:, None]
+    plt = np.nan_to_num(xp["platelets_per_ul"], nan=1e6)
+    severe = (cr > 3.0 * np.fmax(cr0, uln)) | (
+        (fib < q["iechs_bleeding_fibrinogen_mg_dl"])
+        & (plt < q["iechs_bleeding_platelets_per_ul"]))
+    life = (sup_["n_vp"] > 0) | (sup_["device"] >= 9) | (cr > 6.0 * uln)
+    grade = np.where(met, np.select([life, severe, low_fib], [4, 3, 2], 1), 0)
+    death = ctx.shared["death_day"]
+    last_met = np.where(met.any(axis=1), dpost[dpost.size - 1 - np.argmax(met[:, ::-1], axis=1)],
+                        -np.inf)
+    onset = first_day(met, dpost)
+    died = np.isfinite(death) & (death >= np.nan_to_num(onset, nan=np.inf)) & (
+        death <= last_met + 1)
+    out["iechs"] = met.any(axis=1).astype(np.int8)
+    out["iechs_max_grade"] = np.where(died, 5, grade.max(axis=1)).astype(np.int8)
+    out["iechs_onset_day"] = onset
+    # Cairo–Bishop TLS: baseline = the first (pre-lymphodepletion) day
+    base = {k: xm[k][:, 0][:, None] for k in ("urate_mg_dl", "potassium_mmol_l",
+                                              "phosphate_mg_dl", "calcium_mg_dl")}
+    crit = tls_lab_criteria(xm["urate_mg_dl"], xm["potassium_mmol_l"], xm["phosphate_mg_dl"],
+                            xm["calcium_mg_dl"], age_y=age[:, None], baseline=base)
+    window = (q["tls_window_first_day"], q["tls_window_last_day"])
+    lab = np.asarray(laboratory_tls(crit, days.astype(float), window), dtype=bool)
+    inside = (days >= window[0]) & (days <= window[1])
+    crw = np.where(inside[None, :], np.nan_to_num(xm["creatinine_mg_dl"]), 0.0)
+    cr_g = np.asarray(creatinine_component(crw, np.broadcast_to(uln, crw.shape))).max(axis=1)
+    # clinical TLS: its creatinine component (no arrhythmia or TLS seizure is modelled; the
+    # seizures of ICANS are not TLS's)
+    tls_g = np.where(lab, cr_g, 0).astype(np.int8)
+    out["tls_laboratory"] = lab.astype(np.int8)
+    out["tls_clinical"] = (tls_g >= 1).astype(np.int8)
+    out["tls_max_grade"] = tls_g
+    return out
+
+
 def bca_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """B-cell aplasia onset, duration and whether it is ongoing at last follow-up."""
     x = ctx.course.x
@@ -718,6 +859,8 @@ ENDPOINT_FAMILIES: tuple[EndpointFamily, ...] = (
                    "CRS, ICANS, tocilizumab and steroids"),
     EndpointFamily("cytopenia", cytopenia_endpoints, CYTOPENIA_PARAMS,
                    "CTCAE cytopenias and ICAHT"),
+    EndpointFamily("hlh_tls", hlh_tls_endpoints, HLH_TLS_PARAMS,
+                   "lab peaks, hypofibrinogenaemia, IEC-HS and Cairo–Bishop TLS"),
     EndpointFamily("b_cell_aplasia", bca_endpoints, BCA_PARAMS, "B-cell aplasia"),
     EndpointFamily("kinetics", kinetics_endpoints, KINETICS_PARAMS,
                    "CAR-T and transgene Cmax, Tmax, AUC"),

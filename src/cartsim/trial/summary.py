@@ -53,6 +53,22 @@ def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
                                              (df[col] >= 3).astype(float))
     out["icans_any"] = ("ICANS any grade", (df["icans_max_grade"] >= 1).astype(float))
     out["icans_grade_ge3"] = ("ICANS grade ≥ 3", (df["icans_max_grade"] >= 3).astype(float))
+    for version in ("4.03", "5.0"):
+        col = f"neuro_max_grade_ctcae_v{version}"
+        if col in df:
+            out[f"neurotox_any_ctcae_v{version}"] = (
+                f"neurological event any grade (CTCAE v{version})", (df[col] >= 1).astype(float))
+            out[f"neurotox_grade_ge3_ctcae_v{version}"] = (
+                f"neurological event grade ≥ 3 (CTCAE v{version})", (df[col] >= 3).astype(float))
+    if "iechs" in df:
+        out["iechs_any"] = ("IEC-HS any grade (Hines 2023)", df["iechs"].astype(float))
+        out["iechs_grade_ge3"] = ("IEC-HS grade ≥ 3", (df["iechs_max_grade"] >= 3)
+                                  .astype(float))
+        out["hypofibrinogenemia"] = ("fibrinogen < 150 mg/dL", df["hypofibrinogenemia"]
+                                     .astype(float))
+        out["tls_laboratory"] = ("laboratory TLS (Cairo–Bishop)", df["tls_laboratory"]
+                                 .astype(float))
+        out["tls_clinical"] = ("clinical TLS (Cairo–Bishop)", df["tls_clinical"].astype(float))
     out["tocilizumab"] = ("received tocilizumab", (df["tocilizumab_doses"] > 0).astype(float))
     out["steroids"] = ("received corticosteroids", df["steroids_given"].astype(float))
     out["neutropenia_grade_ge3"] = ("neutropenia CTCAE grade ≥ 3",

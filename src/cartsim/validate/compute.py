@@ -18,11 +18,10 @@ from cartsim.trial.stats import KaplanMeier, binomial_rate
 from cartsim.validate.mapping import (
     CRS_COLUMNS,
     DAYS_PER_MONTH,
-    NEURO_COLUMN,
     Quantity,
     Timepoint,
     crs_scale,
-    neuro_note,
+    neuro_scale,
 )
 
 LEVEL = 0.95
@@ -58,8 +57,9 @@ def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str]) -> s
         text = text.replace("{crs}", f"`crs_max_grade_{scale}`")  # quoted: ctcae_v4.03
         notes.append(note)
     if "{neuro}" in text:
-        text = text.replace("{neuro}", NEURO_COLUMN)
-        notes.append(neuro_note(grading_scale))
+        column, note = neuro_scale(grading_scale)
+        text = text.replace("{neuro}", f"`{column}`")  # quoted: ctcae_v4.03
+        notes.append(note)
     return text
 
 

@@ -23,8 +23,10 @@ DAYS_PER_MONTH = 365.25 / 12.0
 DAYS_PER_YEAR = 365.25
 #: CRS scales with a ``crs_max_grade_<scale>`` column in patients.parquet.
 CRS_COLUMNS = ("astct", "lee2014", "penn", "cartox", "mskcc", "ctcae_v4.03", "ctcae_v5.0")
-#: The only simulated neurotoxicity grade: ASTCT ICANS (docs/trial.md).
+#: Simulated neurotoxicity grades (docs/trial.md): ASTCT ICANS, and CTCAE neurological events
+#: (worst term) on v4.03 and v5.0 from the same bedside findings.
 NEURO_COLUMN = "icans_max_grade"
+NEURO_CTCAE_COLUMNS = {"4.03": "neuro_max_grade_ctcae_v4.03", "5.0": "neuro_max_grade_ctcae_v5.0"}
 
 
 class MappingTableError(ValueError):
@@ -217,12 +219,28 @@ def crs_scale(grading_scale: str, spec_scale: str) -> tuple[str, str]:
                        f"({spec_scale}) used"
 
 
-def neuro_note(grading_scale: str) -> str:
+def neuro_scale(grading_scale: str) -> tuple[str, str]:
+    """The simulated neurotoxicity column for a row's free-text scale, and a note.
+
+    "CTCAE v5…" → CTCAE v5.0 neurological events, other "CTCAE…" → v4.03 (the version of the
+    CAR-T trials before 2018); ASTCT/ICANS, CARTOX/CRES, empty or anything else → ASTCT ICANS.
+    """
     t = grading_scale.strip() or "not given"
-    if "astct" in t.lower() or "icans" in t.lower():
-        return "neurotoxicity: ASTCT ICANS"
-    return (f"neurotoxicity on scale {t} compared with simulated ASTCT ICANS grade "
-            f"({NEURO_COLUMN}; the closest simulated neurotoxicity)")
+    low = t.lower()
+    if "ctcae" in low:
+        version = "5.0" if re.search(r"v\s*5", low) else "4.03"
+        guess = " (version not stated: v4.03 assumed)" if not re.search(r"v\s*[45]", low) \
+            else ""
+        return (NEURO_CTCAE_COLUMNS[version],
+                f"neurotoxicity: CTCAE v{version} neurological events (worst term){guess}")
+    if "astct" in low or "icans" in low:
+        return NEURO_COLUMN, "neurotoxicity: ASTCT ICANS"
+    return NEURO_COLUMN, (f"neurotoxicity on scale {t} compared with simulated ASTCT ICANS grade "
+                          f"({NEURO_COLUMN}; the closest simulated neurotoxicity)")
+
+
+def neuro_note(grading_scale: str) -> str:
+    return neuro_scale(grading_scale)[1]
 
 
 # ------------------------------------------------------------------------------- subgroups
