@@ -15,3 +15,8 @@ TRAITS_OFF = {"productive_stim": 0.0, "ex_resist": 0.0, "pdl1_suppression": 0.0,
 ALL_OFF = {**FAILURE_ROUTES_OFF, **MARROW_OFF, **TRAITS_OFF}
 CRS_READOUTS = frozenset({"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
                           "encephalopathy", "ice_score"})
+#: Session 5, issue 11 item 2 (antigen-escape routes): trogocytosis with fratricide, lineage
+#: switch of KMT2A-rearranged B-ALL, CD20/CD22 co-loss of the escape subclone.
+ESCAPE_OFF = {"trog_max": 0.0, "trog_fratricide": 0.0, "switch_frac": 0.0,
+              "escape_cd20_loss": 0.0, "escape_cd22_loss": 0.0}
+ALL_OFF = {**ALL_OFF, **ESCAPE_OFF}

@@ -149,7 +149,8 @@ def subgroup_table(df: pd.DataFrame, disease: str) -> pd.DataFrame:
         else:
             groups[name] = pd.Series("all", index=work.index)
     for col in covariates.BINARY:
-        groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
+        if col in work:  # disease-specific flags (kmt2a: B-ALL only) are absent otherwise
+            groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
     for col in covariates.GRADED_TRAITS:  # resistance traits given as a fraction (B5–B12)
         if col in work and work[col].nunique() > 1:
             groups[col] = np.where(work[col] >= 0.5, "yes", "no")
