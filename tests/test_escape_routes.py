@@ -96,7 +96,7 @@ def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill(
     # CAR-T clear the B-lineage disease of both, but the KMT2A patient relapses CD19-negative
     assert _at(wt, "tumour_cells", 149) < 1e3
     assert _at(sw, "tumour_cells", 149) > 1e8
-    assert _at(sw, "tumour_cells", 149) > 10.0 * _at(sw, "tumour_cells", 60)  # growing back
+    assert _at(sw, "tumour_cells", 149) > 1.5 * _at(sw, "tumour_cells", 60)  # growing back
     assert _at(sw, "cd19_negative_tumour_fraction", 149) > 0.99
     # a CD19/CD22 CAR does not touch it either (no CD22 on myeloid cells)
     dual = simulate(Cohort("b-all", kmt2a=np.array([1.0]), **base), _tandem(("CD19", "CD22")),
