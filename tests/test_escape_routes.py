@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cartsim.model.parameters import C, P, clone_param_index
 from cartsim.model.state import S
@@ -80,6 +81,34 @@ def test_trogocytosis_strips_antigen_and_kills_car_t_by_fratricide() -> None:
     assert out["on", "few"][12] > out["on", "many"][12]
 
 
+def test_lineage_switch_puts_an_antigen_free_clone_that_car_t_do_not_engage() -> None:
+    base = {"marrow_blasts_pct": np.array([60.0, 60.0]), "weight_kg": np.array([8.0, 8.0]),
+            "age_y": np.array([0.8, 0.8]), "kmt2a": np.array([1.0, 0.0])}
+    cohort = Cohort("b-all", **base)
+    for prod in (TISA, _tandem(("CD19", "CD22"))):
+        p, y = build(cohort, prod, seed=4, variability=False)
+        b2 = clone_param_index(2, 0)
+        # the KMT2A patient's switched clone: switch_frac of the tumour, no B-lineage antigen
+        assert p[0, b2 + C.cd19] == p[0, b2 + C.cd20] == p[0, b2 + C.cd22] == 0.0
+        tumour = y[:, S.T0] + y[:, S.T1] + y[:, S.T2]
+        assert y[0, S.T2] / tumour[0] == pytest.approx(p[0, P.switch_frac], rel=1e-9)
+        assert y[1, S.T2] == 0.0 and p[1, b2 + C.cd22] > 0.0  # no KMT2A: no switch
+        # with CAR-T at the site, clone 2 of the KMT2A patient gets only bystander kill,
+        # clone 0 the engaged kill as well
+        yy = y[0].copy()
+        yy[S.E_t] = 1e9
+        r = site_activity(yy, p[0], np.zeros_like(yy), 1.0, 0.0, 0.0)
+        h0, h2 = r[7], r[9]
+        q = dict(p=p[0].copy())
+        q["p"][P.bystander] = 0.0
+        r0 = site_activity(yy, q["p"], np.zeros_like(yy), 1.0, 0.0, 0.0)
+        assert r0[9] == 0.0 and r0[7] > 0.0 and h0 > 10.0 * h2
+    # the switch at its neutral value: the old initial state
+    _, y_off = build(cohort, TISA, seed=4, variability=False, overrides={"switch_frac": 0.0})
+    assert y_off[0, S.T2] == 0.0
+
+
+@pytest.mark.slow
 def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill() -> None:
     base = {"marrow_blasts_pct": np.array([60.0]), "weight_kg": np.array([8.0]),
             "age_y": np.array([0.8])}
@@ -104,6 +133,31 @@ def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill(
     assert _at(dual, "tumour_cells", 149) > 0.5 * _at(sw, "tumour_cells", 149)
 
 
+def test_escape_subclone_co_loss_is_a_keyed_per_patient_draw() -> None:
+    n = 400
+    cohort = Cohort("lbcl", weight_kg=np.full(n, 70.0), age_y=np.full(n, 55.0),
+                    tumour_volume_ml=np.full(n, 20.0), cd19_negative_fraction=np.full(n, 0.01))
+    b1 = clone_param_index(1, 0)
+    p, _ = build(cohort, _tandem(("CD19", "CD20")), seed=7,
+                 overrides={"escape_cd20_loss": 0.2, "escape_cd22_loss": 0.5})
+    lost20, lost22 = p[:, b1 + C.cd20] == 0.0, p[:, b1 + C.cd22] == 0.0
+    assert abs(lost20.mean() - 0.2) < 0.06 and abs(lost22.mean() - 0.5) < 0.08
+    assert abs(np.corrcoef(lost20, lost22)[0, 1]) < 0.15  # independent draws
+    b0 = clone_param_index(0, 0)
+    assert (p[:, b0 + C.cd20] > 0).all() and (p[:, clone_param_index(2, 0) + C.cd20] > 0).all()
+    off, _ = build(cohort, _tandem(("CD19", "CD20")), seed=7,
+                   overrides={"escape_cd20_loss": 0.0, "escape_cd22_loss": 0.0})
+    assert (off[:, b1 + C.cd20] == p[:, b0 + C.cd20]).all()
+    # a sub-cohort gets the same draws (keyed by patient id)
+    one, _ = build(Cohort("lbcl", weight_kg=np.array([70.0]), age_y=np.array([55.0]),
+                          tumour_volume_ml=np.array([20.0]),
+                          cd19_negative_fraction=np.array([0.01]), patient_id=np.array([123])),
+                   _tandem(("CD19", "CD20")), seed=7,
+                   overrides={"escape_cd20_loss": 0.2, "escape_cd22_loss": 0.5})
+    assert one[0, b1 + C.cd20] == p[123, b1 + C.cd20]
+
+
+@pytest.mark.slow
 def test_multi_target_car_reduces_but_does_not_abolish_antigen_escape() -> None:
     # 40 LBCL patients with a CD19-negative escape subclone; CD20 co-lost in a share of them
     n = 40
