@@ -102,8 +102,8 @@ def site_activity(  # type: ignore[no-untyped-def]
 
     Returns (stimulation, synapse-weighted quality, exhaustion factor, kills per day,
     antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, the
-    per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone, the share of
-    tumour target antigen stripped by trogocytosis, the fratricide death rate of effectors).
+    per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone, the fratricide
+    death rate of effectors after trogocytosis).
     """
     base0 = clone_param_index(0, 0)
     access = p[P.cart_access] * (1.0 - p[P.tp53_infiltration]
@@ -188,8 +188,7 @@ def site_activity(  # type: ignore[no-untyped-def]
         h1 += gvl_hazard
         h2 += gvl_hazard
         hs += gvl_hazard_sanctuary
-    return (stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs, strip,
-            fratricide)
+    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs, fratricide
 
 
 @numba.njit(inline="always")
@@ -236,8 +235,6 @@ MECHANISM = Mechanism(
         Quantity("kill_h1", "1/d", "per-capita CAR-T kill hazard, tumour clone 1"),
         Quantity("kill_h2", "1/d", "per-capita CAR-T kill hazard, tumour clone 2"),
         Quantity("kill_hs", "1/d", "per-capita CAR-T kill hazard, sanctuary clone"),
-        Quantity("antigen_strip", "–",
-                 "share of tumour surface target antigen stripped by CAR-T trogocytosis"),
         Quantity("fratricide", "1/d",
                  "extra death rate of site effector CAR-T from fratricide after trogocytosis"),
         Quantity("dr_sensitisation", "–",
@@ -255,6 +252,6 @@ MECHANISM = Mechanism(
         Kernel(site_activity,
                consumes=("dr_sensitisation", "gvl_hazard", "gvl_hazard_sanctuary"), provides=(
             "stim", "stim_quality", "ex_factor", "kills", "engaged", "kill_prog", "kill_b",
-            "kill_h0", "kill_h1", "kill_h2", "kill_hs", "antigen_strip", "fratricide")),
+            "kill_h0", "kill_h1", "kill_h2", "kill_hs", "fratricide")),
     ),
 )
