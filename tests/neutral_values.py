@@ -18,3 +18,10 @@ LBCL_DEPTH_OFF = {"bulk_suppression": 0.0, "lbcl_cns_seed_scale": 1.0}
 ALL_OFF = {**FAILURE_ROUTES_OFF, **MARROW_OFF, **TRAITS_OFF, **LBCL_DEPTH_OFF}
 CRS_READOUTS = frozenset({"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
                           "encephalopathy", "ice_score"})
+#: Session 5, issue 11 item 2 (antigen-escape routes): trogocytosis with fratricide, lineage
+#: switch of KMT2A-rearranged B-ALL, CD20/CD22 co-loss of the escape subclone.
+#: (low_clone_cd19 0.02 is its default before this session's retuning; the session-4 value
+#: that switches the CD19-low subclone off, 0.0 in FAILURE_ROUTES_OFF, wins in ALL_OFF.)
+ESCAPE_OFF = {"trog_max": 0.0, "trog_fratricide": 0.0, "switch_frac": 0.0,
+              "escape_cd20_loss": 0.0, "escape_cd22_loss": 0.0, "low_clone_cd19": 0.02}
+ALL_OFF = {**ESCAPE_OFF, **ALL_OFF}

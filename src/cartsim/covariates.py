@@ -73,6 +73,11 @@ COVARIATES: tuple[Covariate, ...] = (
               "tumour CD19 surface density", "input; 1 = typical B-ALL blast"),
     Covariate("cd19_negative_fraction", "fraction", 0.0, 1.0, 0.0,
               "pre-existing CD19-negative tumour fraction", "input"),
+    Covariate("kmt2a", "0/1", 0.0, 1.0, 0.0,
+              "KMT2A (MLL) rearrangement: lineage-plastic B-ALL whose switched myeloid cells "
+              "(switch_frac) carry no CD19 and relapse CD19-negative", "input (≈ 70–80 % of "
+              "infants, ≈ 5 % of older children; Ghorashian 2022)", binary=True,
+              disease="b-all"),
     Covariate("cns_disease", "0/1", 0.0, 1.0, 0.0,
               "overt CNS disease (seeds the sanctuary compartment)", "input", binary=True),
     Covariate("prior_hsct", "0/1", 0.0, 1.0, 0.0,

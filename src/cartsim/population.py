@@ -162,6 +162,7 @@ class Cohort:
     plt0: np.ndarray | None = None
     hb0: np.ndarray | None = None
     cns_disease: np.ndarray | None = None
+    kmt2a: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -336,11 +337,25 @@ def build(
     trait_q = {k: v for k, v in (overrides or {}).items() if k in PATIENT_TRAIT_PARAMS.names}
     tr = patient_traits({k: getattr(cohort, k) for k in PATIENT_TRAIT_COVARIATES}, n,
                         cd2_armour="CD2" in c.armour, params=trait_q)
+    # CD20/CD22 co-loss of the escape subclone (model/tumour.py escape_cd20_loss,
+    # escape_cd22_loss): independent keyed per-patient draws, so multi-target CARs meet an
+    # escape subclone without their second antigen in a share of patients
+    def keyed_u(name: str) -> np.ndarray:
+        return (uniform_np(seed, cohort.patient_id.astype(np.uint64), stream_id(name),
+                           np.zeros(n, dtype=np.uint64)) if variability else np.full(n, 0.5))
+    keep20 = np.where(keyed_u("escape_cd20_loss") < p[:, P.escape_cd20_loss], 0.0, 1.0)
+    keep22 = np.where(keyed_u("escape_cd22_loss") < p[:, P.escape_cd22_loss], 0.0, 1.0)
+    # lineage switch (KMT2A-rearranged B-ALL): clone 2 is myeloid, without B-lineage antigen
+    kmt2a = (cohort.kmt2a if cohort.kmt2a is not None else np.zeros(n))
+    switched = (kmt2a > 0.5) & (p[:, P.switch_frac] > 0.0)
     for k in range(N_CLONES):
         base = clone_param_index(k, 0)
         p[:, base + C.cd19] = cd19 if k == 0 else cd19 * low if k == 1 else 0.0
-        p[:, base + C.cd20] = cd20
-        p[:, base + C.cd22] = _Q["cd22_tumour"]
+        p[:, base + C.cd20] = (cd20 if k == 0 else cd20 * keep20 if k == 1
+                               else np.where(switched, 0.0, cd20))
+        p[:, base + C.cd22] = (_Q["cd22_tumour"] if k == 0
+                               else _Q["cd22_tumour"] * keep22 if k == 1
+                               else np.where(switched, 0.0, _Q["cd22_tumour"]))
         for j, name in enumerate(TRAIT_NAMES):
             p[:, base + C[name]] = tr[:, j]
         p[:, base + C.growth_mult] = 1.0
@@ -354,8 +369,10 @@ def build(
         tumour = bf / (1.0 - bf) * p[:, P.marrow_cells]
     p[:, P.blast_frac0] = 0.0 if lbcl else bf
     fneg = cohort.cd19_negative_fraction
-    y[:, S.T0] = tumour * (1.0 - fneg)
+    fsw = np.where(switched, p[:, P.switch_frac], 0.0)
+    y[:, S.T0] = tumour * (1.0 - fneg) * (1.0 - fsw)
     y[:, S.T1] = tumour * fneg
+    y[:, S.T2] = tumour * (1.0 - fneg) * fsw
     # sanctuary (CNS/testis): occult seeding in proportion to the disease, plus overt disease
     # (LBCL: scaled down by lbcl_cns_seed_scale, occult CNS disease being rare in lymphoma)
     seed_frac = p[:, P.cns_seed_frac] * (p[:, P.lbcl_cns_seed_scale] if lbcl else 1.0)

@@ -121,6 +121,7 @@ def derivs(
     ex_factor: float,
     steroid_effect: float,
     ld: float,
+    fratricide: float,
 ) -> float:
     """Write CAR-T derivatives; return the total CAR-T count (for the niche)."""
     mb, eb, xb = y[S.M_b], y[S.E_b], y[S.X_b]
@@ -138,7 +139,8 @@ def derivs(
     d_e = p[P.d_E] + p[P.k_em] + rej
     kbt, ktb = p[P.k_bt], p[P.k_tb]
     ldk = p[P.ld_kill_T] * ld
-    dy[S.E_t] = (prolif + homeo - d_e - exhaust - ktb - ldk) * et + recall * mt + kbt * eb
+    dy[S.E_t] = ((prolif + homeo - d_e - exhaust - ktb - ldk - fratricide) * et + recall * mt
+                 + kbt * eb)
     d_m = p[P.d_M] + rej
     d_x = p[P.d_X] + rej
     dy[S.M_t] = p[P.k_em] * et + (homeo - d_m - ktb - ldk) * mt + kbt * mb
@@ -164,7 +166,8 @@ MECHANISM = Mechanism(
     params=PARAMS,
     quantities=(Quantity("car_total", "cells", "all CAR-T cells, blood and tissue"),),
     kernels=(
-        Kernel(derivs, consumes=("stim", "stim_quality", "ex_factor", "steroid_effect", "ld"),
+        Kernel(derivs, consumes=("stim", "stim_quality", "ex_factor", "steroid_effect", "ld",
+                                 "fratricide"),
                provides=("car_total",)),
     ),
 )

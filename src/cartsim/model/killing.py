@@ -81,6 +81,24 @@ PARAMS = (
        "assumed (review B10: TP53-altered LBCL has fewer infiltrating CAR-T)",
        "fraction of CAR-T access to the disease site lost when the tumour is TP53-altered",
        0.0, "tumour"),
+    # ---- trogocytosis: CAR-T strip target antigen (review A21, B2; Hamieh 2019 Nature) ----
+    _p("trog_max", "fraction", 0.5, 0.0, 0.99,
+       "assumed size; Hamieh 2019 Nature 568:112 (CAR engagement transfers CD19/CD22 to the "
+       "T cell by trogocytosis and lowers target density reversibly, more at high E:T; the "
+       "lowered density escapes killing); 0 = no trogocytosis",
+       "largest share of a tumour cell's surface target antigen stripped by CAR-T when "
+       "effectors far outnumber targets (applied to CD19, CD20 and CD22 alike)", 0.0,
+       "killing"),
+    _p("trog_ratio", "effectors/target", 1.0, 1e-3, 1e3,
+       "assumed (Hamieh 2019: antigen loss grows with the E:T ratio, marked at E:T ≥ 1)",
+       "site effector CAR-T per tumour cell at which half of trog_max is stripped "
+       "(quasi-steady state: density recovers within days once CAR-T pressure falls)", 0.0,
+       "killing"),
+    _p("trog_fratricide", "1/d", 0.1, 0.0, 10.0,
+       "assumed size; Hamieh 2019: antigen-bearing (trogocytosed) CAR-T are killed by other "
+       "CAR-T (fratricide) and become hyporesponsive; 0 = no fratricide",
+       "largest extra death rate of site effector CAR-T from fratricide, × stripped share "
+       "× engaged targets per effector / (1 + that ratio)", 0.0, "killing"),
 )
 
 #: CD20/CD22 densities of normal B cells relative to blasts; progenitors are CD20-low.
@@ -97,7 +115,8 @@ def site_activity(  # type: ignore[no-untyped-def]
 
     Returns (stimulation, synapse-weighted quality, exhaustion factor, kills per day,
     antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, the
-    per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone).
+    per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone, the fratricide
+    death rate of effectors after trogocytosis).
     """
     base0 = clone_param_index(0, 0)
     access = p[P.cart_access] * (1.0 - p[P.tp53_infiltration]
@@ -112,9 +131,19 @@ def site_activity(  # type: ignore[no-untyped-def]
     dr_load = 0.0
     tumour_load = 0.0
     resist_load = 0.0
+    # trogocytosis (quasi-steady state): the more effectors per tumour cell at the site, the
+    # more target antigen they strip from each cell (Hamieh 2019)
+    strip = 0.0
+    if p[P.trog_max] > 0.0:
+        site_t = 0.0
+        for c in range(N_CLONES):
+            site_t += max(y[S.T0 + c], 0.0) * access
+        r_et = e_t / (site_t + 1.0)
+        strip = p[P.trog_max] * r_et / (r_et + p[P.trog_ratio])
+    dmult = 1.0 - strip
     for c in range(N_CLONES):
         tc = max(y[S.T0 + c], 0.0) * access
-        ec = clone_engagement(p, c)
+        ec = clone_engagement(p, c, dmult)
         tumour_load += ec * tc
         base = clone_param_index(c, 0)
         dr_def = max(0.0, 1.0 - p[base + C.dr_sensitivity])
@@ -156,10 +185,16 @@ def site_activity(  # type: ignore[no-untyped-def]
         # the same suppressive mass blunts the CAR-T proliferation/recall signal, so a large
         # burden no longer buys a proportionally large expansion
         quality *= 1.0 - p[P.bulk_suppression] + p[P.bulk_suppression] * bulk
-    h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation)
-    h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation)
-    h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation)
-    hs = _clone_hazard(p, 0, p[P.cns_access], g, stim, dr_sensitisation)
+    h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation, dmult)
+    h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation, dmult)
+    h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation, dmult)
+    hs = _clone_hazard(p, 0, p[P.cns_access], g, stim, dr_sensitisation, 1.0)
+    # fratricide: effectors carrying stripped antigen are killed by other CAR-T, in proportion
+    # to the antigen taken up per effector (none once the tumour is gone)
+    fratricide = 0.0
+    if strip > 0.0 and p[P.trog_fratricide] > 0.0:
+        q = tumour_load / (e_t + 1.0)
+        fratricide = p[P.trog_fratricide] * strip * q / (1.0 + q)
     g_prog = g * e_p
     g_b = g * e_b
     kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
@@ -170,7 +205,7 @@ def site_activity(  # type: ignore[no-untyped-def]
         h1 += gvl_hazard
         h2 += gvl_hazard
         hs += gvl_hazard_sanctuary
-    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs
+    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs, fratricide
 
 
 @numba.njit(inline="always")
@@ -189,9 +224,10 @@ def _signal(p: np.ndarray, c: int) -> float:
 
 @numba.njit(inline="always")
 def _clone_hazard(p: np.ndarray, c: int, access: float, g: float, stim: float,
-                  dr_mult: float) -> float:
-    """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill."""
-    ec = clone_engagement(p, c)
+                  dr_mult: float, dmult: float) -> float:
+    """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill
+    (``dmult``: surface antigen left after trogocytosis)."""
+    ec = clone_engagement(p, c, dmult)
     base = clone_param_index(c, 0)
     route = clone_route_factor(p, c, dr_mult) \
         * (1.0 - p[P.pdl1_suppression] * min(p[base + C.pdl1], 1.0))
@@ -216,6 +252,8 @@ MECHANISM = Mechanism(
         Quantity("kill_h1", "1/d", "per-capita CAR-T kill hazard, tumour clone 1"),
         Quantity("kill_h2", "1/d", "per-capita CAR-T kill hazard, tumour clone 2"),
         Quantity("kill_hs", "1/d", "per-capita CAR-T kill hazard, sanctuary clone"),
+        Quantity("fratricide", "1/d",
+                 "extra death rate of site effector CAR-T from fratricide after trogocytosis"),
         Quantity("dr_sensitisation", "–",
                  "multiplier of tumour cells' death-receptor (extrinsic apoptosis) sensitivity, "
                  "engaged and bystander; raised by drugs that sensitise the route",
@@ -231,6 +269,6 @@ MECHANISM = Mechanism(
         Kernel(site_activity,
                consumes=("dr_sensitisation", "gvl_hazard", "gvl_hazard_sanctuary"), provides=(
             "stim", "stim_quality", "ex_factor", "kills", "engaged", "kill_prog", "kill_b",
-            "kill_h0", "kill_h1", "kill_h2", "kill_hs")),
+            "kill_h0", "kill_h1", "kill_h2", "kill_hs", "fratricide")),
     ),
 )

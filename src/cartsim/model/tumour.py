@@ -38,9 +38,13 @@ PARAMS = (
        "escapes); 1 = the plain saturating engagement",
        "Hill coefficient of engagement in antigen density (steepness of the activation "
        "threshold at K_antigen)", 0.0, "tumour"),
-    _p("low_clone_cd19", "× dominant CD19", 0.02, 0.0, 1.0,
-       "assumed (pre-existing CD19-low/-negative subclones and exon-2-skipped variants: "
-       "Orlando 2018 Nat Med; Sotillo 2015 Cancer Discov); 0 = antigen-negative",
+    _p("low_clone_cd19", "× dominant CD19", 0.1, 0.0, 1.0,
+       "pre-existing CD19-low/-negative subclones and exon-2-skipped variants (Orlando 2018 "
+       "Nat Med; Sotillo 2015 Cancer Discov); many escapes after CD19 CAR-T are CD19-low "
+       "rather than negative (Majzner 2020 Cancer Discov; Spiegel 2021 Nat Med; Plaks 2021 "
+       "Blood). Size hand-tuned against the CD19-negative share of relapses, session 5 "
+       "(0.02 before; cartsim validate --studies zuma1,eliana,multicentre_cd19 --patients 60: "
+       "ZUMA-1 59 -> 24 %, ELIANA 92 -> 68 %, Lamble 2023 83 -> 41 %); 0 = antigen-negative",
        "median CD19 density of the pre-existing escape subclone (clone 1) relative to the "
        "dominant clone", 0.0, "tumour"),
     _p("low_clone_spread", "–", 1.0, 0.0, 3.0,
@@ -56,6 +60,24 @@ PARAMS = (
     _p("mu_loss", "1/division", 3e-12, 0.0, 1e-3,
        "assumed; to calibrate against CD19-negative relapse share",
        "acquired CD19-loss (mutation/splicing) probability per tumour division", 1.0, "tumour"),
+    _p("escape_cd20_loss", "probability", 0.1, 0.0, 1.0,
+       "assumed size; CD20-negative/-dim re-biopsies after rituximab-containing therapy are a "
+       "minority (Hiraga 2009 Blood 113:4885; review B3: relapses after CD19 CAR-T mostly keep "
+       "CD20, CD22 or CD79a); 0 = the escape subclone keeps CD20",
+       "chance, per patient, that the pre-existing CD19-low escape subclone (clone 1) has "
+       "also lost CD20 (a keyed per-patient draw); escapes a CD19/CD20 CAR", 0.0, "tumour"),
+    _p("escape_cd22_loss", "probability", 0.1, 0.0, 1.0,
+       "assumed size, as escape_cd20_loss; CD22-negative/-low subclones (Fry 2018 Nat Med: "
+       "CD22-low relapse after CD22 CAR-T; Shah 2020 J Clin Oncol); 0 = keeps CD22",
+       "chance, per patient, that the escape subclone (clone 1) has also lost CD22 (an "
+       "independent keyed draw); escapes a CD19/CD22 CAR", 0.0, "tumour"),
+    _p("switch_frac", "fraction", 1e-3, 0.0, 0.1,
+       "assumed size; KMT2A-rearranged B-ALL holds lineage-plastic, myeloid-primed cells that "
+       "relapse as CD19-negative myeloid leukaemia under CD19 CAR-T (Gardner 2016 Blood "
+       "127:2406; Jacoby 2016 Nat Commun 7:12320; Lamble 2023 Blood Adv: lineage switch 7.2 % "
+       "of relapses in a mixed cohort); 0 = no lineage switch",
+       "share of a KMT2A-rearranged patient's tumour that is lineage-switched (myeloid: no "
+       "CD19, CD20 or CD22) at baseline, carried in clone 2", 0.0, "tumour"),
     _p("bystander", "–", 0.15, 0.0, 1.0, "assumed (review B8: FasL/TRAIL bystander killing)",
        "death-receptor kill of antigen-negative cells relative to engaged cells", 0.0, "tumour"),
     _p("stoch_threshold", "cells", 1000.0, 0.0, 1e6, "MODEL.md §3 (≈10³ cells); Kimmel 2021",
@@ -140,13 +162,15 @@ def _occupancy(density: float, k: float, hill: float) -> float:
 
 
 @numba.njit(inline="always")
-def clone_engagement(p: np.ndarray, c: int) -> float:
+def clone_engagement(p: np.ndarray, c: int, density_mult: float = 1.0) -> float:
+    """Engagement of clone c; ``density_mult`` scales every surface antigen density (the
+    share left after trogocytosis, killing.trogocytosis_strip)."""
     b = clone_param_index(c, 0)
     return engagement(
         p,
-        p[b + C.cd19] * p[b + C.cd19_surface_fraction],
-        p[b + C.cd20],
-        p[b + C.cd22],
+        p[b + C.cd19] * p[b + C.cd19_surface_fraction] * density_mult,
+        p[b + C.cd20] * density_mult,
+        p[b + C.cd22] * density_mult,
     )
 
 

@@ -164,7 +164,7 @@ def subgroup_table(df: pd.DataFrame, disease: str) -> pd.DataFrame:
             groups[name] = quartile_bins(work[col]).astype(str)
         else:
             groups[name] = pd.Series("all", index=work.index)
-    for col in covariates.BINARY:  # flags of this disease (marrow_involved: MCL/FL only)
+    for col in covariates.BINARY:  # flags of other diseases (kmt2a, marrow_involved) are absent
         if col in work:
             groups[col] = work[col].map({0.0: "no", 1.0: "yes"})
     for col in covariates.GRADED_TRAITS:  # resistance traits given as a fraction (B5–B12)
