@@ -15,3 +15,5 @@ TRAITS_OFF = {"productive_stim": 0.0, "ex_resist": 0.0, "pdl1_suppression": 0.0,
 ALL_OFF = {**FAILURE_ROUTES_OFF, **MARROW_OFF, **TRAITS_OFF}
 CRS_READOUTS = frozenset({"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct",
                           "encephalopathy", "ice_score"})
+#: Session 5: age-dependent endothelial and blood–brain-barrier vulnerability (inflammation.py).
+AGE_TOX_OFF = {"en_age_per_decade": 0.0, "bbb_age_exp": 0.0}
