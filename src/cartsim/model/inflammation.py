@@ -123,12 +123,14 @@ PARAMS = (
     _p("en_age_ref_y", "y", 20.0, 0.0, 100.0,
        "assumed (the markers above are flat through childhood and rise in adulthood)",
        "age above which endothelial vulnerability rises", 0.0, "inflam"),
-    _p("bbb_age_exp", "–", 1.0, 0.0, 5.0,
+    _p("bbb_age_exp", "–", 0.75, 0.0, 5.0,
        "assumed exponent; the age law is the upper reference limit of the CSF/serum albumin "
        "quotient, Q_alb = (4 + age/15)·10⁻³ = 4·10⁻³·(1 + age/60) (Reiber 1994 J Neurol Sci; "
        "≈ 4–5 at 1–15 y, 5–8 at 15–60 y, 8–10 above 60 y), and BBB breakdown with normal "
-       "ageing (Montagne 2015 Neuron); exponent hand-tuned with en_age_per_decade (same rows; "
-       "1.5 with bbb_age_ref_y 30 under-called ZUMA-4's children, 8 % vs 21 % ICANS ≥ 3); "
+       "ageing (Montagne 2015 Neuron); exponent hand-tuned with en_age_per_decade (same "
+       "rows; candidates 1.0, 0.75 and "
+       "1.5 with bbb_age_ref_y 30; 1.0 over-called ZUMA-1 ICANS ≥ 3, 40 % vs 28 %; 1.5 "
+       "under-called ZUMA-4's children, 8 % vs 21 %); "
        "0 = no age dependence",
        "exponent of the baseline barrier leakiness q(age) = (1 + age/60)/(1 + bbb_age_ref_y/60) "
        "that lowers the endothelial activation needed to open the BBB: "
