@@ -25,3 +25,9 @@ CRS_READOUTS = frozenset({"il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg"
 ESCAPE_OFF = {"trog_max": 0.0, "trog_fratricide": 0.0, "switch_frac": 0.0,
               "escape_cd20_loss": 0.0, "escape_cd22_loss": 0.0, "low_clone_cd19": 0.02}
 ALL_OFF = {**ESCAPE_OFF, **ALL_OFF}
+#: Session 5: age-dependent endothelial and blood–brain-barrier vulnerability (inflammation.py).
+AGE_TOX_OFF = {"en_age_per_decade": 0.0, "bbb_age_exp": 0.0}
+ALL_OFF = {**AGE_TOX_OFF, **ALL_OFF}
+#: both session-5 changes of the B-ALL default trajectory switched off: the model of main
+#: 2e7dac1 (tests/data/core_trajectory_reference_2e7dac1.npz)
+SESSION5_OFF = {**ESCAPE_OFF, **AGE_TOX_OFF}

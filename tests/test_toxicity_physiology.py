@@ -122,3 +122,80 @@ def test_a15_tocilizumab_at_a_small_il6_rise_goes_with_more_severe_crs() -> None
     assert low.size >= 10 and high.size >= 10
     assert low.mean() > high.mean()
     assert mannwhitneyu(low, high, alternative="greater").pvalue < 0.05
+
+
+# ---- age: endothelial and blood–brain-barrier vulnerability (issue 14, session 5) ------------
+
+
+def _inflammation_rates(age_y: float, overrides: dict[str, float] | None = None
+                        ) -> tuple[float, float]:
+    """d(EN)/dt and d(BBB)/dt of one patient in a fixed inflammatory state (same IL-6, IFN-γ,
+    IL-1, myeloid and endothelial activation), only the age differing."""
+    from cartsim.model import inflammation
+    from cartsim.model.state import S
+    from cartsim.population import build
+
+    c = Cohort("b-all", weight_kg=np.array([70.0]), age_y=np.array([age_y]),
+               marrow_blasts_pct=np.array([50.0]))
+    p, y = build(c, get_product("tisagenlecleucel"), seed=1, variability=False,
+                 overrides=overrides)
+    y0 = y[0].copy()
+    y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN], y0[S.BBB] = (
+        300.0, 100.0, 5.0, 0.5, 2.5, 0.1)
+    dy = np.zeros_like(y0)
+    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return float(dy[S.EN]), float(dy[S.BBB])
+
+
+def test_an_older_patient_in_the_same_state_has_more_endothelial_activation_and_bbb_leak() -> None:
+    """Direction from the literature (parameter provenance of en_age_per_decade, bbb_age_exp):
+    endothelial activation markers and the CSF/serum albumin quotient rise with age."""
+    child, young, old = (_inflammation_rates(a) for a in (8.0, 20.0, 65.0))
+    assert old[0] > young[0]  # endothelium: older activates faster
+    assert child[0] == pytest.approx(young[0])  # flat through childhood (below en_age_ref_y)
+    assert old[1] > young[1] > child[1]  # the barrier opens more easily with every year
+    # the neutral values switch both off: age no longer matters
+    off = {"en_age_per_decade": 0.0, "bbb_age_exp": 0.0}
+    assert _inflammation_rates(8.0, off) == pytest.approx(_inflammation_rates(65.0, off))
+
+
+def test_a_cd28_product_peaks_earlier_than_a_4_1bb_product() -> None:
+    """CD28 costimulation: faster, earlier expansion (Salter 2018 Sci Signal; Kawalekar 2016
+    Immunity) through COSTIM_EFFECTS — the CAR-T peak comes earlier and higher."""
+    c = Cohort("b-all", weight_kg=np.array([40.0]), age_y=np.array([14.0]),
+               marrow_blasts_pct=np.array([40.0]), dose=np.array([40.0e6]))
+    peak = {}
+    for prod in ("axi-cel", "tisagenlecleucel"):
+        t = simulate(c, get_product(prod), days=21, seed=2, variability=False).trajectories
+        t = t[t["day"] >= 0]
+        i = t["cart_cells_per_ul"].idxmax()
+        peak[prod] = (float(t.loc[i, "day"]), float(t.loc[i, "cart_cells_per_ul"]))
+    assert peak["axi-cel"][0] < peak["tisagenlecleucel"][0]
+    assert peak["axi-cel"][1] > peak["tisagenlecleucel"][1]
+
+
+def test_with_the_age_terms_neutral_the_model_before_them_comes_back() -> None:
+    """`core_trajectory_reference_2e7dac1.npz` is the default model just before the age terms
+    (main 2e7dac1); at their neutral values (tests/neutral_values.py) it comes back to the
+    solver tolerance (the parameter vector is longer, so the numerically detected Jacobian
+    sparsity pattern can differ in the last bits)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from neutral_values import SESSION5_OFF
+
+    ref = np.load(Path(__file__).parent / "data" / "core_trajectory_reference_2e7dac1.npz")
+    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
+                    age_y=np.array([5.0, 14.0, 24.0]),
+                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
+                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
+                    pdl1=np.array([0.0, 0.0, 0.8]))
+    t = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11,
+                 overrides=SESSION5_OFF).trajectories
+    for col in ref.files:
+        if col == "steps":
+            continue
+        a, b = t[col].to_numpy(), ref[col]
+        m = np.isfinite(b) & (np.abs(b) > 1e-6)
+        np.testing.assert_allclose(a[m], b[m], rtol=1e-4, err_msg=col)

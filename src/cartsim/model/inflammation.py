@@ -17,7 +17,12 @@ amplified by its own angiopoietin-2 release (Gust 2017); capillary leak and vaso
 SpO₂ readouts) follow it and can reach refractory shock. Endothelial activation opens the
 blood–brain barrier (BBB, fraction disrupted); the encephalopathy state follows BBB disruption
 (review A16), deep enough for an adult ICE score of 0–2, and neurofilament light (NfL) released
-by neuronal injury follows the encephalopathy.
+by neuronal injury follows the encephalopathy. Age sets the vulnerability of both: the
+endothelial activation rate rises per decade above 20 y (endothelial activation markers rise
+with age; Gust 2017: pre-lymphodepletion endothelial activation predicts severe neurotoxicity)
+and the endothelial activation that opens the BBB falls as the CSF/serum albumin quotient
+rises with age (Reiber: 4 + age/15 × 10⁻³), so at the same cytokines an adult has more
+endothelial activation and more ICANS than a child.
 """
 
 from __future__ import annotations
@@ -102,6 +107,36 @@ PARAMS = (
        "ZUMA-1, ZUMA-4)",
        "endothelial activation for half-maximal BBB disruption (Hill 4: a threshold)", 0.4,
        "inflam"),
+    # ---- age: the endothelium and the blood–brain barrier of an adult are more vulnerable ----
+    _p("en_age_per_decade", "1/decade", 0.05, 0.0, 2.0,
+       "assumed size, direction and scale from the age rise of endothelial activation markers: "
+       "von Willebrand factor +18 IU/dL per decade (≈ 15–20 % of the mean) after 40 y "
+       "(Biguzzi 2021 Thromb Res, MEGA study), flow-mediated dilatation declining with age "
+       "(Celermajer 1994 JACC); pre-lymphodepletion endothelial activation (Ang-2:Ang-1) "
+       "predicts severe neurotoxicity (Gust 2017 Cancer Discov); hand-tuned with bbb_age_exp "
+       "against the CRS/neurotoxicity rows of ELIANA, ZUMA-1, ZUMA-4 and NCI CD19-28z "
+       "(cartsim validate, 60/arm, session 5; 0.15 tipped the typical 58-year-old LBCL "
+       "patient into self-sustained endothelial activation); 0 = no age dependence",
+       "fractional rise of the endothelial activation rate per decade of age above "
+       "en_age_ref_y: k_en × (1 + en_age_per_decade · max(age − en_age_ref_y, 0)/10)",
+       0.0, "inflam"),
+    _p("en_age_ref_y", "y", 20.0, 0.0, 100.0,
+       "assumed (the markers above are flat through childhood and rise in adulthood)",
+       "age above which endothelial vulnerability rises", 0.0, "inflam"),
+    _p("bbb_age_exp", "–", 0.75, 0.0, 5.0,
+       "assumed exponent; the age law is the upper reference limit of the CSF/serum albumin "
+       "quotient, Q_alb = (4 + age/15)·10⁻³ = 4·10⁻³·(1 + age/60) (Reiber 1994 J Neurol Sci; "
+       "≈ 4–5 at 1–15 y, 5–8 at 15–60 y, 8–10 above 60 y), and BBB breakdown with normal "
+       "ageing (Montagne 2015 Neuron); exponent hand-tuned with en_age_per_decade (same "
+       "rows; candidates 1.0, 0.75 and "
+       "1.5 with bbb_age_ref_y 30; 1.0 over-called ZUMA-1 ICANS ≥ 3, 40 % vs 28 %; 1.5 "
+       "under-called ZUMA-4's children, 8 % vs 21 %); "
+       "0 = no age dependence",
+       "exponent of the baseline barrier leakiness q(age) = (1 + age/60)/(1 + bbb_age_ref_y/60) "
+       "that lowers the endothelial activation needed to open the BBB: "
+       "K_bbb / q(age)^bbb_age_exp", 0.0, "inflam"),
+    _p("bbb_age_ref_y", "y", 20.0, 0.0, 100.0, "assumed (K_bbb holds at this age)",
+       "age at which the BBB threshold is K_bbb", 0.0, "inflam"),
     _p("nfl_base", "pg/mL", 10.0, 0.0, 1e3, "typical adult serum NfL (Simoa) ≈ 5–20 pg/mL",
        "baseline serum neurofilament light", 0.3, "inflam"),
     _p("k_nfl", "pg/mL/d", 8.0, 0.0, 1e4, "assumed (serum NfL tracks ICANS severity; review A16)",
@@ -171,12 +206,18 @@ def derivs(
         - p[P.d_my] * y[S.MY]
     )
     sig = il6_signal(il6, toci_occupancy, silt_occupancy)
+    age = p[P.age_y]
+    age_en = 1.0 + p[P.en_age_per_decade] * max(age - p[P.en_age_ref_y], 0.0) * 0.1
+    # baseline barrier leakiness grows with age as the CSF/serum albumin quotient (Reiber)
+    q_bbb = ((1.0 + age / 60.0) / (1.0 + p[P.bbb_age_ref_y] / 60.0)) ** p[P.bbb_age_exp]
+    bbb_half = p[P.K_bbb] / q_bbb
     en2 = en * en
     drive_en = (sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng + p[P.w_il1_en] * f_il1
                 + p[P.a_ang] * en2 / (en2 + p[P.K_ang] ** 2))
-    dy[S.EN] = p[P.k_en] * drive_en * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_en] * y[S.EN]
+    dy[S.EN] = (p[P.k_en] * age_en * drive_en * (1.0 - p[P.ster_en] * steroid_effect)
+                - p[P.d_en] * y[S.EN])
     en4 = en2 * en2
-    dy[S.BBB] = (p[P.k_bbb] * en4 / (en4 + p[P.K_bbb] ** 4) * (1.0 - bbb)
+    dy[S.BBB] = (p[P.k_bbb] * en4 / (en4 + bbb_half ** 4) * (1.0 - bbb)
                  * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_bbb] * y[S.BBB])
     dy[S.ENC] = p[P.k_enc] * bbb * (1.0 - p[P.ster_enc] * steroid_effect) * (
         1.0 - p[P.anak_enc] * anakinra_effect) - p[P.d_enc] * enc
