@@ -42,12 +42,12 @@ PARAMS = (
        "82 / 54 %); re-tuned on the merged session-5 model (the escape subclone became "
        "killable, CR rose): `cartsim validate --studies zuma1,tancar7 --patients 100` passed "
        "34/64 rows at 0.6 (ZUMA-1 ORR 81, CR 75, OS 12 mo 76), 36/64 at 0.8 (73, 68, 68), "
-       "30/64 at 1.0 (56, 51, 52); direction: the suppressive nodal microenvironment of LBCL (myeloid "
-       "suppressor cells and tumour interferon signalling, Jain 2021 Blood 137:2621; hypoxic, "
-       "poorly perfused masses) blunts CAR-T proliferation, so expansion is not commensurate "
-       "with a high tumour burden (Locke 2020 Blood Adv, ZUMA-1: expansion relative to "
-       "pre-treatment burden determines durable response; Dean 2020 Blood Adv: high "
-       "metabolic tumour volume predicts axi-cel failure); 0 = bulk limits killing only "
+       "30/64 at 1.0 (56, 51, 52); direction: the suppressive nodal microenvironment of LBCL "
+       "(myeloid suppressor cells and tumour interferon signalling, Jain 2021 Blood 137:2621; "
+       "hypoxic, poorly perfused masses) blunts CAR-T proliferation, so expansion is not "
+       "commensurate with a high tumour burden (Locke 2020 Blood Adv, ZUMA-1: expansion "
+       "relative to pre-treatment burden determines durable response; Dean 2020 Blood Adv: "
+       "high metabolic tumour volume predicts axi-cel failure); 0 = bulk limits killing only "
        "(the model before session 5)",
        "share of the LBCL bulk factor 1 / (1 + T/bulk_access_cells) that also scales the "
        "CAR-T proliferation and recall signal: × (1 − x + x / (1 + T/bulk_access_cells))",
