@@ -38,6 +38,7 @@ A patient's course starts at most once per item. Courses:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ class Trigger:
         start[new] = day + self.delay_days
 
 
-class _Course:
+class _Course(ABC):
     """A procedure: a trigger plus actions on offsets from each patient's start day."""
 
     addons: tuple[str, ...] = ()
@@ -146,8 +147,9 @@ class _Course:
     def bind(self, model: Model) -> None:  # noqa: B027 - optional hook
         """Learn the composed model's layout (add-on states)."""
 
+    @abstractmethod
     def act(self, k: int, go: np.ndarray, y: np.ndarray, p: np.ndarray) -> Events:
-        raise NotImplementedError
+        """Apply action ``k`` to the patients in ``go`` (in place on ``y``); the events."""
 
     def apply(self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray) -> Events:
         n = y.shape[0]
