@@ -197,3 +197,42 @@ def test_summary_shares(setting: tuple) -> None:
     assert (s["inside_ci"], s["with_published_ci"]) == (1, 1)
     assert (s["within_10_points"], s["percent_rows"]) == (2, 3)
     assert (s["passing"], s["judged"]) == (2, 3) and math.isclose(s["share_passing"], 0.6667)
+
+
+def test_b_all_cr_without_cri_row_is_morphologic_cr(setting: tuple) -> None:
+    """A B-ALL paper that reports one "CR" figure counts CR or CRi (Maude 2014, Lee 2015); one
+    that also reports CRi (ELIANA) means CR with count recovery."""
+    lib, runs = setting
+    m = default_mapping()
+    alone = compare_row(target("CR", 90), m, lib, runs, {"CR", "CRS_any"})
+    assert alone["simulated"] == pytest.approx(80.0)  # responder: CR or CRi, 16/20
+    assert "morphologic CR" in alone["notes"]
+    paired = compare_row(target("CR", 60), m, lib, runs, {"CR", "CRi"})
+    assert paired["simulated"] == pytest.approx(50.0)  # complete_response only, 10/20
+    assert "morphologic" not in (paired["notes"] or "")
+    lbcl = TargetRow(99, "ELIANA", "LBCL", 75, "all", "CR", "", 60, None, None, "percent", "")
+    assert compare_row(lbcl, m, lib, runs, {"CR"})["simulated"] == pytest.approx(50.0)
+
+
+def test_cytopenia_row_with_a_time_point_reads_that_day(setting: tuple,
+                                                          patients: pd.DataFrame) -> None:
+    """ "neutropenia grade >= 3 at 12 months" is the ANC on that day, not the worst grade ever;
+    the nearest recorded day of a thinned daily table is used (within 4 days)."""
+    lib, runs = setting
+    entry = lib.entry_for("ELIANA")
+    i = np.arange(N)
+    pts = patients.assign(neutropenia_max_grade=np.full(N, 4))
+    daily = pd.DataFrame({"arm": "tisagenlecleucel", "patient_id": np.repeat(i, 2),
+                          "day": np.tile([28, 364], N),
+                          "anc_per_ul": np.where(np.repeat(i, 2) < 6, 500.0, 2000.0)})
+    daily.loc[(daily["day"] == 364) & (daily["patient_id"] >= 3), "anc_per_ul"] = 2000.0
+    own = {entry.key: StudyRun(entry, runs[entry.key].spec, pts, daily, 0.0)}
+    m = default_mapping()
+    worst = compare_row(target("neutropenia_grade_ge3", 90), m, lib, own)
+    assert worst["simulated"] == pytest.approx(100.0)
+    d28 = compare_row(target("neutropenia_grade_ge3", 30, timepoint="day 28"), m, lib, own)
+    assert d28["simulated"] == pytest.approx(30.0)  # 6/20
+    y1 = compare_row(target("neutropenia_grade_ge3", 10, timepoint="12 months"), m, lib, own)
+    assert y1["simulated"] == pytest.approx(15.0) and "nearest recorded day" in y1["notes"]
+    far = compare_row(target("neutropenia_grade_ge3", 10, timepoint="day 100"), m, lib, own)
+    assert far["status"] == "unmapped"

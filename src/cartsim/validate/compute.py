@@ -8,7 +8,7 @@ order-statistic interval, ratios of geometric means a Welch t interval on the lo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from cartsim.validate.mapping import (
 )
 
 LEVEL = 0.95
+#: a daily_rate row's day may be read from the nearest recorded day this many days away
+#: (daily output is weekly after the first weeks at large follow-up).
+DAY_SLACK = 4
 
 
 @dataclass
@@ -104,6 +107,10 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
     if patients.empty:
         return unmapped("the subgroup has no simulated patients", notes)
     try:
+        if q.kind == "rate" and q.at_landmark and tp.kind == "landmark":
+            notes.append("state on the row's day, not the worst grade of the follow-up")
+            return _daily_rate(replace(q, kind="daily_rate", event=q.at_landmark, day=None), tp,
+                               patients, daily, notes)
         if q.kind == "rate":
             return _rate(q, tp, grading_scale, spec_scale, follow_up_days, patients, notes)
         if q.kind == "daily_rate":
@@ -156,6 +163,12 @@ def _daily_rate(q: Quantity, tp: Timepoint, df: pd.DataFrame, daily: pd.DataFram
         int(round(tp.end)) if tp.kind == "landmark" else None)
     if day is None:
         raise _Missing(f"needs a day (timepoint {tp.text!r})")
+    recorded = np.unique(daily["day"].to_numpy())
+    if day not in recorded and recorded.size:
+        near = int(recorded[np.argmin(np.abs(recorded - day))])
+        if abs(near - day) <= DAY_SLACK:
+            notes.append(f"day {near} (nearest recorded day to {day}; daily output is thinned)")
+            day = near
     at = daily[(daily["day"] == day) & daily["patient_id"].isin(df["patient_id"])]
     if "arm" in daily and "arm" in df:
         at = at[at["arm"].isin(df["arm"].unique())]

@@ -48,6 +48,22 @@ class Quantity:
     day: str | int | None = None
     note: str = ""
     window: int | None = None
+    #: (``rate`` only) a daily.parquet expression read on the row's day when the row gives a
+    #: single time point ("day 30", "12 months"): the state on that day, not the worst ever.
+    at_landmark: str = ""
+
+
+@dataclass(frozen=True)
+class ContextRule:
+    """A row of ``endpoint`` for ``disease`` whose study reports none of ``absent`` is compared
+    with ``use`` instead (``note`` says why), e.g. a B-ALL "CR" without a separate CRi row is a
+    morphologic CR (with or without count recovery)."""
+
+    endpoint: str
+    disease: str
+    absent: tuple[str, ...]
+    use: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,17 @@ class MappingTable:
     unmapped: dict[str, str]
     baseline_names: frozenset[str]
     baseline_prefixes: tuple[str, ...]
+    context: tuple[ContextRule, ...] = ()
+
+    def resolve(self, endpoint: str, disease: str, study_endpoints: set[str]
+                ) -> tuple[str, str]:
+        """The endpoint a row is compared as, given the other endpoints its study reports,
+        and the note that says so ("" when the row's own endpoint is used)."""
+        for r in self.context:
+            if r.endpoint == endpoint and r.disease.lower() == disease.strip().lower() and \
+                    not (set(r.absent) & study_endpoints):
+                return r.use, r.note
+        return endpoint, ""
 
     def classify(self, endpoint: str) -> str:
         """``compared``, ``baseline``, ``unmapped`` or ``unknown``."""
@@ -82,7 +109,7 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
         base = _quantity(target, table[target], table, depth + 1)
         note = raw.get("note", base.note)
         return Quantity(name, base.family, base.kind, base.units, base.event, base.among,
-                        base.column, base.group, base.day, note, base.window)
+                        base.column, base.group, base.day, note, base.window, base.at_landmark)
     kind = raw.get("kind")
     if kind not in KINDS:
         raise MappingTableError(f"endpoint.{name}.kind: got {kind!r}; allowed: {KINDS}")
@@ -98,9 +125,29 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
     for f in need[kind]:
         if not raw.get(f):
             raise MappingTableError(f"endpoint.{name}.{f}: required for kind {kind!r}")
+    if raw.get("at_landmark") and kind != "rate":
+        raise MappingTableError(f"endpoint.{name}.at_landmark: only for kind 'rate'")
     return Quantity(name, family, kind, units, raw.get("event", ""), raw.get("among", ""),
                     raw.get("column", ""), raw.get("group", ""), raw.get("day"),
-                    raw.get("note", ""), raw.get("window"))
+                    raw.get("note", ""), raw.get("window"), raw.get("at_landmark", ""))
+
+
+def _context(doc: dict[str, Any], quantities: dict[str, Quantity]) -> tuple[ContextRule, ...]:
+    out = []
+    for i, raw in enumerate(doc.get("context", [])):
+        where = f"context[{i}]"
+        for f in ("endpoint", "disease", "use", "note"):
+            if not isinstance(raw.get(f), str) or not raw[f]:
+                raise MappingTableError(f"{where}.{f}: a non-empty string is required")
+        if raw["endpoint"] not in quantities or raw["use"] not in quantities:
+            raise MappingTableError(f"{where}: endpoint {raw['endpoint']!r} and use "
+                                    f"{raw['use']!r} must both be mapped endpoints")
+        absent = raw.get("absent", [])
+        if not isinstance(absent, list) or not all(isinstance(a, str) for a in absent):
+            raise MappingTableError(f"{where}.absent: a list of endpoint names")
+        out.append(ContextRule(raw["endpoint"], raw["disease"], tuple(absent), raw["use"],
+                               raw["note"]))
+    return tuple(out)
 
 
 def parse_mapping(doc: dict[str, Any]) -> MappingTable:
@@ -112,7 +159,7 @@ def parse_mapping(doc: dict[str, Any]) -> MappingTable:
         raise MappingTableError(f"endpoints both mapped and unmapped: {both}")
     base = doc.get("baseline", {})
     return MappingTable(quantities, unmapped, frozenset(base.get("names", ())),
-                        tuple(base.get("prefixes", ())))
+                        tuple(base.get("prefixes", ())), _context(doc, quantities))
 
 
 @lru_cache(maxsize=1)

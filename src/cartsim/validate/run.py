@@ -137,8 +137,11 @@ def _published(row: TargetRow, unit: str, den: int | None
 
 
 def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
-                runs: dict[str, StudyRun]) -> dict[str, Any]:
-    """One validation.csv record for a valid targets row."""
+                runs: dict[str, StudyRun], study_endpoints: set[str] | None = None
+                ) -> dict[str, Any]:
+    """One validation.csv record for a valid targets row. ``study_endpoints``: every endpoint
+    the row's study reports (for the mapping's context rules, e.g. B-ALL CR vs CRi; None: no
+    context rule applies)."""
     rec: dict[str, Any] = {c: None for c in CSV_COLUMNS}
     rec.update(study=row.study, line=row.line, endpoint=row.endpoint, timepoint=row.timepoint,
                subgroup=row.subgroup, scale=row.grading_scale, disease=row.disease,
@@ -148,7 +151,9 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
     entry = library.entry_for(row.study)
     if entry is not None:
         rec["spec"] = entry.key
-    q = mapping.quantities.get(row.endpoint)
+    as_endpoint, context_note = (row.endpoint, "") if study_endpoints is None else \
+        mapping.resolve(row.endpoint, row.disease, study_endpoints)
+    q = mapping.quantities.get(as_endpoint)
     if q is not None:
         rec["family"] = q.family
     if cls == "baseline":
@@ -179,7 +184,7 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
     tp = parse_timepoint(row.timepoint)
     arms = [a.name for a in run.spec.arms]
     choice = choose_subgroup(row.subgroup, entry.subgroups, arms[0], len(arms), q.among)
-    notes = [n for n in (pub_note, choice.note) if n]
+    notes = [n for n in (context_note, pub_note, choice.note) if n]
     if choice.error:
         sim = unmapped(f"subgroup: {choice.error}")
     else:
@@ -327,7 +332,10 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
         runs[e.key] = run_study(e, out / "trials" / e.key, patients, seed, chunk_size, cb)
     rows = [r for r in targets.rows if r.study in wanted]
     errors = [e for e in targets.errors if e.study in wanted or not e.study]
-    records = [compare_row(r, mapping, library, runs) for r in rows]
+    by_study: dict[str, set[str]] = {}
+    for r in targets.rows:
+        by_study.setdefault(r.study, set()).add(r.endpoint)
+    records = [compare_row(r, mapping, library, runs, by_study[r.study]) for r in rows]
     records += error_records(errors, targets)
     table = pd.DataFrame(records, columns=list(CSV_COLUMNS)).sort_values(
         "line", kind="stable").reset_index(drop=True)
