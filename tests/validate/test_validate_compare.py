@@ -236,3 +236,20 @@ def test_cytopenia_row_with_a_time_point_reads_that_day(setting: tuple,
     assert y1["simulated"] == pytest.approx(15.0) and "nearest recorded day" in y1["notes"]
     far = compare_row(target("neutropenia_grade_ge3", 10, timepoint="day 100"), m, lib, own)
     assert far["status"] == "unmapped"
+
+
+def test_subgroup_label_override_for_one_endpoint(setting: tuple) -> None:
+    """ "LABEL | ENDPOINT" in [study.subgroups] reads the label differently for that endpoint
+    (a count of patients who went to HSCT is among the whole cohort, not among the HSCT
+    patients the label names)."""
+    from dataclasses import replace
+
+    lib, runs = setting
+    entry = lib.entry_for("ELIANA")
+    subs = {**entry.subgroups, "to HSCT": "responder == 1", "to HSCT | CR": "all"}
+    own = replace(lib, entries=tuple(replace(e, subgroups=subs) if e is entry else e
+                                     for e in lib.entries))
+    assert compare_row(target("ORR_CR_CRi", 80, subgroup="to HSCT"), default_mapping(), own,
+                       runs)["simulated"] == pytest.approx(100.0)  # 16/16 responders
+    assert compare_row(target("CR", 50, subgroup="to HSCT"), default_mapping(), own,
+                       runs)["simulated"] == pytest.approx(50.0)   # 10/20: whole cohort

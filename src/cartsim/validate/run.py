@@ -183,7 +183,10 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
         rec["scale"] = crs_scale(row.grading_scale, run.spec.crs_scale)[0]
     tp = parse_timepoint(row.timepoint)
     arms = [a.name for a in run.spec.arms]
-    choice = choose_subgroup(row.subgroup, entry.subgroups, arms[0], len(arms), q.among)
+    label = row.subgroup
+    if f"{label} | {row.endpoint}" in entry.subgroups:  # the label read for this endpoint only
+        label = f"{label} | {row.endpoint}"
+    choice = choose_subgroup(label, entry.subgroups, arms[0], len(arms), q.among)
     notes = [n for n in (context_note, pub_note, choice.note) if n]
     if choice.error:
         sim = unmapped(f"subgroup: {choice.error}")
