@@ -45,6 +45,7 @@ def test_every_reference_endpoint_is_classified() -> None:
     ("PFS_median", "km_median", "survival", ""),
     ("CRS_onset_median", "median", "crs", ""),
     ("prolonged_neutropenia_grade_ge3", "daily_rate", "cytopenia", "anc_per_ul < 1000"),
+    ("B_cell_recovery", "rate", "b_cells", "bca_ongoing == 0"),
 ])
 def test_representative_mappings(endpoint: str, kind: str, family: str, expr: str) -> None:
     q = default_mapping().quantities[endpoint]
@@ -62,6 +63,23 @@ def test_aliases_inherit_and_baseline_and_unmapped() -> None:
         assert m.classify(name) == "baseline"
     assert m.classify("HR_TP53") == "unmapped" and "hazard" in m.unmapped["HR_TP53"]
     assert m.classify("no_such_endpoint") == "unknown"
+    assert m.quantities["B_cells_undetectable"].at_landmark == "b_cells_per_ul < 20"
+    assert [r.use for r in m.context] == ["CR_morphologic", "CR_morphologic"]
+
+
+def test_context_rule_and_at_landmark_errors() -> None:
+    base = {"endpoint": {"CR": {"family": "response", "kind": "rate", "event": "x == 1",
+                                "units": ["percent"]}}}
+    with pytest.raises(MappingTableError, match="use 'nope' must both be mapped"):
+        parse_mapping({**base, "context": [{"endpoint": "CR", "disease": "B-ALL",
+                                             "use": "nope", "note": "n"}]})
+    with pytest.raises(MappingTableError, match=r"context\[0\].note"):
+        parse_mapping({**base, "context": [{"endpoint": "CR", "disease": "B-ALL",
+                                             "use": "CR"}]})
+    bad = {"endpoint": {"OS": {"family": "survival", "kind": "km", "column": "os",
+                               "units": ["percent"], "at_landmark": "x < 1"}}}
+    with pytest.raises(MappingTableError, match="at_landmark: only for kind 'rate'"):
+        parse_mapping(bad)
 
 
 def test_mapping_table_errors_name_the_entry() -> None:
