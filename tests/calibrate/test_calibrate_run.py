@@ -60,3 +60,27 @@ def test_tiny_calibration_is_deterministic_and_resumable(tmp_path: Path) -> None
     ba = pd.read_csv(tmp_path / "a" / "before_after.csv")
     assert {"published", "before", "after", "passes_before", "passes_after"} <= set(ba.columns)
     assert (ba["set"] == "calibration").all()
+
+
+@pytest.mark.slow
+def test_cmaes_searches_around_the_model_values_and_resumes(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    kw = {"space_path": space, "patients": 10, "seed": 3, "check": False, "sampler": "cmaes"}
+    calibrate(tmp_path / "a", budget=3, **kw)
+    calibrate(tmp_path / "b", budget=2, **kw)
+    calibrate(tmp_path / "b", budget=3, resume=True, **kw)
+    ta = pd.read_csv(tmp_path / "a" / "trials.csv")
+    tb = pd.read_csv(tmp_path / "b" / "trials.csv")
+    pd.testing.assert_frame_equal(ta[["deviance", "rho_max.default"]],
+                                  tb[["deviance", "rho_max.default"]])
+    rho0 = psets.known_specs()["rho_max"].default
+    # a local step: within ~3 sigma (0.15 of the log-range each) of the model's value
+    import math
+    step = abs(math.log(ta.loc[1, "rho_max.default"] / rho0)) / math.log(2.5 / 0.6)
+    assert 0 < step < 0.6
+
+
+def test_unknown_sampler_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="--sampler"):
+        calibrate(tmp_path / "x", sampler="grid", budget=1)

@@ -50,6 +50,9 @@ def calibrate_command(
     install: Annotated[str | None, typer.Option(
         help="also install the fitted set under this name as cartsim's default "
              "(cartsim/data/parameter_sets/)")] = None,
+    sampler: Annotated[str, typer.Option(
+        help="optimiser: tpe (global search) or cmaes (local search from the model's values "
+             "or the first --start set; needs the cmaes package)")] = "tpe",
     start: Annotated[list[str] | None, typer.Option(
         help="warm start: evaluate these parameter sets (name or TOML, e.g. an earlier "
              "calibration's parameter_set.toml) right after the model's own values; "
@@ -76,7 +79,7 @@ def calibrate_command(
                             studies=_names(studies), held_out=held, seed=seed,
                             targets_path=targets, specs=specs, resume=resume, check=check,
                             check_patients=check_patients, install=install, command=command,
-                            start=_names(start) or (), progress=progress)
+                            start=_names(start) or (), sampler=sampler, progress=progress)
     except CartsimError as e:
         from rich.markup import escape
 

@@ -8,11 +8,14 @@ numbers: a patient's random draws are keyed by seed, patient id and parameter na
 candidate values change between evaluations), and scores it with
 :func:`cartsim.calibrate.objective.compute_objective`.
 
-The optimiser is optuna's TPE sampler. The study lives in ``DIR/optuna.db`` (SQLite: every
-finished evaluation is committed transactionally), so ``--resume`` continues an interrupted run.
-The sampler is re-seeded before each evaluation from (seed, number of finished evaluations), so a
-resumed run proposes exactly what an uninterrupted one would: the same seed gives the same
-numbers.
+The optimiser is optuna's TPE sampler (``sampler="tpe"``: a global search) or CMA-ES
+(``sampler="cmaes"``, optuna's ``CmaEsSampler`` with the ``cmaes`` package: a local search that
+starts at the model's own values — or the first ``start`` set — with step ``SIGMA0`` of each
+dimension's range, which is what a small budget around a hand-tuned model needs). The study
+lives in ``DIR/optuna.db`` (SQLite: every finished evaluation is committed transactionally), so
+``--resume`` continues an interrupted run. TPE is re-seeded before each evaluation from (seed,
+number of finished evaluations); CMA-ES keeps its state in the study; either way a resumed run
+proposes what an uninterrupted one would: the same seed gives the same numbers.
 
 Outputs in ``DIR``: ``parameter_set.toml`` (the fitted set, with provenance), ``trials.csv``
 (every evaluation), ``objective_rows.csv`` (the best evaluation's per-row terms),
@@ -54,6 +57,9 @@ CONFIG_NAME = "config.json"
 CHECK_SEED = 1_000_003
 #: Random (start-up) evaluations of TPE before it models the objective.
 STARTUP = 8
+SAMPLERS = ("tpe", "cmaes")
+#: CMA-ES initial step, as a share of each dimension's (log-)range.
+SIGMA0 = 0.15
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -129,6 +135,20 @@ def _optuna() -> Any:
     return optuna
 
 
+def _cmaes_sampler(optuna: Any, x0: dict[str, float], seed: int) -> Any:
+    try:
+        import cmaes  # noqa: F401  (optuna's CmaEsSampler needs it)
+    except ImportError:
+        raise OptionalDependencyError("cartsim calibrate --sampler cmaes (package cmaes)",
+                                      "calibrate") from None
+    import warnings
+
+    with warnings.catch_warnings():  # x0 is deprecated in optuna 4.9 but kept until 6.0
+        warnings.simplefilter("ignore")
+        return optuna.samplers.CmaEsSampler(x0=x0, sigma0=SIGMA0, seed=seed,
+                                            warn_independent_sampling=False)
+
+
 def _config(space: Space, studies: Sequence[str], held_out: Sequence[str], patients: int,
             seed: int, targets: str, specs: str) -> dict[str, Any]:
     return {"space": space.name, "dimensions": [d.__dict__ for d in space.dimensions],
@@ -202,9 +222,11 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
               targets_path: str | Path | None = None, specs: str | Path | None = None,
               resume: bool = False, check: bool = True, check_patients: int | None = None,
               install: str | None = None, command: str = "",
-              start: Sequence[str | Path] = (),
+              start: Sequence[str | Path] = (), sampler: str = "tpe",
               progress: ProgressFn | None = None) -> CalibrationResult:
     """Fit ``space`` to the calibration studies (see the module docstring)."""
+    if sampler not in SAMPLERS:
+        raise InvalidInputError("--sampler", f"one of {', '.join(SAMPLERS)}", sampler)
     if not 1 <= budget <= 100_000:
         raise InvalidInputError("--budget", "an integer in [1, 100000]", budget)
     if not 1 <= patients <= 1_000_000:
@@ -229,6 +251,8 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
     targets_name = Path(evaluator.targets.path).name
     config = _config(space, evaluator.keys, held, patients, seed, targets_name,
                      str(evaluator.library.path))
+    if sampler != "tpe":  # (a TPE run's recorded settings stay as they were)
+        config["sampler"] = sampler
     db = out / DB_NAME
     cfg_path = out / CONFIG_NAME
     if db.exists() and not resume:
@@ -265,9 +289,15 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
                                 user_attrs={"start": str(src)})
     t_start = time.perf_counter()
     n_done = len(_finished(study))
+    x0 = {d.key: d.current() for d in space.dimensions}
+    if start:
+        x0.update(start_values(space, parameter_sets.load(start[0])))
     while n_done < budget:
-        study.sampler = optuna.samplers.TPESampler(
-            seed=seed * 100_003 + n_done, n_startup_trials=STARTUP, multivariate=True)
+        if sampler == "cmaes":
+            study.sampler = _cmaes_sampler(optuna, x0, seed)
+        else:
+            study.sampler = optuna.samplers.TPESampler(
+                seed=seed * 100_003 + n_done, n_startup_trials=STARTUP, multivariate=True)
         study.optimize(objective, n_trials=1, catch=(CartsimError, FloatingPointError))
         n_done = len(_finished(study))
         if progress is not None:
