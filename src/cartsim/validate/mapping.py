@@ -17,7 +17,7 @@ from typing import Any
 
 KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio")
 FAMILIES = ("response", "survival", "crs", "neurotox", "supportive", "cytopenia", "infection",
-            "b_cells", "relapse_phenotype", "death", "hsct", "pk")
+            "b_cells", "relapse_phenotype", "death", "hsct", "pk", "hlh_tls")
 UNITS = ("percent", "count", "months", "days", "years", "ratio", "cells_per_ul")
 DAYS_PER_MONTH = 365.25 / 12.0
 DAYS_PER_YEAR = 365.25
