@@ -285,7 +285,7 @@ def sbml_cohort(
     """Run a published SBML model (or any SBML file) as a virtual cohort with libRoadRunner;
     writes trajectories.parquet."""
     try:
-        from cartsim.atomic import atomic_write, check_output_dir
+        from cartsim.atomic import PARQUET_OPTIONS, atomic_write, check_output_dir
         from cartsim.sbml.cohort import run_cohort
 
         check_output_dir(out)
@@ -293,7 +293,7 @@ def sbml_cohort(
                         fixed=tuple(fixed or ()))
         Path(out).mkdir(parents=True, exist_ok=True)
         atomic_write(Path(out) / "trajectories.parquet",
-                     lambda tmp: df.to_parquet(tmp, index=False))
+                     lambda tmp: df.to_parquet(tmp, index=False, **PARQUET_OPTIONS))
         Console().print(f"written: {out}/trajectories.parquet ({patients} patients of "
                         f"{df.attrs['model']}, {len(df.attrs['varied'])} parameters varied)")
     except CartsimError as e:

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from cartsim.atomic import atomic_write
+from cartsim.atomic import PARQUET_OPTIONS, atomic_write
 from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.engine.schedule import ScheduleItem
@@ -347,7 +347,7 @@ def _atomic_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), b"cartsim": json.dumps(meta, default=str).encode()}
     )
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
 
 
 def _action_jumps(

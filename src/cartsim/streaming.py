@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cartsim.atomic import PARQUET_OPTIONS
 from cartsim.params import ParameterSpec, ParameterTable
 
 #: Resource estimates per patient-day of output (27 daily readouts).
@@ -179,7 +180,7 @@ class ChunkedWriter:
             table = table.replace_schema_metadata({
                 **(table.schema.metadata or {}),
                 b"cartsim": json.dumps(self._meta, default=str).encode()})
-            w = pq.ParquetWriter(self._tmp / name, table.schema)
+            w = pq.ParquetWriter(self._tmp / name, table.schema, **PARQUET_OPTIONS)
             self._writers[name] = w
         else:
             table = table.cast(w.schema)

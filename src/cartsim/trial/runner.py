@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cartsim import parameter_sets
-from cartsim.atomic import atomic_write, check_output_dir, write_text_atomic
+from cartsim.atomic import PARQUET_OPTIONS, atomic_write, check_output_dir, write_text_atomic
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.provenance import parameter_set_status
 from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
@@ -219,7 +219,8 @@ def write_parquet_atomic(df: pd.DataFrame | pa.Table, path: Path, checksum: bool
     ``--resume`` can tell a damaged chunk from a complete one)."""
     table = df if isinstance(df, pa.Table) else _table(df)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
-                                                  write_page_checksum=checksum))
+                                                  write_page_checksum=checksum,
+                                                  **PARQUET_OPTIONS))
 
 
 def merge_streaming(files: list[Path], path: Path, sort: tuple[str, ...]) -> int:
@@ -240,7 +241,7 @@ def merge_streaming(files: list[Path], path: Path, sort: tuple[str, ...]) -> int
                 if sort:
                     t = t.sort_by([(c, "ascending") for c in sort])
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, t.schema)
+                    writer = pq.ParquetWriter(tmp, t.schema, **PARQUET_OPTIONS)
                 pending.append(t)
                 n_pending += t.num_rows
                 while n_pending >= ROW_GROUP_ROWS:
