@@ -78,7 +78,7 @@ def test_context_rule_and_at_landmark_errors() -> None:
                                              "use": "CR"}]})
     bad = {"endpoint": {"OS": {"family": "survival", "kind": "km", "column": "os",
                                "units": ["percent"], "at_landmark": "x < 1"}}}
-    with pytest.raises(MappingTableError, match="at_landmark: only for kind 'rate'"):
+    with pytest.raises(MappingTableError, match="at_landmark: only for kinds"):
         parse_mapping(bad)
 
 
@@ -120,7 +120,7 @@ def test_parse_timepoint(text: str, kind: str, start: float, end: float) -> None
     ("percent", "percent", None), ("percent (approx.)", "percent", None),
     ("count", "count", None), ("count (of 79)", "count", 79), ("months", "months", None),
     ("months (lower bound)", "months", None), ("days", "days", None),
-    ("CAR-T cells/uL", "cells_per_ul", None), ("hazard ratio", "", None),
+    ("CAR-T cells/uL", "cells_per_ul", None), ("hazard ratio", "ratio", None),
     ("mg/m2/day x3 days", "", None),
 ])
 def test_normalise_unit(unit: str, norm: str, den: int | None) -> None:

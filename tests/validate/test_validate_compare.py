@@ -253,3 +253,29 @@ def test_subgroup_label_override_for_one_endpoint(setting: tuple) -> None:
                        runs)["simulated"] == pytest.approx(100.0)  # 16/16 responders
     assert compare_row(target("CR", 50, subgroup="to HSCT"), default_mapping(), own,
                        runs)["simulated"] == pytest.approx(50.0)   # 10/20: whole cohort
+
+
+def test_landmark_hazard_ratio_recovers_a_known_ratio() -> None:
+    """Relapse hazards 0.03/d (marrow blasts >= 1e-4 % on day 28) and 0.01/d: the landmark Cox
+    hazard ratio is ~3; patients not in remission on day 28 are left out."""
+    from cartsim.validate.compute import simulate_row
+    from cartsim.validate.mapping import parse_timepoint
+
+    rng = np.random.default_rng(5)
+    n = 1200
+    pos = np.arange(n) % 2 == 0
+    t = 28 + rng.exponential(np.where(pos, 1 / 0.03, 1 / 0.01))
+    relapse = t < 400
+    pts = pd.DataFrame({"patient_id": np.arange(n), "responder": 1, "response_day": 28.0,
+                        "relapse": relapse.astype(int),
+                        "relapse_day": np.where(relapse, t, np.nan),
+                        "last_day": np.where(relapse, t, 400.0)})
+    pts.loc[:99, "responder"] = 0  # non-responders are not at risk
+    daily = pd.DataFrame({"patient_id": np.arange(n), "day": 28,
+                          "marrow_blast_pct": np.where(pos, 1e-3, 1e-6)})
+    q = default_mapping().quantities["HR_relapse_BM_NGS_MRD_pos"]
+    sim = simulate_row(q, "ratio", parse_timepoint("day 28"), "", "penn", 400, pts, daily)
+    assert sim.status == "compared" and sim.n == n - 100
+    assert 2.6 < sim.value < 3.5 and sim.lower < sim.value < sim.upper
+    none = simulate_row(q, "ratio", parse_timepoint(""), "", "penn", 400, pts, daily)
+    assert none.status == "unmapped" and "time point" in none.reason

@@ -121,6 +121,8 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
             return _km_median(q, unit, patients, notes)
         if q.kind == "median":
             return _median(q, unit, grading_scale, spec_scale, patients, notes)
+        if q.kind == "hazard_ratio":
+            return _hazard_ratio(q, tp, patients, daily, notes)
         return _geomean_ratio(q, patients, notes)
     except _Missing as e:
         return unmapped(str(e), notes)
@@ -267,3 +269,60 @@ def _geomean_ratio(q: Quantity, df: pd.DataFrame, notes: list[str]) -> Simulated
     notes.append(f"{q.group} ({a.size}) vs not ({b.size})")
     return Simulated("compared", math.exp(d), math.exp(lo), math.exp(hi), int(a.size + b.size),
                      notes=notes)
+
+
+def _hazard_ratio(q: Quantity, tp: Timepoint, df: pd.DataFrame, daily: pd.DataFrame | None,
+                  notes: list[str]) -> Simulated:
+    """Landmark Cox hazard ratio of relapse: patients in remission and alive on the row's day,
+    the group defined on that day (``at_landmark`` over daily.parquet, nearest recorded day
+    within 4 days; or ``group`` over patients.parquet), relapse from the landmark on, death
+    without relapse censored (cause-specific)."""
+    if tp.kind != "landmark":
+        raise _Missing(f"a landmark hazard ratio needs a time point; got {tp.text!r}")
+    try:
+        from lifelines import CoxPHFitter
+    except ImportError:
+        raise _Missing("needs lifelines (pip install lifelines)") from None
+    day = int(round(tp.end))
+    relapse = df["relapse"].fillna(0).astype(bool) & df["relapse_day"].notna()
+    t_end = np.where(relapse, df["relapse_day"].astype(float), df["last_day"].astype(float))
+    at_risk = (df["responder"] == 1) & (df["response_day"].astype(float) <= day) & (t_end > day)
+    sub = df[at_risk.to_numpy()]
+    if q.group:
+        g = _mask(sub, q.group).to_numpy()
+        label = q.group
+    else:
+        if daily is None or daily.empty:
+            raise _Missing("daily.parquet is not available")
+        recorded = np.unique(daily["day"].to_numpy())
+        near = int(recorded[np.argmin(np.abs(recorded - day))])
+        if abs(near - day) > DAY_SLACK:
+            raise _Missing(f"no daily record within {DAY_SLACK} days of day {day}")
+        at = daily[daily["day"] == near].set_index("patient_id")
+        g = _mask(at, q.at_landmark).reindex(sub["patient_id"]).fillna(False).to_numpy()
+        label = f"{q.at_landmark} on day {near}"
+    t = t_end[at_risk.to_numpy()] - day
+    e = relapse.to_numpy()[at_risk.to_numpy()]
+    if g.sum() == 0 or (~g).sum() == 0 or e[g].sum() == 0 or e[~g].sum() == 0:
+        raise _Missing(f"landmark day {day}: a group ({label}: {int(g.sum())} vs "
+                       f"{int((~g).sum())}) has no patient or no relapse")
+    import warnings
+
+    from lifelines.exceptions import ConvergenceError
+
+    ok = np.isfinite(t)
+    try:
+        with warnings.catch_warnings():  # a warning is an unmapped row below, not noise
+            warnings.simplefilter("ignore")
+            fit = CoxPHFitter().fit(pd.DataFrame({"t": t[ok], "e": e[ok].astype(int),
+                                                  "g": g[ok].astype(int)}),
+                                    duration_col="t", event_col="e")
+    except ConvergenceError:
+        raise _Missing(f"landmark day {day}: the Cox fit did not converge ({label}: "
+                       f"{int(g.sum())} vs {int((~g).sum())}; separation or too few "
+                       "relapses)") from None
+    row = fit.summary.loc["g"]
+    notes.append(f"landmark day {day}: {label} ({int(g.sum())}) vs not ({int((~g).sum())}) "
+                 "among patients in remission; relapse, death censored")
+    return Simulated("compared", float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
+                     float(row["exp(coef) upper 95%"]), int(g.size), notes=notes)

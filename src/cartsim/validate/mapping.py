@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio")
+KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio", "hazard_ratio")
 FAMILIES = ("response", "survival", "crs", "neurotox", "supportive", "cytopenia", "infection",
             "b_cells", "relapse_phenotype", "death", "hsct", "pk", "hlh_tls")
 UNITS = ("percent", "count", "months", "days", "years", "ratio", "cells_per_ul")
@@ -121,12 +121,17 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
     if not units or bad:
         raise MappingTableError(f"endpoint.{name}.units: got {list(units)}; allowed: {UNITS}")
     need = {"rate": ("event",), "daily_rate": ("event",), "km": ("column",),
-            "km_median": ("column",), "median": ("column",), "geomean_ratio": ("column", "group")}
+            "km_median": ("column",), "median": ("column",), "geomean_ratio": ("column", "group"),
+            "hazard_ratio": ()}
     for f in need[kind]:
         if not raw.get(f):
             raise MappingTableError(f"endpoint.{name}.{f}: required for kind {kind!r}")
-    if raw.get("at_landmark") and kind != "rate":
-        raise MappingTableError(f"endpoint.{name}.at_landmark: only for kind 'rate'")
+    if raw.get("at_landmark") and kind not in ("rate", "hazard_ratio"):
+        raise MappingTableError(f"endpoint.{name}.at_landmark: only for kinds 'rate' and "
+                                "'hazard_ratio'")
+    if kind == "hazard_ratio" and bool(raw.get("group")) == bool(raw.get("at_landmark")):
+        raise MappingTableError(f"endpoint.{name}: a hazard_ratio needs exactly one of group "
+                                "(patients.parquet) and at_landmark (daily.parquet)")
     return Quantity(name, family, kind, units, raw.get("event", ""), raw.get("among", ""),
                     raw.get("column", ""), raw.get("group", ""), raw.get("day"),
                     raw.get("note", ""), raw.get("window"), raw.get("at_landmark", ""))
@@ -181,6 +186,8 @@ def normalise_unit(unit: str) -> tuple[str, int | None]:
     for name in ("count", "months", "days", "years", "ratio"):
         if u == name or u.startswith(name + " "):
             return name, None
+    if u == "hazard ratio":
+        return "ratio", None
     if re.fullmatch(r"car-?t cells\s*/\s*[uµ]l", u):
         return "cells_per_ul", None
     return "", None
