@@ -31,3 +31,7 @@ ALL_OFF = {**AGE_TOX_OFF, **ALL_OFF}
 #: both session-5 changes of the B-ALL default trajectory switched off: the model of main
 #: 2e7dac1 (tests/data/core_trajectory_reference_2e7dac1.npz)
 SESSION5_OFF = {**ESCAPE_OFF, **AGE_TOX_OFF}
+#: Session 6 (issue 14 item 2): the neurological chance events' hazard steepness in E
+#: (clinic/findings.py ``event_hill``; an argument of ``icans_findings``/``event_hazard``, not a
+#: model parameter: it changes what the virtual clinician observes, not the ODEs).
+FINDINGS_S5_OFF = {"event_hill": 3.0}

@@ -80,6 +80,54 @@ def test_neurological_chance_events_are_keyed_per_patient_and_set_by_the_state()
     assert not np.array_equal(other["seizure"], whole["seizure"])
 
 
+def _event_share(enc_course: np.ndarray, hill: float | None = None) -> dict[str, float]:
+    """Share of 4000 draws of ONE patient's encephalopathy course with each chance event."""
+    pid = np.arange(4000)
+    days = np.arange(enc_course.size)
+    enc = np.broadcast_to(enc_course, (pid.size, days.size))
+    kw = {} if hill is None else {"hill": hill}
+    f = icans_findings(enc, 7, pid[:, None], days[None, :], **kw)
+    return {k: float(f[k].max(axis=1).mean())
+            for k in ("seizure", "motor_weakness", "cerebral_edema")}
+
+
+def test_chance_events_belong_to_severe_encephalopathy_not_to_weeks_of_mild_one() -> None:
+    """Issue 14 item 2 (session 6): one patient with four weeks of mild encephalopathy after CRS
+    (E 0.8, ICE 6: ICANS grade 2) rarely seizes and almost never has cerebral oedema; a
+    three-day severe episode (E 4, unarousable) carries the events. Seizures in ≈ 5–10 % of
+    axi-cel patients (Neelapu 2017), cerebral oedema < 1 % (docs/model.md)."""
+    mild = np.full(28, 0.8)
+    severe = np.concatenate([np.full(3, 4.0), np.zeros(25)])
+    m, s = _event_share(mild), _event_share(severe)
+    assert m["seizure"] < 0.01 and m["cerebral_edema"] < 0.001 and m["motor_weakness"] < 0.001
+    assert s["seizure"] > 10 * max(m["seizure"], 1e-3)
+    assert s["seizure"] > 0.3  # half-maximal hazard at E 4, three days
+    # the session-5 law (n = 3, the neutral value) let the mild weeks add up
+    old = _event_share(mild, hill=3.0)
+    assert old["seizure"] > 0.05 and old["cerebral_edema"] > 0.005  # 9 % and 1.4 %
+
+
+def test_event_hill_neutral_value_gives_the_session5_hazard_and_is_checked() -> None:
+    """The off switch: ``hill=3`` (tests/neutral_values.py FINDINGS_S5_OFF) is the session-5
+    hazard h_max·x³/(1 + x³); outside [1, 10] is a clear error naming the field."""
+    import sys
+    from pathlib import Path
+
+    from cartsim.errors import InvalidInputError
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from neutral_values import FINDINGS_S5_OFF
+
+    e = np.linspace(0.0, 10.0, 41)
+    for _stream, h_max, half in EVENT_STREAMS.values():
+        x = (e / half) ** 3
+        got = event_hazard(e, h_max, half, FINDINGS_S5_OFF["event_hill"])
+        np.testing.assert_allclose(got, h_max * x / (1.0 + x), rtol=1e-12)
+        assert not np.allclose(event_hazard(e, h_max, half), got)  # the default differs
+    with pytest.raises(InvalidInputError, match="event_hill"):
+        event_hazard(e, 0.4, 4.0, 0.5)
+
+
 def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() -> None:
     """Same patients, same dose per kg: axi-cel (CD28) vs tisagenlecleucel (4-1BB); no
     toxicity constant differs between the constructs (products.COSTIM_EFFECTS)."""
