@@ -295,8 +295,10 @@ def test_penn_gives_tocilizumab_for_vasopressors_or_high_flow_oxygen() -> None:
         a, st = penn.decide(2, obs, penn.initial_state(1))
         assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] > 0
         assert a["dexamethasone_mg"][0] == 0 and a["methylprednisolone_mg"][0] == 0
-        # not better the next day: steroids now follow tocilizumab
-        a, _ = penn.decide(3, obs, st)
+        # not better the next day: a second dose; the day after, steroids follow
+        a, st = penn.decide(3, obs, st)
+        assert a["tocilizumab_mg"][0] > 0 and a["dexamethasone_mg"][0] == 0
+        a, _ = penn.decide(4, obs, st)
         assert a["dexamethasone_mg"][0] == 12.0
 
 
@@ -304,10 +306,10 @@ def test_steroids_can_wait_for_a_second_tocilizumab_dose(tmp_path: Path) -> None
     """prior_tocilizumab_doses_at_least = 2: persistent grade-3 CRS gets tocilizumab on days 2
     and 3 and the first steroid on day 4 (1 dose: steroid already on day 3)."""
     one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)
-    f = tmp_path / "two.toml"
-    f.write_text('name = "two"\nbase = "penn_ctl019"\n[crs_steroids]\n'
-                 "prior_tocilizumab_doses_at_least = 2\n")
-    for policy, first_steroid_day in ((load_protocol("penn_ctl019"), 3), (load_protocol(f), 4)):
+    f = tmp_path / "one.toml"
+    f.write_text('name = "one"\nbase = "penn_ctl019"\n[crs_steroids]\n'
+                 "prior_tocilizumab_doses_at_least = 1\n")
+    for policy, first_steroid_day in ((load_protocol(f), 3), (load_protocol("penn_ctl019"), 4)):
         st = policy.initial_state(1)
         days = []
         for day in range(2, 6):
@@ -359,6 +361,20 @@ def test_neuro_scale_sets_the_grade_neurotoxicity_steroids_read() -> None:
     assert a["dexamethasone_mg"][0] == 0.0 and a["methylprednisolone_mg"][0] == 0.0
     a, _ = penn.decide(3, edema, penn.initial_state(1))
     assert a["methylprednisolone_mg"][0] == 1000.0
+
+
+def test_lee2014_treats_lee_grade_3_only() -> None:
+    """Lee 2014 / NCI: one vasopressor (Lee grade 2, ASTCT 3) is watched; two vasopressors or
+    high-flow oxygen (Lee grade 3) get tocilizumab."""
+    lee = load_protocol("lee2014_nci")
+    one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)
+    two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)
+    hfnc = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)
+    a, _ = lee.decide(2, one_vp, lee.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] == 0 and a["dexamethasone_mg"][0] == 0
+    for obs in (two_vp, hfnc):
+        a, _ = lee.decide(2, obs, lee.initial_state(1))
+        assert a["tocilizumab_mg"][0] > 0
 
 
 def test_unknown_neuro_scale_names_the_field(tmp_path: Path) -> None:
