@@ -271,7 +271,7 @@ def test_era_protocols_ship_and_differ_from_the_default() -> None:
     names = set(shipped_protocols())
     assert {"penn_ctl019", "zuma1_2015", "prophylactic_dexamethasone"} <= names
     penn = load_protocol("penn_ctl019").config
-    assert penn.tocilizumab.require_vasopressors_at_least == 1
+    assert penn.tocilizumab.require_vasopressors_at_least == 2
     assert penn.crs_steroids.require_prior_tocilizumab
     assert penn.refractory.agent == "siltuximab"
     assert load_protocol("zuma1_2015").config.icans_steroids.grade2_dexamethasone_mg_day == 0.0
@@ -280,32 +280,39 @@ def test_era_protocols_ship_and_differ_from_the_default() -> None:
     assert pro.tocilizumab.trigger_crs_grade == 1  # inherited from early_tocilizumab
 
 
-def test_penn_gives_tocilizumab_for_vasopressors_or_high_flow_oxygen() -> None:
-    """CTL019 algorithm: ASTCT grade 2 (fluids, low-flow oxygen) is watched, not treated; one
-    vasopressor or high-flow oxygen gets tocilizumab; steroids only after tocilizumab failed."""
+def test_penn_gives_tocilizumab_for_multiple_vasopressors_or_high_flow_oxygen() -> None:
+    """CTL019 algorithm: ASTCT grade 2 (low-flow oxygen) and one vasopressor are watched;
+    two vasopressors or high-flow oxygen get tocilizumab; steroids only after two doses."""
     low_flow = _obs(temperature_c=39.0, spo2_room_air_pct=89.0)  # deficit 3: low-flow, grade 2
     one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)  # deficit 6: one vasopressor, grade 3
+    two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)  # deficit 21: two vasopressors, grade 4
     hfnc = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)  # deficit 8: high-flow, grade 3
     default, penn = load_protocol("default"), load_protocol("penn_ctl019")
     a, _ = default.decide(2, low_flow, default.initial_state(1))
     assert a["crs_grade"][0] == 2 and a["tocilizumab_mg"][0] > 0
     a, _ = penn.decide(2, low_flow, penn.initial_state(1))
     assert a["crs_grade"][0] == 2 and a["tocilizumab_mg"][0] == 0
-    for obs in (one_vp, hfnc):
+    a, _ = default.decide(2, one_vp, default.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] > 0 and a["dexamethasone_mg"][0] > 0
+    a, _ = penn.decide(2, one_vp, penn.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] == 0
+    assert a["dexamethasone_mg"][0] == 0  # no steroid before tocilizumab
+    for obs, grade in ((two_vp, 4), (hfnc, 3)):
         a, st = penn.decide(2, obs, penn.initial_state(1))
-        assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] > 0
+        assert a["crs_grade"][0] == grade and a["tocilizumab_mg"][0] > 0
         assert a["dexamethasone_mg"][0] == 0 and a["methylprednisolone_mg"][0] == 0
         # not better the next day: a second dose; the day after, steroids follow
         a, st = penn.decide(3, obs, st)
-        assert a["tocilizumab_mg"][0] > 0 and a["dexamethasone_mg"][0] == 0
+        assert a["tocilizumab_mg"][0] > 0
+        assert a["dexamethasone_mg"][0] == 0 and a["methylprednisolone_mg"][0] == 0
         a, _ = penn.decide(4, obs, st)
-        assert a["dexamethasone_mg"][0] == 12.0
+        assert a["dexamethasone_mg"][0] + a["methylprednisolone_mg"][0] > 0
 
 
 def test_steroids_can_wait_for_a_second_tocilizumab_dose(tmp_path: Path) -> None:
     """prior_tocilizumab_doses_at_least = 2: persistent grade-3 CRS gets tocilizumab on days 2
     and 3 and the first steroid on day 4 (1 dose: steroid already on day 3)."""
-    one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)
+    one_vp = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)  # high-flow oxygen, grade 3
     f = tmp_path / "one.toml"
     f.write_text('name = "one"\nbase = "penn_ctl019"\n[crs_steroids]\n'
                  "prior_tocilizumab_doses_at_least = 1\n")
