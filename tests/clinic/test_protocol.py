@@ -280,24 +280,115 @@ def test_era_protocols_ship_and_differ_from_the_default() -> None:
     assert pro.tocilizumab.trigger_crs_grade == 1  # inherited from early_tocilizumab
 
 
-def test_penn_gives_tocilizumab_only_with_haemodynamic_instability() -> None:
-    """ASTCT grade 3 on one vasopressor: the ASCO default treats, the CTL019 algorithm waits;
-    on two vasopressors (or positive-pressure ventilation) both treat."""
+def test_penn_gives_tocilizumab_for_multiple_vasopressors_or_high_flow_oxygen() -> None:
+    """CTL019 algorithm: ASTCT grade 2 (low-flow oxygen) and one vasopressor are watched;
+    two vasopressors or high-flow oxygen get tocilizumab; steroids only after two doses."""
+    low_flow = _obs(temperature_c=39.0, spo2_room_air_pct=89.0)  # deficit 3: low-flow, grade 2
     one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)  # deficit 6: one vasopressor, grade 3
     two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)  # deficit 21: two vasopressors, grade 4
-    bipap = _obs(temperature_c=39.0, spo2_room_air_pct=68.0)  # BiPAP, grade 4
+    hfnc = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)  # deficit 8: high-flow, grade 3
     default, penn = load_protocol("default"), load_protocol("penn_ctl019")
+    a, _ = default.decide(2, low_flow, default.initial_state(1))
+    assert a["crs_grade"][0] == 2 and a["tocilizumab_mg"][0] > 0
+    a, _ = penn.decide(2, low_flow, penn.initial_state(1))
+    assert a["crs_grade"][0] == 2 and a["tocilizumab_mg"][0] == 0
     a, _ = default.decide(2, one_vp, default.initial_state(1))
     assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] > 0 and a["dexamethasone_mg"][0] > 0
     a, _ = penn.decide(2, one_vp, penn.initial_state(1))
     assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] == 0
     assert a["dexamethasone_mg"][0] == 0  # no steroid before tocilizumab
-    for obs in (two_vp, bipap):
+    for obs, grade in ((two_vp, 4), (hfnc, 3)):
         a, st = penn.decide(2, obs, penn.initial_state(1))
-        assert a["tocilizumab_mg"][0] > 0 and a["methylprednisolone_mg"][0] == 0
-        # not better the next day: steroids now follow tocilizumab
-        a, _ = penn.decide(3, obs, st)
-        assert a["methylprednisolone_mg"][0] + a["dexamethasone_mg"][0] > 0
+        assert a["crs_grade"][0] == grade and a["tocilizumab_mg"][0] > 0
+        assert a["dexamethasone_mg"][0] == 0 and a["methylprednisolone_mg"][0] == 0
+        # not better the next day: a second dose; the day after, steroids follow
+        a, st = penn.decide(3, obs, st)
+        assert a["tocilizumab_mg"][0] > 0
+        assert a["dexamethasone_mg"][0] == 0 and a["methylprednisolone_mg"][0] == 0
+        a, _ = penn.decide(4, obs, st)
+        assert a["dexamethasone_mg"][0] + a["methylprednisolone_mg"][0] > 0
+
+
+def test_steroids_can_wait_for_a_second_tocilizumab_dose(tmp_path: Path) -> None:
+    """prior_tocilizumab_doses_at_least = 2: persistent grade-3 CRS gets tocilizumab on days 2
+    and 3 and the first steroid on day 4 (1 dose: steroid already on day 3)."""
+    one_vp = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)  # high-flow oxygen, grade 3
+    f = tmp_path / "one.toml"
+    f.write_text('name = "one"\nbase = "penn_ctl019"\n[crs_steroids]\n'
+                 "prior_tocilizumab_doses_at_least = 1\n")
+    for policy, first_steroid_day in ((load_protocol(f), 3), (load_protocol("penn_ctl019"), 4)):
+        st = policy.initial_state(1)
+        days = []
+        for day in range(2, 6):
+            a, st = policy.decide(day, one_vp, st)
+            if a["dexamethasone_mg"][0] + a["methylprednisolone_mg"][0] > 0:
+                days.append(day)
+        assert days and days[0] == first_steroid_day, policy.name
+
+
+def test_era_protocols_do_not_escalate_grade2_crs_when_tocilizumab_runs_out(
+        tmp_path: Path) -> None:
+    """ASCO default: grade-2 CRS still present once the 4 tocilizumab doses are spent is
+    treated as grade 3 (steroids). ZUMA-1 2015 kept steroids for grade >= 3 CRS."""
+    grade2 = _obs(temperature_c=39.0, spo2_room_air_pct=89.0)
+    f = tmp_path / "esc.toml"
+    f.write_text('name = "esc"\nbase = "zuma1_2015"\n[crs_steroids]\n'
+                 "escalate_when_tocilizumab_unavailable = true\n")
+    for policy, want_steroid in ((load_protocol("zuma1_2015"), False), (load_protocol(f), True)):
+        st = policy.initial_state(1)
+        toci, dex = [], []
+        for day in range(7):
+            a, st = policy.decide(day, grade2, st)
+            assert a["crs_grade"][0] == 2
+            toci.append(a["tocilizumab_mg"][0] > 0)
+            dex.append(a["dexamethasone_mg"][0])
+        assert toci == [True] * 4 + [False] * 3  # 1 dose a day, at most 4
+        assert (max(dex) > 0) == want_steroid, policy.name
+        assert max(dex[:4]) == 0.0
+
+
+def test_neuro_scale_sets_the_grade_neurotoxicity_steroids_read() -> None:
+    """A self-limiting seizure is ICANS grade 3 but CTCAE v4.03 grade 2; motor weakness is
+    ICANS 4 but CTCAE 3; cerebral oedema is CTCAE 4. The reported icans_grade stays ASTCT."""
+    seizure = _obs(seizure=1.0)
+    weak = _obs(motor_weakness=1.0)
+    edema = _obs(cerebral_edema=1.0)
+    default, z, penn = (load_protocol(n) for n in ("default", "zuma1_2015", "penn_ctl019"))
+    assert z.config.grading.neuro_scale == "ctcae_4.03" == penn.config.grading.neuro_scale
+    a, _ = default.decide(3, seizure, default.initial_state(1))
+    assert a["icans_grade"][0] == 3 and a["dexamethasone_mg"][0] == 40.0
+    a, _ = z.decide(3, seizure, z.initial_state(1))
+    assert a["icans_grade"][0] == 3 and a["dexamethasone_mg"][0] == 0.0
+    a, _ = default.decide(3, weak, default.initial_state(1))
+    assert a["icans_grade"][0] == 4 and a["methylprednisolone_mg"][0] == 1000.0
+    a, _ = z.decide(3, weak, z.initial_state(1))
+    assert a["methylprednisolone_mg"][0] == 0.0 and a["dexamethasone_mg"][0] == 40.0
+    # CTL019 era: no steroids up to CTCAE grade 3, the grade-4 course for cerebral oedema
+    a, _ = penn.decide(3, weak, penn.initial_state(1))
+    assert a["dexamethasone_mg"][0] == 0.0 and a["methylprednisolone_mg"][0] == 0.0
+    a, _ = penn.decide(3, edema, penn.initial_state(1))
+    assert a["methylprednisolone_mg"][0] == 1000.0
+
+
+def test_lee2014_treats_lee_grade_3_only() -> None:
+    """Lee 2014 / NCI: one vasopressor (Lee grade 2, ASTCT 3) is watched; two vasopressors or
+    high-flow oxygen (Lee grade 3) get tocilizumab."""
+    lee = load_protocol("lee2014_nci")
+    one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)
+    two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)
+    hfnc = _obs(temperature_c=39.0, spo2_room_air_pct=84.0)
+    a, _ = lee.decide(2, one_vp, lee.initial_state(1))
+    assert a["crs_grade"][0] == 3 and a["tocilizumab_mg"][0] == 0 and a["dexamethasone_mg"][0] == 0
+    for obs in (two_vp, hfnc):
+        a, _ = lee.decide(2, obs, lee.initial_state(1))
+        assert a["tocilizumab_mg"][0] > 0
+
+
+def test_unknown_neuro_scale_names_the_field(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('name = "x"\nbase = "default"\n[grading]\nneuro_scale = "ctcae_3"\n')
+    with pytest.raises(InvalidInputError, match="grading.neuro_scale"):
+        load_protocol(f)
 
 
 def test_zuma1_protocol_keeps_steroids_for_severe_events() -> None:

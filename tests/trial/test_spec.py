@@ -212,5 +212,7 @@ def test_unknown_protocol_name_or_missing_file_is_a_clear_spec_error(tmp_path: P
 def test_study_library_specs_use_their_era_protocol() -> None:
     studies = Path(__file__).resolve().parents[2] / "src" / "cartsim" / "data" / "studies"
     for name, want in (("eliana", "penn_ctl019"), ("ensign", "penn_ctl019"),
-                       ("zuma1", "zuma1_2015"), ("zuma4", "zuma1_2015")):
+                       ("eliana_ensign", "penn_ctl019"), ("chop_ctl019_pilot", "penn_ctl019"),
+                       ("zuma1", "zuma1_2015"), ("zuma4", "zuma1_2015"),
+                       ("nci_cd19_28z", "lee2014_nci")):
         assert {a.protocol for a in load_spec(studies / f"{name}.toml").arms} == {want}, name

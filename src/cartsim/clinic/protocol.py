@@ -31,6 +31,7 @@ from cartsim.clinic.crs import (
 )
 from cartsim.clinic.dosing import tocilizumab_dose_mg
 from cartsim.clinic.icans import astct_icans_grade
+from cartsim.clinic.neurotox import ctcae_neuro_grade
 from cartsim.errors import InvalidInputError, UnknownNameError, pydantic_message
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "data" / "protocols"
@@ -49,6 +50,11 @@ class GradingConfig(_Model):
 
     fever_threshold_c: float = Field(38.0, ge=37.0, le=40.0)
     capd_age_cutoff_y: float = Field(12.0, ge=0.0, le=21.0)
+    # the scale whose grade the ``icans_steroids`` grades (and the refractory ICANS rule) read:
+    # ASTCT ICANS (2019 consensus, the ASCO default) or the CTCAE neurological-event grade the
+    # pre-consensus trials managed by (ZUMA-1, ELIANA: CTCAE v4.03). The reported
+    # ``icans_grade`` action stays ASTCT either way.
+    neuro_scale: Literal["astct", "ctcae_4.03", "ctcae_5.0"] = "astct"
 
 
 class TocilizumabConfig(_Model):
@@ -99,6 +105,9 @@ class CrsSteroidConfig(_Model):
     # every CRS steroid (any grade) only after tocilizumab on an earlier day (Penn algorithm:
     # steroids when CRS does not respond to tocilizumab)
     require_prior_tocilizumab: bool = False
+    # with require_prior_tocilizumab: at least this many tocilizumab doses on earlier days (CHOP/
+    # Penn: "tocilizumab in one or two doses, then adding corticosteroids")
+    prior_tocilizumab_doses_at_least: int = Field(1, ge=1, le=4)
 
     @model_validator(mode="after")
     def _doses_in_range(self) -> CrsSteroidConfig:
@@ -528,15 +537,28 @@ class Policy:
             capd_age_cutoff_y=cfg.grading.capd_age_cutoff_y,
         )
         icans_grade = np.where(alive, np.atleast_1d(icans_grade), 0).astype(np.int8)
+        # the neurotoxicity grade the protocol treats by (its era's scale)
+        neuro_grade = icans_grade
+        if cfg.grading.neuro_scale != "astct":
+            ctcae = ctcae_neuro_grade(
+                np.atleast_1d(o["ice_score"]), np.nan_to_num(o["consciousness"]),
+                np.nan_to_num(o["seizure"]), np.nan_to_num(o["motor_weakness"]),
+                np.nan_to_num(o["cerebral_edema"]), capd_score=o["capd_score"], age_y=age,
+                version=cfg.grading.neuro_scale.removeprefix("ctcae_"),
+                capd_age_cutoff_y=cfg.grading.capd_age_cutoff_y,
+            )
+            neuro_grade = np.where(alive, np.minimum(np.atleast_1d(ctcae), 4), 0).astype(np.int8)
 
         prior_toci = state.toci_count > 0
+        prior_toci_doses = state.toci_count.copy()
         toci_mg, toci_unavailable = self._tocilizumab(day, o, st, crs_grade, alive, weight,
                                                       n_vp, device)
-        dex, mp = self._steroids(st, crs_grade, icans_grade, toci_unavailable, alive, prior_toci)
+        dex, mp = self._steroids(st, crs_grade, neuro_grade, toci_unavailable, alive, prior_toci,
+                                 prior_toci_doses)
         pro = cfg.prophylaxis
         if pro.dexamethasone_mg_day > 0 and float(day) in pro.dexamethasone_days:
             dex = np.where(alive & (mp == 0), np.maximum(dex, pro.dexamethasone_mg_day), dex)
-        anakinra, siltuximab = self._refractory(day, st, crs_grade, icans_grade, weight, alive,
+        anakinra, siltuximab = self._refractory(day, st, crs_grade, neuro_grade, weight, alive,
                                                 toci_unavailable)
         st.anticytokine_started |= (toci_mg > 0) | (dex > 0) | (mp > 0)
 
@@ -637,9 +659,10 @@ class Policy:
     def _steroids(
         self, st: PolicyState, crs_grade: NDArray[np.int8], icans_grade: NDArray[np.int8],
         toci_unavailable: NDArray[np.bool_], alive: NDArray[np.bool_],
-        prior_toci: NDArray[np.bool_],
+        prior_toci: NDArray[np.bool_], prior_toci_doses: NDArray[np.int64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """CRS and ICANS steroids; the larger regimen wins, methylprednisolone replaces dex."""
+        """CRS and ICANS (``icans_grade``: the protocol's neuro-scale grade) steroids; the larger
+        regimen wins, methylprednisolone replaces dex."""
         c = self.config.crs_steroids
         i = self.config.icans_steroids
         eff = crs_grade.astype(np.int64)
@@ -647,7 +670,9 @@ class Policy:
             eff = np.where(toci_unavailable & (eff >= 2), np.minimum(eff + 1, 4), eff)
         # grade 2: only once tocilizumab was given on an earlier day (no improvement, ASCO)
         g2_ok = prior_toci if c.grade2_requires_prior_tocilizumab else np.ones_like(prior_toci)
-        any_ok = prior_toci if c.require_prior_tocilizumab else np.ones_like(prior_toci)
+        doses = prior_toci.astype(np.int64) if prior_toci_doses is None else prior_toci_doses
+        any_ok = (doses >= c.prior_tocilizumab_doses_at_least if c.require_prior_tocilizumab
+                  else np.ones_like(prior_toci))
         crs_dex = np.select([eff >= 3, (eff == 2) & g2_ok, eff == 1],
                             [c.grade3_dexamethasone_mg_day, c.grade2_dexamethasone_mg_day,
                              c.grade1_dexamethasone_mg_day], 0.0)
