@@ -31,3 +31,10 @@ ALL_OFF = {**AGE_TOX_OFF, **ALL_OFF}
 #: both session-5 changes of the B-ALL default trajectory switched off: the model of main
 #: 2e7dac1 (tests/data/core_trajectory_reference_2e7dac1.npz)
 SESSION5_OFF = {**ESCAPE_OFF, **AGE_TOX_OFF}
+#: Session 6 (issue 11 items 1–2, relapse timing): the small-tumour regrowth boost
+#: (model/tumour.py). Every older reference was written without it, so each "all off" set
+#: carries it; with it alone off the model is main e15e7a7
+#: (tests/data/core_trajectory_reference_e15e7a7.npz).
+REGROWTH_OFF = {"regrowth_boost": 0.0}
+ALL_OFF = {**REGROWTH_OFF, **ALL_OFF}
+SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
