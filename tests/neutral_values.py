@@ -35,3 +35,10 @@ SESSION5_OFF = {**ESCAPE_OFF, **AGE_TOX_OFF}
 #: (clinic/findings.py ``event_hill``; an argument of ``icans_findings``/``event_hazard``, not a
 #: model parameter: it changes what the virtual clinician observes, not the ODEs).
 FINDINGS_S5_OFF = {"event_hill": 3.0}
+#: Session 6 (issue 11 items 1–2, relapse timing): the small-tumour regrowth boost
+#: (model/tumour.py). Every older reference was written without it, so each "all off" set
+#: carries it; with it alone off the model is main e15e7a7
+#: (tests/data/core_trajectory_reference_e15e7a7.npz).
+REGROWTH_OFF = {"regrowth_boost": 0.0}
+ALL_OFF = {**REGROWTH_OFF, **ALL_OFF}
+SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
