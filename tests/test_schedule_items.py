@@ -65,7 +65,7 @@ def test_valid_schedule_items_parse() -> None:
     ({"kind": "asct", "day": 10, "log_kill": 13}, "schedule[0].log_kill", "[0, 12] log10"),
     ({"kind": "asct", "day": -1}, "schedule[0].day", "[0, 3650]"),
     ({"kind": "drug", "drug": "aspirin", "amount": 1, "day": 1}, "schedule[0].drug",
-     "allowed: iap_inhibitor"),
+     "allowed: anti_pd1, bh3_mimetic"),
     ({"kind": "drug", "drug": "hsct_graft", "amount": 1, "day": 1}, "schedule[0].drug",
      "unknown drug"),
     ({"kind": "drug", "drug": "iap_inhibitor", "amount": 0, "day": 1},

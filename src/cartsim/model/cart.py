@@ -122,8 +122,13 @@ def derivs(
     steroid_effect: float,
     ld: float,
     fratricide: float,
+    tcell_fitness: float,
 ) -> float:
-    """Write CAR-T derivatives; return the total CAR-T count (for the niche)."""
+    """Write CAR-T derivatives; return the total CAR-T count (for the niche).
+
+    ``tcell_fitness`` (1 = neutral; raised by the BTK-inhibitor add-on of
+    :mod:`cartsim.model.salvage_drugs`) multiplies antigen-driven proliferation and divides
+    exhaustion."""
     mb, eb, xb = y[S.M_b], y[S.E_b], y[S.X_b]
     mt, et, xt = y[S.M_t], y[S.E_t], y[S.X_t]
     car = mb + eb + xb + mt + et + xt
@@ -133,9 +138,10 @@ def derivs(
     help_ = p[P.K_help] / (p[P.K_help] + occ)
     # host anti-CAR immunity needs reconstituted host T cells (Hill 2 in niche occupancy)
     rej = p[P.k_reject] * occ * occ / (occ * occ + p[P.reject_occ50] * p[P.reject_occ50])
-    prolif = p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * steroid_effect) * help_
+    prolif = (p[P.rho_max] * stim * stim_quality * (1.0 - p[P.ster_prolif] * steroid_effect)
+              * help_ * tcell_fitness)
     recall = p[P.k_recall] * stim * stim_quality
-    exhaust = p[P.k_ex] * stim * ex_factor
+    exhaust = p[P.k_ex] * stim * ex_factor / tcell_fitness
     d_e = p[P.d_E] + p[P.k_em] + rej
     kbt, ktb = p[P.k_bt], p[P.k_tb]
     ldk = p[P.ld_kill_T] * ld
@@ -164,10 +170,13 @@ MECHANISM = Mechanism(
         StateSpec("X_t", "cells", "exhausted CAR-T, tissue/disease site"),
     ),
     params=PARAMS,
-    quantities=(Quantity("car_total", "cells", "all CAR-T cells, blood and tissue"),),
+    quantities=(Quantity("car_total", "cells", "all CAR-T cells, blood and tissue"),
+                Quantity("tcell_fitness", "–",
+                         "CAR-T fitness multiplier: × antigen-driven proliferation, ÷ "
+                         "exhaustion (BTK-inhibitor add-on)", neutral=1.0)),
     kernels=(
         Kernel(derivs, consumes=("stim", "stim_quality", "ex_factor", "steroid_effect", "ld",
-                                 "fratricide"),
+                                 "fratricide", "tcell_fitness"),
                provides=("car_total",)),
     ),
 )

@@ -115,7 +115,8 @@ _PROG_CD20, _PROG_CD22 = 0.1, 0.5
 @numba.njit(inline="always")
 def site_activity(  # type: ignore[no-untyped-def]
     y: np.ndarray, p: np.ndarray, dy: np.ndarray, dr_sensitisation: float, gvl_hazard: float,
-    gvl_hazard_sanctuary: float
+    gvl_hazard_sanctuary: float, noxa_induction: float, mito_priming: float,
+    pd1_blockade: float, cart_pause: float, cd22_upregulation: float
 ):
     """Engagement, stimulation and killing at the disease site.
 
@@ -123,7 +124,17 @@ def site_activity(  # type: ignore[no-untyped-def]
     antigen-engaged effectors, per-target hazard on B progenitors, on mature B cells, the
     per-capita CAR-T kill hazard of clones 0, 1, 2 and of the sanctuary clone, the fratricide
     death rate of effectors after trogocytosis).
+
+    Salvage drugs (add-ons of :mod:`cartsim.model.salvage_drugs`; each quantity is neutral
+    when no drug provides it, and the arithmetic then is exactly the model without them):
+    ``noxa_induction`` and ``mito_priming`` restore lost perforin-route/intrinsic apoptosis,
+    ``pd1_blockade`` removes that share of PD-L1's suppression and exhaustion, ``cart_pause``
+    that share of CAR signalling (stimulation and killing: dasatinib) and
+    ``cd22_upregulation`` multiplies the tumour clones' CD22 density (bryostatin).
     """
+    nx, mt = noxa_induction, mito_priming
+    pd1f = 1.0 - pd1_blockade  # share of PD-1 signalling left
+    act = 1.0 - cart_pause  # share of CAR signalling left
     base0 = clone_param_index(0, 0)
     access = p[P.cart_access] * (1.0 - p[P.tp53_infiltration]
                                  * min(p[base0 + C.tp53_altered], 1.0))
@@ -149,28 +160,29 @@ def site_activity(  # type: ignore[no-untyped-def]
     dmult = 1.0 - strip
     for c in range(N_CLONES):
         tc = max(y[S.T0 + c], 0.0) * access
-        ec = clone_engagement(p, c, dmult)
+        ec = clone_engagement(p, c, dmult, cd22_upregulation)
         tumour_load += ec * tc
         base = clone_param_index(c, 0)
         dr_def = max(0.0, 1.0 - p[base + C.dr_sensitivity])
         load += ec * tc
-        qload += ec * tc * _signal(p, c)
+        qload += ec * tc * _signal(p, c, nx, mt, pd1f)
         pdl1_load += ec * tc * p[base + C.pdl1]
         dr_load += ec * tc * dr_def
-        resist_load += ec * tc * max(0.0, 1.0 - clone_route_factor(p, c, 1.0))
+        resist_load += ec * tc * max(0.0, 1.0 - clone_route_factor(p, c, 1.0, nx, mt))
     # the sanctuary clone engages the few CAR-T cells that reach it
-    ts_eng = clone_engagement(p, 0) * max(y[S.TS], 0.0) * p[P.cns_access]
+    ts_eng = clone_engagement(p, 0, 1.0, cd22_upregulation) * max(y[S.TS], 0.0) \
+        * p[P.cns_access]
     load += ts_eng
-    qload += ts_eng * _signal(p, 0)
+    qload += ts_eng * _signal(p, 0, nx, mt, pd1f)
     # ratio-dependent: a target stimulates a limited number of effectors, so expansion on a
     # steady antigen source (regenerating B cells) saturates instead of growing without bound
     # K_stim and K_kill are whole-body counts quoted for the reference adult (body.py)
     bs = p[P.body_scale]
-    stim = load / (load + p[P.K_stim] * bs + p[P.stim_competition] * e_t)
+    stim = load / (load + p[P.K_stim] * bs + p[P.stim_competition] * e_t) * act
     quality = qload / load if load > 0.0 else 1.0
     ex_factor = 1.0
     if load > 0.0:
-        ex_factor += (p[P.ex_pdl1] * pdl1_load + p[P.ex_dr_defect] * dr_load
+        ex_factor += (p[P.ex_pdl1] * pd1f * pdl1_load + p[P.ex_dr_defect] * dr_load
                       + p[P.ex_resist] * resist_load) / load
     if p[P.ex_overload] > 0.0:
         # tumour antigen overload: many engaged targets per effector exhaust it early
@@ -179,7 +191,7 @@ def site_activity(  # type: ignore[no-untyped-def]
     # kills per target: ratio-dependent in the target load, saturating at kill_max when
     # effectors vastly outnumber targets (finite search/handling time per target)
     g_raw = p[P.k_kill] * e_t / (p[P.K_kill] * bs + load)
-    g = g_raw * p[P.kill_max] / (g_raw + p[P.kill_max])
+    g = g_raw * p[P.kill_max] / (g_raw + p[P.kill_max]) * act
     if p[P.bulk_access_cells] > 0.0 and p[P.disease_lbcl] > 0.5:
         # bulky nodal masses: hypoxic, poorly perfused, suppressive tissue where CAR-T
         # cells reach and kill fewer targets per contact
@@ -191,10 +203,12 @@ def site_activity(  # type: ignore[no-untyped-def]
         # the same suppressive mass blunts the CAR-T proliferation/recall signal, so a large
         # burden no longer buys a proportionally large expansion
         quality *= 1.0 - p[P.bulk_suppression] + p[P.bulk_suppression] * bulk
-    h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation, dmult)
-    h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation, dmult)
-    h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation, dmult)
-    hs = _clone_hazard(p, 0, p[P.cns_access], g, stim, dr_sensitisation, 1.0)
+    cd22 = cd22_upregulation
+    h0 = _clone_hazard(p, 0, access, g, stim, dr_sensitisation, dmult, nx, mt, pd1f, cd22)
+    h1 = _clone_hazard(p, 1, access, g, stim, dr_sensitisation, dmult, nx, mt, pd1f, cd22)
+    h2 = _clone_hazard(p, 2, access, g, stim, dr_sensitisation, dmult, nx, mt, pd1f, cd22)
+    hs = _clone_hazard(p, 0, p[P.cns_access], g, stim, dr_sensitisation, 1.0, nx, mt, pd1f,
+                       cd22)
     # fratricide: effectors carrying stripped antigen are killed by other CAR-T, in proportion
     # to the antigen taken up per effector (none once the tumour is gone)
     fratricide = 0.0
@@ -215,7 +229,7 @@ def site_activity(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always")
-def _signal(p: np.ndarray, c: int) -> float:
+def _signal(p: np.ndarray, c: int, noxa: float, mito: float, pd1f: float) -> float:
     """Proliferation/recall signal of a CAR-T engaging clone c, relative to a wild-type target.
 
     Synapse quality (CD58, B11) and PD-1 signalling (PD-L1, B12) weaken it; the
@@ -224,19 +238,21 @@ def _signal(p: np.ndarray, c: int) -> float:
     """
     b = clone_param_index(c, 0)
     x = p[P.productive_stim]
-    sig = (1.0 - x) * p[b + C.synapse_quality] + x * clone_route_factor(p, c, 1.0)
-    return sig * (1.0 - p[P.pdl1_suppression] * min(p[b + C.pdl1], 1.0))
+    sig = (1.0 - x) * p[b + C.synapse_quality] + x * clone_route_factor(p, c, 1.0, noxa, mito)
+    return sig * (1.0 - p[P.pdl1_suppression] * pd1f * min(p[b + C.pdl1], 1.0))
 
 
 @numba.njit(inline="always")
 def _clone_hazard(p: np.ndarray, c: int, access: float, g: float, stim: float,
-                  dr_mult: float, dmult: float) -> float:
+                  dr_mult: float, dmult: float, noxa: float, mito: float, pd1f: float,
+                  cd22: float) -> float:
     """Per-capita kill hazard of clone c: engaged routes plus death-receptor bystander kill
-    (``dmult``: surface antigen left after trogocytosis)."""
-    ec = clone_engagement(p, c, dmult)
+    (``dmult``: surface antigen left after trogocytosis; ``noxa``, ``mito``, ``pd1f``,
+    ``cd22``: the salvage drugs' effects, see :func:`site_activity`)."""
+    ec = clone_engagement(p, c, dmult, cd22)
     base = clone_param_index(c, 0)
-    route = clone_route_factor(p, c, dr_mult) \
-        * (1.0 - p[P.pdl1_suppression] * min(p[base + C.pdl1], 1.0))
+    route = clone_route_factor(p, c, dr_mult, noxa, mito) \
+        * (1.0 - p[P.pdl1_suppression] * pd1f * min(p[base + C.pdl1], 1.0))
     by = p[P.bystander] * p[P.w_dr] * (p[base + C.dr_sensitivity] * dr_mult) * stim
     return access * g * (ec * route + by)
 
@@ -270,10 +286,27 @@ MECHANISM = Mechanism(
         Quantity("gvl_hazard_sanctuary", "1/d",
                  "graft-versus-leukaemia kill hazard in the CNS/testis sanctuary",
                  neutral=0.0),
+        Quantity("noxa_induction", "–",
+                 "share (0–1) of a tumour clone's lost perforin-route sensitivity restored by "
+                 "NOXA induction (HDAC inhibitor add-on)", neutral=0.0),
+        Quantity("mito_priming", "–",
+                 "share (0–1) of a tumour clone's lost intrinsic apoptosis (NOXA loss, TP53) "
+                 "restored by mitochondrial priming (BH3-mimetic add-on)", neutral=0.0),
+        Quantity("pd1_blockade", "–",
+                 "share (0–1) of PD-L1 → PD-1 suppression and exhaustion of CAR-T removed "
+                 "(anti-PD-1 add-on)", neutral=0.0),
+        Quantity("cart_pause", "–",
+                 "share (0–1) of CAR signalling (stimulation, killing, hence cytokine "
+                 "production) blocked (dasatinib add-on)", neutral=0.0),
+        Quantity("cd22_upregulation", "–",
+                 "multiplier of the tumour clones' CD22 surface density (bryostatin add-on)",
+                 neutral=1.0),
     ),
     kernels=(
         Kernel(site_activity,
-               consumes=("dr_sensitisation", "gvl_hazard", "gvl_hazard_sanctuary"), provides=(
+               consumes=("dr_sensitisation", "gvl_hazard", "gvl_hazard_sanctuary",
+                         "noxa_induction", "mito_priming", "pd1_blockade", "cart_pause",
+                         "cd22_upregulation"), provides=(
             "stim", "stim_quality", "ex_factor", "kills", "engaged", "kill_prog", "kill_b",
             "kill_h0", "kill_h1", "kill_h2", "kill_hs", "fratricide")),
     ),

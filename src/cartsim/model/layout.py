@@ -23,6 +23,7 @@ from cartsim.model import (
     killing,
     marrow,
     niche,
+    salvage_drugs,
     tumour,
 )
 from cartsim.model.clones import CLONE_FIELDS, N_CLONES
@@ -83,6 +84,7 @@ CORE_MECHANISMS: tuple[Mechanism, ...] = (
 ADDONS: dict[str, Mechanism] = {
     "iap_inhibitor": iap_inhibitor.MECHANISM,
     "gvl": gvl.MECHANISM,
+    **salvage_drugs.MECHANISMS,
 }
 
 CORE: Model = compose(CORE_MECHANISMS, patient_params=PATIENT_PARAMS,

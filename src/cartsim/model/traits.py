@@ -143,8 +143,13 @@ def route_kill_factor(
     w_pfn: float,
     w_dr: float,
     w_ifng: float,
+    mito: Any = 0.0,
 ) -> Any:
     """Kill hazard of an *engaged* target relative to a wild-type engaged target.
+
+    ``mito`` (0–1, default 0 = none): mitochondrial priming by a BH3 mimetic, which restores
+    that share of the intrinsic (perforin-route) apoptosis the clone has lost, whether to NOXA
+    loss or to a TP53 alteration (:mod:`cartsim.model.salvage_drugs`).
 
     The one route-kill function of the project: numba inlines it into the compiled right-hand
     side of the patient model (scalars), and :func:`kill_multiplier` calls it on arrays for the
@@ -153,6 +158,7 @@ def route_kill_factor(
     """
     tp = 0.5 * (tp53 + 1.0 - abs(tp53 - 1.0))  # min(tp53, 1) for scalars and arrays
     f_pfn = pfn_sens * (1.0 - tp * (1.0 - TP53_PFN_FACTOR))
+    f_pfn = f_pfn + mito * (1.0 - f_pfn)
     f_dr = dr_sens * (1.0 - tp * (1.0 - TP53_DR_FACTOR))
     f_if = ifng_sens * (1.0 - tp * (1.0 - TP53_IFNG_FACTOR))
     return synapse * (w_pfn * f_pfn + w_dr * f_dr + w_ifng * f_if)

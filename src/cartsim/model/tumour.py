@@ -184,24 +184,31 @@ def _occupancy(density: float, k: float, hill: float) -> float:
 
 
 @numba.njit(inline="always")
-def clone_engagement(p: np.ndarray, c: int, density_mult: float = 1.0) -> float:
+def clone_engagement(p: np.ndarray, c: int, density_mult: float = 1.0,
+                     cd22_mult: float = 1.0) -> float:
     """Engagement of clone c; ``density_mult`` scales every surface antigen density (the
-    share left after trogocytosis, killing.trogocytosis_strip)."""
+    share left after trogocytosis, killing.trogocytosis_strip), ``cd22_mult`` the CD22
+    density alone (raised by bryostatin, :mod:`cartsim.model.salvage_drugs`)."""
     b = clone_param_index(c, 0)
     return engagement(
         p,
         p[b + C.cd19] * p[b + C.cd19_surface_fraction] * density_mult,
         p[b + C.cd20] * density_mult,
-        p[b + C.cd22] * density_mult,
+        p[b + C.cd22] * density_mult * cd22_mult,
     )
 
 
 @numba.njit(inline="always")
-def clone_route_factor(p: np.ndarray, c: int, dr_mult: float) -> float:
-    """Route kill factor of clone c; ``dr_mult`` multiplies its death-receptor sensitivity."""
+def clone_route_factor(p: np.ndarray, c: int, dr_mult: float, noxa: float = 0.0,
+                       mito: float = 0.0) -> float:
+    """Route kill factor of clone c; ``dr_mult`` multiplies its death-receptor sensitivity,
+    ``noxa`` (0–1) restores that share of its lost perforin-route sensitivity (NOXA induced
+    by an HDAC inhibitor) and ``mito`` (0–1) that share of its lost intrinsic apoptosis after
+    the TP53 factor (BH3 mimetic); 0 = none (:mod:`cartsim.model.salvage_drugs`)."""
     b = clone_param_index(c, 0)
+    pfn = p[b + C.pfn_sensitivity]
     return _route(
-        p[b + C.pfn_sensitivity],
+        pfn + noxa * (1.0 - pfn),
         p[b + C.dr_sensitivity] * dr_mult,
         p[b + C.ifng_sensitivity],
         p[b + C.synapse_quality],
@@ -209,6 +216,7 @@ def clone_route_factor(p: np.ndarray, c: int, dr_mult: float) -> float:
         p[P.w_pfn],
         p[P.w_dr],
         p[P.w_ifng],
+        mito,
     )
 
 
