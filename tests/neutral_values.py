@@ -31,3 +31,8 @@ ALL_OFF = {**AGE_TOX_OFF, **ALL_OFF}
 #: both session-5 changes of the B-ALL default trajectory switched off: the model of main
 #: 2e7dac1 (tests/data/core_trajectory_reference_2e7dac1.npz)
 SESSION5_OFF = {**ESCAPE_OFF, **AGE_TOX_OFF}
+#: Session 6, issue 14 (CRS severity distribution): IL-1 re-induces myeloid activation only in
+#: cells primed by a primary stimulus (IFN-γ, tumour damage, CAR-T contact); 0 = no gate.
+IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
+ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
+SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
