@@ -42,3 +42,8 @@ FINDINGS_S5_OFF = {"event_hill": 3.0}
 REGROWTH_OFF = {"regrowth_boost": 0.0}
 ALL_OFF = {**REGROWTH_OFF, **ALL_OFF}
 SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
+#: Session 6, issue 14 (CRS severity distribution): IL-1 re-induces myeloid activation only in
+#: cells primed by a primary stimulus (IFN-γ, tumour damage, CAR-T contact); 0 = no gate.
+IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
+ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
+SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}

@@ -15,7 +15,7 @@ from cartsim.model.tumour import derivs
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from neutral_values import REGROWTH_OFF
+from neutral_values import IL1_PRIMING_OFF, REGROWTH_OFF
 
 TISA = get_product("tisagenlecleucel")
 #: The default model just before the boost (main e15e7a7; tests/data/README.md)
@@ -84,7 +84,9 @@ def test_boost_off_gives_back_the_model_before_it() -> None:
                     marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
                     noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
                     pdl1=np.array([0.0, 0.0, 0.8]))
-    t = simulate(cohort, TISA, days=40, seed=11, overrides=REGROWTH_OFF).trajectories
+    # the e15e7a7 model had neither session-6 change of the default trajectory
+    t = simulate(cohort, TISA, days=40, seed=11,
+                 overrides={**REGROWTH_OFF, **IL1_PRIMING_OFF}).trajectories
     # r·(1 + 0·x) is r exactly; agreement to the solver tolerance (the Jacobian sparsity
     # pattern is sampled over a longer parameter vector), the tumour while above the
     # stochastic layer's threshold

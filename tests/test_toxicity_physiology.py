@@ -247,3 +247,43 @@ def test_with_the_age_terms_neutral_the_model_before_them_comes_back() -> None:
         a, b = t[col].to_numpy(), ref[col]
         m = np.isfinite(b) & (np.abs(b) > 1e-6)
         np.testing.assert_allclose(a[m], b[m], rtol=1e-4, err_msg=col)
+
+
+# ---- IL-1 needs a primed myeloid cell (issue 14, session 6) ---------------------------------
+
+
+def _myeloid_rate(kills: float, engaged: float, ifng: float,
+                  overrides: dict[str, float] | None = None) -> float:
+    """d(MY)/dt of one child with myeloid cells active and serum IL-1 high, for the given
+    primary stimuli (kills and engaged CAR-T per day, serum IFN-γ)."""
+    from cartsim.model import inflammation
+    from cartsim.model.state import S
+    from cartsim.population import build
+
+    c = Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([9.0]),
+               marrow_blasts_pct=np.array([5.0]))
+    p, y = build(c, get_product("tisagenlecleucel"), seed=1, variability=False,
+                 overrides=overrides)
+    y0 = y[0].copy()
+    y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 20.0, ifng, 10.0, 0.3, 0.3
+    dy = np.zeros_like(y0)
+    inflammation.derivs(y0, p[0], dy, kills, engaged, 0.0, 0.0, 0.0, 0.0)
+    return float(dy[S.MY])
+
+
+def test_il1_amplifies_myeloid_activation_only_while_a_primary_stimulus_lasts() -> None:
+    """Two-signal IL-1 biology: with the tumour gone, no CAR-T engaged and no IFN-γ, the IL-1
+    loop no longer keeps myeloid cells active (the fever of CRS ends with its cause); with a
+    primary stimulus IL-1 still amplifies it."""
+    assert _myeloid_rate(0.0, 0.0, 0.0) < 0.0  # no cause: activation decays
+    with_cause = _myeloid_rate(5e9, 1e8, 30.0)
+    assert with_cause > 0.0
+    # IL-1 adds to a primary stimulus (amplifier): faster than the same cause with the IL-1
+    # signal blocked (K_il1 far above the serum IL-1)
+    assert with_cause > _myeloid_rate(5e9, 1e8, 30.0, {"K_il1": 1e4}) + 0.05
+
+
+def test_without_the_priming_gate_the_il1_loop_sustains_itself() -> None:
+    """Off switch (K_il1_prime = 0, tests/neutral_values.py): the model before the gate, whose
+    IL-1 loop had a gain > 1 at rest and kept myeloid cells active with no cause at all."""
+    assert _myeloid_rate(0.0, 0.0, 0.0, {"K_il1_prime": 0.0}) > 0.0

@@ -91,6 +91,25 @@ PARAMS = (
        "IL-1 clearance", 0.0, "inflam"),
     _p("K_il1", "pg/mL", 5.0, 0.01, 1e4, "assumed",
        "IL-1 signal for half-maximal myeloid self-activation", 0.0, "inflam"),
+    _p("K_il1_prime", "–", 0.02, 0.0, 10.0,
+       "structure from IL-1 biology (issue 14, session 6): monocyte IL-1β needs a priming "
+       "signal (NF-κB: "
+       "TLR/DAMP, CD40L–CD40 contact with CAR-T, IFN-γ) before IL-1 can re-induce it "
+       "(the two-signal model of IL-1β release, Netea 2015 Annu Rev Immunol; in CRS the "
+       "myeloid IL-1 follows CAR-T–myeloid contact, Giavridis 2018, Norelli 2018); "
+       "without this gate the IL-1 loop had a loop gain > 1 at rest and, once lit, kept a "
+       "39.8 °C fever for months after the tumour and the CAR-T peak were gone; value "
+       "hand-tuned against the CRS/neurotoxicity rows of ELIANA, ZUMA-1, ZUMA-4, NCI "
+       "CD19-28z, TanCAR7 and MSKCC 19-28z (cartsim validate, 60/arm, session 6): 0.1 "
+       "also silenced part of the acute CRS of adults with LBCL (ZUMA-1 neurotoxicity any "
+       "58 → 47 %); 0.02 keeps the acute CRS and shortens the chronic loop (40 ZUMA-1 "
+       "patients over 60 days: fever on ≥ 30 days in 25 % without the gate, 10 % at 0.02, "
+       "0 % at 0.1; the few CAR-T cells left after the peak leave a primary stimulus of "
+       "≈ 0.01); 0 = no gate (the model before it)",
+       "primary myeloid stimulus (the sum of the IFN-γ, tumour-damage and CAR-T-contact "
+       "activation terms, each 0–1) at which IL-1 self-activation of myeloid cells is "
+       "half-maximal: IL-1 amplifies activation that has a primary cause, it does not sustain "
+       "it alone", 0.0, "inflam"),
     _p("w_il1_en", "–", 0.8, 0.0, 10.0, "assumed (IL-1 activates endothelium)",
        "weight of the IL-1 term in endothelial activation", 0.0, "inflam"),
     _p("a_ang", "–", 1.0, 0.0, 10.0,
@@ -200,8 +219,13 @@ def derivs(
     contact = e9_l * e9_l / (e9_l * e9_l + p[P.K_my_car] ** 2)
     s_il1 = il1 * anak  # anakinra blocks the IL-1 receptor
     f_il1 = s_il1 / (s_il1 + p[P.K_il1])
+    # IL-1 re-induces myeloid activation only in primed cells: the gate follows the primary
+    # stimulus, so the IL-1 loop amplifies a CRS with a cause and dies out with it
+    prim = f_ifng + damp + contact
+    k_prime = p[P.K_il1_prime]
+    prime = prim / (prim + k_prime) if k_prime > 0.0 else 1.0
     dy[S.MY] = (
-        p[P.k_my] * (f_ifng + damp + contact + f_il1) * (1.0 - p[P.ster_my] * steroid_effect)
+        p[P.k_my] * (prim + f_il1 * prime) * (1.0 - p[P.ster_my] * steroid_effect)
         * anak
         - p[P.d_my] * y[S.MY]
     )
