@@ -4,6 +4,8 @@ refusal (finite-difference fallback) for code it cannot differentiate."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -154,3 +156,54 @@ def test_branches_merge_and_derivatives_follow_the_branch_taken() -> None:
             e[j] = h
             np.testing.assert_allclose(J[:, j], (f(y + e) - f(y - e)) / (2 * h), rtol=1e-5,
                                        atol=1e-6)
+
+
+REFERENCE = Path(__file__).parent / "data" / "core_trajectory_reference.npz"
+#: the same cohort with the finite-difference Jacobian (the reference before session 6)
+REFERENCE_FD = Path(__file__).parent / "data" / "core_trajectory_reference_fd.npz"
+
+
+def test_reference_trajectory_agrees_with_the_finite_difference_one_within_tolerance() -> None:
+    # both written by simulate() at rtol 1e-5; the Jacobian changes the steps taken, not the
+    # equations: every readout of the 3 patients over days -5..40 within 2e-3 relative
+    # (largest when written: encephalopathy score 9.5e-4, B cells 3.8e-5, everything else
+    # below 3e-5), no finite/non-finite flips, and no more steps than with finite differences
+    new, old = np.load(REFERENCE), np.load(REFERENCE_FD)
+    assert set(new.files) == set(old.files)
+    for col in new.files:
+        if col == "steps":
+            continue
+        a, b = new[col], old[col]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
+        m = np.isfinite(a)
+        np.testing.assert_allclose(a[m], b[m], rtol=2e-3, atol=1e-9, err_msg=col)
+    assert (new["steps"] <= old["steps"]).all()
+
+
+@pytest.mark.slow  # compiles the finite-difference solver (minutes when the cache is cold)
+def test_finite_difference_option_reproduces_its_reference_bit_for_bit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cartsim.simulation import simulate
+
+    monkeypatch.setenv("CARTSIM_JACOBIAN", "fd")
+    ref = np.load(REFERENCE_FD)
+    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
+                    age_y=np.array([5.0, 14.0, 24.0]),
+                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
+                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
+                    pdl1=np.array([0.0, 0.0, 0.8]))
+    res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
+    assert np.array_equal(res.steps, ref["steps"])
+    for col in ref.files:
+        if col != "steps":
+            assert np.array_equal(res.trajectories[col].to_numpy(), ref[col],
+                                  equal_nan=True), col
+
+
+def test_unknown_jacobian_kind_is_named() -> None:
+    from cartsim.errors import InvalidInputError
+    from cartsim.simulation import jacobian_kind
+
+    assert jacobian_kind("fd") == "fd"
+    with pytest.raises(InvalidInputError, match="CARTSIM_JACOBIAN"):
+        jacobian_kind("exact")

@@ -162,8 +162,8 @@ def jacobian_kind(jacobian: str | None = None) -> str:
     ``"analytic"``."""
     kind = jacobian or os.environ.get("CARTSIM_JACOBIAN") or "analytic"
     if kind not in JACOBIANS:
-        raise InvalidInputError(
-            f"Jacobian {kind!r} (argument or CARTSIM_JACOBIAN) must be one of {JACOBIANS}")
+        raise InvalidInputError("jacobian (argument or CARTSIM_JACOBIAN)",
+                                " or ".join(JACOBIANS), kind)
     return kind
 
 
