@@ -117,8 +117,15 @@ print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
 """
 
 
-def _env(tree: Path, cache: str | None = None) -> dict[str, str]:
+#: extra environment per tree name (``--ref-env``), e.g. CARTSIM_JACOBIAN=fd
+_EXTRA_ENV: dict[str, dict[str, str]] = {}
+
+
+def _env(tree: Path | tuple[Path, str], cache: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if isinstance(tree, tuple):
+        tree, name = tree
+        env.update(_EXTRA_ENV.get(name, {}))
     env["PYTHONPATH"] = str(tree / "src")
     if cache is not None:
         env["NUMBA_CACHE_DIR"] = cache
@@ -126,14 +133,14 @@ def _env(tree: Path, cache: str | None = None) -> dict[str, str]:
     return env
 
 
-def trial_chunk(tree: Path, n: int) -> dict[str, float]:
+def trial_chunk(tree: Path | tuple[Path, str], n: int) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n),
                           str(HERE / "examples" / "eliana.toml")],
                          env=_env(tree), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compose_other_model(tree: Path, cache: str) -> None:
+def compose_other_model(tree: Path | tuple[Path, str], cache: str) -> None:
     """Compose the core model plus the ``gvl`` add-on in a separate process (writes its
     generated right-hand side into the shared cache directory)."""
     subprocess.run([sys.executable, "-c",
@@ -141,13 +148,13 @@ def compose_other_model(tree: Path, cache: str) -> None:
                    env=_env(tree, cache), capture_output=True, check=True)
 
 
-def throughput(tree: Path, n: int, days: int, clinic: bool) -> dict[str, float]:
+def throughput(tree: Path | tuple[Path, str], n: int, days: int, clinic: bool) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _CHILD, str(n), str(days), str(int(clinic))],
                          env=_env(tree), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cold_start(tree: Path, cache: str) -> float:
+def cold_start(tree: Path | tuple[Path, str], cache: str) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-speed-out-") as out:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "cartsim", "simulate", "--product",
@@ -166,10 +173,24 @@ def main() -> None:
     ap.add_argument("--no-cold", action="store_true", help="skip the start-up timing")
     ap.add_argument("--trial", type=int, nargs="*", default=[],
                     help="also time one ELIANA trial chunk of each of these sizes")
+    ap.add_argument("--ref-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment of the reference tree's processes; with --ref . and "
+                         "CARTSIM_JACOBIAN=fd, compares the analytic Jacobian with finite "
+                         "differences in one tree")
+    ap.add_argument("--this-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment of this tree's processes")
     a = ap.parse_args()
     trees = {"this": HERE}
     if a.ref is not None:
         trees["ref"] = a.ref.resolve()
+    for kv in a.ref_env:
+        k, _, v = kv.partition("=")
+        _EXTRA_ENV.setdefault("ref", {})[k] = v
+    for kv in a.this_env:
+        k, _, v = kv.partition("=")
+        _EXTRA_ENV.setdefault("this", {})[k] = v
+    for name in list(trees):
+        trees[name] = (trees[name], name)  # type: ignore[assignment]
     rng = random.Random(0)
     res: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
     cold: dict[str, list[tuple[float, float, float]]] = {k: [] for k in trees}

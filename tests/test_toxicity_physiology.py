@@ -246,7 +246,9 @@ def test_with_the_age_terms_neutral_the_model_before_them_comes_back() -> None:
             continue
         a, b = t[col].to_numpy(), ref[col]
         m = np.isfinite(b) & (np.abs(b) > 1e-6)
-        np.testing.assert_allclose(a[m], b[m], rtol=1e-4, err_msg=col)
+        # 2e-3: the reference was written with the finite-difference Jacobian, which moves the
+        # encephalopathy score by up to 9.5e-4 (tests/data/README.md, analytic Jacobian)
+        np.testing.assert_allclose(a[m], b[m], rtol=2e-3, err_msg=col)
 
 
 # ---- IL-1 needs a primed myeloid cell (issue 14, session 6) ---------------------------------

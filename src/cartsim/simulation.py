@@ -9,6 +9,7 @@ status codes (a failing patient never aborts the cohort).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
 from cartsim.model import labs, layout, readouts, stochastic
-from cartsim.model.mechanism import Model
+from cartsim.model.mechanism import Model, analytic_jacobian
 from cartsim.model.parameters import P
 from cartsim.model.state import S
 from cartsim.params import ParameterSpec, ParameterTable
@@ -115,7 +116,7 @@ def default_atol(model: Model | None = None) -> np.ndarray:
     return (model or layout.CORE).atol()
 
 
-_INTEGRATORS: dict[int, Callable[..., None]] = {}
+_INTEGRATORS: dict[tuple[int, str], Callable[..., None]] = {}
 
 
 def model_sparsity(n_samples: int = 120, seed: int = 20261121,
@@ -150,30 +151,61 @@ def model_sparsity(n_samples: int = 120, seed: int = 20261121,
     return detect_sparsity(m.rhs, np.concatenate(ys), np.concatenate(ps))
 
 
-def integrator(model: Model | None = None) -> Callable[..., None]:
-    """The compiled per-patient solver for ``model`` (default: the core model; built once per
-    process and model).
+#: Jacobian of the solver's implicit stages: ``"analytic"`` (generated from the mechanisms'
+#: source, :mod:`cartsim.model.autodiff`) or ``"fd"`` (coloured forward differences, the
+#: solver before session 6); ``CARTSIM_JACOBIAN`` overrides the default.
+JACOBIANS = ("analytic", "fd")
 
-    RODAS4 (L-stable, order 4) with a finite-difference Jacobian over the states that feed
-    back (accumulators excluded) and coloured by the model's sparsity pattern. Continuous
+
+def jacobian_kind(jacobian: str | None = None) -> str:
+    """The Jacobian the solver uses: ``jacobian``, else ``$CARTSIM_JACOBIAN``, else
+    ``"analytic"``."""
+    kind = jacobian or os.environ.get("CARTSIM_JACOBIAN") or "analytic"
+    if kind not in JACOBIANS:
+        raise InvalidInputError("jacobian (argument or CARTSIM_JACOBIAN)",
+                                " or ".join(JACOBIANS), kind)
+    return kind
+
+
+def integrator(model: Model | None = None, jacobian: str | None = None) -> Callable[..., None]:
+    """The compiled per-patient solver for ``model`` (default: the core model; built once per
+    process, model and Jacobian kind).
+
+    RODAS4 (L-stable, order 4). Its Jacobian (``jacobian``, see :func:`jacobian_kind`) is
+    analytic: generated with the right-hand side from the mechanisms' own source, only its
+    structurally non-zero entries (:func:`cartsim.model.mechanism.analytic_jacobian`); for a
+    model whose source the generator cannot differentiate, or with ``"fd"``, it is a
+    finite-difference Jacobian over the states that feed back (accumulators excluded),
+    coloured by the model's sparsity pattern. Either way the LU of the stage matrix follows
+    the sparsity pattern. Continuous
     output: a patient steps across day boundaries (its daily state is the interpolant) and
     restarts only on a day when a schedule item, the clinic, a procedure or the stochastic
     layer changed its state; the daily integrals feeding the stochastic layer are returned
     per day.
     """
     m = model or layout.CORE
-    found = _INTEGRATORS.get(id(m))
+    kind = jacobian_kind(jacobian)
+    found = _INTEGRATORS.get((id(m), kind))
     if found is None:
+        jac, sparsity = None, None
+        if kind == "analytic":
+            got = analytic_jacobian(m)
+            if isinstance(got, str):
+                warnings.warn(f"model {m.n_states} states: no analytic Jacobian ({got}); "
+                              f"using finite differences", RuntimeWarning, stacklevel=2)
+            else:
+                jac, sparsity = got
         # continuous output needs the interval integrals to be the last states; an add-on
         # mechanism's states come after them, so such a model keeps the day-by-day solver.
         # Its kernels are rebound to the composed layout at run time (functions numba cannot
         # pickle by reference), so only the core model's solver is cached on disk.
         found = make_integrator(
-            m.rhs, n_states=m.n_states, method="rodas4", n_jac=m.n_jac,
-            autonomous=True, cache=_dense(m), jac_sparsity=cached_sparsity(m),
+            m.rhs, n_states=m.n_states, method="rodas4", jac=jac, n_jac=m.n_jac,
+            autonomous=True, cache=_dense(m),
+            jac_sparsity=cached_sparsity(m) if sparsity is None else sparsity,
             dense=_dense(m), interval_integrals=m.first_accumulator if _dense(m) else None,
         )
-        _INTEGRATORS[id(m)] = found
+        _INTEGRATORS[(id(m), kind)] = found
     return found
 
 

@@ -1204,16 +1204,18 @@ def make_integrator(
         raise ValueError(f"n_jac must be in [1, n_states={n_states}], got {n_jac}")
     groups = None
     sp_key = None
-    if jac_sparsity is not None and jac is None:
+    use_jac = jac is not None and method == "rodas4"
+    if jac_sparsity is not None and (jac is None or use_jac):
         sp = np.asarray(jac_sparsity, dtype=bool)
         if sp.shape != (n_states, n_states):
             raise ValueError(f"jac_sparsity must have shape ({n_states}, {n_states})")
         sp = sp.copy()
         sp[:, nj:] = False
-        groups = column_groups(sp)
+        # with an analytic jac the pattern only plans the sparse LU (it must cover every
+        # entry jac writes in the first n_jac columns); without, it also colours the columns
+        groups = column_groups(sp) if jac is None else None
         sp_key = hashlib.sha256(np.packbits(sp).tobytes()).hexdigest()
     opts = options if options is not None else SolverOptions()
-    use_jac = jac is not None and method == "rodas4"
     nacc = int(n_states) if interval_integrals is None else int(interval_integrals)
     if not 0 <= nacc <= n_states:
         raise ValueError(f"interval_integrals must be in [0, {n_states}], got {nacc}")
@@ -1257,6 +1259,7 @@ def make_integrator(
     if groups is not None:
         gptr, gcols, colptr, rows = groups
         glb.update(_GPTR=gptr, _GCOLS=gcols, _JCOLPTR=colptr, _JROWS=rows)
+    if sp_key is not None:
         plan = lu_plan(sp[:nj, :nj])
         glb.update(_SPARSE_LU=True, **{f"_SP_{k.upper()}": v for k, v in plan.items()})
     for kern in _KERNELS:

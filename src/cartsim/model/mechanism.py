@@ -207,6 +207,11 @@ class Model:
     rhs: Any = None
     source: str = ""
     doses: dict[str, tuple[DoseRoute, Mechanism]] = field(default_factory=dict)
+    #: Globals of the generated ``rhs`` (its kernels by generated name), for code generators
+    #: that read the same source (the analytic Jacobian, :mod:`cartsim.model.autodiff`).
+    rhs_globals: dict[str, Any] = field(default_factory=dict)
+    #: :func:`analytic_jacobian`'s result, once computed.
+    jac_cache: tuple[Any, np.ndarray] | str | None = None
 
     @property
     def mechanisms(self) -> tuple[Mechanism, ...]:
@@ -434,12 +439,13 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cartsim"
 
 
-def _load_generated(source: str, glb: dict[str, Any], tag: str) -> Any:
+def _load_generated(source: str, glb: dict[str, Any], tag: str, kind: str = "rhs") -> Any:
     """Execute the generated source from a real file (so numba's on-disk cache can key on it)
-    in a cache directory; in memory if that directory is not writable."""
+    in a cache directory; in memory if that directory is not writable. Returns its function
+    ``kind`` (``rhs``, or ``jac`` for :func:`analytic_jacobian`)."""
     from cartsim.atomic import atomic_write
 
-    name = f"cartsim_generated_rhs_{tag}"
+    name = f"cartsim_generated_{kind}_{tag}"
     try:
         path = _cache_dir() / "generated" / f"{name}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != source:
@@ -453,11 +459,39 @@ def _load_generated(source: str, glb: dict[str, Any], tag: str) -> Any:
         # registered, so numba names it (not '<dynamic>') in cached code that a later
         # process loads: that process composes the same model, hence the same module, first
         sys.modules[name] = mod
-        return mod.rhs
+        return getattr(mod, kind)
     except OSError:
         ns: dict[str, Any] = dict(glb)
         exec(compile(source, f"<{name}>", "exec"), ns)  # noqa: S102 - our own generated code
-        return ns["rhs"]
+        return ns[kind]
+
+
+def analytic_jacobian(model: Model) -> tuple[Any, np.ndarray] | str:
+    """The compiled analytic Jacobian ``jac(t, y, p, J)`` of ``model`` and its pattern, or
+    the reason it cannot be generated (a construct :mod:`cartsim.model.autodiff` does not
+    differentiate; the solver then keeps finite differences).
+
+    Generated from the same source as ``model.rhs`` (its kernels and their helpers), once per
+    model and process; the file it is compiled from is named by the hash of its source, so
+    numba's on-disk cache keys on it like the right-hand side's.
+    """
+    if model.jac_cache is not None:
+        return model.jac_cache
+    from cartsim.model.autodiff import NotDifferentiable, jacobian_source
+
+    try:
+        code = jacobian_source(model.source, model.rhs_globals, model.n_states,
+                               header=model.source.split("\n\n\n")[0])
+    except NotDifferentiable as e:
+        model.jac_cache = str(e)
+        return model.jac_cache
+    tag = hashlib.sha256(code.source.encode()).hexdigest()[:16]
+    # numpy error model: a conditional expression's unused arm may divide by zero (the
+    # generated code evaluates both arms), which must give inf there, not raise
+    jac = numba.njit(error_model="numpy")(
+        _load_generated(code.source, code.names, tag, kind="jac"))
+    model.jac_cache = (jac, code.pattern)
+    return model.jac_cache
 
 
 def compose(
@@ -512,5 +546,6 @@ def compose(
         glb[kname] = _rebind(k.fn, S, P, kname) if id(m) in addon_set else k.fn
     tag = hashlib.sha256(source.encode()).hexdigest()[:16]
     model.source = source
+    model.rhs_globals = glb
     model.rhs = numba.njit(_load_generated(source, glb, tag))
     return model
