@@ -29,6 +29,10 @@ def _at(res, col: str, day: int) -> float:  # type: ignore[no-untyped-def]
     return float(t.loc[t["day"] == day, col].iloc[0])
 
 
+#: the salvage-drug quantities of site_activity at their neutral values (no drug given)
+NO_DRUG = (0.0, 0.0, 0.0, 0.0, 1.0)
+
+
 def _tandem(targets: tuple[str, ...]):  # type: ignore[no-untyped-def]
     c = replace(TISA.construct, name="multi", targets=targets,
                 format="tandem" if len(targets) > 1 else "single")
@@ -71,7 +75,7 @@ def test_trogocytosis_strips_antigen_and_kills_car_t_by_fratricide() -> None:
         y[S.E_t] = 1e9
         for et_per_t, name in ((10.0, "many"), (0.3, "few")):
             y[S.T0] = 1e9 / et_per_t
-            r = site_activity(y, p[0], np.zeros_like(y), 1.0, 0.0, 0.0)
+            r = site_activity(y, p[0], np.zeros_like(y), 1.0, 0.0, 0.0, *NO_DRUG)
             out[k, name] = r
     # a stripped CD19-low target is killed more slowly, the more effectors per target ...
     assert out["on", "many"][7] < 0.8 * out["off", "many"][7]
@@ -97,11 +101,11 @@ def test_lineage_switch_puts_an_antigen_free_clone_that_car_t_do_not_engage() ->
         # clone 0 the engaged kill as well
         yy = y[0].copy()
         yy[S.E_t] = 1e9
-        r = site_activity(yy, p[0], np.zeros_like(yy), 1.0, 0.0, 0.0)
+        r = site_activity(yy, p[0], np.zeros_like(yy), 1.0, 0.0, 0.0, *NO_DRUG)
         h0, h2 = r[7], r[9]
         q = dict(p=p[0].copy())
         q["p"][P.bystander] = 0.0
-        r0 = site_activity(yy, q["p"], np.zeros_like(yy), 1.0, 0.0, 0.0)
+        r0 = site_activity(yy, q["p"], np.zeros_like(yy), 1.0, 0.0, 0.0, *NO_DRUG)
         assert r0[9] == 0.0 and r0[7] > 0.0 and h0 > 10.0 * h2
     # the switch at its neutral value: the old initial state
     _, y_off = build(cohort, TISA, seed=4, variability=False, overrides={"switch_frac": 0.0})
