@@ -158,28 +158,34 @@ def test_branches_merge_and_derivatives_follow_the_branch_taken() -> None:
                                        atol=1e-6)
 
 
-#: the same cohort with the finite-difference Jacobian (the reference before session 6)
-REFERENCE_FD = Path(__file__).parent / "data" / "core_trajectory_reference_fd.npz"
+#: the default suite's reference (tests/conftest.py runs it with finite differences)
+REFERENCE = Path(__file__).parent / "data" / "core_trajectory_reference.npz"
 
 
-@pytest.mark.slow  # compiles the finite-difference solver (minutes when the cache is cold)
-def test_finite_difference_option_reproduces_its_reference_bit_for_bit(
+@pytest.mark.slow  # compiles the analytic Jacobian (minutes when the cache is cold)
+def test_compiled_analytic_jacobian_agrees_with_the_finite_difference_reference(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Jacobian changes the steps taken, not the equations: every readout of the 3
+    patients over days -5..40 within 2e-3 relative (when written: encephalopathy score 9.5e-4,
+    B cells 3.8e-5, the rest below 3e-5), no finite/non-finite flips, no more steps."""
     from cartsim.simulation import simulate
 
-    monkeypatch.setenv("CARTSIM_JACOBIAN", "fd")
-    ref = np.load(REFERENCE_FD)
+    monkeypatch.setenv("CARTSIM_JACOBIAN", "analytic")
+    ref = np.load(REFERENCE)
     cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
                     age_y=np.array([5.0, 14.0, 24.0]),
                     marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
                     noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
                     pdl1=np.array([0.0, 0.0, 0.8]))
     res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
-    assert np.array_equal(res.steps, ref["steps"])
+    assert (res.steps <= ref["steps"]).all()
     for col in ref.files:
-        if col != "steps":
-            assert np.array_equal(res.trajectories[col].to_numpy(), ref[col],
-                                  equal_nan=True), col
+        if col == "steps":
+            continue
+        a, b = res.trajectories[col].to_numpy(), ref[col]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
+        m = np.isfinite(b)
+        np.testing.assert_allclose(a[m], b[m], rtol=2e-3, atol=1e-9, err_msg=col)
 
 
 def test_unknown_jacobian_kind_is_named() -> None:
