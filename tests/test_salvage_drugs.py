@@ -56,6 +56,7 @@ def test_without_a_salvage_drug_the_model_is_the_core_model_with_neutral_quantit
         assert line in core.source, line
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 @pytest.mark.parametrize(("drug", "emax", "amount", "traits"), [
     ("hdac_inhibitor", "hdaci_emax", 400.0, {"noxa_low": 1.0}),
     ("bh3_mimetic", "bh3_emax", 400.0, {"tp53_altered": 1.0}),
@@ -86,6 +87,7 @@ def test_hdac_inhibitor_restores_killing_of_a_noxa_low_tumour_only() -> None:
     assert 0.99 < high < 1.01  # wild-type NOXA: nothing to restore
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 def test_bh3_mimetic_helps_a_tp53_altered_tumour_and_not_a_wild_type_one() -> None:
     doses = [Dose("bh3_mimetic", d, 400.0) for d in DAILY]
     # (probe: day-14 tumour 2.4e11 without, 3.0e10 with; day 28 9.8e7 vs 5.6e7)
@@ -95,6 +97,7 @@ def test_bh3_mimetic_helps_a_tp53_altered_tumour_and_not_a_wild_type_one() -> No
     assert 0.99 < wt < 1.01  # wild-type intrinsic apoptosis: nothing to restore
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 def test_anti_pd1_helps_only_against_a_pd_l1_positive_tumour() -> None:
     doses = [Dose("anti_pd1", 0, 200.0), Dose("anti_pd1", 21, 200.0)]
     # (probe: day-28 tumour 2.3e8 without, 1.7e7 with; CAR-T peak 737 vs 1388 /µL)
@@ -104,6 +107,7 @@ def test_anti_pd1_helps_only_against_a_pd_l1_positive_tumour() -> None:
     assert 0.99 < neg < 1.01
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 def test_dasatinib_pauses_car_t_and_cytokines_reversibly() -> None:
     doses = [Dose("dasatinib", d, 100.0) for d in range(4, 8)]
     # (probe: day-8 IL-6 24 vs 162 pg/mL, CAR-T 27 vs 164 /µL; day-14 CAR-T 1421 /µL)
@@ -117,6 +121,7 @@ def test_dasatinib_pauses_car_t_and_cytokines_reversibly() -> None:
     assert _at(on, "tumour_cells", 28) < 1e-3 * _at(on, "tumour_cells", 0)
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 def test_btk_inhibitor_raises_car_t_expansion() -> None:
     doses = [Dose("btk_inhibitor", d, 420.0) for d in range(-5, 28)]
     off = simulate(_ball(), TISA, **KW)  # type: ignore[arg-type]
@@ -128,6 +133,7 @@ def test_btk_inhibitor_raises_car_t_expansion() -> None:
     assert _at(on, "tumour_cells", 10) < 0.1 * _at(off, "tumour_cells", 10)
 
 
+@pytest.mark.slow  # compiles an add-on model (about a minute on a cold cache; CI budget)
 def test_bryostatin_helps_a_cd22_car_and_leaves_a_cd19_car_alone() -> None:
     cd22 = Product("cd22_car", Construct("CD22 CAR (test)", ("CD22",), "4-1BB", 2, 1.0,
                                          memory_fraction=0.3), TISA.dose_rule, "test", "test")
