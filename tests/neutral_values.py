@@ -47,3 +47,17 @@ SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
 IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
 ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
 SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
+
+
+def reference_cohort():  # type: ignore[no-untyped-def]
+    """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):
+    simulate it with tisagenlecleucel, days=40, seed=11."""
+    import numpy as np
+
+    from cartsim.population import Cohort
+
+    return Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
+                  age_y=np.array([5.0, 14.0, 24.0]),
+                  marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
+                  noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
+                  pdl1=np.array([0.0, 0.0, 0.8]))

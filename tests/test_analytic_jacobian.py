@@ -172,11 +172,9 @@ def test_compiled_analytic_jacobian_agrees_with_the_finite_difference_reference(
 
     monkeypatch.setenv("CARTSIM_JACOBIAN", "analytic")
     ref = np.load(REFERENCE)
-    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
-                    age_y=np.array([5.0, 14.0, 24.0]),
-                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
-                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
-                    pdl1=np.array([0.0, 0.0, 0.8]))
+    from neutral_values import reference_cohort
+
+    cohort = reference_cohort()
     res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
     assert (res.steps <= ref["steps"]).all()
     for col in ref.files:

@@ -17,7 +17,7 @@ from cartsim.model.system import site_activity
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from neutral_values import SESSION5_OFF
+from neutral_values import SESSION5_OFF, reference_cohort
 
 TISA = get_product("tisagenlecleucel")
 #: The default model just before these routes (tests/data/README.md)
@@ -43,11 +43,7 @@ def test_escape_routes_off_give_the_pre_escape_trajectory() -> None:
     # the reference was written with the finite-difference Jacobian, which moves the
     # encephalopathy score by up to 9.5e-4 (tests/data/README.md): agreement to 2e-3
     ref = np.load(REFERENCE_PRE_ESCAPE)
-    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
-                    age_y=np.array([5.0, 14.0, 24.0]),
-                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
-                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
-                    pdl1=np.array([0.0, 0.0, 0.8]))
+    cohort = reference_cohort()
     t = simulate(cohort, TISA, days=40, seed=11, overrides=SESSION5_OFF).trajectories
     # the equations at the neutral values are the old ones exactly; the Jacobian sparsity
     # pattern is sampled over a longer parameter vector, so agreement is to the solver

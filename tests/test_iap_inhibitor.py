@@ -75,11 +75,9 @@ def test_without_the_drug_the_model_and_trajectory_are_exactly_the_old_ones() ->
     # landed (the mechanisms refactor itself was bit-identical to a96a784): every readout of
     # 3 patients, days -5 to 40, bit for bit
     ref = np.load(REFERENCE)
-    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
-                    age_y=np.array([5.0, 14.0, 24.0]),
-                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
-                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
-                    pdl1=np.array([0.0, 0.0, 0.8]))
+    from neutral_values import reference_cohort
+
+    cohort = reference_cohort()
     res = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11)
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])

@@ -15,7 +15,7 @@ from cartsim.model.tumour import derivs
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from neutral_values import IL1_PRIMING_OFF, REGROWTH_OFF
+from neutral_values import IL1_PRIMING_OFF, REGROWTH_OFF, reference_cohort
 
 TISA = get_product("tisagenlecleucel")
 #: The default model just before the boost (main e15e7a7; tests/data/README.md)
@@ -79,11 +79,7 @@ def test_one_patient_regrows_from_mrd_faster_with_the_boost() -> None:
 
 def test_boost_off_gives_back_the_model_before_it() -> None:
     ref = np.load(REFERENCE_E15E7A7)
-    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
-                    age_y=np.array([5.0, 14.0, 24.0]),
-                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
-                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
-                    pdl1=np.array([0.0, 0.0, 0.8]))
+    cohort = reference_cohort()
     # the e15e7a7 model had neither session-6 change of the default trajectory
     t = simulate(cohort, TISA, days=40, seed=11,
                  overrides={**REGROWTH_OFF, **IL1_PRIMING_OFF}).trajectories

@@ -231,14 +231,10 @@ def test_with_the_age_terms_neutral_the_model_before_them_comes_back() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from neutral_values import SESSION5_OFF
+    from neutral_values import SESSION5_OFF, reference_cohort
 
     ref = np.load(Path(__file__).parent / "data" / "core_trajectory_reference_2e7dac1.npz")
-    cohort = Cohort("b-all", weight_kg=np.array([18.0, 45.0, 70.0]),
-                    age_y=np.array([5.0, 14.0, 24.0]),
-                    marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
-                    noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
-                    pdl1=np.array([0.0, 0.0, 0.8]))
+    cohort = reference_cohort()
     t = simulate(cohort, get_product("tisagenlecleucel"), days=40, seed=11,
                  overrides=SESSION5_OFF).trajectories
     for col in ref.files:
