@@ -3,6 +3,8 @@ error classes (which the CLIs print as one line), never a traceback-producing cr
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,8 +33,14 @@ _BYTES = st.one_of(_TEXT.map(lambda t: t.encode("utf-8")),
                    _TEXT.map(lambda t: t.encode("utf-16")), st.binary(max_size=200))
 
 
+# Every example writes under one directory that is removed when the session ends (each example
+# used to leave its own temporary directory behind: thousands per run).
+_FUZZ_ROOT = Path(tempfile.mkdtemp(prefix="cartsim-fuzz-"))
+atexit.register(shutil.rmtree, _FUZZ_ROOT, True)
+
+
 def _file(data: bytes, suffix: str) -> Path:
-    d = Path(tempfile.mkdtemp(prefix="cartsim-fuzz-"))
+    d = Path(tempfile.mkdtemp(dir=_FUZZ_ROOT))
     p = d / f"input{suffix}"
     p.write_bytes(data)
     return p
@@ -128,6 +136,6 @@ def test_sdtm_domain_parser(domain: str, rows: list[tuple[str, ...]]) -> None:
     assert header.split(",")[1].startswith(p) or domain == "dm"
     text = header + "\n" + "".join(
         ",".join('"' + c.replace('"', '""') + '"' for c in r) + "\n" for r in rows)
-    d = Path(tempfile.mkdtemp(prefix="cartsim-fuzz-"))
+    d = Path(tempfile.mkdtemp(dir=_FUZZ_ROOT))
     (d / f"{domain}.csv").write_text(text, encoding="utf-8")
     _only_our_errors(grade_records, d)
