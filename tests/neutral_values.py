@@ -48,6 +48,12 @@ IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
 ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
 SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
 
+#: Session 8, issue 11 item 1 (primary refractoriness of LBCL): patient-to-patient CAR-T access
+#: to the nodal disease (model/killing.py access_spread; LBCL only, so no B-ALL reference moves).
+NODAL_ACCESS_OFF = {"access_spread": 0.0}
+ALL_OFF = {**NODAL_ACCESS_OFF, **ALL_OFF}
+SESSION5_OFF = {**NODAL_ACCESS_OFF, **SESSION5_OFF}
+
 
 def reference_cohort():  # type: ignore[no-untyped-def]
     """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):

@@ -314,6 +314,13 @@ def build(
     elif lbcl:
         p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]
+        # patient-to-patient CAR-T access to the nodal masses (model/killing.py
+        # access_spread): log-normal around lbcl_cart_access (median-preserving), capped at 1;
+        # its own keyed stream, so a patient's factor does not depend on the chunking
+        z_acc = (standard_normals(seed, cohort.patient_id, "nodal_access") if variability
+                 else np.zeros(n))
+        p[:, P.cart_access] = np.minimum(
+            p[:, P.cart_access] * np.exp(p[:, P.access_spread] * z_acc), 1.0)
     else:
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]
     c = product.construct

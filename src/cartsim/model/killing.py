@@ -83,6 +83,20 @@ PARAMS = (
        "proliferation)",
        "fraction of kill and of the proliferation signal lost per unit PD-L1 of the engaged "
        "targets", 0.0, "tumour"),
+    _p("access_spread", "–", 1.5, 0.0, 3.0,
+       "assumed size (σ); direction: CAR-T infiltration of lymphoma masses differs widely "
+       "between patients — an immune-excluded, myeloid-suppressed or interferon-signalling "
+       "tumour microenvironment goes with axi-cel failure and a T-cell-inflamed one with "
+       "durable response (Scholler 2022 Nat Med 28:1872, ZUMA-1/ZUMA-7 tumour biopsies: "
+       "pre-treatment immune contexture and CAR-T infiltration predict response; Jain 2021 "
+       "Blood 137:2621: tumour interferon signalling and myeloid suppressor cells in "
+       "non-durable response). Hand-tuned against the ZUMA-1 CR row (calibration set), "
+       "session 8: at 60 patients/arm over the LBCL studies σ 1.0 / 1.5 / 2.0 compared "
+       "(docs/model.md §killing); 0 = every LBCL patient at lbcl_cart_access (the model "
+       "before session 8)",
+       "log-normal SD, between LBCL patients, of the CAR-T access factor of the nodal "
+       "disease (median-preserving around lbcl_cart_access, capped at 1; population.build, "
+       "keyed stream \"nodal_access\"; B-ALL, MCL and FL unaffected)", 0.0, "killing"),
     _p("tp53_infiltration", "–", 0.5, 0.0, 1.0,
        "assumed (review B10: TP53-altered LBCL has fewer infiltrating CAR-T)",
        "fraction of CAR-T access to the disease site lost when the tumour is TP53-altered",

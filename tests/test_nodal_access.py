@@ -1,0 +1,81 @@
+"""Patient-to-patient CAR-T access to nodal LBCL (session 8, issue 11 item 1: primary
+refractoriness): ``access_spread`` (model/killing.py) spreads each LBCL patient's
+``cart_access`` log-normally around ``lbcl_cart_access`` (median-preserving, capped at 1) from
+the keyed per-patient stream "nodal_access". B-ALL (and MCL/FL) keep their access; 0 gives back
+the parameter matrix of the model before it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cartsim.model.parameters import N_PARAMS_BASE, PARAMS, P
+from cartsim.population import POPULATION_PARAMS, Cohort, build, standard_normals
+from cartsim.products import get_product
+from cartsim.simulation import simulate
+
+AXI = get_product("axicabtagene_ciloleucel")
+TISA = get_product("tisagenlecleucel")
+BASE = POPULATION_PARAMS.defaults()["lbcl_cart_access"]
+
+
+def _lbcl(n: int, ids: np.ndarray | None = None) -> Cohort:
+    return Cohort("lbcl", weight_kg=np.full(n, 75.0), age_y=np.full(n, 60.0),
+                  tumour_volume_ml=np.full(n, 50.0), patient_id=ids)
+
+
+def test_lbcl_access_is_spread_median_preserving_and_capped() -> None:
+    n = 400
+    p, _ = build(_lbcl(n), AXI, seed=5)
+    acc = p[:, P.cart_access]
+    sigma = PARAMS["access_spread"].default
+    assert sigma > 0.0
+    z = standard_normals(5, np.arange(n, dtype=np.int64), "nodal_access")
+    np.testing.assert_allclose(acc, np.minimum(BASE * np.exp(sigma * z), 1.0), rtol=1e-12)
+    assert acc.max() <= 1.0
+    assert np.median(acc) == pytest.approx(BASE, rel=0.25)
+    assert acc.min() < 0.2 * BASE  # some patients' masses are nearly excluded
+    # without variability every patient sits at the typical access
+    q, _ = build(_lbcl(n), AXI, seed=5, variability=False)
+    assert np.all(q[:, P.cart_access] == BASE)
+
+
+def test_ball_access_is_not_spread() -> None:
+    ball = Cohort("b-all", weight_kg=np.full(50, 30.0), age_y=np.full(50, 10.0),
+                  marrow_blasts_pct=np.full(50, 50.0))
+    p, y = build(ball, TISA, seed=5)
+    off, y_off = build(ball, TISA, seed=5, overrides={"access_spread": 0.0})
+    assert np.all(p[:, P.cart_access] == PARAMS["cart_access"].default)
+    keep = np.arange(p.shape[1]) != P.access_spread
+    assert np.array_equal(p[:, keep], off[:, keep]) and np.array_equal(y, y_off)
+
+
+def test_neutral_spread_gives_the_old_parameter_matrix() -> None:
+    # the model before: every LBCL patient at lbcl_cart_access, every other column unchanged
+    on, y_on = build(_lbcl(60), AXI, seed=9)
+    off, y_off = build(_lbcl(60), AXI, seed=9, overrides={"access_spread": 0.0})
+    assert np.all(off[:, P.cart_access] == BASE)
+    keep = ~np.isin(np.arange(on.shape[1]), [P.access_spread, P.cart_access])
+    assert np.array_equal(on[:, keep], off[:, keep]) and np.array_equal(y_on, y_off)
+    assert not np.all(on[:, P.cart_access] == BASE)
+
+
+def test_a_patients_access_does_not_depend_on_the_chunking() -> None:
+    whole, _ = build(_lbcl(40), AXI, seed=3)
+    ids = np.arange(40, dtype=np.int64)
+    parts = [build(_lbcl(len(c), ids=c), AXI, seed=3)[0] for c in (ids[:7], ids[7:23], ids[23:])]
+    assert np.array_equal(np.vstack(parts)[:, :N_PARAMS_BASE], whole[:, :N_PARAMS_BASE])
+
+
+def test_an_excluded_mass_is_killed_less_than_an_inflamed_one() -> None:
+    # the patients at the low and the high end of the access distribution, each against
+    # itself at the typical access (access_spread 0): the same patient otherwise
+    z = standard_normals(1, np.arange(300, dtype=np.int64), "nodal_access")
+    lo, hi = int(np.argmin(z)), int(np.argmax(z))
+    cohort = _lbcl(2, ids=np.array([lo, hi]))
+    d28 = {}
+    for k, q in (("on", {}), ("off", {"access_spread": 0.0})):
+        t = simulate(cohort, AXI, days=28, seed=1, overrides=q).trajectories
+        d28[k] = t[t["day"] == 28].set_index("patient_id")["tumour_cells"]
+    assert d28["on"][lo] > 10.0 * max(d28["off"][lo], 1.0)  # excluded: far less killed
+    assert d28["on"][hi] <= d28["off"][hi]  # inflamed: at least as well killed
