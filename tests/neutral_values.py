@@ -47,6 +47,16 @@ SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
 IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
 ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
 SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
+#: Session 8 (issue 14): fibrinogen consumption's half-maximal endothelial and myeloid
+#: activations before their retuning (model/labs.py; lab parameters are population constants
+#: that reach the model through ``simulate(overrides=...)``, cartsim.model.labs.LabCourse).
+FIBRINOGEN_S7 = {"K_fib_en": 3.0, "K_fib_my": 3.5}
+#: Session 8 (issue 10): the platelet mean transit time before its retuning (model/marrow.py).
+PLATELET_MTT_S7 = {"mtt_plt": 8.0}
+#: both session-8 retunings undone: the default model of main 2a9058e
+SESSION8_FIXES_OFF = {**FIBRINOGEN_S7, **PLATELET_MTT_S7}
+ALL_OFF = {**SESSION8_FIXES_OFF, **ALL_OFF}
+SESSION5_OFF = {**SESSION8_FIXES_OFF, **SESSION5_OFF}
 
 #: Session 8, issue 11 item 1 (primary refractoriness of LBCL): patient-to-patient CAR-T access
 #: to the nodal disease (model/killing.py access_spread; LBCL only, so no B-ALL reference moves).

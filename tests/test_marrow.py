@@ -99,3 +99,39 @@ def test_neutrophil_recovery_phenotypes() -> None:
     assert neutrophil_recovery_phenotype(early_dip, days) == "quick"  # dip before day 21
     many = neutrophil_recovery_phenotype(np.stack([quick, biphasic, aplastic]), days)
     assert list(many) == ["quick", "intermittent", "aplastic"]
+
+
+def test_faster_platelet_transit_recovers_platelets_sooner_on_one_patient() -> None:
+    """Session 8: the platelet mean transit time went 8 → 6 d (megakaryocyte-to-platelet
+    transit ≈ 5–7 d); the platelet nadir after Flu/Cy is followed by an earlier recovery."""
+    from neutral_values import PLATELET_MTT_S7
+
+    assert marrow.PARAMS[[s.name for s in marrow.PARAMS].index("mtt_plt")].default == 6.0
+    co = Cohort("b-all", weight_kg=[30.0], age_y=[10.0], marrow_blasts_pct=[50.0],
+                anc0=[1500.0], plt0=[1e5], hb0=[9.5])
+
+    def recovery_day(ov: dict[str, float] | None) -> int:
+        """The first day after the nadir with platelets back at 50,000/µL."""
+        x = simulate(co, get_product("tisagenlecleucel"), days=45, seed=3, variability=False,
+                     overrides=ov).trajectories.set_index("day")["platelets_per_ul"]
+        after = x.loc[int(x.idxmin()):]
+        return int(after[after >= 5e4].index[0])
+
+    assert recovery_day(None) < recovery_day(PLATELET_MTT_S7)
+
+
+def test_session8_retunings_neutral_give_back_the_model_before_them() -> None:
+    """`core_trajectory_reference_2a9058e.npz` is the default model before the session-8
+    retunings (fibrinogen consumption constants, platelet transit); their old values
+    (tests/neutral_values.py SESSION8_FIXES_OFF) give it back bit for bit: the same equations
+    and parameter vector, so the same steps."""
+    from neutral_values import SESSION8_FIXES_OFF, reference_cohort
+
+    ref = np.load(Path(__file__).parent / "data" / "core_trajectory_reference_2a9058e.npz")
+    res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
+                   overrides=SESSION8_FIXES_OFF)
+    t = res.trajectories
+    assert np.array_equal(res.steps, ref["steps"])
+    for col in ref.files:
+        if col != "steps":
+            np.testing.assert_array_equal(t[col].to_numpy(), ref[col], err_msg=col)

@@ -15,8 +15,8 @@ Which set is in force (first that applies):
 
 1. :func:`use` (a context manager; ``cartsim calibrate`` evaluates candidates in-process with it);
 2. the ``CARTSIM_PARAMETER_SET`` environment variable: a shipped name, a path, or ``none`` (the
-   model's own values). ``--parameter-set`` of ``cartsim trial run`` / ``cartsim validate`` sets
-   it, so that worker processes inherit it;
+   model's own values). ``--parameter-set`` of ``cartsim trial run`` / ``validate`` /
+   ``claims`` sets it, so that worker processes inherit it;
 3. the installed default: ``default`` in ``cartsim/data/parameter_sets/index.toml`` (empty: the
    model's own values). ``cartsim calibrate --install NAME`` writes the set there.
 

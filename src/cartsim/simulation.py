@@ -583,7 +583,7 @@ def simulate(
     baseline_il6 = p[:, P.il6_base].copy()
     pstate = protocol.initial_state(n) if protocol is not None else None
     # slow lab states (CRP, ferritin, …) advance with each recorded day and never feed back
-    lab_course = labs.LabCourse(p)
+    lab_course = labs.LabCourse(p, overrides)
     latest_labs: dict[str, np.ndarray] = {}
 
     def on_day_start(day: int, y_: np.ndarray, status: np.ndarray) -> None:

@@ -287,3 +287,30 @@ def test_outputs_from_results_without_simulating(tmp_path: Path) -> None:
     assert doc["claims"][1]["effect"] is None
     md = paths["md"].read_text(encoding="utf-8")
     assert "`cartsim claims --out X`" in md and md.count("\n| **") == 3
+
+
+def test_parameter_set_option_is_validated_and_put_in_force(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cartsim claims --parameter-set`` (as ``cartsim validate``): a bad set stops the command
+    before any work; a good one is put in force through CARTSIM_PARAMETER_SET, which the
+    worker processes inherit. (No simulation: ``--only`` with an unknown id ends the run.)"""
+    from typer.testing import CliRunner
+
+    from cartsim import parameter_sets as psets
+    from cartsim.cli import app
+
+    monkeypatch.setenv(psets.ENV_VAR, "none")  # restored after the test
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["claims", "--parameter-set", str(tmp_path / "missing.toml"),
+                                 "--out", str(out)])
+    assert r.exit_code == 2 and "missing.toml" in r.output, r.output
+    assert not out.exists()
+    path = psets.save(psets.ParameterSet("claims-test", "test set",
+                                         {"rho_max": {"default": 2.0}}), tmp_path / "set.toml")
+    r = CliRunner().invoke(app, ["claims", "--parameter-set", str(path), "--only", "Z9",
+                                 "--out", str(out)])
+    assert r.exit_code == 2 and "--only" in r.output, r.output
+    assert psets.active() is not None and psets.active().name == "claims-test"
+    r = CliRunner().invoke(app, ["claims", "--parameter-set", "none", "--only", "Z9",
+                                 "--out", str(out)])
+    assert r.exit_code == 2 and psets.active() is None

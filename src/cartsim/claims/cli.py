@@ -36,9 +36,17 @@ def claims_command(
         "--claims", help="claims TOML (default: the shipped data/claims/claims.toml)")] = None,
     doc: Annotated[Path | None, typer.Option(
         help="also write the Markdown table here (e.g. docs/claims.md)")] = None,
+    parameter_set: Annotated[str | None, typer.Option(
+        "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
+                                "calibration's DIR/parameter_set.toml), or 'none' for the "
+                                "model's own values (default: the installed default)")] = None,
 ) -> None:
     """Test every claim of the two source reviews by a paired virtual experiment."""
     try:
+        from cartsim.parameter_sets import select
+
+        # validated before any work; in force here and in the worker processes (ENV_VAR)
+        select(parameter_set)
         _run(out, patients, seed, only, claims_file, doc)
     except CartsimError as e:
         from rich.markup import escape
@@ -73,9 +81,14 @@ def _run(out: Path, patients: int, seed: int | None, only: str | None,
     results = run_claims(claims, patients=patients, seed=seed, progress=tick)
     command = "cartsim " + " ".join(sys.argv[1:]) if sys.argv and "claims" in sys.argv \
         else f"cartsim claims --patients {patients} --out {out}"
+    from cartsim.parameter_sets import describe
+
     meta = {"version": cartsim.__version__, "commit": _commit(), "patients": patients,
-            "seed": seed, "seconds": time.perf_counter() - t0}
+            "seed": seed, "parameter_set": describe(), "seconds": time.perf_counter() - t0}
     paths = write_outputs(results, out, command, meta, doc)
     c = counts(results)
     console.print(", ".join(f"{k}: {v}" for k, v in c["rows"].items()) + f" (of {c['n_rows']})")
+    from cartsim.provenance import parameter_set_status
+
+    console.print(f"parameter set: {parameter_set_status()}", highlight=False, soft_wrap=True)
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
