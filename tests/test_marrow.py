@@ -122,16 +122,20 @@ def test_faster_platelet_transit_recovers_platelets_sooner_on_one_patient() -> N
 
 def test_session8_retunings_neutral_give_back_the_model_before_them() -> None:
     """`core_trajectory_reference_2a9058e.npz` is the default model before the session-8
-    retunings (fibrinogen consumption constants, platelet transit); their old values
-    (tests/neutral_values.py SESSION8_FIXES_OFF) give it back bit for bit: the same equations
-    and parameter vector, so the same steps."""
+    retunings (fibrinogen consumption constants, platelet transit) and before the solver left
+    redrawn small clones out of its error control (issue 12); the retunings' old values
+    (tests/neutral_values.py SESSION8_FIXES_OFF) give it back within the solver tolerance
+    (when written: tumour 1.5e-5 relative, the rest below 5e-7) and with no more steps."""
     from neutral_values import SESSION8_FIXES_OFF, reference_cohort
 
     ref = np.load(Path(__file__).parent / "data" / "core_trajectory_reference_2a9058e.npz")
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides=SESSION8_FIXES_OFF)
     t = res.trajectories
-    assert np.array_equal(res.steps, ref["steps"])
+    assert (res.steps <= ref["steps"]).all()
     for col in ref.files:
         if col != "steps":
-            np.testing.assert_array_equal(t[col].to_numpy(), ref[col], err_msg=col)
+            a, b = t[col].to_numpy(), ref[col]
+            assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
+            m = np.isfinite(b)
+            np.testing.assert_allclose(a[m], b[m], rtol=1e-4, atol=1e-9, err_msg=col)

@@ -356,7 +356,9 @@ def build(
     kmt2a = (cohort.kmt2a if cohort.kmt2a is not None else np.zeros(n))
     switched = (kmt2a > 0.5) & (p[:, P.switch_frac] > 0.0)
     for k in range(N_CLONES):
-        base = clone_param_index(k, 0)
+        # plain Python (the jitted helper would be compiled in every fresh process just for
+        # this index arithmetic)
+        base = clone_param_index.py_func(k, 0)
         p[:, base + C.cd19] = cd19 if k == 0 else cd19 * low if k == 1 else 0.0
         p[:, base + C.cd20] = (cd20 if k == 0 else cd20 * keep20 if k == 1
                                else np.where(switched, 0.0, cd20))

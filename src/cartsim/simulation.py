@@ -642,11 +642,24 @@ def simulate(
     clone_cols = [int(S.T0), int(S.T1), int(S.T2), int(S.TS)]
     thr = p[:, P.stoch_threshold][:, None]
 
-    def jumps_next(day: int, y_: np.ndarray) -> np.ndarray:
+    def redrawn(y_: np.ndarray) -> np.ndarray:
         # the stochastic layer will redraw every non-empty clone that starts the day below
-        # its threshold (a speed hint only: a wrong guess costs steps, never accuracy)
+        # its threshold (an empty one stays empty unless migrants arrive)
         c = y_[:, clone_cols]
-        return ((c > 0.0) & (c < thr)).any(axis=1)
+        return (c > 0.0) & (c < thr)
+
+    def jumps_next(day: int, y_: np.ndarray) -> np.ndarray:
+        # a speed hint only: a wrong guess costs steps, never accuracy
+        return redrawn(y_).any(axis=1)
+
+    skip = np.zeros(y.shape, dtype=bool)
+
+    def overwritten(day: int, y_: np.ndarray) -> np.ndarray:
+        # the ODE's value of a redrawn clone at the day's end is replaced by the draw (which
+        # uses only the clone's start-of-day size and the day's integrated rates): its
+        # error must not shrink the steps of the states that are kept
+        skip[:, clone_cols] = redrawn(y_)
+        return skip
 
     stats = run_daily(
         integrator(model), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol,
@@ -654,6 +667,7 @@ def simulate(
         on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
         record=record, progress=progress, dense=_dense(model),
         jumps_next=jumps_next if _dense(model) else None,
+        overwritten=overwritten if _dense(model) else None,
     )
     day_axis = np.arange(LD_FIRST_DAY, days + 1)
     traj: pd.DataFrame | None = None

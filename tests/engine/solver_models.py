@@ -79,3 +79,10 @@ def integral_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None
     """y0' = -k y0 and y1' = y0 (y1 integrates y0); p = (k,)."""
     dy[0] = -p[0] * y[0]
     dy[1] = y[0]
+
+
+@njit(nogil=True)
+def decoupled_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
+    """y0' = -p0 y0 (slow, smooth) and, not feeding back, y1' = p2 cos(p1 t) (fast)."""
+    dy[0] = -p[0] * y[0]
+    dy[1] = p[2] * math.cos(p[1] * t)

@@ -147,3 +147,52 @@ def test_dense_chunk_and_thread_invariance(threads):
     finally:
         numba.set_num_threads(old)
     assert np.array_equal(full, one)
+
+
+def test_error_mask_leaves_overwritten_states_out_of_the_step_control():
+    """A state the caller will overwrite (set_error_mask) no longer shrinks the steps; the
+    states that are kept stay within the tolerance; no mask gives back the plain solver."""
+    from solver_models import decoupled_rhs
+
+    from cartsim.engine.simulate import run_daily
+    from cartsim.engine.solver import set_error_mask
+
+    p = np.array([[0.2, 40.0, 5.0]])
+    y0 = np.array([[1.0, 0.0]])
+    integ = make_integrator(decoupled_rhs, 2, "rodas4", dense=True)
+    atol = np.full(2, 1e-9)
+
+    def run(mask):
+        y = y0.copy()
+        mem, tmem = dense_memory(1, 2)
+        if mask is not None:
+            set_error_mask(mem, mask)
+        h, st, ns = np.zeros(1), np.zeros(1, np.int32), np.zeros(1, np.int64)
+        out = []
+        for d in range(10):
+            integ(y, p, float(d), float(d + 1), np.array([10.0]), h, 1e-6, atol, 100_000,
+                  st, ns, mem, tmem)
+            out.append(y[0].copy())
+        assert st[0] == STATUS_OK
+        return np.array(out), ns[0]
+
+    plain, n_plain = run(None)
+    cleared, n_cleared = run(np.zeros((1, 2), dtype=bool))
+    assert n_cleared == n_plain and np.array_equal(cleared, plain)
+    masked, n_masked = run(np.array([[False, True]]))
+    assert n_masked < 0.5 * n_plain, (n_masked, n_plain)
+    exact = np.exp(-0.2 * np.arange(1, 11))
+    for traj in (plain, masked):
+        assert np.allclose(traj[:, 0], exact, rtol=1e-5, atol=0.0)
+
+    # the daily loop passes the mask of each day to the solver
+    def loop(overwritten):
+        y = y0.copy()
+        stats = run_daily(integ, y, p, 0, 10, [], rtol=1e-6, atol=atol, dense=True,
+                          overwritten=overwritten)
+        return y, stats.steps[0]
+
+    y_masked, s_masked = loop(lambda day, y: np.array([[False, True]]))
+    y_plain, s_plain = loop(None)
+    assert s_masked == n_masked and s_plain == n_plain
+    assert abs(y_masked[0, 0] / exact[-1] - 1.0) < 1e-5

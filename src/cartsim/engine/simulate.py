@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from cartsim.engine.schedule import ScheduleItem, items_on
-from cartsim.engine.solver import dense_memory
+from cartsim.engine.solver import dense_memory, set_error_mask
 
 DayHook = Callable[[int, np.ndarray, np.ndarray], None]
 EndHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
@@ -51,6 +51,7 @@ def run_daily(
     progress: Callable[[int], None] | None = None,
     dense: bool = False,
     jumps_next: Callable[[int, np.ndarray], np.ndarray] | None = None,
+    overwritten: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> LoopStats:
     """Advance ``y`` in place from ``first_day`` to ``last_day``; returns step counts, status.
 
@@ -59,6 +60,10 @@ def run_daily(
     only on a day whose hooks or schedule changed their state. ``jumps_next(day, y)``
     (optional) flags the patients whose state the end-of-day hook will change: their steps
     land on the day's end instead of running past it and being discarded.
+    ``overwritten(day, y)`` (optional, dense only) gives a (patients × states) bool mask of
+    the states the end-of-day hook will replace whatever the solver returns (small clones
+    the stochastic layer redraws): the solver's error control leaves them out for the day
+    (:func:`cartsim.engine.solver.set_error_mask`).
     """
     n = y.shape[0]
     status = np.zeros(n, dtype=np.int32)
@@ -73,7 +78,7 @@ def run_daily(
     try:
         _loop(integrate, y, p, first_day, last_day, schedule, rtol, atol, max_steps,
               on_schedule, on_day_start, on_day_end, record, progress, dense, jumps_next,
-              status, steps)
+              overwritten, status, steps)
     finally:
         numba.set_parallel_chunksize(old_chunk)
     return LoopStats(steps=steps, status=status)
@@ -84,7 +89,8 @@ def _loop(integrate: Callable[..., None], y: np.ndarray, p: np.ndarray, first_da
           max_steps: int, on_schedule: Callable[[int, ScheduleItem, np.ndarray], None] | None,
           on_day_start: DayHook | None, on_day_end: EndHook | None, record: DayHook | None,
           progress: Callable[[int], None] | None, dense: bool,
-          jumps_next: Callable[[int, np.ndarray], np.ndarray] | None, status: np.ndarray,
+          jumps_next: Callable[[int, np.ndarray], np.ndarray] | None,
+          overwritten: Callable[[int, np.ndarray], np.ndarray] | None, status: np.ndarray,
           steps: np.ndarray) -> None:
     n = y.shape[0]
     h = np.zeros(n)
@@ -105,6 +111,8 @@ def _loop(integrate: Callable[..., None], y: np.ndarray, p: np.ndarray, first_da
                 t_stop[jumps_next(day, y)] = float(day + 1)
             if any(s.day == day + 1 for s in schedule):
                 t_stop[:] = float(day + 1)
+            if overwritten is not None:
+                set_error_mask(mem, overwritten(day, y))
             integrate(y, p, float(day), float(day + 1), t_stop, h, rtol, atol,
                       max_steps, status, steps, mem, tmem)
         else:

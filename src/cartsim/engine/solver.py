@@ -73,6 +73,7 @@ __all__ = [
     "column_groups",
     "detect_sparsity",
     "dense_memory",
+    "set_error_mask",
 ]
 
 #: The patient reached ``t1``.
@@ -335,11 +336,16 @@ def _no_jac(t: float, y: np.ndarray, p: np.ndarray, jm: np.ndarray) -> None:
 
 
 def _err_norm(e: np.ndarray, y0: np.ndarray, y1: np.ndarray, rtol: float, atol: np.ndarray,
-              scale_h: float) -> float:
-    """sqrt(mean((scale_h*e / (atol + rtol*max(|y0|,|y1|)))**2)); NaN-propagating."""
+              scale_h: float, skip: np.ndarray) -> float:
+    """sqrt(mean((scale_h*e / (atol + rtol*max(|y0|,|y1|)))**2)); NaN-propagating.
+
+    Continuous-output mode: states with ``skip[i] != 0`` (the caller will overwrite them,
+    :func:`set_error_mask`) contribute nothing; the mean is still over all states."""
     n = _N
     acc = 0.0
     for i in range(n):
+        if _DENSE and skip[i] != 0.0:
+            continue
         sc = atol[i] + rtol * max(abs(y0[i]), abs(y1[i]))
         r = scale_h * e[i] / sc
         acc += r * r
@@ -608,7 +614,8 @@ _M_C2 = 2  # continuous-output coefficients of that step
 _M_C3 = 3
 _M_F1 = 4  # f at _M_Y1
 _M_OUT = 5  # what the last call returned in ``y`` (a change means the caller jumped)
-_NM = 6
+_M_SKIP = 6  # 1.0 where a state's error is left out of the step-size control
+_NM = 7
 _T_T0 = 0  # start time of the last accepted step
 _T_T1 = 1  # its end time
 _T_VALID = 2  # 1.0 when the patient can continue from its last step
@@ -740,6 +747,7 @@ def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float
     fs = w[_W_K + 6]  # DP5's last stage (FSAL)
     expo = _EXPO
     yk = mem[_M_Y1]
+    skip = mem[_M_SKIP] if _DENSE else ev  # (interval mode: never read)
     a_in = w[_W_AIN]
     if _DENSE:
         for i in range(_NACC, n):
@@ -827,11 +835,11 @@ def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float
         steps += 1
         if _DP5:
             _dp5_attempt(t, h, yw, p, w)
-            err = _err_norm(ev, yw, yt, rtol, atol, h)
+            err = _err_norm(ev, yw, yt, rtol, atol, h, skip)
             finite = math.isfinite(err) and _all_finite(fs)
         else:
             if _rodas4_attempt(t, h, yw, p, jm, em, piv, w, not _AUTONOMOUS):
-                err = _err_norm(ev, yw, yt, rtol, atol, 1.0)
+                err = _err_norm(ev, yw, yt, rtol, atol, 1.0, skip)
             else:
                 err = math.inf
             finite = math.isfinite(err)
@@ -1189,7 +1197,8 @@ def make_integrator(
     ``t1``, and a change to them is not a jump (default: no such states). Where both ends of
     the step are non-negative, an output below zero is returned as zero (the cubic can dip
     below zero between two accepted states of a decaying population). ``p`` must not change
-    between calls (only ``y`` changes are detected).
+    between calls (only ``y`` changes are detected). :func:`set_error_mask` leaves states the
+    caller will overwrite out of the error test.
     """
     if method not in _METHOD_ROWS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(_METHOD_ROWS)}")
@@ -1278,6 +1287,23 @@ def make_integrator(
 def dense_memory(n_patients: int, n_states: int) -> tuple[np.ndarray, np.ndarray]:
     """Zeroed per-patient memory ``(mem, tmem)`` for a ``dense=True`` integrator."""
     return np.zeros((n_patients, _NM, n_states)), np.zeros((n_patients, _NT))
+
+
+def set_error_mask(mem: np.ndarray, overwritten: np.ndarray | None) -> None:
+    """Leave the states ``overwritten[i, j]`` (bool, patients × states) out of the error
+    control of a ``dense=True`` integrator's next calls (``mem`` from :func:`dense_memory`);
+    ``None`` puts every state back.
+
+    For states whose value at the end of the call the caller discards and replaces (a
+    stochastic layer redrawing small clones): their error would only shrink the steps of the
+    states that are kept. They still enter the steps and the Jacobian as before, so what
+    they feed into other states is integrated as accurately as those states' own error
+    test demands. The mask stays until it is set again.
+    """
+    if overwritten is None:
+        mem[:, _M_SKIP, :] = 0.0
+    else:
+        mem[:, _M_SKIP, :] = overwritten
 
 
 def column_groups(

@@ -477,21 +477,77 @@ def analytic_jacobian(model: Model) -> tuple[Any, np.ndarray] | str:
     """
     if model.jac_cache is not None:
         return model.jac_cache
+    got = _jacobian_code(model)
+    if isinstance(got, str):
+        model.jac_cache = got
+        return model.jac_cache
+    source, names, pattern = got
+    tag = hashlib.sha256(source.encode()).hexdigest()[:16]
+    # numpy error model: a conditional expression's unused arm may divide by zero (the
+    # generated code evaluates both arms), which must give inf there, not raise
+    jac = numba.njit(error_model="numpy")(_load_generated(source, names, tag, kind="jac"))
+    model.jac_cache = (jac, pattern)
+    return model.jac_cache
+
+
+def jacobian_cache_key(model: Model) -> str:
+    """Key of a model's generated Jacobian in the on-disk cache: a hash of the generated
+    right-hand side (whose header hashes every module of this package, the generator
+    included, and the mechanisms' modules) and of the layout (state and parameter names)."""
+    h = hashlib.sha256(model.source.encode())
+    h.update(repr(([s.name for s in model.states], [p.name for p in model.params],
+                   model.clone_fields, model.n_clones, model.n_params_base)).encode())
+    return h.hexdigest()
+
+
+def _jacobian_code(model: Model) -> tuple[str, dict[str, Any], np.ndarray] | str:
+    """Source, globals and pattern of ``model``'s analytic Jacobian, or why there is none.
+
+    Generating it (:func:`cartsim.model.autodiff.jacobian_source`) costs seconds, every
+    process: the result is kept in the cache directory (``$CARTSIM_CACHE_DIR``, default
+    ``~/.cache/cartsim``) under :func:`jacobian_cache_key`, so that a fresh process reads the
+    same source, compiles nothing new and finds numba's cached solver."""
+    import math
+
+    from cartsim.atomic import atomic_write
     from cartsim.model.autodiff import NotDifferentiable, jacobian_source
 
+    plain = {"np": np, "math": math}
+    path: Path | None = (_cache_dir() / "generated"
+                         / f"jacobian-{jacobian_cache_key(model)[:32]}.npz")
+    try:
+        assert path is not None
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                if "reason" in z.files:
+                    return str(z["reason"])
+                return str(z["source"]), dict(plain), z["pattern"].astype(bool)
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # unreadable: generated afresh and written again
     try:
         code = jacobian_source(model.source, model.rhs_globals, model.n_states,
                                header=model.source.split("\n\n\n")[0])
     except NotDifferentiable as e:
-        model.jac_cache = str(e)
-        return model.jac_cache
-    tag = hashlib.sha256(code.source.encode()).hexdigest()[:16]
-    # numpy error model: a conditional expression's unused arm may divide by zero (the
-    # generated code evaluates both arms), which must give inf there, not raise
-    jac = numba.njit(error_model="numpy")(
-        _load_generated(code.source, code.names, tag, kind="jac"))
-    model.jac_cache = (jac, code.pattern)
-    return model.jac_cache
+        out: tuple[str, dict[str, Any], np.ndarray] | str = str(e)
+        arrays = {"reason": np.array(str(e))}
+    else:
+        out = (code.source, code.names, code.pattern)
+        arrays = {"source": np.array(code.source), "pattern": code.pattern}
+        # the source's globals must be rebuilt from nothing in a later process
+        if any(code.names.get(k) is not v for k, v in plain.items()) or (
+                set(code.names) != set(plain)):
+            path = None
+    if path is not None:
+        def write(tmp: Path) -> None:
+            with Path(tmp).open("wb") as fh:
+                np.savez(fh, **arrays)
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, write)
+        except OSError:
+            pass  # a read-only cache only costs the generation next time
+    return out
 
 
 def compose(
