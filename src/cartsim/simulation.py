@@ -444,13 +444,14 @@ def _lab(values: dict[str, np.ndarray] | None, name: str, n: int) -> np.ndarray:
 
 def observations(y: np.ndarray, p: np.ndarray, baseline_il6: np.ndarray,
                  seed: int | None = None, patient_id: np.ndarray | None = None,
-                 day: int | None = None, lab_values: dict[str, np.ndarray] | None = None
-                 ) -> dict[str, np.ndarray]:
+                 day: int | None = None, lab_values: dict[str, np.ndarray] | None = None,
+                 computed: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """What the virtual clinician sees today (the protocol's ``obs`` contract); with
     ``seed``, ``patient_id`` and ``day`` the neurological chance events are drawn; CRP and
     ferritin come from ``lab_values`` (today's :class:`cartsim.model.labs.LabCourse` readouts,
-    missing without them)."""
-    r = readouts.compute(y, p)
+    missing without them). ``computed``: ``readouts.compute(y, p)`` when the caller has it
+    (the arrays may be changed)."""
+    r = readouts.compute(y, p) if computed is None else computed
     enc = r["encephalopathy"]
     icans = icans_findings(enc, seed, patient_id, day)
     age = p[:, P.age_y]
@@ -570,6 +571,7 @@ def simulate(
             ev_unit.append(np.full(k, unit, dtype=object))
 
     def on_schedule(day: int, item: ScheduleItem, given: np.ndarray) -> None:
+        recorded["day"] = None  # the state changed since the day's readouts were recorded
         if item.event == "infusion_memory":
             return
         if item.event == "infusion_effector":
@@ -580,6 +582,9 @@ def simulate(
         else:
             add_events(day, item.event, given, item.unit)
 
+    #: the readouts of the last recorded day (the clinic observes the same state next
+    #: morning unless a schedule item or a procedure changed it)
+    recorded: dict[str, Any] = {"day": None}
     baseline_il6 = p[:, P.il6_base].copy()
     pstate = protocol.initial_state(n) if protocol is not None else None
     # slow lab states (CRP, ferritin, …) advance with each recorded day and never feed back
@@ -595,7 +600,12 @@ def simulate(
                 add_events(day, name, np.where(status == 0, np.asarray(amt, float), 0.0), unit)
         if protocol is None:
             return
-        obs = observations(y_, p, baseline_il6, seed, pid, day, latest_labs)
+        # the readouts recorded at the end of yesterday, unless a schedule item or a
+        # procedure changed the state since (the same numbers, computed once)
+        r = None
+        if recorded["day"] == day and not procedures:
+            r = {k: v.copy() for k, v in recorded["r"].items()}
+        obs = observations(y_, p, baseline_il6, seed, pid, day, latest_labs, computed=r)
         bad = _implausible(obs) & (status == 0)
         if bad.any():  # a runaway patient leaves the cohort with its own status code
             status[bad] = STATUS_IMPLAUSIBLE
@@ -633,6 +643,8 @@ def simulate(
 
     def record(day: int, y_: np.ndarray, status: np.ndarray) -> None:
         r = readouts.compute(y_, p)
+        if protocol is not None:
+            recorded.update(day=day, r=dict(r))
         r.update(lab_course.step(day, y_))
         latest_labs.update(r)
         k = day - LD_FIRST_DAY
