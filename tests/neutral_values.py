@@ -48,6 +48,14 @@ IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
 ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
 SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
 
+#: Session 8, issue 11 (cure as a chance event): the pre-existing escape subclone is present
+#: only if a heritable variant lineage arose (Poisson in tumour × cd19_negative_fraction);
+#: 0 = present in every patient. The reference cohort has no CD19-negative cells, so its
+#: trajectory does not depend on it.
+ESCAPE_PRESENCE_OFF = {"escape_lineage_cells": 0.0}
+ALL_OFF = {**ESCAPE_PRESENCE_OFF, **ALL_OFF}
+SESSION5_OFF = {**ESCAPE_PRESENCE_OFF, **SESSION5_OFF}
+
 
 def reference_cohort():  # type: ignore[no-untyped-def]
     """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):
