@@ -56,6 +56,13 @@ ESCAPE_PRESENCE_OFF = {"escape_lineage_cells": 0.0}
 ALL_OFF = {**ESCAPE_PRESENCE_OFF, **ALL_OFF}
 SESSION5_OFF = {**ESCAPE_PRESENCE_OFF, **SESSION5_OFF}
 
+#: Session 8, issue 11: acquired CD19-loss per division 3e-12 -> 3e-13 (model/tumour.py
+#: mu_loss). Not an off switch: the value before session 8, which every older reference was
+#: written with (tests/data/core_trajectory_reference_2a9058e.npz is the model just before).
+MU_LOSS_S7 = {"mu_loss": 3e-12}
+ALL_OFF = {**MU_LOSS_S7, **ALL_OFF}
+SESSION5_OFF = {**MU_LOSS_S7, **SESSION5_OFF}
+
 
 def reference_cohort():  # type: ignore[no-untyped-def]
     """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):

@@ -3,7 +3,8 @@ present only if a heritable variant lineage arose among the patient's CD19-negat
 cells, a Poisson number with mean tumour × cd19_negative_fraction / escape_lineage_cells
 (population.build, keyed per-patient stream ``escape_present``). Low-burden patients often
 carry none (they can be cured), high-burden patients nearly always do (burden is a risk
-factor). escape_lineage_cells = 0 is the model before it."""
+factor). escape_lineage_cells = 0 is the model before it. Also: the acquired CD19-loss rate
+mu_loss (3e-12 -> 3e-13 in session 8) at its old value gives back the older reference."""
 
 from __future__ import annotations
 
@@ -79,3 +80,21 @@ def test_neutral_value_gives_back_the_old_trajectory() -> None:
                     overrides={"escape_lineage_cells": 1e14}).trajectories
     assert gone["cd19_negative_tumour_fraction"].fillna(0.0).max() <= \
         old["cd19_negative_tumour_fraction"].fillna(0.0).max()
+
+
+def test_session7_mu_loss_gives_back_the_reference_before_session_8() -> None:
+    # mu_loss 3e-12 -> 3e-13 (session 8) changes only the CD19-loss mutants; at the old value
+    # the model written by main 2a9058e comes back (same Jacobian, same equations)
+    from pathlib import Path
+
+    from neutral_values import MU_LOSS_S7, reference_cohort
+
+    ref = np.load(Path(__file__).parent / "data" / "core_trajectory_reference_2a9058e.npz")
+    t = simulate(reference_cohort(), TISA, days=40, seed=11, overrides=MU_LOSS_S7).trajectories
+    for col in ref.files:
+        if col == "steps":
+            continue
+        a, b = t[col].to_numpy(), ref[col]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
+        m = np.isfinite(b)
+        np.testing.assert_allclose(a[m], b[m], rtol=1e-6, atol=1e-9, err_msg=col)
