@@ -122,7 +122,7 @@ def test_faster_platelet_transit_recovers_platelets_sooner_on_one_patient() -> N
 
 def test_session8_retunings_neutral_give_back_the_model_before_them() -> None:
     """`core_trajectory_reference_2a9058e.npz` is the default model before the session-8
-    retunings (fibrinogen consumption constants, platelet transit) and before the solver left
+    retunings (fibrinogen consumption constants, platelet transit, acquired CD19 loss mu_loss) and before the solver left
     redrawn small clones out of its error control (issue 12); the retunings' old values
     (tests/neutral_values.py SESSION8_FIXES_OFF) give it back within the solver tolerance
     (when written: tumour 1.5e-5 relative, the rest below 5e-7) and with no more steps."""

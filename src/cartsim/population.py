@@ -378,6 +378,14 @@ def build(
         tumour = bf / (1.0 - bf) * p[:, P.marrow_cells]
     p[:, P.blast_frac0] = 0.0 if lbcl else bf
     fneg = cohort.cd19_negative_fraction
+    # the pre-existing escape subclone is present only if at least one heritable variant
+    # lineage arose among its tumour × fneg CD19-negative/-low cells: a Poisson number with mean
+    # tumour × fneg / escape_lineage_cells (0: always present, the model before session 8)
+    n_esc = p[:, P.escape_lineage_cells]
+    if np.any(n_esc > 0.0):
+        lam = np.where(n_esc > 0.0, tumour * fneg / np.where(n_esc > 0.0, n_esc, 1.0), np.inf)
+        present = keyed_u("escape_present") < -np.expm1(-lam)
+        fneg = np.where(present, fneg, 0.0)
     fsw = np.where(switched, p[:, P.switch_frac], 0.0)
     y[:, S.T0] = tumour * (1.0 - fneg) * (1.0 - fsw)
     y[:, S.T1] = tumour * fneg

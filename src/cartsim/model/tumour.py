@@ -57,9 +57,30 @@ PARAMS = (
        "(Majzner 2020 Cancer Discov, flow quantitation); 0 = every patient at the covariate",
        "log-normal SD of the dominant clone's CD19 density between patients, around the "
        "cd19_density covariate (population.build)", 0.0, "tumour"),
-    _p("mu_loss", "1/division", 3e-12, 0.0, 1e-3,
-       "assumed; to calibrate against CD19-negative relapse share",
+    _p("mu_loss", "1/division", 3e-13, 0.0, 1e-3,
+       "assumed order; size hand-tuned, session 8, against ELIANA (3-year) EFS 36 months "
+       "(44 %, clinical_targets.csv; ELIANA is in the calibration set, docs/calibration.md): "
+       "at 3e-12 a B-ALL of ~1e12 cells made ~0.4 CD19-loss mutants a day around infusion, "
+       "so nearly every high-burden responder relapsed CD19-negative in year 1-2 (EFS 36 mo "
+       "23 %); `cartsim validate --studies eliana,zuma1,ensign,nci_cd19_28z,mskcc_19_28z "
+       "--patients 60`: 51 -> 53 of 89 rows pass, ELIANA EFS 36 mo 23 -> 43 %, OS 36 mo "
+       "42 -> 52 % (63), CD19-negative share of relapses 85 -> 54 % (74) (docs/model.md, "
+       "'Cure as a chance event'); 3e-12 = the model before session 8",
        "acquired CD19-loss (mutation/splicing) probability per tumour division", 1.0, "tumour"),
+    _p("escape_lineage_cells", "cells", 0.0, 0.0, 1e14,
+       "assumed direction: a pre-existing antigen-escape variant is a rare heritable event "
+       "(CD19 exon mutation, splice variant), so the number of variant lineages present at "
+       "infusion is Poisson in the tumour size (Luria-Delbruck; Orlando 2018 Nat Med: "
+       "CD19-negative relapses carry heritable CD19 frameshift mutations; high "
+       "pre-infusion burden predicts relapse after tisagenlecleucel, Schultz 2022 J Clin "
+       "Oncol 40:945); no size: off by default, the session-8 probes (1e8-1e10) did not "
+       "improve the ELIANA/ZUMA-1 rows overall (docs/model.md, 'Cure as a chance event'); "
+       "0 = the escape subclone is present in every patient (the model before session 8)",
+       "CD19-negative/-low tumour cells per expected heritable escape lineage (1/per-cell "
+       "frequency of a heritable variant among them): the escape subclone (clone 1) is "
+       "present with probability 1 - exp(-T f/escape_lineage_cells), T the patient's tumour "
+       "cells, f the cd19_negative_fraction covariate, a keyed per-patient draw "
+       "(`escape_present`); absent, its share stays in the dominant clone", 0.0, "tumour"),
     _p("escape_cd20_loss", "probability", 0.1, 0.0, 1.0,
        "assumed size; CD20-negative/-dim re-biopsies after rituximab-containing therapy are a "
        "minority (Hiraga 2009 Blood 113:4885; review B3: relapses after CD19 CAR-T mostly keep "
