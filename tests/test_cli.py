@@ -58,11 +58,13 @@ def test_version_flag() -> None:
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
     """`cartsim --help` and every command start fast: pandas, matplotlib, scipy, numba and
-    the simulator load only inside the command that needs them (fresh interpreter)."""
+    the simulator load only inside the command that needs them (fresh interpreter); so do
+    pydantic and the clinic's protocol models and graders (``cartsim.clinic`` is lazy)."""
     import subprocess
     import sys
 
-    heavy = ["pandas", "matplotlib", "scipy", "numba", "pyarrow", "cartsim.simulation"]
+    heavy = ["pandas", "matplotlib", "scipy", "numba", "pyarrow", "pydantic",
+             "cartsim.simulation", "cartsim.clinic.protocol", "cartsim.clinic.crs"]
     code = ("import sys, cartsim.cli; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
