@@ -70,3 +70,20 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "", f"imported at CLI import time: {out}"
+
+
+def test_no_plot_skips_the_png_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--no-plot` writes the Parquet files without trajectories.png, and without touching
+    matplotlib (the PNG is the only reason a one-patient run needs it): every matplotlib
+    module is made unimportable for the run."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "noplot"
+    r = runner.invoke(app, [*BASE, "--no-plot", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not (out / "trajectories.png").exists()
+    assert (out / "trajectories.parquet").exists() and (out / "events.parquet").exists()
+    assert "trajectories.png" not in r.output
