@@ -58,13 +58,32 @@ def test_version_flag() -> None:
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
     """`cartsim --help` and every command start fast: pandas, matplotlib, scipy, numba and
-    the simulator load only inside the command that needs them (fresh interpreter)."""
+    the simulator load only inside the command that needs them (fresh interpreter); so do
+    pydantic and the clinic's protocol models and graders (``cartsim.clinic`` is lazy)."""
     import subprocess
     import sys
 
-    heavy = ["pandas", "matplotlib", "scipy", "numba", "pyarrow", "cartsim.simulation"]
+    heavy = ["pandas", "matplotlib", "scipy", "numba", "pyarrow", "pydantic",
+             "cartsim.simulation", "cartsim.clinic.protocol", "cartsim.clinic.crs"]
     code = ("import sys, cartsim.cli; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "", f"imported at CLI import time: {out}"
+
+
+def test_no_plot_skips_the_png_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--no-plot` writes the Parquet files without trajectories.png, and without touching
+    matplotlib (the PNG is the only reason a one-patient run needs it): every matplotlib
+    module is made unimportable for the run."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "noplot"
+    r = runner.invoke(app, [*BASE, "--no-plot", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not (out / "trajectories.png").exists()
+    assert (out / "trajectories.parquet").exists() and (out / "events.parquet").exists()
+    assert "trajectories.png" not in r.output

@@ -66,12 +66,15 @@ def simulate(
              "zuma1_2015, prophylactic_dexamethasone), a TOML path, or 'none' for the "
              "untreated body")] = "default",
     rtol: Annotated[float, typer.Option(help="solver relative tolerance (1e-10–1e-2)")] = 1e-5,
+    plot: Annotated[bool, typer.Option(
+        help="draw trajectories.png (--no-plot skips it: about 0.8 CPU-s of a one-patient "
+             "run goes into importing matplotlib and rendering it)")] = True,
 ) -> None:
     """Simulate a patient or cohort; writes trajectories.parquet, events.parquet and a PNG."""
     try:
         _simulate(product, disease.value, out, marrow_blasts, tumour_volume_ml, weight, age,
                   dose_per_kg, dose, cd19_negative_fraction, patients, days, seed, typical,
-                  chunk_size, protocol, rtol)
+                  chunk_size, protocol, rtol, plot)
     except CartsimError as e:
         _error(e)
 
@@ -121,7 +124,7 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               tumour_volume_ml: float, weight: float, age: float, dose_per_kg: float | None,
               dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
               typical: bool, chunk_size: int, protocol: str = "default",
-              rtol: float = 1e-5) -> None:
+              rtol: float = 1e-5, plot: bool = True) -> None:
     from cartsim.atomic import check_output_dir
     from cartsim.clinic import load_protocol
     from cartsim.errors import InvalidInputError
@@ -151,7 +154,7 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
 
     # chunk by chunk into Parquet (one row group per chunk) in a fresh temporary directory,
     # then moved into place: memory is bounded by the chunk, nothing is half-written
-    with ChunkedWriter(out, max_plot_patients=60) as writer, \
+    with ChunkedWriter(out, max_plot_patients=60, plot=plot) as writer, \
             progress_bar("simulating", "patient-days", n * (days + 5), console,
                          enabled=n >= 2) as update:
         for start in range(0, n, chunk_size):
@@ -172,10 +175,10 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
                 chunk, prod, days=days, seed=seed, variability=not typical, protocol=policy,
                 rtol=rtol,
                 progress=lambda k, m=m, done=done: update(done + k * m)), patients=n)
-    _summary(writer.summary, out)
+    _summary(writer.summary, out, plot)
 
 
-def _summary(res: object, out: Path) -> None:
+def _summary(res: object, out: Path, plot: bool = True) -> None:
     from rich.table import Table
 
     from cartsim.status import Status
@@ -209,7 +212,8 @@ def _summary(res: object, out: Path) -> None:
     Console().print(table)
     for c in codes:  # what happened and what to change, once per failure kind
         Console().print(f"status {Status(int(c)).label}: {Status(int(c)).message}")
-    Console().print(f"written: {out}/trajectories.parquet, events.parquet, trajectories.png")
+    Console().print(f"written: {out}/trajectories.parquet, events.parquet"
+                    + (", trajectories.png" if plot else ""))
 
 
 @app.command("export-sbml")

@@ -11,18 +11,33 @@ Graders (vectorised; scalars or arrays such as patients × days):
 * :mod:`cartsim.clinic.response` — B-ALL (CR, CRi, MRD, CD19-negative relapse), Lugano 2014.
 * :mod:`cartsim.clinic.protocol` — management protocol as TOML data and its daily decision.
 * :mod:`cartsim.clinic.records` / :mod:`cartsim.clinic.cli` — real records CSV → grades.
+
+Names are loaded on first use (module ``__getattr__``), so importing a submodule such as
+:mod:`cartsim.clinic.cli` (which ``cartsim --help`` mounts) does not build the protocol's
+pydantic models or the graders.
 """
 
-from cartsim.clinic.cohort import grade_cohort
-from cartsim.clinic.crs import (
-    OXYGEN_DEVICES,
-    CrsFeatures,
-    astct_crs_course,
-    astct_crs_grade,
-    crs_grade_all_scales,
-)
-from cartsim.clinic.icans import astct_icans_grade, capd_score_from_answers, ice_score
-from cartsim.clinic.protocol import Policy, PolicyState, load_protocol, shipped_protocols
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Lazily loaded names → the submodule that defines them.
+_LAZY: dict[str, str] = {
+    "grade_cohort": "cartsim.clinic.cohort",
+    "OXYGEN_DEVICES": "cartsim.clinic.crs",
+    "CrsFeatures": "cartsim.clinic.crs",
+    "astct_crs_course": "cartsim.clinic.crs",
+    "astct_crs_grade": "cartsim.clinic.crs",
+    "crs_grade_all_scales": "cartsim.clinic.crs",
+    "astct_icans_grade": "cartsim.clinic.icans",
+    "capd_score_from_answers": "cartsim.clinic.icans",
+    "ice_score": "cartsim.clinic.icans",
+    "Policy": "cartsim.clinic.protocol",
+    "PolicyState": "cartsim.clinic.protocol",
+    "load_protocol": "cartsim.clinic.protocol",
+    "shipped_protocols": "cartsim.clinic.protocol",
+}
 
 __all__ = [
     "OXYGEN_DEVICES",
@@ -39,3 +54,34 @@ __all__ = [
     "load_protocol",
     "shipped_protocols",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:  # a submodule not imported yet (``cartsim.clinic.crs``)
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from cartsim.clinic.cohort import grade_cohort
+    from cartsim.clinic.crs import (
+        OXYGEN_DEVICES,
+        CrsFeatures,
+        astct_crs_course,
+        astct_crs_grade,
+        crs_grade_all_scales,
+    )
+    from cartsim.clinic.icans import astct_icans_grade, capd_score_from_answers, ice_score
+    from cartsim.clinic.protocol import Policy, PolicyState, load_protocol, shipped_protocols
