@@ -59,3 +59,12 @@ def test_neutral_host_kill_gives_back_the_old_trajectory() -> None:
         if col in a:
             np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy())
     assert PARAMS["host_kill"].default >= 0.0
+
+
+def test_ball_is_unaffected() -> None:
+    # the kernel acts only on the nodal (lymphoma) site
+    ball = Cohort("b-all", weight_kg=np.full(1, 30.0), age_y=np.full(1, 10.0),
+                  marrow_blasts_pct=np.full(1, 50.0))
+    a = simulate(ball, TISA, days=20, seed=3, overrides={"host_kill": 0.0}).trajectories
+    b = simulate(ball, TISA, days=20, seed=3, overrides={"host_kill": 1.0}).trajectories
+    np.testing.assert_array_equal(a["tumour_cells"].to_numpy(), b["tumour_cells"].to_numpy())
