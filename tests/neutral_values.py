@@ -96,3 +96,9 @@ def reference_cohort():  # type: ignore[no-untyped-def]
                   marrow_blasts_pct=np.array([80.0, 40.0, 10.0]),
                   noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
                   pdl1=np.array([0.0, 0.0, 0.8]))
+
+#: Session 8, issues 10/11 (durable remission): host anti-lymphoma immune control of small
+#: nodal residues (model/killing.py host_kill; LBCL only, so no B-ALL reference moves).
+HOST_CONTROL_OFF = {"host_kill": 0.0}
+ALL_OFF = {**HOST_CONTROL_OFF, **ALL_OFF}
+SESSION5_OFF = {**HOST_CONTROL_OFF, **SESSION5_OFF}

@@ -311,6 +311,9 @@ def build(
                                + share * PARAMS["cart_access"].default)
         p[:, P.tumour_cap_cells] = _Q[f"{d}_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q[f"{d}_growth_factor"]
+        # host control of small residues (model/killing.py host_kill) is LBCL-only: MCL/FL
+        # rows were not re-checked with it
+        p[:, P.host_kill] = 0.0
     elif lbcl:
         p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]

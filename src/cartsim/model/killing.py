@@ -99,6 +99,31 @@ PARAMS = (
        "log-normal SD, between LBCL patients, of the CAR-T access factor of the nodal "
        "disease (median-preserving around lbcl_cart_access, capped at 1; population.build, "
        "keyed stream \"nodal_access\"; B-ALL, MCL and FL unaffected)", 0.0, "killing"),
+    # ---- host anti-lymphoma immune control of small residues (LBCL only; session 8) ----
+    _p("host_kill", "1/d", 0.1, 0.0, 2.0,
+       "assumed size; direction: adaptive immunity holds occult cancer in equilibrium "
+       "(Koebel 2007 Nature 450:903) and endogenous T-cell immunity recovers after "
+       "lymphodepletion, so a small lymphoma residue left by CAR-T can be controlled after "
+       "the CAR-T have contracted (ZUMA-1 long-term responders mostly lose detectable CAR-T "
+       "and recover B cells yet stay in remission: Neelapu 2017 NEJM, Locke 2019 Lancet "
+       "Oncol). Size hand-tuned against the ZUMA-1 OS 24/60-month rows (calibration set), "
+       "session 8: above the LBCL small-residue regrowth rate (≈ 0.04/d), so a residue under "
+       "≈ host_kill_cells dies out; `cartsim validate --studies zuma1,tancar7,"
+       "wei_cd19_cd22_bnhl,shouval_tp53_lbcl,axicel_cd19_loss,axicel_expansion --patients "
+       "60`: 49 / 51 / 50 / 49 of 77 rows pass at host_kill 0 / 0.1 with host_kill_cells "
+       "3e5 / 1e5 / 1e6 (Σ squared differences 20279 / 18660 / 18775 / 18645; ZUMA-1 OS 60 "
+       "months 18 / 42 / 40 / 43 %, published 42.6; docs/model.md); 0 = no host control "
+       "(the model before)",
+       "largest per-capita kill hazard of LBCL nodal tumour cells by host (non-CAR) immunity, "
+       "reached by a small residue: host_kill / (1 + T / (host_kill_cells · body_scale)), "
+       "T the nodal tumour (population.build: LBCL only; B-ALL, MCL and FL unaffected)",
+       0.0, "killing"),
+    _p("host_kill_cells", "cells (70-kg reference; × body_scale)", 3e5, 1.0, 1e12,
+       "assumed: the host response is a limited pool of tumour-reactive T cells, so its "
+       "kills saturate (≈ host_kill · host_kill_cells per day at most) and bulky disease "
+       "escapes it; 3e5 (≈ 0.3 µL of tumour, far below PET/CT detection) hand-tuned with "
+       "host_kill (ZUMA-1 PFS 15 months 52 / 50 / 47 % at 1e6 / 3e5 / 1e5, published 41)",
+       "LBCL nodal tumour cells at which the host kill hazard halves", 0.0, "killing"),
     _p("tp53_infiltration", "–", 0.5, 0.0, 1.0,
        "assumed (review B10: TP53-altered LBCL has fewer infiltrating CAR-T)",
        "fraction of CAR-T access to the disease site lost when the tumour is TP53-altered",
@@ -235,6 +260,16 @@ def site_activity(  # type: ignore[no-untyped-def]
     g_b = g * e_b
     kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
              + hs * max(y[S.TS], 0.0) + g_prog * bp + g_b * b)
+    # host anti-lymphoma immunity: a limited pool of tumour-reactive host T cells that kills a
+    # small nodal residue but is swamped by bulk (not counted as CAR-T kills)
+    if p[P.host_kill] > 0.0 and p[P.disease_lbcl] > 0.5:
+        nodal_h = 0.0
+        for c in range(N_CLONES):
+            nodal_h += max(y[S.T0 + c], 0.0)
+        h_host = p[P.host_kill] / (1.0 + nodal_h / (p[P.host_kill_cells] * p[P.body_scale]))
+        h0 += h_host
+        h1 += h_host
+        h2 += h_host
     # donor alloreactivity after HSCT kills every clone (not counted as CAR-T kills)
     if gvl_hazard > 0.0 or gvl_hazard_sanctuary > 0.0:
         h0 += gvl_hazard
