@@ -47,6 +47,11 @@ SESSION5_OFF = {**REGROWTH_OFF, **SESSION5_OFF}
 IL1_PRIMING_OFF = {"K_il1_prime": 0.0}
 ALL_OFF = {**IL1_PRIMING_OFF, **ALL_OFF}
 SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
+#: Session 8, issue 14 (CRS duration): activation-induced myeloid tolerance; 0 = no tolerance
+#: (the model of main 2a9058e, tests/data/core_trajectory_reference_2a9058e.npz).
+MYELOID_TOLERANCE_OFF = {"k_my_tol": 0.0}
+ALL_OFF = {**MYELOID_TOLERANCE_OFF, **ALL_OFF}
+SESSION5_OFF = {**MYELOID_TOLERANCE_OFF, **SESSION5_OFF}
 
 
 def reference_cohort():  # type: ignore[no-untyped-def]
