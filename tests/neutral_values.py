@@ -82,6 +82,13 @@ SESSION5_OFF = {**MU_LOSS_S7, **SESSION5_OFF}
 #: mu_loss): with them the model gives back main 2a9058e within the solver tolerance
 #: (tests/test_marrow.py; the solver's error mask moved the steps)
 SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **MU_LOSS_S7}
+#: Session 8, issue 14 (CRS duration): activation-induced myeloid tolerance; 0 = no tolerance
+#: (the model of main 2a9058e, tests/data/core_trajectory_reference_2a9058e.npz).
+MYELOID_TOLERANCE_OFF = {"k_my_tol": 0.0}
+#: (on by default since the merge, so part of undoing session 8 on the reference cohort)
+SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **MYELOID_TOLERANCE_OFF}
+ALL_OFF = {**MYELOID_TOLERANCE_OFF, **ALL_OFF}
+SESSION5_OFF = {**MYELOID_TOLERANCE_OFF, **SESSION5_OFF}
 
 
 def reference_cohort():  # type: ignore[no-untyped-def]

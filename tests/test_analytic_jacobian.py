@@ -102,7 +102,13 @@ def test_analytic_pattern_equals_the_detected_pattern() -> None:
     pattern = got[1][:, :m.n_jac]
     detected = cached_sparsity(m)[:, :m.n_jac]
     assert not (detected & ~pattern).any()  # every detected entry is generated
-    assert (pattern == detected).all()
+    # generated but not detected: only entries whose rate parameter is an off switch at its
+    # default 0 (the sampled parameters scatter around the defaults, so 0 stays 0):
+    # d(dMYTOL/dt)/dMY = k_my_tol (1 - TOL), the myeloid tolerance of session 8
+    names = [n for n, _, _ in m.state_info()]
+    rows, cols = np.nonzero(pattern & ~detected)
+    missing = {(names[i], names[j]) for i, j in zip(rows, cols, strict=True)}
+    assert missing <= {("MYTOL", "MY")}, missing
 
 
 def test_add_on_models_are_differentiated() -> None:

@@ -285,3 +285,48 @@ def test_without_the_priming_gate_the_il1_loop_sustains_itself() -> None:
     """Off switch (K_il1_prime = 0, tests/neutral_values.py): the model before the gate, whose
     IL-1 loop had a gain > 1 at rest and kept myeloid cells active with no cause at all."""
     assert _myeloid_rate(0.0, 0.0, 0.0, {"K_il1_prime": 0.0}) > 0.0
+
+
+# ---- activation-induced myeloid tolerance (issue 14, session 8: CRS duration) ----------------
+
+
+def _myeloid_and_tolerance_rates(tol: float, overrides: dict[str, float] | None = None
+                                 ) -> tuple[float, float]:
+    """d(MY)/dt and d(MYTOL)/dt of one child whose CRS is under way (myeloid cells active,
+    IL-1 high, CAR-T cells engaged and killing), at myeloid tolerance ``tol``."""
+    from cartsim.model import inflammation
+    from cartsim.model.state import S
+    from cartsim.population import build
+
+    c = Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([9.0]),
+               marrow_blasts_pct=np.array([60.0]))
+    p, y = build(c, get_product("tisagenlecleucel"), seed=1, variability=False,
+                 overrides=overrides)
+    y0 = y[0].copy()
+    y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 60.0, 20.0, 10.0, 1.5, 0.5
+    y0[S.MYTOL] = tol
+    dy = np.zeros_like(y0)
+    inflammation.derivs(y0, p[0], dy, 5e9, 2e9, 0.0, 0.0, 0.0, 0.0)
+    return float(dy[S.MY]), float(dy[S.MYTOL])
+
+
+def test_myeloid_tolerance_builds_with_activation_and_blocks_reactivation() -> None:
+    """Endotoxin/cross-tolerance (Draisma 2009; Biswas 2009): activated myeloid cells become
+    refractory, so under the same stimuli a tolerant compartment is re-activated less, and
+    tolerance builds while myeloid cells are active."""
+    on = {"k_my_tol": 0.1}
+    d_my0, d_tol0 = _myeloid_and_tolerance_rates(0.0, on)
+    d_my9, d_tol9 = _myeloid_and_tolerance_rates(0.9, on)
+    assert d_tol0 > 0.0  # activation builds tolerance
+    assert d_tol9 < d_tol0  # … and it saturates
+    assert d_my9 < d_my0 - 0.5  # a tolerant compartment is re-activated far less
+    assert d_my9 < 0.0  # the same stimuli no longer hold activation up
+
+
+def test_without_myeloid_tolerance_the_model_before_it_comes_back() -> None:
+    """Off switch (k_my_tol = 0, tests/neutral_values.py): no tolerance builds, and a
+    tolerance state left at 0 leaves the myeloid rate exactly as before."""
+    off = {"k_my_tol": 0.0}
+    d_my, d_tol = _myeloid_and_tolerance_rates(0.0, off)
+    assert d_tol == 0.0
+    assert d_my == _myeloid_and_tolerance_rates(0.0, {"k_my_tol": 0.3})[0]
