@@ -50,6 +50,7 @@ SESSION5_OFF = {**IL1_PRIMING_OFF, **SESSION5_OFF}
 #: Session 8 (issue 14): fibrinogen consumption's half-maximal endothelial and myeloid
 #: activations before their retuning (model/labs.py; lab parameters are population constants
 #: that reach the model through ``simulate(overrides=...)``, cartsim.model.labs.LabCourse).
+#: (their retuning was undone when the myeloid tolerance merged: the defaults are these again)
 FIBRINOGEN_S7 = {"K_fib_en": 3.0, "K_fib_my": 3.5}
 #: Session 8 (issue 10): the platelet mean transit time before its retuning (model/marrow.py).
 PLATELET_MTT_S7 = {"mtt_plt": 8.0}
