@@ -16,9 +16,9 @@ imports neither numba, pandas, scipy nor matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cartsim._lazy import lazy_names
 from cartsim.errors import CartsimError, InvalidInputError, UnknownNameError
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.status import Status
@@ -79,17 +79,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cartsim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals(), submodules=False)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed

@@ -19,8 +19,9 @@ pydantic models or the graders.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cartsim._lazy import lazy_names
 
 #: Lazily loaded names → the submodule that defines them.
 _LAZY: dict[str, str] = {
@@ -56,22 +57,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:  # a submodule not imported yet (``cartsim.clinic.crs``)
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals(), submodules=True)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
