@@ -78,6 +78,8 @@ def test_a_drug_with_its_effect_switched_off_leaves_the_trajectory(
 
 # ---- one patient per drug: the mechanism ---------------------------------------------------------
 
+# slow (34 s: the add-on model's first compile): the default suite is at its 5-minute budget
+@pytest.mark.slow
 def test_hdac_inhibitor_restores_killing_of_a_noxa_low_tumour_only() -> None:
     doses = [Dose("hdac_inhibitor", d, 400.0) for d in DAILY]
     # (probe, this patient: day-28 tumour 1.35e8 without, 7.7e7 with the drug)
