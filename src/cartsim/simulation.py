@@ -30,6 +30,7 @@ from cartsim.model import labs, layout, readouts, stochastic
 from cartsim.model.mechanism import Model, analytic_jacobian
 from cartsim.model.parameters import P
 from cartsim.model.state import S
+from cartsim.parameter_sets import active as active_parameter_set
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.population import Cohort, build, doses
 from cartsim.products import Product
@@ -588,7 +589,11 @@ def simulate(
     baseline_il6 = p[:, P.il6_base].copy()
     pstate = protocol.initial_state(n) if protocol is not None else None
     # slow lab states (CRP, ferritin, …) advance with each recorded day and never feed back
-    lab_course = labs.LabCourse(p, overrides)
+    # (the parameter set in force may replace the lab constants' defaults; overrides win)
+    pset = active_parameter_set()
+    lab_set = ({} if pset is None else
+               {s.name: pset.apply(s).default for s in labs.LAB_PARAMS if s.name in pset.values})
+    lab_course = labs.LabCourse(p, {**lab_set, **(overrides or {})})
     latest_labs: dict[str, np.ndarray] = {}
 
     def on_day_start(day: int, y_: np.ndarray, status: np.ndarray) -> None:

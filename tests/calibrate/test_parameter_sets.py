@@ -72,6 +72,31 @@ def test_a_set_in_force_changes_the_population_median_and_spread() -> None:
     assert np.array_equal(p0[:, untouched], p1[:, untouched])
 
 
+def test_a_set_may_replace_a_lab_constant_and_it_reaches_the_readouts(tmp_path: Path) -> None:
+    """Lab constants (model/labs.py LAB_PARAMS) are population constants: a set may replace
+    their default, not give them an IIV sd, and the simulation's lab course uses the value."""
+    from cartsim.simulation import simulate
+
+    assert not psets.per_patient("K_fib_my") and psets.per_patient("rho_max")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.K_fib_my]\n"
+                   "iiv_sd = 0.5\n", encoding="utf-8")
+    with pytest.raises(ParameterSetError):
+        psets.load(bad)
+    # no fibrinogen consumption at any activation (half-maximal activations far above any
+    # reached) against the model's own constants, in a high-burden child with CRS
+    none = ParameterSet("no-consumption", "test", {"K_fib_en": {"default": 100.0},
+                                                   "K_fib_my": {"default": 100.0}}, {})
+    co = Cohort("b-all", weight_kg=[20.0], age_y=[6.0], marrow_blasts_pct=[80.0])
+    kw = {"days": 14, "seed": 1, "variability": False}
+    with psets.use(None):
+        own = simulate(co, get_product("tisagenlecleucel"), **kw).trajectories  # type: ignore[arg-type]
+    with psets.use(none):
+        t = simulate(co, get_product("tisagenlecleucel"), **kw).trajectories  # type: ignore[arg-type]
+    assert t["fibrinogen_mg_dl"].min() > own["fibrinogen_mg_dl"].min()
+    assert np.array_equal(t["tumour_cells"], own["tumour_cells"])  # labs never feed back
+
+
 def test_selection_by_environment_and_provenance_status(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     path = psets.save(SET, tmp_path / "set.toml")
