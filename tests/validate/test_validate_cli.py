@@ -83,3 +83,17 @@ def test_rerun_is_identical(runs: tuple[Path, Path, str]) -> None:
     for f in ("validation.csv", "summary.json", "report.html",
               "trials/eliana/patients.parquet"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_parallel_studies_give_the_serial_numbers(targets: Path, tmp_path: Path) -> None:
+    """Whole studies in two worker processes (the CLI default on a multi-core machine) give the
+    table of the in-process run: each study keeps its own seed and patients."""
+    from cartsim.validate.run import validate
+
+    kw = dict(specs=DATA, studies=["eliana", "zuma4"], patients=4, seed=5, report=False)
+    serial = validate(None, tmp_path / "serial", workers=1, **kw)  # type: ignore[arg-type]
+    parallel = validate(None, tmp_path / "parallel", workers=2, **kw)  # type: ignore[arg-type]
+    assert list(parallel.runs) == list(serial.runs) == ["eliana", "zuma4"]
+    assert (serial.out / "validation.csv").read_bytes() == \
+        (parallel.out / "validation.csv").read_bytes()
+    assert (serial.table["status"] == "compared").sum() > 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -53,6 +54,9 @@ def calibrate_command(
     sampler: Annotated[str, typer.Option(
         help="optimiser: tpe (global search) or cmaes (local search from the model's values "
              "or the first --start set; needs the cmaes package)")] = "tpe",
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes running each evaluation's studies in parallel, kept for the "
+             "whole run (default: the CPU count; the numbers do not depend on it)")] = None,
     start: Annotated[list[str] | None, typer.Option(
         help="warm start: evaluate these parameter sets (name or TOML, e.g. an earlier "
              "calibration's parameter_set.toml) right after the model's own values; "
@@ -79,7 +83,8 @@ def calibrate_command(
                             studies=_names(studies), held_out=held, seed=seed,
                             targets_path=targets, specs=specs, resume=resume, check=check,
                             check_patients=check_patients, install=install, command=command,
-                            start=_names(start) or (), sampler=sampler, progress=progress)
+                            start=_names(start) or (), sampler=sampler, progress=progress,
+                            workers=workers if workers is not None else (os.cpu_count() or 1))
     except CartsimError as e:
         from rich.markup import escape
 

@@ -26,6 +26,7 @@ model's values and with the fitted set, on fresh patients), ``before_after.csv``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -33,6 +34,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from cartsim.errors import CartsimError, InvalidInputError, OptionalDependencyEr
 from cartsim.parameter_sets import ParameterSet
 from cartsim.validate.library import load_library
 from cartsim.validate.mapping import default_mapping
-from cartsim.validate.run import resolve_specs_dir, select_entries, validate
+from cartsim.validate.run import resolve_specs_dir, select_entries, study_pool, validate
 from cartsim.validate.targets import Targets, read_targets
 
 STUDY_NAME = "cartsim-calibrate"
@@ -104,6 +106,9 @@ class Evaluator:
         self.patients = patients
         self.seed = seed
         self.work = work
+        #: a process pool running whole studies (cartsim.validate.run.study_pool), or None:
+        #: in-process; the numbers are the same either way
+        self.pool: Executor | None = None
 
     def __call__(self, ps: ParameterSet | None, work: Path | None = None,
                  seed: int | None = None, report: bool = False) -> Evaluation:
@@ -111,7 +116,8 @@ class Evaluator:
         with parameter_sets.use(ps):
             res = validate(self.targets_path, work or self.work, patients=self.patients,
                            studies=self.keys, specs=self.specs,
-                           seed=self.seed if seed is None else seed, report=report)
+                           seed=self.seed if seed is None else seed, report=report,
+                           pool=self.pool)
         obj = compute_objective(res.table, self.targets, self.mapping, set(self.keys))
         return Evaluation(obj, res.table, time.perf_counter() - t0)
 
@@ -223,8 +229,27 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
               resume: bool = False, check: bool = True, check_patients: int | None = None,
               install: str | None = None, command: str = "",
               start: Sequence[str | Path] = (), sampler: str = "tpe",
-              progress: ProgressFn | None = None) -> CalibrationResult:
-    """Fit ``space`` to the calibration studies (see the module docstring)."""
+              progress: ProgressFn | None = None, workers: int = 1) -> CalibrationResult:
+    """Fit ``space`` to the calibration studies (see the module docstring). ``workers`` > 1
+    runs each evaluation's studies in that many processes (kept for the whole run); the
+    numbers do not depend on it."""
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(study_pool(workers)) if workers > 1 else None
+        return _calibrate(out, space_path=space_path, budget=budget, patients=patients,
+                          studies=studies, held_out=held_out, seed=seed,
+                          targets_path=targets_path, specs=specs, resume=resume, check=check,
+                          check_patients=check_patients, install=install, command=command,
+                          start=start, sampler=sampler, progress=progress, pool=pool)
+
+
+def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, patients: int,
+               studies: Sequence[str] | None, held_out: Sequence[str] | None, seed: int,
+               targets_path: str | Path | None, specs: str | Path | None, resume: bool,
+               check: bool, check_patients: int | None, install: str | None, command: str,
+               start: Sequence[str | Path], sampler: str, progress: ProgressFn | None,
+               pool: Executor | None) -> CalibrationResult:
     if sampler not in SAMPLERS:
         raise InvalidInputError("--sampler", f"one of {', '.join(SAMPLERS)}", sampler)
     if not 1 <= budget <= 100_000:
@@ -248,6 +273,7 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     evaluator = Evaluator(targets_path, specs, cal, patients, None, out / "work")
+    evaluator.pool = pool
     targets_name = Path(evaluator.targets.path).name
     config = _config(space, evaluator.keys, held, patients, seed, targets_name,
                      str(evaluator.library.path))
@@ -369,6 +395,7 @@ def posterior_check(out: Path, evaluator: Evaluator, held_out: Sequence[str],
         held_keys = [e.key for e in entries if e.key not in keys]
     check = Evaluator(evaluator.targets_path, evaluator.specs, keys + held_keys, patients,
                       CHECK_SEED, out / "check")
+    check.pool = evaluator.pool
     before = check(None, out / "check" / "before")
     after = check(fitted, out / "check" / "after")
     table = compare_tables(before.table, after.table, set(held_keys))

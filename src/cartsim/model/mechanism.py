@@ -594,7 +594,11 @@ def compose(
                 mod.CLONE_BASE = n_base  # type: ignore[attr-defined]
     order = _kernel_order(mechs)
     provided = {q for m in mechs for q in m.provides}
-    digest = _sources_digest(mechs)
+    # the layout too: kernels read S/P members as compile-time constants, and a patient
+    # parameter declared outside this package shifts P without changing any source hashed here
+    layout_key = repr(([s.name for s in states], [q.name for q in params], n_base, n_clones,
+                       tuple(clone_fields)))
+    digest = hashlib.sha256((_sources_digest(mechs) + layout_key).encode()).hexdigest()
     source, knames = _generate(order, quantities, provided, digest)
     glb: dict[str, Any] = {}
     addon_set = set(id(m) for m in addons)

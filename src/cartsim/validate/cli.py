@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,9 @@ def validate_command(
         "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
                                 "calibration's DIR/parameter_set.toml), or 'none' for the "
                                 "model's own values (default: the installed default)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes running whole studies in parallel (default: the CPU count; "
+             "the numbers do not depend on it)")] = None,
 ) -> None:
     """Run the study library and compare each published figure with its simulated value:
     DIR/validation.csv, summary.json, report.html."""
@@ -71,7 +75,8 @@ def validate_command(
 
             res = validate(targets, out, patients=n, studies=studies, specs=specs, seed=seed,
                            chunk_size=chunk_size, report=report, progress=progress,
-                           on_start=on_start)
+                           on_start=on_start,
+                           workers=workers if workers is not None else (os.cpu_count() or 1))
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -12,7 +12,9 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,63 @@ def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | N
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return StudyRun(entry, spec, res.patients, daily, res.seconds)
+
+
+def _study_cost(entry: StudyEntry, patients: int | None) -> float:
+    """Relative cost of a study's run (patient-days), to start the longest first."""
+    spec = load_spec(entry.spec)
+    n = spec.population.size if patients is None else patients
+    return float(n * len(spec.arms) * spec.follow_up_days)
+
+
+def _run_study_worker(entry: StudyEntry, dest: Path, patients: int | None, seed: int | None,
+                      chunk_size: int, ps: parameter_sets.ParameterSet | None) -> StudyRun:
+    """One study in a worker process, with the parent's parameter set in force."""
+    with parameter_sets.use(ps):
+        return run_study(entry, dest, patients, seed, chunk_size, None)
+
+
+@contextmanager
+def study_pool(workers: int) -> Iterator[Executor]:
+    """A process pool that runs whole studies (spawned workers, one numba thread each, that
+    end with their parent). Reusable across :func:`validate` calls (``pool=``): calibration
+    keeps one for all its evaluations, so workers load the compiled kernels once."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cartsim.trial.workers import init_worker
+
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=init_worker, initargs=(1, os.getpid())) as pool:
+        yield pool
+
+
+def _run_parallel(pool: Executor, entries: list[StudyEntry], out: Path, patients: int | None,
+                  seed: int | None, chunk_size: int, progress: ProgressFn | None
+                  ) -> dict[str, StudyRun]:
+    """Run the studies in ``pool``, longest first; each study's run is the same as in-process
+    (its own seed and patients), so the results do not depend on the number of workers."""
+    from concurrent.futures import as_completed
+
+    ps = parameter_sets.active()
+    order = sorted(entries, key=lambda e: -_study_cost(e, patients))
+    futs = {pool.submit(_run_study_worker, e, out / "trials" / e.key, patients, seed,
+                        chunk_size, ps): e for e in order}
+    runs: dict[str, StudyRun] = {}
+    try:
+        for f in as_completed(futs):
+            e = futs[f]
+            runs[e.key] = f.result()
+            if progress is not None:
+                n = runs[e.key].spec.population.size * len(runs[e.key].spec.arms)
+                progress(e.key, n, n)
+    except BaseException:
+        for f in futs:
+            f.cancel()
+        raise
+    return runs
 
 
 def _published(row: TargetRow, unit: str, den: int | None
@@ -305,8 +364,8 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
              studies: Sequence[str] | None = None, specs: str | Path | None = None,
              seed: int | None = None, chunk_size: int = 250, report: bool = True,
              progress: ProgressFn | None = None,
-             on_start: Callable[[list[StudyEntry], int], None] | None = None
-             ) -> ValidationResult:
+             on_start: Callable[[list[StudyEntry], int], None] | None = None,
+             workers: int = 1, pool: Executor | None = None) -> ValidationResult:
     """Run every selected study of the library and compare it with the targets file.
 
     Whole-file problems (unreadable targets file, missing required column, bad library) raise
@@ -316,6 +375,8 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
         raise InvalidInputError("--patients", "an integer in [1, 10000000]", patients)
     if seed is not None and seed < 0:
         raise InvalidInputError("--seed", "an integer >= 0", seed)
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
     mapping = default_mapping()
     targets = read_targets(targets_path, mapping)
     library = load_library(resolve_specs_dir(specs))
@@ -327,12 +388,19 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
     if on_start is not None:
         on_start(entries, patients or 0)
     runs: dict[str, StudyRun] = {}
-    for e in entries:
-        cb = None
-        if progress is not None:
-            def cb(done: int, total: int, key: str = e.key) -> None:
-                progress(key, done, total)
-        runs[e.key] = run_study(e, out / "trials" / e.key, patients, seed, chunk_size, cb)
+    if pool is None and workers > 1 and len(entries) > 1:
+        with study_pool(min(workers, len(entries))) as own:
+            runs = _run_parallel(own, entries, out, patients, seed, chunk_size, progress)
+    elif pool is not None and len(entries) > 1:
+        runs = _run_parallel(pool, entries, out, patients, seed, chunk_size, progress)
+    else:
+        for e in entries:
+            cb = None
+            if progress is not None:
+                def cb(done: int, total: int, key: str = e.key) -> None:
+                    progress(key, done, total)
+            runs[e.key] = run_study(e, out / "trials" / e.key, patients, seed, chunk_size, cb)
+    runs = {e.key: runs[e.key] for e in entries}  # the library's order, however they ran
     rows = [r for r in targets.rows if r.study in wanted]
     errors = [e for e in targets.errors if e.study in wanted or not e.study]
     by_study: dict[str, set[str]] = {}
