@@ -84,3 +84,12 @@ def test_cmaes_searches_around_the_model_values_and_resumes(tmp_path: Path) -> N
 def test_unknown_sampler_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="--sampler"):
         calibrate(tmp_path / "x", sampler="grid", budget=1)
+
+
+@pytest.mark.parametrize(("kw", "option"), [({"step": 0.0}, "--step"), ({"step": 0.9}, "--step"),
+                                             ({"workers": 0}, "--workers")])
+def test_bad_step_or_workers_is_refused_before_anything_runs(tmp_path: Path, kw: dict,
+                                                             option: str) -> None:
+    with pytest.raises(InvalidInputError, match=option):
+        calibrate(tmp_path / "x", sampler="cmaes", budget=1, **kw)
+    assert not (tmp_path / "x").exists()

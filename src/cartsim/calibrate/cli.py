@@ -54,6 +54,9 @@ def calibrate_command(
     sampler: Annotated[str, typer.Option(
         help="optimiser: tpe (global search) or cmaes (local search from the model's values "
              "or the first --start set; needs the cmaes package)")] = "tpe",
+    step: Annotated[float, typer.Option(
+        help="cmaes: initial step as a share of each dimension's (log-)range; smaller for "
+             "refining a hand-tuned model")] = 0.15,
     workers: Annotated[int | None, typer.Option(
         help="worker processes running each evaluation's studies in parallel, kept for the "
              "whole run (default: the CPU count; the numbers do not depend on it)")] = None,
@@ -84,7 +87,8 @@ def calibrate_command(
                             targets_path=targets, specs=specs, resume=resume, check=check,
                             check_patients=check_patients, install=install, command=command,
                             start=_names(start) or (), sampler=sampler, progress=progress,
-                            workers=workers if workers is not None else (os.cpu_count() or 1))
+                            workers=workers if workers is not None else (os.cpu_count() or 1),
+                            step=step)
     except CartsimError as e:
         from rich.markup import escape
 

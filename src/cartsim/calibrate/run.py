@@ -141,7 +141,7 @@ def _optuna() -> Any:
     return optuna
 
 
-def _cmaes_sampler(optuna: Any, x0: dict[str, float], seed: int) -> Any:
+def _cmaes_sampler(optuna: Any, x0: dict[str, float], seed: int, step: float = SIGMA0) -> Any:
     try:
         import cmaes  # noqa: F401  (optuna's CmaEsSampler needs it)
     except ImportError:
@@ -151,7 +151,7 @@ def _cmaes_sampler(optuna: Any, x0: dict[str, float], seed: int) -> Any:
 
     with warnings.catch_warnings():  # x0 is deprecated in optuna 4.9 but kept until 6.0
         warnings.simplefilter("ignore")
-        return optuna.samplers.CmaEsSampler(x0=x0, sigma0=SIGMA0, seed=seed,
+        return optuna.samplers.CmaEsSampler(x0=x0, sigma0=step, seed=seed,
                                             warn_independent_sampling=False)
 
 
@@ -229,19 +229,24 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
               resume: bool = False, check: bool = True, check_patients: int | None = None,
               install: str | None = None, command: str = "",
               start: Sequence[str | Path] = (), sampler: str = "tpe",
-              progress: ProgressFn | None = None, workers: int = 1) -> CalibrationResult:
+              progress: ProgressFn | None = None, workers: int = 1,
+              step: float = SIGMA0) -> CalibrationResult:
     """Fit ``space`` to the calibration studies (see the module docstring). ``workers`` > 1
     runs each evaluation's studies in that many processes (kept for the whole run); the
     numbers do not depend on it."""
     if not 1 <= workers <= 256:
         raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
+    if not 0.001 <= step <= 0.5:
+        raise InvalidInputError("--step", "a number in [0.001, 0.5] (share of each "
+                                "dimension's range)", step)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(study_pool(workers)) if workers > 1 else None
         return _calibrate(out, space_path=space_path, budget=budget, patients=patients,
                           studies=studies, held_out=held_out, seed=seed,
                           targets_path=targets_path, specs=specs, resume=resume, check=check,
                           check_patients=check_patients, install=install, command=command,
-                          start=start, sampler=sampler, progress=progress, pool=pool)
+                          start=start, sampler=sampler, progress=progress, pool=pool,
+                          step=step)
 
 
 def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, patients: int,
@@ -249,7 +254,7 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
                targets_path: str | Path | None, specs: str | Path | None, resume: bool,
                check: bool, check_patients: int | None, install: str | None, command: str,
                start: Sequence[str | Path], sampler: str, progress: ProgressFn | None,
-               pool: Executor | None) -> CalibrationResult:
+               pool: Executor | None, step: float) -> CalibrationResult:
     if sampler not in SAMPLERS:
         raise InvalidInputError("--sampler", f"one of {', '.join(SAMPLERS)}", sampler)
     if not 1 <= budget <= 100_000:
@@ -279,6 +284,8 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
                      str(evaluator.library.path))
     if sampler != "tpe":  # (a TPE run's recorded settings stay as they were)
         config["sampler"] = sampler
+    if sampler == "cmaes" and step != SIGMA0:
+        config["step"] = step
     db = out / DB_NAME
     cfg_path = out / CONFIG_NAME
     if db.exists() and not resume:
@@ -320,7 +327,7 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
         x0.update(start_values(space, parameter_sets.load(start[0])))
     while n_done < budget:
         if sampler == "cmaes":
-            study.sampler = _cmaes_sampler(optuna, x0, seed)
+            study.sampler = _cmaes_sampler(optuna, x0, seed, step)
         else:
             study.sampler = optuna.samplers.TPESampler(
                 seed=seed * 100_003 + n_done, n_startup_trials=STARTUP, multivariate=True)
