@@ -39,7 +39,7 @@ from cartsim.model.traits import (
 )
 from cartsim.parameter_sets import active as active_parameter_set
 from cartsim.params import ParameterSpec, ParameterTable
-from cartsim.products import Product
+from cartsim.products import CD28_PARAMS, Product
 
 DISEASES = _DISEASES  # b-all, lbcl, mcl, fl (cartsim.diseases)
 N_PARAMS = N_PARAMS_BASE + N_CLONES * N_CLONE_FIELDS
@@ -125,6 +125,8 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("cd20_fl", "relative to LBCL", 1.0, 0.0, 10.0,
                   "assumed: FL is CD20-bright (anti-CD20 antibodies are first-line therapy)",
                   "tumour CD20 density in FL"),
+    # ---- CD28 co-stimulation multipliers (cartsim.products.COSTIM_EFFECTS)
+    *CD28_PARAMS,
 ))
 _Q = POPULATION_PARAMS.defaults()
 MAX_DOSE_CELLS = _Q["max_dose_cells"]
@@ -255,11 +257,13 @@ def build(
     """
     n = cohort.n
     p = np.empty((n, N_PARAMS))
-    mult = product.construct.multipliers()
     # the parameter set in force (cartsim.parameter_sets) replaces defaults and IIV sds
     pset = active_parameter_set()
     _Q = POPULATION_PARAMS.defaults() if pset is None else {  # noqa: N806
         s.name: pset.apply(s).default for s in POPULATION_PARAMS}
+    costim = ({s.name[5:-2]: _Q[s.name] for s in CD28_PARAMS}
+              if product.construct.costim == "CD28" else None)
+    mult = product.construct.multipliers(costim)
 
     def sample(spec: ParameterSpec) -> np.ndarray:
         if pset is not None:

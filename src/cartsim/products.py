@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cartsim.errors import InvalidInputError, UnknownNameError
+from cartsim.params import ParameterSpec
 
 Costim = Literal["CD28", "4-1BB", "CD28+4-1BB", "none"]
 Format = Literal["single", "tandem", "bicistronic", "cocktail"]
@@ -21,11 +22,29 @@ KNOWN_ARMOUR = ("IL-18", "CD40L", "CD2", "IL-2Rb")
 #: Parameter multipliers by co-stimulatory domain. Direction from review A2 and MODEL.md §1
 #: (CD28: faster, higher peak, shorter persistence; 4-1BB: slower, durable); magnitudes are
 #: assumptions to be calibrated (Stein 2019 vs Kimmel 2021 kinetics).
+#: The CD28 multipliers are parameters of the patient builder (``cd28_<name>_x``, in
+#: :data:`cartsim.population.POPULATION_PARAMS`), so a parameter set (calibration) may replace
+#: them; their defaults are the values this table always had.
+CD28_PARAMS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("cd28_rho_max_x", "× rho_max", 1.3, 0.5, 3.0,
+                  "assumed (direction: review A2, CD28 expands faster and higher; Stein 2019 vs "
+                  "Kimmel 2021 kinetics)", "CD28 co-stimulation: multiplier of the maximal "
+                  "proliferation rate relative to 4-1BB"),
+    ParameterSpec("cd28_k_em_x", "× k_em", 0.5, 0.1, 2.0,
+                  "assumed (direction: review A2, CD28 favours effector over memory fate)",
+                  "CD28 co-stimulation: multiplier of effector-to-memory conversion"),
+    ParameterSpec("cd28_d_M_x", "× d_M", 4.0, 0.5, 10.0,
+                  "assumed (direction: review A2, CD28 CAR-T persist weeks to months, 4-1BB "
+                  "months to years)", "CD28 co-stimulation: multiplier of memory CAR-T decay"),
+    ParameterSpec("cd28_k_ex_x", "× k_ex", 1.5, 0.25, 5.0,
+                  "assumed (direction: CD28 signalling drives faster exhaustion, Long 2015)",
+                  "CD28 co-stimulation: multiplier of the exhaustion rate"),
+)
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {
     "4-1BB": {},
     # no toxicity constants: CD28's earlier, larger CRS/ICANS follows from its expansion
     # (more engaged effectors → IFN-γ and contact activation of myeloid cells; inflammation.py)
-    "CD28": {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5},
+    "CD28": {s.name[5:-2]: s.default for s in CD28_PARAMS},
     "CD28+4-1BB": {"rho_max": 1.2, "k_em": 0.8, "d_M": 1.5, "k_ex": 1.2},
     "none": {"rho_max": 0.35, "k_em": 0.3, "d_M": 10.0},
 }
@@ -74,9 +93,12 @@ class Construct:
             raise InvalidInputError("construct.format", "tandem, bicistronic or cocktail for "
                                     "more than one target", self.format)
 
-    def multipliers(self) -> dict[str, float]:
-        """Upstream-parameter multipliers implied by co-stimulation and armour."""
-        out: dict[str, float] = dict(COSTIM_EFFECTS[self.costim])
+    def multipliers(self, costim: dict[str, float] | None = None) -> dict[str, float]:
+        """Upstream-parameter multipliers implied by co-stimulation and armour; ``costim``
+        replaces this construct's co-stimulation entry of :data:`COSTIM_EFFECTS` (the
+        patient builder passes the CD28 values of the parameter set in force)."""
+        out: dict[str, float] = dict(COSTIM_EFFECTS[self.costim] if costim is None
+                                     else costim)
         for a in self.armour:
             for k, v in ARMOUR_EFFECTS[a].items():
                 out[k] = out.get(k, 1.0) * v

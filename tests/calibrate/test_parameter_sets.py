@@ -125,3 +125,25 @@ def test_install_makes_the_set_the_default(tmp_path: Path,
     assert psets.available() == ["cal-test"]
     with pytest.raises(ParameterSetError, match="--install"):
         psets.install(SET, "../x")
+
+
+def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
+    """The CD28 multipliers (cartsim.products.CD28_PARAMS) are patient-builder constants: a set
+    replaces them for CD28 products only, and the model's own values are the old table's."""
+    from cartsim.products import COSTIM_EFFECTS
+
+    assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5}
+    assert not psets.per_patient("cd28_k_ex_x")
+    cd28 = ParameterSet("cd28", "test", {"cd28_rho_max_x": {"default": 2.6},
+                                         "cd28_k_ex_x": {"default": 3.0}})
+    axi, tisa = get_product("axicabtagene_ciloleucel"), get_product("tisagenlecleucel")
+    with psets.use(None):
+        a0, _ = build(_cohort(), axi, seed=3)
+        t0, _ = build(_cohort(), tisa, seed=3)
+    with psets.use(cd28):
+        a1, _ = build(_cohort(), axi, seed=3)
+        t1, _ = build(_cohort(), tisa, seed=3)
+    assert np.allclose(a1[:, P.rho_max], 2.0 * a0[:, P.rho_max])
+    assert np.allclose(a1[:, P.k_ex], 2.0 * a0[:, P.k_ex])
+    assert np.array_equal(a1[:, P.d_M], a0[:, P.d_M])
+    assert np.array_equal(t0, t1)  # 4-1BB product untouched
