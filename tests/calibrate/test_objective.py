@@ -102,3 +102,22 @@ def test_compute_objective_uses_rates_and_km_and_counts_what_it_skips() -> None:
     worse.loc[0, "simulated"] = 99.0
     assert compute_objective(worse, Targets("t.csv", rows, []),
                              default_mapping()).deviance > obj.deviance + 10
+
+
+def test_ratios_are_compared_on_the_log_scale_and_a_degenerate_one_is_skipped() -> None:
+    """A hazard ratio of 1.27 (0.9-1.8) simulated as 2.54: z = log(2) / (log(1.8/1.27)/1.96);
+    a degenerate simulated ratio (1e21 from a quasi-separated Cox fit, or 0) is skipped instead
+    of adding a deviance of 1e43 (seen in a session-9 check)."""
+    from cartsim.calibrate.objective import row_term
+
+    base = {"line": 1, "study": "s", "spec": "x", "endpoint": "HR", "published": 1.27,
+            "published_ci_low": 0.9, "published_ci_high": 1.8, "unit": "ratio"}
+    t = row_term({**base, "simulated": 2.54}, "hazard_ratio", None)
+    sd = math.log(1.8 / 1.27) / Z95
+    assert t["used"] and t["deviance"] == pytest.approx((math.log(2.0) / sd) ** 2)
+    below = row_term({**base, "simulated": 1.27 / 2}, "hazard_ratio", None)
+    assert below["deviance"] == pytest.approx((math.log(2.0) / (math.log(1.27 / 0.9) / Z95))
+                                              ** 2)
+    for bad in (9.76e21 * math.inf, 0.0, -1.0):
+        t = row_term({**base, "simulated": bad}, "hazard_ratio", None)
+        assert not t["used"] and t["deviance"] == 0.0 and "not positive" in t["reason"]

@@ -279,3 +279,27 @@ def test_landmark_hazard_ratio_recovers_a_known_ratio() -> None:
     assert 2.6 < sim.value < 3.5 and sim.lower < sim.value < sim.upper
     none = simulate_row(q, "ratio", parse_timepoint(""), "", "penn", 400, pts, daily)
     assert none.status == "unmapped" and "time point" in none.reason
+
+
+def test_landmark_hazard_ratio_under_quasi_separation_is_not_compared() -> None:
+    """One relapse among the MRD-negative, every MRD-positive patient relapsing at once: the
+    Cox fit returns an astronomically large ratio with an unbounded CI, which is no estimate;
+    the row is reported as not compared, with the reason."""
+    from cartsim.validate.compute import simulate_row
+    from cartsim.validate.mapping import parse_timepoint
+
+    n = 60
+    pos = np.arange(n) % 2 == 0
+    t = np.where(pos, 29.0 + np.arange(n) * 1e-3, 399.0)
+    relapse = pos.copy()
+    relapse[1] = True  # one relapse in the negative group, after every positive one
+    pts = pd.DataFrame({"patient_id": np.arange(n), "responder": 1, "response_day": 28.0,
+                        "relapse": relapse.astype(int),
+                        "relapse_day": np.where(relapse, t, np.nan),
+                        "last_day": np.where(relapse, t, 400.0)})
+    daily = pd.DataFrame({"patient_id": np.arange(n), "day": 28,
+                          "marrow_blast_pct": np.where(pos, 1e-3, 1e-6)})
+    q = default_mapping().quantities["HR_relapse_BM_NGS_MRD_pos"]
+    sim = simulate_row(q, "ratio", parse_timepoint("day 28"), "", "penn", 400, pts, daily)
+    assert sim.status != "compared", sim.value
+    assert "no finite hazard ratio" in sim.reason, sim.reason

@@ -12,7 +12,8 @@ Per compared row of a validation table (docs/calibration.md):
 * **Kaplan–Meier landmarks** (``km``): normal approximation with the sd read off the published
   95 % CI (the half on the side of the simulated value, so asymmetric CIs count); without a CI,
   binomial with the effective n of the targets' ``n`` column.
-* **medians, ratios** (``km_median``, ``median``, ``geomean_ratio``): normal on the published CI;
+* **medians, ratios** (``km_median``, ``median``; ``geomean_ratio``, ``hazard_ratio`` on the
+  log scale): normal on the published CI;
   skipped without one.
 
 Skipped rows are counted with the reason (``terms`` table), never dropped silently.
@@ -53,6 +54,10 @@ class Objective:
             out[str(spec)] = {"deviance": round(float(u["deviance"].sum()), 4),
                               "rows_used": int(len(u)), "rows_skipped": int((~t["used"]).sum())}
         return out
+
+
+#: Row kinds compared on the log scale (their CIs are symmetric in log).
+RATIO_KINDS = ("hazard_ratio", "geomean_ratio")
 
 
 def binomial_term(k: int, n: int, p_sim: float) -> tuple[float, float]:
@@ -107,6 +112,22 @@ def row_term(rec: dict[str, Any], kind: str, n_pub: int | None) -> dict[str, Any
         ll, dev = binomial_term(k, n_pub, p_sim)
         out.update(method="binomial" if kind != "km" else "binomial (effective n)",
                    loglik=ll, deviance=dev, used=True)
+        return out
+    if kind in RATIO_KINDS:
+        # a ratio's CI is symmetric on the log scale: compare log(simulated) with
+        # N(log(published), sd from the log CI); a non-positive value has no log
+        if not (pub > 0 and sim > 0 and math.isfinite(sim)):
+            out["reason"] = "ratio not positive and finite"
+            return out
+        llo = math.log(lo) if lo is not None and lo > 0 else None
+        lhi = math.log(hi) if hi is not None and hi > 0 else None
+        sd = ci_sd(math.log(pub), llo, lhi, math.log(sim))
+        if sd is None:
+            out["reason"] = "no published CI"
+            return out
+        ll, dev = normal_term(math.log(sim), math.log(pub), sd)
+        out.update(method="normal on log (published CI)", sd_published=sd, loglik=ll,
+                   deviance=dev, used=True)
         return out
     sd = ci_sd(pub, lo, hi, sim)
     if sd is None:

@@ -322,7 +322,14 @@ def _hazard_ratio(q: Quantity, tp: Timepoint, df: pd.DataFrame, daily: pd.DataFr
                        f"{int(g.sum())} vs {int((~g).sum())}; separation or too few "
                        "relapses)") from None
     row = fit.summary.loc["g"]
+    hr, hr_lo, hr_hi = (float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
+                        float(row["exp(coef) upper 95%"]))
+    if not (np.isfinite([hr, hr_lo, hr_hi]).all() and 1e-3 <= hr <= 1e3
+            and hr_hi / max(hr_lo, 1e-300) <= 1e4):
+        # quasi-separation (e.g. every relapse in one group): the fit "converges" to a
+        # hazard ratio of 1e21 with an unbounded CI; that is no estimate
+        raise _Missing(f"landmark day {day}: no finite hazard ratio ({label}: "
+                       f"{int(g.sum())} vs {int((~g).sum())}; quasi-separation)")
     notes.append(f"landmark day {day}: {label} ({int(g.sum())}) vs not ({int((~g).sum())}) "
                  "among patients in remission; relapse, death censored")
-    return Simulated("compared", float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]),
-                     float(row["exp(coef) upper 95%"]), int(g.size), notes=notes)
+    return Simulated("compared", hr, hr_lo, hr_hi, int(g.size), notes=notes)
