@@ -248,6 +248,12 @@ untestable = "not an outcome"
     assert meta["summary"]["n_rows"] == 2 and meta["patients"] == 8
     md = (tmp_path / "doc.md").read_text(encoding="utf-8")
     assert "cartsim claims" in md and "| **A6/cheap**" in md
+    # the CLI ran the arms in worker processes (the CPU count); in-process gives the same
+    from cartsim.claims.schema import load_claims
+
+    serial = run_claims(load_claims(f), patients=8, workers=1)
+    assert [r.record()["simulated"] for r in serial] == [
+        "" if pd.isna(v) else v for v in rows["simulated"]]
     # --only filters by id; an unknown id is a clear error
     r = CliRunner().invoke(app, ["claims", "--claims", str(f), "--only", "Z9",
                                  "--out", str(tmp_path / "o2")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ def claims_command(
         "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
                                 "calibration's DIR/parameter_set.toml), or 'none' for the "
                                 "model's own values (default: the installed default)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes simulating the experiments' arms in parallel (default: the "
+             "CPU count; the numbers do not depend on it)")] = None,
 ) -> None:
     """Test every claim of the two source reviews by a paired virtual experiment."""
     try:
@@ -47,7 +51,8 @@ def claims_command(
 
         # validated before any work; in force here and in the worker processes (ENV_VAR)
         select(parameter_set)
-        _run(out, patients, seed, only, claims_file, doc)
+        _run(out, patients, seed, only, claims_file, doc,
+             workers if workers is not None else (os.cpu_count() or 1))
     except CartsimError as e:
         from rich.markup import escape
 
@@ -56,7 +61,7 @@ def claims_command(
 
 
 def _run(out: Path, patients: int, seed: int | None, only: str | None,
-         claims_file: Path | None, doc: Path | None) -> None:
+         claims_file: Path | None, doc: Path | None, workers: int = 1) -> None:
     import cartsim
     from cartsim.atomic import check_output_dir
     from cartsim.claims.report import counts, write_outputs
@@ -78,7 +83,10 @@ def _run(out: Path, patients: int, seed: int | None, only: str | None,
     def tick(k: int, n: int, key: str) -> None:
         console.print(f"[{k}/{n}] {key} ({time.perf_counter() - t0:.0f} s)", highlight=False)
 
-    results = run_claims(claims, patients=patients, seed=seed, progress=tick)
+    if workers > 1:
+        console.print(f"simulating the experiments' arms in {workers} worker processes",
+                      highlight=False)
+    results = run_claims(claims, patients=patients, seed=seed, progress=tick, workers=workers)
     command = "cartsim " + " ".join(sys.argv[1:]) if sys.argv and "claims" in sys.argv \
         else f"cartsim claims --patients {patients} --out {out}"
     from cartsim.parameter_sets import describe

@@ -167,6 +167,51 @@ class _Cache:
         return res.patients, time.perf_counter() - t0
 
 
+def _run_arm_worker(spec: TrialSpec, dest: str, chunk_size: int,
+                    ps: Any) -> tuple[pd.DataFrame, float]:
+    """One arm in a worker process, with the parent's parameter set in force."""
+    from cartsim import parameter_sets
+    from cartsim.trial.runner import run_trial
+
+    t0 = time.perf_counter()
+    with parameter_sets.use(ps):
+        res = run_trial(spec, Path(dest), chunk_size=max(1, min(chunk_size,
+                                                               spec.population.size)),
+                        report=False)
+    shutil.rmtree(dest, ignore_errors=True)
+    return res.patients, time.perf_counter() - t0
+
+
+def _prefill(claims: list[Claim], cache: _Cache, patients: int, seed: int | None,
+             workers: int) -> dict[str, float]:
+    """Run every distinct arm of ``claims`` in ``workers`` processes (longest first) into
+    ``cache``; returns the seconds each arm took, by spec digest. Each arm is the same trial
+    as in-process (its own seed and patients), so the numbers do not depend on ``workers``."""
+    from concurrent.futures import as_completed
+
+    from cartsim import parameter_sets
+    from cartsim.validate.run import study_pool
+
+    specs: dict[str, TrialSpec] = {}
+    for c in claims:
+        if c.untestable is not None:
+            continue
+        for i in range(len(c.arms)):
+            sp = arm_spec(c, i, patients, seed)
+            specs.setdefault(sp.digest(), sp)
+    order = sorted(specs.items(), key=lambda kv: -(kv[1].population.size
+                                                   * len(kv[1].arms) * kv[1].follow_up_days))
+    ps = parameter_sets.active()
+    seconds: dict[str, float] = {}
+    with study_pool(min(workers, max(1, len(order)))) as pool:
+        futs = {pool.submit(_run_arm_worker, sp, str(cache.workdir / key[:16]),
+                            cache.chunk_size, ps): key for key, sp in order}
+        for f in as_completed(futs):
+            key = futs[f]
+            cache.tables[key], seconds[key] = f.result()
+    return seconds
+
+
 def run_claim(claim: Claim, cache: _Cache, patients: int, seed: int | None) -> ClaimResult:
     """Simulate and judge one claim (an untestable claim is returned with its reason)."""
     out = ClaimResult(claim)
@@ -198,15 +243,25 @@ def run_claim(claim: Claim, cache: _Cache, patients: int, seed: int | None) -> C
 
 def run_claims(claims: list[Claim], patients: int = DEFAULT_PATIENTS, seed: int | None = None,
                chunk_size: int = 250,
-               progress: Callable[[int, int, str], None] | None = None) -> list[ClaimResult]:
-    """Run every claim (in file order); ``progress(done, total, key)`` after each."""
+               progress: Callable[[int, int, str], None] | None = None,
+               workers: int = 1) -> list[ClaimResult]:
+    """Run every claim (in file order); ``progress(done, total, key)`` after each. With
+    ``workers`` > 1 the distinct arms are first simulated in that many processes; the
+    results are the same."""
     if not 1 <= patients <= 100_000:
         raise InvalidInputError("--patients", "[1, 100000]", patients)
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
     results = []
     with tempfile.TemporaryDirectory(prefix="cartsim-claims-") as tmp:
         cache = _Cache(Path(tmp), chunk_size)
+        seconds = _prefill(claims, cache, patients, seed, workers) if workers > 1 else {}
         for k, c in enumerate(claims):
-            results.append(run_claim(c, cache, patients, seed))
+            r = run_claim(c, cache, patients, seed)
+            if seconds and c.untestable is None:  # the arms ran in the pool: their time
+                r.seconds = sum(seconds.get(arm_spec(c, i, patients, seed).digest(), 0.0)
+                                for i in range(len(c.arms)))
+            results.append(r)
             if progress is not None:
                 progress(k + 1, len(claims), c.key)
     return results
