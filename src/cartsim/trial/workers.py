@@ -55,6 +55,13 @@ def init_worker(threads: int, parent_pid: int | None = None) -> None:
     """Process-pool initializer: parent-death handling first, then numba's thread count."""
     if parent_pid is not None:
         die_with_parent(parent_pid)
+    if "numba" not in sys.modules:
+        # a pool of exactly ``threads`` numba threads, idle ones sleeping: numba's OpenMP
+        # layer otherwise starts one thread per core that spin-waits between the solver's
+        # daily parallel regions and takes the CPU the other workers compute on (a claims run
+        # in two workers spent as much system as user time and was slower than one process)
+        os.environ["NUMBA_NUM_THREADS"] = str(max(1, threads))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
