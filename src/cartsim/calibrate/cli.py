@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 
 from cartsim.errors import CartsimError
+from cartsim.trial.workers import default_workers
 
 console = Console(stderr=True)
 
@@ -59,7 +59,8 @@ def calibrate_command(
              "refining a hand-tuned model")] = 0.15,
     workers: Annotated[int | None, typer.Option(
         help="worker processes running each evaluation's studies in parallel, kept for the "
-             "whole run (default: the CPU count; the numbers do not depend on it)")] = None,
+             "whole run (default: the CPU count, at most 8; the numbers do not depend on "
+             "it)")] = None,
     start: Annotated[list[str] | None, typer.Option(
         help="warm start: evaluate these parameter sets (name or TOML, e.g. an earlier "
              "calibration's parameter_set.toml) right after the model's own values; "
@@ -87,7 +88,7 @@ def calibrate_command(
                             targets_path=targets, specs=specs, resume=resume, check=check,
                             check_patients=check_patients, install=install, command=command,
                             start=_names(start) or (), sampler=sampler, progress=progress,
-                            workers=workers if workers is not None else (os.cpu_count() or 1),
+                            workers=workers if workers is not None else default_workers(),
                             step=step)
     except CartsimError as e:
         from rich.markup import escape

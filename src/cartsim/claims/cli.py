@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 
 from cartsim.errors import CartsimError, InvalidInputError
+from cartsim.trial.workers import default_workers
 
 console = Console(stderr=True)
 
@@ -43,7 +43,7 @@ def claims_command(
                                 "model's own values (default: the installed default)")] = None,
     workers: Annotated[int | None, typer.Option(
         help="worker processes simulating the experiments' arms in parallel (default: the "
-             "CPU count; the numbers do not depend on it)")] = None,
+             "CPU count, at most 8; the numbers do not depend on it)")] = None,
 ) -> None:
     """Test every claim of the two source reviews by a paired virtual experiment."""
     try:
@@ -52,7 +52,7 @@ def claims_command(
         # validated before any work; in force here and in the worker processes (ENV_VAR)
         select(parameter_set)
         _run(out, patients, seed, only, claims_file, doc,
-             workers if workers is not None else (os.cpu_count() or 1))
+             workers if workers is not None else default_workers())
     except CartsimError as e:
         from rich.markup import escape
 

@@ -65,3 +65,13 @@ def init_worker(threads: int, parent_pid: int | None = None) -> None:
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+#: Most worker processes a command starts by default (each holds ~0.8 GB while it runs a study).
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Worker processes of ``validate``/``calibrate``/``claims`` when ``--workers`` is not
+    given: the CPU count, at most :data:`MAX_DEFAULT_WORKERS`."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))

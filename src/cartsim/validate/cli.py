@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cartsim.errors import CartsimError
+from cartsim.trial.workers import default_workers
 
 console = Console(stderr=True)
 
@@ -47,8 +47,8 @@ def validate_command(
                                 "calibration's DIR/parameter_set.toml), or 'none' for the "
                                 "model's own values (default: the installed default)")] = None,
     workers: Annotated[int | None, typer.Option(
-        help="worker processes running whole studies in parallel (default: the CPU count; "
-             "the numbers do not depend on it)")] = None,
+        help="worker processes running whole studies in parallel (default: the CPU count, "
+             "at most 8; the numbers do not depend on it)")] = None,
 ) -> None:
     """Run the study library and compare each published figure with its simulated value:
     DIR/validation.csv, summary.json, report.html."""
@@ -76,7 +76,7 @@ def validate_command(
             res = validate(targets, out, patients=n, studies=studies, specs=specs, seed=seed,
                            chunk_size=chunk_size, report=report, progress=progress,
                            on_start=on_start,
-                           workers=workers if workers is not None else (os.cpu_count() or 1))
+                           workers=workers if workers is not None else default_workers())
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
