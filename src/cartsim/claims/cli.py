@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cartsim.cli_options import ParameterSetOption
 from cartsim.errors import CartsimError, InvalidInputError
 from cartsim.trial.workers import default_workers
 
@@ -37,10 +38,7 @@ def claims_command(
         "--claims", help="claims TOML (default: the shipped data/claims/claims.toml)")] = None,
     doc: Annotated[Path | None, typer.Option(
         help="also write the Markdown table here (e.g. docs/claims.md)")] = None,
-    parameter_set: Annotated[str | None, typer.Option(
-        "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
-                                "calibration's DIR/parameter_set.toml), or 'none' for the "
-                                "model's own values (default: the installed default)")] = None,
+    parameter_set: ParameterSetOption = None,
     workers: Annotated[int | None, typer.Option(
         help="worker processes simulating the experiments' arms in parallel (default: the "
              "CPU count, at most 8; the numbers do not depend on it)")] = None,

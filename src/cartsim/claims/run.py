@@ -156,25 +156,22 @@ class _Cache:
         key = spec.digest()
         if key in self.tables:
             return self.tables[key], 0.0
-        from cartsim.trial.runner import run_trial
-
-        t0 = time.perf_counter()
-        dest = self.workdir / key[:16]
-        res = run_trial(spec, dest, chunk_size=max(1, min(self.chunk_size, spec.population.size)),
-                        report=False)
-        shutil.rmtree(dest, ignore_errors=True)
-        self.tables[key] = res.patients
-        return res.patients, time.perf_counter() - t0
+        self.tables[key], seconds = _simulate_arm(spec, str(self.workdir / key[:16]),
+                                                  self.chunk_size)
+        return self.tables[key], seconds
 
 
-def _run_arm_worker(spec: TrialSpec, dest: str, chunk_size: int,
-                    ps: Any) -> tuple[pd.DataFrame, float]:
-    """One arm in a worker process, with the parent's parameter set in force."""
+def _simulate_arm(spec: TrialSpec, dest: str, chunk_size: int,
+                  ps: Any = None, in_force: bool = False) -> tuple[pd.DataFrame, float]:
+    """One arm's patient table and its seconds; with ``in_force``, ``ps`` (a parameter set or
+    None for the model's values) is put in force first (a worker process gets its parent's)."""
+    import contextlib
+
     from cartsim import parameter_sets
     from cartsim.trial.runner import run_trial
 
     t0 = time.perf_counter()
-    with parameter_sets.use(ps):
+    with parameter_sets.use(ps) if in_force else contextlib.nullcontext():
         res = run_trial(spec, Path(dest), chunk_size=max(1, min(chunk_size,
                                                                spec.population.size)),
                         report=False)
@@ -204,8 +201,8 @@ def _prefill(claims: list[Claim], cache: _Cache, patients: int, seed: int | None
     ps = parameter_sets.active()
     seconds: dict[str, float] = {}
     with study_pool(min(workers, max(1, len(order)))) as pool:
-        futs = {pool.submit(_run_arm_worker, sp, str(cache.workdir / key[:16]),
-                            cache.chunk_size, ps): key for key, sp in order}
+        futs = {pool.submit(_simulate_arm, sp, str(cache.workdir / key[:16]),
+                            cache.chunk_size, ps, True): key for key, sp in order}
         for f in as_completed(futs):
             key = futs[f]
             cache.tables[key], seconds[key] = f.result()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cartsim.cli_options import ParameterSetOption
 from cartsim.errors import CartsimError
 
 trial_app = typer.Typer(help="Virtual clinical trials from a TOML spec.", no_args_is_help=True,
@@ -35,10 +36,7 @@ def run_command(
     address: Annotated[str | None, typer.Option(help="dask scheduler HOST:PORT")] = None,
     resume: Annotated[bool, typer.Option(help="skip chunks already complete in --out")] = False,
     report: Annotated[bool, typer.Option(help="build report.html at the end")] = True,
-    parameter_set: Annotated[str | None, typer.Option(
-        "--parameter-set", help="parameter set in force: a shipped name, a TOML path, or "
-                                "'none' for the model's own values (default: the installed "
-                                "default, docs/calibration.md)")] = None,
+    parameter_set: ParameterSetOption = None,
 ) -> None:
     """Run a virtual trial: chunks → patients.parquet, summary.json, report.html."""
     from cartsim.atomic import check_output_dir

@@ -298,15 +298,12 @@ def _execute(tasks: list[ChunkPlan], spec_data: dict[str, Any], out: Path, execu
             on_done(t, run_chunk(spec_data, t.arm_index, t.ids, str(out)))
         return
     if executor == "local":
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        from cartsim.trial.workers import init_worker
+        from cartsim.trial.workers import process_pool
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=init_worker,
-                                 initargs=(threads, os.getpid())) as pool:
+        with process_pool(workers, threads) as pool:
             futs = {pool.submit(run_chunk, spec_data, t.arm_index, t.ids, str(out)): t
                     for t in tasks}
             for f in as_completed(futs):

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cartsim.cli_options import ParameterSetOption
 from cartsim.errors import CartsimError
 from cartsim.trial.workers import default_workers
 
@@ -42,10 +43,7 @@ def validate_command(
     report: Annotated[bool, typer.Option(help="build report.html")] = True,
     rows: Annotated[bool, typer.Option(
         "--rows", help="also print every compared row (published vs simulated)")] = False,
-    parameter_set: Annotated[str | None, typer.Option(
-        "--parameter-set", help="parameter set in force: a shipped name, a TOML path (e.g. a "
-                                "calibration's DIR/parameter_set.toml), or 'none' for the "
-                                "model's own values (default: the installed default)")] = None,
+    parameter_set: ParameterSetOption = None,
     workers: Annotated[int | None, typer.Option(
         help="worker processes running whole studies in parallel (default: the CPU count, "
              "at most 8; the numbers do not depend on it)")] = None,

@@ -143,18 +143,14 @@ def _run_study_worker(entry: StudyEntry, dest: Path, patients: int | None, seed:
 
 @contextmanager
 def study_pool(workers: int) -> Iterator[Executor]:
-    """A process pool that runs whole studies (spawned workers, one numba thread each, that
-    end with their parent). Reusable across :func:`validate` calls (``pool=``): calibration
-    keeps one for all its evaluations, so workers load the compiled kernels once."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from cartsim.trial.workers import init_worker
+    """A process pool that runs whole studies (:func:`cartsim.trial.workers.process_pool`, one
+    numba thread each). Reusable across :func:`validate` calls (``pool=``): calibration keeps
+    one for all its evaluations, so workers load the compiled kernels once."""
+    from cartsim.trial.workers import process_pool
 
     if not 1 <= workers <= 256:
         raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=init_worker, initargs=(1, os.getpid())) as pool:
+    with process_pool(workers, 1) as pool:
         yield pool
 
 
