@@ -87,3 +87,28 @@ def test_no_plot_skips_the_png_only(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not (out / "trajectories.png").exists()
     assert (out / "trajectories.parquet").exists() and (out / "events.parquet").exists()
     assert "trajectories.png" not in r.output
+
+
+def test_loading_freezes_the_imports_only_in_a_fresh_process() -> None:
+    """`cartsim simulate` imports its libraries with the cyclic collector paused and freezes
+    them (a fresh process: cheaper collections while it runs and at shutdown); in a process
+    that has the simulation loaded already (this one) the collector is left alone."""
+    import gc
+    import subprocess
+    import sys
+
+    import cartsim.simulation  # noqa: F401
+    from cartsim.cli import _loading
+
+    before = gc.get_freeze_count()
+    with _loading():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
+    code = ("import gc, cartsim.cli as c\n"
+            "with c._loading():\n"
+            "    paused = not gc.isenabled()\n"
+            "print(paused, gc.isenabled(), gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True", "True"]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -87,6 +92,33 @@ def _error(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+@contextmanager
+def _loading() -> Iterator[None]:
+    """Import what a command needs with the cyclic garbage collector paused, then freeze what
+    the imports built (modules, classes, functions: alive until exit anyway) out of its reach,
+    and freeze the heap again at exit so that the interpreter's shutdown collections have
+    nothing to walk.
+
+    The libraries ``cartsim simulate`` loads (numba, pandas, pyarrow, matplotlib, pydantic)
+    leave ~300,000 container objects behind; each full collection walks all of them (~0.1 s
+    on the development machine), and in a fresh process the collector ran four of them while
+    they loaded and several more at shutdown: ~1 s of a 3.4–4 s one-patient run
+    (benchmarks/README.md, session 10). Frozen objects are never collected, which is why this
+    acts only in a process that has not loaded the simulation yet (a fresh ``cartsim``): in
+    a process that already has (a test session, a notebook) it does nothing.
+    """
+    if "cartsim.simulation" in sys.modules or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+        atexit.register(gc.freeze)  # runs before the shutdown's collections
+
+
 def simulate_chunk(*args: object, **kw: object) -> object:
     """:func:`cartsim.simulation.simulate` (imported on first use: the CLI starts fast)."""
     from cartsim.simulation import simulate as _sim
@@ -125,16 +157,24 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
               typical: bool, chunk_size: int, protocol: str = "default",
               rtol: float = 1e-5, plot: bool = True) -> None:
-    from cartsim.atomic import check_output_dir
-    from cartsim.clinic import load_protocol
-    from cartsim.errors import InvalidInputError
-    from cartsim.population import Cohort
-    from cartsim.products import get_product
-    from cartsim.streaming import ChunkedWriter, resource_warnings
+    with _loading():
+        from cartsim.atomic import check_output_dir
+        from cartsim.clinic import load_protocol
+        from cartsim.errors import InvalidInputError
+        from cartsim.population import Cohort
+        from cartsim.products import get_product
+        from cartsim.simulation import simulate as _  # noqa: F401  (simulate_chunk's)
+        from cartsim.streaming import ChunkedWriter, resource_warnings
 
-    check_output_dir(out)
-    prod = get_product(product)
-    policy = None if protocol.lower() == "none" else load_protocol(protocol)
+        if plot:
+            import matplotlib.backends.backend_agg  # noqa: F401  (the PNG's, at the end)
+            import matplotlib.figure  # noqa: F401
+
+            import cartsim.report.trajectories  # noqa: F401
+
+        check_output_dir(out)
+        prod = get_product(product)
+        policy = None if protocol.lower() == "none" else load_protocol(protocol)
     if not 1e-10 <= rtol <= 1e-2:
         raise InvalidInputError("rtol", "[1e-10, 1e-2]", rtol)
     if patients < 1 or patients > 10_000_000:
