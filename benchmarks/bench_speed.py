@@ -14,6 +14,11 @@ Reports, for each source tree (this one and, with ``--ref``, another checkout su
   and once more after another process composed a different model (the ``gvl`` add-on, as a
   trial arm with HSCT consolidation does): its generated right-hand side lands in the same
   cache directory, which must not invalidate the core model's cached solver;
+* with ``--warm-starts N``, N more fresh-process runs of that command (with its PNG) on the
+  tree's ordinary caches (``~/.cache/cartsim``, numba's ``__pycache__``; one run first fills
+  them), trees alternating: wall and CPU seconds (user + system) per run, minimum and median,
+  and whether the trees wrote the same ``trajectories.parquet`` and ``events.parquet``; this
+  is issue 12's "≤ 3 s start" measurement (``--sizes --no-cold --warm-starts 5``);
 * with ``--trial N``, one trial chunk end to end (``cartsim.trial.runner.simulate_chunk`` on
   ``examples/eliana.toml`` with N patients, default protocol, 365 days): simulation, clinic,
   endpoints and the per-day report table, in patient-days/s and per CPU-second.
@@ -33,9 +38,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -164,6 +171,25 @@ def cold_start(tree: Path | tuple[Path, str], cache: str) -> float:
         return time.perf_counter() - t
 
 
+def warm_start(tree: Path | tuple[Path, str]) -> dict[str, object]:
+    """One fresh ``cartsim simulate --patients 1 --days 30`` (PNG included) on the tree's
+    ordinary caches: wall and CPU seconds, and the Parquet files' digests."""
+    with tempfile.TemporaryDirectory(prefix="bench-speed-warm-") as tmp:
+        out = Path(tmp) / "run"
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cartsim", "simulate", "--product",
+                        "tisagenlecleucel", "--disease", "b-all", "--out", str(out),
+                        "--patients", "1", "--days", "30"], env=_env(tree),
+                       capture_output=True, check=True)
+        wall = time.perf_counter() - t
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        digest = hashlib.sha256(b"".join(
+            (out / f).read_bytes() for f in ("trajectories.parquet", "events.parquet")))
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime,
+                "digest": digest.hexdigest()[:16]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, help="reference source tree (has src/cartsim)")
@@ -171,6 +197,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--no-cold", action="store_true", help="skip the start-up timing")
+    ap.add_argument("--warm-starts", type=int, default=0, metavar="N",
+                    help="time N fresh-process one-patient runs on warm caches per tree")
     ap.add_argument("--trial", type=int, nargs="*", default=[],
                     help="also time one ELIANA trial chunk of each of these sizes")
     ap.add_argument("--ref-env", nargs="*", default=[], metavar="KEY=VALUE",
@@ -195,6 +223,18 @@ def main() -> None:
     res: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
     cold: dict[str, list[tuple[float, float, float]]] = {k: [] for k in trees}
     chunk: dict[tuple[str, int], list[dict[str, float]]] = {}
+    warm: dict[str, list[dict[str, object]]] = {k: [] for k in trees}
+    if a.warm_starts:
+        for name in trees:  # fill (or check) the caches: not timed
+            warm_start(trees[name])
+        for i in range(a.warm_starts):
+            order = list(trees)
+            rng.shuffle(order)
+            for name in order:
+                w = warm_start(trees[name])
+                warm[name].append(w)
+                print(f"[warm {i}] {name}: {w['wall']:.2f} s wall, {w['cpu']:.2f} CPU-s, "
+                      f"outputs {w['digest']}", flush=True)
     for rep in range(a.reps):
         if not a.no_cold:
             order = list(trees)
@@ -235,9 +275,10 @@ def main() -> None:
     def med(xs: list[float]) -> float:
         return statistics.median(xs)
 
-    print("\nmedians over repetitions" + (" (ratio = this / ref)" if "ref" in trees else ""))
-    print(f"{'N':>7} {'protocol':>9} {'tree':>5} {'patient-days/s':>15} {'ratio':>6} "
-          f"{'per CPU-s':>10} {'ratio':>6} {'steps/pd':>9} {'RSS MiB':>8}")
+    if a.sizes or a.trial:
+        print("\nmedians over repetitions" + (" (ratio = this / ref)" if "ref" in trees else ""))
+        print(f"{'N':>7} {'protocol':>9} {'tree':>5} {'patient-days/s':>15} {'ratio':>6} "
+              f"{'per CPU-s':>10} {'ratio':>6} {'steps/pd':>9} {'RSS MiB':>8}")
     for n in a.sizes:
         for clinic in (True, False):
             for name in trees:
@@ -265,6 +306,17 @@ def main() -> None:
                 ratio_cpu = f"{cpu / med([r['pd_per_cpu_s'] for r in ref]):.2f}"
             print(f"{n:>7} {'trial':>9} {name:>5} {rate:>15,.0f} {ratio:>6} {cpu:>10,.0f} "
                   f"{ratio_cpu:>6} {'':>9} {med([r['rss_mib'] for r in rs]):>8.0f}")
+    for name, ws in warm.items():
+        if ws:
+            walls = [float(w["wall"]) for w in ws]  # type: ignore[arg-type]
+            cpus = [float(w["cpu"]) for w in ws]  # type: ignore[arg-type]
+            print(f"warm start `cartsim simulate --patients 1 --days 30` ({name}), "
+                  f"{len(ws)} runs: wall min {min(walls):.2f} s, median {med(walls):.2f} s; "
+                  f"CPU min {min(cpus):.2f} s, median {med(cpus):.2f} s")
+    digests = {str(w["digest"]) for ws in warm.values() for w in ws}
+    if digests:
+        print("trajectories.parquet + events.parquet: "
+              + ("identical in every run" if len(digests) == 1 else f"{len(digests)} variants"))
     for name, xs in cold.items():
         if xs:
             print(f"start-up `cartsim simulate --patients 1 --days 30` ({name}): first run "
