@@ -130,14 +130,20 @@ def test_event_hill_neutral_value_gives_the_session5_hazard_and_is_checked() -> 
 
 def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() -> None:
     """Same patients, same dose per kg: axi-cel (CD28) vs tisagenlecleucel (4-1BB); no
-    toxicity constant differs between the constructs (products.COSTIM_EFFECTS)."""
+    host-side toxicity constant (IL-6, IL-1, myeloid, endothelium, BBB, encephalopathy)
+    differs between the constructs (products.COSTIM_EFFECTS): only the CAR-T cell's own
+    kinetics and its contact signal to myeloid cells (K_my_car: CD40L/GM-CSF) do."""
     from cartsim.products import COSTIM_EFFECTS
 
-    toxicity = {"p_il6", "p_ifng", "p_il1", "p_il6_my", "k_enc", "k_bbb", "k_en", "k_my"}
+    toxicity = {"p_il6", "p_il1", "p_il6_my", "k_enc", "k_bbb", "k_en", "k_my", "K_fever",
+                "K_en_il6", "K_bbb", "a_my", "K_my_kill"}
     assert not toxicity & set(COSTIM_EFFECTS["CD28"])
+    assert COSTIM_EFFECTS["CD28"]["K_my_car"] < 1.0
+    # adults with LBCL at 2e6/kg: the published contrast (ZUMA-1 CRS 93 %, JULIET 58 %); in
+    # high-burden B-ALL the kill-driven IL-6 of either construct dominates the peak
     n = 12
-    c = Cohort("b-all", weight_kg=np.full(n, 40.0), age_y=np.full(n, 14.0),
-               marrow_blasts_pct=np.linspace(10, 80, n), dose=np.full(n, 40.0 * 1e6))
+    c = Cohort("lbcl", weight_kg=np.full(n, 75.0), age_y=np.full(n, 58.0),
+               tumour_volume_ml=np.geomspace(10, 300, n), dose=np.full(n, 75.0 * 2e6))
     peaks = {}
     for prod in ("axi-cel", "tisagenlecleucel"):
         t = simulate(c, get_product(prod), days=21, seed=2, variability=False).trajectories
@@ -147,6 +153,34 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
                        t.loc[g["il6_pg_ml"].idxmax(), "day"].to_numpy())
     assert np.median(peaks["axi-cel"][0]) > np.median(peaks["tisagenlecleucel"][0])
     assert np.median(peaks["axi-cel"][1]) <= np.median(peaks["tisagenlecleucel"][1])
+
+
+def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() -> None:
+    """cd28_K_my_car_x (products.CD28_PARAMS): an engaged CD28 CAR-T activates myeloid cells
+    by contact at a 20× lower concentration (CD40L/GM-CSF), so the same adult with a small
+    LBCL burden (10 mL) has CRS (fever ≥ 38 °C) with axi-cel; at the neutral value 1.0 the
+    multiplier is gone and the patient's parameter vector is the one of a construct without
+    it."""
+    from cartsim import parameter_sets as psets
+    from cartsim.model.parameters import P
+    from cartsim.parameter_sets import ParameterSet
+    from cartsim.population import build
+
+    c = Cohort("lbcl", weight_kg=np.array([75.0]), age_y=np.array([58.0]),
+               tumour_volume_ml=np.array([10.0]), dose=np.array([75.0 * 2e6]))
+    axi = get_product("axi-cel")
+    neutral = ParameterSet("neutral", "test", {"cd28_K_my_car_x": {"default": 1.0}})
+    with psets.use(None):
+        p_on, _ = build(c, axi, seed=1, variability=False)
+        t_on = simulate(c, axi, days=21, seed=1, variability=False).trajectories
+    with psets.use(neutral):
+        p_off, _ = build(c, axi, seed=1, variability=False)
+        t_off = simulate(c, axi, days=21, seed=1, variability=False).trajectories
+    assert p_on[0, P.K_my_car] == pytest.approx(0.05 * p_off[0, P.K_my_car])
+    keep = np.arange(p_on.shape[1]) != P.K_my_car
+    assert np.array_equal(p_on[0, keep], p_off[0, keep])
+    assert t_on["temperature_c"].max() >= 38.0 > t_off["temperature_c"].max()
+    assert t_on["il6_pg_ml"].max() > 2.0 * t_off["il6_pg_ml"].max()
 
 
 def test_a15_tocilizumab_at_a_small_il6_rise_goes_with_more_severe_crs() -> None:

@@ -129,12 +129,13 @@ def test_install_makes_the_set_the_default(tmp_path: Path,
 
 def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
     """The CD28 multipliers (cartsim.products.CD28_PARAMS) are patient-builder constants: a set
-    replaces them for CD28 products only, and the model's own values are the old table's."""
+    replaces them for CD28 products only, and the model's own values are the table's."""
     from cartsim.products import COSTIM_EFFECTS
 
-    assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.3, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5}
+    assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.1, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5,
+                                      "K_my_car": 0.05}
     assert not psets.per_patient("cd28_k_ex_x")
-    cd28 = ParameterSet("cd28", "test", {"cd28_rho_max_x": {"default": 2.6},
+    cd28 = ParameterSet("cd28", "test", {"cd28_rho_max_x": {"default": 2.2},
                                          "cd28_k_ex_x": {"default": 3.0}})
     axi, tisa = get_product("axicabtagene_ciloleucel"), get_product("tisagenlecleucel")
     with psets.use(None):
