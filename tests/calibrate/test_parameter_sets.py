@@ -148,3 +148,23 @@ def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
     assert np.allclose(a1[:, P.k_ex], 2.0 * a0[:, P.k_ex])
     assert np.array_equal(a1[:, P.d_M], a0[:, P.d_M])
     assert np.array_equal(t0, t1)  # 4-1BB product untouched
+
+
+def test_a_set_may_replace_a_death_model_constant_and_a_spec_still_overrides_it() -> None:
+    """The trial's death model (cartsim.trial.outcomes.DEATH_PARAMS) takes its defaults from
+    the set in force (population constants: default only); a spec's [death] table wins."""
+    from cartsim.trial.outcomes import death_params
+
+    assert not psets.per_patient("ball_death_hazard")
+    ps = ParameterSet("death", "test", {"ball_death_hazard": {"default": 0.01},
+                                        "lethal_burden_days": {"default": 20.0}})
+    with psets.use(None):
+        own = death_params()
+    with psets.use(ps):
+        q = death_params()
+        spec = death_params({"lethal_burden_days": 40.0})
+    assert q["ball_death_hazard"] == 0.01 and own["ball_death_hazard"] != 0.01
+    assert q["lethal_burden_days"] == 20.0 and spec["lethal_burden_days"] == 40.0
+    assert spec["ball_death_hazard"] == 0.01  # the spec overrides only what it names
+    with pytest.raises(ParameterSetError, match="outside"):
+        psets.check_value("ball_death_hazard", "default", 2.0, "x")

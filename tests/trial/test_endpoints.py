@@ -136,7 +136,7 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     x["temperature_c"][2, (days >= 10) & (days <= 11)] = 39.5
     course = Course(np.array([0, 1, 2]), days, x)
     cov = {"age_y": np.array([30.0, 30.0, 30.0]), "weight_kg": np.full(3, 70.0)}
-    death = {"infection_base_hazard": 0.0}
+    death = {"infection_base_hazard": 0.0, "ball_death_hazard": 0.0}  # the 30-day rule
     table, grades = compute_endpoints(
         course, pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"]), cov,
         disease="b-all", seed=0, follow_up_days=180, assessment_days=[28, 91],
@@ -148,6 +148,9 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     assert t.loc[1, "death_cause"] == "progression" and t.loc[1, "death_day"] == 149
     assert t.loc[1, "os_days"] == 149 and t.loc[1, "os_event"] == 1
     assert t.loc[1, "dor_days"] == 100 - 28 and t.loc[1, "dor_event"] == 1
+    # survival after relapse: from the relapse day, only for patients who relapsed
+    assert t.loc[1, "prs_days"] == 149 - 100 and t.loc[1, "prs_event"] == 1
+    assert np.isnan(t.loc[0, "prs_days"]) and t.loc[0, "prs_event"] == 0
     assert t.loc[2, "death_cause"] == "toxicity" and t.loc[2, "death_day"] == 11
     assert t.loc[2, "response_d28"] == "NE" and t.loc[2, "responder"] == 0
     assert t.loc[2, "efs_days"] == 11 and t.loc[2, "efs_event"] == 1

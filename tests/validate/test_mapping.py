@@ -43,6 +43,7 @@ def test_every_reference_endpoint_is_classified() -> None:
     ("OS", "km", "survival", ""),
     ("alive", "km", "survival", ""),
     ("PFS_median", "km_median", "survival", ""),
+    ("OS_median_after_relapse", "km_median", "survival", ""),
     ("CRS_onset_median", "median", "crs", ""),
     ("prolonged_neutropenia_grade_ge3", "daily_rate", "cytopenia", "anc_per_ul < 1000"),
     ("B_cell_recovery", "rate", "b_cells", "bca_ongoing == 0"),
@@ -56,6 +57,7 @@ def test_representative_mappings(endpoint: str, kind: str, family: str, expr: st
 
 def test_aliases_inherit_and_baseline_and_unmapped() -> None:
     m = default_mapping()
+    assert m.quantities["OS_median_after_relapse"].column == "prs"  # from the relapse day
     assert m.quantities["LFS"].column == "rfs" and "leukaemia-free" in m.quantities["LFS"].note
     assert m.quantities["progression_CD19_neg_or_low"].among == "relapse == 1"
     for name in ("baseline_age_median", "dose_median_per_kg", "lymphodepletion_fludarabine",

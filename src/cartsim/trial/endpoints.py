@@ -581,6 +581,8 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["pfs_days"], out["pfs_event"] = time_to_event(pfs_event_day, last_day)
     out["rfs_days"], out["rfs_event"] = time_to_event(np.fmin(rel_day, death_day), last_day,
                                                       response_day)
+    # survival after relapse (origin: the relapse day; NaN for patients who did not relapse)
+    out["prs_days"], out["prs_event"] = time_to_event(death_day, last_day, rel_day)
     prog_death = np.where(cause == "progression", death_day, np.nan)
     out["dor_days"], out["dor_event"] = time_to_event(np.fmin(rel_day, prog_death), last_day,
                                                       response_day)

@@ -10,7 +10,10 @@ Death is decided from the *simulated* state after the simulation, never from a p
   ``h(t) = lbcl_death_hazard × (V(t) / lbcl_death_ref_ml) ^ lbcl_death_exponent`` (V the
   simulated tumour volume, mL): the patient dies on the first day the cumulated hazard
   ``Σ h`` exceeds an Exp(1) draw keyed by (seed, patient) — organ failure from lymphoma comes
-  sooner the larger the disease, at a rate set by survival after CAR-T failure;
+  sooner the larger the disease, at a rate set by survival after CAR-T failure. In B-ALL
+  with ``ball_death_hazard`` > 0 a daily hazard on each day at ≥ ``lethal_blast_pct`` replaces
+  the window (the same Exp(1) draw): a marrow replaced by leukaemia kills at a rate set by
+  survival after relapse under the salvage care of the era, not on a fixed day;
 * **toxicity death** — simulated circulatory or respiratory collapse: MAP below
   ``toxicity_map_fraction`` × the age-normal baseline MAP, or SpO2 on room air below
   ``toxicity_spo2_pct``, on ``toxicity_days`` consecutive days; death on the last of them;
@@ -58,6 +61,19 @@ DEATH_PARAMS = ParameterTable((
                   "LBCL tumour volume at or above which the burden counts as lethal"),
     ParameterSpec("lethal_burden_days", "d", 30.0, 1.0, 365.0, "assumed",
                   "consecutive days of lethal burden before progression death"),
+    ParameterSpec("ball_death_hazard", "1/d", 0.005, 0.0, 1.0,
+                  "size hand-tuned, session 11, against the median OS after a post-CAR "
+                  "relapse of B-ALL, 11.9 months (95 % CI 9-17; Lamble 2023 Blood Adv 7:575, "
+                  "a row of the validation targets): 0.004 gave 14.9 months before the "
+                  "session's escape retune, 0.005 after it 12.4 (`cartsim validate`, 100 "
+                  "patients, docs/validation.md 'Session 11'); the old rule gave 7.3; Friedes 2023 (ASPHO, CHOP's five CART19 trials): median "
+                  "15.3 months. 0 = off: death "
+                  "after lethal_burden_days consecutive days at lethal_blast_pct (the model "
+                  "before session 11)",
+                  "B-ALL progression-death hazard on each day with marrow blasts at or above "
+                  "lethal_blast_pct (death with near-total marrow replacement, under the "
+                  "salvage care of the era); > 0 replaces the consecutive-days rule for "
+                  "B-ALL"),
     ParameterSpec("lbcl_death_hazard", "1/d", 0.004, 0.0, 1.0,
                   "calibrated to survival after LBCL progression following CAR-T: median OS "
                   "5.3 months (Spiegel 2021 Blood 137:1726, n = 150 axi-cel failures; Di Blasi "
@@ -172,8 +188,13 @@ DEATH_CAUSES = ("progression", "toxicity", "infection", "transplant")
 
 
 def death_params(overrides: dict[str, float] | None = None) -> dict[str, float]:
-    """Defaults updated with validated overrides."""
-    return DEATH_PARAMS.resolve(overrides or {})
+    """Defaults (those of the parameter set in force, :mod:`cartsim.parameter_sets`) updated
+    with a spec's validated ``[death]`` overrides."""
+    from cartsim.parameter_sets import effective_specs
+
+    q = {s.name: s.default for s in effective_specs(DEATH_PARAMS)}
+    q.update({k: DEATH_PARAMS[k].validate(v) for k, v in (overrides or {}).items()})
+    return q
 
 
 def baseline_map(age_y: np.ndarray) -> np.ndarray:
@@ -238,6 +259,9 @@ def decide_deaths(
     with np.errstate(invalid="ignore"):
         if disease == "b-all":
             burden = cut(marrow_blast_pct) >= q["lethal_blast_pct"]
+            lethal = burden
+            if q["ball_death_hazard"] > 0.0:
+                burden = np.zeros_like(burden)  # the hazard below replaces the rule
         else:
             burden = cut(tumour_volume_ml) >= q["lethal_tumour_volume_ml"]
         collapse = (cut(map_mmhg) < q["toxicity_map_fraction"] * baseline_map(age_y)[:, None]) \
@@ -251,6 +275,10 @@ def decide_deaths(
     if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
         k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, q)
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
+    if disease == "b-all" and q["ball_death_hazard"] > 0.0:
+        qd = {"lbcl_death_hazard": q["ball_death_hazard"], "lbcl_death_ref_ml": 1.0,
+              "lbcl_death_exponent": 1.0}
+        k_prog = burden_death_day(d, lethal.astype(np.float64), patient_id, seed, qd)
     if disease in ("mcl", "fl") and q[f"{disease}_death_hazard"] > 0.0:
         # the same burden-following hazard with the disease's own size (cartsim.diseases)
         qd = {"lbcl_death_hazard": q[f"{disease}_death_hazard"],
