@@ -110,3 +110,13 @@ def reference_cohort():  # type: ignore[no-untyped-def]
 HOST_CONTROL_OFF = {"host_kill": 0.0}
 ALL_OFF = {**HOST_CONTROL_OFF, **ALL_OFF}
 SESSION5_OFF = {**HOST_CONTROL_OFF, **SESSION5_OFF}
+
+#: Session 11, issues 10/11 (relapse timing): death-receptor bystander kill 0.15 -> 0.05
+#: (model/tumour.py bystander). Not an off switch: the value every older reference was written
+#: with. (The session's other changes, escape presence, the B-ALL escape density and the B-ALL
+#: death hazard, do not touch the reference cohort: it has no CD19-negative cells and the death
+#: model is the trial layer's.)
+BYSTANDER_S10 = {"bystander": 0.15}
+ALL_OFF = {**BYSTANDER_S10, **ALL_OFF}
+SESSION5_OFF = {**BYSTANDER_S10, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **BYSTANDER_S10}

@@ -199,3 +199,57 @@ def test_lbcl_progression_death_follows_the_burden_reached() -> None:
     assert np.array_equal(burden_death_day(days, vol[1:2], ids[1:2], 1, q), k[1:2])
     off = burden_death_day(days, vol, ids, 1, {**q, "lbcl_death_hazard": 0.0})
     assert (off == -1).all()  # hazard 0: no burden death
+
+
+def _ball_deaths(blasts: np.ndarray, **q: float):  # type: ignore[no-untyped-def]
+    from cartsim.trial.outcomes import decide_deaths
+
+    n, d = blasts.shape
+    ones = np.ones((n, d))
+    return decide_deaths(np.arange(d), np.arange(n), 3, "b-all", np.full(n, 10.0), blasts,
+                         ones * np.nan, ones * 80.0, ones * 98.0, ones * 3000.0,
+                         ones * 800.0, params=q)
+
+
+def test_ball_progression_death_hazard_replaces_the_30_day_rule() -> None:
+    """B-ALL death with a marrow full of blasts: a daily hazard on days at lethal burden
+    (ball_death_hazard > 0) instead of death on the 30th consecutive day; off, the rule."""
+    d = 730
+    full = np.full((400, d), 95.0)  # refractory: marrow replaced from day 0
+    low = np.full((400, d), 40.0)  # heavy, but below lethal_blast_pct
+    rule = _ball_deaths(full[:2], ball_death_hazard=0.0)
+    assert (rule.day == 29).all() and (rule.cause == "progression").all()
+    h = 0.004
+    k = _ball_deaths(full, ball_death_hazard=h)
+    prog = np.where(k.cause == "progression", k.day, np.inf)
+    # Exp(1) thresholds on a constant hazard: median survival ln 2 / h (173 d)
+    assert np.median(prog) == pytest.approx(np.log(2) / h, rel=0.15)
+    assert (_ball_deaths(low, ball_death_hazard=h).cause != "progression").all()
+    # a faster hazard kills sooner, patient by patient (the same keyed draw)
+    fast = _ball_deaths(full, ball_death_hazard=4 * h)
+    fp = np.where(fast.cause == "progression", fast.day, np.inf)
+    assert (fp <= prog).all() and np.median(fp) < np.median(prog) / 3
+
+
+def test_the_ball_escape_subclone_is_more_cd19_negative_than_the_lymphoma_one() -> None:
+    """ball_escape_cd19_scale multiplies low_clone_cd19 for B-ALL only (mutational CD19 loss
+    in leukaemia, CD19-dim heterogeneity in lymphoma); 1 gives the shared value back."""
+    from cartsim import parameter_sets as psets
+    from cartsim.model.clones import C
+    from cartsim.model.tumour import clone_param_index
+
+    k1 = clone_param_index.py_func(1, 0) + C.cd19
+    k0 = clone_param_index.py_func(0, 0) + C.cd19
+    lbcl = Cohort("lbcl", weight_kg=[70.0], age_y=[60.0], tumour_volume_ml=[100.0])
+    ball = _ball()
+
+    def rel(cohort: Cohort, scale: float) -> float:
+        ps = psets.ParameterSet("x", "test", {"ball_escape_cd19_scale": {"default": scale}})
+        with psets.use(ps):
+            p, _ = build(cohort, TISA, seed=1, variability=False)
+        return float(p[0, k1] / p[0, k0])
+
+    low = PARAMS["low_clone_cd19"].default
+    assert rel(ball, 1.0) == pytest.approx(low) and rel(lbcl, 1.0) == pytest.approx(low)
+    assert rel(ball, 0.2) == pytest.approx(0.2 * low)
+    assert rel(lbcl, 0.2) == pytest.approx(low)  # lymphoma untouched

@@ -81,6 +81,16 @@ POPULATION_PARAMS = ParameterTable((
                   "tumour CD20 density in B-ALL (relative to LBCL)"),
     ParameterSpec("cd20_lbcl", "relative", 1.0, 0.0, 10.0, "reference level",
                   "tumour CD20 density in LBCL"),
+    ParameterSpec("ball_escape_cd19_scale", "× low_clone_cd19", 0.2, 0.0, 1.0,
+                  "assumed size; direction: B-ALL escapes after CD19 CAR-T are mostly "
+                  "CD19-negative from heritable CD19 frameshift or exon-2 splice variants "
+                  "(Orlando 2018 Nat Med; Sotillo 2015 Cancer Discov), lymphoma escapes mostly "
+                  "CD19-low/dim (Spiegel 2021 Nat Med; Plaks 2021 Blood). Size hand-tuned, "
+                  "session 11, with escape_lineage_cells and the B-ALL specs' pre-existing "
+                  "fraction (docs/validation.md 'Session 11'); 1 = the lymphoma value (the "
+                  "model before session 11)",
+                  "CD19 density of the B-ALL escape subclone relative to low_clone_cd19 (the "
+                  "lymphomas keep low_clone_cd19)"),
     ParameterSpec("cd22_tumour", "relative", 0.5, 0.0, 10.0, "assumed",
                   "tumour CD22 density (every disease)"),
     # ---- mantle-cell lymphoma (issue 11 item 4): nodal site + optional marrow/blood share
@@ -345,7 +355,8 @@ def build(
     # between patients (low_clone_cd19 = 0: antigen-negative, the model before it)
     z_low = (standard_normals(seed, cohort.patient_id, "escape_clone_cd19") if variability
              else np.zeros(n))
-    low = np.minimum(p[:, P.low_clone_cd19] * np.exp(p[:, P.low_clone_spread] * z_low), 1.0)
+    low_median = p[:, P.low_clone_cd19] * (1.0 if lbcl else _Q["ball_escape_cd19_scale"])
+    low = np.minimum(low_median * np.exp(p[:, P.low_clone_spread] * z_low), 1.0)
     # tumour traits (review B5–B12) from the trait covariates, through the same trait vector
     # and route-kill function as the screen simulator (cartsim.model.traits)
     trait_q = {k: v for k, v in (overrides or {}).items() if k in PATIENT_TRAIT_PARAMS.names}
