@@ -66,10 +66,10 @@ DEATH_PARAMS = ParameterTable((
                   "relapse of B-ALL, 11.9 months (95 % CI 9-17; Lamble 2023 Blood Adv 7:575, "
                   "a row of the validation targets): 0.004 gave 14.9 months before the "
                   "session's escape retune, 0.005 after it 12.4 (`cartsim validate`, 100 "
-                  "patients, docs/validation.md 'Session 11'); the old rule gave 7.3; Friedes 2023 (ASPHO, CHOP's five CART19 trials): median "
-                  "15.3 months. 0 = off: death "
-                  "after lethal_burden_days consecutive days at lethal_blast_pct (the model "
-                  "before session 11)",
+                  "patients; 200: 11.7, docs/model.md 'Relapse timing in B-ALL'); the old "
+                  "rule gave 7.3; Friedes 2023 (ASPHO, CHOP's five CART19 trials): median "
+                  "15.3 months. 0 = off: death after lethal_burden_days consecutive days at "
+                  "lethal_blast_pct (the model before session 11)",
                   "B-ALL progression-death hazard on each day with marrow blasts at or above "
                   "lethal_blast_pct (death with near-total marrow replacement, under the "
                   "salvage care of the era); > 0 replaces the consecutive-days rule for "
