@@ -120,3 +120,9 @@ BYSTANDER_S10 = {"bystander": 0.15}
 ALL_OFF = {**BYSTANDER_S10, **ALL_OFF}
 SESSION5_OFF = {**BYSTANDER_S10, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **BYSTANDER_S10}
+#: Session 11, issue 10 (marrow clearance by day 28): the per-target kill ceiling 4 -> 6 per day
+#: (model/tumour.py kill_max). The value every older reference was written with.
+KILL_MAX_S10 = {"kill_max": 4.0}
+ALL_OFF = {**KILL_MAX_S10, **ALL_OFF}
+SESSION5_OFF = {**KILL_MAX_S10, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **KILL_MAX_S10}

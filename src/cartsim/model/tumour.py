@@ -147,8 +147,14 @@ PARAMS = (
        "tumour"),
     _p("tp53_growth", "–", 1.25, 1.0, 5.0, "assumed (review B10)",
        "growth-rate multiplier of TP53-altered clones", 0.0, "tumour"),
-    _p("kill_max", "1/d", 4.0, 0.1, 1000.0,
-       "assumed (finite CAR-T search/handling time; Beddington–DeAngelis structure)",
+    _p("kill_max", "1/d", 6.0, 0.1, 1000.0,
+       "assumed structure (finite CAR-T search/handling time; Beddington–DeAngelis); size "
+       "hand-tuned, session 11: at 4/d (a target's half-life >= 4 h however many effectors) "
+       "39 % of simulated ELIANA responders were still 20-90 % leukaemic at day 28 and "
+       "responded only at day 91, against CR by day 28 in 96 % of a tisa-cel cohort (Dourthe "
+       "2021); whole library (`cartsim validate`, 200/arm) 4 / 6 / 8 / 12: 120 / 125 / 125 / 123 "
+       "of ~202 rows passing, deviance 1143 / 1073 / 1077 / 1064 (docs/validation.md "
+       "'Session 11'). 4 = the model before session 11",
        "ceiling of the per-target CAR-T kill hazard when effectors vastly outnumber targets",
        0.3, "tumour"),
     # ---------------- sanctuary site: CNS/testis (MODEL.md §1, §3; review A6, A7, A21) -------
