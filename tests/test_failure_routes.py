@@ -184,11 +184,12 @@ def test_the_escape_subclone_is_cleared_when_its_cd19_is_high_enough() -> None:
 
 def test_lbcl_progression_death_follows_the_burden_reached() -> None:
     q = death_params()
+    lbcl = (q["lbcl_death_hazard"], q["lbcl_death_ref_ml"], q["lbcl_death_exponent"])
     days = np.arange(0, 400)
     vol = np.vstack([np.full(400, 1e-6), np.full(400, 50.0), np.full(400, 500.0)])
     ids = np.arange(3)
-    k = burden_death_day(days, np.repeat(vol, 1, axis=0), ids, seed=1, q=q)
-    many = burden_death_day(days, np.repeat(vol[1:], 300, axis=0), np.arange(600), 1, q)
+    k = burden_death_day(days, np.repeat(vol, 1, axis=0), ids, 1, *lbcl)
+    many = burden_death_day(days, np.repeat(vol[1:], 300, axis=0), np.arange(600), 1, *lbcl)
     small, big = many[:300], many[300:]
     assert k[0] == -1  # in remission: no progression death within the year
     # 10× the burden: the hazard is 10× higher, death sooner and more often
@@ -196,8 +197,8 @@ def test_lbcl_progression_death_follows_the_burden_reached() -> None:
     # Exp(1) thresholds: at 50 mL, P(death by day 400) = 1 − exp(−0.002·400)
     assert (small >= 0).mean() == pytest.approx(1 - np.exp(-0.004 * 0.5 * 400), abs=0.08)
     # keyed per patient: a sub-cohort gives the same days
-    assert np.array_equal(burden_death_day(days, vol[1:2], ids[1:2], 1, q), k[1:2])
-    off = burden_death_day(days, vol, ids, 1, {**q, "lbcl_death_hazard": 0.0})
+    assert np.array_equal(burden_death_day(days, vol[1:2], ids[1:2], 1, *lbcl), k[1:2])
+    off = burden_death_day(days, vol, ids, 1, 0.0, *lbcl[1:])
     assert (off == -1).all()  # hazard 0: no burden death
 
 

@@ -273,18 +273,17 @@ def decide_deaths(
     candidates = np.full((n, len(DEATH_CAUSES)), np.inf)
     k_prog = _first_run_end(burden, int(q["lethal_burden_days"]))
     if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
-        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, q)
+        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed,
+                                 q["lbcl_death_hazard"], q["lbcl_death_ref_ml"],
+                                 q["lbcl_death_exponent"])
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
     if disease == "b-all" and q["ball_death_hazard"] > 0.0:
-        qd = {"lbcl_death_hazard": q["ball_death_hazard"], "lbcl_death_ref_ml": 1.0,
-              "lbcl_death_exponent": 1.0}
-        k_prog = burden_death_day(d, lethal.astype(np.float64), patient_id, seed, qd)
+        k_prog = burden_death_day(d, lethal, patient_id, seed, q["ball_death_hazard"])
     if disease in ("mcl", "fl") and q[f"{disease}_death_hazard"] > 0.0:
         # the same burden-following hazard with the disease's own size (cartsim.diseases)
-        qd = {"lbcl_death_hazard": q[f"{disease}_death_hazard"],
-              "lbcl_death_ref_ml": q[f"{disease}_death_ref_ml"],
-              "lbcl_death_exponent": q["mcl_fl_death_exponent"]}
-        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed, qd)
+        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed,
+                                 q[f"{disease}_death_hazard"], q[f"{disease}_death_ref_ml"],
+                                 q["mcl_fl_death_exponent"])
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)
@@ -313,14 +312,16 @@ def decide_deaths(
     return Deaths(np.where(died, day, np.nan), cause.astype(object))
 
 
-def burden_death_day(days: np.ndarray, volume_ml: np.ndarray, patient_id: np.ndarray,
-                     seed: int, q: dict[str, float]) -> np.ndarray:
-    """Index of the day on which the cumulated LBCL burden hazard first exceeds the patient's
-    Exp(1) draw, or -1. ``days`` (ascending, ≥ 0) and ``volume_ml`` (patients × days) are the
-    simulated readouts; each day's hazard counts for the interval up to the next day."""
-    v = np.nan_to_num(np.asarray(volume_ml, dtype=np.float64), nan=0.0)
-    h = q["lbcl_death_hazard"] * (np.maximum(v, 0.0) / q["lbcl_death_ref_ml"]) \
-        ** q["lbcl_death_exponent"]
+def burden_death_day(days: np.ndarray, burden: np.ndarray, patient_id: np.ndarray,
+                     seed: int, hazard: float, ref: float = 1.0,
+                     exponent: float = 1.0) -> np.ndarray:
+    """Index of the day on which the cumulated burden hazard
+    ``hazard × (burden / ref) ^ exponent`` first exceeds the patient's Exp(1) draw, or -1.
+    ``days`` (ascending, ≥ 0) and ``burden`` (patients × days: a tumour volume, or a 0/1 mask
+    of days at lethal burden) are the simulated readouts; each day's hazard counts for the
+    interval up to the next day."""
+    v = np.nan_to_num(np.asarray(burden, dtype=np.float64), nan=0.0)
+    h = hazard * (np.maximum(v, 0.0) / ref) ** exponent
     dt = np.diff(np.asarray(days, dtype=np.float64), append=float(days[-1]) + 1.0) \
         if len(days) else np.zeros(0)
     cum = np.cumsum(h * dt[None, :], axis=1)
