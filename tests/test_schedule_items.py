@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from cartsim.model.parameters import P
-from cartsim.model.state import S
+from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, N_STATES, S
 from cartsim.population import Cohort
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from cartsim.trial.outcomes import decide_deaths
+from cartsim.trial.outcomes import SALVAGE_PARAMS, decide_deaths
 from cartsim.trial.procedures import (
     DrugCourse,
     ReinfusionCourse,
+    SalvageCourse,
     TransplantCourse,
     Trigger,
 )
@@ -252,7 +253,7 @@ def test_schedule_and_death_constants_have_unit_range_and_provenance() -> None:
     from cartsim.trial.outcomes import DEATH_PARAMS
     from cartsim.trial.procedures import SCHEDULE_PARAMS
 
-    for table in (SCHEDULE_PARAMS, DEATH_PARAMS):
+    for table in (SCHEDULE_PARAMS, DEATH_PARAMS, SALVAGE_PARAMS):
         for s in table:
             assert s.provenance.strip() and s.unit.strip() and s.contains(s.default), s.name
     # ASCT: less conditioning kill and less transplant mortality than allogeneic HSCT
@@ -273,3 +274,81 @@ def test_allo_hsct_item_on_a_day_is_the_legacy_consolidation() -> None:
         Trigger("day", day=60), allogeneic=True, log_kill=3.0, if_mrd_below=1.0)], **kw)
     assert old.trajectories.equals(new.trajectories)
     assert old.events.equals(new.events)
+
+
+# ------------------------------------------------------------------- salvage after relapse
+def test_salvage_item_parses_with_and_without_its_own_log_kill() -> None:
+    s = validate_spec(_spec([
+        {"kind": "salvage", "trigger": "relapse", "delay_days": 7},
+        {"kind": "salvage", "trigger": "day", "day": 30, "log_kill": 2.0, "ablate_cart": True},
+        {"kind": "salvage", "trigger": "relapse",
+         "log_kill": {"kind": "truncnormal", "mean": 2, "sd": 1, "lower": 0, "upper": 6}},
+    ]))
+    items = s.arms[0].schedule
+    assert [i.kind for i in items] == ["salvage"] * 3
+    assert items[0].log_kill is None and items[0].ablate_cart is False
+    with pytest.raises(SpecError) as e:
+        validate_spec(_spec([{"kind": "salvage", "trigger": "relapse", "log_kill": 13}]))
+    assert any("schedule[0].log_kill" in i and "[0, 12] log10" in i for i in e.value.issues)
+
+
+def test_salvage_log_kill_is_drawn_per_patient_from_the_population_distribution() -> None:
+    from cartsim.trial.runner import schedule_procedures
+
+    spec = validate_spec(_spec([{"kind": "salvage", "trigger": "relapse"}]))
+    ids = np.arange(4000)
+    procs = schedule_procedures(spec.arms[0], get_product("tisagenlecleucel"), np.ones(4000),
+                                np.full(4000, 30.0), 7, ids)
+    (c,) = procs
+    assert isinstance(c, SalvageCourse) and c.addons == ()  # no graft, no add-on
+    lk = c.log_kill
+    assert 0.0 <= lk.min() and lk.max() <= 8.0
+    # median of the truncated normal ≈ its mean (truncation at 0 and 8 is nearly symmetric)
+    assert abs(np.median(lk) - SALVAGE_PARAMS["salvage_log_kill_mean"].default) < 0.15
+    assert lk.std() > 0.5 * SALVAGE_PARAMS["salvage_log_kill_sd"].default
+    # keyed by patient: a patient's draw does not depend on who else is in the chunk
+    (c2,) = schedule_procedures(spec.arms[0], get_product("tisagenlecleucel"), np.ones(10),
+                                np.full(10, 30.0), 7, ids[100:110])
+    assert np.array_equal(c2.log_kill, lk[100:110])
+
+
+def test_salvage_course_reduces_every_clone_and_keeps_car_t_unless_told() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.uniform(1e3, 1e9, size=(3, N_STATES))
+    p = np.zeros((3, 1))
+    lk = np.array([1.0, 3.0, 0.0])
+    c = SalvageCourse(Trigger("day", day=5), lk)
+    go = np.array([True, True, False])
+    y0 = y.copy()
+    ev = c.act(0, go, y, p)
+    for s in (*CLONE_STATES, int(S.TS)):
+        assert np.allclose(y[:, s], y0[:, s] * np.array([0.1, 1e-3, 1.0]))
+    for s in (*CART_BLOOD, *CART_TISSUE):
+        assert np.array_equal(y[:, s], y0[:, s])
+    assert np.array_equal(ev["salvage"][0], [1.0, 3.0, 0.0])
+    y = y0.copy()
+    SalvageCourse(Trigger("day", day=5), lk, ablate_cart=True).act(0, go, y, p)
+    for s in (*CART_BLOOD, *CART_TISSUE):
+        assert np.array_equal(y[:, s], np.where(go, 0.0, y0[:, s]))
+
+
+def test_salvage_course_cuts_a_growing_leukaemia_and_leaves_days_before_unchanged() -> None:
+    """Without lymphodepletion the CAR-T do not expand and the leukaemia grows; a 3-log salvage
+    course on day 20 takes the marrow far below its course without it, days before are
+    unchanged, and the CAR-T are left alone (``ablate_cart`` false)."""
+    cohort, prod = _cohort("b-all"), get_product("tisagenlecleucel")
+    kw = {"days": 30, "seed": 3, "variability": False, "lymphodepletion": False}
+    a = simulate(cohort, prod, **kw)
+    b = simulate(cohort, prod, procedures=[
+        SalvageCourse(Trigger("day", day=20), np.array([3.0]))], **kw)
+    assert b.meta["mechanisms"] == a.meta["mechanisms"]  # no add-on joins
+    ta, tb = a.trajectories, b.trajectories
+    before = ta["day"] <= 20  # the day-20 readout is the state before the day's procedures
+    cols = ["tumour_cells", "cart_cells_per_ul", "marrow_blast_pct"]
+    assert ta.loc[before, cols].equals(tb.loc[before, cols])
+    assert _at(a, "marrow_blast_pct", 21) > 20.0
+    assert _at(b, "tumour_cells", 21) < 2e-3 * _at(a, "tumour_cells", 21)
+    assert _at(b, "cart_cells_per_ul", 21) > 0.5 * _at(a, "cart_cells_per_ul", 21)
+    ev = b.events
+    assert list(ev.loc[ev["event"] == "salvage", "day"]) == [20]
+    assert list(ev.loc[ev["event"] == "salvage", "value"]) == [3.0]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cartsim.trial.spec import COVARIATES, CRS_SCALES, load_spec
+from cartsim.trial.spec import CRS_SCALES, load_spec
 
 STUDIES = Path(str(files("cartsim") / "data" / "studies"))
 INDEX = tomllib.loads((STUDIES / "index.toml").read_text(encoding="utf-8"))
@@ -50,8 +50,10 @@ ENDPOINT_COLUMNS = (
     "best_response", "responder", "complete_response", "response_day", "relapse",
     "relapse_day", "relapse_phenotype", "progression_day",
     "death", "death_day", "death_cause", "last_day", "infections", "first_infection_day",
+    "infections_severe", "first_severe_infection_day",
     "efs_days", "efs_event", "os_days", "os_event", "pfs_days", "pfs_event", "rfs_days",
-    "rfs_event", "dor_days", "dor_event", "crs_max_grade", "crs_onset_day",
+    "rfs_event", "prs_days", "prs_event", "dor_days", "dor_event", "neutrophil_recovery",
+    "crs_max_grade", "crs_onset_day",
     "crs_duration_days", "icans_max_grade", "icans_onset_day", "icans_duration_days",
     "neuro_max_grade_ctcae_v4.03", "neuro_max_grade_ctcae_v5.0",
     "crs_grade_source", "tocilizumab_doses", "tocilizumab_mg", "steroids_given",
@@ -62,7 +64,7 @@ ENDPOINT_COLUMNS = (
     "iechs_onset_day", "tls_laboratory", "tls_clinical", "tls_max_grade",
     "bca_onset_day", "bca_duration_days", "bca_ongoing", "cart_cmax", "cart_tmax_day",
     "cart_auc0_28", "copies_cmax", "copies_tmax_day", "copies_auc0_28", "hsct", "hsct_day",
-    "tumour_extinct_day", "asct_day", "reinfusion_day",
+    "tumour_extinct_day", "asct_day", "reinfusion_day", "salvage_day",
 )
 TEXT_COLUMNS = ("arm", "best_response", "relapse_phenotype", "death_cause", "crs_grade_source")
 
@@ -81,13 +83,17 @@ def _targets_rows() -> dict[int, dict[str, str]]:
 def _spec_columns(spec) -> list[str]:
     """The patients.parquet columns of a spec: the burden covariate and MRD columns depend on
     the disease, the response columns on the assessment days, one CRS column on the scale."""
+    from cartsim.covariates import for_disease
+
     b_all = spec.population.disease == "b-all"
-    drop = {"tumour_volume_ml"} if b_all else {"marrow_blasts_pct", "mrd_negative_remission"}
-    cols = [c for c in (*COVARIATES, *ENDPOINT_COLUMNS, "mrd_negative_remission")
-            if c not in drop]
+    drop = set() if b_all else {"mrd_negative_remission"}
+    covs = [c.name for c in for_disease(spec.population.disease)]
+    cols = [c for c in (*covs, *ENDPOINT_COLUMNS, "mrd_negative_remission") if c not in drop]
     cols += [f"response_d{a}" for a in spec.assessment_days]
-    if b_all:
+    if b_all:  # MRD and sanctuary (CNS/testis) status per assessment, relapse site
         cols += [f"mrd_d{a}" for a in spec.assessment_days]
+        cols += [f"cns_d{a}" for a in spec.assessment_days]
+        cols += ["cns_positive_d0", "relapse_site"]
     cols += [f"crs_max_grade_{scale}" for scale in CRS_SCALES]  # every scale, as validate reads
     return cols
 

@@ -85,13 +85,14 @@ def known_specs() -> dict[str, ParameterSpec]:
     """Every parameter a set may replace: the core model's, the add-on mechanisms' and the
     patient builder's constants (:data:`cartsim.population.POPULATION_PARAMS`, default only),
     the lab readout layer's constants (:data:`cartsim.model.labs.LAB_PARAMS`, default
-    only) and the trial's death model (:data:`cartsim.trial.outcomes.DEATH_PARAMS`, default
-    only)."""
+    only), the trial's death model (:data:`cartsim.trial.outcomes.DEATH_PARAMS`, default
+    only) and the salvage chemosensitivity distribution
+    (:data:`cartsim.trial.outcomes.SALVAGE_PARAMS`, default only)."""
     from cartsim.model.labs import LAB_PARAMS
     from cartsim.model.layout import ADDONS
     from cartsim.model.parameters import MODEL_PARAMS
     from cartsim.population import POPULATION_PARAMS
-    from cartsim.trial.outcomes import DEATH_PARAMS
+    from cartsim.trial.outcomes import DEATH_PARAMS, SALVAGE_PARAMS
 
     out: dict[str, ParameterSpec] = {s.name: s for s in MODEL_PARAMS}
     for mech in ADDONS.values():
@@ -99,6 +100,7 @@ def known_specs() -> dict[str, ParameterSpec]:
     out.update({s.name: s for s in POPULATION_PARAMS})
     out.update({s.name: s for s in LAB_PARAMS})
     out.update({s.name: s for s in DEATH_PARAMS})
+    out.update({s.name: s for s in SALVAGE_PARAMS})
     return out
 
 
@@ -106,10 +108,10 @@ def per_patient(name: str) -> bool:
     """Whether the parameter is sampled per patient (so it may carry an IIV sd)."""
     from cartsim.model.labs import LAB_PARAMS
     from cartsim.population import POPULATION_PARAMS
-    from cartsim.trial.outcomes import DEATH_PARAMS
+    from cartsim.trial.outcomes import DEATH_PARAMS, SALVAGE_PARAMS
 
     return name not in ({s.name for s in POPULATION_PARAMS} | set(LAB_PARAMS.names)
-                        | set(DEATH_PARAMS.names))
+                        | set(DEATH_PARAMS.names) | set(SALVAGE_PARAMS.names))
 
 
 def check_value(name: str, what: str, value: object, where: str,

@@ -591,7 +591,7 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 _EVENTS = ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone", "methylprednisolone",
            "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct", "asct",
-           "cart_reinfusion")
+           "cart_reinfusion", "salvage")
 
 
 def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
@@ -843,8 +843,9 @@ def procedure_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out = {"hsct": np.isfinite(hs_day).astype(np.int8), "hsct_day": hs_day,
            "tumour_extinct_day": (first_day(te > 0, dpost) if te is not None
                                   else np.full(n, np.nan))}
-    # schedule items (trial.procedures): first autologous SCT and first CAR-T re-infusion
-    for name, col in (("asct", "asct_day"), ("cart_reinfusion", "reinfusion_day")):
+    # schedule items (trial.procedures): first autologous SCT, CAR-T re-infusion, salvage
+    for name, col in (("asct", "asct_day"), ("cart_reinfusion", "reinfusion_day"),
+                      ("salvage", "salvage_day")):
         m = ev[name]
         d = first_day(m > 0, dpost) if m is not None else np.full(n, np.nan)
         out[col] = np.where(d <= np.nan_to_num(ctx.shared["last_day"], nan=-1), d, np.nan)

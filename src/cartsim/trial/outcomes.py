@@ -52,6 +52,22 @@ from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.population import stream_id
 
+#: The population distribution of salvage chemosensitivity (a ``salvage`` item without its own
+#: ``log_kill``): a normal on the log10 kill truncated to [0, 8]; parameter sets may replace it.
+SALVAGE_PARAMS = ParameterTable((
+    ParameterSpec("salvage_log_kill_mean", "log10", 2.5, 0.0, 8.0,
+                  "assumed size (no figure in the reference set): relapse after CAR-T is "
+                  "treated with salvage chemo-/immunotherapy (inotuzumab, blinatumomab, "
+                  "chemotherapy) and a transplant where a second remission allows; a 5 % "
+                  "marrow relapse needs ≈ 2.7 log for MRD < 10⁻⁴. Hand-tuned, session 12, "
+                  "with ball_growth_factor against the B-ALL survival rows of the study "
+                  "library (docs/validation.md 'Session 12')",
+                  "median log10 reduction of every tumour clone by a salvage course"),
+    ParameterSpec("salvage_log_kill_sd", "log10", 1.5, 0.0, 5.0,
+                  "assumed (chemosensitivity differs widely between relapsed leukaemias)",
+                  "between-patient SD of the salvage log10 kill (normal, truncated to [0, 8])"),
+))
+
 DEATH_PARAMS = ParameterTable((
     ParameterSpec("lethal_blast_pct", "%", 90.0, 50.0, 100.0,
                   "assumed (near-total marrow replacement)",

@@ -26,6 +26,9 @@ A patient's course starts at most once per item. Courses:
   event ``hsct``) or autologous SCT (high-dose conditioning and CAR-T ablation, no graft,
   no GVL; event ``asct``). Transplant-related mortality is a trial-layer death cause
   (:func:`cartsim.trial.outcomes.decide_deaths`: ``trm_*`` and ``asct_trm_*``).
+* :class:`SalvageCourse` — salvage cytoreduction (chemo-/immunotherapy after relapse): every
+  clone at every site × 10^−log_kill, the log kill drawn per patient (chemosensitivity), CAR-T
+  removed only with ``ablate_cart``; no graft, no transplant mortality (event ``salvage``).
 * :class:`ReinfusionCourse` — a second CAR-T dose, with lymphodepletion (Flu/Cy on start days
   0, 1, 2 and cells on day 5, as the first infusion) or without (cells on day 0). Host
   rejection of the construct (``k_reject`` in :mod:`cartsim.model.cart`) grows with the host
@@ -47,6 +50,7 @@ from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
 from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
 from cartsim.params import ParameterSpec, ParameterTable
+from cartsim.trial.outcomes import SALVAGE_PARAMS
 
 #: Defaults of the schedule items' procedures, with units and provenance (spec fields override).
 SCHEDULE_PARAMS = ParameterTable((
@@ -66,6 +70,17 @@ SCHEDULE_PARAMS = ParameterTable((
 _Q = SCHEDULE_PARAMS.defaults()
 
 Events = dict[str, tuple[np.ndarray, str]]
+
+
+def salvage_log_kill() -> Any:
+    """The population distribution of a salvage course's log10 kill (the parameter set in
+    force may replace ``SALVAGE_PARAMS``)."""
+    from cartsim.parameter_sets import effective_specs
+    from cartsim.trial.spec import Distribution
+
+    q = {s.name: s.default for s in effective_specs(SALVAGE_PARAMS)}
+    return Distribution(kind="truncnormal", mean=q["salvage_log_kill_mean"],
+                        sd=q["salvage_log_kill_sd"], lower=0.0, upper=8.0)
 
 
 def _site(y: np.ndarray) -> np.ndarray:
@@ -202,6 +217,27 @@ class TransplantCourse(_Course):
         if self.graft and self._graft_state is not None:
             y[go, self._graft_state] = 1.0
         return {self.event: (go.astype(np.float64), "flag")}
+
+
+class SalvageCourse(_Course):
+    """Salvage cytoreduction: every tumour clone at every site × 10^−``log_kill`` (per patient,
+    in the cohort's order), CAR-T removed if ``ablate_cart``; event ``salvage`` (the log kill
+    given, log10)."""
+
+    def __init__(self, trigger: Trigger, log_kill: np.ndarray, ablate_cart: bool = False
+                 ) -> None:
+        super().__init__(trigger)
+        self.log_kill = np.asarray(log_kill, dtype=np.float64)
+        self.ablate_cart = ablate_cart
+
+    def act(self, k: int, go: np.ndarray, y: np.ndarray, p: np.ndarray) -> Events:
+        kill = np.where(go, 10.0 ** (-self.log_kill), 1.0)
+        for s in (*CLONE_STATES, int(S.TS)):
+            y[:, s] *= kill
+        if self.ablate_cart:
+            for s in (*CART_BLOOD, *CART_TISSUE):
+                y[go, s] = 0.0
+        return {"salvage": (np.where(go, self.log_kill, 0.0), "log10")}
 
 
 class ReinfusionCourse(_Course):

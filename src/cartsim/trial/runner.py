@@ -122,8 +122,10 @@ def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.nda
         SCHEDULE_PARAMS,
         DrugCourse,
         ReinfusionCourse,
+        SalvageCourse,
         TransplantCourse,
         Trigger,
+        salvage_log_kill,
     )
 
     out: list[Any] = []
@@ -142,6 +144,10 @@ def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.nda
                                                               f"reinfusion{j}_dose")
             out.append(ReinfusionCourse(trig, cells, product.construct.memory_fraction,
                                         it.lymphodepletion))
+        elif it.kind == "salvage":
+            dist = salvage_log_kill() if it.log_kill is None else as_distribution(it.log_kill)
+            lk = dist.sample(seed, ids, f"salvage{j}_log_kill")
+            out.append(SalvageCourse(trig, lk, it.ablate_cart))
         else:
             out.append(DrugCourse(trig, it.drug, it.amount, it.doses, it.every_days))
     return out

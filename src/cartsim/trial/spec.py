@@ -377,7 +377,7 @@ class Consolidation(_Model):
 
 # --------------------------------------------------------------------- schedule items
 #: Schedule item kinds (``[[arms.schedule]]``) and triggers (docs/trial.md, "Schedule items").
-SCHEDULE_KINDS = ("allo_hsct", "asct", "reinfusion", "drug")
+SCHEDULE_KINDS = ("allo_hsct", "asct", "reinfusion", "salvage", "drug")
 TRIGGERS = ("day", "mrd_negative_cr", "relapse")
 
 
@@ -488,6 +488,28 @@ class AsctItem(_ScheduleBase):
         return _log_kill(v)
 
 
+class SalvageItem(_ScheduleBase):
+    """Salvage cytoreduction (chemo-/immunotherapy, e.g. after relapse): every tumour clone at
+    every site × 10^−``log_kill``; ``log_kill`` is a number or a distribution drawn per patient
+    (chemosensitivity differs between patients; default: the population distribution
+    ``salvage_log_kill_mean``/``_sd`` of :data:`cartsim.trial.outcomes.SALVAGE_PARAMS`);
+    CAR-T removed if ``ablate_cart``. No graft and no transplant-related mortality."""
+
+    kind: Literal["salvage"]
+    log_kill: DistLike | None = None
+    ablate_cart: StrictBool = False
+
+    @field_validator("log_kill")
+    @classmethod
+    def _kill(cls, v: DistLike | None) -> DistLike | None:
+        if v is None:
+            return v
+        lo, hi = as_distribution(v).support()
+        if not 0 <= lo <= hi <= 12:
+            raise ValueError(f"must lie in [0, 12] log10 units, got [{lo:g}, {hi:g}]")
+        return v
+
+
 class ReinfusionItem(_ScheduleBase):
     """A second CAR-T infusion of the arm's product: ``dose`` (``"same"`` = the arm's dose per
     patient, or a dose table), with or without ``lymphodepletion``."""
@@ -550,7 +572,7 @@ class DrugItem(_ScheduleBase):
         return v
 
 
-ScheduleItemSpec = Annotated[AlloHsctItem | AsctItem | ReinfusionItem | DrugItem,
+ScheduleItemSpec = Annotated[AlloHsctItem | AsctItem | ReinfusionItem | SalvageItem | DrugItem,
                              Field(discriminator="kind")]
 
 
