@@ -126,3 +126,10 @@ KILL_MAX_S10 = {"kill_max": 4.0}
 ALL_OFF = {**KILL_MAX_S10, **ALL_OFF}
 SESSION5_OFF = {**KILL_MAX_S10, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **KILL_MAX_S10}
+#: Session 12, issues 10/11 (relapse timing): B-ALL regrows 1.3 × r_tumour
+#: (population.POPULATION_PARAMS ball_growth_factor; a patient-builder constant that reaches the
+#: model through ``simulate(overrides=...)``). The value every older reference was written with.
+BALL_GROWTH_S11 = {"ball_growth_factor": 1.0}
+ALL_OFF = {**BALL_GROWTH_S11, **ALL_OFF}
+SESSION5_OFF = {**BALL_GROWTH_S11, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **BALL_GROWTH_S11}
