@@ -42,7 +42,7 @@ A patient's course starts at most once per item. Courses:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from cartsim.model.parameters import P
 from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
 from cartsim.params import ParameterSpec, ParameterTable
 from cartsim.trial.outcomes import SALVAGE_PARAMS
+
+if TYPE_CHECKING:
+    from cartsim.trial.spec import Distribution
 
 #: Defaults of the schedule items' procedures, with units and provenance (spec fields override).
 SCHEDULE_PARAMS = ParameterTable((
@@ -72,7 +75,7 @@ _Q = SCHEDULE_PARAMS.defaults()
 Events = dict[str, tuple[np.ndarray, str]]
 
 
-def salvage_log_kill() -> Any:
+def salvage_log_kill() -> Distribution:
     """The population distribution of a salvage course's log10 kill (the parameter set in
     force may replace ``SALVAGE_PARAMS``)."""
     from cartsim.parameter_sets import effective_specs
