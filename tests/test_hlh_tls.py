@@ -46,7 +46,10 @@ def test_ctcae_neuro_grade_differs_from_icans_where_the_terms_do(kw, v403, v5, i
 
 
 def test_ctcae_neuro_children_use_capd_and_death_is_5() -> None:
-    assert ctcae_neuro_grade(capd_score=5.0, age_y=6.0) == 1
+    # CAPD below the delirium cut-off (9) is no CTCAE event (it is ASTCT ICANS grade 1)
+    assert ctcae_neuro_grade(capd_score=5.0, age_y=6.0) == 0
+    assert ctcae_neuro_grade(capd_score=8.0, age_y=6.0) == 0
+    assert ctcae_neuro_grade(capd_score=9.0, age_y=6.0) == 2
     assert ctcae_neuro_grade(capd_score=10.0, age_y=6.0) == 2   # delirium, moderate
     assert ctcae_neuro_grade(capd_score=20.0, age_y=6.0) == 3
     assert ctcae_neuro_grade(ice_score=0.0, sedated=True) == 0   # not assessable

@@ -12,7 +12,11 @@ v5.0, nervous system and psychiatric disorders; clinical_standards.md §3.5 and 
   ADL (impaired spontaneous communication), 3 severe, limiting self-care (unable to read,
   write or communicate intelligibly). Read from the ICE score with the ICANS bands:
   ICE 7–9 → 1, 3–6 → 2, 0–2 → 3 [I: CTCAE has no ICE; the ICE bands are where ASTCT put the
-  same descriptors]. Children (CAPD): 1–8 → 1, 9–17 (delirium) → 2, ≥ 18 → 3 [I].
+  same descriptors]. Children (CAPD): 9–17 (delirium) → 2, ≥ 18 → 3 [I]; a CAPD of 1–8 is
+  no CTCAE event: it is below the validated delirium cut-off of 9 (Traube 2014 Crit Care Med
+  42:656) and within what well young children score, so a trial investigator recording
+  adverse events did not see it (ASTCT ICANS, a CAPD-based scale, does grade 1–8 as 1; session
+  12: counting it here made 55 % of ELIANA children neurotoxic against 40 % reported).
 * **Depressed level of consciousness / somnolence** — 2 sedation, slow response to
   stimuli (awakens to voice), 3 difficult to arouse, obtundation or stupor (awakens only to
   touch), 4 life-threatening (unarousable, coma).
@@ -53,7 +57,7 @@ def cognitive_grade(ice_score: ArrayLike = np.nan, capd_score: ArrayLike = np.na
     ice = as_float("ice_score", ice_score, 0, 10)
     capd = as_float("capd_score", capd_score, 0, 32)
     g_ice = np.select([ice <= 2, ice <= 6, ice <= 9], [3, 2, 1], 0)
-    g_capd = np.select([capd >= 18, capd >= 9, capd >= 1], [3, 2, 1], 0)
+    g_capd = np.select([capd >= 18, capd >= 9], [3, 2], 0)
     g = np.where(as_bool("child", child), g_capd, g_ice)
     return result(np.asarray(g, dtype=np.int8))
 
