@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,20 @@ def test_choose_subgroup() -> None:
     bad = choose_subgroup("relapses with CD19 status", {}, "a", 1, "")
     assert bad.error and "[study.subgroups]" in bad.error
     assert choose_subgroup("NOXA low", table, "a", 1).error
+
+
+def test_a_row_without_a_neurotoxicity_scale_takes_the_trial_protocols_scale() -> None:
+    from cartsim.trial.spec import load_spec
+    from cartsim.validate.mapping import neuro_scale
+    from cartsim.validate.run import protocol_neuro_scale
+
+    # stated scales win; an unstated one follows the protocol (CTCAE for pre-consensus trials)
+    assert neuro_scale("CTCAE v5.0", "ctcae_4.03")[0] == "neuro_max_grade_ctcae_v5.0"
+    assert neuro_scale("ASTCT", "ctcae_4.03")[0] == "icans_max_grade"
+    assert neuro_scale("", "ctcae_4.03")[0] == "neuro_max_grade_ctcae_v4.03"
+    assert "protocol" in neuro_scale("", "ctcae_4.03")[1]
+    assert neuro_scale("", "astct")[0] == "icans_max_grade"
+    assert neuro_scale("")[0] == "icans_max_grade"
+    studies = Path(__file__).resolve().parents[2] / "src" / "cartsim" / "data" / "studies"
+    assert protocol_neuro_scale(load_spec(studies / "chop_ctl019_pilot.toml")) == "ctcae_4.03"
+    assert protocol_neuro_scale(load_spec(studies / "tancar7.toml")) == "astct"

@@ -52,7 +52,8 @@ class _Missing(Exception):
     pass
 
 
-def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str]) -> str:
+def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str],
+          neuro_protocol: str = "astct") -> str:
     if "{crs}" in text:
         scale, note = crs_scale(grading_scale, spec_scale)
         if scale not in CRS_COLUMNS:
@@ -60,7 +61,7 @@ def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str]) -> s
         text = text.replace("{crs}", f"`crs_max_grade_{scale}`")  # quoted: ctcae_v4.03
         notes.append(note)
     if "{neuro}" in text:
-        column, note = neuro_scale(grading_scale)
+        column, note = neuro_scale(grading_scale, neuro_protocol)
         text = text.replace("{neuro}", f"`{column}`")  # quoted: ctcae_v4.03
         notes.append(note)
     return text
@@ -99,10 +100,11 @@ def _scale_time(days: float, unit: str) -> float:
 
 
 def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec_scale: str,
-                 follow_up_days: int, patients: pd.DataFrame, daily: pd.DataFrame | None
-                 ) -> Simulated:
+                 follow_up_days: int, patients: pd.DataFrame, daily: pd.DataFrame | None,
+                 neuro_protocol: str = "astct") -> Simulated:
     """The simulated counterpart of one row. ``patients`` is already the row's subgroup;
-    ``daily`` the same patients' rows of daily.parquet (needed by ``daily_rate`` only)."""
+    ``daily`` the same patients' rows of daily.parquet (needed by ``daily_rate`` only);
+    ``neuro_protocol`` the neurotoxicity scale of the trial's protocol (rows without one)."""
     notes: list[str] = [q.note] if q.note else []
     if patients.empty:
         return unmapped("the subgroup has no simulated patients", notes)
@@ -112,7 +114,8 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
             return _daily_rate(replace(q, kind="daily_rate", event=q.at_landmark, day=None), tp,
                                patients, daily, notes)
         if q.kind == "rate":
-            return _rate(q, tp, grading_scale, spec_scale, follow_up_days, patients, notes)
+            return _rate(q, tp, grading_scale, spec_scale, follow_up_days, patients, notes,
+                         neuro_protocol)
         if q.kind == "daily_rate":
             return _daily_rate(q, tp, patients, daily, notes)
         if q.kind == "km":
@@ -120,7 +123,7 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
         if q.kind == "km_median":
             return _km_median(q, unit, patients, notes)
         if q.kind == "median":
-            return _median(q, unit, grading_scale, spec_scale, patients, notes)
+            return _median(q, unit, grading_scale, spec_scale, patients, notes, neuro_protocol)
         if q.kind == "hazard_ratio":
             return _hazard_ratio(q, tp, patients, daily, notes)
         return _geomean_ratio(q, patients, notes)
@@ -129,9 +132,11 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
 
 
 def _rate(q: Quantity, tp: Timepoint, grading_scale: str, spec_scale: str,
-          follow_up_days: int, df: pd.DataFrame, notes: list[str]) -> Simulated:
-    event = _mask(df, _expr(q.event, grading_scale, spec_scale, notes))
-    among = _mask(df, _expr(q.among, grading_scale, spec_scale, notes)) if q.among else \
+          follow_up_days: int, df: pd.DataFrame, notes: list[str],
+          neuro_protocol: str = "astct") -> Simulated:
+    event = _mask(df, _expr(q.event, grading_scale, spec_scale, notes, neuro_protocol))
+    among = _mask(df, _expr(q.among, grading_scale, spec_scale, notes, neuro_protocol)) \
+        if q.among else \
         pd.Series(True, index=df.index)
     if isinstance(q.day, str) and tp.kind in ("window", "landmark"):
         if q.day not in df:
@@ -235,10 +240,11 @@ def _km_median(q: Quantity, unit: str, df: pd.DataFrame, notes: list[str]) -> Si
 
 
 def _median(q: Quantity, unit: str, grading_scale: str, spec_scale: str, df: pd.DataFrame,
-            notes: list[str]) -> Simulated:
+            notes: list[str], neuro_protocol: str = "astct") -> Simulated:
     if q.column not in df:
         raise _Missing(f"column {q.column!r} not in this trial's patients.parquet")
-    sel = _mask(df, _expr(q.among, grading_scale, spec_scale, notes)) if q.among else \
+    sel = _mask(df, _expr(q.among, grading_scale, spec_scale, notes, neuro_protocol)) \
+        if q.among else \
         pd.Series(True, index=df.index)
     x = df.loc[sel, q.column].astype(float).dropna().to_numpy()
     if x.size == 0:

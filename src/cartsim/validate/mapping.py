@@ -273,14 +273,22 @@ def crs_scale(grading_scale: str, spec_scale: str) -> tuple[str, str]:
                        f"({spec_scale}) used"
 
 
-def neuro_scale(grading_scale: str) -> tuple[str, str]:
+def neuro_scale(grading_scale: str, protocol_scale: str = "astct") -> tuple[str, str]:
     """The simulated neurotoxicity column for a row's free-text scale, and a note.
 
     "CTCAE v5…" → CTCAE v5.0 neurological events, other "CTCAE…" → v4.03 (the version of the
-    CAR-T trials before 2018); ASTCT/ICANS, CARTOX/CRES, empty or anything else → ASTCT ICANS.
+    CAR-T trials before 2018); ASTCT/ICANS, CARTOX/CRES or anything else → ASTCT ICANS. A row
+    that names no scale is compared on the scale the trial's own management protocol grades
+    neurotoxicity by (``protocol_scale``, the ``grading.neuro_scale`` of the spec's first arm:
+    ``ctcae_4.03``/``ctcae_5.0`` for the pre-consensus trials, else ASTCT ICANS).
     """
     t = grading_scale.strip() or "not given"
     low = t.lower()
+    if not grading_scale.strip() and protocol_scale.startswith("ctcae_"):
+        version = protocol_scale.removeprefix("ctcae_")
+        return (NEURO_CTCAE_COLUMNS[version],
+                f"neurotoxicity: scale not given, the trial protocol's CTCAE v{version} "
+                "neurological events (worst term)")
     if "ctcae" in low:
         version = "5.0" if re.search(r"v\s*5", low) else "4.03"
         guess = " (version not stated: v4.03 assumed)" if not re.search(r"v\s*[45]", low) \
@@ -293,8 +301,8 @@ def neuro_scale(grading_scale: str) -> tuple[str, str]:
                           f"({NEURO_COLUMN}; the closest simulated neurotoxicity)")
 
 
-def neuro_note(grading_scale: str) -> str:
-    return neuro_scale(grading_scale)[1]
+def neuro_note(grading_scale: str, protocol_scale: str = "astct") -> str:
+    return neuro_scale(grading_scale, protocol_scale)[1]
 
 
 # ------------------------------------------------------------------------------- subgroups

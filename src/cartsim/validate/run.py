@@ -254,8 +254,19 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
             sim = unmapped(f"subgroup query {choice.query!r} failed: {e}")
         else:
             sim = simulate_row(q, cmp_unit, tp, row.grading_scale, run.spec.crs_scale,
-                               run.spec.follow_up_days, df, daily)
+                               run.spec.follow_up_days, df, daily, protocol_neuro_scale(run.spec))
     return _with_simulated(rec, sim, notes)
+
+
+def protocol_neuro_scale(spec: Any) -> str:
+    """The neurotoxicity scale the trial's own management protocol grades by (the spec's first
+    arm; ``astct`` without a protocol): rows that name no scale are compared on it."""
+    from cartsim.clinic.protocol import load_protocol
+
+    name = spec.arms[0].protocol
+    if name == "none":
+        return "astct"
+    return str(load_protocol(name).config.grading.neuro_scale)
 
 
 def _with_simulated(rec: dict[str, Any], sim: Simulated, notes: list[str]) -> dict[str, Any]:
