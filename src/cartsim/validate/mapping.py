@@ -301,10 +301,6 @@ def neuro_scale(grading_scale: str, protocol_scale: str = "astct") -> tuple[str,
                           f"({NEURO_COLUMN}; the closest simulated neurotoxicity)")
 
 
-def neuro_note(grading_scale: str, protocol_scale: str = "astct") -> str:
-    return neuro_scale(grading_scale, protocol_scale)[1]
-
-
 # ------------------------------------------------------------------------------- subgroups
 _WHOLE_WORDS = {"all", "infused", "treated", "enrolled", "itt", "patients", "phase", "1", "2",
                 "1+2", "safety", "cohort", "r/r", "evaluable", "analysis", "population"}

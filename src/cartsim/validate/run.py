@@ -7,6 +7,7 @@ endpoint family and overall), ``report.html`` and ``trials/<spec>/`` (each study
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -261,9 +262,14 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
 def protocol_neuro_scale(spec: Any) -> str:
     """The neurotoxicity scale the trial's own management protocol grades by (the spec's first
     arm; ``astct`` without a protocol): rows that name no scale are compared on it."""
+    return _protocol_neuro_scale(spec.arms[0].protocol)
+
+
+@functools.lru_cache(maxsize=64)
+def _protocol_neuro_scale(name: str) -> str:
+    """The protocol's ``grading.neuro_scale``, loaded once per protocol (not once per row)."""
     from cartsim.clinic.protocol import load_protocol
 
-    name = spec.arms[0].protocol
     if name == "none":
         return "astct"
     return str(load_protocol(name).config.grading.neuro_scale)
