@@ -133,3 +133,11 @@ BALL_GROWTH_S11 = {"ball_growth_factor": 1.0}
 ALL_OFF = {**BALL_GROWTH_S11, **ALL_OFF}
 SESSION5_OFF = {**BALL_GROWTH_S11, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **BALL_GROWTH_S11}
+#: Session 13, issues 10/11 (what a CNS examination sees): occult sanctuary seeding 1e-3 -> 3e-5
+#: of the marrow load (model/tumour.py cns_seed_frac; lbcl_cns_seed_scale 0.01 -> 1/3 keeps the
+#: LBCL seeding). The values every older reference was written with.
+CNS_SEED_S12 = {"cns_seed_frac": 1e-3, "lbcl_cns_seed_scale": 0.01}
+#: (an older "off" set that sets lbcl_cns_seed_scale to 1.0, the B-ALL seeding, keeps it)
+ALL_OFF = {**CNS_SEED_S12, **ALL_OFF}
+SESSION5_OFF = {**CNS_SEED_S12, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **CNS_SEED_S12}

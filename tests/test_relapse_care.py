@@ -17,11 +17,11 @@ REF_BEFORE = Path(__file__).parent / "data" / "core_trajectory_reference_a8956ae
 
 
 def test_ball_growth_factor_one_gives_back_the_reference_before_it_bit_for_bit() -> None:
-    from neutral_values import BALL_GROWTH_S11, reference_cohort
+    from neutral_values import BALL_GROWTH_S11, CNS_SEED_S12, reference_cohort
 
     ref = np.load(REF_BEFORE)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
-                   overrides=BALL_GROWTH_S11)
+                   overrides={**BALL_GROWTH_S11, **CNS_SEED_S12})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:

@@ -299,9 +299,9 @@ def test_sanctuary_disease_is_read_by_response_relapse_and_mrd_endpoints() -> No
     x["marrow_blast_pct"][:, days < 20] = 50.0
     cns = np.zeros((4, days.size))
     cns[:, days < 20] = 1e9
-    cns[1, :] = 5e8
-    cns[2, days >= 100] = 2e8
-    cns[3, days >= 120] = 2e8
+    cns[1, :] = 8e8
+    cns[2, days >= 100] = 2e9
+    cns[3, days >= 120] = 2e9
     x["marrow_blast_pct"][3, days >= 120] = 30.0
     x["cns_tumour_cells"] = cns
     course = Course(np.arange(4), days, x)

@@ -164,15 +164,24 @@ PARAMS = (
        "assumed (CAR-T traffic to CSF, Mueller 2017, at levels below marrow; "
        "no quantitative CSF:blood ratio in shared/reference)",
        "CAR-T access to the sanctuary site relative to the marrow", 0.5, "sanctuary"),
-    _p("cns_seed_frac", "–", 1e-3, 0.0, 1.0,
-       "assumed (occult CNS involvement in B-ALL; to calibrate on CD19+ relapse share)",
+    _p("cns_seed_frac", "–", 3e-5, 0.0, 1.0,
+       "assumed order (occult CNS involvement in B-ALL: below what CSF cytology and "
+       "examination detect in most patients, so that trials that excluded overt CNS disease "
+       "are not mostly 'CNS-positive' at baseline): 3e-5 of a 10¹²-cell marrow load is "
+       "3·10⁷ cells, under the detection level cns_positive_cells (5·10⁸) in 90 % of the "
+       "simulated ELIANA patients; 1e-3 before session 13 put 91 % above the then 10⁸ "
+       "detection level; cartsim validate (whole library, 200/arm): 1e-4 / 3e-5 gave 138 "
+       "of 203 rows, deviance 926 / 930, against 137, 932 before (docs/validation.md "
+       "'Session 13')",
        "occult sanctuary disease at baseline, fraction of marrow/nodal disease", 1.5,
        "sanctuary"),
-    _p("lbcl_cns_seed_scale", "×", 0.01, 0.0, 1.0,
+    _p("lbcl_cns_seed_scale", "×", 1.0 / 3.0, 0.0, 1.0,
        "assumed size; occult CNS disease is far rarer in LBCL than in B-ALL: CNS relapse of "
        "DLBCL ≈ 5 % at 2 years, 0.6 / 3.4 / 10.2 % by CNS-IPI risk group (Schmitz 2016 J "
        "Clin Oncol 34:3150), against the occult CNS involvement all B-ALL therapy treats; "
-       "1 = the B-ALL seeding (the model before session 5)",
+       "1 = the B-ALL seeding (the model before session 5); 1/3 since session 13 keeps the "
+       "LBCL seeding at 1e-5 of nodal disease (0.01 × the former cns_seed_frac 1e-3) when "
+       "cns_seed_frac fell to 3e-5",
        "LBCL occult sanctuary disease at baseline relative to cns_seed_frac (the poorly "
        "reached reservoir that reseeds the nodes after CAR-T)", 0.0, "sanctuary"),
     _p("cns_overt_cells", "cells", 1e9, 0.0, 1e11,

@@ -276,10 +276,12 @@ RESPONSE_PARAMS = ParameterTable((
     ParameterSpec("response_window_day", "d", 91.0, 1.0, 3650.0,
                   "ELIANA/ZUMA: best response within 3 months",
                   "last assessment day at which a first response still counts"),
-    ParameterSpec("cns_positive_cells", "cells", 1e8, 0.0, 1e12,
-                  "assumed (a tenth of the overt CNS/testicular disease that seeds the "
-                  "sanctuary, tumour.cns_overt_cells = 1e9; CSF cytology and testicular "
-                  "examination see bulk sanctuary disease only)",
+    ParameterSpec("cns_positive_cells", "cells", 5e8, 0.0, 1e12,
+                  "assumed (half the overt CNS/testicular disease that seeds the sanctuary, "
+                  "tumour.cns_overt_cells = 1e9, so that 94 % of patients coded with overt "
+                  "disease are detected at baseline and the occult seeding, cns_seed_frac, "
+                  "mostly is not; CSF cytology and testicular examination see bulk sanctuary "
+                  "disease only; 1e8 before session 13)",
                   "B-ALL: sanctuary (CNS/testis) tumour cells at or above which extramedullary "
                   "disease is detected; CR/CRi needs it absent, and its return after a "
                   "response is a relapse"),
