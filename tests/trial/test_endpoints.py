@@ -204,7 +204,8 @@ def test_infection_episodes_follow_neutropenia_respect_the_gap_and_are_keyed() -
     last = np.full(n, 90.0)
     count, first = infection_episodes(days, pid, 3, anc, igg, last)
     neut, normal = count[: n // 2], count[n // 2:]
-    assert neut.mean() > 3 * normal.mean() > 0  # hazard ratio 25 while neutropenic
+    # episode hazard × infection_any_neutropenia_hazard_ratio (3) on 30 of 91 days: ≈ 1.7×
+    assert neut.mean() > 1.5 * normal.mean() > 0
     assert np.all(np.isnan(first) == (count == 0))
     assert np.nanmin(first) >= 0
     # at most one onset per 14-day window: ≤ ceil(91 / 14) episodes
@@ -279,7 +280,7 @@ def test_infections_rise_with_steroids_and_severe_crs_and_severity_follows_neutr
     low = anc.copy()
     low[:, 5:] = 100.0
     neut = infection_course(days, pid, 5, low, igg, last)
-    assert neut.count.sum() > 3 * base.count.sum()
+    assert neut.count.sum() > 2 * base.count.sum()  # × 3 on 56 of 61 days, less the gap
     assert neut.severe.sum() / neut.count.sum() > 1.5 * base.severe.sum() / base.count.sum()
     assert np.all(neut.severe <= neut.count)
     assert np.all(np.isnan(neut.first_severe_day) == (neut.severe == 0))
@@ -287,6 +288,47 @@ def test_infections_rise_with_steroids_and_severe_crs_and_severity_follows_neutr
                             last[1000:1500])
     assert np.array_equal(part.severe, neut.severe[1000:1500])
     assert np.array_equal(part.count, neut.count[1000:1500])
+
+
+def test_lymphopenia_raises_infection_episodes_not_infection_deaths_and_windows_add_up() -> None:
+    """Session 13: blood T cells below 200/µL multiply the episode hazard (the infections of
+    days 29–90, Hill 2018) while the infection-death hazard is unchanged; episodes are counted
+    per reporting window with the days at risk in it."""
+    from cartsim.trial.outcomes import (
+        DEATH_PARAMS,
+        INFECTION_WINDOWS,
+        death_params,
+        infection_course,
+        infection_hazard,
+    )
+
+    n, days = 6000, np.arange(-5, 121)
+    pid = np.arange(n)
+    anc = np.full((n, days.size), 3000.0)
+    igg = np.full((n, days.size), 800.0)
+    last = np.full(n, 120.0)
+    last[:100] = 40.0  # died on day 40: not at risk after it
+    t_ok = np.full((n, days.size), 600.0)
+    t_low = t_ok.copy()
+    t_low[:, (days >= 0) & (days <= 60)] = 50.0
+    ok = infection_course(days, pid, 5, anc, igg, last, t_cells_per_ul=t_ok)
+    low = infection_course(days, pid, 5, anc, igg, last, t_cells_per_ul=t_low)
+    hr = DEATH_PARAMS["lymphopenia_hazard_ratio"].default
+    assert hr > 1.0
+    assert low.count.sum() > 2.0 * ok.count.sum() > 0
+    late = (61, 120)
+    assert late not in INFECTION_WINDOWS  # days 61-120: same T cells, same episodes
+    for w in INFECTION_WINDOWS:
+        assert np.all(low.window_count[w] >= 0)
+        assert np.all(low.window_count[w] <= low.count)
+        in_w = ((days >= w[0]) & (days <= w[1])).sum()
+        assert np.all(low.window_days[w][100:] == in_w)
+        assert np.all(low.window_days[w][:100] == ((days >= w[0]) & (days <= min(w[1], 40))).sum())
+    assert sum(low.window_count[w] for w in INFECTION_WINDOWS).sum() <= low.count.sum()
+    # the infection-death hazard keeps its own neutropenia multiplier (episodes have theirs)
+    q = death_params(None)
+    h = infection_hazard(np.array([[100.0]]), np.array([[800.0]]), 1.0, q)
+    assert h[0, 0] == q["neutropenia_hazard_ratio"] != q["infection_any_neutropenia_hazard_ratio"]
 
 
 def test_sanctuary_disease_is_read_by_response_relapse_and_mrd_endpoints() -> None:

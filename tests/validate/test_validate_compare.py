@@ -303,3 +303,32 @@ def test_landmark_hazard_ratio_under_quasi_separation_is_not_compared() -> None:
     sim = simulate_row(q, "ratio", parse_timepoint("day 28"), "", "penn", 400, pts, daily)
     assert sim.status != "compared", sim.value
     assert "no finite hazard ratio" in sim.reason, sim.reason
+
+
+def test_infection_density_per_100_days_at_risk_with_exact_poisson_ci() -> None:
+    """Session 13: an `infection_density` row ("per 100 days at risk", window "day 0-28") is the
+    sum of the window's episodes over the sum of its days at risk, × 100, with the Garwood
+    (exact Poisson) interval; a window the trial has no columns for is unmapped."""
+    from scipy import stats as sps
+
+    from cartsim.validate.compute import simulate_row
+    from cartsim.validate.mapping import normalise_unit, parse_timepoint
+
+    assert normalise_unit("per 100 days at risk") == ("per_100_days", None)
+    assert normalise_unit("per 100 patient-days") == ("per_100_days", None)
+    pts = pd.DataFrame({"patient_id": np.arange(4),
+                        "infections_d0_28": [0, 1, 2, 3],
+                        "infection_days_at_risk_d0_28": [29, 29, 29, 13]})
+    q = default_mapping().quantities["infection_density"]
+    sim = simulate_row(q, "per_100_days", parse_timepoint("day 0-28"), "", "astct", 90, pts,
+                       None)
+    assert sim.status == "compared"
+    assert sim.value == pytest.approx(100 * 6 / 100)
+    assert sim.lower == pytest.approx(100 * sps.chi2.ppf(0.025, 12) / 2 / 100)
+    assert sim.upper == pytest.approx(100 * sps.chi2.ppf(0.975, 14) / 2 / 100)
+    other = simulate_row(q, "per_100_days", parse_timepoint("day 29-60"), "", "astct", 90, pts,
+                         None)
+    assert other.status == "unmapped" and "29-60" in other.reason
+    landmark = simulate_row(q, "per_100_days", parse_timepoint("day 28"), "", "astct", 90, pts,
+                            None)
+    assert landmark.status == "unmapped"

@@ -572,11 +572,14 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         ster = dex + mp * DEX_EQ_PER_MP_MG
     inf = infection_course(days, pid, ctx.seed, x["anc_per_ul"], x["igg_mg_dl"], last_day,
                            ctx.death_overrides, steroid_dex_eq_mg=ster,
-                           crs_grade=ev["crs_grade"])
+                           crs_grade=ev["crs_grade"], t_cells_per_ul=x.get("t_cells_per_ul"))
     out["infections"] = inf.count
     out["first_infection_day"] = inf.first_day
     out["infections_severe"] = inf.severe
     out["first_severe_infection_day"] = inf.first_severe_day
+    for (a, b), c in (inf.window_count or {}).items():
+        out[f"infections_d{a}_{b}"] = c
+        out[f"infection_days_at_risk_d{a}_{b}"] = (inf.window_days or {})[(a, b)]
     window = [a for a in ctx.assessment_days if a <= q["response_window_day"]] \
         or [ctx.assessment_days[0]]
     failure_day = np.where(np.isfinite(response_day), np.nan, float(window[-1]))

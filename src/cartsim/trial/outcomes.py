@@ -26,8 +26,10 @@ Death is decided from the *simulated* state after the simulation, never from a p
 The earliest of the three is the death day and cause.
 
 Infection episodes of any severity (:func:`infection_course`, review A19) follow the same
-structure with their own hazard ``infection_any_base_hazard`` × the same ANC and IgG
-multipliers × ``steroid_infection_hazard_ratio`` within ``steroid_window_days`` after a
+structure with their own hazard ``infection_any_base_hazard`` ×
+``infection_any_neutropenia_hazard_ratio`` (ANC < 500/µL) × the same IgG multiplier ×
+``lymphopenia_hazard_ratio`` (blood T cells < ``lymphopenia_t_cells_per_ul``) ×
+``steroid_infection_hazard_ratio`` within ``steroid_window_days`` after a
 corticosteroid dose × ``severe_crs_infection_hazard_ratio`` from the first day of CRS grade
 ≥ 3 for ``severe_crs_window_days``: an episode starts on day ``d`` when the keyed draw falls
 below ``1 − exp(−h)`` and no episode started in the previous ``infection_episode_days`` days.
@@ -150,6 +152,29 @@ DEATH_PARAMS = ParameterTable((
                   "assumed (≈ 17 %/year background infections of any grade in "
                   "heavily pre-treated patients)",
                   "daily hazard of a new infection episode with normal ANC and IgG"),
+    ParameterSpec("infection_any_neutropenia_hazard_ratio", "–", 3.0, 1.0, 1000.0,
+                  "hand-tuned with lymphopenia_hazard_ratio (session 13): on days when blood "
+                  "T cells are also below 200/µL (nearly every neutropenic day after "
+                  "lymphodepletion) the two multiply to 30, near the 25 used before alone; "
+                  "grid (lymphopenia, neutropenia) = (5, 5), (10, 3), (20, 2) against Hill "
+                  "2018 FHCRC's 1.19 episodes per 100 days at risk on days 0–28 (adults, a "
+                  "study outside the validation library; read on the ZUMA-1 spec's patients "
+                  "as the adult proxy: 1.01 / 1.33 / 1.79) and the library's four infection "
+                  "rows (passing 2 / 4 / 2 of 4; docs/validation.md 'Session 13')",
+                  "infection-episode hazard multiplier on days with ANC < 500/µL (the "
+                  "infection-death hazard keeps neutropenia_hazard_ratio)"),
+    ParameterSpec("lymphopenia_hazard_ratio", "–", 10.0, 1.0, 1000.0,
+                  "hand-tuned with infection_any_neutropenia_hazard_ratio (session 13; see "
+                  "there): lymphopenia after lymphodepletion and CAR-T (CD4 < 200/µL for "
+                  "months) is a recognised driver of the infections of days 29–90, whose "
+                  "density (0.67 per 100 days, Hill 2018) the neutropenia of the first weeks "
+                  "cannot produce; 1 = none (the model before session 13)",
+                  "infection-episode hazard multiplier on days with blood T cells below "
+                  "lymphopenia_t_cells_per_ul"),
+    ParameterSpec("lymphopenia_t_cells_per_ul", "cells/µL", 200.0, 0.0, 2000.0,
+                  "the CD4 count below which opportunistic-infection risk is recognised "
+                  "(CD4 < 200/µL); the model's blood T cells stand for it",
+                  "blood T cells below which lymphopenia raises the infection-episode hazard"),
     ParameterSpec("infection_episode_days", "d", 14.0, 1.0, 90.0, "assumed",
                   "days after an episode starts during which no new episode is counted"),
     ParameterSpec("steroid_infection_hazard_ratio", "–", 2.0, 1.0, 100.0,
@@ -359,15 +384,23 @@ def infection_hazard(anc_per_ul: np.ndarray, igg_mg_dl: np.ndarray, base: float,
     return np.where(np.isfinite(anc) & np.isfinite(igg), h, 0.0)
 
 
+#: The periods of infection density reported after CAR-T (Hill 2018 Blood 131:121; Maron 2022
+#: Front Oncol 12:845540): episodes per 100 days at risk in days 0–28 and 29–90.
+INFECTION_WINDOWS: tuple[tuple[int, int], ...] = ((0, 28), (29, 90))
+
+
 @dataclass
 class Infections:
     """Per-patient infection episodes: count, first day, severe (grade >= 3) count and the first
-    severe episode's day (NaN: none)."""
+    severe episode's day (NaN: none); per window of :data:`INFECTION_WINDOWS` the episodes that
+    started in it and the days at risk in it (alive, on the simulated day grid)."""
 
     count: np.ndarray
     first_day: np.ndarray
     severe: np.ndarray
     first_severe_day: np.ndarray
+    window_count: dict[tuple[int, int], np.ndarray] | None = None
+    window_days: dict[tuple[int, int], np.ndarray] | None = None
 
 
 def _recent(dosed: np.ndarray, window: float) -> np.ndarray:
@@ -391,6 +424,7 @@ def infection_course(
     params: dict[str, float] | None = None,
     steroid_dex_eq_mg: np.ndarray | None = None,
     crs_grade: np.ndarray | None = None,
+    t_cells_per_ul: np.ndarray | None = None,
 ) -> Infections:
     """Infection episodes with severity from the simulated state (see the module docstring).
 
@@ -403,8 +437,15 @@ def infection_course(
     keep = d >= 0
     d = d[keep]
     anc = np.asarray(anc_per_ul, dtype=np.float64)[:, keep]
-    h = infection_hazard(anc, np.asarray(igg_mg_dl)[:, keep], q["infection_any_base_hazard"], q)
+    q_any = {**q, "neutropenia_hazard_ratio": q["infection_any_neutropenia_hazard_ratio"]}
+    h = infection_hazard(anc, np.asarray(igg_mg_dl)[:, keep], q["infection_any_base_hazard"],
+                         q_any)
     shape = h.shape
+    if t_cells_per_ul is not None:
+        lymph = np.asarray(t_cells_per_ul, dtype=np.float64)[:, keep]
+        with np.errstate(invalid="ignore"):
+            h = h * np.where(lymph < q["lymphopenia_t_cells_per_ul"],
+                             q["lymphopenia_hazard_ratio"], 1.0)
     on_ster = np.zeros(shape, dtype=bool)
     if steroid_dex_eq_mg is not None:
         on_ster = _recent(np.nan_to_num(np.asarray(steroid_dex_eq_mg, float)) > 0,
@@ -426,6 +467,10 @@ def infection_course(
     u_sev = uniform_np(seed, ids, INFECTION_SEVERITY_STREAM, d.astype(np.uint64)[None, :])
     severe_if = u_sev < odds / (1.0 + odds)
     n = onset.shape[0]
+    at_risk = d[None, :] <= np.asarray(last_day, dtype=float)[:, None]
+    win_count = {w: np.zeros(n, dtype=np.int64) for w in INFECTION_WINDOWS}
+    win_days = {w: at_risk[:, (d >= w[0]) & (d <= w[1])].sum(axis=1).astype(np.int64)
+                for w in INFECTION_WINDOWS}
     count = np.zeros(n, dtype=np.int64)
     n_sev = np.zeros(n, dtype=np.int64)
     first_day = np.full(n, np.nan)
@@ -437,10 +482,13 @@ def infection_course(
         sev = new & severe_if[:, k]
         count += new
         n_sev += sev
+        for w in INFECTION_WINDOWS:
+            if w[0] <= day <= w[1]:
+                win_count[w] += new
         first_day = np.where(new & np.isnan(first_day), float(day), first_day)
         first_sev = np.where(sev & np.isnan(first_sev), float(day), first_sev)
         free_from = np.where(new, day + gap, free_from)
-    return Infections(count, first_day, n_sev, first_sev)
+    return Infections(count, first_day, n_sev, first_sev, win_count, win_days)
 
 
 def infection_episodes(

@@ -126,6 +126,8 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
             return _median(q, unit, grading_scale, spec_scale, patients, notes, neuro_protocol)
         if q.kind == "hazard_ratio":
             return _hazard_ratio(q, tp, patients, daily, notes)
+        if q.kind == "density":
+            return _density(q, tp, patients, notes)
         return _geomean_ratio(q, patients, notes)
     except _Missing as e:
         return unmapped(str(e), notes)
@@ -237,6 +239,29 @@ def _km_median(q: Quantity, unit: str, df: pd.DataFrame, notes: list[str]) -> Si
         notes.append("simulated upper limit not reached")
     return Simulated("compared", _scale_time(float(med), unit), _scale_time(lo, unit),
                      _scale_time(hi, unit), n, notes=notes)
+
+
+def _density(q: Quantity, tp: Timepoint, df: pd.DataFrame, notes: list[str]) -> Simulated:
+    """Events per 100 days at risk in the row's window (``column``/``exposure`` with the
+    window suffix ``_d<start>_<end>``), with the exact (Garwood) Poisson interval of the event
+    count divided by the exposure."""
+    if tp.kind != "window" or not (math.isfinite(tp.start) and math.isfinite(tp.end)):
+        raise _Missing(f"needs a window of days (timepoint {tp.text!r})")
+    suffix = f"_d{tp.start:g}_{tp.end:g}"
+    events, days = q.column + suffix, q.exposure + suffix
+    if events not in df or days not in df:
+        raise _Missing(f"no simulated window days {tp.start:g}-{tp.end:g} ({events!r} is not a "
+                       "column of this trial's patients.parquet)")
+    k = float(df[events].sum())
+    t = float(df[days].sum())
+    if t <= 0:
+        raise _Missing("no simulated day at risk in the window")
+    a = (1.0 - LEVEL) / 2.0
+    lo = 0.0 if k == 0 else float(sps.chi2.ppf(a, 2 * k)) / 2.0
+    hi = float(sps.chi2.ppf(1.0 - a, 2 * k + 2)) / 2.0
+    notes.append(f"{k:g} episodes in {t:g} days at risk (days {tp.start:g}-{tp.end:g})")
+    return Simulated("compared", 100.0 * k / t, 100.0 * lo / t, 100.0 * hi / t, len(df),
+                     notes=notes)
 
 
 def _median(q: Quantity, unit: str, grading_scale: str, spec_scale: str, df: pd.DataFrame,

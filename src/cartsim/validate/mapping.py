@@ -15,10 +15,11 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio", "hazard_ratio")
+KINDS = ("rate", "daily_rate", "km", "km_median", "median", "geomean_ratio", "hazard_ratio",
+         "density")
 FAMILIES = ("response", "survival", "crs", "neurotox", "supportive", "cytopenia", "infection",
             "b_cells", "relapse_phenotype", "death", "hsct", "pk", "hlh_tls")
-UNITS = ("percent", "count", "months", "days", "years", "ratio", "cells_per_ul")
+UNITS = ("percent", "count", "months", "days", "years", "ratio", "cells_per_ul", "per_100_days")
 DAYS_PER_MONTH = 365.25 / 12.0
 DAYS_PER_YEAR = 365.25
 #: CRS scales with a ``crs_max_grade_<scale>`` column in patients.parquet.
@@ -51,6 +52,9 @@ class Quantity:
     #: (``rate`` only) a daily.parquet expression read on the row's day when the row gives a
     #: single time point ("day 30", "12 months"): the state on that day, not the worst ever.
     at_landmark: str = ""
+    #: (``density`` only) patients.parquet column prefix of the days at risk; the events column
+    #: is ``column``; both carry the row's window as ``_d<start>_<end>``.
+    exposure: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
         base = _quantity(target, table[target], table, depth + 1)
         note = raw.get("note", base.note)
         return Quantity(name, base.family, base.kind, base.units, base.event, base.among,
-                        base.column, base.group, base.day, note, base.window, base.at_landmark)
+                        base.column, base.group, base.day, note, base.window, base.at_landmark,
+                        base.exposure)
     kind = raw.get("kind")
     if kind not in KINDS:
         raise MappingTableError(f"endpoint.{name}.kind: got {kind!r}; allowed: {KINDS}")
@@ -122,7 +127,7 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
         raise MappingTableError(f"endpoint.{name}.units: got {list(units)}; allowed: {UNITS}")
     need = {"rate": ("event",), "daily_rate": ("event",), "km": ("column",),
             "km_median": ("column",), "median": ("column",), "geomean_ratio": ("column", "group"),
-            "hazard_ratio": ()}
+            "hazard_ratio": (), "density": ("column", "exposure")}
     for f in need[kind]:
         if not raw.get(f):
             raise MappingTableError(f"endpoint.{name}.{f}: required for kind {kind!r}")
@@ -134,7 +139,8 @@ def _quantity(name: str, raw: dict[str, Any], table: dict[str, Any], depth: int 
                                 "(patients.parquet) and at_landmark (daily.parquet)")
     return Quantity(name, family, kind, units, raw.get("event", ""), raw.get("among", ""),
                     raw.get("column", ""), raw.get("group", ""), raw.get("day"),
-                    raw.get("note", ""), raw.get("window"), raw.get("at_landmark", ""))
+                    raw.get("note", ""), raw.get("window"), raw.get("at_landmark", ""),
+                    raw.get("exposure", ""))
 
 
 def _context(doc: dict[str, Any], quantities: dict[str, Quantity]) -> tuple[ContextRule, ...]:
@@ -190,6 +196,8 @@ def normalise_unit(unit: str) -> tuple[str, int | None]:
         return "ratio", None
     if re.fullmatch(r"car-?t cells\s*/\s*[uµ]l", u):
         return "cells_per_ul", None
+    if re.fullmatch(r"per 100 (?:patient-)?days(?: at risk)?", u):
+        return "per_100_days", None
     return "", None
 
 
