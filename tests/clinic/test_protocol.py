@@ -418,3 +418,38 @@ def test_unknown_required_device_names_the_field(tmp_path: Path) -> None:
                  'require_oxygen_device_at_least = "snorkel"\n')
     with pytest.raises(InvalidInputError, match="require_oxygen_device_at_least"):
         load_protocol(f)
+
+
+def test_zuma1_era_treats_crs_by_its_lee_grade() -> None:
+    """ZUMA-1 graded and treated CRS on Lee 2014 (session 13): after tocilizumab, one
+    vasopressor (ASTCT grade 3, Lee grade 2) gets no CRS steroids; two vasopressors (Lee 3)
+    get dexamethasone (ASTCT grade 4 would start methylprednisolone). With the grading scale
+    set back to ASTCT the single vasopressor is treated. The reported crs_grade stays ASTCT."""
+    z = load_protocol("zuma1_2015")
+    assert z.config.grading.crs_scale == "lee2014"
+    from cartsim.clinic.protocol import Policy
+
+    astct = Policy(z.config.model_copy(update={
+        "grading": z.config.grading.model_copy(update={"crs_scale": "astct"})}))
+    one_vp = _obs(temperature_c=39.0, map_mmhg=59.0)
+    two_vp = _obs(temperature_c=39.0, map_mmhg=44.0)
+    for policy, one_dex in ((z, 0.0), (astct, 40.0)):
+        st = policy.initial_state(1)
+        a, st = policy.decide(1, _obs(temperature_c=39.0, map_mmhg=62.0), st)  # grade 2: toci
+        assert a["tocilizumab_mg"][0] > 0
+        a1, _ = policy.decide(2, one_vp, st)
+        assert a1["crs_grade"][0] == 3 and a1["dexamethasone_mg"][0] == one_dex
+        a2, _ = policy.decide(2, two_vp, st)  # Lee 3: dexamethasone; ASTCT 4: methylpred
+        assert a2["dexamethasone_mg"][0] + a2["methylprednisolone_mg"][0] >= 40.0
+    a2, _ = z.decide(2, two_vp, z.decide(1, _obs(temperature_c=39.0, map_mmhg=62.0),
+                                         z.initial_state(1))[1])
+    assert a2["crs_grade"][0] == 4 and a2["dexamethasone_mg"][0] == 40.0
+    assert a2["methylprednisolone_mg"][0] == 0.0
+
+
+def test_protocol_and_endpoints_read_the_same_high_dose_vasopressor() -> None:
+    from cartsim.clinic.protocol import GradingConfig
+    from cartsim.trial.endpoints import TOXICITY_PARAMS
+
+    assert GradingConfig().norepinephrine_ug_min_per_mmhg == \
+        TOXICITY_PARAMS["norepinephrine_ug_min_per_mmhg"].default

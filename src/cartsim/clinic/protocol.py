@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cartsim.clinic.crs import (
     DEVICE_CODE,
     OXYGEN_DEVICES,
+    CrsFeatures,
     hypotension_component,
+    lee2014_crs_grade,
     oxygen_component,
 )
 from cartsim.clinic.dosing import tocilizumab_dose_mg
@@ -55,6 +57,15 @@ class GradingConfig(_Model):
     # pre-consensus trials managed by (ZUMA-1, ELIANA: CTCAE v4.03). The reported
     # ``icans_grade`` action stays ASTCT either way.
     neuro_scale: Literal["astct", "ctcae_4.03", "ctcae_5.0"] = "astct"
+    # the CRS scale whose grade the tocilizumab, CRS-steroid and refractory-CRS rules read:
+    # ASTCT (the bedside default) or Lee 2014, by which ZUMA-1 and the NCI trials graded and
+    # treated (grade 3: high-dose or several vasopressors, FiO2 >= 40 %; ASTCT 3: any
+    # vasopressor, high-flow oxygen). The reported ``crs_grade`` action stays ASTCT either way.
+    crs_scale: Literal["astct", "lee2014"] = "astct"
+    # Lee 2014's "high-dose" vasopressor (norepinephrine >= 20 ug/min) read from the MAP deficit
+    # the first agent answers (the trial endpoints' norepinephrine_ug_min_per_mmhg; a test keeps
+    # them equal)
+    norepinephrine_ug_min_per_mmhg: float = Field(1.0, ge=0.0, le=10.0)
 
 
 class TocilizumabConfig(_Model):
@@ -529,6 +540,17 @@ class Policy:
         crs_grade = np.where(fever_ok & ~fever & (support == 0), 0, crs_grade)
         crs_grade = np.where(alive, crs_grade, 0).astype(np.int8)
         st.in_crs_episode = alive & fever_ok & ~(~fever & (support == 0))
+        # the grade the CRS treatment rules read (the protocol's era scale)
+        treat_crs = crs_grade
+        if cfg.grading.crs_scale == "lee2014":
+            deficit = np.maximum(np.nan_to_num(
+                self.map_target(age) - o["map_mmhg"], nan=0.0), 0.0)
+            ne = np.where(n_vp > 0, cfg.grading.norepinephrine_ug_min_per_mmhg * deficit, 0.0)
+            lee = np.asarray(lee2014_crs_grade(CrsFeatures(
+                fever=fever_ok, hypotension=hypotension, norepinephrine_ug_min=ne,
+                other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vasopressin,
+                oxygen_device=device)))
+            treat_crs = np.where(alive & (crs_grade > 0), np.atleast_1d(lee), 0).astype(np.int8)
 
         icans_grade = astct_icans_grade(
             np.atleast_1d(o["ice_score"]), np.nan_to_num(o["consciousness"]),
@@ -551,14 +573,14 @@ class Policy:
 
         prior_toci = state.toci_count > 0
         prior_toci_doses = state.toci_count.copy()
-        toci_mg, toci_unavailable = self._tocilizumab(day, o, st, crs_grade, alive, weight,
+        toci_mg, toci_unavailable = self._tocilizumab(day, o, st, treat_crs, alive, weight,
                                                       n_vp, device)
-        dex, mp = self._steroids(st, crs_grade, neuro_grade, toci_unavailable, alive, prior_toci,
+        dex, mp = self._steroids(st, treat_crs, neuro_grade, toci_unavailable, alive, prior_toci,
                                  prior_toci_doses)
         pro = cfg.prophylaxis
         if pro.dexamethasone_mg_day > 0 and float(day) in pro.dexamethasone_days:
             dex = np.where(alive & (mp == 0), np.maximum(dex, pro.dexamethasone_mg_day), dex)
-        anakinra, siltuximab = self._refractory(day, st, crs_grade, neuro_grade, weight, alive,
+        anakinra, siltuximab = self._refractory(day, st, treat_crs, neuro_grade, weight, alive,
                                                 toci_unavailable)
         st.anticytokine_started |= (toci_mg > 0) | (dex > 0) | (mp > 0)
 
@@ -574,7 +596,7 @@ class Policy:
                 & (crs_grade < g.withhold_if_crs_grade_at_least)
                 & (icans_grade < g.withhold_if_icans_grade_at_least))
 
-        st.prev_crs_grade = crs_grade
+        st.prev_crs_grade = treat_crs
         st.prev_icans_grade = icans_grade
         actions: dict[str, NDArray[Any]] = {
             "tocilizumab_mg": toci_mg,
