@@ -202,6 +202,31 @@ def test_lbcl_progression_death_follows_the_burden_reached() -> None:
     assert (off == -1).all()  # hazard 0: no burden death
 
 
+def test_lymphoma_burden_death_starts_at_progression() -> None:
+    """Session 13: the lymphoma burden hazard (sized by survival after progression) counts
+    from the day of progression; before it, or without progression, bulky disease under
+    treatment is not yet dying of lymphoma. With the switch at 0 it runs from day 0."""
+    from cartsim.trial.outcomes import decide_deaths
+
+    n, d = 600, 365
+    ones = np.ones((n, d))
+    vol = ones * 300.0
+    prog = np.where(np.arange(n) < n // 2, np.nan, 120.0)
+
+    def deaths(**q: float):  # type: ignore[no-untyped-def]
+        return decide_deaths(np.arange(d), np.arange(n), 3, "lbcl", np.full(n, 60.0),
+                             ones * np.nan, vol, ones * 80.0, ones * 98.0, ones * 3000.0,
+                             ones * 800.0, params=q, progression_day=prog)
+
+    on = deaths()
+    lymph = on.cause == "progression"
+    assert not lymph[: n // 2].any()  # never progressed: no lymphoma death
+    assert lymph[n // 2:].mean() > 0.9 and (on.day[lymph] >= 120).all()
+    off = deaths(lymphoma_death_after_progression=0.0)
+    early = (off.cause == "progression") & (off.day < 120)
+    assert early[: n // 2].mean() > 0.5  # from day 0 at 300 mL: most die before day 120
+
+
 def _ball_deaths(blasts: np.ndarray, **q: float):  # type: ignore[no-untyped-def]
     from cartsim.trial.outcomes import decide_deaths
 

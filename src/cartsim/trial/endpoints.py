@@ -440,10 +440,16 @@ def _follow_up(ctx: EndpointContext) -> None:
         return None if m is None else np.where(
             (m > 0).any(axis=1), dpost[np.argmax(m > 0, axis=1)], np.nan).astype(float)
 
+    # Lugano progression on the simulated volume (the response family's rule; death only
+    # truncates the series, so the first progression before death is the same)
+    prog = (lbcl_progression(days, x["tumour_cells"] / 1e9, ctx.q["progression_factor"],
+                             ctx.q["progression_min_volume_ml"])
+            if is_lymphoma(ctx.disease) else None)
     deaths = decide_deaths(days, pid, ctx.seed, ctx.disease, ctx.covariates["age_y"],
                            x["marrow_blast_pct"], x["tumour_cells"] / 1e9, x["map_mmhg"],
                            x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides,
-                           hsct_day=event_day("hsct"), asct_day=event_day("asct"))
+                           hsct_day=event_day("hsct"), asct_day=event_day("asct"),
+                           progression_day=prog)
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]

@@ -97,6 +97,16 @@ DEATH_PARAMS = ParameterTable((
                   "5.3 months (Spiegel 2021 Blood 137:1726, n = 150 axi-cel failures; Di Blasi "
                   "2022 Blood, DESCAR-T: 5.2 months), at the reference volume",
                   "LBCL progression-death hazard at lbcl_death_ref_ml of disease; 0 = off"),
+    ParameterSpec("lymphoma_death_after_progression", "0/1", 1.0, 0.0, 1.0,
+                  "its calibration source: lbcl_death_hazard (and the MCL/FL hazards) are "
+                  "sized by survival after progression (Spiegel 2021, Di Blasi 2022, Martin "
+                  "2016); before session 13 they ran from day 0 on the baseline burden, and "
+                  "4–7.5 % of the simulated patients of the LBCL studies died of lymphoma "
+                  "before the day-28 assessment (ZUMA-1 treated ECOG 0–1 patients expected to "
+                  "live 12 weeks; its early deaths were toxic); 0 = from day 0 (the model "
+                  "before)",
+                  "1: the lymphoma burden hazard counts only from the day of Lugano progression "
+                  "(tumour >= 1.5 × its nadir and >= 1 mL, the response endpoints' rule)"),
     ParameterSpec("lbcl_death_ref_ml", "mL", 100.0, 1.0, 1e4,
                   "assumed (a typical progressing nodal volume, ≈ 10¹¹ cells)",
                   "tumour volume at which the LBCL progression-death hazard is "
@@ -279,6 +289,7 @@ def decide_deaths(
     params: dict[str, float] | None = None,
     hsct_day: np.ndarray | None = None,
     asct_day: np.ndarray | None = None,
+    progression_day: np.ndarray | None = None,
 ) -> Deaths:
     """Death day and cause per patient from daily simulated readouts (patients × days).
 
@@ -287,6 +298,8 @@ def decide_deaths(
     ``trm_hazard × exp(−(day − hsct_day) / trm_decay_days)``, drawn like infection death;
     ``asct_day`` adds ``asct_trm_hazard × exp(−(day − asct_day) / asct_trm_decay_days)`` to it
     (both are the cause ``transplant``; the same keyed draw, so no ASCT changes nothing).
+    ``progression_day`` (NaN: none; lymphomas) starts the lymphoma burden hazard when
+    ``lymphoma_death_after_progression`` is 1 (without it the hazard runs from day 0).
     """
     q = death_params(params)
     d = np.asarray(days)
@@ -313,8 +326,15 @@ def decide_deaths(
     infected = u < -np.expm1(-h)
     candidates = np.full((n, len(DEATH_CAUSES)), np.inf)
     k_prog = _first_run_end(burden, int(q["lethal_burden_days"]))
+    lymph_burden = np.zeros((n, d.size))
+    if disease != "b-all":
+        lymph_burden = cut(tumour_volume_ml)
+        if progression_day is not None and q["lymphoma_death_after_progression"] > 0.5:
+            started = d[None, :] >= np.nan_to_num(np.asarray(progression_day, dtype=float),
+                                                  nan=np.inf)[:, None]
+            lymph_burden = np.where(started, lymph_burden, 0.0)
     if disease == "lbcl" and q["lbcl_death_hazard"] > 0.0:
-        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed,
+        k_haz = burden_death_day(d, lymph_burden, patient_id, seed,
                                  q["lbcl_death_hazard"], q["lbcl_death_ref_ml"],
                                  q["lbcl_death_exponent"])
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
@@ -322,7 +342,7 @@ def decide_deaths(
         k_prog = burden_death_day(d, lethal, patient_id, seed, q["ball_death_hazard"])
     if disease in ("mcl", "fl") and q[f"{disease}_death_hazard"] > 0.0:
         # the same burden-following hazard with the disease's own size (cartsim.diseases)
-        k_haz = burden_death_day(d, cut(tumour_volume_ml), patient_id, seed,
+        k_haz = burden_death_day(d, lymph_burden, patient_id, seed,
                                  q[f"{disease}_death_hazard"], q[f"{disease}_death_ref_ml"],
                                  q["mcl_fl_death_exponent"])
         k_prog = np.where((k_haz >= 0) & ((k_prog < 0) | (k_haz < k_prog)), k_haz, k_prog)
