@@ -202,19 +202,20 @@ def test_infection_episodes_follow_neutropenia_respect_the_gap_and_are_keyed() -
     anc[: n // 2, 5:35] = 100.0  # first half neutropenic for 30 days
     igg = np.full((n, days.size), 800.0)
     last = np.full(n, 90.0)
-    count, first = infection_episodes(days, pid, 3, anc, igg, last)
+    hr = {"infection_any_neutropenia_hazard_ratio": 25.0}  # the mechanism, not the default
+    count, first = infection_episodes(days, pid, 3, anc, igg, last, hr)
     neut, normal = count[: n // 2], count[n // 2:]
-    # episode hazard × infection_any_neutropenia_hazard_ratio (3) on 30 of 91 days: ≈ 1.7×
-    assert neut.mean() > 1.5 * normal.mean() > 0
+    assert neut.mean() > 3 * normal.mean() > 0  # hazard ratio 25 while neutropenic
     assert np.all(np.isnan(first) == (count == 0))
     assert np.nanmin(first) >= 0
     # at most one onset per 14-day window: ≤ ceil(91 / 14) episodes
     assert count.max() <= 7
-    again, _ = infection_episodes(days, pid, 3, anc, igg, last)
+    again, _ = infection_episodes(days, pid, 3, anc, igg, last, hr)
     assert np.array_equal(count, again)
-    sub, _ = infection_episodes(days, pid[100:200], 3, anc[100:200], igg[100:200], last[100:200])
+    sub, _ = infection_episodes(days, pid[100:200], 3, anc[100:200], igg[100:200], last[100:200],
+                                hr)
     assert np.array_equal(sub, count[100:200])  # keyed per patient, not per cohort
-    dead_early, _ = infection_episodes(days, pid, 3, anc, igg, np.full(n, 2.0))
+    dead_early, _ = infection_episodes(days, pid, 3, anc, igg, np.full(n, 2.0), hr)
     assert dead_early.sum() < count.sum()  # days after death are not at risk
 
 
@@ -279,13 +280,14 @@ def test_infections_rise_with_steroids_and_severe_crs_and_severity_follows_neutr
     # neutropenic for the whole window: more episodes and a larger severe share
     low = anc.copy()
     low[:, 5:] = 100.0
-    neut = infection_course(days, pid, 5, low, igg, last)
-    assert neut.count.sum() > 2 * base.count.sum()  # × 3 on 56 of 61 days, less the gap
+    hr = {"infection_any_neutropenia_hazard_ratio": 25.0}  # the mechanism, not the default
+    neut = infection_course(days, pid, 5, low, igg, last, hr)
+    assert neut.count.sum() > 3 * base.count.sum()
     assert neut.severe.sum() / neut.count.sum() > 1.5 * base.severe.sum() / base.count.sum()
     assert np.all(neut.severe <= neut.count)
     assert np.all(np.isnan(neut.first_severe_day) == (neut.severe == 0))
     part = infection_course(days, pid[1000:1500], 5, low[1000:1500], igg[1000:1500],
-                            last[1000:1500])
+                            last[1000:1500], hr)
     assert np.array_equal(part.severe, neut.severe[1000:1500])
     assert np.array_equal(part.count, neut.count[1000:1500])
 
