@@ -105,6 +105,24 @@ def reference_cohort():  # type: ignore[no-untyped-def]
                   noxa_low=np.array([1.0, 0.0, 0.0]), dr_defect=np.array([0.0, 0.5, 0.0]),
                   pdl1=np.array([0.0, 0.0, 0.8]))
 
+def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-untyped-def]
+    """Simulate :func:`reference_cohort` by the tests/data/README.md recipe (tisagenlecleucel,
+    days=40, seed=11) with ``overrides`` and assert that the solver steps and every numeric
+    readout equal the ``reference`` .npz bit for bit."""
+    import numpy as np
+
+    from cartsim.products import get_product
+    from cartsim.simulation import simulate
+
+    ref = np.load(reference)
+    res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
+                   overrides=overrides)
+    t = res.trajectories
+    assert np.array_equal(res.steps, ref["steps"])
+    for col in ref.files:
+        if col != "steps":
+            assert np.array_equal(t[col].to_numpy(), ref[col], equal_nan=True), col
+
 #: Session 8, issues 10/11 (durable remission): host anti-lymphoma immune control of small
 #: nodal residues (model/killing.py host_kill; LBCL only, so no B-ALL reference moves).
 HOST_CONTROL_OFF = {"host_kill": 0.0}

@@ -11,22 +11,15 @@ import numpy as np
 
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
-from cartsim.simulation import simulate
 
 TISA = get_product("tisagenlecleucel")
 REF_BEFORE = Path(__file__).parent / "data" / "core_trajectory_reference_25db41a.npz"
 
 
 def test_seeding_before_session_13_gives_back_the_reference_before_it_bit_for_bit() -> None:
-    from neutral_values import CNS_SEED_S12, reference_cohort
+    from neutral_values import CNS_SEED_S12, assert_gives_back
 
-    ref = np.load(REF_BEFORE)
-    res = simulate(reference_cohort(), TISA, days=40, seed=11, overrides=CNS_SEED_S12)
-    t = res.trajectories
-    assert np.array_equal(res.steps, ref["steps"])
-    for col in ref.files:
-        if col != "steps":
-            assert np.array_equal(t[col].to_numpy(), ref[col], equal_nan=True), col
+    assert_gives_back(REF_BEFORE, CNS_SEED_S12)
 
 
 def test_occult_sanctuary_disease_is_mostly_below_detection_and_overt_is_above() -> None:

@@ -401,6 +401,20 @@ def astct_crs_grade_from_features(f: CrsFeatures) -> Any:
     )
 
 
+def support_features(fever: Any, hypotension: Any, n_vasopressors: Any, vasopressin: Any,
+                     oxygen_device: Any, map_deficit_mmhg: Any,
+                     norepinephrine_ug_min_per_mmhg: float) -> CrsFeatures:
+    """CRS features from the support a (simulated) clinician chose: the first agent's
+    norepinephrine-equivalent dose is ``norepinephrine_ug_min_per_mmhg`` × the MAP deficit it
+    answers (so the older scales' "high dose", ≥ 20 µg/min, falls where a second agent is
+    added), every further agent is counted as another vasopressor."""
+    n_vp = np.asarray(n_vasopressors)
+    ne = np.where(n_vp > 0, norepinephrine_ug_min_per_mmhg * np.asarray(map_deficit_mmhg), 0.0)
+    return CrsFeatures(fever=fever, hypotension=hypotension, norepinephrine_ug_min=ne,
+                       other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vasopressin,
+                       oxygen_device=oxygen_device)
+
+
 def crs_grade_all_scales(f: CrsFeatures) -> dict[str, Any]:
     """Grade the same features on every scale in :data:`CRS_SCALES` (re-derivation, §3)."""
     return {

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cartsim.clinic.crs import (
     DEVICE_CODE,
     OXYGEN_DEVICES,
-    CrsFeatures,
     hypotension_component,
     lee2014_crs_grade,
     oxygen_component,
+    support_features,
 )
 from cartsim.clinic.dosing import tocilizumab_dose_mg
 from cartsim.clinic.icans import astct_icans_grade
@@ -545,11 +545,9 @@ class Policy:
         if cfg.grading.crs_scale == "lee2014":
             deficit = np.maximum(np.nan_to_num(
                 self.map_target(age) - o["map_mmhg"], nan=0.0), 0.0)
-            ne = np.where(n_vp > 0, cfg.grading.norepinephrine_ug_min_per_mmhg * deficit, 0.0)
-            lee = np.asarray(lee2014_crs_grade(CrsFeatures(
-                fever=fever_ok, hypotension=hypotension, norepinephrine_ug_min=ne,
-                other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vasopressin,
-                oxygen_device=device)))
+            lee = np.asarray(lee2014_crs_grade(support_features(
+                fever_ok, hypotension, n_vp, vasopressin, device, deficit,
+                cfg.grading.norepinephrine_ug_min_per_mmhg)))
             treat_crs = np.where(alive & (crs_grade > 0), np.atleast_1d(lee), 0).astype(np.int8)
 
         icans_grade = astct_icans_grade(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cartsim.clinic import ctcae
-from cartsim.clinic.crs import CrsFeatures, astct_crs_course, crs_grade_all_scales
+from cartsim.clinic.crs import astct_crs_course, crs_grade_all_scales, support_features
 from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.clinic.hematotox import (
@@ -686,10 +686,8 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     map_ = np.nan_to_num(xp["map_mmhg"], nan=200.0)
     deficit = np.maximum(map_target(HemodynamicConfig(), np.broadcast_to(
         np.asarray(age, dtype=float)[:, None], map_.shape)) - map_, 0.0)
-    ne = np.where(n_vp > 0, q["norepinephrine_ug_min_per_mmhg"] * deficit, 0.0)
-    scales = crs_grade_all_scales(CrsFeatures(
-        fever=fever, hypotension=hyp, norepinephrine_ug_min=ne,
-        other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vpn, oxygen_device=dev))
+    scales = crs_grade_all_scales(support_features(
+        fever, hyp, n_vp, vpn, dev, deficit, q["norepinephrine_ug_min_per_mmhg"]))
     if ctx.crs_scale not in scales:
         raise UnknownNameError("crs_scale", ctx.crs_scale, tuple(scales))
     # every scale's maximum (validation compares each paper on its own scale); ASTCT is the

@@ -86,6 +86,18 @@ def salvage_log_kill() -> Distribution:
                         sd=q["salvage_log_kill_sd"], lower=0.0, upper=8.0)
 
 
+def _cytoreduce(y: np.ndarray, go: np.ndarray, kill: float | np.ndarray,
+                ablate_cart: bool) -> None:
+    """Every tumour clone at every site × ``kill`` (a factor, or one per patient) for the
+    patients in ``go``; their CAR-T removed if ``ablate_cart``."""
+    factor = np.where(go, kill, 1.0)
+    for s in (*CLONE_STATES, int(S.TS)):
+        y[:, s] *= factor
+    if ablate_cart:
+        for s in (*CART_BLOOD, *CART_TISSUE):
+            y[go, s] = 0.0
+
+
 def _site(y: np.ndarray) -> np.ndarray:
     return np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
 
@@ -211,12 +223,7 @@ class TransplantCourse(_Course):
     def act(self, k: int, go: np.ndarray, y: np.ndarray, p: np.ndarray) -> Events:
         if self.if_mrd_below is not None:
             go = go & (mrd_fraction(y, p) < self.if_mrd_below)
-        kill = 10.0 ** (-self.log_kill)
-        for s in (*CLONE_STATES, int(S.TS)):
-            y[go, s] *= kill
-        if self.ablate_cart:
-            for s in (*CART_BLOOD, *CART_TISSUE):
-                y[go, s] = 0.0
+        _cytoreduce(y, go, 10.0 ** (-self.log_kill), self.ablate_cart)
         if self.graft and self._graft_state is not None:
             y[go, self._graft_state] = 1.0
         return {self.event: (go.astype(np.float64), "flag")}
@@ -234,12 +241,7 @@ class SalvageCourse(_Course):
         self.ablate_cart = ablate_cart
 
     def act(self, k: int, go: np.ndarray, y: np.ndarray, p: np.ndarray) -> Events:
-        kill = np.where(go, 10.0 ** (-self.log_kill), 1.0)
-        for s in (*CLONE_STATES, int(S.TS)):
-            y[:, s] *= kill
-        if self.ablate_cart:
-            for s in (*CART_BLOOD, *CART_TISSUE):
-                y[go, s] = 0.0
+        _cytoreduce(y, go, 10.0 ** (-self.log_kill), self.ablate_cart)
         return {"salvage": (np.where(go, self.log_kill, 0.0), "log10")}
 
 
