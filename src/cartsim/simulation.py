@@ -414,7 +414,9 @@ def _action_jumps(
     y[:, S.IgG] += ivig * 1000.0 / (_Q["plasma_dl_per_kg"] * w) * _Q["ivig_recovery"]  # g→mg
     given["ivig"] = (ivig, "g")
     gcsf = take("gcsf").astype(bool)
-    y[:, S.GCSF] += gcsf.astype(np.float64)
+    # the G-CSF state is the course itself (held while it runs): a day that continues the
+    # course leaves the state as it was, so the solver need not restart
+    y[:, S.GCSF] = gcsf.astype(np.float64)
     given["gcsf"] = (gcsf.astype(np.float64), "dose")
     return given
 

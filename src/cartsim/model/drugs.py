@@ -2,6 +2,10 @@
 
 Each drug is a first-order amount or concentration state; the schedule or the clinic adds
 doses as jumps between days (data, not equations). Effects are Emax functions of the state.
+G-CSF is the exception: its state is the daily dosing itself (1 while a course of one dose a
+day runs, set by the clinic each day), and its exposure is the course's mean amount in the
+body, dose × t½/ln 2: with a 3.5-hour half-life each day's dose is gone by the next, so the
+day-to-day course, not the hour-to-hour sawtooth, is what the marrow sees.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ PARAMS = (
     _p("silt_ec50", "µg/mL", 1.0, 1e-3, 1e3, "assumed", "siltuximab concentration for half "
        "IL-6 neutralisation", 0.0, "drug"),
     _p("gcsf_half_life", "d", 0.15, 0.01, 5.0, "filgrastim label (t½ ≈ 3.5 h)",
-       "G-CSF half-life", 0.0, "drug"),
+       "G-CSF half-life: sets the mean exposure of one dose a day, t½/ln 2 doses", 0.0,
+       "drug"),
 )
 
 
@@ -81,7 +86,9 @@ def effects(y: np.ndarray, p: np.ndarray, dy: np.ndarray
     bs = p[P.body_scale]  # amounts: half-effect amounts scale with the distribution volume
     e_st = ster / (ster + p[P.ster_ec50] * bs)
     e_an = anak / (anak + p[P.anakinra_ec50] * bs)
-    return ld, occ_t, occ_s, e_st, e_an, max(y[S.GCSF], 0.0)
+    # G-CSF: the course's mean amount in the body (one dose a day: AUC per day = t½/ln 2)
+    gcsf = max(y[S.GCSF], 0.0) * p[P.gcsf_half_life] / LN2
+    return ld, occ_t, occ_s, e_st, e_an, gcsf
 
 
 @numba.njit(inline="always")
@@ -91,7 +98,7 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
     dy[S.STER] = -LN2 / p[P.ster_half_life] * y[S.STER]
     dy[S.ANAK] = -LN2 / p[P.anakinra_half_life] * y[S.ANAK]
     dy[S.SILT] = -LN2 / p[P.silt_half_life] * y[S.SILT]
-    dy[S.GCSF] = -LN2 / p[P.gcsf_half_life] * y[S.GCSF]
+    dy[S.GCSF] = 0.0  # the dosing course: held, set by the clinic day by day
 
 
 MECHANISM = Mechanism(
@@ -105,7 +112,7 @@ MECHANISM = Mechanism(
         StateSpec("STER", "mg dex-eq", "corticosteroid effect (dexamethasone equivalents)"),
         StateSpec("ANAK", "mg", "anakinra amount"),
         StateSpec("SILT", "µg/mL", "siltuximab concentration"),
-        StateSpec("GCSF", "unit", "G-CSF exposure (1 unit = one daily dose)"),
+        StateSpec("GCSF", "doses/d", "G-CSF course (1 = one dose a day being given)"),
     ),
     params=PARAMS,
     quantities=(
@@ -114,7 +121,7 @@ MECHANISM = Mechanism(
         Quantity("silt_occupancy", "–", "IL-6 neutralisation by siltuximab"),
         Quantity("steroid_effect", "–", "corticosteroid Emax effect (0–1)"),
         Quantity("anakinra_effect", "–", "anakinra Emax effect (0–1)"),
-        Quantity("gcsf", "unit", "G-CSF exposure"),
+        Quantity("gcsf", "doses", "G-CSF exposure (mean amount in the body)"),
     ),
     kernels=(
         Kernel(effects, provides=("ld", "toci_occupancy", "silt_occupancy", "steroid_effect",
