@@ -247,7 +247,8 @@ def _stochastic_day() -> Callable[..., None]:
         fn = types.FunctionType(py.__code__, py.__globals__, name, py.__defaults__,
                                 py.__closure__)
         fn.__qualname__ = name
-        _STOCHASTIC_DAY = numba.njit(cache=True)(fn)
+        # parallel over patients: ~0.5 µs each, 6 % of a 2,000-patient clinic run serial
+        _STOCHASTIC_DAY = numba.njit(cache=True, parallel=True)(fn)
     return _STOCHASTIC_DAY
 
 
@@ -620,9 +621,11 @@ def simulate(
             status[bad] = STATUS_IMPLAUSIBLE
             add_events(day, "implausible_state", bad.astype(np.float64), "flag")
         obs["alive"] = status == 0
-        for v in obs.values():
-            if v.dtype.kind == "f":
-                v[status != 0] = np.nan
+        gone = status != 0
+        if gone.any():
+            for v in obs.values():
+                if v.dtype.kind == "f":
+                    v[gone] = np.nan
         actions, pstate = protocol.decide(day, obs, pstate)
         for name, (amt, unit) in _action_jumps(actions, y_, p).items():
             add_events(day, name, np.where(status == 0, amt, 0.0), unit)
@@ -657,8 +660,13 @@ def simulate(
         r.update(lab_course.step(day, y_))
         latest_labs.update(r)
         k = day - LD_FIRST_DAY
-        for c in cols:
-            store[c][k] = np.where(status == 0, r[c], np.nan)
+        alive = status == 0
+        if alive.all():  # (most days: no copy through np.where)
+            for c in cols:
+                store[c][k] = r[c]
+        else:
+            for c in cols:
+                store[c][k] = np.where(alive, r[c], np.nan)
 
     clone_cols = [int(S.T0), int(S.T1), int(S.T2), int(S.TS)]
     thr = p[:, P.stoch_threshold][:, None]

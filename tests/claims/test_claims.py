@@ -204,7 +204,7 @@ def test_verdicts_for_hazard_ratios_values_and_no_effect_claims() -> None:
 # ------------------------------------------------------------------------ end to end
 @pytest.mark.slow  # a fresh simulation process compiles the model (tens of seconds)
 def test_one_cheap_claim_end_to_end(tmp_path: Path) -> None:
-    """A one-arm claim on 8 virtual patients for 28 days, through the command line: a verdict,
+    """A one-arm claim on 8 virtual patients for 60 days, through the command line: a verdict,
     a figure with a CI and the three output files; an untestable claim keeps its reason."""
     from typer.testing import CliRunner
 
@@ -218,7 +218,7 @@ part = "cheap"
 text = "CNS leukaemia remits (cheap test)"
 ref = "test"
 study = "cns_tan2021"
-follow_up_days = 28
+follow_up_days = 60
 arms = [{ label = "cns" }]
 endpoint = { kind = "rate", expr = "cns_d28 == 'negative'" }
 comparison = "value"

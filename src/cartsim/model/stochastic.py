@@ -113,7 +113,7 @@ def _redraw(n_start: float, births: float, deaths: float, seed: np.uint64, pid: 
     return birth_death(int(whole), births, deaths, seed, pid, stream + 10, day)
 
 
-@numba.njit  # serial: microseconds per patient, not worth a parallel region's barrier
+@numba.njit  # simulation._stochastic_day compiles it parallel over patients
 def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64,
               patient_id: np.ndarray, day: int, status: np.ndarray) -> None:
     """Redraw small clones (marrow and sanctuary), add migrants and new antigen-loss mutants,
@@ -124,7 +124,7 @@ def apply_day(y_start: np.ndarray, y: np.ndarray, p: np.ndarray, seed: np.uint64
     immigrants with the day's integrated flux as mean (sanctuary → marrow clone 0, marrow →
     sanctuary). Above the threshold the ODE, which carries the migration terms, stands.
     """
-    for i in range(y.shape[0]):
+    for i in numba.prange(y.shape[0]):  # patients are independent (keyed streams)
         if status[i] != 0:
             continue
         pid = np.uint64(patient_id[i])
