@@ -332,3 +332,32 @@ def test_infection_density_per_100_days_at_risk_with_exact_poisson_ci() -> None:
     landmark = simulate_row(q, "per_100_days", parse_timepoint("day 28"), "", "astct", 90, pts,
                             None)
     assert landmark.status == "unmapped"
+
+
+def test_event_counts_are_read_at_the_papers_data_cut() -> None:
+    """A count without a time point (e.g. ELIANA's relapses before further therapy, reported
+    at a median follow-up of 24 months) counts the events by that publication's median
+    follow-up; a share among relapses, and a paper without a follow-up row, keep the whole
+    simulated follow-up."""
+    from cartsim.validate.compute import simulate_row
+    from cartsim.validate.mapping import parse_timepoint
+    from cartsim.validate.run import data_cuts
+
+    pts = pd.DataFrame({"patient_id": np.arange(4), "relapse": [1, 1, 1, 0],
+                        "relapse_day": [100.0, 500.0, 900.0, np.nan],
+                        "relapse_phenotype": ["CD19-negative", "CD19-positive",
+                                              "CD19-negative", ""]})
+    m = default_mapping().quantities
+    tp = parse_timepoint("")
+    whole = simulate_row(m["relapsed"], "percent", tp, "", "astct", 1100, pts, None)
+    cut = simulate_row(m["relapsed"], "percent", tp, "", "astct", 1100, pts, None,
+                       data_cut=730.5)
+    assert whole.value == pytest.approx(75.0) and cut.value == pytest.approx(50.0)
+    assert any("median follow-up" in n for n in cut.notes)
+    share = simulate_row(m["relapse_CD19_negative_share"], "percent", tp, "", "astct", 1100,
+                         pts, None, data_cut=730.5)
+    assert share.value == pytest.approx(100 * 2 / 3)  # among relapses: unchanged
+    rows = [TargetRow(study="S", line=2, endpoint="followup_median", timepoint="",
+                      subgroup="all", disease="B-ALL", unit="months", value=24.0, n=79,
+                      ci_low=None, ci_high=None, grading_scale="")]
+    assert data_cuts(rows) == {"S": pytest.approx(730.5)}

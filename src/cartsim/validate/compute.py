@@ -101,10 +101,12 @@ def _scale_time(days: float, unit: str) -> float:
 
 def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec_scale: str,
                  follow_up_days: int, patients: pd.DataFrame, daily: pd.DataFrame | None,
-                 neuro_protocol: str = "astct") -> Simulated:
+                 neuro_protocol: str = "astct", data_cut: float | None = None) -> Simulated:
     """The simulated counterpart of one row. ``patients`` is already the row's subgroup;
     ``daily`` the same patients' rows of daily.parquet (needed by ``daily_rate`` only);
-    ``neuro_protocol`` the neurotoxicity scale of the trial's protocol (rows without one)."""
+    ``neuro_protocol`` the neurotoxicity scale of the trial's protocol (rows without one);
+    ``data_cut`` the publication's median follow-up in days (its ``followup_median`` row), at
+    which an event count without a time point is read."""
     notes: list[str] = [q.note] if q.note else []
     if patients.empty:
         return unmapped("the subgroup has no simulated patients", notes)
@@ -115,7 +117,7 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
                                patients, daily, notes)
         if q.kind == "rate":
             return _rate(q, tp, grading_scale, spec_scale, follow_up_days, patients, notes,
-                         neuro_protocol)
+                         neuro_protocol, data_cut)
         if q.kind == "daily_rate":
             return _daily_rate(q, tp, patients, daily, notes)
         if q.kind == "km":
@@ -135,7 +137,7 @@ def simulate_row(q: Quantity, unit: str, tp: Timepoint, grading_scale: str, spec
 
 def _rate(q: Quantity, tp: Timepoint, grading_scale: str, spec_scale: str,
           follow_up_days: int, df: pd.DataFrame, notes: list[str],
-          neuro_protocol: str = "astct") -> Simulated:
+          neuro_protocol: str = "astct", data_cut: float | None = None) -> Simulated:
     event = _mask(df, _expr(q.event, grading_scale, spec_scale, notes, neuro_protocol))
     among = _mask(df, _expr(q.among, grading_scale, spec_scale, notes, neuro_protocol)) \
         if q.among else \
@@ -150,6 +152,15 @@ def _rate(q: Quantity, tp: Timepoint, grading_scale: str, spec_scale: str,
             notes.append(f"window end {tp.end:g} d beyond the simulated follow-up "
                          f"({follow_up_days} d)")
         notes.append(f"events on days {start:g}-{tp.end:g}")
+    elif (isinstance(q.day, str) and not q.among and tp.kind in ("none", "followup")
+          and (math.isfinite(tp.end) or data_cut is not None)):
+        # an event count the paper made at its data cut: the events by its median follow-up
+        # (a share of all patients; shares among e.g. relapses keep the whole follow-up)
+        if q.day not in df:
+            raise _Missing(f"column {q.day!r} not in this trial's patients.parquet")
+        cut = tp.end if math.isfinite(tp.end) else float(data_cut)  # type: ignore[arg-type]
+        event &= df[q.day].astype(float) <= cut
+        notes.append(f"events by the paper's median follow-up ({cut:g} d)")
     elif q.window is not None and tp.kind in ("window", "landmark"):
         if abs(tp.end - q.window) > 7:
             notes.append(f"the simulated quantity is read by day {q.window}; the row's "

@@ -36,6 +36,8 @@ from cartsim.validate.library import (
     load_library,
 )
 from cartsim.validate.mapping import (
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
     MappingTable,
     choose_subgroup,
     crs_scale,
@@ -193,11 +195,12 @@ def _published(row: TargetRow, unit: str, den: int | None
 
 
 def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
-                runs: dict[str, StudyRun], study_endpoints: set[str] | None = None
-                ) -> dict[str, Any]:
+                runs: dict[str, StudyRun], study_endpoints: set[str] | None = None,
+                data_cut: float | None = None) -> dict[str, Any]:
     """One validation.csv record for a valid targets row. ``study_endpoints``: every endpoint
     the row's study reports (for the mapping's context rules, e.g. B-ALL CR vs CRi; None: no
-    context rule applies)."""
+    context rule applies); ``data_cut``: the row's publication's median follow-up in days
+    (:func:`data_cuts`), at which event counts without a time point are read."""
     rec: dict[str, Any] = {c: None for c in CSV_COLUMNS}
     rec.update(study=row.study, line=row.line, endpoint=row.endpoint, timepoint=row.timepoint,
                subgroup=row.subgroup, scale=row.grading_scale, disease=row.disease,
@@ -255,8 +258,22 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
             sim = unmapped(f"subgroup query {choice.query!r} failed: {e}")
         else:
             sim = simulate_row(q, cmp_unit, tp, row.grading_scale, run.spec.crs_scale,
-                               run.spec.follow_up_days, df, daily, protocol_neuro_scale(run.spec))
+                               run.spec.follow_up_days, df, daily, protocol_neuro_scale(run.spec),
+                               data_cut)
     return _with_simulated(rec, sim, notes)
+
+
+def data_cuts(rows: Sequence[TargetRow]) -> dict[str, float]:
+    """Each publication's (``study`` value's) median follow-up in days, from its
+    ``followup_median`` row in months or years."""
+    out: dict[str, float] = {}
+    for r in rows:
+        unit = r.unit.strip().lower()
+        if r.endpoint == "followup_median" and r.value is not None and unit in (
+                "months", "month", "years", "year"):
+            out[r.study] = float(r.value) * (DAYS_PER_YEAR if unit.startswith("y")
+                                             else DAYS_PER_MONTH)
+    return out
 
 
 def protocol_neuro_scale(spec: Any) -> str:
@@ -419,7 +436,9 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
     by_study: dict[str, set[str]] = {}
     for r in targets.rows:
         by_study.setdefault(r.study, set()).add(r.endpoint)
-    records = [compare_row(r, mapping, library, runs, by_study[r.study]) for r in rows]
+    cuts = data_cuts(targets.rows)
+    records = [compare_row(r, mapping, library, runs, by_study[r.study], cuts.get(r.study))
+               for r in rows]
     records += error_records(errors, targets)
     table = pd.DataFrame(records, columns=list(CSV_COLUMNS)).sort_values(
         "line", kind="stable").reset_index(drop=True)
