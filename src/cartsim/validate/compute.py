@@ -158,7 +158,7 @@ def _rate(q: Quantity, tp: Timepoint, grading_scale: str, spec_scale: str,
         # (a share of all patients; shares among e.g. relapses keep the whole follow-up)
         if q.day not in df:
             raise _Missing(f"column {q.day!r} not in this trial's patients.parquet")
-        cut = tp.end if math.isfinite(tp.end) else float(data_cut)  # type: ignore[arg-type]
+        cut = tp.end if math.isfinite(tp.end) else float(data_cut or 0.0)
         event &= df[q.day].astype(float) <= cut
         notes.append(f"events by the paper's median follow-up ({cut:g} d)")
     elif q.window is not None and tp.kind in ("window", "landmark"):
