@@ -220,7 +220,7 @@ ref = "test"
 study = "cns_tan2021"
 follow_up_days = 60
 arms = [{ label = "cns" }]
-endpoint = { kind = "rate", expr = "cns_d28 == 'negative'" }
+endpoint = { kind = "rate", expr = "cns_d30 == 'negative'" }
 comparison = "value"
 published = { text = "75 %", value = 75, lower = 46.8, upper = 91.1 }
 
