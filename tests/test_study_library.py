@@ -51,6 +51,8 @@ ENDPOINT_COLUMNS = (
     "relapse_day", "relapse_phenotype", "progression_day",
     "death", "death_day", "death_cause", "last_day", "infections", "first_infection_day",
     "infections_severe", "first_severe_infection_day",
+    "infections_d0_28", "infection_days_at_risk_d0_28",  # per-window episodes (session 13)
+    "infections_d29_90", "infection_days_at_risk_d29_90",
     "efs_days", "efs_event", "os_days", "os_event", "pfs_days", "pfs_event", "rfs_days",
     "rfs_event", "prs_days", "prs_event", "dor_days", "dor_event", "neutrophil_recovery",
     "crs_max_grade", "crs_onset_day",
