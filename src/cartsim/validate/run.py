@@ -36,9 +36,8 @@ from cartsim.validate.library import (
     load_library,
 )
 from cartsim.validate.mapping import (
-    DAYS_PER_MONTH,
-    DAYS_PER_YEAR,
     MappingTable,
+    _span,
     choose_subgroup,
     crs_scale,
     default_mapping,
@@ -271,8 +270,7 @@ def data_cuts(rows: Sequence[TargetRow]) -> dict[str, float]:
         unit = r.unit.strip().lower()
         if r.endpoint == "followup_median" and r.value is not None and unit in (
                 "months", "month", "years", "year"):
-            out[r.study] = float(r.value) * (DAYS_PER_YEAR if unit.startswith("y")
-                                             else DAYS_PER_MONTH)
+            out[r.study] = _span(str(r.value), unit)  # the timepoints' own conversion
     return out
 
 
