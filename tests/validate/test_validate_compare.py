@@ -161,8 +161,8 @@ def test_one_sided_published_ci(setting: tuple) -> None:
 
 
 def test_unmapped_reasons(setting: tuple) -> None:
-    r = compare(setting, target("HR_TP53", 2.1, unit="hazard ratio"))
-    assert r["status"] == "unmapped" and "hazard ratios" in r["reason"]
+    r = compare(setting, target("SHR_CD19pos_relapse_low_burden", 5.3, unit="hazard ratio"))
+    assert r["status"] == "unmapped" and "subdistribution hazard ratios" in r["reason"]
     r = compare(setting, target("CR", 40, subgroup="NOXA low"))
     assert r["status"] == "unmapped" and r["reason"].startswith("subgroup")
     r = compare(setting, target("CR", 40, unit="months"))
@@ -361,3 +361,17 @@ def test_event_counts_are_read_at_the_papers_data_cut() -> None:
                       subgroup="all", disease="B-ALL", unit="months", value=24.0, n=79,
                       ci_low=None, ci_high=None, grading_scale="")]
     assert data_cuts(rows) == {"S": pytest.approx(730.5)}
+
+
+def test_median_not_reached_fails_a_published_median_reached_before_follow_up_ends(
+        setting: tuple) -> None:
+    """5 of 20 die, so the simulated OS median is not reached by the last follow-up time
+    (day 365): that is a lower bound, which fails a published median whose CI ends before it,
+    and stays not compared when the published CI reaches beyond it."""
+    r = compare(setting, target("OS_median", 6.0, 4.0, 9.0, unit="months"))
+    assert r["status"] == "compared"
+    assert r["simulated"] == pytest.approx(365 / 30.4375, rel=1e-3)  # the last day, in months
+    assert r["inside_published_ci"] is False and r["passes"] is False
+    assert "not reached" in r["notes"]
+    wide = compare(setting, target("OS_median", 10.5, 6.3, 29.2, unit="months"))
+    assert wide["status"] == "unmapped" and "reaches beyond" in wide["reason"]

@@ -42,6 +42,9 @@ class Simulated:
     n: int = 0
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    #: ``value`` is a lower bound (a Kaplan–Meier median not reached by the last follow-up
+    #: time): the row is judged only where the published value and CI lie below it
+    lower_bound: bool = False
 
 
 def unmapped(reason: str, notes: list[str] | None = None) -> Simulated:
@@ -241,7 +244,13 @@ def _km_median(q: Quantity, unit: str, df: pd.DataFrame, notes: list[str]) -> Si
     s = km.summary()
     med = s["median"]
     if med is None or not math.isfinite(med):
-        raise _Missing("simulated median not reached within the spec's follow-up")
+        # not reached: the median lies beyond the last follow-up time, a lower bound that
+        # still fails a published median (and CI) reached well before it
+        last = float(df[f"{q.column}_days"].max())
+        return Simulated("compared", _scale_time(last, unit), _scale_time(last, unit),
+                         math.nan, n, notes=[*notes, "simulated median not reached: the value "
+                                             "is the last follow-up time, a lower bound"],
+                         lower_bound=True)
     lo = s["median_lower"]
     hi = s["median_upper"]
     lo = math.nan if lo is None else float(lo)

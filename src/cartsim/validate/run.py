@@ -295,6 +295,14 @@ def _with_simulated(rec: dict[str, Any], sim: Simulated, notes: list[str]) -> di
     rec["notes"] = "; ".join(dict.fromkeys(n for n in notes if n))
     if sim.status != "compared":
         return {**rec, "status": "unmapped", "reason": sim.reason}
+    if sim.lower_bound:
+        # judged only when the published value and its CI end before the simulated bound
+        top = rec["published_ci_high"] if rec["published_ci_high"] is not None \
+            else rec["published"]
+        if not top < sim.value:
+            return {**rec, "status": "unmapped",
+                    "reason": "simulated median not reached within the spec's follow-up, "
+                              "and the published figure reaches beyond it"}
     rec.update(status="compared", reason="", simulated=sim.value, simulated_ci_low=sim.lower,
                simulated_ci_high=sim.upper, n_simulated=sim.n)
     pub, lo, hi = rec["published"], rec["published_ci_low"], rec["published_ci_high"]
