@@ -59,8 +59,12 @@ ENDPOINT_COLUMNS = (
     "crs_duration_days", "icans_max_grade", "icans_onset_day", "icans_duration_days",
     "neuro_max_grade_ctcae_v4.03", "neuro_max_grade_ctcae_v5.0",
     "crs_grade_source", "tocilizumab_doses", "tocilizumab_mg", "steroids_given",
-    "steroid_dex_eq_mg", "neutropenia_max_grade", "thrombocytopenia_max_grade",
+    "steroid_dex_eq_mg", "siltuximab_given",  # support given (session 15)
+    "hypotension_treated", "vasopressors_given",
+    "high_dose_vasopressors", "oxygen_given", "ventilated", "neutropenia_max_grade",
+    "thrombocytopenia_max_grade",
     "anemia_max_grade", "anc_below_500_days", "icaht_early_grade", "icaht_late_grade",
+    "gcsf_given", "gcsf_after_d28", "ivig_given", "ivig_after_d28",  # (session 15)
     "ferritin_peak_ng_ml", "crp_peak_mg_l", "ldh_peak_u_l", "creatinine_peak_mg_dl",
     "fibrinogen_nadir_mg_dl", "hypofibrinogenemia", "iechs", "iechs_max_grade",
     "iechs_onset_day", "tls_laboratory", "tls_clinical", "tls_max_grade",
@@ -95,7 +99,7 @@ def _spec_columns(spec) -> list[str]:
     if b_all:  # MRD and sanctuary (CNS/testis) status per assessment, relapse site
         cols += [f"mrd_d{a}" for a in spec.assessment_days]
         cols += [f"cns_d{a}" for a in spec.assessment_days]
-        cols += ["cns_positive_d0", "relapse_site"]
+        cols += ["cns_positive_d0", "cns_remission", "relapse_site"]
     cols += [f"crs_max_grade_{scale}" for scale in CRS_SCALES]  # every scale, as validate reads
     return cols
 

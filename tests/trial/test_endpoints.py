@@ -355,6 +355,8 @@ def test_sanctuary_disease_is_read_by_response_relapse_and_mrd_endpoints() -> No
     assert list(t["cns_positive_d0"]) == [1, 1, 1, 1]
     assert list(t["cns_d28"]) == ["negative", "positive", "negative", "negative"]
     assert list(t["best_response"]) == ["CR", "NR", "CR", "CR"]
+    # CNS remission: the sanctuary cleared at an assessment (patient 1 never clears it)
+    assert list(t["cns_remission"]) == [1, 0, 1, 1]
     assert t.loc[1, "mrd_d28"] == "negative" and t.loc[1, "mrd_negative_remission"] == 0
     assert t.loc[0, "relapse"] == 0 and t.loc[0, "relapse_site"] == ""
     assert t.loc[2, "relapse_day"] == 100 and t.loc[2, "relapse_site"] == "CNS"
@@ -383,3 +385,36 @@ def test_episode_duration_is_the_first_episode_until_it_resolves() -> None:
     assert list(dur) == [4.0, 0.0, 12.0, 1.0]
     assert list(episode_stats(g, days, 1)[2]) == [3.0, 0.0, 12.0, 1.0]
     assert list(episode_stats(g, days, 4)[2]) == [6.0, 0.0, 12.0, 1.0]
+
+
+def test_support_given_is_read_from_the_protocols_events() -> None:
+    """G-CSF, IVIG, siltuximab, fluids, vasopressors and oxygen per patient, from the events a
+    protocol recorded: patient 0 gets G-CSF on day 35 (after day 28) and IVIG on day 10;
+    patient 1 G-CSF on day 15 only, a fluid bolus and one vasopressor on day 5; patient 2
+    mechanical ventilation (device 9) and siltuximab on day 6 and nothing else."""
+    days = np.arange(-5, 120)
+    course = Course(np.arange(3), days, _course(3, days))
+    cov = {"age_y": np.full(3, 30.0), "weight_kg": np.full(3, 70.0)}
+    ev = pd.DataFrame({
+        "patient_id": [0, 0, 1, 1, 1, 2, 2],
+        "day": [35, 10, 15, 5, 5, 6, 6],
+        "event": ["gcsf", "ivig", "gcsf", "fluid_bolus_ml", "vasopressors", "oxygen_device",
+                  "siltuximab"],
+        "value": [1.0, 28.0, 1.0, 500.0, 1.0, 9.0, 770.0],
+        "unit": ["dose", "g", "dose", "mL", "agents", "code", "mg"],
+    })
+    t = compute_endpoints(course, ev, cov, disease="b-all", seed=0, follow_up_days=110,
+                          assessment_days=[28], protocol_grades=False,
+                          death_overrides={"infection_base_hazard": 0.0})[0]
+    t = t.set_index("patient_id")
+    assert list(t["gcsf_given"]) == [1, 1, 0] and list(t["gcsf_after_d28"]) == [1, 0, 0]
+    assert list(t["ivig_given"]) == [1, 0, 0] and list(t["ivig_after_d28"]) == [0, 0, 0]
+    assert list(t["hypotension_treated"]) == [0, 1, 0]
+    assert list(t["vasopressors_given"]) == [0, 1, 0]
+    assert list(t["oxygen_given"]) == [0, 0, 1] and list(t["ventilated"]) == [0, 0, 1]
+    assert list(t["siltuximab_given"]) == [0, 0, 1]
+    # without events (no protocol) nothing was given
+    none = compute_endpoints(course, ev.iloc[:0], cov, disease="b-all", seed=0,
+                             follow_up_days=110, assessment_days=[28], protocol_grades=False,
+                             death_overrides={"infection_base_hazard": 0.0})[0]
+    assert none[["gcsf_given", "ivig_given", "vasopressors_given", "ventilated"]].sum().sum() == 0

@@ -415,6 +415,15 @@ def support_features(fever: Any, hypotension: Any, n_vasopressors: Any, vasopres
                        oxygen_device=oxygen_device)
 
 
+def support_flags(f: CrsFeatures) -> dict[str, NDArray[Any]]:
+    """Per patient-day flags of the support the features record, as the papers count it:
+    ``high_dose_vasopressor`` (the older scales' high-dose criterion, §3), ``oxygen`` (any
+    device), ``ventilated`` (mechanical ventilation)."""
+    a = _derived(f)
+    return {"high_dose_vasopressor": a["high_dose"], "oxygen": a["any_o2"],
+            "ventilated": a["ventilated"]}
+
+
 def crs_grade_all_scales(f: CrsFeatures) -> dict[str, Any]:
     """Grade the same features on every scale in :data:`CRS_SCALES` (re-derivation, §3)."""
     return {

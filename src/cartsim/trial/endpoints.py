@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 
 from cartsim.clinic import ctcae
-from cartsim.clinic.crs import astct_crs_course, crs_grade_all_scales, support_features
+from cartsim.clinic.crs import (
+    astct_crs_course,
+    crs_grade_all_scales,
+    support_features,
+    support_flags,
+)
 from cartsim.clinic.dosing import DEX_EQ_PER_MP_MG
 from cartsim.clinic.findings import icans_findings
 from cartsim.clinic.hematotox import (
@@ -520,6 +525,14 @@ def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["response_day"] = response_day
     if ctx.disease == "b-all":
         out["mrd_negative_remission"] = mrd_neg_remission
+        if has_cns:
+            # CNS remission: overt sanctuary disease at baseline, none at an assessment
+            # within the response window
+            cleared = np.zeros(n, dtype=bool)
+            for a in ctx.assessment_days:
+                if a <= q["response_window_day"]:
+                    cleared |= out[f"cns_d{a}"] == "negative"
+            out["cns_remission"] = (cleared & (out["cns_positive_d0"] == 1)).astype(np.int8)
     ctx.shared.update(response_day=response_day, prog_day=prog_day)
     return out
 
@@ -606,7 +619,7 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 _EVENTS = ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone", "methylprednisolone",
            "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct", "asct",
-           "cart_reinfusion", "salvage")
+           "cart_reinfusion", "salvage", "fluid_bolus_ml", "gcsf", "ivig", "siltuximab")
 
 
 def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
@@ -622,7 +635,8 @@ def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
 
 def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """CRS and ICANS (protocol grades, or graded from physiology when no protocol manages the
-    arm), CRS on the trial's scale, tocilizumab and steroid exposure."""
+    arm), CRS on the trial's scale, tocilizumab and steroid exposure, haemodynamic and
+    respiratory support."""
     course, q, n = ctx.course, ctx.q, ctx.n
     age = ctx.covariates["age_y"]
     post = course.days >= 0
@@ -686,8 +700,9 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     map_ = np.nan_to_num(xp["map_mmhg"], nan=200.0)
     deficit = np.maximum(map_target(HemodynamicConfig(), np.broadcast_to(
         np.asarray(age, dtype=float)[:, None], map_.shape)) - map_, 0.0)
-    scales = crs_grade_all_scales(support_features(
-        fever, hyp, n_vp, vpn, dev, deficit, q["norepinephrine_ug_min_per_mmhg"]))
+    features = support_features(fever, hyp, n_vp, vpn, dev, deficit,
+                                q["norepinephrine_ug_min_per_mmhg"])
+    scales = crs_grade_all_scales(features)
     if ctx.crs_scale not in scales:
         raise UnknownNameError("crs_scale", ctx.crs_scale, tuple(scales))
     # every scale's maximum (validation compares each paper on its own scale); ASTCT is the
@@ -700,6 +715,22 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     steroid = dex + mp * DEX_EQ_PER_MP_MG
     out["steroids_given"] = (steroid.sum(axis=1) > 0).astype(np.int8)
     out["steroid_dex_eq_mg"] = steroid.sum(axis=1)
+    silt = ev["siltuximab"]
+    out["siltuximab_given"] = (((silt > 0) & alive_p).any(axis=1) if silt is not None
+                               else np.zeros(n, dtype=bool)).astype(np.int8)
+    # haemodynamic and respiratory support over the follow-up (papers count it among the
+    # patients with CRS): fluid boluses as the protocol recorded them, else the hypotension
+    # the reference haemodynamic rule answers with fluids
+    flags = support_flags(features)
+    fluids = ev["fluid_bolus_ml"]
+    fluid_day = (fluids > 0) if fluids is not None else hyp
+    vaso_day = (n_vp > 0) | vpn
+    out["hypotension_treated"] = ((fluid_day | vaso_day) & alive_p).any(axis=1).astype(np.int8)
+    out["vasopressors_given"] = (vaso_day & alive_p).any(axis=1).astype(np.int8)
+    out["high_dose_vasopressors"] = (flags["high_dose_vasopressor"] & alive_p).any(
+        axis=1).astype(np.int8)
+    out["oxygen_given"] = (flags["oxygen"] & alive_p).any(axis=1).astype(np.int8)
+    out["ventilated"] = (flags["ventilated"] & alive_p).any(axis=1).astype(np.int8)
     ctx.shared["grades"] = {"days": dpost, "crs_grade": np.asarray(crs, dtype=float),
                             "icans_grade": np.asarray(icans, dtype=float)}
     return out
@@ -707,7 +738,7 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """CTCAE neutropenia/thrombocytopenia/anaemia maximum grades, days with ANC < 500/µL,
-    early and late ICAHT."""
+    early and late ICAHT, and the G-CSF and IVIG the protocol gave."""
     post = ctx.course.days >= 0
     dpost = ctx.course.days[post]
     xp = {k: ctx.shared["xm"][k][:, post]
@@ -730,6 +761,14 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["icaht_late_grade"] = np.asarray(icaht_late_grade(anc, dpost), dtype=np.int8)
     out["neutrophil_recovery"] = np.asarray(neutrophil_recovery_phenotype(anc, dpost),
                                             dtype=object)
+    # supportive care the protocol gave for cytopenias and low IgG (0 without a protocol)
+    ev = _post_events(ctx)
+    late = (dpost > 28)[None, :]
+    for name, col in (("gcsf", "gcsf"), ("ivig", "ivig")):
+        m = ev[name]
+        given = (m > 0) & alive_p if m is not None else np.zeros_like(alive_p)
+        out[f"{col}_given"] = given.any(axis=1).astype(np.int8)
+        out[f"{col}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
     return out
 
 
