@@ -719,11 +719,12 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["siltuximab_given"] = (((silt > 0) & alive_p).any(axis=1) if silt is not None
                                else np.zeros(n, dtype=bool)).astype(np.int8)
     # haemodynamic and respiratory support over the follow-up (papers count it among the
-    # patients with CRS): fluid boluses as the protocol recorded them, else the hypotension
-    # the reference haemodynamic rule answers with fluids
+    # patients with CRS): fluid boluses as the protocol recorded them (none recorded: none
+    # given), without a protocol the hypotension the reference haemodynamic rule answers
     flags = support_flags(features)
     fluids = ev["fluid_bolus_ml"]
-    fluid_day = (fluids > 0) if fluids is not None else hyp
+    fluid_day = (fluids > 0) if fluids is not None else (
+        np.zeros_like(hyp) if ctx.protocol_grades else hyp)
     vaso_day = (n_vp > 0) | vpn
     out["hypotension_treated"] = ((fluid_day | vaso_day) & alive_p).any(axis=1).astype(np.int8)
     out["vasopressors_given"] = (vaso_day & alive_p).any(axis=1).astype(np.int8)
@@ -764,11 +765,11 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     # supportive care the protocol gave for cytopenias and low IgG (0 without a protocol)
     ev = _post_events(ctx)
     late = (dpost > 28)[None, :]
-    for name, col in (("gcsf", "gcsf"), ("ivig", "ivig")):
+    for name in ("gcsf", "ivig"):
         m = ev[name]
         given = (m > 0) & alive_p if m is not None else np.zeros_like(alive_p)
-        out[f"{col}_given"] = given.any(axis=1).astype(np.int8)
-        out[f"{col}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
+        out[f"{name}_given"] = given.any(axis=1).astype(np.int8)
+        out[f"{name}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
     return out
 
 
