@@ -28,7 +28,7 @@ test: $(STAMP)
 
 # Every claim of the two source reviews as a paired virtual experiment → docs/claims.md
 claims: $(STAMP)
-	nice $(BIN)/cartsim claims --out claims_out --doc docs/claims.md
+	nice $(BIN)/cartsim claims --out claims_out --doc docs/claims.md --examples examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cohort.py

@@ -320,3 +320,44 @@ def test_parameter_set_option_is_validated_and_put_in_force(
     r = CliRunner().invoke(app, ["claims", "--parameter-set", "none", "--only", "Z9",
                                  "--out", str(out)])
     assert r.exit_code == 2 and psets.active() is None
+
+
+def test_examples_section_from_results_without_simulating(tmp_path: Path) -> None:
+    """The example specs' section of claims.md/json: one row per arm, a landmark the follow-up
+    does not reach shown as '–'."""
+    from cartsim.claims.examples import ExampleArm, ExampleResult
+    from cartsim.claims.report import write_outputs
+
+    fl = ExampleResult("zuma5_fl", "examples/zuma5_fl.toml", "fl", 730, [ExampleArm(
+        "axi_cel", 124, {"response": E(92.0, 86.0, 95.5), "PFS 12 mo": E(80.0, 72.0, 86.0)})])
+    short = ExampleResult("short", "x.toml", "b-all", 90, [ExampleArm(
+        "a", 10, {"response": E(80.0, 49.0, 94.3)})])
+    paths = write_outputs([], tmp_path, "cartsim claims --out X", {"patients": 124},
+                          examples=[fl, short])
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "## The example specs" in md
+    assert "| zuma5_fl (fl, 730 d) | axi_cel | 124 | 92.0% (86.0–95.5) |" in md
+    assert "80.0% (72.0–86.0)" in md
+    row = next(line for line in md.splitlines() if line.startswith("| short"))
+    assert row.count("–") >= 6  # CR, EFS, OS, CRS, ICANS, relapse not measured
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert doc["examples"][0]["arms"][0]["response"] == 92.0
+
+
+def test_example_spec_runs_at_the_claims_size(tmp_path: Path) -> None:
+    """An example spec runs as it ships but at the requested size, every arm summarised with
+    its own survival endpoint (PFS for follicular lymphoma); a bad directory is named."""
+    from cartsim.claims.examples import example_paths, run_example
+    from cartsim.errors import InvalidInputError
+
+    root = Path(__file__).resolve().parents[2]
+    res = run_example(root / "examples" / "zuma5_fl.toml", patients=3)
+    assert res.disease == "fl" and res.follow_up_days == 730
+    assert [a.n for a in res.arms] == [3]
+    vals = res.arms[0].values
+    assert {"response", "CR", "PFS 12 mo", "OS 12 mo", "CRS ≥ 3"} <= set(vals)
+    assert 0.0 <= vals["response"].value <= 100.0
+    with pytest.raises(InvalidInputError, match="--examples"):
+        example_paths(tmp_path / "missing")
+    with pytest.raises(InvalidInputError, match="--examples"):
+        example_paths(tmp_path)  # exists, holds no spec

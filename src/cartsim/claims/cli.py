@@ -42,6 +42,9 @@ def claims_command(
     workers: Annotated[int | None, typer.Option(
         help="worker processes simulating the experiments' arms in parallel (default: the "
              "CPU count, at most 8; the numbers do not depend on it)")] = None,
+    examples: Annotated[Path | None, typer.Option(
+        help="also run every trial spec in this directory (e.g. examples) at --patients per "
+             "arm and add their headline endpoints to the document")] = None,
 ) -> None:
     """Test every claim of the two source reviews by a paired virtual experiment."""
     try:
@@ -50,7 +53,7 @@ def claims_command(
         # validated before any work; in force here and in the worker processes (ENV_VAR)
         select(parameter_set)
         _run(out, patients, seed, only, claims_file, doc,
-             workers if workers is not None else default_workers())
+             workers if workers is not None else default_workers(), examples)
     except CartsimError as e:
         from rich.markup import escape
 
@@ -59,7 +62,8 @@ def claims_command(
 
 
 def _run(out: Path, patients: int, seed: int | None, only: str | None,
-         claims_file: Path | None, doc: Path | None, workers: int = 1) -> None:
+         claims_file: Path | None, doc: Path | None, workers: int = 1,
+         examples: Path | None = None) -> None:
     import cartsim
     from cartsim.atomic import check_output_dir
     from cartsim.claims.report import counts, write_outputs
@@ -68,6 +72,10 @@ def _run(out: Path, patients: int, seed: int | None, only: str | None,
 
     check_output_dir(out)
     claims = load_claims(claims_file)
+    if examples is not None:
+        from cartsim.claims.examples import example_paths
+
+        example_paths(examples)  # a bad directory fails before any simulation
     if only:
         want = [w.strip() for w in only.split(",") if w.strip()]
         known = {c.id for c in claims} | {c.key for c in claims}
@@ -85,13 +93,18 @@ def _run(out: Path, patients: int, seed: int | None, only: str | None,
         console.print(f"simulating the experiments' arms in {workers} worker processes",
                       highlight=False)
     results = run_claims(claims, patients=patients, seed=seed, progress=tick, workers=workers)
+    example_results = None
+    if examples is not None:
+        from cartsim.claims.examples import run_examples
+
+        example_results = run_examples(examples, patients, seed, progress=tick)
     command = "cartsim " + " ".join(sys.argv[1:]) if sys.argv and "claims" in sys.argv \
         else f"cartsim claims --patients {patients} --out {out}"
     from cartsim.parameter_sets import describe
 
     meta = {"version": cartsim.__version__, "commit": _commit(), "patients": patients,
             "seed": seed, "parameter_set": describe(), "seconds": time.perf_counter() - t0}
-    paths = write_outputs(results, out, command, meta, doc)
+    paths = write_outputs(results, out, command, meta, doc, examples=example_results)
     c = counts(results)
     console.print(", ".join(f"{k}: {v}" for k, v in c["rows"].items()) + f" (of {c['n_rows']})")
     from cartsim.provenance import parameter_set_status

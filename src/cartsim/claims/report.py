@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from cartsim.atomic import write_text_atomic
+from cartsim.claims.examples import ExampleResult
+from cartsim.claims.examples import markdown as examples_markdown
 from cartsim.claims.measure import VERDICTS
 from cartsim.claims.run import ClaimResult
 from cartsim.claims.schema import SEED_IDS
@@ -52,7 +54,8 @@ def _cell(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(results: list[ClaimResult], command: str, meta: dict[str, Any]) -> str:
+def markdown(results: list[ClaimResult], command: str, meta: dict[str, Any],
+             examples: list[ExampleResult] | None = None) -> str:
     c = counts(results)
     recs = [r.record() for r in results]
     buf = io.StringIO()
@@ -87,11 +90,14 @@ def markdown(results: list[ClaimResult], command: str, meta: dict[str, Any]) -> 
             r["published"] or "–", r["simulated"] or "–", r["verdict"], r["reason"])) + " |\n")
     w("\nArm overrides of each experiment are in claims.csv (`arms` column) and in the claims "
       "file.\n")
+    if examples:
+        w(examples_markdown(examples))
     return buf.getvalue()
 
 
 def write_outputs(results: list[ClaimResult], out: Path, command: str,
-                  meta: dict[str, Any], doc: Path | None = None) -> dict[str, Path]:
+                  meta: dict[str, Any], doc: Path | None = None,
+                  examples: list[ExampleResult] | None = None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     recs = [r.record() for r in results]
     df = pd.DataFrame(recs, columns=list(CSV_COLUMNS))
@@ -99,9 +105,10 @@ def write_outputs(results: list[ClaimResult], out: Path, command: str,
     paths = {"csv": out / "claims.csv", "json": out / "claims.json", "md": out / "claims.md"}
     write_text_atomic(paths["csv"], df.to_csv(index=False))
     write_text_atomic(paths["json"], json.dumps(
-        _finite({"command": command, **meta, "summary": counts(results), "claims": recs}),
+        _finite({"command": command, **meta, "summary": counts(results), "claims": recs,
+                 **({"examples": [e.record() for e in examples]} if examples else {})}),
         indent=1, default=str, allow_nan=False))
-    md = markdown(results, command, meta)
+    md = markdown(results, command, meta, examples)
     write_text_atomic(paths["md"], md)
     if doc is not None:
         write_text_atomic(doc, md)
