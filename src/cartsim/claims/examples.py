@@ -10,9 +10,7 @@ salvage drugs, HSCT consolidation, re-infusion, ...), and the claims above are t
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from cartsim.claims.measure import Estimate, arm_estimate
+from cartsim.claims.run import _simulate_arm
 from cartsim.claims.schema import Endpoint
 from cartsim.errors import InvalidInputError
 
@@ -75,7 +74,6 @@ def example_paths(directory: Path) -> list[Path]:
 def run_example(path: Path, patients: int, seed: int | None = None,
                 chunk_size: int = 250) -> ExampleResult:
     """Run one example spec at ``patients`` per arm and summarise every arm."""
-    from cartsim.trial.runner import run_trial
     from cartsim.trial.spec import load_spec, validate_spec
 
     load_spec(path)  # the file's own errors first, named by its path
@@ -85,16 +83,11 @@ def run_example(path: Path, patients: int, seed: int | None = None,
         raw["seed"] = seed
     spec = validate_spec(raw, f"example {path}", base_dir=path.parent)
     surv = "efs" if spec.population.disease == "b-all" else "pfs"
-    t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="cartsim-example-"))
-    try:
-        res = run_trial(spec, tmp / "trial", chunk_size=max(1, min(chunk_size, patients)),
-                        report=False)
-        patients_df = res.patients
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="cartsim-example-") as tmp:
+        # the claims' own one-trial runner (a temporary trial directory, removed after)
+        patients_df, seconds = _simulate_arm(spec, str(Path(tmp) / "trial"), chunk_size)
     out = ExampleResult(path.stem, str(path), spec.population.disease, spec.follow_up_days,
-                        seconds=time.perf_counter() - t0)
+                        seconds=seconds)
     for name, df in patients_df.groupby("arm", sort=False):
         arm = ExampleArm(str(name), len(df))
         for label, ep in COLUMNS:
