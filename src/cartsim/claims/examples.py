@@ -23,8 +23,9 @@ from cartsim.claims.run import _simulate_arm
 from cartsim.claims.schema import Endpoint
 from cartsim.errors import InvalidInputError
 
-#: the landmark of the survival columns (days)
-LANDMARK_DAYS = 365.25
+#: the landmark of the survival columns (days). Event and censoring days are whole days, so
+#: S(365) = S(365.25); 365 lets a spec followed for exactly 365 days show its 12-month figures.
+LANDMARK_DAYS = 365.0
 #: (column label, endpoint) per arm; ``{surv}`` is EFS for B-ALL, PFS for the lymphomas
 COLUMNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("response", {"kind": "rate", "expr": "responder == 1"}),
