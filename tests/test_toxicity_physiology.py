@@ -364,3 +364,33 @@ def test_without_myeloid_tolerance_the_model_before_it_comes_back() -> None:
     d_my, d_tol = _myeloid_and_tolerance_rates(0.0, off)
     assert d_tol == 0.0
     assert d_my == _myeloid_and_tolerance_rates(0.0, {"k_my_tol": 0.3})[0]
+
+
+def test_spo2_readout_reaches_ventilation_and_the_old_shape_comes_back() -> None:
+    """Session 16: the room-air SpO₂ readout (issue 14, severe CRS). Its old shape (24-point
+    ceiling, Hill 3, K_ox 2) had a 74 % floor, so the default ladder's BiPAP and ventilation
+    rungs (SpO₂ < 74 and < 68 %) were unreachable; the new one reaches them at high endothelial
+    activation only, falls monotonically, and gives the old curve back with the old values."""
+    from cartsim.clinic.crs import DEVICE_CODE
+    from cartsim.clinic.protocol import load_protocol
+    from cartsim.model.parameters import PARAMS
+    from cartsim.model.readouts import SPO2_BASE_PCT, spo2_fall
+
+    en = np.linspace(0.0, 8.0, 401)
+    one = np.ones_like(en)
+    new = SPO2_BASE_PCT - spo2_fall(en, PARAMS["spo2_drop_max"].default * one,
+                                    PARAMS["spo2_hill"].default * one,
+                                    PARAMS["K_ox"].default * one)
+    old = SPO2_BASE_PCT - spo2_fall(en, 24.0 * one, 3.0 * one, 2.0 * one)
+    np.testing.assert_array_equal(old, SPO2_BASE_PCT - 24.0 * en**3 / (en**3 + 2.0**3))
+    assert np.all(np.diff(new) <= 0) and np.all(np.diff(old) <= 0)
+    assert old.min() > 74.0 and new.min() < 50.0
+    policy = load_protocol("default")
+    dev_new = policy.oxygen_device(new, 30.0 * one)
+    dev_old = policy.oxygen_device(old, 30.0 * one)
+    vent = DEVICE_CODE["mechanical_ventilation"]
+    assert not (dev_old >= DEVICE_CODE["bipap"]).any()
+    assert (dev_new == vent).any()
+    # mild activation (EN ≤ 1) needs no oxygen, as before; ventilation needs EN ≳ K_ox
+    assert (dev_new[en <= 1.0] == 0).all() and (dev_old[en <= 1.0] == 0).all()
+    assert en[np.argmax(dev_new == vent)] > PARAMS["K_ox"].default

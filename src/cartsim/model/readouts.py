@@ -49,8 +49,6 @@ READOUT_PARAMS = ParameterTable((
                   "pyrogenic weight of the IL-1 signal relative to IL-6"),
     ParameterSpec("spo2_base_pct", "%", 98.0, 90.0, 100.0, "normal room-air SpO₂",
                   "room-air SpO₂ without capillary leak"),
-    ParameterSpec("spo2_drop_max_pct", "%", 24.0, 1.0, 60.0, "assumed (to 74 % on room air)",
-                  "maximal leak-driven SpO₂ fall on room air"),
     ParameterSpec("ice_max", "points", 10.0, 10.0, 10.0, "ASTCT ICE score (Lee 2019)",
                   "ICE score scale; falls with encephalopathy as 10·(1 − E²/(E² + 1))"),
     ParameterSpec("mono_per_anc", "–", 0.1, 0.0, 1.0, "assumed",
@@ -81,7 +79,6 @@ TEMP_RISE_MAX_C = _R["temp_rise_max_c"]
 W_IFNG_FEVER = _R["w_ifng_fever"]
 W_IL1_FEVER = _R["w_il1_fever"]
 SPO2_BASE_PCT = _R["spo2_base_pct"]
-SPO2_DROP_MAX_PCT = _R["spo2_drop_max_pct"]
 ICE_MAX = _R["ice_max"]
 MONO_PER_ANC = _R["mono_per_anc"]
 MONO_BASE_PER_UL = _R["mono_base_per_ul"]
@@ -89,6 +86,17 @@ MONO_BASE_PER_UL = _R["mono_base_per_ul"]
 
 def _clone_field(p: np.ndarray, clone: int, field: int) -> np.ndarray:
     return p[:, N_PARAMS_BASE + clone * len(C) + field]
+
+
+def spo2_fall(en: np.ndarray, drop_max: np.ndarray, hill: np.ndarray,
+              k_ox: np.ndarray) -> np.ndarray:
+    """Room-air SpO₂ fall (points) at endothelial activation ``en``:
+    drop_max · en^h / (en^h + K_ox^h). Exponent 3 is computed as en·en·en, as before the
+    exponent became a parameter, so the old shape comes back bit for bit."""
+    three = hill == 3.0
+    en_h = np.where(three, en**3, en ** np.where(three, 1.0, hill))
+    k_h = np.where(three, k_ox**3, k_ox ** np.where(three, 1.0, hill))
+    return drop_max * en_h / (en_h + k_h)
 
 
 def cart_blood(y: np.ndarray) -> np.ndarray:
@@ -132,7 +140,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     temp = TEMP_BASE_C + TEMP_RISE_MAX_C * x2 / (1.0 + x2)
     en = np.maximum(y[:, S.EN], 0.0)
     map_ = p[:, P.map0] * (1.0 - p[:, P.map_drop] * en**2 / (en**2 + p[:, P.K_map] ** 2))
-    spo2 = SPO2_BASE_PCT - SPO2_DROP_MAX_PCT * en**3 / (en**3 + p[:, P.K_ox] ** 3)
+    spo2 = SPO2_BASE_PCT - spo2_fall(en, p[:, P.spo2_drop_max], p[:, P.spo2_hill], p[:, P.K_ox])
     enc = np.maximum(y[:, S.ENC], 0.0)
     ice = np.rint(ICE_MAX * (1.0 - enc**2 / (enc**2 + 1.0)))
     nfl = np.maximum(y[:, S.NFL], 0.0)

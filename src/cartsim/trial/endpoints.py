@@ -314,7 +314,9 @@ TOXICITY_PARAMS = ParameterTable((
                   "no-protocol arms: SpO2 below which low-flow oxygen is given"),
     ParameterSpec("spo2_face_mask_pct", "%", 88.0, 50.0, 100.0, "assumed SpO2 ladder",
                   "no-protocol arms: SpO2 below which a face mask is used"),
-    ParameterSpec("spo2_ventilation_pct", "%", 80.0, 50.0, 100.0, "assumed SpO2 ladder",
+    ParameterSpec("spo2_ventilation_pct", "%", 68.0, 40.0, 100.0,
+                  "assumed SpO2 ladder (the default protocol's: beyond a 24-point deficit "
+                  "below its 92 % target; 80 % while the readout's floor was 74 %)",
                   "no-protocol arms: SpO2 below which mechanical ventilation is used"),
     ParameterSpec("norepinephrine_ug_min_per_mmhg", "µg/min per mmHg", 1.0, 0.0, 10.0,
                   "assumed: the 20 µg/min 'high dose' of Penn/Lee/CARTOX (§1.6) is reached at "

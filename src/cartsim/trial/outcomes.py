@@ -138,11 +138,11 @@ DEATH_PARAMS = ParameterTable((
     ParameterSpec("toxicity_map_fraction", "× baseline MAP", 0.4, 0.1, 1.0,
                   "assumed (refractory shock, beyond the MAP of grade-4 support)",
                   "MAP below this fraction of the age-normal baseline counts as collapse"),
-    ParameterSpec("toxicity_spo2_pct", "%", 76.0, 50.0, 95.0,
+    ParameterSpec("toxicity_spo2_pct", "%", 50.0, 40.0, 95.0,
                   "assumed (refractory hypoxaemia: room-air SpO2 within 2 points of the "
-                  "readout's floor, maximal capillary leak, stands for hypoxaemia that "
-                  "high-flow oxygen does not correct; at 80 % a quarter of high-burden "
-                  "children died of hypoxia that oxygen treats)",
+                  "readout's floor, 48 %, maximal capillary leak, stands for hypoxaemia that "
+                  "ventilation does not correct; 76 % with the old 74 % floor; at 80 % a "
+                  "quarter of high-burden children died of hypoxia that oxygen treats)",
                   "SpO2 on room air below which oxygenation counts as collapsed"),
     ParameterSpec("toxicity_days", "d", 2.0, 1.0, 30.0, "assumed",
                   "consecutive days of collapse before toxicity death"),
