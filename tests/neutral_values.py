@@ -100,6 +100,13 @@ SPO2_S15 = {"K_ox": 2.0, "spo2_drop_max": 24.0, "spo2_hill": 3.0}
 ALL_OFF = {**SPO2_S15, **ALL_OFF}
 SESSION5_OFF = {**SPO2_S15, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SPO2_S15, **SESSION8_FIXES_OFF}
+#: Session 16 (issue 14, IgG replacement): baseline IgG spread and the adult B-cell-independent
+#: IgG share (population.py igg0_sd_log, igg_llpc_adult); at these values every patient has
+#: IgG0 = igg0 and the share IgG_llpc, as in every reference written before session 16.
+IGG_S15 = {"igg0_sd_log": 0.0, "igg_llpc_adult": 0.5}
+ALL_OFF = {**IGG_S15, **ALL_OFF}
+SESSION5_OFF = {**IGG_S15, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**IGG_S15, **SESSION8_FIXES_OFF}
 
 def reference_cohort():  # type: ignore[no-untyped-def]
     """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):
@@ -125,7 +132,7 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
 
     ref = np.load(reference)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
-                   overrides={**SPO2_S15, **(overrides or {})})
+                   overrides={**SPO2_S15, **IGG_S15, **(overrides or {})})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:

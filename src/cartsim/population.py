@@ -147,6 +147,26 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("cd20_fl", "relative to LBCL", 1.0, 0.0, 10.0,
                   "assumed: FL is CD20-bright (anti-CD20 antibodies are first-line therapy)",
                   "tumour CD20 density in FL"),
+    # ---- serum IgG: baseline spread and the age of the B-cell-independent share (session 16)
+    ParameterSpec("igg0_sd_log", "SD log", 0.35, 0.0, 2.0,
+                  "assumed spread; pre-CAR-T IgG is low and wide in heavily pretreated "
+                  "patients (579 adults: 60 % ≤ 600 mg/dL, mean 587; J Allergy Clin Immunol "
+                  "2024, PubMed 39505278); 0 = every patient at igg0 (before session 16)",
+                  "log-normal SD of the patient's baseline IgG around igg0 (keyed stream "
+                  "'igg0')"),
+    ParameterSpec("igg_llpc_adult", "–", 0.8, 0.0, 1.0,
+                  "adults keep their long-lived plasma cells (CD19-negative) under CD19 CAR-T: "
+                  "total IgG −17.5 % at 12 months in 39 adults in durable CR with B-cell "
+                  "aplasia (Walti 2019 Blood Adv 3:3590); children, whose humoral memory is "
+                  "still being built, keep IgG_llpc (≈ half; their IgG replacement is "
+                  "routine); = IgG_llpc (0.5) gives the model before session 16",
+                  "B-cell-independent share of IgG from age igg_llpc_adult_age_y: IgG_llpc "
+                  "below igg_llpc_child_age_y, linear between (patient's IIV kept, capped at 1)"),
+    ParameterSpec("igg_llpc_child_age_y", "y", 15.0, 0.0, 100.0,
+                  "assumed (humoral memory accumulates through childhood and adolescence)",
+                  "age up to which the B-cell-independent IgG share is IgG_llpc"),
+    ParameterSpec("igg_llpc_adult_age_y", "y", 25.0, 0.0, 100.0,
+                  "assumed", "age from which the B-cell-independent IgG share is igg_llpc_adult"),
     # ---- CD28 co-stimulation multipliers (cartsim.products.COSTIM_EFFECTS)
     *CD28_PARAMS,
 ))
@@ -324,6 +344,18 @@ def build(
     p[:, P.body_scale] = w / p[:, P.ref_weight_kg]
     p[:, P.b_prog_out0] = PARAMS["b_prog_out0"].default
     p[:, P.igg0] = PARAMS["igg0"].default
+    if variability and _Q["igg0_sd_log"] > 0:
+        p[:, P.igg0] *= np.exp(_Q["igg0_sd_log"]
+                               * standard_normals(seed, cohort.patient_id, "igg0"))
+    # B-cell-independent IgG share rises from IgG_llpc (children) to igg_llpc_adult (adults)
+    a0, a1 = _Q["igg_llpc_child_age_y"], _Q["igg_llpc_adult_age_y"]
+    ramp = np.clip((cohort.age_y - a0) / max(a1 - a0, 1e-9), 0.0, 1.0)
+    child = PARAMS["IgG_llpc"].default if pset is None else pset.apply(PARAMS["IgG_llpc"]).default
+    if overrides and "IgG_llpc" in overrides:
+        child = float(overrides["IgG_llpc"])
+    if child > 0 and _Q["igg_llpc_adult"] != child:
+        p[:, P.IgG_llpc] *= 1.0 + (_Q["igg_llpc_adult"] / child - 1.0) * ramp
+        p[:, P.IgG_llpc] = np.minimum(p[:, P.IgG_llpc], 1.0)
     p[:, P.anc0] = cohort.anc0
     p[:, P.plt0] = cohort.plt0
     p[:, P.hb0] = cohort.hb0
