@@ -192,6 +192,25 @@ def test_refractory_crs_gets_anakinra_and_ivig_gcsf() -> None:
     assert not a["gcsf"][0]  # before day 14
 
 
+def test_refractory_icans_alone_gets_anakinra_by_default_but_no_siltuximab_in_the_ctl019_era(
+) -> None:
+    """Session 16: the CTL019-era refractory agent (siltuximab) is for CRS refractory to
+    tocilizumab and steroids only; the default (anakinra) also treats steroid-refractory ICANS.
+    An afebrile patient with life-threatening encephalopathy (ICE 0, unarousable) for 6 days."""
+    obs = _obs(temperature_c=37.0, ice_score=0.0, consciousness=3.0, age_y=16.0, weight_kg=50.0)
+    for name, key in (("default", "anakinra_mg"), ("penn_ctl019", "siltuximab_mg")):
+        policy = load_protocol(name)
+        state = policy.initial_state(1)
+        given, steroids = 0.0, 0
+        for day in range(6):
+            actions, state = policy.decide(day, obs, state)
+            given += actions[key][0]
+            steroids += int(actions["methylprednisolone_mg"][0] > 0
+                            or actions["dexamethasone_mg"][0] > 0)
+        assert steroids >= 3, name     # both treat the grade-4 event with steroids first
+        assert (given > 0) == (name == "default"), name
+
+
 def test_decide_does_not_mutate_state() -> None:
     policy = load_protocol("default")
     state = policy.initial_state(3)

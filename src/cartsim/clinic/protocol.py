@@ -144,6 +144,9 @@ class RefractoryConfig(_Model):
     agent: Literal["anakinra", "siltuximab", "none"] = "anakinra"
     crs_grade_at_least: int = Field(3, ge=1, le=4)
     icans_grade_at_least: int = Field(3, ge=1, le=4)
+    # whether the agent is also given for steroid-refractory ICANS (anakinra: yes, ASCO/ASTCT;
+    # siltuximab in the CTL019 era: for refractory CRS only)
+    treat_icans: bool = True
     after_steroid_days: int = Field(2, ge=0, le=14)
     anakinra_mg_per_kg_day: float = Field(8.0, gt=0, le=10)
     anakinra_max_mg_day: float = Field(400.0, gt=0, le=1000)
@@ -730,7 +733,7 @@ class Policy:
         long_steroids = st.steroid_days > r.after_steroid_days
         crs_ref = (crs_grade >= r.crs_grade_at_least) & long_steroids & (
             (st.toci_count >= 2) | toci_unavailable)
-        icans_ref = (icans_grade >= r.icans_grade_at_least) & long_steroids
+        icans_ref = (icans_grade >= r.icans_grade_at_least) & long_steroids & r.treat_icans
         refractory = alive & (crs_ref | icans_ref)
         if r.agent == "anakinra":
             dose = np.minimum(r.anakinra_mg_per_kg_day * weight, r.anakinra_max_mg_day)
