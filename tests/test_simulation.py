@@ -77,6 +77,26 @@ def test_cd28_earlier_higher_shorter_than_41bb() -> None:
     assert b[200] < a[200]
 
 
+def test_cd28_overload_exhaustion_multiplier_acts_on_cd28_only_and_1_is_neutral() -> None:
+    """Session 16: cd28_ex_overload_x multiplies the antigen-overload exhaustion of CD28
+    products only; at 1 (default) the trajectory is the one without it, bit for bit."""
+    cd28 = get_product("axi-cel")
+    weak = {"rho_max": 0.8}   # a product of low fitness, which meets a 90 % marrow outnumbered
+    base = _one(blasts=90.0, product=cd28, days=60, overrides=weak)
+    same = _one(blasts=90.0, product=cd28, days=60,
+                overrides={**weak, "cd28_ex_overload_x": 1.0})
+    assert base["cart_cells_per_ul"].equals(same["cart_cells_per_ul"])
+    strong = _one(blasts=90.0, product=cd28, days=60,
+                  overrides={**weak, "cd28_ex_overload_x": 4.0})
+    # overloaded CD28 CAR-T exhaust before they clear the marrow: lower peak, blasts remain
+    assert strong["cart_cells_per_ul"].max() < 0.9 * base["cart_cells_per_ul"].max()
+    assert base["marrow_blast_pct"][28] < 1.0 < 5.0 < strong["marrow_blast_pct"][28]
+    tisa = _one(blasts=90.0, days=60, overrides=weak)["cart_cells_per_ul"]
+    tisa4 = _one(blasts=90.0, days=60,
+                 overrides={**weak, "cd28_ex_overload_x": 4.0})["cart_cells_per_ul"]
+    assert tisa.equals(tisa4)                   # a 4-1BB product does not read it
+
+
 def test_preexisting_cd19_negative_subclone_relapses_cd19_negative() -> None:
     # 1 % CD19-negative at baseline: since body-size scaling (model/body.py) this 30-kg child is
     # stimulated like a 70-kg adult, and bystander kill by persisting CAR-T holds a 0.1 %

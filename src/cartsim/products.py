@@ -54,6 +54,15 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),
+    ParameterSpec("cd28_ex_overload_x", "× ex_overload", 1.0, 0.0, 20.0,
+                  "direction: CD28 signalling under strong or chronic antigen drives "
+                  "exhaustion and activation-induced death, 4-1BB protects (Long 2015 Nat Med "
+                  "21:581; Kawalekar 2016 Immunity 44:380); size not set (1 = no CD28 "
+                  "difference, the model before session 16): probed in session 16 (×3–4 brings "
+                  "the CD28 B-ALL CR rows of NCI CD19-28z and ZUMA-4 near the papers but costs "
+                  "ZUMA-1's ORR 8–10 points; docs/validation.md 'Session 16'), a calibration "
+                  "dimension", "CD28 co-stimulation: multiplier of the antigen-overload "
+                  "exhaustion (ex_overload)"),
 )
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {
     "4-1BB": {},
