@@ -87,6 +87,8 @@ def validate_command(
     if rows:
         print_rows(res.table)
     print_summary(res.summary)
+    if "headline" in res.summary:
+        print_headline(res.summary["headline"])
     from cartsim.provenance import parameter_set_status
 
     console.print(f"parameter set: {parameter_set_status()}", highlight=False, soft_wrap=True)
@@ -165,3 +167,21 @@ def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
     Console().print(f"cmp = compared rows; unmp = unmapped; also {o['baseline']} baseline "
                     f"(input) and {o['unexpressible']} unexpressible rows. validation.csv gives "
                     "every row's reason.", soft_wrap=True)
+
+
+def print_headline(h: dict) -> None:  # type: ignore[type-arg]
+    """The headline endpoints (validate/headline.toml), one line each."""
+    from rich import box
+
+    table = Table(title=f"headline endpoints: {h['passing']} of {h['judged']} judged pass",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("endpoint", "line", "published", "simulated", "verdict"):
+        table.add_column(c, justify="left" if c in ("endpoint", "verdict") else "right",
+                         no_wrap=True)
+    for r in h["rows"]:
+        pub = "–" if r.get("published") is None else _num(r["published"])
+        if r.get("published") is not None:
+            pub += _ci(r.get("published_ci_low"), r.get("published_ci_high"))
+        sim = "–" if r.get("simulated") is None else _num(r["simulated"])
+        table.add_row(r["label"], str(r.get("line", "–")), pub, sim, r["verdict"])
+    Console().print(table)

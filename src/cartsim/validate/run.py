@@ -28,6 +28,7 @@ from cartsim.errors import InvalidInputError
 from cartsim.provenance import parameter_set_status
 from cartsim.trial.spec import TrialSpec, load_spec
 from cartsim.validate.compute import Simulated, simulate_row, unmapped
+from cartsim.validate.headline import headline_summary
 from cartsim.validate.library import (
     Library,
     LibraryError,
@@ -466,6 +467,7 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
                     for k, r in runs.items()},
         "row_errors": [str(e) for e in errors],
         **summarise(table),
+        "headline": headline_summary(table),
     }
     write_text_atomic(out / "validation.csv", table.to_csv(index=False, lineterminator="\n",
                                                            float_format="%.6g"))
