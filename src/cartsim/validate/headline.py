@@ -52,6 +52,17 @@ def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
 
 
+def select(table: pd.DataFrame, h: HeadlineRow, subgroup_column: str = "subgroup") -> Any:
+    """Boolean mask of the rows of ``table`` (a validation table, or the targets file with
+    ``subgroup_column="arm_or_subgroup"``) that the headline entry ``h`` names."""
+    m = (table["study"] == h.study) & (table["endpoint"] == h.endpoint)
+    if h.timepoint is not None:
+        m &= table["timepoint"].fillna("") == h.timepoint
+    if h.arm_or_subgroup is not None:
+        m &= table[subgroup_column].fillna("") == h.arm_or_subgroup
+    return m
+
+
 def headline_summary(table: pd.DataFrame, rows: list[HeadlineRow] | None = None
                      ) -> dict[str, Any]:
     """Each headline entry's published and simulated value and verdict: ``pass``, ``fail``,
@@ -61,12 +72,7 @@ def headline_summary(table: pd.DataFrame, rows: list[HeadlineRow] | None = None
     rows = load_headline() if rows is None else rows
     items = []
     for h in rows:
-        m = (table["study"] == h.study) & (table["endpoint"] == h.endpoint)
-        if h.timepoint is not None:
-            m &= table["timepoint"].fillna("") == h.timepoint
-        if h.arm_or_subgroup is not None:
-            m &= table["subgroup"].fillna("") == h.arm_or_subgroup
-        hit = table[m]
+        hit = table[select(table, h)]
         item: dict[str, Any] = {"label": h.label, "study": h.study, "endpoint": h.endpoint}
         if hit.empty:
             item["verdict"] = "not found"
