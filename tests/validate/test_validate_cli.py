@@ -76,6 +76,11 @@ def test_outputs(runs: tuple[Path, Path, str], targets: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 2  # forest plot + KM with landmarks
     assert "not calibrated to clinical trial outcomes" in html
+    # the headline endpoints: every entry reported (found or not), in the CLI and the report
+    from cartsim.validate.headline import load_headline
+
+    assert s["headline"]["entries"] == len(load_headline())
+    assert "headline endpoints" in output and "Headline endpoints" in html
 
 
 def test_rerun_is_identical(runs: tuple[Path, Path, str]) -> None:

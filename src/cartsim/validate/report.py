@@ -131,6 +131,20 @@ def build_report(res: ValidationResult) -> str:
     if s["row_errors"]:
         parts += ["<h2>Invalid targets rows</h2><pre>"
                   + html.escape("\n".join(s["row_errors"])) + "</pre>"]
+    if s.get("headline"):
+        h = s["headline"]
+        ht = pd.DataFrame([{"endpoint": r["label"], "line": r.get("line"),
+                            "published": r.get("published"),
+                            "published 95% CI": (
+                                f"{r['published_ci_low']:g}–{r['published_ci_high']:g}"
+                                if r.get("published_ci_low") is not None
+                                and r.get("published_ci_high") is not None else ""),
+                            "simulated": r.get("simulated"), "verdict": r["verdict"]}
+                           for r in h["rows"]])
+        parts += [f"<h2>Headline endpoints: {h['passing']} of {h['judged']} judged pass</h2>",
+                  "<p class='note'>CR/ORR, 12-month EFS/PFS, OS, CRS ≥ 3 and neurotoxicity "
+                  "≥ 3 on the paper's scale of ELIANA, ZUMA-1, ZUMA-4 and NCI CD19-28z "
+                  "(cartsim/validate/headline.toml).</p>", table_html(ht)]
     parts += ["<h2>Per study</h2>", table_html(_summary_table(s["per_study"], "study")),
               "<h2>Per disease</h2>", table_html(_summary_table(s["per_disease"], "disease")),
               "<h2>Per endpoint family</h2>",
