@@ -42,12 +42,14 @@ def test_verdicts_pass_fail_not_judged_not_compared_not_found() -> None:
     rows = [HeadlineRow("cr", "S", "CR"), HeadlineRow("os12", "S", "OS", "12 months"),
             HeadlineRow("efs median", "S", "EFS_median"),
             HeadlineRow("crs", "S", "CRS_grade_ge3"), HeadlineRow("pfs", "S", "PFS"),
-            HeadlineRow("cr in arm", "S", "CR", arm_or_subgroup="other arm")]
+            HeadlineRow("cr in arm", "S", "CR", arm_or_subgroup="other arm"),
+            HeadlineRow("other study", "T", "CR")]
     h = headline_summary(_table(), rows)
     got = {r["label"]: r["verdict"] for r in h["rows"]}
     assert got == {"cr": "pass", "os12": "fail", "efs median": "not judged",
-                   "crs": "not compared", "pfs": "not found", "cr in arm": "not found"}
-    assert (h["judged"], h["passing"], h["entries"]) == (2, 1, 6)
+                   "crs": "not compared", "pfs": "not found", "cr in arm": "not found",
+                   "other study": "not run"}
+    assert (h["judged"], h["passing"], h["entries"]) == (2, 1, 7)
     os12 = next(r for r in h["rows"] if r["label"] == "os12")
     assert (os12["line"], os12["published"], os12["simulated"]) == (3, 76.0, 50.0)
     crs = next(r for r in h["rows"] if r["label"] == "crs")

@@ -178,10 +178,16 @@ def print_headline(h: dict) -> None:  # type: ignore[type-arg]
     for c in ("endpoint", "line", "published", "simulated", "verdict"):
         table.add_column(c, justify="left" if c in ("endpoint", "verdict") else "right",
                          no_wrap=True)
-    for r in h["rows"]:
+    rows = [r for r in h["rows"] if r["verdict"] != "not run"]
+    if not rows:
+        return
+    for r in rows:
         pub = "–" if r.get("published") is None else _num(r["published"])
         if r.get("published") is not None:
             pub += _ci(r.get("published_ci_low"), r.get("published_ci_high"))
         sim = "–" if r.get("simulated") is None else _num(r["simulated"])
         table.add_row(r["label"], str(r.get("line", "–")), pub, sim, r["verdict"])
     Console().print(table)
+    skipped = len(h["rows"]) - len(rows)
+    if skipped:
+        Console().print(f"({skipped} headline endpoints of studies not run)")

@@ -67,13 +67,18 @@ def headline_summary(table: pd.DataFrame, rows: list[HeadlineRow] | None = None
                      ) -> dict[str, Any]:
     """Each headline entry's published and simulated value and verdict: ``pass``, ``fail``,
     ``not judged`` (compared but without a criterion), ``not compared`` (the row exists but was
-    not compared; the reason is in validation.csv) or ``not found`` (no targets row matches).
+    not compared; the reason is in validation.csv), ``not found`` (the study has rows, none
+    matches) or ``not run`` (the table has no row of the study: not selected).
     An entry that matches several compared rows takes the first (the targets file's order)."""
     rows = load_headline() if rows is None else rows
     items = []
     for h in rows:
         hit = table[select(table, h)]
         item: dict[str, Any] = {"label": h.label, "study": h.study, "endpoint": h.endpoint}
+        if not (table["study"] == h.study).any():
+            item["verdict"] = "not run"      # the study was not selected (--studies)
+            items.append(item)
+            continue
         if hit.empty:
             item["verdict"] = "not found"
             items.append(item)

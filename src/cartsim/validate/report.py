@@ -131,7 +131,7 @@ def build_report(res: ValidationResult) -> str:
     if s["row_errors"]:
         parts += ["<h2>Invalid targets rows</h2><pre>"
                   + html.escape("\n".join(s["row_errors"])) + "</pre>"]
-    if s.get("headline"):
+    if s.get("headline") and any(r["verdict"] != "not run" for r in s["headline"]["rows"]):
         h = s["headline"]
         ht = pd.DataFrame([{"endpoint": r["label"], "line": r.get("line"),
                             "published": r.get("published"),
@@ -140,7 +140,7 @@ def build_report(res: ValidationResult) -> str:
                                 if r.get("published_ci_low") is not None
                                 and r.get("published_ci_high") is not None else ""),
                             "simulated": r.get("simulated"), "verdict": r["verdict"]}
-                           for r in h["rows"]])
+                           for r in h["rows"] if r["verdict"] != "not run"])
         parts += [f"<h2>Headline endpoints: {h['passing']} of {h['judged']} judged pass</h2>",
                   "<p class='note'>CR/ORR, 12-month EFS/PFS, OS, CRS ≥ 3 and neurotoxicity "
                   "≥ 3 on the paper's scale of ELIANA, ZUMA-1, ZUMA-4 and NCI CD19-28z "
