@@ -110,6 +110,14 @@ ALL_OFF = {**IGG_S15, **ALL_OFF}
 MU_LOSS_S15 = {"mu_loss": 3e-13}
 SESSION5_OFF = {**IGG_S15, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**IGG_S15, **SESSION8_FIXES_OFF}
+#: Session 17 (issue 10, CD28 B-ALL non-response): the antigen-overload half-saturation
+#: 10 -> 1000 targets/effector (model/killing.py overload_ratio) and the CD28 multiplier
+#: 1 -> 10 (products.py cd28_ex_overload_x). The values every reference written before
+#: session 17 has; :func:`assert_gives_back` applies them under any overrides.
+OVERLOAD_S16 = {"overload_ratio": 10.0, "cd28_ex_overload_x": 1.0}
+ALL_OFF = {**OVERLOAD_S16, **ALL_OFF}
+SESSION5_OFF = {**OVERLOAD_S16, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**OVERLOAD_S16, **SESSION8_FIXES_OFF}
 
 def reference_cohort():  # type: ignore[no-untyped-def]
     """The 3-patient cohort of tests/data/core_trajectory_reference*.npz (tests/data/README.md):
@@ -135,7 +143,8 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
 
     ref = np.load(reference)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
-                   overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **(overrides or {})})
+                   overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
+                             **(overrides or {})})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:

@@ -146,7 +146,8 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
                tumour_volume_ml=np.geomspace(10, 300, n), dose=np.full(n, 75.0 * 2e6))
     peaks = {}
     for prod in ("axi-cel", "tisagenlecleucel"):
-        t = simulate(c, get_product(prod), days=21, seed=2, variability=False).trajectories
+        t = simulate(c, get_product(prod), days=21, seed=2, variability=False,
+                     overrides={"cd28_ex_overload_x": 1.0}).trajectories
         t = t[t["day"] >= 0]
         g = t.groupby("patient_id")
         peaks[prod] = (g["il6_pg_ml"].max().to_numpy(),
@@ -243,12 +244,15 @@ def test_an_older_patient_in_the_same_state_has_more_endothelial_activation_and_
 
 def test_a_cd28_product_peaks_earlier_than_a_4_1bb_product() -> None:
     """CD28 costimulation: faster, earlier expansion (Salter 2018 Sci Signal; Kawalekar 2016
-    Immunity) through COSTIM_EFFECTS — the CAR-T peak comes earlier and higher."""
+    Immunity) through COSTIM_EFFECTS — the CAR-T peak comes earlier and higher. (The
+    co-stimulation kinetics alone: the CD28 antigen-overload exhaustion of session 17,
+    tests/test_simulation.py, delays an overloaded CD28 expansion by about a day.)"""
     c = Cohort("b-all", weight_kg=np.array([40.0]), age_y=np.array([14.0]),
                marrow_blasts_pct=np.array([40.0]), dose=np.array([40.0e6]))
     peak = {}
     for prod in ("axi-cel", "tisagenlecleucel"):
-        t = simulate(c, get_product(prod), days=21, seed=2, variability=False).trajectories
+        t = simulate(c, get_product(prod), days=21, seed=2, variability=False,
+                     overrides={"cd28_ex_overload_x": 1.0}).trajectories
         t = t[t["day"] >= 0]
         i = t["cart_cells_per_ul"].idxmax()
         peak[prod] = (float(t.loc[i, "day"]), float(t.loc[i, "cart_cells_per_ul"]))

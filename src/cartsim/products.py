@@ -54,14 +54,18 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),
-    ParameterSpec("cd28_ex_overload_x", "× ex_overload", 1.0, 0.0, 20.0,
+    ParameterSpec("cd28_ex_overload_x", "× ex_overload", 10.0, 0.0, 100.0,
                   "direction: CD28 signalling under strong or chronic antigen drives "
                   "exhaustion and activation-induced death, 4-1BB protects (Long 2015 Nat Med "
-                  "21:581; Kawalekar 2016 Immunity 44:380); size not set (1 = no CD28 "
-                  "difference, the model before session 16): probed in session 16 (×3–4 brings "
-                  "the CD28 B-ALL CR rows of NCI CD19-28z and ZUMA-4 near the papers but costs "
-                  "ZUMA-1's ORR 8–10 points; docs/validation.md 'Session 16'), a calibration "
-                  "dimension", "CD28 co-stimulation: multiplier of the antigen-overload "
+                  "21:581; Kawalekar 2016 Immunity 44:380); CD28 B-ALL products reach fewer "
+                  "remissions than 4-1BB ones (NCI CD19-28z 67 %, ZUMA-4 71 % against ELIANA "
+                  "81 %). Size hand-chosen with overload_ratio (1000), session 17, against "
+                  "the NCI CD19-28z rows among the 18 calibration studies of the targets file "
+                  "(a 2-dimensional TPE fit, best 22.5 with overload_ratio 2814; 10 with 1000 lies on "
+                  "the same ridge, deviance 1097 -> 1024 and rows 158 -> 159 on the whole "
+                  "library; docs/validation.md 'Session 17'); 1 = no CD28 difference (the model "
+                  "before session 17; × 3–4 with overload_ratio 10 cost ZUMA-1's ORR, session "
+                  "16)", "CD28 co-stimulation: multiplier of the antigen-overload "
                   "exhaustion (ex_overload)"),
 )
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {

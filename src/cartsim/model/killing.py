@@ -61,8 +61,15 @@ PARAMS = (
        "0 = no overload term",
        "extra exhaustion (× k_ex·stim) when tumour targets per effector are far above "
        "overload_ratio", 0.0, "killing"),
-    _p("overload_ratio", "targets/effector", 10.0, 1e-3, 1e6,
-       "assumed (effector:target ratios below ~1:10 lose function in vitro)",
+    _p("overload_ratio", "targets/effector", 1000.0, 1e-3, 1e6,
+       "size hand-chosen with cd28_ex_overload_x, session 17: a 2-dimensional TPE fit "
+       "(`cartsim calibrate --space <cd28_ex_overload_x 1-30, overload_ratio 10-3000> "
+       "--budget 18 --patients 200`, the 18 calibration studies) found the objective low "
+       "along a ridge where only the far-overloaded start of a high-burden B-ALL expansion "
+       "exhausts (best 22.5 / 2814: deviance 610 -> 522, but its held-out check lost 4 rows); "
+       "1000 with 10 is the point of that ridge that gained rows on three validation seeds "
+       "(docs/validation.md 'Session 17'); direction: effector:target ratios far below 1:10 "
+       "lose function in vitro; 10 before session 17",
        "engaged tumour targets per site effector at which the overload exhaustion is half its "
        "maximum", 0.0, "killing"),
     _p("productive_stim", "–", 1.0, 0.0, 1.0,
