@@ -63,6 +63,24 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("lbcl_cart_access", "–", 0.5, 0.0, 1.0,
                   "assumed: lower CAR-T access in bulky nodes than in marrow",
                   "relative CAR-T access to the LBCL disease site (B-ALL: model default)"),
+    ParameterSpec("lbcl_shelter_frac", "fraction", 0.0, 0.0, 0.9,
+                  "off (session 18; a calibration dimension, space_lbcl_shelter.toml): "
+                  "PET-positive residual lesions after CAR-T (Lugano partial responses) are "
+                  "lesions the infusion reached poorly — bulky, necrotic, hypoxic or "
+                  "myeloid-suppressed masses (Scholler 2022 Nat Med 28:1872; Jain 2021 Blood "
+                  "137:2621). 0.1 with spread 1 and access 0.15 lowered ZUMA-1 CR 65.5 → 63 % "
+                  "(54) but lost held-out rows; a 20-evaluation fit found no gain on fresh "
+                  "patients (docs/validation.md 'Session 18'). 0 = no sheltered lesions",
+                  "LBCL: median share of the nodal disease in poorly reached lesions at "
+                  "infusion (held in the sanctuary compartment; MCL/FL and B-ALL unaffected)"),
+    ParameterSpec("lbcl_shelter_spread", "–", 0.0, 0.0, 3.0,
+                  "assumed size (session 18; used only when lbcl_shelter_frac > 0)",
+                  "LBCL: log-normal SD, between patients, of the sheltered share (keyed "
+                  "stream \"nodal_shelter\"; median-preserving, capped at 0.9)"),
+    ParameterSpec("lbcl_shelter_access", "× nodal access", 0.2, 0.0, 1.0,
+                  "assumed size (session 18; used only when lbcl_shelter_frac > 0)",
+                  "LBCL: CAR-T access to the sheltered lesions relative to the patient's "
+                  "nodal access"),
     ParameterSpec("max_blast_fraction", "fraction", 0.99, 0.5, 0.999,
                   "assumed (keeps the marrow tumour finite at 100 % blasts)",
                   "marrow blast fraction the initial tumour is capped at"),
@@ -361,6 +379,7 @@ def build(
     p[:, P.hb0] = cohort.hb0
     p[:, P.map0] = baseline_map(cohort.age_y)
     lbcl = cohort.disease in LYMPHOMAS  # the model's nodal site (LBCL, MCL, FL)
+    shelter: np.ndarray | None = None  # LBCL sheltered share (lbcl_shelter_frac)
     p[:, P.disease_lbcl] = 1.0 if lbcl else 0.0
     p[:, P.cart_access] = _Q["lbcl_cart_access"] if lbcl else PARAMS["cart_access"].default
     p[:, P.cns_disease] = cohort.cns_disease
@@ -386,6 +405,17 @@ def build(
                  else np.zeros(n))
         p[:, P.cart_access] = np.minimum(
             p[:, P.cart_access] * np.exp(p[:, P.access_spread] * z_acc), 1.0)
+        if _Q["lbcl_shelter_frac"] > 0.0:
+            # poorly reached lesions (Lugano partial responses): a patient-specific share of
+            # the nodal disease at infusion, held in the sanctuary compartment (its own
+            # growth and crowding, CAR-T access a fraction of the patient's nodal access, no
+            # bulk or host-immunity term), reseeding the reached nodes at cns_exit
+            z_sh = (standard_normals(seed, cohort.patient_id, "nodal_shelter") if variability
+                    else np.zeros(n))
+            shelter = np.minimum(_Q["lbcl_shelter_frac"]
+                                 * np.exp(_Q["lbcl_shelter_spread"] * z_sh), 0.9)
+            p[:, P.cns_access] = p[:, P.cart_access] * _Q["lbcl_shelter_access"]
+            p[:, P.cns_capacity] = np.maximum(p[:, P.cns_capacity], p[:, P.tumour_cap_cells])
     else:
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]
         if _Q["ball_growth_factor"] != 1.0:  # exactly the model before it at 1
@@ -455,14 +485,20 @@ def build(
         present = keyed_u("escape_present") < -np.expm1(-lam)
         fneg = np.where(present, fneg, 0.0)
     fsw = np.where(switched, p[:, P.switch_frac], 0.0)
-    y[:, S.T0] = tumour * (1.0 - fneg) * (1.0 - fsw)
-    y[:, S.T1] = tumour * fneg
-    y[:, S.T2] = tumour * (1.0 - fneg) * fsw
+    if shelter is not None:
+        tumour_site = tumour * (1.0 - shelter)
+    else:
+        tumour_site = tumour
+    y[:, S.T0] = tumour_site * (1.0 - fneg) * (1.0 - fsw)
+    y[:, S.T1] = tumour_site * fneg
+    y[:, S.T2] = tumour_site * (1.0 - fneg) * fsw
     # sanctuary (CNS/testis): occult seeding in proportion to the disease, plus overt disease
     # (LBCL: scaled down by lbcl_cns_seed_scale, occult CNS disease being rare in lymphoma)
     seed_frac = p[:, P.cns_seed_frac] * (p[:, P.lbcl_cns_seed_scale] if lbcl else 1.0)
-    y[:, S.TS] = (seed_frac * tumour * (1.0 - fneg)
+    y[:, S.TS] = (seed_frac * tumour_site * (1.0 - fneg)
                   + cohort.cns_disease * p[:, P.cns_overt_cells])
+    if shelter is not None:  # the sheltered lesions: the dominant (CD19-positive) clone
+        y[:, S.TS] += tumour - tumour_site
     y[:, S.N_T] = p[:, P.N0_frac] * p[:, P.K_N]
     out0 = p[:, P.b_prog_out0]
     y[:, S.B_out] = out0
