@@ -47,6 +47,10 @@ def validate_command(
     workers: Annotated[int | None, typer.Option(
         help="worker processes running whole studies in parallel (default: the CPU count, "
              "at most 8; the numbers do not depend on it)")] = None,
+    replicates: Annotated[int, typer.Option(
+        help="run the library on this many root seeds (the first: --seed or each spec's own; "
+             "then (seed or 0) + r x 1000003) into DIR/rep<r>/ and summarise the spread in "
+             "DIR/replicates.csv and replicates.json")] = 1,
 ) -> None:
     """Run the study library and compare each published figure with its simulated value:
     DIR/validation.csv, summary.json, report.html."""
@@ -55,10 +59,8 @@ def validate_command(
     n = DEFAULT_PATIENTS if patients is None else patients
     if studies:
         studies = [s.strip() for v in studies for s in v.split(",") if s.strip()]
-    try:
-        from cartsim.parameter_sets import select
 
-        select(parameter_set)
+    def run_one(where: Path, root_seed: int | None):  # type: ignore[no-untyped-def]
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("patients"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=console) as bar:
@@ -71,10 +73,33 @@ def validate_command(
             def progress(key: str, done: int, total: int) -> None:
                 bar.update(tasks[key], completed=done, total=total)
 
-            res = validate(targets, out, patients=n, studies=studies, specs=specs, seed=seed,
-                           chunk_size=chunk_size, report=report, progress=progress,
-                           on_start=on_start,
-                           workers=workers if workers is not None else default_workers())
+            return validate(targets, where, patients=n, studies=studies, specs=specs,
+                            seed=root_seed, chunk_size=chunk_size, report=report,
+                            progress=progress, on_start=on_start,
+                            workers=workers if workers is not None else default_workers())
+
+    try:
+        from cartsim.parameter_sets import select
+
+        select(parameter_set)
+        if replicates != 1:
+            from cartsim.validate.replicates import replicate_seeds, run_replicates
+
+            replicate_seeds(seed, replicates)  # a bad count fails before anything runs
+
+            def one(where: Path, root_seed: int | None):  # type: ignore[no-untyped-def]
+                console.print(f"replicate {where.name}: root seed "
+                              f"{'each spec' if root_seed is None else root_seed}",
+                              highlight=False)
+                r = run_one(where, root_seed)
+                return r.table, r.summary
+
+            agg = run_replicates(out, seed, replicates, one, targets)
+            print_replicates(agg)
+            console.print(f"written: {out}/rep0..rep{replicates - 1}/, replicates.csv, "
+                          "replicates.json")
+            return
+        res = run_one(out, seed)
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -191,3 +216,24 @@ def print_headline(h: dict) -> None:  # type: ignore[type-arg]
     skipped = len(h["rows"]) - len(rows)
     if skipped:
         Console().print(f"({skipped} headline endpoints of studies not run)")
+
+
+def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
+    """Per-replicate pass counts and deviance, and their mean ± SD."""
+    t = Table(title=f"validation on {agg['replicates']} root seeds")
+    for c in ("replicate", "root seed", "passing / judged", "within 10 pts", "headline",
+              "deviance"):
+        t.add_column(c, justify="right")
+    for r in agg["per_replicate"]:
+        t.add_row(str(r["replicate"]), "each spec" if r["seed"] is None else str(r["seed"]),
+                  f"{r['passing']:.0f} / {r['judged']:.0f}", f"{r['within_10_points']:.0f}",
+                  f"{r['headline_passing']:.0f} / {r['headline_judged']:.0f}",
+                  f"{r['deviance']:.1f}")
+    a = agg["aggregate"]
+
+    def ms(k: str, fmt: str = ".1f") -> str:
+        return f"{a[k]['mean']:{fmt}} ± {a[k]['sd']:{fmt}}"
+
+    t.add_row("mean ± SD", "", f"{ms('passing')} / {a['judged']['mean']:.0f}",
+              ms("within_10_points"), ms("headline_passing"), ms("deviance"))
+    console.print(t)

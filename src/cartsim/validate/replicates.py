@@ -1,0 +1,116 @@
+"""Replicated validation: the same library on several root seeds (``cartsim validate
+--replicates K``).
+
+At the default 200 patients per arm a rate's sampling error is ±3–4 points, so one run's pass
+count moves by several rows, and a headline row near its threshold passes or fails, from one
+seed to the next. Replicates measure that spread: replicate 0 is the plain run (``--seed`` or
+each spec's own seed), replicate r ≥ 1 runs every study on the root seed
+``(seed or 0) + r · REPLICATE_STRIDE``. Each replicate is an ordinary validation directory
+(``DIR/rep<r>/``); ``DIR/replicates.csv`` has, per targets row, the simulated value and the
+verdict of every replicate and the share of replicates in which the row passes;
+``DIR/replicates.json`` has, per replicate, the pass counts, the headline count and the
+objective's deviance (cartsim.calibrate.objective), and their mean, SD, minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartsim.atomic import write_text_atomic
+from cartsim.errors import InvalidInputError
+
+#: root-seed step between replicates (replicate 1 without --seed runs on 1,000,003)
+REPLICATE_STRIDE = 1_000_003
+MAX_REPLICATES = 20
+ROW_KEYS = ("line", "study", "endpoint", "timepoint", "subgroup", "published")
+STATS = ("passing", "judged", "within_10_points", "inside_ci", "headline_passing",
+         "headline_judged", "deviance")
+
+
+def replicate_seeds(seed: int | None, replicates: int) -> list[int | None]:
+    """Root seeds of ``replicates`` runs: ``seed`` (None: each spec's own) first, then
+    ``(seed or 0) + r · REPLICATE_STRIDE``."""
+    if not 1 <= replicates <= MAX_REPLICATES:
+        raise InvalidInputError("--replicates", f"an integer in [1, {MAX_REPLICATES}]",
+                                replicates)
+    base = 0 if seed is None else seed
+    return [seed] + [base + r * REPLICATE_STRIDE for r in range(1, replicates)]
+
+
+def replicate_stats(table: pd.DataFrame, summary: dict[str, Any],
+                    targets_path: str | Path | None = None) -> dict[str, float]:
+    """One replicate's figures: rows passing of those judged, within 10 points, inside the
+    published CI, headline rows passing, and the calibration objective's deviance over the
+    compared rows."""
+    from cartsim.calibrate.objective import compute_objective
+    from cartsim.validate.mapping import default_mapping
+    from cartsim.validate.targets import read_targets
+
+    o = summary["overall"]
+    h = summary.get("headline", {})
+    mapping = default_mapping()
+    dev = compute_objective(table, read_targets(targets_path, mapping), mapping).deviance
+    return {"passing": float(o["passing"]), "judged": float(o["judged"]),
+            "within_10_points": float(o["within_10_points"]),
+            "inside_ci": float(o["inside_ci"]),
+            "headline_passing": float(h.get("passing", 0)),
+            "headline_judged": float(h.get("judged", 0)), "deviance": float(dev)}
+
+
+def aggregate(per_rep: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean, SD (ddof 1; 0 for one replicate), minimum and maximum of each figure."""
+    out: dict[str, dict[str, float]] = {}
+    for k in STATS:
+        v = np.array([r[k] for r in per_rep], dtype=float)
+        out[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                  "min": float(v.min()), "max": float(v.max())}
+    return out
+
+
+def row_table(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per compared targets row: each replicate's simulated value and verdict, the simulated
+    mean, minimum and maximum, and the share of replicates in which the row passes."""
+    parts = []
+    for r, t in enumerate(tables):
+        c = t[t["status"] == "compared"].set_index("line")
+        parts.append(c[["simulated", "passes"]].rename(
+            columns={"simulated": f"simulated_rep{r}", "passes": f"passes_rep{r}"}))
+    first = tables[0]
+    keys = first[first["status"] == "compared"][list(ROW_KEYS)].set_index("line")
+    out = keys.join(parts, how="left")
+    sim = out[[f"simulated_rep{r}" for r in range(len(tables))]].astype(float)
+    ok = out[[f"passes_rep{r}" for r in range(len(tables))]].astype("boolean")
+    out["simulated_mean"] = sim.mean(axis=1)
+    out["simulated_min"] = sim.min(axis=1)
+    out["simulated_max"] = sim.max(axis=1)
+    judged = ok.notna().sum(axis=1)
+    out["pass_share"] = (ok.fillna(False).astype(int).sum(axis=1)
+                         / judged.where(judged > 0)).astype(float)
+    return out.reset_index()
+
+
+def run_replicates(out: str | Path, seed: int | None, replicates: int,
+                   run_one: Callable[[Path, int | None], tuple[pd.DataFrame, dict[str, Any]]],
+                   targets_path: str | Path | None = None) -> dict[str, Any]:
+    """Run ``run_one(DIR/rep<r>, seed_r)`` (a validation returning its table and summary) for
+    every replicate and write DIR/replicates.csv and DIR/replicates.json; returns the JSON."""
+    out = Path(out)
+    seeds = replicate_seeds(seed, replicates)
+    tables: list[pd.DataFrame] = []
+    per_rep: list[dict[str, Any]] = []
+    for r, s in enumerate(seeds):
+        table, summary = run_one(out / f"rep{r}", s)
+        tables.append(table)
+        per_rep.append({"replicate": r, "seed": s, **replicate_stats(table, summary, targets_path)})
+    result = {"replicates": replicates, "stride": REPLICATE_STRIDE, "per_replicate": per_rep,
+              "aggregate": aggregate(per_rep)}
+    write_text_atomic(out / "replicates.csv", row_table(tables).to_csv(
+        index=False, lineterminator="\n", float_format="%.6g"))
+    write_text_atomic(out / "replicates.json", json.dumps(result, indent=1))
+    return result
