@@ -85,3 +85,20 @@ def test_cli_rejects_a_bad_replicate_count(tmp_path: Path) -> None:
                                    "--replicates", "0"])
     assert res.exit_code == 2
     assert "--replicates" in res.output and not (tmp_path / "x").exists()
+
+
+def test_headline_shares_count_each_rows_verdicts() -> None:
+    from cartsim.validate.replicates import headline_shares
+
+    def summ(v1: str, v2: str, x: float) -> dict:  # type: ignore[type-arg]
+        return {"headline": {"rows": [
+            {"label": "A CR", "line": 5, "published": 50.0, "simulated": x, "verdict": v1},
+            {"label": "A OS", "line": 6, "published": 60.0, "simulated": None, "verdict": v2}]}}
+
+    rows = {r["line"]: r for r in headline_shares([summ("pass", "fail", 48.0),
+                                                   summ("fail", "no value", 30.0),
+                                                   summ("pass", "fail", 52.0)])}
+    assert rows[5]["simulated"] == [48.0, 30.0, 52.0]
+    assert (rows[5]["passes"], rows[5]["judged"]) == (2, 3)
+    assert rows[5]["pass_share"] == pytest.approx(2 / 3)
+    assert (rows[6]["passes"], rows[6]["judged"], rows[6]["pass_share"]) == (0, 2, 0.0)

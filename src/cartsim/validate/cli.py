@@ -237,3 +237,14 @@ def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
     t.add_row("mean ± SD", "", f"{ms('passing')} / {a['judged']['mean']:.0f}",
               ms("within_10_points"), ms("headline_passing"), ms("deviance"))
     console.print(t)
+    rows = [h for h in agg.get("headline", []) if h["pass_share"] is not None
+            and h["pass_share"] < 1.0]
+    if rows:
+        h = Table(title="headline rows that fail on some seed")
+        for c in ("headline endpoint", "published", "simulated (each seed)", "passes"):
+            h.add_column(c, justify="left" if c == "headline endpoint" else "right")
+        for r in sorted(rows, key=lambda r: r["pass_share"]):
+            sims = " / ".join("–" if v is None else f"{v:.1f}" for v in r["simulated"])
+            h.add_row(r["label"], _num(r["published"]), sims,
+                      f"{r['passes']} of {r['judged']}")
+        console.print(h)

@@ -9,7 +9,8 @@ each spec's own seed), replicate r ≥ 1 runs every study on the root seed
 (``DIR/rep<r>/``); ``DIR/replicates.csv`` has, per targets row, the simulated value and the
 verdict of every replicate and the share of replicates in which the row passes;
 ``DIR/replicates.json`` has, per replicate, the pass counts, the headline count and the
-objective's deviance (cartsim.calibrate.objective), and their mean, SD, minimum and maximum.
+objective's deviance (cartsim.calibrate.objective), their mean, SD, minimum and maximum, and
+each headline row's values and pass share.
 """
 
 from __future__ import annotations
@@ -95,6 +96,24 @@ def row_table(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def headline_shares(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each headline row (docs/validation.md, headline.toml): its published value, the
+    simulated value of every replicate and the share of replicates in which it passes."""
+    rows: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        for e in s.get("headline", {}).get("rows", []):
+            r = rows.setdefault(str(e["label"]), {
+                "label": e["label"], "line": e.get("line"), "published": e.get("published"),
+                "simulated": [], "verdicts": []})
+            r["simulated"].append(e.get("simulated"))
+            r["verdicts"].append(e["verdict"])
+    for r in rows.values():
+        judged = [v for v in r["verdicts"] if v in ("pass", "fail")]
+        r["passes"], r["judged"] = sum(v == "pass" for v in judged), len(judged)
+        r["pass_share"] = r["passes"] / r["judged"] if judged else None
+    return list(rows.values())
+
+
 def run_replicates(out: str | Path, seed: int | None, replicates: int,
                    run_one: Callable[[Path, int | None], tuple[pd.DataFrame, dict[str, Any]]],
                    targets_path: str | Path | None = None) -> dict[str, Any]:
@@ -103,13 +122,15 @@ def run_replicates(out: str | Path, seed: int | None, replicates: int,
     out = Path(out)
     seeds = replicate_seeds(seed, replicates)
     tables: list[pd.DataFrame] = []
+    summaries: list[dict[str, Any]] = []
     per_rep: list[dict[str, Any]] = []
     for r, s in enumerate(seeds):
         table, summary = run_one(out / f"rep{r}", s)
         tables.append(table)
+        summaries.append(summary)
         per_rep.append({"replicate": r, "seed": s, **replicate_stats(table, summary, targets_path)})
     result = {"replicates": replicates, "stride": REPLICATE_STRIDE, "per_replicate": per_rep,
-              "aggregate": aggregate(per_rep)}
+              "aggregate": aggregate(per_rep), "headline": headline_shares(summaries)}
     write_text_atomic(out / "replicates.csv", row_table(tables).to_csv(
         index=False, lineterminator="\n", float_format="%.6g"))
     write_text_atomic(out / "replicates.json", json.dumps(result, indent=1))
