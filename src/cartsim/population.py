@@ -485,10 +485,7 @@ def build(
         present = keyed_u("escape_present") < -np.expm1(-lam)
         fneg = np.where(present, fneg, 0.0)
     fsw = np.where(switched, p[:, P.switch_frac], 0.0)
-    if shelter is not None:
-        tumour_site = tumour * (1.0 - shelter)
-    else:
-        tumour_site = tumour
+    tumour_site = tumour if shelter is None else tumour * (1.0 - shelter)
     y[:, S.T0] = tumour_site * (1.0 - fneg) * (1.0 - fsw)
     y[:, S.T1] = tumour_site * fneg
     y[:, S.T2] = tumour_site * (1.0 - fneg) * fsw
