@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartsim._fastnp import nan_to_num
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError
 from cartsim.params import ParameterSpec, ParameterTable
@@ -99,7 +100,7 @@ def icans_findings(enc: np.ndarray, seed: int | None = None,
     ``days[None, :]`` for a patients × days course); with ``seed`` they key the chance events.
     ``hill`` is the steepness of the event hazards in E (``event_hill``; 3 = session 5).
     """
-    e = np.maximum(np.nan_to_num(np.asarray(enc, dtype=np.float64)), 0.0)
+    e = np.maximum(nan_to_num(np.asarray(enc, dtype=np.float64)), 0.0)
     f = e**2 / (e**2 + 1.0)
     out = {
         "capd_score": np.rint(CAPD_MAX * f),

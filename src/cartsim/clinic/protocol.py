@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cartsim._fastnp import nan_to_num
+from cartsim.clinic._arrays import trusted_inputs
 from cartsim.clinic.crs import (
     DEVICE_CODE,
     OXYGEN_DEVICES,
@@ -220,9 +222,9 @@ def hemodynamic_support(
     fluid bolus (ml/kg, capped); > fluid_responsive: 1 vasopressor; > second: 2; > third: 3;
     > vasopressin threshold: vasopressin added (not counted among vasopressors).
     """
-    deficit = np.nan_to_num(map_target(s, age_y) - map_mmhg, nan=0.0)
+    deficit = nan_to_num(map_target(s, age_y) - map_mmhg, nan=0.0)
     hypotension = deficit > 0
-    w = np.nan_to_num(weight_kg, nan=70.0)
+    w = nan_to_num(weight_kg, nan=70.0)
     fluids = np.where(hypotension, np.minimum(s.fluid_bolus_ml_per_kg * w,
                                               s.fluid_bolus_max_ml), 0.0)
     n_vp = ((deficit > s.fluid_responsive_deficit_mmhg).astype(np.int8)
@@ -507,7 +509,7 @@ class Policy:
         cannula (same ASTCT component).
         """
         s = self.config.supportive
-        deficit = np.nan_to_num(s.spo2_target_pct - spo2_room_air_pct, nan=0.0)
+        deficit = nan_to_num(s.spo2_target_pct - spo2_room_air_pct, nan=0.0)
         rung = np.searchsorted(self._ladder_limits, deficit, side="left")
         dev = np.where(deficit > 0, self._ladder_devices[rung], DEVICE_CODE["none"])
         infant = (age_y < s.blow_by_below_age_y) & (dev == DEVICE_CODE["low_flow_nasal_cannula"])
@@ -521,13 +523,28 @@ class Policy:
 
         Vectorised over patients. The input ``state`` is not modified.
         """
+        return self._decide(day, _validate_obs(obs, state.n), state)
+
+    def decide_trusted(
+        self, day: int | float, obs: dict[str, Any], state: PolicyState
+    ) -> tuple[dict[str, NDArray[Any]], PolicyState]:
+        """:meth:`decide` for a caller whose observations are already valid (the simulator,
+        which range-checks the state every day and takes runaway patients out): the same
+        actions and state, without the input checks of ``decide`` and of the graders it calls
+        (most of its cost at a few hundred patients). Invalid input is not caught."""
+        o = {key: np.asarray(obs[key], dtype=np.float64) for key in OBS_SPEC}
+        with trusted_inputs():
+            return self._decide(day, o, state)
+
+    def _decide(
+        self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState
+    ) -> tuple[dict[str, NDArray[Any]], PolicyState]:
         cfg = self.config
-        o = _validate_obs(obs, state.n)
         st = state.copy()
         n = st.n
         alive = o["alive"] == 1
         age = o["age_y"]
-        weight = np.nan_to_num(o["weight_kg"], nan=70.0)
+        weight = nan_to_num(o["weight_kg"], nan=70.0)
 
         # supportive care from physiology
         fluids, n_vp, vasopressin, hypotension = self.hemodynamic_support(
@@ -545,8 +562,9 @@ class Policy:
         st.in_crs_episode = alive & fever_ok & ~(~fever & (support == 0))
         # the grade the CRS treatment rules read (the protocol's era scale)
         treat_crs = crs_grade
-        if cfg.grading.crs_scale == "lee2014":
-            deficit = np.maximum(np.nan_to_num(
+        # (no CRS today in anyone: the Lee grade below is masked to 0 for every patient)
+        if cfg.grading.crs_scale == "lee2014" and crs_grade.any():
+            deficit = np.maximum(nan_to_num(
                 self.map_target(age) - o["map_mmhg"], nan=0.0), 0.0)
             lee = np.asarray(lee2014_crs_grade(support_features(
                 fever_ok, hypotension, n_vp, vasopressin, device, deficit,
@@ -554,9 +572,9 @@ class Policy:
             treat_crs = np.where(alive & (crs_grade > 0), np.atleast_1d(lee), 0).astype(np.int8)
 
         icans_grade = astct_icans_grade(
-            np.atleast_1d(o["ice_score"]), np.nan_to_num(o["consciousness"]),
-            np.nan_to_num(o["seizure"]), np.nan_to_num(o["motor_weakness"]),
-            np.nan_to_num(o["cerebral_edema"]), capd_score=o["capd_score"], age_y=age,
+            np.atleast_1d(o["ice_score"]), nan_to_num(o["consciousness"]),
+            nan_to_num(o["seizure"]), nan_to_num(o["motor_weakness"]),
+            nan_to_num(o["cerebral_edema"]), capd_score=o["capd_score"], age_y=age,
             capd_age_cutoff_y=cfg.grading.capd_age_cutoff_y,
         )
         icans_grade = np.where(alive, np.atleast_1d(icans_grade), 0).astype(np.int8)
@@ -564,9 +582,9 @@ class Policy:
         neuro_grade = icans_grade
         if cfg.grading.neuro_scale != "astct":
             ctcae = ctcae_neuro_grade(
-                np.atleast_1d(o["ice_score"]), np.nan_to_num(o["consciousness"]),
-                np.nan_to_num(o["seizure"]), np.nan_to_num(o["motor_weakness"]),
-                np.nan_to_num(o["cerebral_edema"]), capd_score=o["capd_score"], age_y=age,
+                np.atleast_1d(o["ice_score"]), nan_to_num(o["consciousness"]),
+                nan_to_num(o["seizure"]), nan_to_num(o["motor_weakness"]),
+                nan_to_num(o["cerebral_edema"]), capd_score=o["capd_score"], age_y=age,
                 version=cfg.grading.neuro_scale.removeprefix("ctcae_"),
                 capd_age_cutoff_y=cfg.grading.capd_age_cutoff_y,
             )
@@ -647,6 +665,8 @@ class Policy:
                                    t.child_below_kg)
         given = np.zeros(st.n, dtype=np.int64)
         blocked = np.zeros(st.n, dtype=bool)
+        if not want.any():  # (the loop below would give nothing and block nothing)
+            return given * dose, blocked
         rows = np.arange(st.n)
         for k in range(t.max_doses_per_day):
             now = float(day) * 24.0 + k * t.min_interval_h

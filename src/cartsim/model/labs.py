@@ -36,6 +36,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from cartsim._fastnp import nan_to_num
 from cartsim.model.parameters import P
 from cartsim.model.state import N_CLONES, S
 from cartsim.params import ParameterSpec, ParameterTable
@@ -228,7 +229,7 @@ def _drivers(y: np.ndarray, p: np.ndarray, q: Mapping[str, float]) -> dict[str, 
         "fib_cons": q["c_fib_en"] * en**4 / (en**4 + q["K_fib_en"] ** 4)
         + q["c_fib_my"] * my**4 / (my**4 + q["K_fib_my"] ** 4),
         "my_frac": my**2 / (my**2 + q["K_fer_my"] ** 2),
-        "tumour": np.nan_to_num(tum),
+        "tumour": nan_to_num(tum),
         "gfr_target": 1.0 / (1.0 + (hypo / q["K_gfr_map"]) ** 2),
     }
 
@@ -298,7 +299,7 @@ class LabCourse:
             if dt <= 0:
                 raise ValueError(f"lab states advance forward only (day {day} after {self.day})")
             x, pv = self.x, self.prev
-            m = {k: 0.5 * (np.nan_to_num(d[k]) + np.nan_to_num(pv[k])) for k in d}
+            m = {k: 0.5 * (nan_to_num(d[k]) + nan_to_num(pv[k])) for k in d}
             lysed = np.maximum(pv["tumour"] - d["tumour"], 0.0) / dt
             tum = m["tumour"]
             x["hep"] = _step(x["hep"], q["k_hep"] * m["hep_target"], q["k_hep"], dt)
