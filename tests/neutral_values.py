@@ -150,7 +150,7 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     ref = np.load(reference)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
-                             **STEM_RECOVERY_S16, **(overrides or {})})
+                             **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **(overrides or {})})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:
@@ -193,3 +193,12 @@ CNS_SEED_S12 = {"cns_seed_frac": 1e-3, "lbcl_cns_seed_scale": 0.01}
 ALL_OFF = {**CNS_SEED_S12, **ALL_OFF}
 SESSION5_OFF = {**CNS_SEED_S12, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SESSION8_FIXES_OFF, **CNS_SEED_S12}
+#: Session 19 (issue 14, no fever in remission): normal B-lineage kills leave the inflammatory
+#: kill signal (model/killing.py w_b_kill_inflam 1 -> 0) and the IL-1 priming gate becomes a
+#: Hill-2 switch (model/inflammation.py n_il1_prime 1 -> 2, K_il1_prime 0.02 -> 0.15). The
+#: values every older reference was written with; :func:`assert_gives_back` applies them under
+#: any overrides (an older set's K_il1_prime = 0, no gate, wins where it is given).
+SILENT_APLASIA_S18 = {"w_b_kill_inflam": 1.0, "n_il1_prime": 1.0, "K_il1_prime": 0.02}
+ALL_OFF = {**SILENT_APLASIA_S18, **ALL_OFF}
+SESSION5_OFF = {**SILENT_APLASIA_S18, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SILENT_APLASIA_S18, **SESSION8_FIXES_OFF}

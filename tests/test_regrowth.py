@@ -83,7 +83,7 @@ def test_boost_off_gives_back_the_model_before_it() -> None:
     # the e15e7a7 model had neither session-6 change of the default trajectory (nor the
     # session-8 retunings)
     t = simulate(cohort, TISA, days=40, seed=11,
-                 overrides={**REGROWTH_OFF, **IL1_PRIMING_OFF, **SESSION8_FIXES_OFF}
+                 overrides={**REGROWTH_OFF, **SESSION8_FIXES_OFF, **IL1_PRIMING_OFF}
                  ).trajectories
     # r·(1 + 0·x) is r exactly; agreement to the solver tolerance (2e-3: the reference was
     # written with the finite-difference Jacobian, tests/data/README.md) (the Jacobian sparsity

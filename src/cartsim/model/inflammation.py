@@ -91,7 +91,7 @@ PARAMS = (
        "IL-1 clearance", 0.0, "inflam"),
     _p("K_il1", "pg/mL", 5.0, 0.01, 1e4, "assumed",
        "IL-1 signal for half-maximal myeloid self-activation", 0.0, "inflam"),
-    _p("K_il1_prime", "–", 0.02, 0.0, 10.0,
+    _p("K_il1_prime", "–", 0.15, 0.0, 10.0,
        "structure from IL-1 biology (issue 14, session 6): monocyte IL-1β needs a priming "
        "signal (NF-κB: "
        "TLR/DAMP, CD40L–CD40 contact with CAR-T, IFN-γ) before IL-1 can re-induce it "
@@ -105,11 +105,25 @@ PARAMS = (
        "58 → 47 %); 0.02 keeps the acute CRS and shortens the chronic loop (40 ZUMA-1 "
        "patients over 60 days: fever on ≥ 30 days in 25 % without the gate, 10 % at 0.02, "
        "0 % at 0.1; the few CAR-T cells left after the peak leave a primary stimulus of "
-       "≈ 0.01); 0 = no gate (the model before it)",
+       "≈ 0.01); 0 = no gate (the model before it). Session 19: 0.15 with the Hill "
+       "exponent n_il1_prime = 2 (a switch: half-open at 0.15, 0.92 open at a CRS-scale 0.5, "
+       "0.1 at the ≈ 0.05 that B-cell aplasia keeps; the session-6 value 0.02 was a "
+       "Michaelis-Menten gate, 70 % open at 0.05)",
        "primary myeloid stimulus (the sum of the IFN-γ, tumour-damage and CAR-T-contact "
        "activation terms, each 0–1) at which IL-1 self-activation of myeloid cells is "
        "half-maximal: IL-1 amplifies activation that has a primary cause, it does not sustain "
        "it alone", 0.0, "inflam"),
+    _p("n_il1_prime", "–", 2.0, 1.0, 4.0,
+       "structure: NF-kB priming of monocytes for IL-1β is a threshold response to the "
+       "strength of the first signal (two-signal model, Netea 2015 Annu Rev Immunol), so a "
+       "CRS-scale stimulus primes and the trickle left by months of B-cell aplasia does not; "
+       "session 19, with K_il1_prime 0.15 and w_b_kill_inflam 0 (docs/model.md 'Silent B-cell "
+       "aplasia'): ELIANA children in continuous remission febrile on a given day 14-23 -> "
+       "6-8 %, ZUMA-1 adults 8-27 -> 3-12 %; cartsim validate --replicates 3 rows 155.7 -> "
+       "153.3 of 225 (SD 6), deviance 1048 -> 1049; 1 = Michaelis-Menten gate (the model "
+       "before)",
+       "Hill exponent of the IL-1 priming gate prim^n / (prim^n + K_il1_prime^n)", 0.0,
+       "inflam"),
     # ---- activation-induced myeloid tolerance (session 8, issue 14: CRS duration) ----
     _p("k_my_tol", "1/d per unit myeloid activation", 0.1, 0.0, 10.0,
        "structure: endotoxin tolerance and its cross-tolerance to IL-1/TNF, the refractory "
@@ -258,8 +272,12 @@ def derivs(
     # IL-1 re-induces myeloid activation only in primed cells: the gate follows the primary
     # stimulus, so the IL-1 loop amplifies a CRS with a cause and dies out with it
     prim = f_ifng + damp + contact
+    # (a Hill switch since session 19: the trickle that B-cell aplasia keeps does not prime;
+    # n = 1 is the Michaelis-Menten gate before it, x ** 1.0 == x exactly)
     k_prime = p[P.K_il1_prime]
-    prime = prim / (prim + k_prime) if k_prime > 0.0 else 1.0
+    n_prime = p[P.n_il1_prime]
+    pn = prim ** n_prime
+    prime = pn / (pn + k_prime ** n_prime) if k_prime > 0.0 else 1.0
     # activation-induced tolerance: activated monocytes/macrophages become refractory to
     # re-stimulation (TLR/IL-1 cross-tolerance), so the stimuli that started CRS, and the IL-1
     # loop they gate, stop re-activating them while CAR-T cells are still numerous

@@ -148,6 +148,21 @@ PARAMS = (
        "site effector CAR-T per tumour cell at which half of trog_max is stripped "
        "(quasi-steady state: density recovers within days once CAR-T pressure falls)", 0.0,
        "killing"),
+    _p("w_b_kill_inflam", "–", 0.0, 0.0, 1.0,
+       "structure: CAR-T kill leukaemia/lymphoma cells by gasdermin-E pyroptosis, whose "
+       "released damage signals activate macrophages and drive CRS (Liu 2020 Sci Immunol "
+       "5:eaax7969), while the daily death of normal B-lineage cells is cleared silently "
+       "(apoptosis and efferocytosis: most marrow B precursors die in selection without "
+       "inflammation) and years of CAR-T-maintained B-cell aplasia bring no fever; "
+       "session 19: at 1 (the model before) the CAR-T's kill of the B cells a child's marrow "
+       "keeps making held the myeloid IL-1 loop primed and 14-23 % of ELIANA children in "
+       "continuous remission febrile on a given day from month 2 to year 2 "
+       "(docs/model.md 'Silent B-cell aplasia'); 0 with the Hill gate n_il1_prime = 2, "
+       "K_il1_prime = 0.15: 6-8 %, validation unchanged within its seed spread",
+       "weight of the CAR-T's kills of normal B-lineage cells (progenitors and mature B cells) "
+       "in the kill signal that drives tumour-death IL-6 and damage-driven myeloid activation "
+       "(0: only tumour kills inflame; 1: every kill alike, the model before session 19)", 0.0,
+       "killing"),
     _p("trog_fratricide", "1/d", 0.1, 0.0, 10.0,
        "assumed size; Hamieh 2019: antigen-bearing (trogocytosed) CAR-T are killed by other "
        "CAR-T (fratricide) and become hyporesponsive; 0 = no fratricide",
@@ -265,8 +280,9 @@ def site_activity(  # type: ignore[no-untyped-def]
         fratricide = p[P.trog_fratricide] * strip * q / (1.0 + q)
     g_prog = g * e_p
     g_b = g * e_b
+    w_b = p[P.w_b_kill_inflam]
     kills = (h0 * max(y[S.T0], 0.0) + h1 * max(y[S.T1], 0.0) + h2 * max(y[S.T2], 0.0)
-             + hs * max(y[S.TS], 0.0) + g_prog * bp + g_b * b)
+             + hs * max(y[S.TS], 0.0) + w_b * (g_prog * bp) + w_b * (g_b * b))
     # host anti-lymphoma immunity: a limited pool of tumour-reactive host T cells that kills a
     # small nodal residue but is swamped by bulk (not counted as CAR-T kills)
     if p[P.host_kill] > 0.0 and p[P.disease_lbcl] > 0.5:
@@ -324,7 +340,9 @@ MECHANISM = Mechanism(
         Quantity("stim", "–", "CAR-T stimulation (0–1), ratio-dependent in the engaged load"),
         Quantity("stim_quality", "–", "synapse-weighted quality of the engaged load"),
         Quantity("ex_factor", "–", "exhaustion multiplier from PD-L1 and DR-defective targets"),
-        Quantity("kills", "cells/d", "CAR-T kills per day (tumour and normal B lineage)"),
+        Quantity("kills", "cells/d",
+                 "inflammatory CAR-T kills per day: tumour kills plus w_b_kill_inflam × the "
+                 "normal B-lineage kills"),
         Quantity("engaged", "cells", "antigen-engaged effector CAR-T"),
         Quantity("kill_prog", "1/d", "per-capita CAR-T kill hazard on B progenitors"),
         Quantity("kill_b", "1/d", "per-capita CAR-T kill hazard on mature B cells"),
