@@ -70,6 +70,21 @@ def test_trusted_inputs_only_convert_and_checks_return_outside() -> None:
         as_float("x", [-5.0], 0.0, 10.0)
 
 
+def test_trusted_inputs_do_not_reach_other_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check() -> str:
+        try:
+            as_float("x", [-5.0], 0.0, 10.0)
+        except InvalidInputError:
+            return "checked"
+        return "unchecked"
+
+    with trusted_inputs(), ThreadPoolExecutor(1) as pool:
+        assert pool.submit(check).result() == "checked"
+        assert check() == "unchecked"
+
+
 @pytest.mark.parametrize("x", [
     np.array([1.0, np.nan, np.inf, -np.inf]), np.array([0.5, 2.0]), np.array([3, 4]),
     np.array([True, False]), np.full((2, 3), np.nan),

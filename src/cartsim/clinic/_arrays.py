@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -19,24 +20,25 @@ from cartsim.errors import InvalidInputError, UnknownNameError
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int8]
 
-#: > 0 while :func:`trusted_inputs` is in force: the coercions below then only convert
-#: (the same arrays they return after their checks), because the caller has validated the
-#: inputs already (the simulator's clinic, whose observations are range-checked each day).
-_TRUSTED = [0]
+#: True while :func:`trusted_inputs` is in force (in this thread or task only): the coercions
+#: below then only convert (the same arrays they return after their checks), because the
+#: caller has validated the inputs already (the simulator's clinic, whose observations are
+#: range-checked each day).
+_TRUSTED: ContextVar[bool] = ContextVar("cartsim_trusted_inputs", default=False)
 
 
 @contextmanager
 def trusted_inputs() -> Iterator[None]:
     """Skip the range checks of :func:`as_float`, :func:`as_bool` and :func:`as_code` inside
-    this block (same return values for valid input; invalid input is not caught). For callers
-    that validated their inputs themselves: the checks are most of a grader's cost when it is
-    called once per simulated day."""
-    _TRUSTED[0] += 1
+    this block, in this thread (same return values for valid input; invalid input is not
+    caught; other threads keep their checks). For callers that validated their inputs
+    themselves: the checks are most of a grader's cost when it is called once per simulated
+    day."""
+    token = _TRUSTED.set(True)
     try:
         yield
     finally:
-        _TRUSTED[0] -= 1
-
+        _TRUSTED.reset(token)
 
 
 def as_float(
@@ -51,7 +53,7 @@ def as_float(
     NaN means "missing" and is accepted when ``allow_nan``; +∞ is accepted only when there is
     no upper bound, −∞ never.
     """
-    if _TRUSTED[0]:
+    if _TRUSTED.get():
         return np.asarray(value, dtype=np.float64)
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -76,7 +78,7 @@ def as_bool(name: str, value: ArrayLike) -> NDArray[np.bool_]:
     arr = np.asarray(value)
     if arr.dtype == np.bool_:
         return arr
-    if _TRUSTED[0]:
+    if _TRUSTED.get():
         return arr.astype(np.float64) == 1
     try:
         f = arr.astype(np.float64)
@@ -91,7 +93,7 @@ def as_bool(name: str, value: ArrayLike) -> NDArray[np.bool_]:
 def as_code(name: str, value: ArrayLike, allowed: Sequence[int], labels: Sequence[str]) -> NDArray:
     """Return integer codes; a value outside ``allowed`` raises an error listing the labels."""
     arr = np.asarray(value, dtype=np.float64)
-    if _TRUSTED[0]:
+    if _TRUSTED.get():
         return arr.astype(np.int64)
     ok = np.isin(arr, np.asarray(allowed, dtype=np.float64))
     if not ok.all():
