@@ -444,3 +444,25 @@ def test_protocol_and_endpoints_read_the_same_high_dose_vasopressor() -> None:
 
     assert GradingConfig().norepinephrine_ug_min_per_mmhg == \
         TOXICITY_PARAMS["norepinephrine_ug_min_per_mmhg"].default
+
+
+def test_high_dose_vasopressor_falls_at_a_ten_mmhg_deficit() -> None:
+    """Session 20: 2 µg/min of norepinephrine per mmHg of MAP deficit (distributive-shock
+    dosing), so the older scales' 20 µg/min high dose needs a 10-mmHg deficit, not the
+    20 mmHg where a second agent is added; Lee grade 3 follows it on one vasopressor."""
+    import numpy as np
+
+    from cartsim.clinic.crs import lee2014_crs_grade, support_features, support_flags
+    from cartsim.trial.endpoints import TOXICITY_PARAMS
+
+    k = TOXICITY_PARAMS["norepinephrine_ug_min_per_mmhg"].default
+    deficit = np.array([5.0, 9.5, 10.0, 15.0])
+    one = np.ones(4, dtype=int)
+    f = support_features(np.ones(4, bool), np.ones(4, bool), one, np.zeros(4, bool),
+                         np.zeros(4, dtype=int), deficit, k)
+    assert support_flags(f)["high_dose_vasopressor"].tolist() == [False, False, True, True]
+    assert np.asarray(lee2014_crs_grade(f)).tolist() == [2, 2, 3, 3]
+    # the session-19 conversion (1 µg/min per mmHg) needed twice the deficit
+    f1 = support_features(np.ones(4, bool), np.ones(4, bool), one, np.zeros(4, bool),
+                          np.zeros(4, dtype=int), deficit, 1.0)
+    assert not support_flags(f1)["high_dose_vasopressor"].any()

@@ -406,8 +406,8 @@ def support_features(fever: Any, hypotension: Any, n_vasopressors: Any, vasopres
                      norepinephrine_ug_min_per_mmhg: float) -> CrsFeatures:
     """CRS features from the support a (simulated) clinician chose: the first agent's
     norepinephrine-equivalent dose is ``norepinephrine_ug_min_per_mmhg`` × the MAP deficit it
-    answers (so the older scales' "high dose", ≥ 20 µg/min, falls where a second agent is
-    added), every further agent is counted as another vasopressor."""
+    answers (at the default 2 µg/min per mmHg the older scales' "high dose", ≥ 20 µg/min,
+    falls at a 10-mmHg deficit), every further agent is counted as another vasopressor."""
     n_vp = np.asarray(n_vasopressors)
     ne = np.where(n_vp > 0, norepinephrine_ug_min_per_mmhg * np.asarray(map_deficit_mmhg), 0.0)
     return CrsFeatures(fever=fever, hypotension=hypotension, norepinephrine_ug_min=ne,

@@ -67,7 +67,7 @@ class GradingConfig(_Model):
     # Lee 2014's "high-dose" vasopressor (norepinephrine >= 20 ug/min) read from the MAP deficit
     # the first agent answers (the trial endpoints' norepinephrine_ug_min_per_mmhg; a test keeps
     # them equal)
-    norepinephrine_ug_min_per_mmhg: float = Field(1.0, ge=0.0, le=10.0)
+    norepinephrine_ug_min_per_mmhg: float = Field(2.0, ge=0.0, le=10.0)
 
 
 class TocilizumabConfig(_Model):
