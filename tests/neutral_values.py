@@ -150,7 +150,8 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     ref = np.load(reference)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
-                             **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **(overrides or {})})
+                             **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
+                             **(overrides or {})})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
     for col in ref.files:
@@ -202,3 +203,11 @@ SILENT_APLASIA_S18 = {"w_b_kill_inflam": 1.0, "n_il1_prime": 1.0, "K_il1_prime":
 ALL_OFF = {**SILENT_APLASIA_S18, **ALL_OFF}
 SESSION5_OFF = {**SILENT_APLASIA_S18, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SILENT_APLASIA_S18, **SESSION8_FIXES_OFF}
+#: Session 20 (issue 14, no fever in remission on a CD28 product): effectors engaged on normal
+#: B-lineage cells leave the engaged CAR-T that drive IFN-γ and myeloid contact activation
+#: (model/killing.py w_b_engaged_inflam 1 -> 0). The value every older reference was written
+#: with; :func:`assert_gives_back` applies it under any overrides.
+SILENT_ENGAGED_S19 = {"w_b_engaged_inflam": 1.0}
+ALL_OFF = {**SILENT_ENGAGED_S19, **ALL_OFF}
+SESSION5_OFF = {**SILENT_ENGAGED_S19, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**SILENT_ENGAGED_S19, **SESSION8_FIXES_OFF}

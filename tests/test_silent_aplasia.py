@@ -6,6 +6,11 @@ IL-1 priming gate is a Hill-2 switch (``n_il1_prime`` = 2, ``K_il1_prime`` = 0.1
 model/inflammation.py). Their session-18 values (``SILENT_APLASIA_S18``) give the model
 before them bit for bit: ``assert_gives_back`` applies them, and its reference test is
 ``tests/test_iap_inhibitor.py::test_without_the_drug_...``.
+
+Session 20 adds the engaged counterpart: effectors engaged on normal B-lineage cells leave
+the engaged CAR-T that drive IFN-γ and contact activation of myeloid cells
+(``w_b_engaged_inflam`` = 0; ``SILENT_ENGAGED_S19`` = 1 gives the model before it), which
+ended the chronic fever of adults in remission on a CD28 product.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from neutral_values import SILENT_APLASIA_S18
+from neutral_values import SILENT_APLASIA_S18, SILENT_ENGAGED_S19
 
 
 def _state(blasts_pct: float = 0.0, overrides: dict[str, float] | None = None
@@ -113,3 +118,55 @@ def test_no_fever_in_remission_months_after_infusion() -> None:
         febrile[name] = int((hot & remission).sum())
     assert febrile["now"] == 0
     assert febrile["s18"] >= 3
+
+
+def _engaged(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(CAR-T stimulation, inflammatory engaged effectors) at the site."""
+    from cartsim.model.killing import site_activity
+
+    out = site_activity(y, p, np.zeros_like(y), 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    return float(out[0]), float(out[4])
+
+
+def test_b_lineage_engagement_no_longer_inflames_but_still_stimulates() -> None:
+    p, y = _aplasia_state()
+    stim, engaged = _engaged(y, p)
+    assert engaged == 0.0  # no tumour: no effector that drives IFN-γ or myeloid contact
+    assert stim > 0.05  # the B lineage still stimulates the CAR-T (persistence, aplasia)
+    p_old, _ = _aplasia_state(SILENT_ENGAGED_S19)
+    stim_old, engaged_old = _engaged(y, p_old)
+    assert stim_old == stim and engaged_old > 1e7  # before: every engaged effector counted
+
+
+def test_tumour_engagement_inflames_in_proportion_to_its_share() -> None:
+    from cartsim.model.state import S
+
+    p, y = _state(60.0)
+    y[S.E_t] = 1e9
+    p_old, _ = _state(60.0, SILENT_ENGAGED_S19)
+    stim, engaged = _engaged(y, p)
+    _, engaged_old = _engaged(y, p_old)
+    assert 0.0 < engaged < engaged_old  # the B-lineage share is gone
+    y[S.B_prog] = y[S.B] = 0.0  # tumour only: the weight is irrelevant
+    assert _engaged(y, p)[1] == _engaged(y, p_old)[1] > 0.0
+
+
+def test_no_fever_in_remission_on_a_cd28_product() -> None:
+    """Adults with LBCL on axicabtagene ciloleucel whose lymphoma stays below 10⁷ cells from
+    day 28 on: none febrile from day 60 to 120, where the session-19 model (the CD28 product's
+    20-fold contact sensitivity acting on effectors engaged on regenerating B precursors)
+    kept several febrile."""
+    n = 60
+    rng = np.random.default_rng(4)
+    c = Cohort("lbcl", weight_kg=rng.uniform(55, 100, n), age_y=rng.uniform(30, 75, n),
+               tumour_volume_ml=rng.uniform(5, 150, n))
+    prod = get_product("axicabtagene_ciloleucel")
+    febrile = {}
+    for name, ov in (("now", None), ("s19", SILENT_ENGAGED_S19)):
+        r = simulate(c, prod, days=120, seed=7, overrides=ov)
+        remission = np.nanmax(r.array("tumour_cells")[:, r.days >= 28], axis=1) < 1e7
+        hot = np.nanmax(r.array("temperature_c")[:, r.days >= 60], axis=1) >= 38.0
+        assert remission.sum() >= 20
+        febrile[name] = int((hot & remission).sum())
+    assert febrile["now"] == 0
+    assert febrile["s19"] >= 2, febrile

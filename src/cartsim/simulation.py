@@ -122,6 +122,28 @@ _INTEGRATORS: dict[tuple[int, str], Callable[..., None]] = {}
 
 def model_sparsity(n_samples: int = 120, seed: int = 20261121,
                    model: Model | None = None) -> np.ndarray:
+    """The Jacobian pattern of the model's vector field: the numerically detected pattern
+    (:func:`detected_sparsity`) joined with the structural one of the generated analytic
+    Jacobian (:func:`cartsim.model.mechanism.analytic_jacobian`) where the generator can
+    differentiate the model.
+
+    The structural pattern holds every entry the detection can find and does not depend on
+    where the random samples fall: a parameter added to the model (which shifts the samples)
+    once made a marginal entry (d M_b / d X_t) drop out of the detected pattern, and with it
+    the finite-difference colouring and every trajectory's last bits (session 20).
+    """
+    from cartsim.model.mechanism import _jacobian_code
+
+    m = model or layout.CORE
+    pat = detected_sparsity(n_samples, seed, model)
+    got = _jacobian_code(m)
+    if not isinstance(got, str):
+        pat = pat | got[2].astype(bool)
+    return pat
+
+
+def detected_sparsity(n_samples: int = 120, seed: int = 20261121,
+                      model: Model | None = None) -> np.ndarray:
     """The Jacobian pattern of the model's vector field, detected numerically.
 
     Samples cover both diseases, single- and triple-target constructs, parameters scattered
@@ -222,7 +244,9 @@ def cached_sparsity(model: Model | None = None) -> np.ndarray:
     right-hand side) and machine, then read from the on-disk cache: detecting it compiles the
     right-hand side a second time, which a warm process must not pay."""
     m = model or layout.CORE
-    return cached_array("model-sparsity", model_digest(m.rhs),
+    # (v2: the detected pattern joined with the generated one since session 20; a pattern
+    # cached by the detection alone must not be read back)
+    return cached_array("model-sparsity-v2", model_digest(m.rhs),
                         lambda: model_sparsity(model=m)).astype(bool)
 
 

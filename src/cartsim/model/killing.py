@@ -163,6 +163,21 @@ PARAMS = (
        "in the kill signal that drives tumour-death IL-6 and damage-driven myeloid activation "
        "(0: only tumour kills inflame; 1: every kill alike, the model before session 19)", 0.0,
        "killing"),
+    _p("w_b_engaged_inflam", "–", 0.0, 0.0, 1.0,
+       "structure: the CAR-T signals that activate monocytes/macrophages in CRS (CD40L "
+       "contact, GM-CSF, IFN-γ) come from effectors engaging tumour in the tumour's "
+       "inflamed microenvironment, where macrophages sit (Giavridis 2018 Nat Med 24:731, "
+       "Norelli 2018 Nat Med 24:739); the few effectors that keep normal B-cell aplasia "
+       "for months meet scattered B precursors and bring no fever (the counterpart of "
+       "w_b_kill_inflam). Session 20: at 1 (the model before) a CD28 product's contact "
+       "sensitivity (cd28_K_my_car_x 0.05) let ~10⁸-10⁹ effectors engaged on regenerating "
+       "B precursors keep the myeloid cells activated, and 11 % of ZUMA-1 adults, tumour "
+       "gone, were febrile (2 % at CRS grade 3) on day 91 (docs/model.md 'Silent B-cell "
+       "aplasia')",
+       "weight of the effectors engaged on normal B-lineage cells in the engaged CAR-T that "
+       "drive IFN-γ and contact activation of myeloid cells (0: only tumour-engaged effectors "
+       "inflame; 1: every engaged effector alike, the model before session 20)", 0.0,
+       "killing"),
     _p("trog_fratricide", "1/d", 0.1, 0.0, 10.0,
        "assumed size; Hamieh 2019: antigen-bearing (trogocytosed) CAR-T are killed by other "
        "CAR-T (fratricide) and become hyporesponsive; 0 = no fratricide",
@@ -206,6 +221,7 @@ def site_activity(  # type: ignore[no-untyped-def]
     e_p = engagement(p, p[P.B_antigen], _PROG_CD20, _PROG_CD22)
     bp, b = max(y[S.B_prog], 0.0), max(y[S.B], 0.0)
     load = e_b * b + e_p * bp
+    b_load = load
     qload = load
     pdl1_load = 0.0
     dr_load = 0.0
@@ -299,7 +315,13 @@ def site_activity(  # type: ignore[no-untyped-def]
         h1 += gvl_hazard
         h2 += gvl_hazard
         hs += gvl_hazard_sanctuary
-    return stim, quality, ex_factor, kills, e_t * stim, g_prog, g_b, h0, h1, h2, hs, fratricide
+    # the engaged effectors that inflame: those on tumour (site and sanctuary), plus
+    # w_b_engaged_inflam × those on normal B-lineage cells (at 1: every engaged effector,
+    # exactly the model before session 20)
+    # (written as a subtraction so that at 1 the second term is exactly 0.0)
+    engaged = e_t * stim - (1.0 - p[P.w_b_engaged_inflam]) * e_t * stim * b_load / max(
+        load, 1e-300)
+    return stim, quality, ex_factor, kills, engaged, g_prog, g_b, h0, h1, h2, hs, fratricide
 
 
 @numba.njit(inline="always")
@@ -343,7 +365,9 @@ MECHANISM = Mechanism(
         Quantity("kills", "cells/d",
                  "inflammatory CAR-T kills per day: tumour kills plus w_b_kill_inflam × the "
                  "normal B-lineage kills"),
-        Quantity("engaged", "cells", "antigen-engaged effector CAR-T"),
+        Quantity("engaged", "cells",
+                 "inflammatory antigen-engaged effector CAR-T: those engaged on tumour plus "
+                 "w_b_engaged_inflam × those engaged on normal B-lineage cells"),
         Quantity("kill_prog", "1/d", "per-capita CAR-T kill hazard on B progenitors"),
         Quantity("kill_b", "1/d", "per-capita CAR-T kill hazard on mature B cells"),
         Quantity("kill_h0", "1/d", "per-capita CAR-T kill hazard, tumour clone 0"),
