@@ -100,24 +100,28 @@ def test_the_priming_gate_is_a_switch() -> None:
     assert _myeloid_drive(k_half) > 0.0
 
 
+def _febrile_in_remission(cohort: Cohort, product: str, days: int, seed: int, from_day: int,
+                          overrides: dict[str, float] | None, at_least_in_remission: int) -> int:
+    """Patients whose tumour stays below 10⁷ cells from day 28 on (remission) and who are at
+    ≥ 38 °C on some day from ``from_day`` on."""
+    r = simulate(cohort, get_product(product), days=days, seed=seed, overrides=overrides)
+    remission = np.nanmax(r.array("tumour_cells")[:, r.days >= 28], axis=1) < 1e7
+    hot = np.nanmax(r.array("temperature_c")[:, r.days >= from_day], axis=1) >= 38.0
+    assert remission.sum() >= at_least_in_remission
+    return int((hot & remission).sum())
+
+
 def test_no_fever_in_remission_months_after_infusion() -> None:
     """Children whose leukaemia CAR-T keep below 10⁷ cells from day 28 on (remission with
     B-cell aplasia): none febrile from day 90 to 150, where the session-18 model kept a
     chronic fever in several (the share of days ≥ 38 °C was 12 % in this cohort)."""
-    n = 60
     rng = np.random.default_rng(3)
-    c = Cohort("b-all", weight_kg=rng.uniform(15, 60, n), age_y=rng.uniform(3, 18, n),
-               marrow_blasts_pct=rng.uniform(5, 90, n))
-    prod = get_product("tisagenlecleucel")
-    febrile = {}
-    for name, ov in (("now", None), ("s18", SILENT_APLASIA_S18)):
-        r = simulate(c, prod, days=150, seed=5, overrides=ov)
-        remission = np.nanmax(r.array("tumour_cells")[:, r.days >= 28], axis=1) < 1e7
-        hot = np.nanmax(r.array("temperature_c")[:, r.days >= 90], axis=1) >= 38.0
-        assert remission.sum() >= 30
-        febrile[name] = int((hot & remission).sum())
-    assert febrile["now"] == 0
-    assert febrile["s18"] >= 3
+    c = Cohort("b-all", weight_kg=rng.uniform(15, 60, 60), age_y=rng.uniform(3, 18, 60),
+               marrow_blasts_pct=rng.uniform(5, 90, 60))
+    now = _febrile_in_remission(c, "tisagenlecleucel", 150, 5, 90, None, 30)
+    before = _febrile_in_remission(c, "tisagenlecleucel", 150, 5, 90, SILENT_APLASIA_S18, 30)
+    assert now == 0
+    assert before >= 3
 
 
 def _engaged(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -156,17 +160,9 @@ def test_no_fever_in_remission_on_a_cd28_product() -> None:
     day 28 on: none febrile from day 60 to 120, where the session-19 model (the CD28 product's
     20-fold contact sensitivity acting on effectors engaged on regenerating B precursors)
     kept several febrile."""
-    n = 60
     rng = np.random.default_rng(4)
-    c = Cohort("lbcl", weight_kg=rng.uniform(55, 100, n), age_y=rng.uniform(30, 75, n),
-               tumour_volume_ml=rng.uniform(5, 150, n))
-    prod = get_product("axicabtagene_ciloleucel")
-    febrile = {}
-    for name, ov in (("now", None), ("s19", SILENT_ENGAGED_S19)):
-        r = simulate(c, prod, days=120, seed=7, overrides=ov)
-        remission = np.nanmax(r.array("tumour_cells")[:, r.days >= 28], axis=1) < 1e7
-        hot = np.nanmax(r.array("temperature_c")[:, r.days >= 60], axis=1) >= 38.0
-        assert remission.sum() >= 20
-        febrile[name] = int((hot & remission).sum())
-    assert febrile["now"] == 0
-    assert febrile["s19"] >= 2, febrile
+    c = Cohort("lbcl", weight_kg=rng.uniform(55, 100, 60), age_y=rng.uniform(30, 75, 60),
+               tumour_volume_ml=rng.uniform(5, 150, 60))
+    prod = "axicabtagene_ciloleucel"
+    assert _febrile_in_remission(c, prod, 120, 7, 60, None, 20) == 0
+    assert _febrile_in_remission(c, prod, 120, 7, 60, SILENT_ENGAGED_S19, 20) >= 2
