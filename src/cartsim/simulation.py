@@ -132,13 +132,11 @@ def model_sparsity(n_samples: int = 120, seed: int = 20261121,
     once made a marginal entry (d M_b / d X_t) drop out of the detected pattern, and with it
     the finite-difference colouring and every trajectory's last bits (session 20).
     """
-    from cartsim.model.mechanism import _jacobian_code
-
     m = model or layout.CORE
     pat = detected_sparsity(n_samples, seed, model)
-    got = _jacobian_code(m)
+    got = analytic_jacobian(m)  # generated (or read from the cache), compiled only if called
     if not isinstance(got, str):
-        pat = pat | got[2].astype(bool)
+        pat = pat | np.asarray(got[1], dtype=bool)
     return pat
 
 
