@@ -264,8 +264,9 @@ def derivs(
     dy[S.IL1] = p[P.p_il1] * my * cyto - p[P.d_il1] * y[S.IL1]
     f_ifng = ifng / (ifng + p[P.K_ifng])
     damp = k9_l / (k9_l + p[P.K_my_kill])
-    # Hill 2: the few engaged cells that keep B-cell aplasia for months do not keep
-    # myeloid cells activated (no chronic fever); the expansion peak does
+    # Hill 2: a few engaged cells do not keep myeloid cells activated (no chronic fever);
+    # the expansion peak does. (Since session 20 the engaged count is the tumour-engaged
+    # effectors only, killing.py w_b_engaged_inflam: those keeping B-cell aplasia are out.)
     contact = e9_l * e9_l / (e9_l * e9_l + p[P.K_my_car] ** 2)
     s_il1 = il1 * anak  # anakinra blocks the IL-1 receptor
     f_il1 = s_il1 / (s_il1 + p[P.K_il1])
