@@ -320,8 +320,9 @@ TOXICITY_PARAMS = ParameterTable((
                   "no-protocol arms: SpO2 below which mechanical ventilation is used"),
     ParameterSpec("norepinephrine_ug_min_per_mmhg", "µg/min per mmHg", 2.0, 0.0, 10.0,
                   "assumed, from vasopressor practice in distributive shock: norepinephrine "
-                  "0.1-0.5 µg/kg/min (7-35 µg/min at 70 kg) is titrated to lift a MAP of "
-                  "50-60 mmHg to 65, about 2 µg/min per mmHg of deficit, so the 20 µg/min "
+                  "is started at 0.1-0.5 µg/kg/min (7-35 µg/min at 70 kg) and titrated to a "
+                  "MAP of 65; taking that to answer a MAP of 50-60 mmHg (the assumed part) "
+                  "gives about 2 µg/min per mmHg of deficit, so the 20 µg/min "
                   "'high dose' of Penn/Lee/CARTOX (§1.6) falls at a 10-mmHg deficit (a "
                   "second agent at 20 mmHg, 40 µg/min ≈ 0.6 µg/kg/min). Session 20; before "
                   "it 1, which put the high dose at the second agent's 20 mmHg: "
