@@ -61,6 +61,30 @@ def test_capd_and_ice_give_the_same_grade_at_the_same_encephalopathy() -> None:
     assert abs(e_adult - e_child) < 0.1
 
 
+def test_a_deeply_encephalopathic_child_reaches_ctcae_grade_3_from_capd(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Session 21: CAPD runs on past the ICE <= 2 point to 24 at full encephalopathy, so the
+    CTCAE encephalopathy grade 3 (CAPD >= 18) of a child is reachable; with the session-20 law
+    (capd_max * f throughout, CAPD <= 11) it never was. Below the ICE <= 2 point nothing moves."""
+    from cartsim.clinic import findings
+    from cartsim.clinic.neurotox import ctcae_neuro_grade
+
+    enc = np.linspace(0.0, 20.0, 2001)
+    f = enc**2 / (enc**2 + 1.0)
+    capd = icans_findings(enc)["capd_score"]
+    assert capd.max() >= 18 and np.all(np.diff(capd) >= 0)
+    mild = f <= findings.F_ICE_SEVERE
+    assert np.array_equal(capd[mild], np.rint(findings.CAPD_MAX * f[mild]))
+    grade = np.asarray(ctcae_neuro_grade(capd_score=capd, age_y=6.0))
+    e3 = enc[np.argmax(grade >= 3)]
+    assert grade.max() == 3 and 2.0 < e3 < 4.0  # before 'awakens only to touch' (E > 4)
+    # the neutral value gives back the straight line, which never reaches 18
+    monkeypatch.setattr(findings, "CAPD_UNRESPONSIVE", findings.CAPD_MAX)
+    old = icans_findings(enc)["capd_score"]
+    assert np.array_equal(old, np.rint(findings.CAPD_MAX * f))
+    assert old.max() <= 11
+    assert np.asarray(ctcae_neuro_grade(capd_score=old, age_y=6.0)).max() == 2
+
+
 def test_neurological_chance_events_are_keyed_per_patient_and_set_by_the_state() -> None:
     pid = np.arange(2000)
     days = np.arange(30)

@@ -5,9 +5,13 @@ endpoint layer (physiology-graded ICANS when no protocol grades it), so the thre
 here once, below both.
 
 * The cognitive tools share one encephalopathy fraction f = E²/(E² + 1): the ICE score is
-  10·(1 − f) (:mod:`cartsim.model.readouts`) and CAPD is ``capd_max``·f, with ``capd_max``
-  chosen so that CAPD ≥ 9 (ICANS grade 3 in a child) comes at the same E as ICE ≤ 2 (grade 3
-  in an adult, f > 0.75): children and adults with the same encephalopathy get the same grade.
+  10·(1 − f) (:mod:`cartsim.model.readouts`) and CAPD is ``capd_max``·f up to f = 0.75, with
+  ``capd_max`` chosen so that CAPD ≥ 9 (ICANS grade 3 in a child) comes at the same E as
+  ICE ≤ 2 (grade 3 in an adult, f > 0.75): children and adults with the same encephalopathy
+  get the same grade. Beyond that point CAPD rises linearly in f to ``capd_unresponsive`` at
+  f = 1 (an unresponsive child), so the deeper delirium grades that the CAPD range holds
+  (CTCAE grade 3 at CAPD ≥ 18, :mod:`cartsim.clinic.neurotox`) can be reached; with the
+  session-20 law (``capd_max``·f throughout) CAPD never passed 11.
 * Consciousness drops a level at each of three thresholds of E.
 * Seizures, deep focal motor weakness and cerebral oedema are chance events: each day a
   patient has one with probability 1 − exp(−h), the hazard h = h_max·(E/K)ⁿ/(1 + (E/K)ⁿ)
@@ -33,7 +37,16 @@ _PROV = "assumed (uncalibrated; docs/clinic.md)"
 FINDINGS_PARAMS = ParameterTable((
     ParameterSpec("capd_max", "points", 11.3, 0.0, 32.0,
                   "assumed: CAPD ≥ 9 at the E where ICE ≤ 2 (f > 0.75; ASTCT grade 3 either way)",
-                  "CAPD score at full encephalopathy fraction (CAPD = capd_max · E²/(E² + 1))"),
+                  "CAPD score per unit encephalopathy fraction f = E²/(E² + 1) up to the "
+                  "ICE ≤ 2 point f = 0.75 (CAPD = capd_max · f there)"),
+    ParameterSpec("capd_unresponsive", "points", 24.0, 0.0, 32.0,
+                  "CAPD item scoring (Traube 2014 Crit Care Med 42:656; 8 items, 0-4 each): "
+                  "an awake but unresponsive child scores 4 on the six items of awareness, "
+                  "purposeful action, communication, activity and response time and 0 on "
+                  "restlessness and inconsolability (hypoactive delirium): 24. Neutral "
+                  "(session-20) value: capd_max, the straight line through the origin",
+                  "CAPD score at full encephalopathy (f = 1); between f = 0.75 and 1 CAPD "
+                  "rises linearly from capd_max · 0.75 to it"),
     ParameterSpec("enc_awakens_to_voice", "dimensionless", 2.5, 0.0, 100.0, _PROV,
                   "E above which consciousness drops to 'awakens to voice'"),
     ParameterSpec("enc_awakens_to_touch", "dimensionless", 4.0, 0.0, 100.0, _PROV,
@@ -69,6 +82,9 @@ FINDINGS_PARAMS = ParameterTable((
 ))
 _Q = FINDINGS_PARAMS.defaults()
 CAPD_MAX = _Q["capd_max"]
+CAPD_UNRESPONSIVE = _Q["capd_unresponsive"]
+#: The encephalopathy fraction at which ICE ≤ 2 begins (ICE = round(10·(1 − f)) ≤ 2).
+F_ICE_SEVERE = 0.75
 EVENT_HILL = _Q["event_hill"]
 ENC_CONSCIOUSNESS = (_Q["enc_awakens_to_voice"], _Q["enc_awakens_to_touch"],
                      _Q["enc_unarousable"])
@@ -90,6 +106,18 @@ def event_hazard(enc: np.ndarray, h_max: float, half: float,
     return h_max * x / (1.0 + x)
 
 
+def capd_from_fraction(f: np.ndarray, capd_max: float | None = None,
+                       capd_unresponsive: float | None = None) -> np.ndarray:
+    """CAPD (before rounding) at encephalopathy fraction ``f``: ``capd_max``·f up to
+    :data:`F_ICE_SEVERE`, then linear to ``capd_unresponsive`` at f = 1 (defaults: the
+    module's :data:`CAPD_MAX` and :data:`CAPD_UNRESPONSIVE`)."""
+    capd_max = CAPD_MAX if capd_max is None else capd_max
+    capd_unresponsive = CAPD_UNRESPONSIVE if capd_unresponsive is None else capd_unresponsive
+    knee = capd_max * F_ICE_SEVERE
+    above = knee + (capd_unresponsive - knee) * (f - F_ICE_SEVERE) / (1.0 - F_ICE_SEVERE)
+    return np.where(f <= F_ICE_SEVERE, capd_max * f, above)
+
+
 def icans_findings(enc: np.ndarray, seed: int | None = None,
                    patient_id: np.ndarray | None = None,
                    day: np.ndarray | int | None = None,
@@ -103,7 +131,7 @@ def icans_findings(enc: np.ndarray, seed: int | None = None,
     e = np.maximum(nan_to_num(np.asarray(enc, dtype=np.float64)), 0.0)
     f = e**2 / (e**2 + 1.0)
     out = {
-        "capd_score": np.rint(CAPD_MAX * f),
+        "capd_score": np.rint(capd_from_fraction(f)),
         "consciousness": np.digitize(e, ENC_CONSCIOUSNESS).astype(np.float64),
     }
     for name, (stream, h_max, half) in EVENT_STREAMS.items():
