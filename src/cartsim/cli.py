@@ -354,12 +354,13 @@ def _mount_subcommands() -> None:
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
     from cartsim.trial.cli import trial_app
-    from cartsim.validate.cli import validate_command
+    from cartsim.validate.cli import validate_command, validate_diff_command
 
     app.add_typer(screen_app, name="screen")
     app.add_typer(trial_app, name="trial")
     app.command("grade")(grade_command)
     app.command("validate")(validate_command)
+    app.command("validate-diff")(validate_diff_command)
     app.command("claims")(claims_command)
     app.command("calibrate")(calibrate_command)
 

@@ -51,12 +51,26 @@ def validate_command(
         help="run the library on this many root seeds (the first: --seed or each spec's own; "
              "then (seed or 0) + r x 1000003) into DIR/rep<r>/ and summarise the spread in "
              "DIR/replicates.csv and replicates.json")] = 1,
+    against: Annotated[Path | None, typer.Option(
+        "--against", help="an earlier validation directory (single or --replicates) to compare "
+                          "this run with: what moved is printed and written to "
+                          "DIR/comparison.csv and comparison.json (as cartsim validate-diff)")]
+    = None,
 ) -> None:
     """Run the study library and compare each published figure with its simulated value:
     DIR/validation.csv, summary.json, report.html."""
     from cartsim.validate.run import DEFAULT_PATIENTS, validate
 
     n = DEFAULT_PATIENTS if patients is None else patients
+    if against is not None:
+        try:  # a wrong directory fails before anything runs
+            from cartsim.validate.diff import replicate_dirs
+
+            replicate_dirs(against)
+        except CartsimError as e:
+            console.print(f"[bold red]error:[/] --against: {e}", highlight=False,
+                          soft_wrap=True)
+            raise typer.Exit(2) from None
     if studies:
         studies = [s.strip() for v in studies for s in v.split(",") if s.strip()]
 
@@ -98,6 +112,8 @@ def validate_command(
             print_replicates(agg)
             console.print(f"written: {out}/rep0..rep{replicates - 1}/, replicates.csv, "
                           "replicates.json")
+            if against is not None:
+                _compare_and_print(against, out, targets, out)
             return
         res = run_one(out, seed)
     except CartsimError as e:
@@ -119,6 +135,114 @@ def validate_command(
     console.print(f"parameter set: {parameter_set_status()}", highlight=False, soft_wrap=True)
     files = "validation.csv, summary.json" + (", report.html" if report else "")
     console.print(f"written: {res.out}/{files}")
+    if against is not None:
+        try:
+            _compare_and_print(against, out, targets, out)
+        except CartsimError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+def _compare_and_print(before: Path, after: Path, targets: Path | None, out: Path | None,
+                       top: int = 10) -> None:
+    from cartsim.validate.diff import diff_runs
+
+    d = diff_runs(before, after, targets)
+    print_diff(d, top)
+    if out is not None:
+        paths = d.write(out)
+        console.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+def validate_diff_command(
+    before: Annotated[Path, typer.Argument(help="the earlier validation directory")],
+    after: Annotated[Path, typer.Argument(help="the later validation directory")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="also write OUT/comparison.csv (every row on both sides) and "
+                      "comparison.json")] = None,
+    top: Annotated[int, typer.Option(
+        min=0, max=1000, help="rows of largest deviance change shown each way")] = 10,
+    targets: Annotated[Path | None, typer.Option(
+        help="targets CSV both runs used (default: the shipped reference set)")] = None,
+) -> None:
+    """Compare two `cartsim validate` runs (each one directory or a --replicates directory):
+    pass counts, headline and deviance before and after, the rows whose verdict flipped, the
+    largest deviance changes and the change per study."""
+    try:
+        _compare_and_print(before, after, targets, out, top)
+    except CartsimError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def print_diff(d, top: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """The before/after figures, the flipped rows, the largest deviance moves, per study."""
+    import pandas as pd
+    from rich import box
+
+    nb, na = len(d.before.replicates), len(d.after.replicates)
+    t = Table(title=f"validation: {d.before.path} ({nb} run{'s' * (nb > 1)}) → {d.after.path} "
+                    f"({na} run{'s' * (na > 1)}); means over replicates",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("figure", "before", "after", "change"):
+        t.add_column(c, justify="left" if c == "figure" else "right", no_wrap=True)
+    labels = {"passing": "rows passing", "judged": "rows judged",
+              "within_10_points": "within 10 points", "inside_ci": "inside the published CI",
+              "headline_passing": "headline passing", "headline_judged": "headline judged",
+              "deviance": "deviance (calibration objective)",
+              "shared_rows": "rows compared by both", "shared_passing": "… passing",
+              "shared_deviance": "… deviance"}
+    partial = bool(d.only_before or d.only_after)
+    for k, row in d.figures.iterrows():
+        if str(k).startswith("shared_") and not partial:
+            continue  # the same rows on both sides: the whole-run figures say it
+        fmt = ".1f" if "deviance" in str(k) or max(nb, na) > 1 else ".0f"
+        t.add_row(labels.get(str(k), str(k)), f"{row['before']:{fmt}}", f"{row['after']:{fmt}}",
+                  f"{row['change']:+{fmt}}")
+    console.print(t)
+
+    def rows_table(title: str, df) -> None:  # type: ignore[no-untyped-def]
+        if df.empty:
+            return
+        r = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for c in ("line", "study", "endpoint", "published", "before", "after", "Δ dev"):
+            text = c in ("study", "endpoint")
+            r.add_column(c, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold", ratio=2 if text else None)
+        for x in df.to_dict("records"):
+            ep = " ".join(str(v) for v in (x["endpoint"], x.get("timepoint"), x.get("subgroup"))
+                          if isinstance(v, str) and v)
+            r.add_row(str(x["line"]), str(x["study"]), ep, _num(x["published"]),
+                      _num(x["simulated_before"]), _num(x["simulated_after"]),
+                      "–" if pd.isna(x["deviance_change"]) else f"{x['deviance_change']:+.1f}")
+        console.print(r)
+
+    gains = d.flips[d.flips["flip"] == "gain"]
+    losses = d.flips[d.flips["flip"] == "loss"]
+    rows_table(f"rows now passing ({len(gains)})", gains)
+    rows_table(f"rows no longer passing ({len(losses)})", losses)
+    moved = d.rows.dropna(subset=["deviance_change"]).sort_values("deviance_change",
+                                                                   kind="stable")
+    if top:
+        rows_table(f"largest deviance falls (top {top})",
+                   moved[moved["deviance_change"] < 0].head(top))
+        rows_table(f"largest deviance rises (top {top})",
+                   moved[moved["deviance_change"] > 0].tail(top).iloc[::-1])
+    ps = d.per_study[d.per_study["deviance_change"].abs() >= 0.05]
+    if not ps.empty:
+        s = Table(title="deviance per study (studies that moved)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+        for c in ("spec", "before", "after", "change", "passing"):
+            s.add_column(c, justify="left" if c == "spec" else "right", no_wrap=True)
+        for spec, x in ps.iterrows():
+            s.add_row(str(spec), f"{x['deviance_before']:.1f}", f"{x['deviance_after']:.1f}",
+                      f"{x['deviance_change']:+.1f}",
+                      f"{x['passing_before']:.0f} → {x['passing_after']:.0f}")
+        console.print(s)
+    if d.only_before or d.only_after:
+        console.print(f"rows compared on one side only: {len(d.only_before)} before, "
+                      f"{len(d.only_after)} after (different studies or targets; left out of "
+                      "the row changes)", highlight=False)
 
 
 def _kn(k: int, n: int) -> str:

@@ -1,0 +1,219 @@
+"""Before/after comparison of two validation runs (``cartsim validate-diff BEFORE AFTER``,
+``cartsim validate --against BEFORE``).
+
+Every model change is measured by running the study library before and after it; this module
+reads the two output directories and says what moved. A directory is either one validation
+(``validation.csv`` + ``summary.json``) or a replicated one (``rep0/``, ``rep1/``, …, as
+``cartsim validate --replicates K`` writes): each side is then summarised over its replicates —
+the mean of the pass counts, the headline count and the calibration objective's deviance
+(:mod:`cartsim.calibrate.objective`), and per targets row the mean simulated value, the mean
+deviance term and the share of replicates in which the row passes. A row *flips* when its
+majority verdict changes (it passes in more than half of the judging replicates on one side
+and not on the other; with one replicate per side, when its verdict changes).
+
+Only runs of the same targets file are comparable row by row (rows are matched on the targets
+``line``); rows present on one side only are listed as such and left out of the changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartsim.atomic import write_text_atomic
+from cartsim.errors import InvalidInputError
+
+#: the run-level figures compared (means over replicates)
+FIGURES = ("passing", "judged", "within_10_points", "inside_ci", "headline_passing",
+           "headline_judged", "deviance")
+ROW_KEYS = ("line", "study", "spec", "endpoint", "timepoint", "subgroup", "published")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One validation run, possibly replicated: its directory, the replicate directories,
+    the run-level figures per replicate and the per-row table (compared rows)."""
+
+    path: Path
+    replicates: list[Path]
+    figures: pd.DataFrame  # one row per replicate, FIGURES columns
+    rows: pd.DataFrame  # one row per compared targets line (ROW_KEYS + simulated, pass, dev)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What moved between ``before`` and ``after``."""
+
+    before: Side
+    after: Side
+    figures: pd.DataFrame  # index FIGURES + shared_*; columns before, after, change
+    rows: pd.DataFrame  # per line present on both sides
+    flips: pd.DataFrame  # rows whose majority verdict changed, with direction gain/loss
+    per_study: pd.DataFrame  # spec: deviance and rows passing, before/after/change
+    only_before: list[int]
+    only_after: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "before": str(self.before.path), "after": str(self.after.path),
+            "replicates": {"before": len(self.before.replicates),
+                           "after": len(self.after.replicates)},
+            "figures": {k: {c: _num(self.figures.loc[k, c]) for c in self.figures.columns}
+                        for k in self.figures.index},
+            "flips": [{k: _num(v) for k, v in r.items()}
+                      for r in self.flips.to_dict("records")],
+            "per_study": [{k: _num(v) for k, v in r.items()}
+                          for r in self.per_study.reset_index().to_dict("records")],
+            "only_before": self.only_before, "only_after": self.only_after,
+        }
+
+    def write(self, out: str | Path, stem: str = "comparison") -> list[Path]:
+        """``OUT/<stem>.csv`` (every row on both sides) and ``OUT/<stem>.json`` (the figures,
+        the flips and the per-study changes), written atomically."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+        write_text_atomic(csv_path, self.rows.to_csv(index=False, lineterminator="\n",
+                                                     float_format="%.6g"))
+        write_text_atomic(json_path, json.dumps(self.to_json(), indent=1))
+        return [csv_path, json_path]
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else round(float(v), 6)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return v
+
+
+def replicate_dirs(path: str | Path) -> list[Path]:
+    """The validation directories of a run: ``[path]`` when it holds ``validation.csv``,
+    else its ``rep<r>/`` subdirectories in replicate order."""
+    p = Path(path)
+    if (p / "validation.csv").is_file():
+        return [p]
+    reps = sorted((d for d in p.glob("rep*") if (d / "validation.csv").is_file()
+                   and d.name[3:].isdigit()), key=lambda d: int(d.name[3:]))
+    if not reps:
+        raise InvalidInputError(
+            "validation directory", "a directory written by `cartsim validate --out DIR` "
+            "(DIR/validation.csv and summary.json, or DIR/rep0/, rep1/, … of --replicates)",
+            str(p))
+    return reps
+
+
+def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
+    """Read one run (see :func:`replicate_dirs`) and score each replicate with the
+    calibration objective."""
+    from cartsim.calibrate.objective import compute_objective
+    from cartsim.validate.mapping import default_mapping
+    from cartsim.validate.replicates import replicate_stats
+    from cartsim.validate.targets import read_targets
+
+    reps = replicate_dirs(path)
+    mapping = default_mapping()
+    targets = read_targets(targets_path, mapping)
+    figs: list[dict[str, float]] = []
+    parts: list[pd.DataFrame] = []
+    for r, d in enumerate(reps):
+        table = pd.read_csv(d / "validation.csv")
+        summary_file = d / "summary.json"
+        if not summary_file.is_file():
+            raise InvalidInputError("validation directory", "one with summary.json next to "
+                                    "validation.csv", str(d))
+        summary = json.loads(summary_file.read_text())
+        figs.append(replicate_stats(table, summary, targets_path))
+        terms = compute_objective(table, targets, mapping).terms
+        dev = terms[terms["used"]].set_index("line")["deviance"].astype(float)
+        c = table[table["status"] == "compared"].copy()
+        for k in ROW_KEYS:
+            if k not in c:
+                c[k] = ""
+        c = c.set_index("line")
+        part = c[[k for k in ROW_KEYS if k != "line"]].copy() if r == 0 else None
+        vals = pd.DataFrame({f"simulated_{r}": pd.to_numeric(c["simulated"], errors="coerce"),
+                             f"passes_{r}": c["passes"].map(_verdict),
+                             f"deviance_{r}": dev.reindex(c.index)})
+        parts.append(vals if part is None else part.join(vals))
+    rows = parts[0]
+    for extra in parts[1:]:
+        rows = rows.join(extra, how="outer")
+    k = len(reps)
+    sim = rows[[f"simulated_{r}" for r in range(k)]].astype(float)
+    ok = rows[[f"passes_{r}" for r in range(k)]].astype(float)
+    dev = rows[[f"deviance_{r}" for r in range(k)]].astype(float)
+    judged = ok.notna().sum(axis=1)
+    out = rows[[c for c in rows.columns if not c.split("_")[-1].isdigit()]].copy()
+    out["simulated"] = sim.mean(axis=1)
+    out["pass_share"] = (ok.fillna(0.0).sum(axis=1) / judged.where(judged > 0)).astype(float)
+    out["deviance"] = dev.mean(axis=1)
+    return Side(Path(path), reps, pd.DataFrame(figs, columns=list(FIGURES)),
+                out.reset_index())
+
+
+def _verdict(v: Any) -> float:
+    if isinstance(v, str):
+        return {"true": 1.0, "false": 0.0}.get(v.strip().lower(), np.nan)
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return np.nan
+    return 1.0 if bool(v) else 0.0
+
+
+def _passes(share: pd.Series) -> pd.Series:
+    """Majority verdict: True above one half, False at or below it, NaN when unjudged."""
+    return share.map(lambda s: np.nan if pd.isna(s) else float(s > 0.5))
+
+
+def compare(before: Side, after: Side) -> Diff:
+    """The run-level figures (means over replicates), the per-row changes, the flips and the
+    per-study deviance change of ``after`` against ``before``."""
+    fb, fa = before.figures.mean(), after.figures.mean()
+    figures = pd.DataFrame({"before": fb, "after": fa, "change": fa - fb}).loc[list(FIGURES)]
+    b = before.rows.set_index("line")
+    a = after.rows.set_index("line")
+    both = b.index.intersection(a.index)
+    keys = [k for k in ROW_KEYS if k != "line"]
+    rows = b.loc[both, keys].copy()
+    for name, side in (("before", b), ("after", a)):
+        rows[f"simulated_{name}"] = side.loc[both, "simulated"]
+        rows[f"pass_share_{name}"] = side.loc[both, "pass_share"]
+        rows[f"deviance_{name}"] = side.loc[both, "deviance"]
+    rows["deviance_change"] = rows["deviance_after"] - rows["deviance_before"]
+    rows = rows.reset_index().sort_values("line", kind="stable").reset_index(drop=True)
+    pb, pa = _passes(rows["pass_share_before"]), _passes(rows["pass_share_after"])
+    rows["flip"] = np.select([(pb == 0) & (pa == 1), (pb == 1) & (pa == 0)],
+                             ["gain", "loss"], "")
+    flips = rows[rows["flip"] != ""].reset_index(drop=True)
+    shared = pd.DataFrame({"deviance_before": rows["deviance_before"],
+                           "deviance_after": rows["deviance_after"],
+                           "passing_before": pb.fillna(0.0), "passing_after": pa.fillna(0.0),
+                           "spec": rows["spec"]})
+    per_study = shared.groupby("spec", sort=True).sum()
+    per_study["deviance_change"] = per_study["deviance_after"] - per_study["deviance_before"]
+    per_study = per_study[["deviance_before", "deviance_after", "deviance_change",
+                           "passing_before", "passing_after"]].sort_values(
+        "deviance_change", kind="stable")
+    # the same figures over the rows both runs compared (the whole-run counts above differ
+    # when the runs covered different studies)
+    figures.loc["shared_rows"] = [float(len(rows))] * 2 + [0.0]
+    for name, col in (("shared_passing", "passing"), ("shared_deviance", "deviance")):
+        before_v = float(shared[f"{col}_before"].sum())
+        after_v = float(shared[f"{col}_after"].sum())
+        figures.loc[name] = [before_v, after_v, after_v - before_v]
+    only_b = sorted(int(x) for x in b.index.difference(a.index))
+    only_a = sorted(int(x) for x in a.index.difference(b.index))
+    return Diff(before, after, figures, rows, flips, per_study, only_b, only_a)
+
+
+def diff_runs(before: str | Path, after: str | Path,
+              targets_path: str | Path | None = None) -> Diff:
+    """Read two validation runs (single or replicated) and compare them."""
+    return compare(load_side(before, targets_path), load_side(after, targets_path))

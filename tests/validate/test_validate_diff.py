@@ -1,0 +1,131 @@
+"""``cartsim validate-diff BEFORE AFTER`` and ``cartsim validate --against BEFORE``: what moved
+between two validation runs (single or replicated)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cartsim.cli import app
+from cartsim.errors import InvalidInputError
+from cartsim.validate.diff import diff_runs, replicate_dirs
+
+DATA = Path(__file__).parent / "data"
+ARGS = ["--specs", str(DATA), "--studies", "eliana", "--patients", "6", "--seed", "3",
+        "--no-report"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("diff") / "base"
+    res = CliRunner().invoke(app, ["validate", "--out", str(out), *ARGS])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _edited(run: Path, dest: Path, line: int, simulated: float, passes: bool) -> Path:
+    """A copy of ``run`` with one compared row's simulated value and verdict replaced."""
+    shutil.copytree(run, dest)
+    t = pd.read_csv(dest / "validation.csv")
+    i = t.index[t["line"] == line][0]
+    t.loc[i, "simulated"] = simulated
+    t["passes"] = t["passes"].astype(object)
+    t.loc[i, "passes"] = passes
+    t.to_csv(dest / "validation.csv", index=False)
+    return dest
+
+
+def _a_passing_rate_row(run: Path) -> pd.Series:
+    t = pd.read_csv(run / "validation.csv")
+    ok = t[(t["status"] == "compared") & (t["passes"] == True)  # noqa: E712
+           & (t["unit"] == "percent")]
+    return ok.iloc[0]
+
+
+def test_a_run_against_itself_moves_nothing(run: Path) -> None:
+    d = diff_runs(run, run)
+    assert (d.figures["change"] == 0).all()
+    assert d.flips.empty and not d.only_before and not d.only_after
+    assert (d.rows["deviance_change"].dropna() == 0).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert d.figures.loc["passing", "before"] == summary["overall"]["passing"]
+
+
+def test_one_row_made_to_fail_is_a_loss_with_its_deviance(run: Path, tmp_path: Path) -> None:
+    row = _a_passing_rate_row(run)
+    far = 0.0 if float(row["published"]) > 50 else 100.0
+    after = _edited(run, tmp_path / "after", int(row["line"]), far, False)
+    d = diff_runs(run, after)
+    assert list(d.flips["line"]) == [row["line"]]
+    assert d.flips.iloc[0]["flip"] == "loss"
+    moved = d.rows.set_index("line")
+    assert moved.loc[row["line"], "simulated_after"] == far
+    assert moved.loc[row["line"], "deviance_change"] > 0  # a far value costs deviance
+    assert (moved.drop(index=row["line"])["deviance_change"].dropna() == 0).all()
+    # the run-level deviance change is that row's, and the per-study table adds up to it
+    assert d.figures.loc["deviance", "change"] == pytest.approx(
+        moved.loc[row["line"], "deviance_change"])
+    assert d.per_study["deviance_change"].sum() == pytest.approx(
+        d.figures.loc["deviance", "change"])
+    # ... and the other way round it is a gain
+    back = diff_runs(after, run)
+    assert list(back.flips["flip"]) == ["gain"]
+
+
+def test_replicated_runs_compare_by_majority_verdict(run: Path, tmp_path: Path) -> None:
+    row = _a_passing_rate_row(run)
+    far = 0.0 if float(row["published"]) > 50 else 100.0
+    reps = tmp_path / "reps"
+    reps.mkdir()
+    shutil.copytree(run, reps / "rep0")
+    _edited(run, reps / "rep1", int(row["line"]), far, False)
+    assert replicate_dirs(reps) == [reps / "rep0", reps / "rep1"]
+    d = diff_runs(run, reps)
+    x = d.rows.set_index("line").loc[row["line"]]
+    assert x["pass_share_after"] == 0.5  # passes in one of two: not a majority
+    assert x["flip"] == "loss"
+    assert x["simulated_after"] == pytest.approx((float(row["simulated"]) + far) / 2)
+    # (the run-level counts are each run's summary.json, which the edit left alone; the
+    # row-level majority count moves by the one row)
+    assert d.figures.loc["shared_passing", "after"] == d.figures.loc["shared_passing",
+                                                                       "before"] - 1
+
+
+def test_cli_diff_prints_and_writes(run: Path, tmp_path: Path) -> None:
+    row = _a_passing_rate_row(run)
+    after = _edited(run, tmp_path / "after", int(row["line"]), 0.0, False)
+    res = CliRunner().invoke(app, ["validate-diff", str(run), str(after), "--out",
+                                   str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    assert "rows no longer passing (1)" in res.output
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    assert set(table.loc[table["flip"].fillna("") != "", "line"]) == {row["line"]}
+    js = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert [f["line"] for f in js["flips"]] == [int(row["line"])]
+
+
+def test_validate_against_an_earlier_run(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    res = CliRunner().invoke(app, ["validate", "--out", str(out), *ARGS, "--against",
+                                   str(run)])
+    assert res.exit_code == 0, res.output
+    assert "deviance (calibration objective)" in res.output
+    js = json.loads((out / "comparison.json").read_text())
+    # the same seed and library: nothing moved
+    assert js["flips"] == [] and js["figures"]["deviance"]["change"] == 0
+
+
+def test_not_a_validation_directory_is_a_clear_error(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="validation directory"):
+        replicate_dirs(tmp_path)
+    res = CliRunner().invoke(app, ["validate-diff", str(tmp_path), str(run)])
+    assert res.exit_code == 2 and "validation directory" in res.output
+    # --against is checked before anything runs
+    res = CliRunner().invoke(app, ["validate", "--out", str(tmp_path / "x"), *ARGS,
+                                   "--against", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and not (tmp_path / "x").exists()
