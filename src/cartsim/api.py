@@ -8,7 +8,7 @@ A thin facade over :mod:`cartsim.trial` (spec, runner, summary, statistics) and
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +80,17 @@ class Trial:
                         executor=executor, resume=resume,
                         report=(tmp is None) if report is None else report, progress=progress)
         return TrialResult(run.out, self.spec, run.patients, _tmp=tmp)
+
+    def trace(self, names: Sequence[str], days: Sequence[int] | str = "0-28",
+              arm: int | str = 0, patients: int | None = None) -> pd.DataFrame:
+        """Model states, parameters or core readouts (``names``, e.g. ``["IL6", "MY",
+        "K_fever", "temperature_c"]``) of one arm's virtual patients at the start of each of
+        ``days`` ("0-28", "0,7,14" or a list), re-simulated as the trial runner does: a long
+        table (arm, patient_id, day, one column per name). See :mod:`cartsim.trial.trace`."""
+        from cartsim.trial.trace import parse_days, trace_arm
+
+        d = parse_days(days) if isinstance(days, str) else [int(x) for x in days]
+        return trace_arm(self.spec, list(names), d, arm=arm, patients=patients)
 
 
 class TrialResult:

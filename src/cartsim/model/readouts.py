@@ -103,6 +103,17 @@ def cart_blood(y: np.ndarray) -> np.ndarray:
     return y[:, S.M_b] + y[:, S.E_b] + y[:, S.X_b]
 
 
+#: The names of :func:`compute`'s columns, in its order (a test keeps them equal).
+READOUT_NAMES: tuple[str, ...] = (
+    "cart_cells_per_ul", "transgene_copies_per_ug", "cart_effector_fraction", "tumour_cells",
+    "cns_tumour_cells", "marrow_blast_pct", "mrd_fraction", "spd_cm2",
+    "cd19_negative_tumour_fraction", "b_cells_per_ul", "t_cells_per_ul", "igg_mg_dl",
+    "il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct", "encephalopathy",
+    "ice_score", "il1_pg_ml", "nfl_pg_ml", "anc_per_ul", "platelets_per_ul", "hemoglobin_g_dl",
+    "wbc_per_ul",
+)
+
+
 def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     """All daily readouts as named columns."""
     bl = p[:, P.blood_ul]

@@ -65,6 +65,105 @@ def run_command(
                   + (", report.html" if report else ""))
 
 
+@trial_app.command("trace")
+def trace_command(
+    spec: Annotated[str, typer.Argument(
+        help="trial spec (TOML path) or the name of a study of the shipped library (eliana)")],
+    names: Annotated[str, typer.Option(
+        "--names", help="comma-separated model states (IL6, MY, ENC …), model parameters "
+                        "(K_fever, age_y …) or core readouts (temperature_c …)")],
+    days: Annotated[str, typer.Option(help="days: ranges and lists, e.g. 0-28,60,90")]
+    = "0-28",
+    arm: Annotated[str, typer.Option(help="arm name or index")] = "0",
+    patients: Annotated[int | None, typer.Option(
+        help="the arm's first N virtual patients (default: the spec's size)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="write the long table here (.parquet or .csv)")] = None,
+    parameter_set: ParameterSetOption = None,
+) -> None:
+    """Trace model states, parameters and readouts of a trial's virtual patients day by day
+    (re-simulated exactly as the trial runner does): the mechanism behind an endpoint."""
+    from cartsim.trial.trace import parse_days, trace_arm
+
+    try:
+        from cartsim.parameter_sets import select
+
+        select(parameter_set)
+        s = _spec_or_library(spec)
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        table = trace_arm(s, wanted, parse_days(days), arm=arm, patients=patients)
+        if out is not None:
+            _write_table(table, out)
+    except CartsimError as e:
+        _fail(e)
+        return
+    _print_trace(table, wanted)
+    if out is not None:
+        console.print(f"written: {out} ({len(table)} rows)", highlight=False)
+
+
+def _spec_or_library(spec: str):  # type: ignore[no-untyped-def]
+    from importlib import resources
+
+    from cartsim.errors import InvalidInputError
+    from cartsim.trial.spec import load_spec
+
+    p = Path(spec)
+    if p.exists() or p.suffix == ".toml":
+        return load_spec(p)
+    library = Path(str(resources.files("cartsim.data") / "studies"))  # the shipped studies
+    lib = library / f"{spec}.toml"
+    if lib.is_file():
+        return load_spec(lib)
+    names = sorted(q.stem for q in library.glob("*.toml") if q.stem != "index")
+    raise InvalidInputError("spec", "a TOML file or a library study name "
+                            f"({', '.join(names)})", spec)
+
+
+def _write_table(table, out: Path) -> None:  # type: ignore[no-untyped-def]
+    from cartsim.atomic import PARQUET_OPTIONS, atomic_write
+    from cartsim.errors import InvalidInputError
+
+    if out.suffix == ".csv":
+        atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
+    elif out.suffix == ".parquet":
+        atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False, **PARQUET_OPTIONS))
+    else:
+        raise InvalidInputError("--out", "a path ending in .parquet or .csv", str(out))
+
+
+def _print_trace(table, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Median of each name on each traced day (up to 12 days; with three names or fewer also
+    the 10th–90th percentile range)."""
+    from rich import box
+    from rich.table import Table
+
+    days = sorted(table["day"].unique())
+    if len(days) > 12:
+        idx = sorted({round(i * (len(days) - 1) / 11) for i in range(12)})
+        days = [days[i] for i in idx]
+    spread = len(names) <= 3
+    t = Table(title=f"{table['patient_id'].nunique()} patients at the start of each day: "
+                    f"median{' (10th–90th percentile)' if spread else ''}",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("day", justify="right", no_wrap=True)
+    for n in names:
+        t.add_column(n, justify="right", no_wrap=True, overflow="fold")
+    for d in days:
+        sub = table[table["day"] == d]
+        cells = []
+        for n in names:
+            v = sub[n].dropna()
+            if v.empty:
+                cells.append("–")
+            elif spread:
+                cells.append(f"{v.median():.3g} ({v.quantile(0.1):.3g}–{v.quantile(0.9):.3g})")
+            else:
+                cells.append(f"{v.median():.3g}")
+        t.add_row(str(d), *cells)
+    console.print(t)
+
+
 @trial_app.command("report")
 def report_command(
     out: Annotated[Path, typer.Argument(help="trial output directory")],

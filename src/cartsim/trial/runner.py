@@ -153,20 +153,16 @@ def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.nda
     return out
 
 
-def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Simulate one chunk and return (per-patient endpoints, per-day plot table)."""
+def _chunk_inputs(spec: TrialSpec, arm_index: int, ids: np.ndarray
+                  ) -> tuple[Any, Any, Any, list[Any], dict[str, np.ndarray], np.ndarray]:
+    """One chunk's cohort, product, protocol, procedures, covariates and doses."""
     from cartsim.clinic.protocol import load_protocol
-    from cartsim.covariates import for_disease
     from cartsim.population import Cohort
-    from cartsim.simulation import simulate
-    from cartsim.trial.endpoints import Course, compute_endpoints, daily_table
     from cartsim.trial.outcomes import HsctProcedure
 
     arm = spec.arms[arm_index]
     pop = spec.population
     seed = spec.seed
-    ids = np.asarray(ids, dtype=np.int64)
     cov = pop.sample(seed, ids)
     product = _product(arm)
     dose = arm_doses(arm, product, cov["weight_kg"], seed, ids, pop.disease)
@@ -178,6 +174,21 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
         procedures.append(HsctProcedure(h.day, h.if_mrd_below, h.log_kill, h.ablate_cart,
                                          h.graft))
     procedures += schedule_procedures(arm, product, dose, cov["weight_kg"], seed, ids)
+    return cohort, product, protocol, procedures, cov, dose
+
+
+def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate one chunk and return (per-patient endpoints, per-day plot table)."""
+    from cartsim.covariates import for_disease
+    from cartsim.simulation import simulate
+    from cartsim.trial.endpoints import Course, compute_endpoints, daily_table
+
+    arm = spec.arms[arm_index]
+    pop = spec.population
+    seed = spec.seed
+    ids = np.asarray(ids, dtype=np.int64)
+    cohort, product, protocol, procedures, cov, dose = _chunk_inputs(spec, arm_index, ids)
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
                    procedures=procedures, lymphodepletion=arm.lymphodepletion)
     course = Course.from_result(res)

@@ -1,0 +1,165 @@
+"""Model states, parameters and readouts of a study's virtual patients, day by day
+(``cartsim trial trace``, :func:`cartsim.api.Trial.trace`).
+
+A trial's outputs are the clinical readouts and endpoints; the mechanisms behind them (the
+myeloid activation that drives a fever, the encephalopathy state behind an ICE score, an
+effector pool's exhaustion) are internal states of the model. To see why a virtual patient
+did what it did, :func:`trace_arm` re-runs one arm's patients exactly as the trial runner
+does (same cohort, doses, protocol, schedule and seeds) with one more day-start procedure that
+records the named quantities of every patient at the start of each requested day: model states
+(``cartsim.model`` state names, e.g. ``IL6``, ``MY``, ``ENC``), per-patient parameters (e.g.
+``K_fever``, ``age_y``) and the core readouts (:func:`cartsim.model.readouts.compute`, e.g.
+``temperature_c``, ``cart_cells_per_ul``). "Start of day d" is after the day's schedule items
+and the trial's own procedures, before the clinic acts and before the day is integrated.
+
+The simulation runs to the last traced day + 1 (not the whole follow-up), so the traced values
+agree with those of the full trial within the solver's tolerance, not bit for bit (an adaptive
+step that would cross the shorter horizon is cut there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartsim.errors import InvalidInputError
+from cartsim.trial.spec import TrialSpec
+
+#: at most this many patient-days per trace (a guard against an accidental million-row trace)
+MAX_TRACE_CELLS = 50_000_000
+
+
+class StateTrace:
+    """A day-start procedure that records named states/parameters/readouts on ``days``."""
+
+    def __init__(self, names: Sequence[str], days: Sequence[int]) -> None:
+        self.names = [str(n) for n in names]
+        self.days = sorted({int(d) for d in days})
+        self._want = set(self.days)
+        self._where: dict[str, tuple[str, int]] = {}
+        self.records: dict[int, dict[str, np.ndarray]] = {}
+
+    def bind(self, model: Any) -> None:
+        from cartsim.model.readouts import READOUT_NAMES
+
+        states = {s.name: i for i, s in enumerate(model.states)}
+        params = {s.name: i for i, s in enumerate(model.params)}
+        readouts = set(READOUT_NAMES)
+        unknown = []
+        for n in self.names:
+            if n in states:
+                self._where[n] = ("state", states[n])
+            elif n in params:
+                self._where[n] = ("param", params[n])
+            elif n in readouts:
+                self._where[n] = ("readout", -1)
+            else:
+                unknown.append(n)
+        if unknown:
+            raise InvalidInputError(
+                "trace quantity", "a model state, a model parameter or a core readout name "
+                f"(states: {', '.join(sorted(states))}; readouts: "
+                f"{', '.join(sorted(readouts))}; parameters: see docs/model.md)",
+                ", ".join(unknown))
+
+    def apply(self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray
+              ) -> dict[str, tuple[np.ndarray, str]]:
+        if day in self._want:
+            rec: dict[str, np.ndarray] = {}
+            ro = None
+            for n in self.names:
+                kind, i = self._where[n]
+                if kind == "state":
+                    rec[n] = y[:, i].copy()
+                elif kind == "param":
+                    rec[n] = p[:, i].copy()
+                else:
+                    if ro is None:
+                        from cartsim.model.readouts import compute
+
+                        ro = compute(y, p)
+                    rec[n] = np.asarray(ro[n], dtype=np.float64).copy()
+            alive = status == 0  # a patient the simulator stopped has no values
+            self.records[day] = {k: np.where(alive, v, np.nan) for k, v in rec.items()}
+        return {}
+
+
+def parse_days(text: str) -> list[int]:
+    """``"0-28"``, ``"0,7,14"`` or ``"0-28,60,90"`` → sorted day list."""
+    out: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                cut = part.index("-", 1)
+                a, b = int(part[:cut]), int(part[cut + 1:])
+                if b < a:
+                    raise ValueError
+                out.update(range(a, b + 1))
+            else:
+                out.add(int(part))
+        except ValueError:
+            raise InvalidInputError("days", "day numbers and ranges such as 0-28,60,90",
+                                    text) from None
+    if not out:
+        raise InvalidInputError("days", "at least one day", text)
+    return sorted(out)
+
+
+def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
+              arm: int | str = 0, patients: int | None = None) -> pd.DataFrame:
+    """Trace ``names`` on ``days`` for one arm's first ``patients`` virtual patients (default:
+    the spec's population size): a long table with columns arm, patient_id, day and one
+    column per name (NaN for a patient the simulator stopped)."""
+    from cartsim.simulation import simulate
+    from cartsim.trial.runner import _chunk_inputs
+
+    if not names:
+        raise InvalidInputError("trace quantities", "at least one name", "none")
+    arm_index = _arm_index(spec, arm)
+    n = spec.population.size if patients is None else int(patients)
+    if n < 1:
+        raise InvalidInputError("patients", "an integer >= 1", n)
+    days = sorted({int(d) for d in days})
+    if days[-1] > spec.follow_up_days:
+        raise InvalidInputError("days", f"days up to the spec's follow-up "
+                                f"({spec.follow_up_days})", days[-1])
+    if n * len(days) * len(names) > MAX_TRACE_CELLS:
+        raise InvalidInputError("trace size", f"at most {MAX_TRACE_CELLS:,} values "
+                                "(patients x days x names)", n * len(days) * len(names))
+    ids = np.arange(n, dtype=np.int64)
+    cohort, product, protocol, procedures, _, _ = _chunk_inputs(spec, arm_index, ids)
+    tracer = StateTrace(names, days)
+    arm_spec = spec.arms[arm_index]
+    simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
+             procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
+    missing = [d for d in days if d not in tracer.records]
+    if missing:
+        raise InvalidInputError("days", "days the simulation covers (from the first "
+                                "lymphodepletion day to the follow-up)",
+                                ", ".join(str(d) for d in missing[:5]))
+    frames = []
+    for d in days:
+        rec = tracer.records[d]
+        frames.append(pd.DataFrame({"arm": arm_spec.name, "patient_id": ids,
+                                    "day": np.int64(d), **rec}))
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["patient_id", "day"], kind="stable").reset_index(drop=True)
+
+
+def _arm_index(spec: TrialSpec, arm: int | str) -> int:
+    names = [a.name for a in spec.arms]
+    if isinstance(arm, str) and not arm.isdigit():
+        if arm not in names:
+            raise InvalidInputError("arm", f"one of {', '.join(names)}", arm)
+        return names.index(arm)
+    i = int(arm)
+    if not 0 <= i < len(names):
+        raise InvalidInputError("arm", f"an index 0-{len(names) - 1} or a name "
+                                f"({', '.join(names)})", arm)
+    return i

@@ -1,0 +1,83 @@
+"""``cartsim trial trace`` / ``Trial.trace``: model states, parameters and readouts of a
+trial's virtual patients, re-simulated exactly as the trial runner does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cartsim.api import Trial
+from cartsim.cli import app
+from cartsim.errors import InvalidInputError
+from cartsim.model.readouts import READOUT_NAMES, compute
+from cartsim.trial.trace import parse_days
+from cartsim.validate.library import default_specs_dir
+
+SPEC = default_specs_dir() / "eliana.toml"
+
+
+def test_readout_names_are_computes_columns() -> None:
+    from cartsim.model.parameters import PARAMS
+    from cartsim.model.state import N_STATES
+
+    p = np.array([[s.default for s in PARAMS]], dtype=np.float64)
+    p = np.concatenate([p, np.ones((1, 64))], axis=1)  # room for per-clone fields
+    with np.errstate(all="ignore"):
+        cols = compute(np.ones((1, N_STATES)), p)
+    assert tuple(cols) == READOUT_NAMES
+
+
+def test_parse_days() -> None:
+    assert parse_days("0-3") == [0, 1, 2, 3]
+    assert parse_days("7, 0-2,7") == [0, 1, 2, 7]
+    assert parse_days("-5--3") == [-5, -4, -3]
+    for bad in ("", "a", "5-2", "1-x"):
+        with pytest.raises(InvalidInputError, match="days"):
+            parse_days(bad)
+
+
+def test_trace_matches_the_trial_and_reads_states_params_and_readouts(tmp_path: Path) -> None:
+    trial = Trial.from_toml(SPEC).with_overrides(size=6, seed=5)
+    t = trial.trace(["IL6", "K_fever", "age_y", "anc_per_ul", "temperature_c"], days="6-10")
+    assert list(t.columns) == ["arm", "patient_id", "day", "IL6", "K_fever", "age_y",
+                               "anc_per_ul", "temperature_c"]
+    assert len(t) == 6 * 5 and set(t["day"]) == {6, 7, 8, 9, 10}
+    # a parameter is constant over the days of a patient, the states move
+    assert (t.groupby("patient_id")["K_fever"].nunique() == 1).all()
+    assert t.groupby("patient_id")["IL6"].nunique().max() > 1
+    # the same patients as the trial's: ages and the day's ANC agree with its outputs
+    res = trial.run(tmp_path / "run", report=False)
+    pts = res.patients.set_index("patient_id")
+    first = t[t["day"] == 6].set_index("patient_id")
+    assert np.allclose(first["age_y"], pts.loc[first.index, "age_y"])
+    daily = pd.read_parquet(tmp_path / "run" / "daily.parquet")
+    both = t.merge(daily[["patient_id", "day", "anc_per_ul"]], on=["patient_id", "day"],
+                   suffixes=("", "_trial"))
+    assert len(both) == len(t)
+    assert np.allclose(both["anc_per_ul"], both["anc_per_ul_trial"], rtol=1e-3, atol=1e-6)
+
+
+def test_trace_errors_name_the_field() -> None:
+    trial = Trial.from_toml(SPEC).with_overrides(size=2)
+    with pytest.raises(InvalidInputError, match="trace quantity.*NOPE"):
+        trial.trace(["IL6", "NOPE"], days="0-1")
+    with pytest.raises(InvalidInputError, match="arm"):
+        trial.trace(["IL6"], days="0-1", arm="no_such_arm")
+    with pytest.raises(InvalidInputError, match="days"):
+        trial.trace(["IL6"], days=[100000])
+
+
+def test_cli_trace_by_library_name_writes_a_table(tmp_path: Path) -> None:
+    out = tmp_path / "trace.csv"
+    res = CliRunner().invoke(app, ["trial", "trace", "eliana", "--names", "MY,temperature_c",
+                                   "--days", "0-2", "--patients", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "median" in res.output
+    t = pd.read_csv(out)
+    assert len(t) == 9 and {"MY", "temperature_c"} <= set(t.columns)
+    res = CliRunner().invoke(app, ["trial", "trace", "no_such_study", "--names", "MY"])
+    assert res.exit_code == 2 and "library study name" in res.output
