@@ -67,8 +67,9 @@ def test_trace_errors_name_the_field() -> None:
         trial.trace(["IL6", "NOPE"], days="0-1")
     with pytest.raises(InvalidInputError, match="arm"):
         trial.trace(["IL6"], days="0-1", arm="no_such_arm")
-    with pytest.raises(InvalidInputError, match="days"):
-        trial.trace(["IL6"], days=[100000])
+    for bad in ([100000], [-2, 0]):
+        with pytest.raises(InvalidInputError, match="days"):
+            trial.trace(["IL6"], days=bad)
 
 
 def test_cli_trace_by_library_name_writes_a_table(tmp_path: Path) -> None:

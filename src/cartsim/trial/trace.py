@@ -9,8 +9,9 @@ does (same cohort, doses, protocol, schedule and seeds) with one more day-start 
 records the named quantities of every patient at the start of each requested day: model states
 (``cartsim.model`` state names, e.g. ``IL6``, ``MY``, ``ENC``), per-patient parameters (e.g.
 ``K_fever``, ``age_y``) and the core readouts (:func:`cartsim.model.readouts.compute`, e.g.
-``temperature_c``, ``cart_cells_per_ul``). "Start of day d" is after the day's schedule items
-and the trial's own procedures, before the clinic acts and before the day is integrated.
+``temperature_c``, ``cart_cells_per_ul``). "Start of day d" (d ≥ 0, the days on which the
+trial's procedures act) is after the day's schedule items and the trial's own procedures,
+before the clinic acts and before the day is integrated.
 
 The simulation runs to the last traced day + 1 (not the whole follow-up), so the traced values
 agree with those of the full trial within the solver's tolerance, not bit for bit (an adaptive
@@ -126,6 +127,9 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     if n < 1:
         raise InvalidInputError("patients", "an integer >= 1", n)
     days = sorted({int(d) for d in days})
+    if days[0] < 0:
+        raise InvalidInputError("days", "days from 0 (the infusion day; the trace is taken "
+                                "where the trial's procedures act, from day 0 on)", days[0])
     if days[-1] > spec.follow_up_days:
         raise InvalidInputError("days", f"days up to the spec's follow-up "
                                 f"({spec.follow_up_days})", days[-1])
@@ -140,8 +144,7 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
              procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
     missing = [d for d in days if d not in tracer.records]
     if missing:
-        raise InvalidInputError("days", "days the simulation covers (from the first "
-                                "lymphodepletion day to the follow-up)",
+        raise InvalidInputError("days", "days the simulation covers (0 to the follow-up)",
                                 ", ".join(str(d) for d in missing[:5]))
     frames = []
     for d in days:
