@@ -100,9 +100,16 @@ def test_cli_diff_prints_and_writes(run: Path, tmp_path: Path) -> None:
     row = _a_passing_rate_row(run)
     after = _edited(run, tmp_path / "after", int(row["line"]), 0.0, False)
     res = CliRunner().invoke(app, ["validate-diff", str(run), str(after), "--out",
-                                   str(tmp_path / "cmp")])
+                                   str(tmp_path / "cmp"), "--plot", str(tmp_path / "d.png")])
     assert res.exit_code == 0, res.output
     assert "rows no longer passing (1)" in res.output
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from cartsim.validate.diff import plotted_rows
+
+    assert list(plotted_rows(diff_runs(run, after))["line"]) == [row["line"]]
+    bad = CliRunner().invoke(app, ["validate-diff", str(run), str(after), "--plot",
+                                   str(tmp_path / "d.pdf")])
+    assert bad.exit_code == 2 and "--plot" in bad.output
     table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
     assert set(table.loc[table["flip"].fillna("") != "", "line"]) == {row["line"]}
     js = json.loads((tmp_path / "cmp" / "comparison.json").read_text())

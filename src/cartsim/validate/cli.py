@@ -144,13 +144,20 @@ def validate_command(
 
 
 def _compare_and_print(before: Path, after: Path, targets: Path | None, out: Path | None,
-                       top: int = 10) -> None:
+                       top: int = 10, plot: Path | None = None) -> None:
     from cartsim.validate.diff import diff_runs
 
     d = diff_runs(before, after, targets)
     print_diff(d, top)
-    if out is not None:
-        paths = d.write(out)
+    paths = d.write(out) if out is not None else []
+    if plot is not None:
+        from cartsim.atomic import atomic_write
+        from cartsim.validate.diff import diff_figure
+
+        fig = diff_figure(d, max(top, 15))
+        paths.append(atomic_write(plot, lambda tmp: fig.savefig(
+            tmp, format="png", dpi=110, metadata={"Software": None})))
+    if paths:
         console.print("written: " + ", ".join(str(p) for p in paths), highlight=False)
 
 
@@ -164,12 +171,19 @@ def validate_diff_command(
         min=0, max=1000, help="rows of largest deviance change shown each way")] = 10,
     targets: Annotated[Path | None, typer.Option(
         help="targets CSV both runs used (default: the shipped reference set)")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="also draw the flipped and most-moved percent rows (published CI, "
+                       "simulated before → after) into this PNG")] = None,
 ) -> None:
     """Compare two `cartsim validate` runs (each one directory or a --replicates directory):
     pass counts, headline and deviance before and after, the rows whose verdict flipped, the
     largest deviance changes and the change per study."""
     try:
-        _compare_and_print(before, after, targets, out, top)
+        if plot is not None and plot.suffix.lower() != ".png":
+            from cartsim.errors import InvalidInputError
+
+            raise InvalidInputError("--plot", "a path ending in .png", str(plot))
+        _compare_and_print(before, after, targets, out, top, plot)
     except CartsimError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

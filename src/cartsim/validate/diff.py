@@ -31,7 +31,8 @@ from cartsim.errors import InvalidInputError
 #: the run-level figures compared (means over replicates)
 FIGURES = ("passing", "judged", "within_10_points", "inside_ci", "headline_passing",
            "headline_judged", "deviance")
-ROW_KEYS = ("line", "study", "spec", "endpoint", "timepoint", "subgroup", "published")
+ROW_KEYS = ("line", "study", "spec", "endpoint", "timepoint", "subgroup", "published",
+            "published_ci_low", "published_ci_high", "unit")
 
 
 @dataclass(frozen=True)
@@ -217,3 +218,62 @@ def diff_runs(before: str | Path, after: str | Path,
               targets_path: str | Path | None = None) -> Diff:
     """Read two validation runs (single or replicated) and compare them."""
     return compare(load_side(before, targets_path), load_side(after, targets_path))
+
+
+def plotted_rows(d: Diff, top: int = 15) -> pd.DataFrame:
+    """The percent rows a diff figure shows: every flipped row, then the ``top`` largest
+    deviance changes either way among the rows whose simulated value moved (each row once,
+    in that order)."""
+    pct = d.rows[(d.rows["unit"] == "percent")
+                 & d.rows["simulated_before"].notna() & d.rows["simulated_after"].notna()]
+    flips = pct[pct["flip"] != ""]
+    moved = (pct["simulated_after"] - pct["simulated_before"]).abs() > 1e-9
+    rest = pct[(pct["flip"] == "") & pct["deviance_change"].notna() & moved]
+    rest = rest.reindex(rest["deviance_change"].abs().sort_values(
+        ascending=False, kind="stable").index).head(max(int(top), 0))
+    return pd.concat([flips, rest])
+
+
+def diff_figure(d: Diff, top: int = 15) -> Any:
+    """Published value and 95 % CI (black) with the simulated value before (grey ring) and
+    after (dot: green = passes, red = fails; arrow from before) for :func:`plotted_rows`."""
+    from matplotlib.figure import Figure
+
+    rows = plotted_rows(d, top)
+    n = max(len(rows), 1)
+    h = 0.34 * n + 1.5
+    fig = Figure(figsize=(10.0, h))
+    ax = fig.add_subplot(111)
+    y = np.arange(len(rows))[::-1].astype(float)
+    labels = []
+    for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
+        pub = float(r["published"])
+        lo = pub if pd.isna(r["published_ci_low"]) else float(r["published_ci_low"])
+        hi = pub if pd.isna(r["published_ci_high"]) else float(r["published_ci_high"])
+        ax.errorbar(pub, yi, xerr=[[max(pub - lo, 0.0)], [max(hi - pub, 0.0)]], fmt="s",
+                    color="black", ms=4, capsize=2, lw=1, zorder=2)
+        b, a = float(r["simulated_before"]), float(r["simulated_after"])
+        ok = float(r["pass_share_after"]) > 0.5 if pd.notna(r["pass_share_after"]) else False
+        ax.plot(b, yi, "o", mfc="none", mec="grey", ms=7, zorder=3)
+        if abs(a - b) > 1e-9:
+            ax.annotate("", xy=(a, yi), xytext=(b, yi), zorder=3,
+                        arrowprops={"arrowstyle": "->", "color": "grey", "lw": 0.8})
+        ax.plot(a, yi, "o", color="tab:green" if ok else "tab:red", ms=5, zorder=4)
+        mark = {"gain": " [now passes]", "loss": " [no longer passes]"}.get(str(r["flip"]), "")
+        text = " ".join(str(v) for v in (r["study"], r["endpoint"], r.get("timepoint"),
+                                         r.get("subgroup")) if isinstance(v, str) and v)
+        labels.append((text[:60] + ("…" if len(text) > 60 else "")) + mark)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=7.5)
+    ax.set_xlim(-2, 102)
+    ax.set_xlabel("percent: published ■ (95 % CI)\nsimulated before ○ → after ● "
+                  "(green passes, red fails)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    f = d.figures
+    fig.suptitle(f"flipped and most-moved percent rows — rows passing "
+                 f"{f.loc['passing', 'before']:.1f} → {f.loc['passing', 'after']:.1f}, "
+                 f"deviance {f.loc['deviance', 'before']:.1f} → "
+                 f"{f.loc['deviance', 'after']:.1f}", fontsize=9)
+    fig.subplots_adjust(left=0.45, right=0.98, top=1 - 0.55 / h, bottom=0.95 / h)
+    return fig
+
