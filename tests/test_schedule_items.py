@@ -332,6 +332,49 @@ def test_salvage_course_reduces_every_clone_and_keeps_car_t_unless_told() -> Non
         assert np.array_equal(y[:, s], np.where(go, 0.0, y0[:, s]))
 
 
+def test_an_early_salvage_course_kills_less_and_factor_one_gives_back_the_old_kill() -> None:
+    """Session 21: a salvage course that starts within salvage_early_relapse_days of the
+    infusion answers an early, more refractory relapse: its log kill × the factor; later
+    courses, and every course at factor 1 (the neutral value), keep the drawn kill."""
+    rng = np.random.default_rng(1)
+    y = rng.uniform(1e3, 1e9, size=(2, N_STATES))
+    p = np.zeros((2, 1))
+    go = np.array([True, True])
+    lk = np.array([3.0, 3.0])
+    c = SalvageCourse(Trigger("day", day=5), lk, early_factor=0.1, early_days=180.0)
+    c._start = np.array([100.0, 250.0])  # this patient's course starts on day 100, that one's 250
+    y0 = y.copy()
+    ev = c.act(0, go, y, p)
+    assert np.allclose(ev["salvage"][0], [0.3, 3.0])
+    for s in CLONE_STATES:
+        assert np.allclose(y[:, s], y0[:, s] * np.array([10**-0.3, 1e-3]))
+    y1 = y0.copy()
+    neutral = SalvageCourse(Trigger("day", day=5), lk, early_factor=1.0, early_days=180.0)
+    neutral._start = c._start
+    ev1 = neutral.act(0, go, y1, p)
+    y2 = y0.copy()
+    SalvageCourse(Trigger("day", day=5), lk).act(0, go, y2, p)  # the course before session 21
+    assert np.array_equal(y1, y2) and np.array_equal(ev1["salvage"][0], lk)
+
+
+def test_the_population_salvage_answers_early_relapses_with_the_factor_in_force() -> None:
+    """A schedule item without its own log kill takes the early-relapse factor of the
+    parameter set in force; one with a log kill of its own is a given regimen: factor 1."""
+    from cartsim.trial.outcomes import SALVAGE_PARAMS
+    from cartsim.trial.runner import schedule_procedures
+
+    spec = validate_spec(_spec([{"kind": "salvage", "trigger": "relapse"}]))
+    (c,) = schedule_procedures(spec.arms[0], get_product("tisagenlecleucel"), np.ones(4),
+                               np.full(4, 30.0), 7, np.arange(4))
+    q = SALVAGE_PARAMS.defaults()
+    assert (c.early_factor, c.early_days) == (q["salvage_early_relapse_factor"],
+                                              q["salvage_early_relapse_days"])
+    spec = validate_spec(_spec([{"kind": "salvage", "trigger": "relapse", "log_kill": 2.0}]))
+    (c,) = schedule_procedures(spec.arms[0], get_product("tisagenlecleucel"), np.ones(4),
+                               np.full(4, 30.0), 7, np.arange(4))
+    assert c.early_factor == 1.0
+
+
 def test_salvage_course_cuts_a_growing_leukaemia_and_leaves_days_before_unchanged() -> None:
     """Without lymphodepletion the CAR-T do not expand and the leukaemia grows; a 3-log salvage
     course on day 20 takes the marrow far below its course without it, days before are

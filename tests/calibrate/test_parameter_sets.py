@@ -156,15 +156,15 @@ def test_a_set_may_replace_a_death_model_constant_and_a_spec_still_overrides_it(
     from cartsim.trial.outcomes import death_params
 
     assert not psets.per_patient("ball_death_hazard")
-    ps = ParameterSet("death", "test", {"ball_death_hazard": {"default": 0.01},
+    ps = ParameterSet("death", "test", {"ball_death_hazard": {"default": 0.03},
                                         "lethal_burden_days": {"default": 20.0}})
     with psets.use(None):
         own = death_params()
     with psets.use(ps):
         q = death_params()
         spec = death_params({"lethal_burden_days": 40.0})
-    assert q["ball_death_hazard"] == 0.01 and own["ball_death_hazard"] != 0.01
+    assert q["ball_death_hazard"] == 0.03 and own["ball_death_hazard"] != 0.03
     assert q["lethal_burden_days"] == 20.0 and spec["lethal_burden_days"] == 40.0
-    assert spec["ball_death_hazard"] == 0.01  # the spec overrides only what it names
+    assert spec["ball_death_hazard"] == 0.03  # the spec overrides only what it names
     with pytest.raises(ParameterSetError, match="outside"):
         psets.check_value("ball_death_hazard", "default", 2.0, "x")

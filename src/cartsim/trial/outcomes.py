@@ -68,6 +68,18 @@ SALVAGE_PARAMS = ParameterTable((
     ParameterSpec("salvage_log_kill_sd", "log10", 1.5, 0.0, 5.0,
                   "assumed (chemosensitivity differs widely between relapsed leukaemias)",
                   "between-patient SD of the salvage log10 kill (normal, truncated to [0, 8])"),
+    ParameterSpec("salvage_early_relapse_factor", "×", 0.1, 0.0, 1.0,
+                  "direction: a relapse soon after CAR-T is the more refractory one — survival "
+                  "after a post-CAR relapse is worse after a shorter remission (Wudhikarn 2021 "
+                  "Blood 138:531, adults; Friedes 2023 ASPHO, children: relapse within 6 months "
+                  "P < 0.0001); size fitted with ball_death_hazard, session 21 (0.1 and 0.3 "
+                  "tried; docs/validation.md 'Session 21'); 1 = no difference (the model "
+                  "before session 21)",
+                  "multiplier of the salvage log10 kill when the salvage course starts within "
+                  "salvage_early_relapse_days of the infusion"),
+    ParameterSpec("salvage_early_relapse_days", "d", 180.0, 0.0, 3650.0,
+                  "Friedes 2023 (the 6-month split of relapse timing)",
+                  "days after the infusion within which a salvage course counts as early"),
 ))
 
 DEATH_PARAMS = ParameterTable((
@@ -79,8 +91,14 @@ DEATH_PARAMS = ParameterTable((
                   "LBCL tumour volume at or above which the burden counts as lethal"),
     ParameterSpec("lethal_burden_days", "d", 30.0, 1.0, 365.0, "assumed",
                   "consecutive days of lethal burden before progression death"),
-    ParameterSpec("ball_death_hazard", "1/d", 0.005, 0.0, 1.0,
-                  "size hand-tuned, session 11, against the median OS after a post-CAR "
+    ParameterSpec("ball_death_hazard", "1/d", 0.01, 0.0, 1.0,
+                  "0.01 since session 21, fitted with salvage_early_relapse_factor on the 22 "
+                  "B-ALL specs of the study library over three seeds (`cartsim validate "
+                  "--replicates 3`: rows 96 -> 98 of 144, deviance 635.7 -> 608.0; 0.02 "
+                  "killed children at a full marrow before their CAR-T cleared it, ELIANA+"
+                  "ENSIGN deaths by day 30 2 -> 5 %; docs/validation.md 'Session 21'); Lamble "
+                  "2023's median OS after relapse stays 11.0 / 16.3 / 12.9 months against 11.9. "
+                  "Before: size hand-tuned, session 11, against the median OS after a post-CAR "
                   "relapse of B-ALL, 11.9 months (95 % CI 9-17; Lamble 2023 Blood Adv 7:575, "
                   "a row of the validation targets): 0.004 gave 14.9 months before the "
                   "session's escape retune, 0.005 after it 12.4 (`cartsim validate`, 100 "

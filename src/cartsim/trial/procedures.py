@@ -75,6 +75,14 @@ _Q = SCHEDULE_PARAMS.defaults()
 Events = dict[str, tuple[np.ndarray, str]]
 
 
+def salvage_early_relapse() -> tuple[float, float]:
+    """(factor, days) of the early-relapse salvage multiplier in force (SALVAGE_PARAMS)."""
+    from cartsim.parameter_sets import effective_specs
+
+    q = {s.name: s.default for s in effective_specs(SALVAGE_PARAMS)}
+    return q["salvage_early_relapse_factor"], q["salvage_early_relapse_days"]
+
+
 def salvage_log_kill() -> Distribution:
     """The population distribution of a salvage course's log10 kill (the parameter set in
     force may replace ``SALVAGE_PARAMS``)."""
@@ -234,15 +242,22 @@ class SalvageCourse(_Course):
     in the cohort's order), CAR-T removed if ``ablate_cart``; event ``salvage`` (the log kill
     given, log10)."""
 
-    def __init__(self, trigger: Trigger, log_kill: np.ndarray, ablate_cart: bool = False
-                 ) -> None:
+    def __init__(self, trigger: Trigger, log_kill: np.ndarray, ablate_cart: bool = False,
+                 early_factor: float = 1.0, early_days: float = 0.0) -> None:
         super().__init__(trigger)
         self.log_kill = np.asarray(log_kill, dtype=np.float64)
         self.ablate_cart = ablate_cart
+        self.early_factor = float(early_factor)
+        self.early_days = float(early_days)
 
     def act(self, k: int, go: np.ndarray, y: np.ndarray, p: np.ndarray) -> Events:
-        _cytoreduce(y, go, 10.0 ** (-self.log_kill), self.ablate_cart)
-        return {"salvage": (np.where(go, self.log_kill, 0.0), "log10")}
+        lk = self.log_kill
+        if self.early_factor != 1.0 and self._start is not None:
+            # a course that starts soon after the infusion answers an early, more refractory
+            # relapse (SALVAGE_PARAMS salvage_early_relapse_*)
+            lk = np.where(self._start <= self.early_days, lk * self.early_factor, lk)
+        _cytoreduce(y, go, 10.0 ** (-lk), self.ablate_cart)
+        return {"salvage": (np.where(go, lk, 0.0), "log10")}
 
 
 class ReinfusionCourse(_Course):

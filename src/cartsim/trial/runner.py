@@ -125,6 +125,7 @@ def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.nda
         SalvageCourse,
         TransplantCourse,
         Trigger,
+        salvage_early_relapse,
         salvage_log_kill,
     )
 
@@ -147,7 +148,9 @@ def schedule_procedures(arm: Arm, product: Any, dose: np.ndarray, weight: np.nda
         elif it.kind == "salvage":
             dist = salvage_log_kill() if it.log_kill is None else as_distribution(it.log_kill)
             lk = dist.sample(seed, ids, f"salvage{j}_log_kill")
-            out.append(SalvageCourse(trig, lk, it.ablate_cart))
+            # the population's salvage (no log_kill of its own) answers early relapses worse
+            factor, days = salvage_early_relapse() if it.log_kill is None else (1.0, 0.0)
+            out.append(SalvageCourse(trig, lk, it.ablate_cart, factor, days))
         else:
             out.append(DrugCourse(trig, it.drug, it.amount, it.doses, it.every_days))
     return out
