@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from cartsim.api import Trial
+from cartsim.validate.library import default_specs_dir
 
-STUDIES = Path(__file__).resolve().parents[1] / "src" / "cartsim" / "data" / "studies"
 DAYS = (60, 180, 365, 730)
 
 
 def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else "eliana"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    trial = Trial.from_toml(STUDIES / f"{name}.toml").with_overrides(size=n)
+    trial = Trial.from_toml(default_specs_dir() / f"{name}.toml").with_overrides(size=n)
     days = [d for d in DAYS if d <= trial.spec.follow_up_days]
     with tempfile.TemporaryDirectory() as tmp:
         pt = trial.run(Path(tmp) / "run", report=False).patients

@@ -103,15 +103,14 @@ def trace_command(
 
 
 def _spec_or_library(spec: str):  # type: ignore[no-untyped-def]
-    from importlib import resources
-
     from cartsim.errors import InvalidInputError
     from cartsim.trial.spec import load_spec
+    from cartsim.validate.library import default_specs_dir
 
     p = Path(spec)
     if p.exists() or p.suffix == ".toml":
         return load_spec(p)
-    library = Path(str(resources.files("cartsim.data") / "studies"))  # the shipped studies
+    library = default_specs_dir()  # the shipped study library
     lib = library / f"{spec}.toml"
     if lib.is_file():
         return load_spec(lib)

@@ -75,21 +75,25 @@ _Q = SCHEDULE_PARAMS.defaults()
 Events = dict[str, tuple[np.ndarray, str]]
 
 
-def salvage_early_relapse() -> tuple[float, float]:
-    """(factor, days) of the early-relapse salvage multiplier in force (SALVAGE_PARAMS)."""
+def _salvage_q() -> dict[str, float]:
+    """SALVAGE_PARAMS' values in force (the parameter set may replace their defaults)."""
     from cartsim.parameter_sets import effective_specs
 
-    q = {s.name: s.default for s in effective_specs(SALVAGE_PARAMS)}
+    return {s.name: s.default for s in effective_specs(SALVAGE_PARAMS)}
+
+
+def salvage_early_relapse() -> tuple[float, float]:
+    """(factor, days) of the early-relapse salvage multiplier in force (SALVAGE_PARAMS)."""
+    q = _salvage_q()
     return q["salvage_early_relapse_factor"], q["salvage_early_relapse_days"]
 
 
 def salvage_log_kill() -> Distribution:
     """The population distribution of a salvage course's log10 kill (the parameter set in
     force may replace ``SALVAGE_PARAMS``)."""
-    from cartsim.parameter_sets import effective_specs
     from cartsim.trial.spec import Distribution
 
-    q = {s.name: s.default for s in effective_specs(SALVAGE_PARAMS)}
+    q = _salvage_q()
     return Distribution(kind="truncnormal", mean=q["salvage_log_kill_mean"],
                         sd=q["salvage_log_kill_sd"], lower=0.0, upper=8.0)
 

@@ -116,15 +116,16 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     calibration objective."""
     from cartsim.calibrate.objective import compute_objective
     from cartsim.validate.mapping import default_mapping
-    from cartsim.validate.replicates import replicate_stats
+    from cartsim.validate.replicates import replicate_stats, row_table
     from cartsim.validate.targets import read_targets
 
     reps = replicate_dirs(path)
     mapping = default_mapping()
     targets = read_targets(targets_path, mapping)
     figs: list[dict[str, float]] = []
-    parts: list[pd.DataFrame] = []
-    for r, d in enumerate(reps):
+    tables: list[pd.DataFrame] = []
+    devs: list[pd.Series] = []
+    for d in reps:
         table = pd.read_csv(d / "validation.csv")
         summary_file = d / "summary.json"
         if not summary_file.is_file():
@@ -133,39 +134,21 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
         summary = json.loads(summary_file.read_text())
         figs.append(replicate_stats(table, summary, targets_path))
         terms = compute_objective(table, targets, mapping).terms
-        dev = terms[terms["used"]].set_index("line")["deviance"].astype(float)
-        c = table[table["status"] == "compared"].copy()
-        for k in ROW_KEYS:
-            if k not in c:
-                c[k] = ""
-        c = c.set_index("line")
-        part = c[[k for k in ROW_KEYS if k != "line"]].copy() if r == 0 else None
-        vals = pd.DataFrame({f"simulated_{r}": pd.to_numeric(c["simulated"], errors="coerce"),
-                             f"passes_{r}": c["passes"].map(_verdict),
-                             f"deviance_{r}": dev.reindex(c.index)})
-        parts.append(vals if part is None else part.join(vals))
-    rows = parts[0]
-    for extra in parts[1:]:
-        rows = rows.join(extra, how="outer")
-    k = len(reps)
-    sim = rows[[f"simulated_{r}" for r in range(k)]].astype(float)
-    ok = rows[[f"passes_{r}" for r in range(k)]].astype(float)
-    dev = rows[[f"deviance_{r}" for r in range(k)]].astype(float)
-    judged = ok.notna().sum(axis=1)
-    out = rows[[c for c in rows.columns if not c.split("_")[-1].isdigit()]].copy()
-    out["simulated"] = sim.mean(axis=1)
-    out["pass_share"] = (ok.fillna(0.0).sum(axis=1) / judged.where(judged > 0)).astype(float)
-    out["deviance"] = dev.mean(axis=1)
+        devs.append(terms[terms["used"]].set_index("line")["deviance"].astype(float))
+        tables.append(table)
+    # per row: the replicates' mean simulated value and pass share (the replicates table's
+    # own definition), with the row's keys and its mean deviance term
+    per_row = row_table(tables).set_index("line")
+    first = tables[0][tables[0]["status"] == "compared"].copy()
+    for k in ROW_KEYS:
+        if k not in first:
+            first[k] = ""
+    out = first.set_index("line").loc[per_row.index, [k for k in ROW_KEYS if k != "line"]]
+    out["simulated"] = per_row["simulated_mean"].astype(float)
+    out["pass_share"] = per_row["pass_share"].astype(float)
+    out["deviance"] = pd.concat([v.reindex(per_row.index) for v in devs], axis=1).mean(axis=1)
     return Side(Path(path), reps, pd.DataFrame(figs, columns=list(FIGURES)),
                 out.reset_index())
-
-
-def _verdict(v: Any) -> float:
-    if isinstance(v, str):
-        return {"true": 1.0, "false": 0.0}.get(v.strip().lower(), np.nan)
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return np.nan
-    return 1.0 if bool(v) else 0.0
 
 
 def _passes(share: pd.Series) -> pd.Series:
