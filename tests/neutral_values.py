@@ -151,6 +151,7 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
                              **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
+                             **MEM_AGE_S21,
                              **(overrides or {})})
     t = res.trajectories
     assert np.array_equal(res.steps, ref["steps"])
@@ -211,3 +212,11 @@ SILENT_ENGAGED_S19 = {"w_b_engaged_inflam": 1.0}
 ALL_OFF = {**SILENT_ENGAGED_S19, **ALL_OFF}
 SESSION5_OFF = {**SILENT_ENGAGED_S19, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**SILENT_ENGAGED_S19, **SESSION8_FIXES_OFF}
+#: Session 22 (issues 10/11, relapse in children): a child's CAR-T memory persists longer
+#: (population.POPULATION_PARAMS mem_age_per_decade; a patient-builder constant that reaches the
+#: model through ``simulate(overrides=...)``). 0 = off, the value every older reference was
+#: written with; :func:`assert_gives_back` applies it under any overrides.
+MEM_AGE_S21 = {"mem_age_per_decade": 0.0}
+ALL_OFF = {**MEM_AGE_S21, **ALL_OFF}
+SESSION5_OFF = {**MEM_AGE_S21, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**MEM_AGE_S21, **SESSION8_FIXES_OFF}

@@ -109,6 +109,26 @@ POPULATION_PARAMS = ParameterTable((
                   "model before session 11)",
                   "CD19 density of the B-ALL escape subclone relative to low_clone_cd19 (the "
                   "lymphomas keep low_clone_cd19)"),
+    ParameterSpec("mem_age_per_decade", "log-fold per decade", 0.6, 0.0, 3.0,
+                  "assumed size, direction from the T cells of the young: naive and "
+                  "stem-central-memory T cells, the subsets whose share of the starting "
+                  "material goes with CAR-T expansion and persistence (Fraietta 2018 Nat Med "
+                  "24:563; Das 2019 Cancer Discov 9:492), are most abundant in young children "
+                  "and fall with age and with cumulative chemotherapy (Das 2019; thymic output "
+                  "declines through childhood and adolescence). Size hand-tuned, session 22, "
+                  "over the whole study library on three seeds (`cartsim validate --replicates "
+                  "3`): 0.4 / 0.6 / 0.8 gave rows passing 155.0 / 155.3 / 154.7 against 154.7 "
+                  "and deviance 931.6 / 924.6 / 922.7 against 982.2; 1.0 with "
+                  "mem_age_ref_y 20 gave 155.7 / 934.3 (docs/validation.md 'Session 22'). "
+                  "0 = off (the model before session 22)",
+                  "age dependence of CAR-T memory persistence: below mem_age_ref_y the memory "
+                  "decay rate is d_M × exp(−mem_age_per_decade · (mem_age_ref_y − age)/10), "
+                  "so a child's CAR-T memory persists longer; at or above mem_age_ref_y d_M is "
+                  "unchanged"),
+    ParameterSpec("mem_age_ref_y", "y", 30.0, 1.0, 100.0,
+                  "assumed (the adult T-cell compartment; every adult study of the library, "
+                  "LBCL included, keeps its d_M)",
+                  "age at and above which CAR-T memory decays at the population d_M"),
     ParameterSpec("ball_growth_factor", "× r_tumour", 1.3, 0.5, 3.0,
                   "assumed size (session 12): relapsed/refractory B-ALL regrows faster than "
                   "the 1/30 per day of León-Triana 2020 (r_tumour); responders relapse early "
@@ -349,6 +369,12 @@ def build(
     p[:, P.rho_max] *= np.exp(p[:, P.fit_rho] * z_fit)
     p[:, P.k_ex] *= np.exp(-p[:, P.fit_ex] * z_fit)
     p[:, P.d_M] *= np.exp(-p[:, P.fit_mem] * z_fit)
+    # age (session 22): a child's T cells are richer in naive and stem-like memory cells, so
+    # the product's memory persists longer; at or above mem_age_ref_y d_M is untouched
+    s_age = _Q["mem_age_per_decade"]
+    if s_age > 0.0:
+        youth = np.maximum(_Q["mem_age_ref_y"] - cohort.age_y, 0.0)
+        p[:, P.d_M] *= np.exp(-s_age * youth / 10.0)
     w = cohort.weight_kg
     p[:, P.weight_kg] = w
     p[:, P.age_y] = cohort.age_y
