@@ -74,3 +74,33 @@ def test_transplant_related_mortality_follows_its_hazard() -> None:
     # cumulative hazard 1.2e-3 × 100 × (1 − e^(−305/100)) ≈ 0.114 → ≈ 10.8 % deaths
     expected = 1 - np.exp(-1.2e-3 * 100 * (1 - np.exp(-305 / 100)))
     assert died[: n // 2].mean() == pytest.approx(expected, abs=0.02)
+
+
+def test_transplant_related_mortality_rises_with_age_above_twenty() -> None:
+    """Session 22: trm_hazard × (1 + trm_age_per_decade · max(age − 20, 0)/10); children and
+    adolescents keep the hazard, a 40-year-old has three times it, and 0 switches it off."""
+    from cartsim.trial.outcomes import DEATH_PARAMS
+
+    slope = DEATH_PARAMS["trm_age_per_decade"].default
+    ref = DEATH_PARAMS["trm_age_ref_y"].default
+    assert slope > 0.0 and ref == 20.0
+    n, days = 6000, np.arange(0, 366)
+    z = np.full((n, days.size), 1.0)
+    ages = np.repeat([10.0, 20.0, 40.0], n // 3)
+    kw = {"days": days, "patient_id": np.arange(n), "seed": 8, "disease": "b-all",
+          "age_y": ages, "marrow_blast_pct": z * 0.0, "tumour_volume_ml": z * 0.0,
+          "map_mmhg": z * 80.0, "spo2_pct": z * 98.0, "anc_per_ul": z * 3000.0,
+          "igg_mg_dl": z * 900.0, "hsct_day": np.full(n, 0.0)}
+    on = decide_deaths(**kw, params={"infection_base_hazard": 0.0})
+    off = decide_deaths(**kw, params={"infection_base_hazard": 0.0, "trm_age_per_decade": 0.0})
+    cum = 1.2e-3 * 100 * (1 - np.exp(-365 / 100))
+    for k, age in enumerate((10.0, 20.0, 40.0)):
+        sl = slice(k * n // 3, (k + 1) * n // 3)
+        died = np.isfinite(on.day[sl])
+        factor = 1.0 + slope * max(age - ref, 0.0) / 10.0
+        assert died.mean() == pytest.approx(1 - np.exp(-cum * factor), abs=0.025)
+        if age <= ref:  # the keyed draws give the same deaths on the same days
+            assert np.array_equal(on.day[sl], off.day[sl], equal_nan=True)
+    # off: the age groups die alike
+    rates = [np.isfinite(off.day[k * n // 3:(k + 1) * n // 3]).mean() for k in range(3)]
+    assert max(rates) - min(rates) < 0.03
