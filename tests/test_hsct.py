@@ -4,6 +4,7 @@ CAR-T ablation, graft-versus-leukaemia from the gvl add-on, transplant-related m
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cartsim.population import Cohort
@@ -104,3 +105,28 @@ def test_transplant_related_mortality_rises_with_age_above_twenty() -> None:
     # off: the age groups die alike
     rates = [np.isfinite(off.day[k * n // 3:(k + 1) * n // 3]).mean() for k in range(3)]
     assert max(rates) - min(rates) < 0.03
+
+
+@pytest.mark.slow  # compiles the GVL add-on model (~20 s)
+def test_graft_versus_leukaemia_holds_a_residue_but_not_an_overt_relapse() -> None:
+    """Session 22 (model/gvl.py gvl_sat_cells): the donor cells kill a limited number of
+    leukaemic cells a day. A transplant that leaves an overt leukaemia (1 log of conditioning
+    on 60 % blasts) is outgrown with the saturation and held without it; a transplant of a
+    low-burden leukaemia leaves a residue that GVL still holds far below the 5 % of a
+    relapse."""
+    prod = get_product("tisagenlecleucel")
+    kw = {"days": 400, "seed": 3, "variability": False}
+
+    def blasts(pct: float, sat: float) -> pd.Series:
+        cohort = Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([10.0]),
+                        marrow_blasts_pct=np.array([pct]))
+        proc = HsctProcedure(2, if_mrd_below=1.0, log_kill=1.0, ablate_cart=True)
+        t = simulate(cohort, prod, procedures=[proc], overrides={"gvl_sat_cells": sat},
+                     **kw).trajectories
+        return t.set_index("day")["marrow_blast_pct"]
+
+    overt, overt_off = blasts(60.0, 1e10), blasts(60.0, 0.0)
+    assert overt.loc[399] > 50.0  # outgrows the graft
+    assert overt_off.loc[399] < 0.5 * overt.loc[399]  # a constant GVL hazard held it
+    small = blasts(0.5, 1e10)
+    assert small.loc[100:].max() < 0.5  # a residue is held
