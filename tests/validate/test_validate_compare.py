@@ -375,3 +375,28 @@ def test_median_not_reached_fails_a_published_median_reached_before_follow_up_en
     assert "not reached" in r["notes"]
     wide = compare(setting, target("OS_median", 10.5, 6.3, 29.2, unit="months"))
     assert wide["status"] == "unmapped" and "reaches beyond" in wide["reason"]
+
+
+def test_event_masks_read_only_the_columns_they_name() -> None:
+    """compute._mask hands DataFrame.eval only the columns named in the expression (speed);
+    the masks equal the whole table's, backtick-quoted names included, and an unknown column
+    is still reported as missing."""
+    import numpy as np
+    import pandas as pd
+
+    from cartsim.validate.compute import _mask, _Missing
+
+    rng = np.random.default_rng(3)
+    n = 50
+    df = pd.DataFrame({f"col{i}": rng.normal(size=n) for i in range(40)})
+    df["death_cause"] = rng.choice(["", "infection", "toxicity"], size=n)
+    df["relapse_day"] = np.where(rng.random(n) < 0.5, rng.integers(0, 400, n), np.nan)
+    df["crs_max_grade_ctcae_v4.03"] = rng.integers(0, 5, n)
+    for expr in ("(death_cause == 'toxicity') | (death_cause == 'infection')",
+                 "~(relapse_day <= 100) & (col3 > 0)",
+                 "`crs_max_grade_ctcae_v4.03` >= 3",
+                 "col1 > col12"):  # "col1" is also a prefix of col10-col19: a superset is fine
+        want = df.eval(expr, engine="python").fillna(False).astype(bool)
+        assert _mask(df, expr).equals(want), expr
+    with pytest.raises(_Missing, match="nope"):
+        _mask(df, "nope > 1")

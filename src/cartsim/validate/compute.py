@@ -72,8 +72,12 @@ def _expr(text: str, grading_scale: str, spec_scale: str, notes: list[str],
 
 def _mask(df: pd.DataFrame, expr: str) -> pd.Series:
     """Boolean mask of a pandas expression (python engine; NaN comparisons are False)."""
+    # DataFrame.eval builds a resolver for every column (≈ 13 ms per call on a trial's
+    # 120-column patient table, a tenth of a validation run): hand it only the columns whose
+    # names occur in the expression (a superset of those it reads, so the result is the same)
+    used = [c for c in df.columns if isinstance(c, str) and c in expr]
     try:
-        out = df.eval(expr, engine="python")
+        out = df[used].eval(expr, engine="python")
     except pd.errors.UndefinedVariableError as e:
         raise _Missing(f"{e} (not a column of this trial's patients.parquet)") from None
     if not isinstance(out, pd.Series):
