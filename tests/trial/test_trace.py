@@ -82,3 +82,17 @@ def test_cli_trace_by_library_name_writes_a_table(tmp_path: Path) -> None:
     assert len(t) == 9 and {"MY", "temperature_c"} <= set(t.columns)
     res = CliRunner().invoke(app, ["trial", "trace", "no_such_study", "--names", "MY"])
     assert res.exit_code == 2 and "library study name" in res.output
+
+
+def test_trace_of_a_second_arm_follows_the_runner_s_patients(tmp_path: Path) -> None:
+    """An unpaired two-arm trial interleaves its ids (arm 1 has 1, 3, 5, …): the trace of arm 1
+    must be those patients, not arm 0's ids run with arm 1's product."""
+    trial = Trial.from_toml(default_specs_dir() / "zuma4.toml").with_overrides(size=4, seed=5)
+    t = trial.trace(["age_y", "anc_per_ul"], days="3", arm=1)
+    assert list(t["patient_id"]) == [1, 3, 5, 7]
+    trial.run(tmp_path / "run", report=False)
+    daily = pd.read_parquet(tmp_path / "run" / "daily.parquet")
+    arm1 = daily[(daily["arm"] == t["arm"].iloc[0]) & (daily["day"] == 3)]
+    both = t.merge(arm1[["patient_id", "anc_per_ul"]], on="patient_id", suffixes=("", "_trial"))
+    assert len(both) == 4
+    assert np.allclose(both["anc_per_ul"], both["anc_per_ul_trial"], rtol=1e-3, atol=1e-6)

@@ -56,8 +56,9 @@ class ChunkPlan:
         return f"chunks/{self.arm}/daily_{self.first_id:09d}.parquet"
 
 
-def patient_ids(spec: TrialSpec, arm_index: int) -> np.ndarray:
-    n = spec.population.size
+def patient_ids(spec: TrialSpec, arm_index: int, n: int | None = None) -> np.ndarray:
+    """Global ids of an arm's patients (its first ``n``; default: the population size)."""
+    n = spec.population.size if n is None else int(n)
     i = np.arange(n, dtype=np.int64)
     return i if spec.population.paired else i * len(spec.arms) + arm_index
 

@@ -118,7 +118,7 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     the spec's population size): a long table with columns arm, patient_id, day and one
     column per name (NaN for a patient the simulator stopped)."""
     from cartsim.simulation import simulate
-    from cartsim.trial.runner import _chunk_inputs
+    from cartsim.trial.runner import _chunk_inputs, patient_ids
 
     if not names:
         raise InvalidInputError("trace quantities", "at least one name", "none")
@@ -136,7 +136,8 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     if n * len(days) * len(names) > MAX_TRACE_CELLS:
         raise InvalidInputError("trace size", f"at most {MAX_TRACE_CELLS:,} values "
                                 "(patients x days x names)", n * len(days) * len(names))
-    ids = np.arange(n, dtype=np.int64)
+    # the runner's ids: arms of an unpaired trial interleave (arm k has ids k, k + arms, …)
+    ids = patient_ids(spec, arm_index, n)
     cohort, product, protocol, procedures, _, _ = _chunk_inputs(spec, arm_index, ids)
     tracer = StateTrace(names, days)
     arm_spec = spec.arms[arm_index]
