@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cartsim.errors import InvalidInputError
 from cartsim.model.parameters import P
 from cartsim.population import POPULATION_PARAMS, Cohort, build
 from cartsim.products import get_product
@@ -56,7 +57,7 @@ def test_zero_slope_gives_back_the_model_before_it() -> None:
 
 
 def test_out_of_range_values_are_refused_with_the_field_named() -> None:
-    with pytest.raises(Exception, match="mem_age_per_decade"):
+    with pytest.raises(InvalidInputError, match="mem_age_per_decade"):
         build(_cohort([10.0]), TISA, seed=1, overrides={"mem_age_per_decade": -0.5})
 
 
