@@ -85,7 +85,8 @@ def test_mcl_and_fl_patients_are_built_on_the_nodal_site() -> None:
     mcl, _ = build(Cohort("mcl", marrow_involved=[0.0, 1.0], **kw), BREXU, 1,
                    variability=False)
     fl, y_fl = build(Cohort("fl", **kw), AXI, 1, variability=False)
-    lbcl, y_lbcl = build(Cohort("lbcl", **kw), AXI, 1, variability=False)
+    lbcl, y_lbcl = build(Cohort("lbcl", **kw), AXI, 1, variability=False,
+                         overrides={"lbcl_shelter_frac": 0.0})  # LBCL's sheltered lesions off
     for p in (mcl, fl, lbcl):
         assert (p[:, P.disease_lbcl] == 1.0).all()  # the nodal site: SPD and Lugano
     assert mcl[0, P.r_tumour] == pytest.approx(r0 * q["mcl_growth_factor"])

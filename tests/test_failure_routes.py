@@ -151,9 +151,11 @@ def test_lbcl_occult_sanctuary_is_scaled_down_from_ball() -> None:
     prod = get_product("axicabtagene_ciloleucel")
     ball = _ball(blasts=50.0)
     _, yb = build(ball, prod, seed=1, variability=False)
-    _, yl = build(_lbcl(50.0), prod, seed=1, variability=False)
+    # the occult seeding alone: LBCL's sheltered lesions (session 23) also start in TS
+    off = {"lbcl_shelter_frac": 0.0}
+    _, yl = build(_lbcl(50.0), prod, seed=1, variability=False, overrides=off)
     _, yn = build(_lbcl(50.0), prod, seed=1, variability=False,
-                  overrides={"lbcl_cns_seed_scale": 1.0})
+                  overrides={**off, "lbcl_cns_seed_scale": 1.0})
     frac_b = yb[0, S.TS] / yb[0, S.T0]
     assert yn[0, S.TS] / yn[0, S.T0] == pytest.approx(frac_b)  # neutral: the B-ALL seeding
     scale = PARAMS["lbcl_cns_seed_scale"].default

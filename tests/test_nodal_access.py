@@ -34,7 +34,9 @@ def test_lbcl_access_is_spread_median_preserving_and_capped() -> None:
     np.testing.assert_allclose(acc, np.minimum(BASE * np.exp(sigma * z), 1.0), rtol=1e-12)
     assert acc.max() <= 1.0
     assert np.median(acc) == pytest.approx(BASE, rel=0.25)
-    assert acc.min() < 0.2 * BASE  # some patients' masses are nearly excluded
+    # some patients' masses are reached far less than the typical one (σ 0.5 since session 23,
+    # when the sheltered lesions took over part of the failure: 400 draws reach about -3 SD)
+    assert acc.min() < 0.3 * BASE
     # without variability every patient sits at the typical access
     q, _ = build(_lbcl(n), AXI, seed=5, variability=False)
     assert np.all(q[:, P.cart_access] == BASE)
@@ -55,7 +57,9 @@ def test_neutral_spread_gives_the_old_parameter_matrix() -> None:
     on, y_on = build(_lbcl(60), AXI, seed=9)
     off, y_off = build(_lbcl(60), AXI, seed=9, overrides={"access_spread": 0.0})
     assert np.all(off[:, P.cart_access] == BASE)
-    keep = ~np.isin(np.arange(on.shape[1]), [P.access_spread, P.cart_access])
+    # (the sheltered lesions, on by default since session 23, are reached at a fraction of the
+    # patient's nodal access: cns_access follows cart_access)
+    keep = ~np.isin(np.arange(on.shape[1]), [P.access_spread, P.cart_access, P.cns_access])
     assert np.array_equal(on[:, keep], off[:, keep]) and np.array_equal(y_on, y_off)
     assert not np.all(on[:, P.cart_access] == BASE)
 

@@ -13,7 +13,7 @@ import pytest
 
 from cartsim.model.parameters import N_PARAMS_BASE, P
 from cartsim.model.state import S
-from cartsim.population import Cohort, build, standard_normals
+from cartsim.population import POPULATION_PARAMS, Cohort, build, standard_normals
 from cartsim.products import get_product
 from cartsim.simulation import simulate
 
@@ -97,7 +97,7 @@ def test_a_sheltered_share_leaves_residual_disease_that_the_reached_nodes_do_not
     assert d28["on"]["tumour_cells"] < 0.5 * 50e9  # still a partial response, not none
 
 
-def test_the_shipped_shelter_space_loads_and_starts_near_the_model_without_it() -> None:
+def test_the_shipped_shelter_space_loads_and_starts_at_the_shipped_default() -> None:
     from importlib.resources import files
 
     from cartsim.calibrate.space import load_space
@@ -106,5 +106,20 @@ def test_the_shipped_shelter_space_loads_and_starts_near_the_model_without_it() 
     space = load_space(str(path))
     names = [d.parameter for d in space.dimensions]
     assert names == ["lbcl_shelter_frac", "lbcl_shelter_spread", "lbcl_shelter_access"]
-    assert space.dimensions[0].current() == space.dimensions[0].lower <= 0.003  # ~ off
+    # on by default since session 23 (0.2): a fit starts from the shipped model
+    d0 = space.dimensions[0]
+    assert d0.current() == pytest.approx(POPULATION_PARAMS.defaults()["lbcl_shelter_frac"])
+    assert d0.lower <= d0.current() <= d0.upper
     assert "zuma1" in space.studies and "tancar7" in space.held_out
+
+
+def test_the_shipped_default_is_on_and_a_zero_share_switches_it_off_exactly() -> None:
+    """Session 23: on by default; at share 0 the spread and access of the sheltered lesions are
+    unused, so the build is the model without them bit for bit."""
+    assert POPULATION_PARAMS.defaults()["lbcl_shelter_frac"] > 0.0
+    pa, ya = build(_lbcl(20), AXI, seed=3, overrides=_on(0.0, spread=1.0, access=0.15))
+    pb, yb = build(_lbcl(20), AXI, seed=3, overrides=_on(0.0, spread=0.0, access=0.9))
+    assert np.array_equal(pa, pb) and np.array_equal(ya, yb)
+    _, y_default = build(_lbcl(20), AXI, seed=3)
+    assert not np.array_equal(y_default, ya)
+    assert np.all(y_default[:, S.TS] > ya[:, S.TS])  # the sheltered lesions start in TS

@@ -90,8 +90,14 @@ PARAMS = (
        "proliferation)",
        "fraction of kill and of the proliferation signal lost per unit PD-L1 of the engaged "
        "targets", 0.0, "tumour"),
-    _p("access_spread", "–", 1.5, 0.0, 3.0,
-       "assumed size (σ); direction: CAR-T infiltration of lymphoma masses differs widely "
+    _p("access_spread", "–", 0.5, 0.0, 3.0,
+       "assumed size (σ); 0.5 since session 23, when the sheltered LBCL lesions "
+       "(population lbcl_shelter_frac 0.2) took over part of the failure the spread alone "
+       "had carried: with them, `cartsim validate --patients 1000` on the 8 LBCL specs gave "
+       "calibration-spec deviance 258.1 / 250.2 / 256.9 / 254.2 at σ 0.75 / 0.5 / 0.25 / 0 "
+       "and 271.4 at 1.0 (1.5 without shelter: 293.9; docs/validation.md 'Session 23'); 0.5 "
+       "keeps a between-patient spread the biopsies show. Direction: CAR-T infiltration of "
+       "lymphoma masses differs widely "
        "between patients — an immune-excluded, myeloid-suppressed or interferon-signalling "
        "tumour microenvironment goes with axi-cel failure and a T-cell-inflamed one with "
        "durable response (Scholler 2022 Nat Med 28:1872, ZUMA-1/ZUMA-7 tumour biopsies: "
