@@ -72,7 +72,7 @@ POPULATION_PARAMS = ParameterTable((
                   "18-22 (a 20-evaluation fit at 200 patients found no gain with access_spread "
                   "1.5); with access_spread 0.5 `cartsim validate --patients 1000` on the 8 LBCL "
                   "specs: calibration specs 38 -> 45 of 67 rows (deviance 293.9 -> 250.2), "
-                  "held-out 20 -> 25 of 33 (97.3 -> 71.2), ZUMA-1 ORR 69.9 -> 76 % (82) "
+                  "held-out 20 -> 25 of 33 (97.3 -> 71.2), ZUMA-1 ORR 69.9 -> 77.2 % (82) "
                   "(docs/validation.md 'Session 23'). 0 = no sheltered lesions (the model "
                   "before session 23 with access_spread 1.5)",
                   "LBCL: median share of the nodal disease in poorly reached lesions at "
@@ -85,7 +85,7 @@ POPULATION_PARAMS = ParameterTable((
                   "stream \"nodal_shelter\"; median-preserving, capped at 0.9)"),
     ParameterSpec("lbcl_shelter_access", "× nodal access", 0.15, 0.0, 1.0,
                   "assumed size (session 18; used only when lbcl_shelter_frac > 0); 0.15 since "
-                  "session 23 (0.075 lost 9 rows, 0.3 was within 10 deviance points, "
+                  "session 23 (0.075 lost 8 rows, 0.3 was within 10 deviance points, "
                   "docs/validation.md 'Session 23'; 0.2 before)",
                   "LBCL: CAR-T access to the sheltered lesions relative to the patient's "
                   "nodal access"),
