@@ -34,8 +34,8 @@ def test_lbcl_access_is_spread_median_preserving_and_capped() -> None:
     np.testing.assert_allclose(acc, np.minimum(BASE * np.exp(sigma * z), 1.0), rtol=1e-12)
     assert acc.max() <= 1.0
     assert np.median(acc) == pytest.approx(BASE, rel=0.25)
-    # some patients' masses are reached far less than the typical one (σ 0.5 since session 23,
-    # when the sheltered lesions took over part of the failure: 400 draws reach about -3 SD)
+    # some patients' masses are reached far less than the typical one (σ 0.5 since session 23;
+    # 400 draws reach about -3 SD)
     assert acc.min() < 0.3 * BASE
     # without variability every patient sits at the typical access
     q, _ = build(_lbcl(n), AXI, seed=5, variability=False)
