@@ -30,7 +30,7 @@ def validate_command(
         help="targets CSV (clinical_targets.csv format); default: the reference set shipped "
              "with cartsim")] = None,
     patients: Annotated[int | None, typer.Option(
-        help="virtual patients per study arm (default 200; overrides each spec's size)")] = None,
+        help="virtual patients per study arm (default 1000; overrides each spec's size)")] = None,
     studies: Annotated[list[str] | None, typer.Option(
         "--studies", help="only these studies: a spec name (eliana) or a targets study value; "
                           "repeat the option or separate names by commas")] = None,

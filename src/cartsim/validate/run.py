@@ -51,7 +51,7 @@ from cartsim.validate.targets import RowError, TargetRow, Targets, read_targets
 POINTS = 10.0
 #: The default virtual patients per study arm (docs/validation.md: the whole library in
 #: ≤ 15 minutes on 2 cores).
-DEFAULT_PATIENTS = 200
+DEFAULT_PATIENTS = 1000
 CSV_COLUMNS = ("study", "line", "endpoint", "timepoint", "subgroup", "scale", "disease", "family",
                "unit", "published", "published_ci_low", "published_ci_high", "simulated",
                "simulated_ci_low", "simulated_ci_high", "n_simulated", "inside_published_ci",
