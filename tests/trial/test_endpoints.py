@@ -418,3 +418,25 @@ def test_support_given_is_read_from_the_protocols_events() -> None:
                              follow_up_days=110, assessment_days=[28], protocol_grades=False,
                              death_overrides={"infection_base_hazard": 0.0})[0]
     assert none[["gcsf_given", "ivig_given", "vasopressors_given", "ventilated"]].sum().sum() == 0
+
+
+def test_derived_readouts_are_computed_once_and_only_when_read() -> None:
+    """The endpoint families' masked/sliced readouts (session 24): a view computes a key on
+    first access, keeps it, and answers membership and iteration from its source alone."""
+    from cartsim.trial.endpoints import _Derived
+
+    calls: list[str] = []
+
+    def double(k: str, v: np.ndarray) -> np.ndarray:
+        calls.append(k)
+        return v * 2
+
+    src = {"a": np.arange(3.0), "b": np.ones(2)}
+    view = _Derived(src, double)
+    assert "a" in view and "c" not in view and list(view) == ["a", "b"] and len(view) == 2
+    assert calls == []
+    first = view["a"]
+    assert view["a"] is first and calls == ["a"]
+    np.testing.assert_array_equal(first, [0.0, 2.0, 4.0])
+    with pytest.raises(KeyError):
+        view["c"]

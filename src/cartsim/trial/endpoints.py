@@ -13,7 +13,7 @@ registry entry (and its test).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -405,6 +405,31 @@ def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
         np.asarray(dev, dtype=int)
 
 
+class _Derived(Mapping[str, np.ndarray]):
+    """A read-only view of ``source`` whose value for ``key`` is ``fn(key, source[key])``,
+    computed on first access and kept: the endpoint families read a handful of the ~40 daily
+    readouts, so masking or slicing all of them up front was wasted work (session 24)."""
+
+    def __init__(self, source: Mapping[str, np.ndarray],
+                 fn: Callable[[str, np.ndarray], np.ndarray]) -> None:
+        self._source, self._fn = source, fn
+        self._done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._done:
+            self._done[key] = self._fn(key, self._source[key])
+        return self._done[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
 # ------------------------------------------------------------------------ the registry
 @dataclass
 class EndpointContext:
@@ -470,7 +495,7 @@ def _follow_up(ctx: EndpointContext) -> None:
     ctx.shared.update(
         death_day=death_day, cause=np.where(np.isfinite(death_day), deaths.cause, ""),
         last_day=last_day, alive=alive,
-        xm={k: np.where(alive, v, np.nan) for k, v in x.items()})
+        xm=_Derived(x, lambda _k, v: np.where(alive, v, np.nan)))
 
 
 def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
@@ -651,7 +676,7 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     post = course.days >= 0
     dpost = course.days[post]
     ev = _post_events(ctx)
-    xp = {k: v[:, post] for k, v in ctx.shared["xm"].items()}
+    xp = _Derived(ctx.shared["xm"], lambda _k, v: v[:, post])
     alive_p = ctx.shared["alive"][:, post]
     hyp, n_vp, vpn, dev = _physiology_support(xp, age, ev, q)
     toci = ev["tocilizumab"] if ev["tocilizumab"] is not None else np.zeros_like(hyp, float)
@@ -808,8 +833,8 @@ def hlh_tls_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     post = days >= 0
     dpost = days[post]
     # a runaway state must not stop the graders (their ranges are those of real labs)
-    xm = {**ctx.shared["xm"], **{k: np.clip(ctx.shared["xm"][k], 0.0, _LAB_CAP[k])
-                                 for k in LAB_ENDPOINT_COLUMNS}}
+    xm = _Derived(ctx.shared["xm"], lambda k, v: np.clip(v, 0.0, _LAB_CAP[k])
+                  if k in _LAB_CAP else v)
     xp = {k: xm[k][:, post] for k in (*LAB_ENDPOINT_COLUMNS, "anc_per_ul", "platelets_per_ul")}
     alive_p = ctx.shared["alive"][:, post]
     age = np.asarray(ctx.covariates["age_y"], dtype=float)
