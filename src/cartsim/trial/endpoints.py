@@ -379,7 +379,7 @@ def _at(course: Course, name: str, day: int) -> np.ndarray:
     return course.x[name][:, k]
 
 
-def _physiology_support(x: dict[str, np.ndarray], age: np.ndarray,
+def _physiology_support(x: Mapping[str, np.ndarray], age: np.ndarray,
                         events: dict[str, np.ndarray | None], q: dict[str, float]
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(hypotension, vasopressor count, vasopressin, oxygen device code) per patient-day:
