@@ -140,8 +140,14 @@ def reference_cohort():  # type: ignore[no-untyped-def]
 
 def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-untyped-def]
     """Simulate :func:`reference_cohort` by the tests/data/README.md recipe (tisagenlecleucel,
-    days=40, seed=11) with ``overrides`` and assert that the solver steps and every numeric
-    readout equal the ``reference`` .npz bit for bit."""
+    days=40, seed=11) with ``overrides`` and assert that every numeric readout equals the
+    ``reference`` .npz to the solver's tolerance.
+
+    Until session 25 this was bit for bit (solver steps included); the session-25 competence
+    state (:data:`COMPETENCE_S24`) adds one term to the solver's error norm, a mean over all
+    states, so the steps move at the tolerance level even with the state held at 1. The
+    comparison is the one the older references use (tests/test_regrowth.py): rtol 2e-3, the
+    tumour while above the stochastic layer's threshold."""
     import numpy as np
 
     from cartsim.products import get_product
@@ -151,13 +157,21 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
                              **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
-                             **MEM_AGE_S21,
+                             **MEM_AGE_S21, **COMPETENCE_S24,
                              **(overrides or {})})
     t = res.trajectories
-    assert np.array_equal(res.steps, ref["steps"])
+    tumour_cols = ("tumour_cells", "cns_tumour_cells", "marrow_blast_pct", "mrd_fraction",
+                   "cd19_negative_tumour_fraction", "spd_cm2")
     for col in ref.files:
-        if col != "steps":
-            assert np.array_equal(t[col].to_numpy(), ref[col], equal_nan=True), col
+        if col == "steps" or col in tumour_cols:
+            continue
+        a, b = t[col].to_numpy(), ref[col]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
+        m = np.isfinite(b)
+        np.testing.assert_allclose(a[m], b[m], rtol=2e-3, atol=1e-9, err_msg=col)
+    a, b = t["tumour_cells"].to_numpy(), ref["tumour_cells"]
+    big = b > 1e4
+    np.testing.assert_allclose(a[big], b[big], rtol=2e-3)
 
 #: Session 8, issues 10/11 (durable remission): host anti-lymphoma immune control of small
 #: nodal residues (model/killing.py host_kill; LBCL only, so no B-ALL reference moves).
@@ -220,3 +234,16 @@ MEM_AGE_S21 = {"mem_age_per_decade": 0.0}
 ALL_OFF = {**MEM_AGE_S21, **ALL_OFF}
 SESSION5_OFF = {**MEM_AGE_S21, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**MEM_AGE_S21, **SESSION8_FIXES_OFF}
+#: Session 25 (issue 14, when CRS starts): the effectors' cytokine competence (model/cart.py
+#: k_qc; 0 = it stays 1) scales their contact activation of myeloid cells, with faster myeloid
+#: kinetics (model/inflammation.py k_my 0.6 -> 2.4, d_my 0.5 -> 2.0) and a lower contact
+#: half-saturation (K_my_car 3 -> 0.1; products.py cd28_K_my_car_x 0.05 -> 0.2). The values
+#: every older reference was written with; :func:`assert_gives_back` applies them under any
+#: overrides. The competence is a new state, so the solver's error norm (a mean over the
+#: states) differs by that one term: references written before it come back to the solver's
+#: tolerance, not bit for bit.
+COMPETENCE_S24 = {"k_qc": 0.0, "k_my": 0.6, "d_my": 0.5, "K_my_car": 3.0,
+                  "cd28_K_my_car_x": 0.05}
+ALL_OFF = {**COMPETENCE_S24, **ALL_OFF}
+SESSION5_OFF = {**COMPETENCE_S24, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**COMPETENCE_S24, **SESSION8_FIXES_OFF}

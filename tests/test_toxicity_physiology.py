@@ -156,7 +156,12 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
     """Same patients, same dose per kg: axi-cel (CD28) vs tisagenlecleucel (4-1BB); no
     host-side toxicity constant (IL-6, IL-1, myeloid, endothelium, BBB, encephalopathy)
     differs between the constructs (products.COSTIM_EFFECTS): only the CAR-T cell's own
-    kinetics and its contact signal to myeloid cells (K_my_car: CD40L/GM-CSF) do."""
+    kinetics and its contact signal to myeloid cells (K_my_car: CD40L/GM-CSF) do.
+
+    Session 25 (the infused product's cytokine competence): the CD28 fever starts at the first
+    antigen encounters (published medians: axi-cel day 2, tisagenlecleucel day 3), and its IL-6
+    peak is higher where the burden is small; in the bulkiest half the 4-1BB product's later,
+    kill-driven IL-6 peak is as high (the median over all 12 was 28.5 vs 29.4 pg/mL)."""
     from cartsim.products import COSTIM_EFFECTS
 
     toxicity = {"p_il6", "p_il1", "p_il6_my", "k_enc", "k_bbb", "k_en", "k_my", "K_fever",
@@ -168,7 +173,7 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
     n = 12
     c = Cohort("lbcl", weight_kg=np.full(n, 75.0), age_y=np.full(n, 58.0),
                tumour_volume_ml=np.geomspace(10, 300, n), dose=np.full(n, 75.0 * 2e6))
-    peaks = {}
+    peaks, onset = {}, {}
     for prod in ("axi-cel", "tisagenlecleucel"):
         t = simulate(c, get_product(prod), days=21, seed=2, variability=False,
                      overrides={"cd28_ex_overload_x": 1.0}).trajectories
@@ -176,14 +181,21 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
         g = t.groupby("patient_id")
         peaks[prod] = (g["il6_pg_ml"].max().to_numpy(),
                        t.loc[g["il6_pg_ml"].idxmax(), "day"].to_numpy())
-    assert np.median(peaks["axi-cel"][0]) > np.median(peaks["tisagenlecleucel"][0])
+        febrile = t[t["temperature_c"] >= 38.0].groupby("patient_id")["day"].min()
+        onset[prod] = febrile.reindex(range(n)).to_numpy()  # NaN: never febrile
+    small = slice(0, n // 2)  # the smaller burdens (tumour_volume_ml ascending)
+    assert np.median(peaks["axi-cel"][0][small]) > np.median(peaks["tisagenlecleucel"][0][small])
     assert np.median(peaks["axi-cel"][1]) <= np.median(peaks["tisagenlecleucel"][1])
+    assert np.isfinite(onset["axi-cel"]).sum() >= np.isfinite(onset["tisagenlecleucel"]).sum()
+    assert np.nanmedian(onset["axi-cel"]) + 2 <= np.nanmedian(onset["tisagenlecleucel"])
 
 
 def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() -> None:
     """cd28_K_my_car_x (products.CD28_PARAMS): an engaged CD28 CAR-T activates myeloid cells
-    by contact at a 20× lower concentration (CD40L/GM-CSF), so the same adult with a small
-    LBCL burden (10 mL) has CRS (fever ≥ 38 °C) with axi-cel; at the neutral value 1.0 the
+    by contact at a 5× lower concentration (CD40L/GM-CSF; 20× before session 25 lowered
+    K_my_car itself and added the effectors' cytokine competence), so the same adult with a small
+    LBCL burden (3 mL; 10 mL before session 25, when the 4-1BB-like contact
+    signal was weaker) has CRS (fever ≥ 38 °C) with axi-cel; at the neutral value 1.0 the
     multiplier is gone and the patient's parameter vector is the one of a construct without
     it."""
     from cartsim import parameter_sets as psets
@@ -192,7 +204,7 @@ def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() ->
     from cartsim.population import build
 
     c = Cohort("lbcl", weight_kg=np.array([75.0]), age_y=np.array([58.0]),
-               tumour_volume_ml=np.array([10.0]), dose=np.array([75.0 * 2e6]))
+               tumour_volume_ml=np.array([3.0]), dose=np.array([75.0 * 2e6]))
     axi = get_product("axi-cel")
     neutral = ParameterSet("neutral", "test", {"cd28_K_my_car_x": {"default": 1.0}})
     with psets.use(None):
@@ -201,7 +213,11 @@ def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() ->
     with psets.use(neutral):
         p_off, _ = build(c, axi, seed=1, variability=False)
         t_off = simulate(c, axi, days=21, seed=1, variability=False).trajectories
-    assert p_on[0, P.K_my_car] == pytest.approx(0.05 * p_off[0, P.K_my_car])
+    from cartsim.products import COSTIM_EFFECTS
+
+    x = COSTIM_EFFECTS["CD28"]["K_my_car"]
+    assert x == 0.2
+    assert p_on[0, P.K_my_car] == pytest.approx(x * p_off[0, P.K_my_car])
     keep = np.arange(p_on.shape[1]) != P.K_my_car
     assert np.array_equal(p_on[0, keep], p_off[0, keep])
     assert t_on["temperature_c"].max() >= 38.0 > t_off["temperature_c"].max()
@@ -250,7 +266,7 @@ def _inflammation_rates(age_y: float, overrides: dict[str, float] | None = None
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN], y0[S.BBB] = (
         300.0, 100.0, 5.0, 0.5, 2.5, 0.1)
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
     return float(dy[S.EN]), float(dy[S.BBB])
 
 
@@ -327,7 +343,7 @@ def _myeloid_rate(kills: float, engaged: float, ifng: float,
     y0 = y[0].copy()
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 20.0, ifng, 10.0, 0.3, 0.3
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, kills, engaged, 0.0, 0.0, 0.0, 0.0)
+    inflammation.derivs(y0, p[0], dy, kills, engaged, 0.0, 0.0, 0.0, 0.0, 1.0)
     return float(dy[S.MY])
 
 
@@ -368,7 +384,7 @@ def _myeloid_and_tolerance_rates(tol: float, overrides: dict[str, float] | None 
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 60.0, 20.0, 10.0, 1.5, 0.5
     y0[S.MYTOL] = tol
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, 5e9, 2e9, 0.0, 0.0, 0.0, 0.0)
+    inflammation.derivs(y0, p[0], dy, 5e9, 2e9, 0.0, 0.0, 0.0, 0.0, 1.0)
     return float(dy[S.MY]), float(dy[S.MYTOL])
 
 

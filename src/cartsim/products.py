@@ -44,13 +44,16 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cd28_k_ex_x", "× k_ex", 1.5, 0.25, 5.0,
                   "assumed (direction: CD28 signalling drives faster exhaustion, Long 2015)",
                   "CD28 co-stimulation: multiplier of the exhaustion rate"),
-    ParameterSpec("cd28_K_my_car_x", "× K_my_car", 0.05, 0.01, 5.0,
+    ParameterSpec("cd28_K_my_car_x", "× K_my_car", 0.2, 0.01, 5.0,
                   "direction: CD28 co-stimulation gives faster, more intense CAR signalling "
                   "and more CD40L and GM-CSF per activated cell, the CAR-T signals that "
                   "activate monocytes/macrophages in CRS (Salter 2018 Sci Signal; Giavridis "
                   "2018 Nat Med; Sterner 2019 Blood); size hand-tuned with cd28_rho_max_x "
                   "(same rows and grid): at 1.0 ZUMA-1 CRS (Lee) was 67 % against 93 % "
-                  "published with the CAR-T peak 4× too high, at 0.05 it is 84 %",
+                  "published with the CAR-T peak 4× too high, at 0.05 it is 84 %; session "
+                  "25, with K_my_car 3 -> 0.1 and the cytokine competence (cart.py k_qc): "
+                  "0.2 (CD28 K 0.02 against 0.15 before; 1.0 made ZUMA-1's onset day 4-6 "
+                  "against 2 and its CRS of any grade 66-74 % against 93 %)",
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),

@@ -108,6 +108,28 @@ PARAMS = (
        "assumed (rejection needs a reconstituted host T-cell compartment; Turtle 2016: "
        "fludarabine lymphodepletion delays it)",
        "host T-cell niche occupancy at which anti-CAR rejection is half-maximal", 0.0, "cart"),
+    # ---- cytokine competence: the infused product's secretory burst (session 25) -------------
+    _p("k_qc", "1/d", 0.6, 0.0, 10.0,
+       "structure: the infused product's activated, polyfunctional cells secrete most at "
+       "their first antigen encounters (pre-infusion product polyfunctionality goes with "
+       "CRS/neurotoxicity and response in ZUMA-1, Rossi 2018 Blood 132:804), and antigen "
+       "engagement downregulates the CAR within hours (Li 2020 Immunity 53:456) while "
+       "continued antigen exposure lowers CAR-T cytokine production (Good 2021 Cell "
+       "184:6081), so CRS can start on day 1-3 (ZUMA-1 median onset day 2, ELIANA+ENSIGN day "
+       "3; targets file) though the CAR-T peak comes in the second week; rate hand-tuned "
+       "(session 25) with r_qc, K_my_car and cd28_K_my_car_x against the CRS onset and the "
+       "CRS/neurotoxicity/supportive-care rows (calibration set): `cartsim validate` "
+       "(1,000/arm) 167 -> 167 of 244 rows, deviance 794.7 -> 790.0, onset median ZUMA-1 5 "
+       "-> 2 d, ELIANA+ENSIGN 5 -> 3 d (0.3/d gave onset 2 d in ELIANA+ENSIGN with "
+       "the same rows; docs/validation.md 'Session 25')",
+       "loss rate of the effectors' cytokine competence under full antigen stimulation: "
+       "dQC/dt = −k_qc·stim·QC + r_qc·(1 − QC) once CAR-T cells are in the body; 0 = "
+       "competence stays 1 (the model before it)", 0.0, "cart"),
+    _p("r_qc", "1/d", 0.02, 0.0, 10.0,
+       "assumed (slow: a rested effector regains its secretory capacity over weeks; "
+       "0.05/d with k_qc 0.4 lost 42 of deviance, session 25)",
+       "recovery rate of the effectors' cytokine competence (rested cells regain it)", 0.0,
+       "cart"),
 )
 
 
@@ -124,7 +146,8 @@ def derivs(
     fratricide: float,
     tcell_fitness: float,
 ) -> float:
-    """Write CAR-T derivatives; return the total CAR-T count (for the niche).
+    """Write CAR-T derivatives; return the total CAR-T count (for the niche) and the
+    effectors' cytokine competence (for inflammation).
 
     ``tcell_fitness`` (1 = neutral; raised by the BTK-inhibitor add-on of
     :mod:`cartsim.model.salvage_drugs`) multiplies antigen-driven proliferation and divides
@@ -154,7 +177,16 @@ def derivs(
     dy[S.E_b] = ktb * et - (kbt + d_e - homeo + ldk) * eb
     dy[S.M_b] = ktb * mt + p[P.k_em] * eb - (kbt + d_m - homeo + ldk) * mb
     dy[S.X_b] = ktb * xt - (kbt + d_x + ldk) * xb
-    return car
+    # cytokine competence of the effectors (population mean, 1 = as infused): the product's
+    # activated, polyfunctional cells secrete most at their first antigen encounters, and
+    # repeated stimulation (and the divisions it drives) lowers the secretion per cell; no
+    # cells, no change (before the infusion the state keeps its initial 1)
+    qc = min(max(y[S.QC], 0.0), 1.0)
+    if car > 0.0:
+        dy[S.QC] = -p[P.k_qc] * stim * qc + p[P.r_qc] * (1.0 - qc)
+    else:
+        dy[S.QC] = 0.0
+    return car, qc
 
 
 MECHANISM = Mechanism(
@@ -168,15 +200,21 @@ MECHANISM = Mechanism(
         StateSpec("M_t", "cells", "memory CAR-T, tissue/disease site"),
         StateSpec("E_t", "cells", "effector CAR-T, tissue/disease site"),
         StateSpec("X_t", "cells", "exhausted CAR-T, tissue/disease site"),
+        StateSpec("QC", "–", "cytokine competence of effector CAR-T (population mean; 1 = as "
+                  "infused)", initial=1.0),
     ),
     params=PARAMS,
     quantities=(Quantity("car_total", "cells", "all CAR-T cells, blood and tissue"),
+                Quantity("cyto_competence", "–",
+                         "cytokine competence of the effector CAR-T (1 = as infused): × the "
+                         "engaged concentration in their contact (CD40L/GM-CSF) activation of "
+                         "myeloid cells"),
                 Quantity("tcell_fitness", "–",
                          "CAR-T fitness multiplier: × antigen-driven proliferation, ÷ "
                          "exhaustion (BTK-inhibitor add-on)", neutral=1.0)),
     kernels=(
         Kernel(derivs, consumes=("stim", "stim_quality", "ex_factor", "steroid_effect", "ld",
                                  "fratricide", "tcell_fitness"),
-               provides=("car_total",)),
+               provides=("car_total", "cyto_competence")),
     ),
 )

@@ -52,9 +52,20 @@ PARAMS = (
        "IFN-γ amount produced per antigen-engaged effector (concentration = amount / plasma_ml)",
        0.6, "inflam"),
     _p("d_ifng", "1/d", 1.51, 0.1, 100.0, "Hardiansyah 2019", "IFN-γ clearance", 0.0, "inflam"),
-    _p("k_my", "1/d", 0.6, 0.0, 10.0, "assumed (Santurio 2025 structure)",
+    _p("k_my", "1/d", 2.4, 0.0, 10.0,
+       "Santurio 2025 structure; session 25: 0.6 -> 2.4 with d_my 0.5 -> 2.0 (same steady "
+       "state k_my/d_my, a quarter of the lag): monocytes answer a stimulus within hours "
+       "(human endotoxaemia: TNF-α peaks 2 h and IL-6 2-3 h after LPS, ex vivo hyporesponsiveness "
+       "maximal at 6 h and gone by 12 h; Dillingh 2014 J Inflamm 11:28), so a 2-day myeloid "
+       "time constant delayed fever past the CAR-T signal; `cartsim validate` (1,000/arm) with "
+       "the cytokine competence of cart.py: onset median ZUMA-1 3 -> 2 d, ELIANA+ENSIGN 4 -> 3 "
+       "d, ZUMA-1 neurotoxicity onset 9 -> 7 d (published 2, 3, 5), 168 -> 167 rows, deviance "
+       "786.2 -> 790.0 (docs/validation.md 'Session 25')",
        "myeloid activation rate", 0.4, "inflam"),
-    _p("d_my", "1/d", 0.5, 0.01, 10.0, "assumed", "myeloid deactivation rate", 0.0, "inflam"),
+    _p("d_my", "1/d", 2.0, 0.01, 10.0,
+       "assumed (t½ ≈ 8 h; see k_my: activated monocytes return to rest within about half a "
+       "day once the stimulus is gone, Dillingh 2014)", "myeloid deactivation rate", 0.0,
+       "inflam"),
     _p("a_my", "–", 4.0, 0.0, 100.0, "assumed (Santurio 2025: myeloid cells dominate IL-6)",
        "IL-6 amplification by fully activated myeloid cells", 0.3, "inflam"),
     _p("K_ifng", "pg/mL", 50.0, 0.01, 1e5, "assumed", "IFN-γ for half-maximal myeloid activation",
@@ -79,8 +90,13 @@ PARAMS = (
        "assumed (Santurio 2025: activated monocytes/macrophages are the main IL-6 source)",
        "IL-6 secreted by fully activated myeloid cells (a concentration rate: myeloid "
        "activation is a fraction, so it does not depend on body size)", 0.5, "inflam"),
-    _p("K_my_car", "10⁹ cells per L plasma", 3.0, 1e-4, 1e3,
-       "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018)",
+    _p("K_my_car", "10⁹ cells per L plasma", 0.1, 1e-4, 1e3,
+       "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018); session "
+       "25: 3 -> 0.1 with the cytokine competence of cart.py (k_qc), which scales the engaged "
+       "concentration: a freshly infused product (≈ 10⁸ cells, 0.04-0.1 × 10⁹/L) now "
+       "activates myeloid cells at its first encounters while the expanded, stimulated "
+       "effectors of the second week do not saturate them; hand-tuned with k_qc and "
+       "cd28_K_my_car_x (0.1 and 0.3, × 0.2 and 1.0; docs/validation.md 'Session 25')",
        "antigen-engaged CAR-T per litre of plasma giving half-maximal contact activation of "
        "myeloid cells (Hill 2)", 0.5, "inflam"),
     _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4,
@@ -243,6 +259,7 @@ def derivs(
     silt_occupancy: float,
     steroid_effect: float,
     anakinra_effect: float,
+    cyto_competence: float,
 ) -> None:
     # amounts per day over the plasma volume: concentrations do not depend on body size
     vol = p[P.plasma_ml]
@@ -267,7 +284,11 @@ def derivs(
     # Hill 2: a few engaged cells do not keep myeloid cells activated (no chronic fever);
     # the expansion peak does. (Since session 20 the engaged count is the tumour-engaged
     # effectors only, killing.py w_b_engaged_inflam: those keeping B-cell aplasia are out.)
-    contact = e9_l * e9_l / (e9_l * e9_l + p[P.K_my_car] ** 2)
+    # the engaged effectors' CD40L/GM-CSF signal to myeloid cells scales with their
+    # competence (cart.py QC: highest in the freshly infused product, so CRS can start at
+    # the first antigen encounters, days before the expansion peak)
+    e9_my = e9_l * cyto_competence
+    contact = e9_my * e9_my / (e9_my * e9_my + p[P.K_my_car] ** 2)
     s_il1 = il1 * anak  # anakinra blocks the IL-1 receptor
     f_il1 = s_il1 / (s_il1 + p[P.K_il1])
     # IL-1 re-induces myeloid activation only in primed cells: the gate follows the primary
@@ -326,5 +347,5 @@ MECHANISM = Mechanism(
     ),
     params=PARAMS,
     kernels=(Kernel(derivs, consumes=("kills", "engaged", "toci_occupancy", "silt_occupancy",
-                                      "steroid_effect", "anakinra_effect")),),
+                                      "steroid_effect", "anakinra_effect", "cyto_competence")),),
 )

@@ -283,6 +283,13 @@ class ReinfusionCourse(_Course):
             y[go, S.LD] += 1.0
             return {"reinfusion_ld": (go.astype(np.float64), "Flu/Cy day")}
         dose = np.where(go, self.dose_cells, 0.0)
+        # the new effectors arrive with full cytokine competence (model cart.py QC): the
+        # effector pool's mean competence is the cell-weighted mix
+        e_old = y[:, S.E_b] + y[:, S.E_t]
+        e_new = (1.0 - self.memory_fraction) * dose
+        tot = e_old + e_new
+        mixed = (y[:, S.QC] * e_old + e_new) / np.where(tot > 0.0, tot, 1.0)
+        y[:, S.QC] = np.where(go & (tot > 0.0), mixed, y[:, S.QC])
         y[:, S.M_b] += self.memory_fraction * dose
         y[:, S.E_b] += (1.0 - self.memory_fraction) * dose
         return {"cart_reinfusion": (dose, "cells")}
