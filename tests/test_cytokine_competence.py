@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cartsim.population import Cohort, build
 from cartsim.products import get_product
@@ -49,6 +51,18 @@ def test_competence_starts_at_one_falls_under_stimulation_and_recovers_at_rest()
     assert _cart_rates(0.2, 0.0, 1e8)[0] > 0.0
     # no CAR-T cells in the body (before the infusion): nothing to lose
     assert _cart_rates(1.0, 1.0, 0.0)[0] == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_competence_stays_between_zero_and_one_and_falls_faster_under_more_stimulation(
+        qc: float, s1: float, s2: float) -> None:
+    """Invariants: the rate points inwards at the bounds (QC ∈ [0, 1]) and is monotone in the
+    stimulation (more antigen, faster loss)."""
+    assert _cart_rates(0.0, s1, 1e8)[0] >= 0.0
+    assert _cart_rates(1.0, s1, 1e8)[0] <= 0.0
+    lo, hi = sorted((s1, s2))
+    assert _cart_rates(qc, hi, 1e8)[0] <= _cart_rates(qc, lo, 1e8)[0]
 
 
 def test_without_competence_loss_it_stays_one() -> None:
