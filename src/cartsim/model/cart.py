@@ -119,7 +119,8 @@ PARAMS = (
        "3; targets file) though the CAR-T peak comes in the second week; rate hand-tuned "
        "(session 25) with r_qc, K_my_car and cd28_K_my_car_x against the CRS onset and the "
        "CRS/neurotoxicity/supportive-care rows (calibration set): `cartsim validate` "
-       "(1,000/arm) 167 -> 167 of 244 rows, deviance 794.7 -> 790.0, onset median ZUMA-1 5 "
+       "(1,000/arm) 167 -> 167 of 225 judged rows passing, deviance 794.7 -> 790.0, onset "
+       "median ZUMA-1 5 "
        "-> 2 d, ELIANA+ENSIGN 5 -> 3 d (0.3/d gave onset 2 d in ELIANA+ENSIGN with "
        "the same rows; docs/validation.md 'Session 25')",
        "loss rate of the effectors' cytokine competence under full antigen stimulation: "
@@ -145,7 +146,7 @@ def derivs(
     ld: float,
     fratricide: float,
     tcell_fitness: float,
-) -> float:
+) -> tuple[float, float]:
     """Write CAR-T derivatives; return the total CAR-T count (for the niche) and the
     effectors' cytokine competence (for inflammation).
 
