@@ -159,6 +159,9 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     assert (t["crs_onset_day"] == 2).all() and (t["crs_max_grade"] >= 1).all()
     # fever with MAP 40 (deficit 25 mmHg → 2 vasopressors): ASTCT grade 4
     assert t.loc[2, "crs_max_grade"] == 4 and t.loc[0, "crs_max_grade"] == 1
+    # onset day 2, grade 4 (on the trial's scale, ASTCT here) first on day 10
+    assert t.loc[2, "crs_onset_to_grade4_days"] == 8
+    assert np.isnan(t.loc[0, "crs_onset_to_grade4_days"])
     # days 2-4 are the episode; the fever of days 10-11 is a second one (duration: first episode)
     assert t.loc[2, "crs_duration_days"] == 3
     assert grades["crs_grade"].shape == (3, 200)

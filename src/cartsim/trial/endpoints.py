@@ -744,6 +744,10 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     for scale, grades in scales.items():
         g = crs if scale == "astct" else np.asarray(grades, dtype=float)
         out[f"crs_max_grade_{scale}"] = np.nan_to_num(g).max(axis=1).astype(np.int8)
+        if scale == ctx.crs_scale:
+            # days from CRS onset to the first grade 4 on the trial's own scale (NaN: never)
+            out["crs_onset_to_grade4_days"] = first_day(
+                (np.nan_to_num(g) >= 4) & alive_p, dpost) - out["crs_onset_day"]
     out["tocilizumab_doses"] = (toci > 0).sum(axis=1).astype(np.int64)
     out["tocilizumab_mg"] = toci.sum(axis=1)
     steroid = dex + mp * DEX_EQ_PER_MP_MG
