@@ -55,7 +55,7 @@ ENDPOINT_COLUMNS = (
     "infections_d29_90", "infection_days_at_risk_d29_90",
     "efs_days", "efs_event", "os_days", "os_event", "pfs_days", "pfs_event", "rfs_days",
     "rfs_event", "prs_days", "prs_event", "dor_days", "dor_event", "neutrophil_recovery",
-    "crs_max_grade", "crs_onset_day", "crs_onset_to_grade4_days",
+    "crs_max_grade", "crs_onset_day", "crs_onset_to_grade4_days", "temperature_max_c",
     "crs_duration_days", "icans_max_grade", "icans_onset_day", "icans_duration_days",
     "neuro_max_grade_ctcae_v4.03", "neuro_max_grade_ctcae_v5.0",
     "crs_grade_source", "tocilizumab_doses", "tocilizumab_mg", "steroids_given",

@@ -162,6 +162,8 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     # onset day 2, grade 4 (on the trial's scale, ASTCT here) first on day 10
     assert t.loc[2, "crs_onset_to_grade4_days"] == 8
     assert np.isnan(t.loc[0, "crs_onset_to_grade4_days"])
+    # the highest temperature while alive: 39.5 °C on days 10-11 for patient 2 (dead on day 11)
+    assert t.loc[2, "temperature_max_c"] == 39.5 and t.loc[0, "temperature_max_c"] == 39.0
     # days 2-4 are the episode; the fever of days 10-11 is a second one (duration: first episode)
     assert t.loc[2, "crs_duration_days"] == 3
     assert grades["crs_grade"].shape == (3, 200)

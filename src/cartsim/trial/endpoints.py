@@ -729,6 +729,9 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
         episode_stats(icans, dpost, int(q["episode_resolution_days"]))
     out["crs_grade_source"] = np.full(n, source, dtype=object)
+    # the highest daily temperature while alive from day 0 (papers report fever ≥ 38.6 °C)
+    out["temperature_max_c"] = np.where(
+        alive_p.any(axis=1), np.where(alive_p, temp, -np.inf).max(axis=1), np.nan)
     # the older scales' "high-dose" criterion reads a norepinephrine-equivalent dose, taken
     # as proportional to the MAP deficit the vasopressors answer (first agent only)
     map_ = np.nan_to_num(xp["map_mmhg"], nan=200.0)
