@@ -53,7 +53,9 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "published with the CAR-T peak 4× too high, at 0.05 it is 84 %; session "
                   "25, with K_my_car 3 -> 0.1 and the cytokine competence (cart.py k_qc): "
                   "0.2 (CD28 K 0.02 against 0.15 before; 1.0 made ZUMA-1's onset day 4-6 "
-                  "against 2 and its CRS of any grade 66-74 % against 93 %)",
+                  "against 2 and its febrile share 61-74 %, against a published CRS of any "
+                  "grade of 93 %: `cartsim trial trace zuma1`, 300 patients, K_my_car 0.1 / "
+                  "0.3, k_qc 0.3 / 0.6)",
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),

@@ -55,8 +55,9 @@ PARAMS = (
     _p("k_my", "1/d", 2.4, 0.0, 10.0,
        "Santurio 2025 structure; session 25: 0.6 -> 2.4 with d_my 0.5 -> 2.0 (same steady "
        "state k_my/d_my, a quarter of the lag): monocytes answer a stimulus within hours "
-       "(human endotoxaemia: TNF-α peaks 2 h and IL-6 2-3 h after LPS, ex vivo hyporesponsiveness "
-       "maximal at 6 h and gone by 12 h; Dillingh 2014 J Inflamm 11:28), so a 2-day myeloid "
+       "(human endotoxaemia: TNF-α peaks 2 h after LPS, Eur J Intern Med 2000;11:89; ex vivo "
+       "hyporesponsiveness maximal at 6 h and gone by 12 h, Dillingh 2014 J Inflamm 11:28), so "
+       "a 2-day myeloid "
        "time constant delayed fever past the CAR-T signal; `cartsim validate` (1,000/arm) with "
        "the cytokine competence of cart.py: onset median ZUMA-1 3 -> 2 d, ELIANA+ENSIGN 4 -> 3 "
        "d, ZUMA-1 neurotoxicity onset 9 -> 7 d (published 2, 3, 5), 168 -> 167 rows, deviance "
