@@ -157,7 +157,7 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
                              **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
-                             **MEM_AGE_S21, **COMPETENCE_S24,
+                             **MEM_AGE_S21, **COMPETENCE_S24, **MURAL_S25,
                              **(overrides or {})})
     assert_matches_reference(res.trajectories, ref)
 
@@ -259,3 +259,18 @@ COMPETENCE_S24 = {"k_qc": 0.0, "k_my": 0.6, "d_my": 0.5, "K_my_car": 3.0,
 ALL_OFF = {**COMPETENCE_S24, **ALL_OFF}
 SESSION5_OFF = {**COMPETENCE_S24, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**COMPETENCE_S24, **SESSION8_FIXES_OFF}
+#: Session 26 (issue 14, ICANS beyond the cytokine storm): circulating effector CAR-T engage
+#: the CD19-low mural cells of the blood–brain barrier (model/inflammation.py w_mural; 0 = no
+#: mural route) with a higher endothelial threshold for the rest (K_bbb 3 -> 3.5) and a weaker
+#: age law of the barrier (model/inflammation.py bbb_age_exp 0.75 -> 0.4); the CD28
+#: construct's lower antigen threshold (products.py cd28_K_antigen_x 1 -> 0.5) with the LBCL
+#: escape subclone's density 0.1 -> 0.05 × the dominant clone (model/tumour.py low_clone_cd19)
+#: and the B-ALL scale 0.2 -> 0.4 (population.py ball_escape_cd19_scale), so B-ALL escape
+#: densities stay 0.02. The values every older reference was written with;
+#: :func:`assert_gives_back` applies them under any overrides (an older set's
+#: low_clone_cd19 wins where it is given).
+MURAL_S25 = {"w_mural": 0.0, "K_bbb": 3.0, "bbb_age_exp": 0.75, "cd28_K_antigen_x": 1.0,
+             "low_clone_cd19": 0.1, "ball_escape_cd19_scale": 0.2}
+ALL_OFF = {**MURAL_S25, **ALL_OFF}
+SESSION5_OFF = {**MURAL_S25, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**MURAL_S25, **SESSION8_FIXES_OFF}

@@ -59,6 +59,16 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),
+    ParameterSpec("cd28_K_antigen_x", "× K_antigen", 0.5, 0.05, 2.0,
+                  "direction: axi-cel's CD19-CD28ζ construct (CD28 hinge/transmembrane and "
+                  "signalling) recognises antigen-low targets that tisa-cel's CD19-4-1BBζ "
+                  "misses (Majzner 2020 Cancer Discov 10:702); size assumed and hand-tuned "
+                  "with w_mural (inflammation.py), session 26: at 0.5 the same ZUMA-1 "
+                  "patients on axi-cel vs tisa-cel (2e6/kg, same protocol) reach ICANS >= 3 "
+                  "27.3 vs 13.7 % and CR 67.2 vs 58.8 % (27.3 vs 22.0 % and 67.0 vs 67.7 % "
+                  "with 1)",
+                  "CD28 co-stimulation: multiplier of the antigen density for half-maximal "
+                  "engagement (< 1: the CAR engages antigen-low cells)"),
     ParameterSpec("cd28_ex_overload_x", "× ex_overload", 10.0, 0.0, 100.0,
                   "direction: CD28 signalling under strong or chronic antigen drives "
                   "exhaustion and activation-induced death, 4-1BB protects (Long 2015 Nat Med "

@@ -38,13 +38,17 @@ PARAMS = (
        "escapes); 1 = the plain saturating engagement",
        "Hill coefficient of engagement in antigen density (steepness of the activation "
        "threshold at K_antigen)", 0.0, "tumour"),
-    _p("low_clone_cd19", "× dominant CD19", 0.1, 0.0, 1.0,
+    _p("low_clone_cd19", "× dominant CD19", 0.05, 0.0, 1.0,
        "pre-existing CD19-low/-negative subclones and exon-2-skipped variants (Orlando 2018 "
        "Nat Med; Sotillo 2015 Cancer Discov); many escapes after CD19 CAR-T are CD19-low "
        "rather than negative (Majzner 2020 Cancer Discov; Spiegel 2021 Nat Med; Plaks 2021 "
        "Blood). Size hand-tuned against the CD19-negative share of relapses, session 5 "
        "(0.02 before; cartsim validate --studies zuma1,eliana,multicentre_cd19 --patients 60: "
-       "ZUMA-1 59 -> 24 %, ELIANA 92 -> 68 %, Lamble 2023 83 -> 41 %); 0 = antigen-negative",
+       "ZUMA-1 59 -> 24 %, ELIANA 92 -> 68 %, Lamble 2023 83 -> 41 %); session 26: 0.1 -> "
+       "0.05 with the CD28 construct's halved antigen threshold (products.py "
+       "cd28_K_antigen_x), so a CD28 CAR engages the lymphoma escape subclone as it did "
+       "before and a 4-1BB CAR less (Majzner 2020: axi-cel's construct outperforms "
+       "tisa-cel's against antigen-low lymphoma); 0 = antigen-negative",
        "median CD19 density of the pre-existing escape subclone (clone 1) relative to the "
        "dominant clone", 0.0, "tumour"),
     _p("low_clone_spread", "–", 1.0, 0.0, 3.0,
