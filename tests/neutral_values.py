@@ -264,8 +264,8 @@ SESSION8_FIXES_OFF = {**COMPETENCE_S24, **SESSION8_FIXES_OFF}
 #: mural route) with a higher endothelial threshold for the rest (K_bbb 3 -> 3.5) and a weaker
 #: age law of the barrier (model/inflammation.py bbb_age_exp 0.75 -> 0.4); the CD28
 #: construct's lower antigen threshold (products.py cd28_K_antigen_x 1 -> 0.5) with the LBCL
-#: escape subclone's density 0.1 -> 0.05 × the dominant clone (model/tumour.py low_clone_cd19)
-#: and the B-ALL scale 0.2 -> 0.4 (population.py ball_escape_cd19_scale), so B-ALL escape
+#: escape subclone's density 0.1 -> 0.07 × the dominant clone (model/tumour.py low_clone_cd19)
+#: and the B-ALL scale 0.2 -> 0.2857 (population.py ball_escape_cd19_scale), so B-ALL escape
 #: densities stay 0.02. The values every older reference was written with;
 #: :func:`assert_gives_back` applies them under any overrides (an older set's
 #: low_clone_cd19 wins where it is given).

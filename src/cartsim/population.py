@@ -107,14 +107,14 @@ POPULATION_PARAMS = ParameterTable((
                   "tumour CD20 density in B-ALL (relative to LBCL)"),
     ParameterSpec("cd20_lbcl", "relative", 1.0, 0.0, 10.0, "reference level",
                   "tumour CD20 density in LBCL"),
-    ParameterSpec("ball_escape_cd19_scale", "× low_clone_cd19", 0.4, 0.0, 1.0,
+    ParameterSpec("ball_escape_cd19_scale", "× low_clone_cd19", 0.2857, 0.0, 1.0,
                   "assumed size; direction: B-ALL escapes after CD19 CAR-T are mostly "
                   "CD19-negative from heritable CD19 frameshift or exon-2 splice variants "
                   "(Orlando 2018 Nat Med; Sotillo 2015 Cancer Discov), lymphoma escapes mostly "
                   "CD19-low/dim (Spiegel 2021 Nat Med; Plaks 2021 Blood). Size hand-tuned, "
                   "session 11, with escape_lineage_cells and the B-ALL specs' pre-existing "
-                  "fraction (docs/validation.md 'Session 11'); session 26: 0.2 -> 0.4 with "
-                  "low_clone_cd19 0.1 -> 0.05, so the B-ALL escape density stays 0.02 × the "
+                  "fraction (docs/validation.md 'Session 11'); session 26: 0.2 -> 0.2857 with "
+                  "low_clone_cd19 0.1 -> 0.07, so the B-ALL escape density stays 0.02 × the "
                   "dominant clone; 1 = the lymphoma value (the model before session 11)",
                   "CD19 density of the B-ALL escape subclone relative to low_clone_cd19 (the "
                   "lymphomas keep low_clone_cd19)"),
