@@ -64,9 +64,9 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "signalling) recognises antigen-low targets that tisa-cel's CD19-4-1BBζ "
                   "misses (Majzner 2020 Cancer Discov 10:702); size assumed and hand-tuned "
                   "with w_mural (inflammation.py), session 26: at 0.5 the same ZUMA-1 "
-                  "patients on axi-cel vs tisa-cel (2e6/kg, same protocol) reach ICANS >= 3 "
-                  "27.3 vs 13.7 % and CR 67.2 vs 58.8 % (27.3 vs 22.0 % and 67.0 vs 67.7 % "
-                  "with 1)",
+                  "patients on axi-cel vs tisa-cel (2e6/kg, same protocol, 600 each) reach "
+                  "ICANS >= 3 27.0 vs 14.0 % and CR 68.8 vs 63.8 % (29.0 vs 22.0 % and 67.0 vs "
+                  "67.7 % in the model before session 26)",
                   "CD28 co-stimulation: multiplier of the antigen density for half-maximal "
                   "engagement (< 1: the CAR engages antigen-low cells)"),
     ParameterSpec("cd28_ex_overload_x", "× ex_overload", 10.0, 0.0, 100.0,

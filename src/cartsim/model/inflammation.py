@@ -199,12 +199,13 @@ PARAMS = (
        "and >= 3 both more frequent, DESCAR-T, Bachy 2022 Nat Med). Hand-tuned with K_bbb, "
        "bbb_age_exp and cd28_K_antigen_x, session 26, on the neurotoxicity rows of ten "
        "studies (cartsim validate --studies eliana,chop_ctl019_pilot,nci_cd19_28z,zuma4,"
-       "zuma1,mskcc_19_28z,scri_plat02,cns_qi2022,dai_cd19_cd22_ball,wei_cd19_cd22_bnhl: "
-       "deviance 343.6 -> 337.6; 2.5 with K_bbb 3.5 and the old age law gave 384.0; "
-       "docs/validation.md 'Session 26')",
-       "BBB disruption drive (in units of the full endothelial threshold term) when effector "
-       "CAR-T engage every mural cell: k_bbb × w_mural × engagement(mural_cd19) × "
-       "C/(C + K_mural_car), C the blood effector CAR-T per µL; 0 = no mural route",
+       "zuma1,mskcc_19_28z,scri_plat02,cns_qi2022,dai_cd19_cd22_ball,wei_cd19_cd22_bnhl, "
+       "lymphoma escape density 0.05: deviance 343.6 -> 337.6; 2.5 with K_bbb 3.5 and the "
+       "old age law gave 384.0; docs/validation.md 'Session 26')",
+       "fraction by which effector CAR-T engaging every mural cell lower the endothelial "
+       "activation that opens the BBB: K_bbb' = K_bbb/q(age)^b × (1 − min(m, 0.9)), m = "
+       "w_mural × engagement(mural_cd19) × C/(C + K_mural_car), C the blood effector CAR-T "
+       "per µL; 0 = no mural route",
        0.0, "inflam"),
     _p("K_mural_car", "cells/µL", 50.0, 0.01, 1e5,
        "assumed (the order of a LBCL patient's CAR-T peak in blood: ZUMA-1 median ≈ 40/µL, "
