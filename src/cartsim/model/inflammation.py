@@ -24,9 +24,10 @@ and the endothelial activation that opens the BBB falls as the CSF/serum albumin
 rises with age (Reiber: 4 + age/15 × 10⁻³), so at the same cytokines an adult has more
 endothelial activation and more ICANS than a child. A second, CRS-independent route opens the
 barrier from outside the cytokine storm: the mural cells (pericytes) that hold it together carry
-CD19 at low density (Parker 2020), so circulating effector CAR-T cells that engage them break it
-in proportion to their concentration and to the construct's engagement of so little antigen
-(`K_antigen`, lower for CD28 constructs, Majzner 2020; none for a CAR without a CD19 binder).
+CD19 at low density (Parker 2020), so circulating effector CAR-T cells that engage them lower the
+endothelial activation at which it opens, with their concentration and the construct's
+engagement of so little antigen (`K_antigen`, lower for CD28 constructs, Majzner 2020; none for
+a CAR without a CD19 binder).
 """
 
 from __future__ import annotations
@@ -208,9 +209,10 @@ PARAMS = (
        "per µL; 0 = no mural route",
        0.0, "inflam"),
     _p("K_mural_car", "cells/µL", 50.0, 0.01, 1e5,
-       "assumed (the order of a LBCL patient's CAR-T peak in blood: ZUMA-1 median ≈ 40/µL, "
-       "Locke 2017), so an adult's expansion half-saturates the attack and a child's "
-       "leukaemia-driven expansion (thousands/µL) saturates it",
+       "assumed (the order of a LBCL patient's CAR-T peak in blood: real-world axi-cel "
+       "median 16/µL, clinical_targets.csv line 423; the model's ZUMA-1 median 44/µL), so an "
+       "adult's expansion about half-saturates the attack and a child's leukaemia-driven "
+       "expansion (hundreds to thousands/µL) saturates it",
        "blood effector CAR-T per µL for half-maximal attack on mural cells", 0.0, "inflam"),
     # ---- age: the endothelium and the blood–brain barrier of an adult are more vulnerable ----
     _p("en_age_per_decade", "1/decade", 0.05, 0.0, 2.0,
