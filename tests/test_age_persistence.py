@@ -88,3 +88,20 @@ def test_a_child_keeps_more_car_t_a_year_on() -> None:
     peak_on, peak_off = on["cart_cells_per_ul"].max(), off["cart_cells_per_ul"].max()
     assert peak_on == pytest.approx(peak_off, rel=0.05)
     assert at(on, 364) > 1.5 * at(off, 364)
+
+
+def test_a_cd28_childs_car_t_memory_decays_as_an_adults() -> None:
+    """Session 26: the youth factor is a 4-1BB product's (products.py
+    cd28_mem_age_per_decade_x 0): NCI CD19-28z's children kept no CAR-T beyond day 68. With
+    the multiplier at 1 a CD28 child gets the 4-1BB child's slower decay back."""
+    c = Cohort("b-all", weight_kg=np.array([28.0, 70.0]), age_y=np.array([8.0, 40.0]),
+               marrow_blasts_pct=np.array([50.0, 50.0]))
+    axi, tisa = get_product("axi-cel"), get_product("tisa-cel")
+    p_axi, _ = build(c, axi, seed=1, variability=False)
+    p_tisa, _ = build(c, tisa, seed=1, variability=False)
+    assert p_axi[0, P.d_M] == p_axi[1, P.d_M]  # child = adult on CD28
+    assert p_tisa[0, P.d_M] < 0.5 * p_tisa[1, P.d_M]  # the 4-1BB child's memory lasts
+    p_old, _ = build(c, axi, seed=1, variability=False,
+                     overrides={"cd28_mem_age_per_decade_x": 1.0})
+    assert p_old[0, P.d_M] / p_old[1, P.d_M] == pytest.approx(
+        p_tisa[0, P.d_M] / p_tisa[1, P.d_M])

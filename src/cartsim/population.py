@@ -380,7 +380,9 @@ def build(
     p[:, P.d_M] *= np.exp(-p[:, P.fit_mem] * z_fit)
     # age (session 22): a child's T cells are richer in naive and stem-like memory cells, so
     # the product's memory persists longer; at or above mem_age_ref_y d_M is untouched
-    s_age = _Q["mem_age_per_decade"]
+    # (session 26: not on a CD28 product, whose memory does not persist in children either;
+    # products.py cd28_mem_age_per_decade_x)
+    s_age = _Q["mem_age_per_decade"] * mult.get("mem_age_per_decade", 1.0)
     if s_age > 0.0:
         youth = np.maximum(_Q["mem_age_ref_y"] - cohort.age_y, 0.0)
         p[:, P.d_M] *= np.exp(-s_age * youth / 10.0)

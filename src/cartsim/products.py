@@ -69,6 +69,20 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "67.7 % in the model before session 26)",
                   "CD28 co-stimulation: multiplier of the antigen density for half-maximal "
                   "engagement (< 1: the CAR engages antigen-low cells)"),
+    ParameterSpec("cd28_mem_age_per_decade_x", "× mem_age_per_decade", 0.0, 0.0, 2.0,
+                  "direction: CD28 CAR-T in children do not persist (NCI CD19-28z, children "
+                  "and young adults, median age 13: CAR detectable to day 68 by qPCR, "
+                  "clinical_targets.csv line 117 note) while 4-1BB products persist for months "
+                  "to years in children; 4-1BB signalling drives central-memory "
+                  "differentiation and oxidative metabolism, CD28 effector memory (Kawalekar "
+                  "2016 Immunity 44:380), so a child's naive/stem-like starting material does "
+                  "not turn into persistence on a CD28 product. Size assumed (0); session 26: "
+                  "with the youth factor (1) the untransplanted NCI CD19-28z children in "
+                  "MRD-negative CR kept CAR-T at 20-100/µL for 100-400 days and 64 % were "
+                  "cured without HSCT (docs/validation.md 'Session 26')",
+                  "CD28 co-stimulation: multiplier of the youth factor of memory CAR-T decay "
+                  "(population.py mem_age_per_decade; 0 = a CD28 child's memory decays as an "
+                  "adult's)"),
     ParameterSpec("cd28_ex_overload_x", "× ex_overload", 10.0, 0.0, 100.0,
                   "direction: CD28 signalling under strong or chronic antigen drives "
                   "exhaustion and activation-induced death, 4-1BB protects (Long 2015 Nat Med "
