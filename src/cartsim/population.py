@@ -114,8 +114,9 @@ POPULATION_PARAMS = ParameterTable((
                   "CD19-low/dim (Spiegel 2021 Nat Med; Plaks 2021 Blood). Size hand-tuned, "
                   "session 11, with escape_lineage_cells and the B-ALL specs' pre-existing "
                   "fraction (docs/validation.md 'Session 11'); session 26: 0.2 -> 0.2857 with "
-                  "low_clone_cd19 0.1 -> 0.07, so the B-ALL escape density stays 0.02 × the "
-                  "dominant clone; 1 = the lymphoma value (the model before session 11)",
+                  "low_clone_cd19 0.1 -> 0.07, so the B-ALL escape density stays 0.02 "
+                  "(0.019999) × the dominant clone; 1 = the lymphoma value (the model before "
+                  "session 11)",
                   "CD19 density of the B-ALL escape subclone relative to low_clone_cd19 (the "
                   "lymphomas keep low_clone_cd19)"),
     ParameterSpec("mem_age_per_decade", "log-fold per decade", 0.6, 0.0, 3.0,

@@ -78,8 +78,9 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "2016 Immunity 44:380), so a child's naive/stem-like starting material does "
                   "not turn into persistence on a CD28 product. Size assumed (0); session 26: "
                   "with the youth factor (1) the untransplanted NCI CD19-28z children in "
-                  "MRD-negative CR kept CAR-T at 20-100/µL for 100-400 days and 64 % were "
-                  "cured without HSCT (docs/validation.md 'Session 26')",
+                  "MRD-negative CR kept a median 25 CAR-T/µL at day 90 and 12 at day 200 "
+                  "(cartsim trial trace, 84 of the first 120) and 64 % were cured without "
+                  "HSCT (docs/validation.md 'Session 26')",
                   "CD28 co-stimulation: multiplier of the youth factor of memory CAR-T decay "
                   "(population.py mem_age_per_decade; 0 = a CD28 child's memory decays as an "
                   "adult's)"),
