@@ -54,9 +54,12 @@ ENDPOINT_COLUMNS = (
     "infections_d0_28", "infection_days_at_risk_d0_28",  # per-window episodes (session 13)
     "infections_d29_90", "infection_days_at_risk_d29_90",
     "efs_days", "efs_event", "os_days", "os_event", "pfs_days", "pfs_event", "rfs_days",
-    "rfs_event", "prs_days", "prs_event", "dor_days", "dor_event", "neutrophil_recovery",
+    "rfs_event", "prs_days", "prs_event", "dor_days", "dor_event",
+    "dss_days", "dss_event",  # disease-specific survival (session 27)
+    "neutrophil_recovery",
     "crs_max_grade", "crs_onset_day", "crs_onset_to_grade4_days", "temperature_max_c",
-    "crs_duration_days", "icans_max_grade", "icans_onset_day", "icans_duration_days",
+    "crs_duration_days", "crs_resolved", "icans_max_grade", "icans_onset_day",
+    "icans_duration_days",
     "neuro_max_grade_ctcae_v4.03", "neuro_max_grade_ctcae_v5.0",
     "crs_grade_source", "tocilizumab_doses", "tocilizumab_mg", "steroids_given",
     "steroid_dex_eq_mg", "siltuximab_given",  # support given (session 15)

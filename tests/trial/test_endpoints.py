@@ -152,6 +152,11 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     assert t.loc[1, "prs_days"] == 149 - 100 and t.loc[1, "prs_event"] == 1
     assert np.isnan(t.loc[0, "prs_days"]) and t.loc[0, "prs_event"] == 0
     assert t.loc[2, "death_cause"] == "toxicity" and t.loc[2, "death_day"] == 11
+    # disease-specific survival: the progression death is an event, the toxicity death
+    # censors on its day, the survivor is censored at the end of follow-up
+    assert t.loc[1, "dss_days"] == 149 and t.loc[1, "dss_event"] == 1
+    assert t.loc[2, "dss_days"] == 11 and t.loc[2, "dss_event"] == 0
+    assert t.loc[0, "dss_days"] == 180 and t.loc[0, "dss_event"] == 0
     assert t.loc[2, "response_d28"] == "NE" and t.loc[2, "responder"] == 0
     assert t.loc[2, "efs_days"] == 11 and t.loc[2, "efs_event"] == 1
     assert t.loc[2, "mrd_d28"] == "not_done"
@@ -166,6 +171,7 @@ def test_compute_endpoints_death_censors_everything_after_it() -> None:
     assert t.loc[2, "temperature_max_c"] == 39.5 and t.loc[0, "temperature_max_c"] == 39.0
     # days 2-4 are the episode; the fever of days 10-11 is a second one (duration: first episode)
     assert t.loc[2, "crs_duration_days"] == 3
+    assert (t["crs_resolved"] == 1).all()  # the first episode ended (days 5-6 lived at 0)
     assert grades["crs_grade"].shape == (3, 200)
 
 
@@ -390,6 +396,24 @@ def test_episode_duration_is_the_first_episode_until_it_resolves() -> None:
     assert list(dur) == [4.0, 0.0, 12.0, 1.0]
     assert list(episode_stats(g, days, 1)[2]) == [3.0, 0.0, 12.0, 1.0]
     assert list(episode_stats(g, days, 4)[2]) == [6.0, 0.0, 12.0, 1.0]
+
+
+def test_an_episode_is_resolved_only_in_days_the_patient_lived() -> None:
+    """CRS resolution: the first episode must end in ``resolution_days`` grade-0 days the
+    patient lived; CRS ongoing at death or at the end of follow-up is not resolved."""
+    from cartsim.trial.endpoints import episode_resolved
+
+    g = np.array([[0, 1, 2, 1, 0, 0, 0, 0],   # resolves on days 4-5
+                  [0, 1, 3, 3, 0, 0, 0, 0],   # dies on day 4: grade 0 after death only
+                  [0, 1, 1, 1, 1, 1, 1, 1],   # ongoing at the end of follow-up
+                  [0, 1, 0, 1, 0, 0, 0, 0],   # a one-day gap does not end it
+                  [0] * 8], dtype=float)       # no CRS
+    alive = np.ones_like(g, dtype=bool)
+    alive[1, 4:] = False
+    assert list(episode_resolved(g, alive, 2)) == [1, 0, 0, 1, 0]
+    alive[3, 5:] = False  # dies on the second grade-0 day: the resolution was not lived
+    assert list(episode_resolved(g, alive, 2)) == [1, 0, 0, 0, 0]
+    assert list(episode_resolved(g, alive, 1)) == [1, 0, 0, 1, 0]
 
 
 def test_support_given_is_read_from_the_protocols_events() -> None:

@@ -236,6 +236,26 @@ def episode_stats(grade: np.ndarray, days: np.ndarray, resolution_days: int = 2
     return g.max(axis=1).astype(np.int8), first_day(on, days), duration
 
 
+def episode_resolved(grade: np.ndarray, alive: np.ndarray, resolution_days: int = 2
+                     ) -> np.ndarray:
+    """1 where the first episode (grade ≥ 1) ended while the patient was alive: the
+    ``resolution_days`` consecutive days at grade 0 that end it (as :func:`episode_stats`)
+    were lived, not days after death or past follow-up; 0 otherwise, and for patients
+    without an episode."""
+    on = np.nan_to_num(grade, nan=0.0) >= 1
+    n, t = on.shape
+    k = max(int(resolution_days), 1)
+    pad = np.concatenate([on, np.ones((n, k), dtype=bool)], axis=1).astype(np.int64)
+    c = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(pad, axis=1)], axis=1)
+    off_run = (c[:, k:k + t] - c[:, :t]) == 0  # k lived-in days at grade 0 from day j
+    cols = np.arange(t)[None, :]
+    start = np.where(on.any(axis=1), np.argmax(on, axis=1), t)[:, None]
+    end = np.where((cols > start) & off_run, cols, t).min(axis=1)
+    last = np.minimum(end + k - 1, t - 1)
+    ok = (end < t) & alive[np.arange(n), last] & on.any(axis=1)
+    return ok.astype(np.int8)
+
+
 def b_cell_aplasia(days: np.ndarray, b_cells: np.ndarray, baseline: np.ndarray,
                    last_day: np.ndarray, fraction: float = 0.1
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -573,7 +593,7 @@ def response_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """Relapse/progression (with CD19 phenotype), death and its cause, infections, and the
-    time-to-event endpoints EFS, OS, PFS, RFS, DOR (origin: infusion, day 0)."""
+    time-to-event endpoints EFS, OS, PFS, RFS, DOR, DSS (origin: infusion, day 0)."""
     course, q, n = ctx.course, ctx.q, ctx.n
     days, pid, x = course.days, course.patient_id, course.x
     xm, last_day = ctx.shared["xm"], ctx.shared["last_day"]
@@ -648,6 +668,9 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     prog_death = np.where(cause == "progression", death_day, np.nan)
     out["dor_days"], out["dor_event"] = time_to_event(np.fmin(rel_day, prog_death), last_day,
                                                       response_day)
+    # disease-specific survival: death of the disease; deaths of other causes (toxicity,
+    # infection, transplant) censor on their day (last_day is the death day)
+    out["dss_days"], out["dss_event"] = time_to_event(prog_death, last_day)
     return out
 
 
@@ -728,6 +751,7 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         episode_stats(crs, dpost, int(q["episode_resolution_days"]))
     out["icans_max_grade"], out["icans_onset_day"], out["icans_duration_days"] = \
         episode_stats(icans, dpost, int(q["episode_resolution_days"]))
+    out["crs_resolved"] = episode_resolved(crs, alive_p, int(q["episode_resolution_days"]))
     out["crs_grade_source"] = np.full(n, source, dtype=object)
     # the highest daily temperature while alive from day 0 (papers report fever ≥ 38.6 °C)
     out["temperature_max_c"] = np.where(

@@ -22,7 +22,7 @@ from cartsim.trial.stats import KaplanMeier, binomial_rate, compare_arms, quarti
 from cartsim.trial.stats import subgroup_rates as _subgroup_rates
 
 #: Binary endpoints: name → (description, function of the arm's table giving 0/1/NaN).
-TIME_TO_EVENT = ("efs", "os", "pfs", "rfs", "dor")
+TIME_TO_EVENT = ("efs", "os", "pfs", "rfs", "dor", "dss")
 
 
 def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 KM_TITLES = {"efs": "Event-free survival", "os": "Overall survival",
              "pfs": "Progression-free survival", "rfs": "Relapse-free survival (responders)",
-             "dor": "Duration of response"}
+             "dor": "Duration of response", "dss": "Disease-specific survival"}
 
 
 def _label(r: pd.Series) -> str:
