@@ -215,6 +215,25 @@ def time_to_event(event_day: np.ndarray, censor_day: np.ndarray,
     return t, (ev & ~np.isnan(org)).astype(np.int8)
 
 
+def _first_episode(on: np.ndarray, resolution_days: int, past_end_resolves: bool
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Start and end column of each row's first episode (``on`` True on graded days): it ends
+    on the first day after its start that opens ``k`` = ``resolution_days`` consecutive days
+    at grade 0; days past follow-up count as grade 0 when ``past_end_resolves``, else as
+    graded. Rows without an episode, or whose episode does not end, get the column count."""
+    n, t = on.shape
+    k = max(int(resolution_days), 1)
+    # off_run[i, j]: grade 0 on days j .. j+k-1
+    tail = np.zeros if past_end_resolves else np.ones
+    pad = np.concatenate([on, tail((n, k), dtype=bool)], axis=1).astype(np.int64)
+    c = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(pad, axis=1)], axis=1)
+    off_run = (c[:, k:k + t] - c[:, :t]) == 0
+    cols = np.arange(t)[None, :]
+    start = np.where(on.any(axis=1), np.argmax(on, axis=1), t)[:, None]
+    end = np.where((cols > start) & off_run, cols, t).min(axis=1)[:, None]
+    return start, end, k
+
+
 def episode_stats(grade: np.ndarray, days: np.ndarray, resolution_days: int = 2
                   ) -> tuple[np.ndarray, ...]:
     """Max grade, onset day (first grade ≥ 1) and duration of the first episode: the days
@@ -223,15 +242,8 @@ def episode_stats(grade: np.ndarray, days: np.ndarray, resolution_days: int = 2
     lengthen the acute episode."""
     g = np.nan_to_num(grade, nan=0.0)
     on = g >= 1
-    n, t = on.shape
-    k = max(int(resolution_days), 1)
-    # off_run[i, j]: grade 0 on days j .. j+k-1 (days past follow-up count as resolved)
-    pad = np.concatenate([on, np.zeros((n, k), dtype=bool)], axis=1).astype(np.int64)
-    c = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(pad, axis=1)], axis=1)
-    off_run = (c[:, k:k + t] - c[:, :t]) == 0
-    cols = np.arange(t)[None, :]
-    start = np.where(on.any(axis=1), np.argmax(on, axis=1), t)[:, None]
-    end = np.where((cols > start) & off_run, cols, t).min(axis=1)[:, None]
+    start, end, _ = _first_episode(on, resolution_days, past_end_resolves=True)
+    cols = np.arange(on.shape[1])[None, :]
     duration = (on & (cols >= start) & (cols < end)).sum(axis=1).astype(np.float64)
     return g.max(axis=1).astype(np.int8), first_day(on, days), duration
 
@@ -244,13 +256,8 @@ def episode_resolved(grade: np.ndarray, alive: np.ndarray, resolution_days: int 
     without an episode."""
     on = np.nan_to_num(grade, nan=0.0) >= 1
     n, t = on.shape
-    k = max(int(resolution_days), 1)
-    pad = np.concatenate([on, np.ones((n, k), dtype=bool)], axis=1).astype(np.int64)
-    c = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(pad, axis=1)], axis=1)
-    off_run = (c[:, k:k + t] - c[:, :t]) == 0  # k lived-in days at grade 0 from day j
-    cols = np.arange(t)[None, :]
-    start = np.where(on.any(axis=1), np.argmax(on, axis=1), t)[:, None]
-    end = np.where((cols > start) & off_run, cols, t).min(axis=1)
+    _, end, k = _first_episode(on, resolution_days, past_end_resolves=False)
+    end = end[:, 0]
     last = np.minimum(end + k - 1, t - 1)
     ok = (end < t) & alive[np.arange(n), last] & on.any(axis=1)
     return ok.astype(np.int8)
