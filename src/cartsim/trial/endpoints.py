@@ -297,8 +297,9 @@ RESPONSE_PARAMS = ParameterTable((
                   "assumed from PET physics: a Lugano 2014 CR needs every lesion at Deauville "
                   "≤ 3 (uptake ≤ liver); the partial-volume effect lowers the apparent SUV of "
                   "a lesion below ≈ 2-3× the scanner's 4-6 mm resolution (Soret 2007 J Nucl "
-                  "Med 48:932), so an avid DLBCL residue (SUVmax ≈ 15-20) stays above liver "
-                  "down to ≈ 6 mm (0.1 mL ≈ 10⁸ cells) and vanishes below it; 0.25 mL "
+                  "Med 48:932), so an avid DLBCL residue (uptake several-fold the liver's, "
+                  "assumed) stays above liver down to ≈ 6 mm (0.1 mL ≈ 10⁸ cells; the size "
+                  "is this reasoning, not a measurement) and vanishes below it; 0.25 mL "
                   "(sessions 12-26, an 8 mm sphere PET still sees) called 195 of 656 ZUMA-1 "
                   "complete responders CR whose residue of 0.001-0.25 mL regrew in 94 % "
                   "(docs/validation.md 'Session 27'); 1 mL before session 12",
