@@ -216,8 +216,10 @@ def integrator(model: Model | None = None, jacobian: str | None = None) -> Calla
                               f"using finite differences", RuntimeWarning, stacklevel=2)
             else:
                 jac, sparsity = got
-        # continuous output needs the interval integrals to be the last states; an add-on
-        # mechanism's states come after them, so such a model keeps the day-by-day solver.
+        # continuous output for every model: the core accumulators (the daily integrals)
+        # are a block in the middle of the state vector once add-on states follow them, and
+        # the solver is told where that block ends (before session 28 an add-on model, e.g.
+        # any trial arm with HSCT and its GVL add-on, stopped its solver every day).
         # Every model's solver is cached on disk: its generated right-hand side names the
         # hash of every mechanism source and of the layout, so a changed add-on (or layout)
         # compiles afresh instead of loading stale code (add-on models used to recompile in
@@ -226,15 +228,11 @@ def integrator(model: Model | None = None, jacobian: str | None = None) -> Calla
             m.rhs, n_states=m.n_states, method="rodas4", jac=jac, n_jac=m.n_jac,
             autonomous=True, cache=True,
             jac_sparsity=cached_sparsity(m) if sparsity is None else sparsity,
-            dense=_dense(m), interval_integrals=m.first_accumulator if _dense(m) else None,
+            dense=True, interval_integrals=m.first_accumulator,
+            interval_integrals_end=m.n_core_states,
         )
         _INTEGRATORS[(id(m), kind)] = found
     return found
-
-
-def _dense(model: Model) -> bool:
-    """Whether ``model`` runs on the continuous-output solver (models without add-ons)."""
-    return not model.addons
 
 
 def cached_sparsity(model: Model | None = None) -> np.ndarray:
@@ -741,9 +739,8 @@ def simulate(
         integrator(model), y, p, LD_FIRST_DAY, days, schedule, rtol=rtol,
         atol=default_atol(model),
         on_schedule=on_schedule, on_day_start=on_day_start, on_day_end=on_day_end,
-        record=record, progress=progress, dense=_dense(model),
-        jumps_next=jumps_next if _dense(model) else None,
-        overwritten=overwritten if _dense(model) else None,
+        record=record, progress=progress, dense=True,
+        jumps_next=jumps_next, overwritten=overwritten,
     )
     flush()
     day_axis = np.arange(LD_FIRST_DAY, days + 1)

@@ -82,6 +82,16 @@ def integral_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None
 
 
 @njit(nogil=True)
+def integral_mid_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
+    """An integral in the middle of the state vector, as the core accumulators are once an
+    add-on's states follow them: y0' = -k0 y0, y1' = y0 (integrates y0), y2' = -k1 y2 + y0
+    (a state after the integral that feeds back); p = (k0, k1)."""
+    dy[0] = -p[0] * y[0]
+    dy[1] = y[0]
+    dy[2] = -p[1] * y[2] + y[0]
+
+
+@njit(nogil=True)
 def decoupled_rhs(t: float, y: np.ndarray, p: np.ndarray, dy: np.ndarray) -> None:
     """y0' = -p0 y0 (slow, smooth) and, not feeding back, y1' = p2 cos(p1 t) (fast)."""
     dy[0] = -p[0] * y[0]

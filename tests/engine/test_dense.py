@@ -130,6 +130,65 @@ def test_interval_integrals_hold_the_integral_over_each_call():
     assert ns[0] < ns_plain[0], (ns, ns_plain)
 
 
+def _mid_exact(t: float, k0: float, k1: float, y20: float) -> tuple[float, float]:
+    """y0 and y2 of :func:`integral_mid_rhs` from y0(0) = 1 and y2(0) = y20."""
+    y0 = np.exp(-k0 * t)
+    y2 = y20 * np.exp(-k1 * t) + (np.exp(-k0 * t) - np.exp(-k1 * t)) / (k1 - k0)
+    return float(y0), float(y2)
+
+
+def test_interval_integrals_in_the_middle_of_the_state_vector():
+    """States after the integral block (an add-on's, in cartsim) are ordinary states: they
+    are integrated and interpolated as such, and a change to one of them is a jump that
+    restarts the patient; the block in between holds each call's integral."""
+    from solver_models import integral_mid_rhs
+
+    k0, k1 = 0.3, 0.8
+    p = np.array([[k0, k1], [k0, k1]])
+    y0 = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    integ = make_integrator(integral_mid_rhs, 3, "rodas4", dense=True,
+                            interval_integrals=1, interval_integrals_end=2)
+    y = y0.copy()
+    mem, tmem = dense_memory(2, 3)
+    h = np.zeros(2)
+    st = np.zeros(2, np.int32)
+    ns = np.zeros(2, np.int64)
+    kick = 0.5  # patient 1's y2 is raised before day 10: a jump in a state after the block
+    for d in range(20):
+        y[:, 1] = 0.0  # the caller resets the integral each day: not a jump
+        if d == 10:
+            y[1, 2] += kick
+        integ(y, p, float(d), float(d + 1), np.array([20.0, 20.0]), h, 1e-7,
+              np.full(3, 1e-12), 10_000, st, ns, mem, tmem)
+        exact_int = (np.exp(-k0 * d) - np.exp(-k0 * (d + 1))) / k0
+        for i in range(2):
+            assert abs(y[i, 1] - exact_int) < 1e-4 * exact_int, (d, i)
+        e0, e2 = _mid_exact(d + 1.0, k0, k1, 0.0)
+        assert abs(y[0, 0] / e0 - 1.0) < 1e-4 and abs(y[0, 2] / e2 - 1.0) < 1e-4, d
+        # patient 1: after the kick its y2 carries the kick's own decay
+        e2_1 = e2 + (kick * np.exp(-k1 * (d + 1 - 10)) if d >= 10 else 0.0)
+        assert abs(y[1, 2] / e2_1 - 1.0) < 1e-4, d
+    assert np.all(st == STATUS_OK)
+    # the kick restarted patient 1 (a fresh start-up costs steps); the resets of the
+    # integral restarted neither
+    assert ns[1] > ns[0], ns
+    plain = make_integrator(integral_mid_rhs, 3, "rodas4")
+    yp, hp, ns_plain = y0[:1].copy(), np.zeros(1), np.zeros(1, np.int64)
+    for d in range(20):
+        yp[0, 1] = 0.0
+        plain(yp, p[:1], float(d), float(d + 1), hp, 1e-7, np.full(3, 1e-12), 10_000,
+              np.zeros(1, np.int32), ns_plain)
+    assert ns[0] < ns_plain[0], (ns, ns_plain)
+
+
+def test_interval_integrals_end_is_checked():
+    from solver_models import integral_mid_rhs
+
+    with pytest.raises(ValueError, match="interval_integrals_end"):
+        make_integrator(integral_mid_rhs, 3, "rodas4", dense=True, interval_integrals=2,
+                        interval_integrals_end=1)
+
+
 @pytest.mark.parametrize("threads", [1])
 def test_dense_chunk_and_thread_invariance(threads):
     y0, p = sample_cohort(40, seed=11)

@@ -629,8 +629,9 @@ def _interp_out(y: np.ndarray, mem: np.ndarray, tm: np.ndarray, t1: float,
 
     Non-negative step end points give a non-negative output (the cubic may dip below zero
     between two accepted states; it is clipped there, never elsewhere). States from
-    ``_NACC`` on are integrals over the call's interval: the input value plus the integral;
-    the solver's copies are shifted so that the next interval starts from zero.
+    ``_NACC`` up to ``_NACC_END`` are integrals over the call's interval: the input value
+    plus the integral; the solver's copies are shifted so that the next interval starts from
+    zero.
     """
     n = _N
     y0 = mem[_M_Y0]
@@ -643,7 +644,7 @@ def _interp_out(y: np.ndarray, mem: np.ndarray, tm: np.ndarray, t1: float,
     th1 = 1.0 - th
     for i in range(n):
         v = th1 * y0[i] + th * (y1[i] + th1 * (c2[i] + th * c3[i]))
-        if i < _NACC:
+        if i < _NACC or i >= _NACC_END:
             if v < 0.0 and y0[i] >= 0.0 and y1[i] >= 0.0:
                 v = 0.0
             y[i] = v
@@ -750,13 +751,17 @@ def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float
     skip = mem[_M_SKIP] if _DENSE else ev  # (interval mode: never read)
     a_in = w[_W_AIN]
     if _DENSE:
-        for i in range(_NACC, n):
+        for i in range(_NACC, _NACC_END):
             a_in[i] = y[i]
         cont = (tm[_T_VALID] == 1.0 and tm[_T_LAST] == t0
                 and tm[_T_T0] <= t0 <= tm[_T_T1])
         if cont:
             out = mem[_M_OUT]
             for i in range(_NACC):
+                if not y[i] == out[i]:
+                    cont = False
+                    break
+            for i in range(_NACC_END, n):
                 if not y[i] == out[i]:
                     cont = False
                     break
@@ -767,7 +772,7 @@ def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float
         else:
             tm[_T_VALID] = 0.0
             for i in range(n):
-                yk[i] = y[i] if i < _NACC else 0.0
+                yk[i] = y[i] if (i < _NACC or i >= _NACC_END) else 0.0
             tm[_T_T0] = t0
             tm[_T_T1] = t0
             _RHS(t0, yk, p, f0)
@@ -918,6 +923,8 @@ def _solve_one(y: np.ndarray, p: np.ndarray, t0: float, t1: float, t_stop: float
         else:
             for i in range(_NACC):
                 y[i] = yk[i]
+            for i in range(_NACC_END, n):
+                y[i] = yk[i]
     return st, h, steps
 
 
@@ -935,6 +942,7 @@ _JAC: Any = _no_jac
 _N: int = 1
 _NJAC: int = 1
 _NACC: int = 1
+_NACC_END: int = 1
 _GROUPED: bool = False
 _SPARSE_LU: bool = False
 _SP_ORDER: np.ndarray = np.zeros(1, dtype=np.int64)
@@ -1128,6 +1136,7 @@ def make_integrator(
     jac_sparsity: np.ndarray | None = None,
     dense: bool = False,
     interval_integrals: int | None = None,
+    interval_integrals_end: int | None = None,
 ) -> Any:
     """Build (or fetch from the in-process cache) the compiled cohort integrator for a model.
 
@@ -1192,8 +1201,9 @@ def make_integrator(
     simulation, or ``t1`` for a patient the caller expects to change at ``t1``, so that
     its last step lands there instead of being thrown away), and ``mem``,
     ``tmem`` hold each patient's last step (allocate with :func:`dense_memory`, zeros
-    meaning "start afresh"). States from ``interval_integrals`` on are integrals over the
-    call's interval: on return they hold their input value plus the integral from ``t0`` to
+    meaning "start afresh"). States from ``interval_integrals`` up to (not including)
+    ``interval_integrals_end`` (default: the end of the state vector) are integrals over the call's
+    interval: on return they hold their input value plus the integral from ``t0`` to
     ``t1``, and a change to them is not a jump (default: no such states). Where both ends of
     the step are non-negative, an output below zero is returned as zero (the cubic can dip
     below zero between two accepted states of a decaying population). ``p`` must not change
@@ -1228,11 +1238,15 @@ def make_integrator(
     nacc = int(n_states) if interval_integrals is None else int(interval_integrals)
     if not 0 <= nacc <= n_states:
         raise ValueError(f"interval_integrals must be in [0, {n_states}], got {nacc}")
+    nacc_end = int(n_states) if interval_integrals_end is None else int(interval_integrals_end)
+    if not nacc <= nacc_end <= n_states:
+        raise ValueError(f"interval_integrals_end must be in [{nacc}, {n_states}], "
+                         f"got {nacc_end}")
     if dense and (method != "rodas4" or nonneg or fixed_step):
         raise ValueError("dense=True supports method='rodas4' without nonneg or fixed_step")
     key = (rhs, jac if use_jac else None, int(n_states), method, bool(nonneg),
            bool(autonomous), bool(fixed_step), opts.safety, opts.fac_min, opts.fac_max,
-           bool(cache), nj, sp_key, bool(dense), nacc)
+           bool(cache), nj, sp_key, bool(dense), nacc, nacc_end)
     found = _INTEGRATORS.get(key)
     if found is not None:
         return found
@@ -1250,6 +1264,7 @@ def make_integrator(
         _N=int(n_states),
         _NJAC=nj,
         _NACC=nacc,
+        _NACC_END=nacc_end,
         _GROUPED=groups is not None,
         _USE_JAC=use_jac,
         _AUTONOMOUS=bool(autonomous),
