@@ -140,3 +140,35 @@ def test_session8_retunings_neutral_give_back_the_model_before_them() -> None:
             assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
             m = np.isfinite(b) & (np.abs(b) > 1e-6)
             np.testing.assert_allclose(a[m], b[m], rtol=2e-3, err_msg=col)
+
+
+def test_a_proliferating_pool_below_zero_returns_to_zero_instead_of_diverging() -> None:
+    """A failed marrow's pools sit far below the solver's absolute tolerance, so a step may
+    leave one a hair below zero; with the counts near zero the feedback's growth rate is
+    large, and the pool used to grow *more negative* at that rate (one ELIANA patient reached
+    -2e306 platelet precursors and failed the solver). Below zero the pool now decays back
+    at the transit rate; at or above zero its derivative is the same as before."""
+    from cartsim.model import layout
+    from cartsim.model.state import S
+    from cartsim.population import build
+
+    tisa = get_product("tisagenlecleucel")
+    cohort = Cohort("b-all", weight_kg=np.array([30.0]), age_y=np.array([10.0]),
+                    marrow_blasts_pct=np.array([50.0]))
+    p, y = build(cohort, tisa, seed=1, variability=False)
+    rhs = layout.CORE.rhs
+    from cartsim.model.parameters import P
+
+    for pool, exit_, mtt in ((S.PP, S.PC, P.mtt_plt), (S.NP, S.NC, P.mtt_neut)):
+        x = y[0].copy()
+        x[exit_] = 0.0  # circulating count at zero: the feedback at its strongest
+        x[pool] = 1e-9
+        dy_pos = np.zeros_like(x)
+        rhs(0.0, x, p[0], dy_pos)
+        assert dy_pos[pool] > 0.0  # a positive pool regrows
+        x[pool] = -1e-9
+        dy = np.zeros_like(x)
+        rhs(0.0, x, p[0], dy)
+        # back towards zero at the transit rate, not away from it at the feedback's rate
+        assert dy[pool] == pytest.approx(4.0 / p[0, mtt] * 1e-9, rel=1e-12), pool
+        assert dy_pos[pool] > 2.0 * dy[pool]  # (the feedback's rate is the larger)

@@ -438,3 +438,22 @@ def test_spo2_readout_reaches_ventilation_and_the_old_shape_comes_back() -> None
     # mild activation (EN ≤ 1) needs no oxygen, as before; ventilation needs EN ≳ K_ox
     assert (dev_new[en <= 1.0] == 0).all() and (dev_old[en <= 1.0] == 0).all()
     assert en[np.argmax(dev_new == vent)] > PARAMS["K_ox"].default
+
+
+def test_effector_fraction_is_a_share_even_when_populations_dip_below_zero() -> None:
+    """The dense solver's continuous output can leave a population a hair below zero; the
+    effectors' share of blood CAR-T then stays in [0, 1] (it used to overflow to ±inf when
+    the components nearly cancelled), and is NaN without CAR-T."""
+    from cartsim.model.readouts import effector_fraction
+    from cartsim.model.state import N_STATES, S
+
+    y = np.zeros((4, N_STATES))
+    y[0, [S.E_b, S.M_b, S.X_b]] = [3e-310, -2.9e-310, 0.0]  # nearly cancelling sum
+    y[1, [S.E_b, S.M_b, S.X_b]] = [30.0, 10.0, 60.0]
+    y[2, [S.E_b, S.M_b, S.X_b]] = [-1e-12, 5.0, 0.0]
+    with np.errstate(all="raise"):
+        share = effector_fraction(y)
+    assert share[0] == 1.0
+    assert share[1] == pytest.approx(0.3)
+    assert share[2] == 0.0
+    assert np.isnan(share[3])

@@ -121,7 +121,12 @@ def _chain(y: np.ndarray, dy: np.ndarray, i0: int, ktr: float, drive: float, bas
            gamma: float) -> None:
     circ = max(y[i0 + 4], 1e-3)
     fb = (base / circ) ** gamma if base > 0.0 else 1.0
-    dy[i0] = ktr * y[i0] * (drive * fb - 1.0)
+    # only a non-negative pool proliferates: a solver's excursion below zero (the pool of a
+    # patient whose marrow failed sits far below the absolute tolerance) decays back to zero
+    # instead of being amplified by the feedback's growth rate. For a pool >= 0 the second
+    # term is exactly 0.0 and the equation is the one before session 28, bit for bit.
+    pool = max(y[i0], 0.0)
+    dy[i0] = ktr * pool * (drive * fb - 1.0) + ktr * (pool - y[i0])
     dy[i0 + 1] = ktr * (y[i0] - y[i0 + 1])
     dy[i0 + 2] = ktr * (y[i0 + 1] - y[i0 + 2])
     dy[i0 + 3] = ktr * (y[i0 + 2] - y[i0 + 3])

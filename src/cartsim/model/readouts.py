@@ -103,6 +103,16 @@ def cart_blood(y: np.ndarray) -> np.ndarray:
     return y[:, S.M_b] + y[:, S.E_b] + y[:, S.X_b]
 
 
+def effector_fraction(y: np.ndarray) -> np.ndarray:
+    """Effectors' share of the CAR-T in blood; NaN without CAR-T. Each population is
+    clipped at zero first: a continuous output may dip a population a hair below zero, and a
+    sum of such values near 0 must not make the share overflow."""
+    e = np.maximum(y[:, S.E_b], 0.0)
+    tot = e + np.maximum(y[:, S.M_b], 0.0) + np.maximum(y[:, S.X_b], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0.0, e / tot, np.nan)
+
+
 #: The names of :func:`compute`'s columns, in its order (a test keeps them equal).
 READOUT_NAMES: tuple[str, ...] = (
     "cart_cells_per_ul", "transgene_copies_per_ug", "cart_effector_fraction", "tumour_cells",
@@ -158,9 +168,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "cart_cells_per_ul": car_ul,
         "transgene_copies_per_ug": copies,
-        "cart_effector_fraction": np.where(
-            cart_blood(y) > 0, y[:, S.E_b] / np.maximum(cart_blood(y), 1e-300), np.nan
-        ),
+        "cart_effector_fraction": effector_fraction(y),
         "tumour_cells": tumour,
         "cns_tumour_cells": cns,
         "marrow_blast_pct": blast_pct,
