@@ -39,7 +39,9 @@ def validate_command(
     = None,
     seed: Annotated[int | None, typer.Option(
         help="root seed for every study (default: each spec's own seed)")] = None,
-    chunk_size: Annotated[int, typer.Option(help="patients per chunk task")] = 250,
+    chunk_size: Annotated[int, typer.Option(
+        help="patients per chunk task (larger: less per-day overhead, more memory per worker)",
+    )] = 500,
     report: Annotated[bool, typer.Option(help="build report.html")] = True,
     rows: Annotated[bool, typer.Option(
         "--rows", help="also print every compared row (published vs simulated)")] = False,

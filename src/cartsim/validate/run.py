@@ -399,7 +399,7 @@ def resolve_specs_dir(specs: str | Path | None) -> Path:
 
 def validate(targets_path: str | Path | None, out: str | Path, *, patients: int | None = None,
              studies: Sequence[str] | None = None, specs: str | Path | None = None,
-             seed: int | None = None, chunk_size: int = 250, report: bool = True,
+             seed: int | None = None, chunk_size: int = 500, report: bool = True,
              progress: ProgressFn | None = None,
              on_start: Callable[[list[StudyEntry], int], None] | None = None,
              workers: int = 1, pool: Executor | None = None) -> ValidationResult:
