@@ -20,8 +20,9 @@ Reports, for each source tree (this one and, with ``--ref``, another checkout su
   and whether the trees wrote the same ``trajectories.parquet`` and ``events.parquet``; this
   is issue 12's "≤ 3 s start" measurement (``--sizes --no-cold --warm-starts 5``);
 * with ``--trial N``, one trial chunk end to end (``cartsim.trial.runner.simulate_chunk`` on
-  ``examples/eliana.toml`` with N patients, default protocol, 365 days): simulation, clinic,
-  endpoints and the per-day report table, in patient-days/s and per CPU-second.
+  ``examples/eliana.toml`` with N patients, default protocol, 365 days; ``--trial-spec``
+  another spec, the same file for both trees): simulation, clinic, endpoints and the per-day
+  report table, in patient-days/s and per CPU-second.
 
 Every measurement runs in a fresh Python process (``PYTHONPATH=<tree>/src``); the trees
 alternate in a shuffled order within each repetition, so that load on a shared machine
@@ -140,9 +141,12 @@ def _env(tree: Path | tuple[Path, str], cache: str | None = None) -> dict[str, s
     return env
 
 
+#: the spec of ``--trial`` (``--trial-spec``)
+_TRIAL_SPEC: list[Path] = [HERE / "examples" / "eliana.toml"]
+
+
 def trial_chunk(tree: Path | tuple[Path, str], n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n),
-                          str(HERE / "examples" / "eliana.toml")],
+    out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n), str(_TRIAL_SPEC[0])],
                          env=_env(tree), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -201,6 +205,10 @@ def main() -> None:
                     help="time N fresh-process one-patient runs on warm caches per tree")
     ap.add_argument("--trial", type=int, nargs="*", default=[],
                     help="also time one ELIANA trial chunk of each of these sizes")
+    ap.add_argument("--trial-spec", type=Path, default=None, metavar="SPEC.toml",
+                    help="the spec of --trial (default examples/eliana.toml; e.g. "
+                         "src/cartsim/data/studies/eliana.toml, whose HSCT after relapse "
+                         "brings the gvl add-on, for the add-on model's solver)")
     ap.add_argument("--ref-env", nargs="*", default=[], metavar="KEY=VALUE",
                     help="environment of the reference tree's processes; with --ref . and "
                          "CARTSIM_JACOBIAN=fd, compares the analytic Jacobian with finite "
@@ -208,6 +216,8 @@ def main() -> None:
     ap.add_argument("--this-env", nargs="*", default=[], metavar="KEY=VALUE",
                     help="environment of this tree's processes")
     a = ap.parse_args()
+    if a.trial_spec is not None:
+        _TRIAL_SPEC[0] = a.trial_spec.resolve()
     trees = {"this": HERE}
     if a.ref is not None:
         trees["ref"] = a.ref.resolve()
