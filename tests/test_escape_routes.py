@@ -76,7 +76,9 @@ def test_lineage_switch_puts_an_antigen_free_clone_that_car_t_do_not_engage() ->
             "age_y": np.array([0.8, 0.8]), "kmt2a": np.array([1.0, 0.0])}
     cohort = Cohort("b-all", **base)
     for prod in (TISA, _tandem(("CD19", "CD22"))):
-        p, y = build(cohort, prod, seed=4, variability=False)
+        # (the switched clone present for certain: without variability the keyed draw is 0.5)
+        p, y = build(cohort, prod, seed=4, variability=False,
+                     overrides={"switch_present": 1.0})
         b2 = clone_param_index(2, 0)
         # the KMT2A patient's switched clone: switch_frac of the tumour, no B-lineage antigen
         assert p[0, b2 + C.cd19] == p[0, b2 + C.cd20] == p[0, b2 + C.cd22] == 0.0
@@ -103,11 +105,12 @@ def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill(
     base = {"marrow_blasts_pct": np.array([60.0]), "weight_kg": np.array([8.0]),
             "age_y": np.array([0.8])}
     kw = {"days": 150, "seed": 4, "variability": False,
-          "overrides": {"low_clone_cd19": 1.0}}  # no CD19-low escape: only the switch remains
+          # no CD19-low escape: only the switch remains (present for certain)
+          "overrides": {"low_clone_cd19": 1.0, "switch_present": 1.0}}
     sw = simulate(Cohort("b-all", kmt2a=np.array([1.0]), **base), TISA, **kw)
     wt = simulate(Cohort("b-all", kmt2a=np.array([0.0]), **base), TISA, **kw)
     p, _ = build(Cohort("b-all", kmt2a=np.array([1.0]), **base), TISA, seed=4,
-                 variability=False)
+                 variability=False, overrides={"switch_present": 1.0})
     b2 = clone_param_index(2, 0)
     # the switched clone carries no B-lineage antigen at all
     assert p[0, b2 + C.cd19] == p[0, b2 + C.cd20] == p[0, b2 + C.cd22] == 0.0
@@ -121,6 +124,29 @@ def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill(
     dual = simulate(Cohort("b-all", kmt2a=np.array([1.0]), **base), _tandem(("CD19", "CD22")),
                     **kw)
     assert _at(dual, "tumour_cells", 149) > 0.5 * _at(sw, "tumour_cells", 149)
+
+
+def test_lineage_switch_is_present_in_a_keyed_share_of_kmt2a_patients() -> None:
+    """Only some KMT2A-rearranged leukaemias relapse myeloid (Gardner 2016: 2 of 7): the
+    switched clone is a keyed per-patient draw with chance switch_present, the same patients
+    whatever the cohort around them; at 1 every KMT2A patient has it (the model before)."""
+    n = 2000
+    cohort = Cohort("b-all", marrow_blasts_pct=np.full(n, 60.0), weight_kg=np.full(n, 10.0),
+                    age_y=np.full(n, 1.0), kmt2a=np.ones(n))
+    p, y = build(cohort, TISA, seed=4)
+    has = y[:, S.T2] > 0.0
+    share = float(has.mean())
+    q = float(p[0, P.switch_present])
+    assert 0.0 < q < 1.0
+    assert abs(share - q) < 4.0 * np.sqrt(q * (1.0 - q) / n), (share, q)
+    # keyed per patient: the first 100 patients built alone draw the same
+    sub = Cohort("b-all", marrow_blasts_pct=np.full(100, 60.0), weight_kg=np.full(100, 10.0),
+                 age_y=np.full(100, 1.0), kmt2a=np.ones(100))
+    _, y_sub = build(sub, TISA, seed=4)
+    assert np.array_equal(y_sub[:, S.T2] > 0.0, has[:100])
+    # switch_present = 1: every KMT2A patient carries the switched clone
+    _, y_all = build(cohort, TISA, seed=4, overrides={"switch_present": 1.0})
+    assert np.all(y_all[:, S.T2] > 0.0)
 
 
 def test_escape_subclone_co_loss_is_a_keyed_per_patient_draw() -> None:

@@ -488,9 +488,12 @@ def build(
                            np.zeros(n, dtype=np.uint64)) if variability else np.full(n, 0.5))
     keep20 = np.where(keyed_u("escape_cd20_loss") < p[:, P.escape_cd20_loss], 0.0, 1.0)
     keep22 = np.where(keyed_u("escape_cd22_loss") < p[:, P.escape_cd22_loss], 0.0, 1.0)
-    # lineage switch (KMT2A-rearranged B-ALL): clone 2 is myeloid, without B-lineage antigen
+    # lineage switch (KMT2A-rearranged B-ALL): clone 2 is myeloid, without B-lineage antigen,
+    # in the KMT2A patients whose leukaemia holds a myeloid-primed clone (a keyed draw;
+    # switch_present = 1: every one, the model before session 28)
     kmt2a = (cohort.kmt2a if cohort.kmt2a is not None else np.zeros(n))
-    switched = (kmt2a > 0.5) & (p[:, P.switch_frac] > 0.0)
+    switched = ((kmt2a > 0.5) & (p[:, P.switch_frac] > 0.0)
+                & (keyed_u("switch_present") < p[:, P.switch_present]))
     for k in range(N_CLONES):
         # plain Python (the jitted helper would be compiled in every fresh process just for
         # this index arithmetic)

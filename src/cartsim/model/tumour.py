@@ -116,7 +116,19 @@ PARAMS = (
        "127:2406; Jacoby 2016 Nat Commun 7:12320; Lamble 2023 Blood Adv: lineage switch 7.2 % "
        "of relapses in a mixed cohort); 0 = no lineage switch",
        "share of a KMT2A-rearranged patient's tumour that is lineage-switched (myeloid: no "
-       "CD19, CD20 or CD22) at baseline, carried in clone 2", 0.0, "tumour"),
+       "CD19, CD20 or CD22) at baseline, carried in clone 2 (in the patients drawn by "
+       "switch_present)", 0.0, "tumour"),
+    _p("switch_present", "probability", 0.3, 0.0, 1.0,
+       "Gardner 2016 Blood 127:2406: of 7 patients with MLL (KMT2A)-rearranged B-ALL treated "
+       "with CD19 CAR-T, all in marrow CR, 2 relapsed with clonally related AML within a "
+       "month (2/7 = 0.29); Leahy 2022 Blood 139:2173: KMT2A-rearranged infant ALL no more "
+       "likely to relapse after CTL019 (HR 0.70), a higher share of its relapses lineage "
+       "switch. 1 = every KMT2A-rearranged patient carries a switched clone (the model "
+       "before session 28: 88 % of the infant tisa-cel cohort's KMT2A patients relapsed "
+       "myeloid, relapse-free survival 2 % at 24 months)",
+       "chance, per KMT2A-rearranged patient, that the leukaemia holds a lineage-switched "
+       "(myeloid-primed) clone at baseline (a keyed per-patient draw, `switch_present`)",
+       0.0, "tumour"),
     _p("bystander", "–", 0.05, 0.0, 1.0,
        "assumed direction (review B8: FasL/TRAIL bystander killing); size hand-tuned, session "
        "11: at 0.15 the persisting CAR-T held antigen-negative escape clones for a year, so "
