@@ -141,12 +141,8 @@ def _env(tree: Path | tuple[Path, str], cache: str | None = None) -> dict[str, s
     return env
 
 
-#: the spec of ``--trial`` (``--trial-spec``)
-_TRIAL_SPEC: list[Path] = [HERE / "examples" / "eliana.toml"]
-
-
-def trial_chunk(tree: Path | tuple[Path, str], n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n), str(_TRIAL_SPEC[0])],
+def trial_chunk(tree: Path | tuple[Path, str], n: int, spec: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n), str(spec)],
                          env=_env(tree), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -205,7 +201,8 @@ def main() -> None:
                     help="time N fresh-process one-patient runs on warm caches per tree")
     ap.add_argument("--trial", type=int, nargs="*", default=[],
                     help="also time one ELIANA trial chunk of each of these sizes")
-    ap.add_argument("--trial-spec", type=Path, default=None, metavar="SPEC.toml",
+    ap.add_argument("--trial-spec", type=Path, default=HERE / "examples" / "eliana.toml",
+                    metavar="SPEC.toml",
                     help="the spec of --trial (default examples/eliana.toml; e.g. "
                          "src/cartsim/data/studies/eliana.toml, whose HSCT after relapse "
                          "brings the gvl add-on, for the add-on model's solver)")
@@ -216,8 +213,7 @@ def main() -> None:
     ap.add_argument("--this-env", nargs="*", default=[], metavar="KEY=VALUE",
                     help="environment of this tree's processes")
     a = ap.parse_args()
-    if a.trial_spec is not None:
-        _TRIAL_SPEC[0] = a.trial_spec.resolve()
+    trial_spec = a.trial_spec.resolve()
     trees = {"this": HERE}
     if a.ref is not None:
         trees["ref"] = a.ref.resolve()
@@ -262,7 +258,7 @@ def main() -> None:
             order = list(trees)
             rng.shuffle(order)
             for name in order:
-                r = trial_chunk(trees[name], n)
+                r = trial_chunk(trees[name], n, trial_spec)
                 chunk.setdefault((name, n), []).append(r)
                 print(f"[rep {rep}] {name}: trial chunk N={n}: {r['wall']:.1f} s, "
                       f"{r['pd_per_s']:,.0f} patient-days/s, {r['pd_per_cpu_s']:,.0f} "

@@ -442,8 +442,8 @@ def test_spo2_readout_reaches_ventilation_and_the_old_shape_comes_back() -> None
 
 def test_effector_fraction_is_a_share_even_when_populations_dip_below_zero() -> None:
     """The dense solver's continuous output can leave a population a hair below zero; the
-    effectors' share of blood CAR-T then stays in [0, 1] (it used to overflow to ±inf when
-    the components nearly cancelled), and is NaN without CAR-T."""
+    effectors' share of blood CAR-T then stays in [0, 1] (the unclipped ratio gave a
+    negative share for row 2), and is NaN without CAR-T."""
     from cartsim.model.readouts import effector_fraction
     from cartsim.model.state import N_STATES, S
 

@@ -105,8 +105,8 @@ def cart_blood(y: np.ndarray) -> np.ndarray:
 
 def effector_fraction(y: np.ndarray) -> np.ndarray:
     """Effectors' share of the CAR-T in blood; NaN without CAR-T. Each population is
-    clipped at zero first: a continuous output may dip a population a hair below zero, and a
-    sum of such values near 0 must not make the share overflow."""
+    clipped at zero first, so that a population a hair below zero (the continuous output
+    may leave one there) cannot take the share outside [0, 1]."""
     e = np.maximum(y[:, S.E_b], 0.0)
     tot = e + np.maximum(y[:, S.M_b], 0.0) + np.maximum(y[:, S.X_b], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
