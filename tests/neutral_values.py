@@ -157,7 +157,7 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
                    overrides={**SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
                              **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
-                             **MEM_AGE_S21, **COMPETENCE_S24, **MURAL_S25,
+                             **MEM_AGE_S21, **COMPETENCE_S24, **MURAL_S25, **B_RECOVERY_S28,
                              **(overrides or {})})
     assert_matches_reference(res.trajectories, ref)
 
@@ -274,3 +274,11 @@ MURAL_S25 = {"w_mural": 0.0, "K_bbb": 3.0, "bbb_age_exp": 0.75, "cd28_K_antigen_
 ALL_OFF = {**MURAL_S25, **ALL_OFF}
 SESSION5_OFF = {**MURAL_S25, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**MURAL_S25, **SESSION8_FIXES_OFF}
+#: Session 29 (issue 10, MRD-level leukaemias): the B-progenitor output recovers after
+#: chemotherapy and lymphodepletion within days, not months (model/bcells.py marrow_recovery_B
+#: 0.02 -> 0.15/d). The value every older reference was written with; :func:`assert_gives_back`
+#: applies it under any overrides.
+B_RECOVERY_S28 = {"marrow_recovery_B": 0.02}
+ALL_OFF = {**B_RECOVERY_S28, **ALL_OFF}
+SESSION5_OFF = {**B_RECOVERY_S28, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**B_RECOVERY_S28, **SESSION8_FIXES_OFF}
