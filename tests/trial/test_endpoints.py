@@ -100,6 +100,21 @@ def test_b_cell_aplasia_duration_and_censoring() -> None:
     assert np.isnan(onset[2]) and np.isnan(dur[2]) and ongoing[2] == 0
 
 
+def test_b_cell_aplasia_ignores_a_rebound_before_the_assessment_window() -> None:
+    # the lymphodepletion nadir (day 0-5), B cells back above the threshold on days 6-12
+    # (output recovering before the CAR-T peak), cleared again from day 13, back on day 150
+    days = np.arange(-5, 200)
+    b = np.full((1, days.size), 100.0)
+    b[0, (days >= 0) & (days < 6)] = 5.0
+    b[0, (days >= 13) & (days < 150)] = 1.0
+    onset, dur, ongoing = b_cell_aplasia(days, b, b[:, 0], np.array([199.0]),
+                                         recovery_from_day=28.0)
+    assert onset[0] == 0 and dur[0] == 150 and ongoing[0] == 0
+    # counted from the day after onset (0: the rule before session 29) the blip ends it
+    onset, dur, ongoing = b_cell_aplasia(days, b, b[:, 0], np.array([199.0]))
+    assert onset[0] == 0 and dur[0] == 6
+
+
 def test_event_matrix_sums_per_patient_day_and_tolerates_missing_names() -> None:
     ev = pd.DataFrame({"patient_id": [3, 3, 5], "day": [0, 0, 2],
                        "event": ["tocilizumab"] * 3, "value": [8.0, 4.0, 1.0], "unit": "mg"})

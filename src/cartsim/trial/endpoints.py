@@ -264,11 +264,12 @@ def episode_resolved(grade: np.ndarray, alive: np.ndarray, resolution_days: int 
 
 
 def b_cell_aplasia(days: np.ndarray, b_cells: np.ndarray, baseline: np.ndarray,
-                   last_day: np.ndarray, fraction: float = 0.1
+                   last_day: np.ndarray, fraction: float = 0.1, recovery_from_day: float = 0.0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """B-cell aplasia onset (first day ≥ 0 below ``fraction`` × baseline), duration until the
-    first recovery day, and ``ongoing`` (1 = still aplastic at last follow-up: duration
-    censored at ``last_day``)."""
+    first recovery day (B cells back at or above the threshold on a day after the onset and
+    not before ``recovery_from_day``), and ``ongoing`` (1 = still aplastic at last follow-up:
+    duration censored at ``last_day``)."""
     post = days >= 0
     d = days[post]
     b = b_cells[:, post]
@@ -276,7 +277,8 @@ def b_cell_aplasia(days: np.ndarray, b_cells: np.ndarray, baseline: np.ndarray,
         low = b < fraction * baseline[:, None]
     onset = first_day(low, d)
     with np.errstate(invalid="ignore"):
-        rec = (d[None, :] > np.nan_to_num(onset, nan=np.inf)[:, None]) & ~low & np.isfinite(b)
+        rec = ((d[None, :] > np.nan_to_num(onset, nan=np.inf)[:, None])
+               & (d[None, :] >= recovery_from_day) & ~low & np.isfinite(b))
     recovery = first_day(rec, d)
     ongoing = np.isfinite(onset) & ~(np.nan_to_num(recovery, nan=np.inf) <= last_day)
     dur = np.where(ongoing, last_day - onset, recovery - onset)
@@ -396,6 +398,17 @@ HLH_TLS_PARAMS = ParameterTable((
 BCA_PARAMS = ParameterTable((
     ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
                   "B-cell aplasia: blood B cells below this fraction of the day −5 value"),
+    ParameterSpec("bca_recovery_from_day", "d", 28.0, 0.0, 365.0,
+                  "trials assess B-cell recovery at the follow-up visits from month 1 on (the "
+                  "day-28 assessment; ELIANA and ZUMA-1 report B cells by visit), not daily "
+                  "during the expansion; session 29: with the B-progenitor output recovering in "
+                  "days (model/bcells.py marrow_recovery_B) the lymphodepletion nadir's rebound "
+                  "before the CAR-T peak (B cells back above the threshold around day 10, then "
+                  "cleared) counted as the end of aplasia, and ELIANA responders' median "
+                  "aplasia fell from 1,158 to 10 days; 0 = recovery counts from the day after "
+                  "onset (the model before)",
+                  "first day (from infusion) on which B cells back above the threshold end "
+                  "B-cell aplasia"),
 ))
 KINETICS_PARAMS = ParameterTable((
     ParameterSpec("pk_start_day", "d", 0.0, 0.0, 365.0, "tisagenlecleucel label (AUC0–28d)",
@@ -946,7 +959,8 @@ def bca_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     b0 = x["b_cells_per_ul"][:, 0]
     onset, dur, ongoing = b_cell_aplasia(ctx.course.days, ctx.shared["xm"]["b_cells_per_ul"], b0,
                                          ctx.shared["last_day"],
-                                         ctx.q["bca_fraction_of_baseline"])
+                                         ctx.q["bca_fraction_of_baseline"],
+                                         ctx.q["bca_recovery_from_day"])
     return {"bca_onset_day": onset, "bca_duration_days": dur, "bca_ongoing": ongoing}
 
 
