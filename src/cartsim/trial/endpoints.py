@@ -399,9 +399,9 @@ BCA_PARAMS = ParameterTable((
     ParameterSpec("bca_fraction_of_baseline", "fraction", 0.1, 0.0, 1.0, "assumed",
                   "B-cell aplasia: blood B cells below this fraction of the day −5 value"),
     ParameterSpec("bca_recovery_from_day", "d", 28.0, 0.0, 365.0,
-                  "trials assess B-cell recovery at the follow-up visits from month 1 on (the "
-                  "day-28 assessment; ELIANA and ZUMA-1 report B cells by visit), not daily "
-                  "during the expansion; session 29: with the B-progenitor output recovering in "
+                  "assumed: trials assess B-cell recovery at their follow-up visits from the "
+                  "day-28 assessment on, not daily during the expansion; session 29: with the "
+                  "B-progenitor output recovering in "
                   "days (model/bcells.py marrow_recovery_B) the lymphodepletion nadir's rebound "
                   "before the CAR-T peak (B cells back above the threshold around day 10, then "
                   "cleared) counted as the end of aplasia, and ELIANA responders' median "
