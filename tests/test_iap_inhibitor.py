@@ -34,6 +34,7 @@ def _tumour(res, day: int) -> float:  # type: ignore[no-untyped-def]
     return float(t.loc[t["day"] == day, "tumour_cells"].iloc[0])
 
 
+@pytest.mark.slow  # compiles the IAP-inhibitor add-on model (~35 s on a cold cache; CI budget)
 def test_dosed_patient_with_a_dr_dependent_clone_loses_more_tumour() -> None:
     prod = get_product("tisagenlecleucel")
     # against a NOXA-low tumour CAR-T expand more slowly since issue 11 (productive
@@ -55,6 +56,7 @@ def test_dosed_patient_with_a_dr_dependent_clone_loses_more_tumour() -> None:
     assert 1.0 <= ratios[1.0] < 1.2
 
 
+@pytest.mark.slow  # compiles the IAP-inhibitor add-on model (~35 s on a cold cache; CI budget)
 def test_a_zero_dose_changes_the_trajectory_only_within_solver_tolerance() -> None:
     # the add-on model has one more state; its zero error still counts in the solver's RMS
     # norm, so steps (not the equations) differ: agreement to the tolerance, not bitwise

@@ -56,6 +56,7 @@ def test_dense_cart_model_matches_radau_with_fewer_steps():
     assert nsteps.sum() < 0.8 * ns_plain.sum(), (nsteps, ns_plain)
 
 
+@pytest.mark.slow  # compiles the dense driver for its own right-hand side (~13 s cold; CI budget)
 def test_interpolant_has_order_three():
     """Error of the continuous output half-way through one step shrinks like h^4."""
     p = np.array([[2.0, 0.3]])
@@ -137,6 +138,7 @@ def _mid_exact(t: float, k0: float, k1: float, y20: float) -> tuple[float, float
     return float(y0), float(y2)
 
 
+@pytest.mark.slow  # compiles the dense driver for its own right-hand side (~13 s cold; CI budget)
 def test_interval_integrals_in_the_middle_of_the_state_vector():
     """States after the integral block (an add-on's, in cartsim) are ordinary states: they
     are integrated and interpolated as such, and a change to one of them is a jump that
