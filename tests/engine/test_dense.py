@@ -102,6 +102,7 @@ def test_jump_restarts_only_that_patient_and_matches_exact_solution():
     assert nsteps[1] > nsteps[0]
 
 
+@pytest.mark.slow  # compiles the dense driver for its own right-hand side (~13 s cold; CI budget)
 def test_interval_integrals_hold_the_integral_over_each_call():
     """A state that only integrates (here: ∫ y0 dt) is returned per call interval."""
     from solver_models import integral_rhs

@@ -77,6 +77,7 @@ def test_stiff_linear_matches_matrix_exponential(use_jac):
     assert nsteps[0] < 400
 
 
+@pytest.mark.slow  # compiles the solver for its own right-hand side (~7 s cold; CI budget)
 def test_robertson_matches_radau():
     integ = make_integrator(robertson_rhs, 3, "rodas4")
     y0 = np.array([[1.0, 0.0, 0.0]])
@@ -115,8 +116,12 @@ def test_cart_model_365_daily_calls_matches_radau(method, tol):
     assert traj[:, 0, 5].min() == B0 and traj[:, 0, 6].min() == C0
 
 
-@pytest.mark.parametrize("method,order,jac", [("rodas4", 4, False), ("rodas4", 4, True),
-                                              ("dp5", 5, False)])
+@pytest.mark.parametrize("method,order,jac", [
+    ("rodas4", 4, False),
+    # each variant compiles its own driver (~5 s cold; CI budget)
+    pytest.param("rodas4", 4, True, marks=pytest.mark.slow),
+    pytest.param("dp5", 5, False, marks=pytest.mark.slow),
+])
 def test_empirical_order_fixed_step(method, order, jac):
     integ = make_integrator(forced_rhs, 2, method, jac=forced_jac if jac else None,
                             fixed_step=True)
