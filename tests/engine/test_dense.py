@@ -82,6 +82,7 @@ def test_interpolant_has_order_three():
     assert rates.min() > 3.5, (errs, rates)
 
 
+@pytest.mark.slow  # compiles the dense driver for its own right-hand side (~10 s cold; CI budget)
 def test_jump_restarts_only_that_patient_and_matches_exact_solution():
     a = A_STIFF
     p = np.tile(a.reshape(-1), (3, 1))
@@ -211,6 +212,7 @@ def test_dense_chunk_and_thread_invariance(threads):
     assert np.array_equal(full, one)
 
 
+@pytest.mark.slow  # compiles the dense driver for its own right-hand side (~10 s cold; CI budget)
 def test_error_mask_leaves_overwritten_states_out_of_the_step_control():
     """A state the caller will overwrite (set_error_mask) no longer shrinks the steps; the
     states that are kept stay within the tolerance; no mask gives back the plain solver."""
