@@ -271,6 +271,7 @@ def test_without_lymphodepletion_cart_expand_less() -> None:
     assert peak_no < 0.5 * peak_ld
 
 
+@pytest.mark.slow  # compiles the GVL add-on model (~25 s cold; CI budget)
 def test_addon_model_solver_is_cached_on_disk_and_keyed_on_its_layout() -> None:
     """An add-on model's solver is cached on disk like the core model's (it used to recompile in
     every process: ~85 s per validation study with HSCT consolidation), and its generated

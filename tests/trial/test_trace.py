@@ -40,6 +40,8 @@ def test_parse_days() -> None:
             parse_days(bad)
 
 
+@pytest.mark.slow  # the library ELIANA spec compiles the GVL add-on model (~60 s cold; CI
+# budget); test_trace_of_a_second_arm_follows_the_runner_s_patients checks trace = trial too
 def test_trace_matches_the_trial_and_reads_states_params_and_readouts(tmp_path: Path) -> None:
     trial = Trial.from_toml(SPEC).with_overrides(size=6, seed=5)
     t = trial.trace(["IL6", "K_fever", "age_y", "anc_per_ul", "temperature_c"], days="6-10")
