@@ -53,6 +53,11 @@ def validate_command(
         help="run the library on this many root seeds (the first: --seed or each spec's own; "
              "then (seed or 0) + r x 1000003) into DIR/rep<r>/ and summarise the spread in "
              "DIR/replicates.csv and replicates.json")] = 1,
+    external: Annotated[bool, typer.Option(
+        "--external", help="run the external library instead: pivotal trials that are not in "
+                           "the calibration set (JULIET, TRANSCEND, ZUMA-2, ZUMA-3, ZUMA-5), "
+                           "their specs and published figures shipped in cartsim/data/external "
+                           "(a held-out check; docs/validation.md 'External check')")] = False,
     against: Annotated[Path | None, typer.Option(
         "--against", help="an earlier validation directory (single or --replicates) to compare "
                           "this run with: what moved is printed and written to "
@@ -64,6 +69,15 @@ def validate_command(
     from cartsim.validate.run import DEFAULT_PATIENTS, validate
 
     n = DEFAULT_PATIENTS if patients is None else patients
+    if external:
+        if targets is not None or specs is not None:
+            console.print("[bold red]error:[/] --external brings its own targets file and "
+                          "study library; give either --external or a targets file / --specs",
+                          highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        from cartsim.validate.library import external_dir
+
+        targets, specs = external_dir() / "targets.csv", external_dir()
     if against is not None:
         try:  # a wrong directory fails before anything runs
             from cartsim.validate.diff import replicate_dirs

@@ -71,6 +71,13 @@ def default_specs_dir() -> Path:
     return Path(str(resources.files("cartsim.data") / "studies"))
 
 
+def external_dir() -> Path:
+    """The external (held-out) library shipped with cartsim (``cartsim/data/external/``): pivotal
+    trials outside the calibration set, their specs, ``index.toml`` and ``targets.csv``. Only a
+    check of how the model generalises; never a calibration input (its README)."""
+    return Path(str(resources.files("cartsim.data") / "external"))
+
+
 def _strings(v: Any) -> tuple[str, ...] | None:
     if isinstance(v, str):
         return (v,)
