@@ -48,6 +48,10 @@ def calibrate_command(
                                              "after on fresh patients")] = True,
     check_patients: Annotated[int | None, typer.Option(
         help="patients per arm of the check (default: --patients)")] = None,
+    external_check: Annotated[bool, typer.Option(
+        help="with the check, also validate before vs after on the external library (trials "
+             "outside the calibration file, never fitted: docs/validation.md 'External "
+             "check'): DIR/external_before_after.csv")] = True,
     install: Annotated[str | None, typer.Option(
         help="also install the fitted set under this name as cartsim's default "
              "(cartsim/data/parameter_sets/)")] = None,
@@ -89,7 +93,7 @@ def calibrate_command(
                             check_patients=check_patients, install=install, command=command,
                             start=_names(start) or (), sampler=sampler, progress=progress,
                             workers=workers if workers is not None else default_workers(),
-                            step=step)
+                            step=step, external_check=external_check)
     except CartsimError as e:
         from rich.markup import escape
 
@@ -113,6 +117,8 @@ def calibrate_command(
                       f"{pb['passing']}/{pb['judged']} -> {pa['passing']}/{pa['judged']}",
                       highlight=False)
     console.print(f"written: {res.out}/parameter_set.toml, trials.csv, objective_rows.csv, "
-                  + ("before_after.csv, " if "check" in s else "") + "calibration.json"
+                  + ("before_after.csv, " if "check" in s else "")
+                  + ("external_before_after.csv, " if "external" in s.get("check", {}) else "")
+                  + "calibration.json"
                   + (f"; installed as the default: {s['installed']}" if "installed" in s
                      else ""))

@@ -47,7 +47,7 @@ from cartsim.calibrate.objective import Objective, compute_objective
 from cartsim.calibrate.space import Space, load_space
 from cartsim.errors import CartsimError, InvalidInputError, OptionalDependencyError
 from cartsim.parameter_sets import ParameterSet
-from cartsim.validate.library import load_library
+from cartsim.validate.library import external_dir, load_library
 from cartsim.validate.mapping import default_mapping
 from cartsim.validate.run import resolve_specs_dir, select_entries, study_pool, validate
 from cartsim.validate.targets import Targets, read_targets
@@ -222,6 +222,32 @@ def _finite(x: float) -> float | None:
     return round(x, 4) if math.isfinite(x) else None
 
 
+def external_posterior_check(out: Path, fitted: ParameterSet | None, patients: int,
+                             pool: Executor | None = None,
+                             studies: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fitted set on the external library (``cartsim/data/external``: trials outside the
+    calibration file, never fitted; docs/validation.md "External check"): its studies (or
+    ``studies``) validated on fresh patients (seed :data:`CHECK_SEED`) with the model's own
+    values and with ``fitted``; ``external_before_after.csv`` and the shares, as
+    :func:`posterior_check` does for the calibration and held-out studies."""
+    d = external_dir()
+    keys = list(studies) if studies else [e.key for e in load_library(d).entries]
+    check = Evaluator(d / "targets.csv", d, keys, patients, CHECK_SEED, out / "check_external")
+    check.pool = pool
+    before = check(None, out / "check_external" / "before")
+    after = check(fitted, out / "check_external" / "after")
+    table = compare_tables(before.table, after.table, set())
+    table["set"] = "external"
+    write_text_atomic(out / "external_before_after.csv", table.to_csv(
+        index=False, lineterminator="\n", float_format="%.6g"))
+    ob = compute_objective(before.table, check.targets, check.mapping, set(check.keys))
+    oa = compute_objective(after.table, check.targets, check.mapping, set(check.keys))
+    return {"studies": sorted(check.keys), "deviance_before": _finite(ob.deviance),
+            "deviance_after": _finite(oa.deviance), "rows_used": oa.used,
+            "passing_before": _pass_share(table, "passes_before"),
+            "passing_after": _pass_share(table, "passes_after")}
+
+
 def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: int = 30,
               patients: int = 60, studies: Sequence[str] | None = None,
               held_out: Sequence[str] | None = None, seed: int = 0,
@@ -230,10 +256,11 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
               install: str | None = None, command: str = "",
               start: Sequence[str | Path] = (), sampler: str = "tpe",
               progress: ProgressFn | None = None, workers: int = 1,
-              step: float = SIGMA0) -> CalibrationResult:
+              step: float = SIGMA0, external_check: bool = False) -> CalibrationResult:
     """Fit ``space`` to the calibration studies (see the module docstring). ``workers`` > 1
     runs each evaluation's studies in that many processes (kept for the whole run); the
-    numbers do not depend on it."""
+    numbers do not depend on it. ``external_check`` (with ``check``) also checks the fitted set
+    on the external library (:func:`external_posterior_check`)."""
     if not 1 <= workers <= 256:
         raise InvalidInputError("--workers", "an integer in [1, 256]", workers)
     if not 0.001 <= step <= 0.5:
@@ -246,7 +273,7 @@ def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: 
                           targets_path=targets_path, specs=specs, resume=resume, check=check,
                           check_patients=check_patients, install=install, command=command,
                           start=start, sampler=sampler, progress=progress, pool=pool,
-                          step=step)
+                          step=step, external_check=external_check)
 
 
 def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, patients: int,
@@ -254,7 +281,8 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
                targets_path: str | Path | None, specs: str | Path | None, resume: bool,
                check: bool, check_patients: int | None, install: str | None, command: str,
                start: Sequence[str | Path], sampler: str, progress: ProgressFn | None,
-               pool: Executor | None, step: float) -> CalibrationResult:
+               pool: Executor | None, step: float,
+               external_check: bool = False) -> CalibrationResult:
     if sampler not in SAMPLERS:
         raise InvalidInputError("--sampler", f"one of {', '.join(SAMPLERS)}", sampler)
     if not 1 <= budget <= 100_000:
@@ -382,6 +410,9 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
     if check:
         summary["check"] = posterior_check(out, evaluator, held, fitted,
                                            check_patients or patients)
+        if external_check:
+            summary["check"]["external"] = external_posterior_check(
+                out, fitted, check_patients or patients, evaluator.pool)
     if install:
         path = parameter_sets.install(fitted, install)
         summary["installed"] = str(path)
