@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cartsim-installed
 
-.PHONY: demo test lint bench claims clean
+.PHONY: demo test lint bench claims external clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ test: $(STAMP)
 claims: $(STAMP)
 	nice $(BIN)/cartsim claims --out claims_out --doc docs/claims.md --examples examples
 
+# The held-out check: trials outside the calibration file (docs/validation.md "External check")
+external: $(STAMP)
+	$(BIN)/cartsim validate --external --out external_out
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cohort.py
 
 clean:
-	rm -rf $(VENV) demo_out claims_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out claims_out external_out .pytest_cache .ruff_cache
