@@ -54,10 +54,11 @@ def validate_command(
              "then (seed or 0) + r x 1000003) into DIR/rep<r>/ and summarise the spread in "
              "DIR/replicates.csv and replicates.json")] = 1,
     external: Annotated[bool, typer.Option(
-        "--external", help="run the external library instead: pivotal trials that are not in "
-                           "the calibration set (JULIET, TRANSCEND, ZUMA-2, ZUMA-3, ZUMA-5), "
-                           "their specs and published figures shipped in cartsim/data/external "
-                           "(a held-out check; docs/validation.md 'External check')")] = False,
+        "--external", help="run the external library instead: trials and registries that are "
+                           "not in the calibration set (JULIET, TRANSCEND, ZUMA-2, -3, -5, -7, "
+                           "CIBMTR, a US MCL consortium), their specs and published figures "
+                           "shipped in cartsim/data/external (a held-out check; "
+                           "docs/validation.md 'External check')")] = False,
     against: Annotated[Path | None, typer.Option(
         "--against", help="an earlier validation directory (single or --replicates) to compare "
                           "this run with: what moved is printed and written to "
