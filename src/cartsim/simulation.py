@@ -628,15 +628,18 @@ def simulate(
         nonlocal pstate
         if day < 0:
             return
+        reuse = protocol is not None and recorded["day"] == day
+        y_seen = y_.copy() if reuse and procedures else None
         for proc in procedures:
             for name, (amt, unit) in proc.apply(day, y_, p, status).items():
                 add_events(day, name, np.where(status == 0, np.asarray(amt, float), 0.0), unit)
         if protocol is None:
             return
         # the readouts recorded at the end of yesterday, unless a schedule item or a
-        # procedure changed the state since (the same numbers, computed once)
+        # procedure changed the state since (the same numbers, computed once); a procedure
+        # that acted on nobody today leaves the state bit for bit as it was recorded
         r = None
-        if recorded["day"] == day and not procedures:
+        if reuse and (y_seen is None or np.array_equal(y_seen, y_)):
             r = {k: v.copy() for k, v in recorded["r"].items()}
         obs = observations(y_, p, baseline_il6, seed, pid, day, latest_labs, computed=r)
         bad = _implausible(obs) & (status == 0)
