@@ -222,6 +222,34 @@ def _finite(x: float) -> float | None:
     return round(x, 4) if math.isfinite(x) else None
 
 
+def _before_after(check: Evaluator, fitted: ParameterSet | None, work: Path, csv_path: Path,
+                  held_out: set[str], label: str | None = None
+                  ) -> tuple[Evaluation, Evaluation, pd.DataFrame]:
+    """``check``'s studies with the model's own values and with ``fitted`` (into
+    ``work/before`` and ``work/after``), and their row-by-row comparison written to
+    ``csv_path`` (``set`` column: calibration / held_out, or ``label`` for every row)."""
+    before = check(None, work / "before")
+    after = check(fitted, work / "after")
+    table = compare_tables(before.table, after.table, held_out)
+    if label is not None:
+        table["set"] = label
+    write_text_atomic(csv_path, table.to_csv(index=False, lineterminator="\n",
+                                             float_format="%.6g"))
+    return before, after, table
+
+
+def _set_summary(check: Evaluator, before: Evaluation, after: Evaluation, t: pd.DataFrame,
+                 keys: set[str]) -> dict[str, Any]:
+    """Deviance before/after and pass shares of the studies ``keys`` (rows ``t`` of the
+    comparison table)."""
+    ob = compute_objective(before.table, check.targets, check.mapping, keys)
+    oa = compute_objective(after.table, check.targets, check.mapping, keys)
+    return {"studies": sorted(keys), "deviance_before": _finite(ob.deviance),
+            "deviance_after": _finite(oa.deviance), "rows_used": oa.used,
+            "passing_before": _pass_share(t, "passes_before"),
+            "passing_after": _pass_share(t, "passes_after")}
+
+
 def external_posterior_check(out: Path, fitted: ParameterSet | None, patients: int,
                              pool: Executor | None = None,
                              studies: Sequence[str] | None = None) -> dict[str, Any]:
@@ -234,18 +262,9 @@ def external_posterior_check(out: Path, fitted: ParameterSet | None, patients: i
     keys = list(studies) if studies else [e.key for e in load_library(d).entries]
     check = Evaluator(d / "targets.csv", d, keys, patients, CHECK_SEED, out / "check_external")
     check.pool = pool
-    before = check(None, out / "check_external" / "before")
-    after = check(fitted, out / "check_external" / "after")
-    table = compare_tables(before.table, after.table, set())
-    table["set"] = "external"
-    write_text_atomic(out / "external_before_after.csv", table.to_csv(
-        index=False, lineterminator="\n", float_format="%.6g"))
-    ob = compute_objective(before.table, check.targets, check.mapping, set(check.keys))
-    oa = compute_objective(after.table, check.targets, check.mapping, set(check.keys))
-    return {"studies": sorted(check.keys), "deviance_before": _finite(ob.deviance),
-            "deviance_after": _finite(oa.deviance), "rows_used": oa.used,
-            "passing_before": _pass_share(table, "passes_before"),
-            "passing_after": _pass_share(table, "passes_after")}
+    before, after, table = _before_after(check, fitted, out / "check_external",
+                                         out / "external_before_after.csv", set(), "external")
+    return _set_summary(check, before, after, table, set(check.keys))
 
 
 def calibrate(out: str | Path, *, space_path: str | Path | None = None, budget: int = 30,
@@ -434,21 +453,11 @@ def posterior_check(out: Path, evaluator: Evaluator, held_out: Sequence[str],
     check = Evaluator(evaluator.targets_path, evaluator.specs, keys + held_keys, patients,
                       CHECK_SEED, out / "check")
     check.pool = evaluator.pool
-    before = check(None, out / "check" / "before")
-    after = check(fitted, out / "check" / "after")
-    table = compare_tables(before.table, after.table, set(held_keys))
-    write_text_atomic(out / "before_after.csv", table.to_csv(
-        index=False, lineterminator="\n", float_format="%.6g"))
+    before, after, table = _before_after(check, fitted, out / "check", out / "before_after.csv",
+                                         set(held_keys))
     res: dict[str, Any] = {"seed": CHECK_SEED, "patients_per_arm": patients}
     for name, sub_keys in (("calibration", set(keys)), ("held_out", set(held_keys))):
         if not sub_keys:
             continue
-        ob = compute_objective(before.table, evaluator.targets, evaluator.mapping, sub_keys)
-        oa = compute_objective(after.table, evaluator.targets, evaluator.mapping, sub_keys)
-        t = table[table["set"] == name]
-        res[name] = {"studies": sorted(sub_keys),
-                     "deviance_before": _finite(ob.deviance), "deviance_after": _finite(
-                         oa.deviance),
-                     "rows_used": oa.used, "passing_before": _pass_share(t, "passes_before"),
-                     "passing_after": _pass_share(t, "passes_after")}
+        res[name] = _set_summary(check, before, after, table[table["set"] == name], sub_keys)
     return res
