@@ -484,3 +484,33 @@ def test_derived_readouts_are_computed_once_and_only_when_read() -> None:
     np.testing.assert_array_equal(first, [0.0, 2.0, 4.0])
     with pytest.raises(KeyError):
         view["c"]
+
+
+def test_older_crs_scales_read_organ_toxicity_coagulopathy_and_febrile_neutropenia() -> None:
+    """Fever of 39 °C on days 2-4 in five adults. Patient 0: nothing else (Penn 1). 1: ANC
+    300/µL through the fever (febrile neutropenia, admitted: Penn 2; ASTCT and Lee stay 1).
+    2: creatinine twice its baseline on day 3 (CTCAE grade 2: Penn 2, Lee 2; CTCAE v4.03 stays
+    1, its grade 3 needing an organ toxicity at which hospitalisation is indicated).
+    3: fibrinogen 120 mg/dL on day 3 (cryoprecipitate: Penn 3). 4: the same creatinine rise on
+    day 30, outside any CRS episode: not attributed to CRS (Penn 1)."""
+    days = np.arange(-5, 60)
+    x = _course(5, days)
+    x["temperature_c"][:, (days >= 2) & (days <= 4)] = 39.0
+    x["creatinine_mg_dl"] = np.full(x["anc_per_ul"].shape, 0.5)
+    x["fibrinogen_mg_dl"] = np.full(x["anc_per_ul"].shape, 300.0)
+    x["anc_per_ul"][1, (days >= 0) & (days <= 10)] = 300.0
+    x["creatinine_mg_dl"][2, days == 3] = 1.0
+    x["fibrinogen_mg_dl"][3, days == 3] = 120.0
+    x["creatinine_mg_dl"][4, days == 30] = 1.0
+    course = Course(np.arange(5), days, x)
+    cov = {"age_y": np.full(5, 30.0), "weight_kg": np.full(5, 70.0)}
+    t = compute_endpoints(course, pd.DataFrame(columns=["patient_id", "day", "event", "value",
+                                                        "unit"]),
+                          cov, disease="b-all", seed=0, follow_up_days=50,
+                          assessment_days=[28], protocol_grades=False,
+                          death_overrides={"infection_base_hazard": 0.0})[0]
+    t = t.set_index("patient_id")
+    assert list(t["crs_max_grade_astct"]) == [1, 1, 1, 1, 1]
+    assert list(t["crs_max_grade_penn"]) == [1, 2, 2, 3, 1]
+    assert list(t["crs_max_grade_lee2014"]) == [1, 1, 2, 1, 1]
+    assert list(t["crs_max_grade_ctcae_v4.03"]) == [1, 2, 1, 1, 1]

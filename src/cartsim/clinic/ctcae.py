@@ -127,6 +127,21 @@ def fever_grade(temperature_max_c: ArrayLike, above_40_duration_h: ArrayLike = 0
     return result(g.astype(np.int8))
 
 
+def creatinine_increased_grade(
+    creatinine_mg_dl: ArrayLike, uln_mg_dl: ArrayLike, baseline_mg_dl: ArrayLike = np.nan
+) -> Any:
+    """"Creatinine increased" (v5.0, §4): > ULN–1.5 × ULN → 1; > 1.5–3.0 × baseline or ULN
+    → 2; > 3.0 × baseline or > 3.0–6.0 × ULN → 3; > 6.0 × ULN → 4. A NaN baseline uses the
+    ULN bands alone."""
+    cr = as_float("creatinine_mg_dl", creatinine_mg_dl, 0, 100)
+    uln = as_float("uln_mg_dl", uln_mg_dl, 0.05, 20, allow_nan=False)
+    base = as_float("baseline_mg_dl", baseline_mg_dl, 0.01, 100)
+    by_uln = np.select([cr > 6.0 * uln, cr > 3.0 * uln, cr > 1.5 * uln, cr > uln], [4, 3, 2, 1], 0)
+    with np.errstate(invalid="ignore"):
+        by_base = np.select([cr > 3.0 * base, cr > 1.5 * base], [3, 2], 0)
+    return result(np.maximum(by_uln, by_base).astype(np.int8))
+
+
 def hypoxia_grade(
     spo2_pct: ArrayLike,
     at_rest: ArrayLike = True,

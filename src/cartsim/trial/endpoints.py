@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -714,6 +714,45 @@ def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
     return ctx.shared["events_post"]
 
 
+def _crs_bedside_findings(ctx: EndpointContext, xp: Mapping[str, np.ndarray],
+                          crs_day: np.ndarray, temp: np.ndarray, iv_anticytokine: np.ndarray
+                          ) -> dict[str, np.ndarray]:
+    """The findings besides fever, blood pressure and oxygen that the older CRS scales read
+    (Lee 2014, Penn, CARTOX, CTCAE v4.03), on the days of a CRS episode (``crs_day``, the
+    bedside grade > 0; outside an episode nothing is attributed to CRS):
+
+    * organ toxicity: CTCAE "creatinine increased" from the simulated creatinine against the
+      age's ULN and the pre-lymphodepletion value (the kidney is the only organ the model
+      has; no transaminases), as ``organ_toxicity_grade`` and ``creatinine_grade``;
+    * coagulopathy needing products: fibrinogen below ``hypofibrinogenemia_mg_dl``
+      (cryoprecipitate indicated);
+    * hospitalisation for CRS symptoms (Penn grade 2): febrile neutropenia (CTCAE grade ≥ 3:
+      ANC < 1000/µL with a temperature > 38.3 °C; admission and IV antibiotics) or an IV
+      anticytokine/steroid given that day.
+
+    Empty when the course has no chemistry (courses built without the lab layer)."""
+    x = ctx.course.x
+    if "creatinine_mg_dl" not in x or "fibrinogen_mg_dl" not in x:
+        return {}
+    age = np.asarray(ctx.covariates["age_y"], dtype=float)
+    cr = xp["creatinine_mg_dl"]
+    cr0 = ctx.shared["xm"]["creatinine_mg_dl"][:, 0]
+    uln = np.asarray(creatinine_uln_mg_dl_default(age), dtype=float)
+    organ = np.asarray(ctcae.creatinine_increased_grade(
+        cr, uln[:, None], np.where(np.isfinite(cr0) & (cr0 > 0), cr0, np.nan)[:, None]))
+    organ = np.where(crs_day, organ, 0).astype(np.int8)
+    fib = np.nan_to_num(xp["fibrinogen_mg_dl"], nan=np.inf)
+    anc = np.nan_to_num(xp["anc_per_ul"], nan=1e5)
+    febrile_neutropenia = np.asarray(ctcae.febrile_neutropenia_grade(
+        np.clip(anc, 0, 1e6), np.clip(temp, 25, 45))) >= 3
+    return {
+        "organ_toxicity_grade": organ,
+        "creatinine_grade": organ,
+        "coagulopathy_needing_products": crs_day & (fib < ctx.q["hypofibrinogenemia_mg_dl"]),
+        "hospitalised_for_crs": crs_day & (febrile_neutropenia | iv_anticytokine),
+    }
+
+
 def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """CRS and ICANS (protocol grades, or graded from physiology when no protocol manages the
     arm), CRS on the trial's scale, tocilizumab and steroid exposure, haemodynamic and
@@ -785,8 +824,9 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     map_ = np.nan_to_num(xp["map_mmhg"], nan=200.0)
     deficit = np.maximum(map_target(HemodynamicConfig(), np.broadcast_to(
         np.asarray(age, dtype=float)[:, None], map_.shape)) - map_, 0.0)
-    features = support_features(fever, hyp, n_vp, vpn, dev, deficit,
-                                q["norepinephrine_ug_min_per_mmhg"])
+    features = replace(support_features(fever, hyp, n_vp, vpn, dev, deficit,
+                                        q["norepinephrine_ug_min_per_mmhg"]),
+                       **_crs_bedside_findings(ctx, xp, crs > 0, temp, anti))
     scales = crs_grade_all_scales(features)
     if ctx.crs_scale not in scales:
         raise UnknownNameError("crs_scale", ctx.crs_scale, tuple(scales))
