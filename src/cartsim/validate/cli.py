@@ -55,8 +55,9 @@ def validate_command(
              "DIR/replicates.csv and replicates.json")] = 1,
     external: Annotated[bool, typer.Option(
         "--external", help="run the external library instead: trials and registries that are "
-                           "not in the calibration set (JULIET, TRANSCEND, ZUMA-2, -3, -5, -7, "
-                           "CIBMTR, a US MCL consortium), their specs and published figures "
+                           "not in the calibration set (JULIET, TRANSCEND LBCL and MCL, TRANSFORM, "
+                           "ZUMA-2, -3, -5, -7, ELARA, CIBMTR, a US MCL consortium), their "
+                           "specs and published figures "
                            "shipped in cartsim/data/external (a held-out check; "
                            "docs/validation.md 'External check')")] = False,
     against: Annotated[Path | None, typer.Option(
