@@ -71,6 +71,11 @@ def test_outputs(runs: tuple[Path, Path, str], targets: Path) -> None:
     assert s["overall"]["compared"] == len(compared) and s["overall"]["error"] == 2
     assert s["studies"]["eliana"]["patients_per_arm"] == 6 and s["studies"]["eliana"]["seed"] == 3
     assert set(s["per_family"]) >= {"response", "survival", "crs"}
+    # ELIANA is tisagenlecleucel (4-1BB): every compared row in that class, and summed
+    assert all(r["costim"] == "4-1BB" for r in compared)
+    assert set(s["per_costim"]) == {"4-1BB"}
+    assert s["per_costim"]["4-1BB"]["compared"] == len(compared)
+    assert "co-stimulation 4-1BB" in output
     assert "invalid targets row" in output and "ci_low 90 > ci_high 40" in output
     assert "overall" in output  # the rich summary table
     html = (out / "report.html").read_text(encoding="utf-8")

@@ -342,6 +342,9 @@ def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
         if s["compared"] or s["error"]:
             add(name, s)
     table.add_section()
+    for name, s in summary.get("per_costim", {}).items():
+        if s["compared"]:
+            add(f"co-stimulation {name}", s)
     add("overall", summary["overall"])
     Console().print(table)
     o = summary["overall"]

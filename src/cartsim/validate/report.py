@@ -147,6 +147,8 @@ def build_report(res: ValidationResult) -> str:
                   "(cartsim/validate/headline.toml).</p>", table_html(ht)]
     parts += ["<h2>Per study</h2>", table_html(_summary_table(s["per_study"], "study")),
               "<h2>Per disease</h2>", table_html(_summary_table(s["per_disease"], "disease")),
+              "<h2>Per co-stimulation domain of the published product</h2>",
+              table_html(_summary_table(s.get("per_costim", {}), "co-stimulation")),
               "<h2>Per endpoint family</h2>",
               table_html(_summary_table(s["per_family"], "family"))]
     mapping = default_mapping()

@@ -45,15 +45,15 @@ from cartsim.validate.mapping import (
     normalise_unit,
     parse_timepoint,
 )
-from cartsim.validate.targets import RowError, TargetRow, Targets, read_targets
+from cartsim.validate.targets import RowError, TargetRow, Targets, costim_class, read_targets
 
 #: The acceptance tolerance where a published row gives no CI (percentage points).
 POINTS = 10.0
 #: The default virtual patients per study arm (docs/validation.md: the whole library in
 #: ≤ 15 minutes on 2 cores).
 DEFAULT_PATIENTS = 1000
-CSV_COLUMNS = ("study", "line", "endpoint", "timepoint", "subgroup", "scale", "disease", "family",
-               "unit", "published", "published_ci_low", "published_ci_high", "simulated",
+CSV_COLUMNS = ("study", "line", "endpoint", "timepoint", "subgroup", "scale", "disease", "costim",
+               "family", "unit", "published", "published_ci_low", "published_ci_high", "simulated",
                "simulated_ci_low", "simulated_ci_high", "n_simulated", "inside_published_ci",
                "within_10_points", "difference", "passes", "status", "reason", "notes", "spec")
 STATUSES = ("compared", "baseline", "unmapped", "unexpressible", "error")
@@ -204,8 +204,8 @@ def compare_row(row: TargetRow, mapping: MappingTable, library: Library,
     rec: dict[str, Any] = {c: None for c in CSV_COLUMNS}
     rec.update(study=row.study, line=row.line, endpoint=row.endpoint, timepoint=row.timepoint,
                subgroup=row.subgroup, scale=row.grading_scale, disease=row.disease,
-               unit=row.unit, published=row.value, published_ci_low=row.ci_low,
-               published_ci_high=row.ci_high)
+               costim=costim_class(row.costim), unit=row.unit, published=row.value,
+               published_ci_low=row.ci_low, published_ci_high=row.ci_high)
     cls = mapping.classify(row.endpoint)
     entry = library.entry_for(row.study)
     if entry is not None:
@@ -355,7 +355,8 @@ def _shares(t: pd.DataFrame) -> dict[str, Any]:
 
 
 def summarise(table: pd.DataFrame) -> dict[str, Any]:
-    """Shares per study, disease, endpoint family and overall.
+    """Shares per study, disease, co-stimulation class of the published product, endpoint
+    family and overall.
 
     ``share_inside_ci``: compared rows with a published CI whose simulated estimate lies inside
     it; ``share_within_10_points``: compared percent rows within 10 points; ``share_passing``:
@@ -364,12 +365,15 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
     t = table.copy()
     t["family"] = t["family"].fillna("")
     t["disease"] = t["disease"].fillna("")
+    if "costim" not in t:  # a table written before session 32
+        t["costim"] = ""
+    t["costim"] = t["costim"].fillna("")
     out: dict[str, Any] = {"overall": _shares(t)}
     for key, col in (("per_study", "study"), ("per_disease", "disease"),
-                     ("per_family", "family")):
+                     ("per_costim", "costim"), ("per_family", "family")):
         groups = {}
         for name, sub in t.groupby(col, sort=True):
-            if col == "family" and not name:
+            if col in ("family", "costim") and not name:
                 continue
             groups[str(name)] = _shares(sub)
         out[key] = groups

@@ -55,6 +55,7 @@ class TargetRow:
     unit: str
     grading_scale: str
     citation: str = ""
+    costim: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,21 @@ class Targets:
     path: str
     rows: list[TargetRow]
     errors: list[RowError]
+
+
+#: Co-stimulation classes of the validation summary (``per_costim``).
+COSTIM_CLASSES = ("CD28", "4-1BB", "other or not stated")
+
+
+def costim_class(text: str) -> str:
+    """The co-stimulation class of a targets row's ``costim`` text: "CD28" or "4-1BB" when the
+    text names exactly one of them (a note such as "[not confirmed in retrieved text]" is kept
+    with its domain), else "other or not stated" (mixed products, both, none, blank)."""
+    t = text.upper().replace(" ", "")
+    cd28, bb = "CD28" in t, "4-1BB" in t or "41BB" in t
+    if cd28 != bb:
+        return "CD28" if cd28 else "4-1BB"
+    return COSTIM_CLASSES[2]
 
 
 def default_targets_path() -> Path:
@@ -130,7 +146,8 @@ def _check_row(line: int, rec: dict[str, str], mapping: MappingTable
     assert value is not None
     return TargetRow(line, study, rec["disease"].strip(), n, rec["arm_or_subgroup"].strip(),
                      endpoint, rec["timepoint"].strip(), value, lo, hi, unit_text,
-                     rec["grading_scale"].strip(), rec.get("citation", "").strip()), []
+                     rec["grading_scale"].strip(), rec.get("citation", "").strip(),
+                     (rec.get("costim") or "").strip()), []
 
 
 def read_targets(path: str | Path | None = None, mapping: MappingTable | None = None) -> Targets:
