@@ -735,7 +735,7 @@ def _crs_bedside_findings(ctx: EndpointContext, xp: Mapping[str, np.ndarray],
     if "creatinine_mg_dl" not in x or "fibrinogen_mg_dl" not in x:
         return {}
     age = np.asarray(ctx.covariates["age_y"], dtype=float)
-    cr = xp["creatinine_mg_dl"]
+    cr = np.clip(xp["creatinine_mg_dl"], 0.0, 100.0)  # a runaway value grades 4, not an error
     cr0 = ctx.shared["xm"]["creatinine_mg_dl"][:, 0]
     uln = np.asarray(creatinine_uln_mg_dl_default(age), dtype=float)
     organ = np.asarray(ctcae.creatinine_increased_grade(
