@@ -141,3 +141,24 @@ def test_ctcae_version_option(tmp_path: Path) -> None:
         assert pd.read_csv(out / "daily_grades.csv")["neutropenia_grade"].tolist() == [grade]
     res = runner.invoke(app, [str(csv), "--out", str(tmp_path / "x"), "--ctcae-version", "9"])
     assert res.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+def test_creatinine_increased_is_graded_against_the_age_uln_and_the_pre_infusion_value(
+        tmp_path: Path) -> None:
+    """Child (8 y, ULN 0.7 mg/dL) with 0.3 mg/dL on day -3: 0.5 on day 4 is 1.7 × baseline
+    (grade 2, still below the ULN), 1.0 on day 6 is 3.3 × baseline (grade 3). Adult without a
+    pre-infusion value: 2.0 mg/dL against the 1.2 ULN (1.7 × ULN, grade 2), in µmol/L."""
+    csv = tmp_path / "cr.csv"
+    csv.write_text("patient_id,day,measure,value,unit\n"
+                   "K,-3,age,8,years\nK,-3,creatinine,0.3,mg/dL\nK,4,creatinine,0.5,mg/dL\n"
+                   "K,6,creatinine,1.0,mg/dL\nK,7,temperature,38.5,C\n"
+                   "A,-1,age,50,years\nA,3,creatinine,176.8,umol/L\n")
+    out = tmp_path / "out"
+    assert run(csv, out) == 0
+    daily = pd.read_csv(out / "daily_grades.csv").set_index(["patient_id", "day"])
+    g = daily["creatinine_increased_grade"]
+    assert (g[("K", -3)], g[("K", 4)], g[("K", 6)]) == (0, 2, 3)
+    assert pd.isna(g[("K", 7)])  # no creatinine that day
+    assert g[("A", 3)] == 2
+    summary = pd.read_csv(out / "patient_summary.csv").set_index("patient_id")
+    assert summary.loc["K", "creatinine_increased_max_grade"] == 3

@@ -39,6 +39,7 @@ from cartsim.clinic.tls import (
     WINDOW_DAYS,
     cairo_bishop_grade,
     creatinine_uln_mg_dl,
+    creatinine_uln_mg_dl_default,
     laboratory_tls,
     tls_lab_criteria,
 )
@@ -641,6 +642,15 @@ def grade_daily(daily: pd.DataFrame, ctcae_version: str = "5.0") -> pd.DataFrame
     fib = d["fibrinogen"].to_numpy(dtype=float)
     out["fibrinogen_decreased_grade"] = _int_or_na(
         np.asarray(fibrinogen_decreased_grade(np.nan_to_num(fib, nan=1e3))), np.isnan(fib))
+    cr = d["creatinine"].to_numpy(dtype=float)
+    # baseline: the patient's latest creatinine on or before day 0 (NaN: the ULN bands alone)
+    pre = d[(d["day"] <= 0) & d["creatinine"].notna()]
+    base = d["patient_id"].map(pre.groupby("patient_id")["creatinine"].last()).to_numpy(
+        dtype=float)
+    out["creatinine_increased_grade"] = _int_or_na(np.asarray(ctcae.creatinine_increased_grade(
+        np.clip(np.nan_to_num(cr, nan=0.0), 0.0, 100.0),
+        np.asarray(creatinine_uln_mg_dl_default(d["age"].to_numpy(dtype=float)), dtype=float),
+        np.where(base > 0.01, base, np.nan))), np.isnan(cr))
     anc = d["anc"].to_numpy(dtype=float)
     plt = d["platelets"].to_numpy(dtype=float)
     hb = d["hemoglobin"].to_numpy(dtype=float)
@@ -742,7 +752,8 @@ def patient_summary(valid: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
             row.update({f"{name}_max_grade": mx, f"{name}_onset_day": onset,
                         f"{name}_max_grade_day": at_max, f"{name}_duration_days": dur})
         for col in ("neutropenia_grade", "thrombocytopenia_grade", "anemia_grade",
-                    "neuro_ctcae_grade", "fibrinogen_decreased_grade"):
+                    "neuro_ctcae_grade", "fibrinogen_decreased_grade",
+                    "creatinine_increased_grade"):
             s = g[col].dropna()
             row[col.replace("_grade", "_max_grade")] = int(s.max()) if len(s) else pd.NA
         row.update(_hlh_tls_summary(g, days))
