@@ -56,7 +56,8 @@ def validate_command(
     external: Annotated[bool, typer.Option(
         "--external", help="run the external library instead: trials and registries that are "
                            "not in the calibration set (JULIET, TRANSCEND LBCL and MCL, TRANSFORM, "
-                           "ZUMA-2, -3, -5, -7, ELARA, CIBMTR, a US MCL consortium), their "
+                           "ZUMA-2, -3, -5, -7, ELARA, MSKCC adult 19-28z, CIBMTR, US MCL and "
+                           "ALL consortia), their "
                            "specs and published figures "
                            "shipped in cartsim/data/external (a held-out check; "
                            "docs/validation.md 'External check')")] = False,
