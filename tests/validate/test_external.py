@@ -53,6 +53,14 @@ def test_external_specs_are_built_from_baseline_rows_of_their_own_studies() -> N
             assert mapping.classify(rows[line]["endpoint"]) == "baseline", (e.spec.name, line)
 
 
+def test_every_external_row_says_where_it_was_read() -> None:
+    """The folder's rule (README.md): each figure names its source in `notes` ("seen in: ...")
+    and its citation; a row without them could not be checked against the paper."""
+    for line, r in _rows().items():
+        assert "seen in" in r["notes"].lower(), (line, r["study"], r["endpoint"])
+        assert r["citation"].strip(), (line, r["study"])
+
+
 def test_no_external_study_is_in_the_calibration_targets() -> None:
     with open(default_targets_path(), encoding="utf-8") as f:
         calibration = {r["study"] for r in csv.DictReader(f)}
