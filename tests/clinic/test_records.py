@@ -162,3 +162,30 @@ def test_creatinine_increased_is_graded_against_the_age_uln_and_the_pre_infusion
     assert g[("A", 3)] == 2
     summary = pd.read_csv(out / "patient_summary.csv").set_index("patient_id")
     assert summary.loc["K", "creatinine_increased_max_grade"] == 3
+
+
+def test_records_are_graded_on_lee_penn_and_cartox_from_the_same_findings(tmp_path: Path) -> None:
+    """Four adults with fever (39 °C) on day 2. A: nothing else (all scales 1). B: ANC 300/µL
+    (febrile neutropenia, admitted: Penn 2, Lee 1). C: norepinephrine and phenylephrine with
+    vasopressin (Lee/CARTOX 3 for multiple agents, Penn 3). D: ALT 25 × ULN (CTCAE grade 4
+    transaminitis: Lee 3, Penn 3). The transaminases of E on a day without CRS are not
+    attributed to it."""
+    csv = tmp_path / "scales.csv"
+    rows = ["patient_id,day,measure,value,unit"]
+    for p in "ABCDE":
+        rows += [f"{p},0,age,50,years"]
+        if p != "E":
+            rows += [f"{p},2,temperature,39,C"]
+    rows += ["B,2,anc,300,cells/uL", "C,2,vasopressor,norepinephrine,agent",
+             "C,2,vasopressor,vasopressin,agent", "C,2,vasopressor,phenylephrine,agent",
+             "D,2,alt,1000,U/L", "E,2,alt,1000,U/L"]
+    csv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert run(csv, out) == 0
+    d = pd.read_csv(out / "daily_grades.csv").set_index(["patient_id", "day"])
+    day2 = d.xs(2, level="day")
+    assert day2["crs_grade_penn"].to_dict() == {"A": 1, "B": 2, "C": 3, "D": 3, "E": 0}
+    assert day2["crs_grade_lee2014"].to_dict() == {"A": 1, "B": 1, "C": 3, "D": 3, "E": 0}
+    assert day2["crs_grade_cartox"].to_dict() == {"A": 1, "B": 1, "C": 3, "D": 3, "E": 0}
+    summary = pd.read_csv(out / "patient_summary.csv").set_index("patient_id")
+    assert summary.loc["C", "crs_max_grade_lee2014"] == 3

@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from cartsim.clinic import ctcae
-from cartsim.clinic.crs import DEVICE_CODE, astct_crs_course, oxygen_component
+from cartsim.clinic.crs import (
+    DEVICE_CODE,
+    CrsFeatures,
+    astct_crs_course,
+    cartox_crs_grade,
+    lee2014_crs_grade,
+    oxygen_component,
+    penn_crs_grade,
+)
 from cartsim.clinic.hematotox import car_hematotox, easix, icaht_early_grade, icaht_late_grade
 from cartsim.clinic.icans import (
     CONSCIOUSNESS_LEVELS,
@@ -576,6 +584,47 @@ def _hypotension(d: pd.DataFrame) -> np.ndarray:
             | d["vasopressin"].to_numpy())
 
 
+def _transaminase_grade(x_uln: np.ndarray) -> np.ndarray:
+    """CTCAE v5.0 "ALT/AST increased" with a normal baseline, from the worse of ALT and AST ×
+    ULN: > ULN–3 × → 1, > 3–5 × → 2, > 5–20 × → 3, > 20 × → 4 (clinical_standards.md §4)."""
+    x = np.nan_to_num(x_uln, nan=0.0)
+    return np.select([x > 20.0, x > 5.0, x > 3.0, x > 1.0], [4, 3, 2, 1], 0)
+
+
+def _older_crs_scales(d: pd.DataFrame, out: pd.DataFrame, tx_uln: np.ndarray, anc: np.ndarray,
+                      temp: np.ndarray) -> dict[str, np.ndarray]:
+    """Lee 2014, Penn and CARTOX CRS grades of each day from the same findings the simulated
+    trials feed them (trial.endpoints): fever ≥ 38.0 °C, hypotension, any fluid bolus (one: the
+    records give the day's volume, not the number of boluses), vasopressor agents and
+    vasopressin, oxygen device and flow; on days of an ASTCT CRS episode also the creatinine and
+    transaminase grades (organ toxicity), fibrinogen < 150 mg/dL (coagulopathy needing products)
+    and febrile neutropenia or an anticytokine/steroid (admission for CRS). The records carry
+    vasopressor agents, not doses, so the older scales' high-dose criterion is never met: where
+    vasopressors were given these grades are lower bounds."""
+    crs_day = out["crs_grade_astct"].to_numpy() > 0
+    creat = out["creatinine_increased_grade"].fillna(0).to_numpy(dtype=int)
+    organ = np.where(crs_day, creat, 0)
+    fib = d["fibrinogen"].to_numpy(dtype=float)
+    fn = ((np.nan_to_num(anc, nan=1e5) < 1000.0)
+          & (np.nan_to_num(temp, nan=0.0) > 38.3))  # CTCAE febrile neutropenia (grade 3)
+    drugs = (d[["tocilizumab", "dexamethasone", "methylprednisolone"]].to_numpy() > 0).any(axis=1)
+    f = CrsFeatures(
+        fever=np.nan_to_num(temp, nan=0.0) >= 38.0,
+        hypotension=_hypotension(d),
+        fluid_boluses=(d["fluid_bolus"].to_numpy(dtype=float) > 0).astype(int),
+        other_vasopressors=d["vasopressors"].to_numpy(dtype=float).astype(int),
+        vasopressin=d["vasopressin"].to_numpy(dtype=bool),
+        oxygen_device=d["oxygen_device"].fillna(0).to_numpy(dtype=int),
+        oxygen_flow_l_min=d["oxygen_flow"].to_numpy(dtype=float),
+        organ_toxicity_grade=organ, creatinine_grade=organ,
+        transaminitis_grade=np.where(crs_day, _transaminase_grade(tx_uln), 0),
+        coagulopathy_needing_products=crs_day & (np.nan_to_num(fib, nan=1e4)
+                                                 < FIBRINOGEN_LOW_MG_DL),
+        hospitalised_for_crs=crs_day & (fn | drugs))
+    return {"lee2014": np.asarray(lee2014_crs_grade(f)), "penn": np.asarray(penn_crs_grade(f)),
+            "cartox": np.asarray(cartox_crs_grade(f))}
+
+
 def _int_or_na(values: np.ndarray, missing: np.ndarray) -> pd.Series:
     s = pd.Series(values.astype("int64"), dtype="Int64")
     s[missing] = pd.NA
@@ -655,6 +704,8 @@ def grade_daily(daily: pd.DataFrame, ctcae_version: str = "5.0") -> pd.DataFrame
     plt = d["platelets"].to_numpy(dtype=float)
     hb = d["hemoglobin"].to_numpy(dtype=float)
     temp = d["temperature"].to_numpy(dtype=float)
+    for scale, grades in _older_crs_scales(d, out, tx, anc, temp).items():
+        out[f"crs_grade_{scale}"] = grades
     out["neutropenia_grade"] = _int_or_na(ctcae.neutrophil_grade(anc, version=ctcae_version),
                                           np.isnan(anc))
     out["thrombocytopenia_grade"] = _int_or_na(ctcae.platelet_grade(plt, version=ctcae_version),
@@ -753,7 +804,8 @@ def patient_summary(valid: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
                         f"{name}_max_grade_day": at_max, f"{name}_duration_days": dur})
         for col in ("neutropenia_grade", "thrombocytopenia_grade", "anemia_grade",
                     "neuro_ctcae_grade", "fibrinogen_decreased_grade",
-                    "creatinine_increased_grade"):
+                    "creatinine_increased_grade", "crs_grade_lee2014", "crs_grade_penn",
+                    "crs_grade_cartox"):
             s = g[col].dropna()
             row[col.replace("_grade", "_max_grade")] = int(s.max()) if len(s) else pd.NA
         row.update(_hlh_tls_summary(g, days))
