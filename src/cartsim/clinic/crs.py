@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cartsim.clinic import ctcae
 from cartsim.clinic._arrays import as_bool, as_code, as_float, check_choice, result
 
 #: ASTCT oxygen-delivery vocabulary; the integer code of a device is its index here.
@@ -416,6 +417,33 @@ def support_features(fever: Any, hypotension: Any, n_vasopressors: Any, vasopres
     return CrsFeatures(fever=fever, hypotension=hypotension, norepinephrine_ug_min=ne,
                        other_vasopressors=np.maximum(n_vp - 1, 0), vasopressin=vasopressin,
                        oxygen_device=oxygen_device)
+
+
+def episode_findings(crs_day: ArrayLike, creatinine_grade: ArrayLike, fibrinogen_mg_dl: ArrayLike,
+                     anc_per_ul: ArrayLike, temperature_c: ArrayLike,
+                     anticytokine_given: ArrayLike, transaminitis_grade: ArrayLike = 0,
+                     fibrinogen_limit_mg_dl: float = 150.0) -> dict[str, NDArray[Any]]:
+    """The :class:`CrsFeatures` fields besides fever, blood pressure and oxygen that the older
+    scales read (organ toxicity, coagulopathy, admission for CRS), attributed to CRS only on the
+    days of a CRS episode (``crs_day``): the CTCAE creatinine grade as organ toxicity and
+    creatinine grade, the transaminase grade, fibrinogen below ``fibrinogen_limit_mg_dl`` as
+    coagulopathy needing products (cryoprecipitate), and febrile neutropenia (CTCAE grade ≥ 3:
+    ANC < 1000/µL with > 38.3 °C) or an anticytokine/steroid that day as admission for CRS
+    (Penn grade 2). NaN labs count as normal. Shared by the simulated trials
+    (trial.endpoints) and real records (clinic.records)."""
+    day = np.asarray(crs_day, dtype=bool)
+    organ = np.where(day, np.asarray(creatinine_grade, dtype=np.int64), 0)
+    fib = np.nan_to_num(np.asarray(fibrinogen_mg_dl, dtype=float), nan=np.inf)
+    anc = np.clip(np.nan_to_num(np.asarray(anc_per_ul, dtype=float), nan=1e5), 0.0, 1e6)
+    temp = np.clip(np.nan_to_num(np.asarray(temperature_c, dtype=float), nan=36.8), 25.0, 45.0)
+    fn = np.asarray(ctcae.febrile_neutropenia_grade(anc, temp)) >= 3
+    return {
+        "organ_toxicity_grade": organ,
+        "creatinine_grade": organ,
+        "transaminitis_grade": np.where(day, np.asarray(transaminitis_grade, dtype=np.int64), 0),
+        "coagulopathy_needing_products": day & (fib < fibrinogen_limit_mg_dl),
+        "hospitalised_for_crs": day & (fn | np.asarray(anticytokine_given, dtype=bool)),
+    }
 
 
 def support_flags(f: CrsFeatures) -> dict[str, NDArray[Any]]:

@@ -24,6 +24,7 @@ from cartsim.clinic.crs import (
     CrsFeatures,
     astct_crs_course,
     cartox_crs_grade,
+    episode_findings,
     lee2014_crs_grade,
     oxygen_component,
     penn_crs_grade,
@@ -602,11 +603,6 @@ def _older_crs_scales(d: pd.DataFrame, out: pd.DataFrame, tx_uln: np.ndarray, an
     vasopressor agents, not doses, so the older scales' high-dose criterion is never met: where
     vasopressors were given these grades are lower bounds."""
     crs_day = out["crs_grade_astct"].to_numpy() > 0
-    creat = out["creatinine_increased_grade"].fillna(0).to_numpy(dtype=int)
-    organ = np.where(crs_day, creat, 0)
-    fib = d["fibrinogen"].to_numpy(dtype=float)
-    fn = ((np.nan_to_num(anc, nan=1e5) < 1000.0)
-          & (np.nan_to_num(temp, nan=0.0) > 38.3))  # CTCAE febrile neutropenia (grade 3)
     drugs = (d[["tocilizumab", "dexamethasone", "methylprednisolone"]].to_numpy() > 0).any(axis=1)
     f = CrsFeatures(
         fever=np.nan_to_num(temp, nan=0.0) >= 38.0,
@@ -616,11 +612,10 @@ def _older_crs_scales(d: pd.DataFrame, out: pd.DataFrame, tx_uln: np.ndarray, an
         vasopressin=d["vasopressin"].to_numpy(dtype=bool),
         oxygen_device=d["oxygen_device"].fillna(0).to_numpy(dtype=int),
         oxygen_flow_l_min=d["oxygen_flow"].to_numpy(dtype=float),
-        organ_toxicity_grade=organ, creatinine_grade=organ,
-        transaminitis_grade=np.where(crs_day, _transaminase_grade(tx_uln), 0),
-        coagulopathy_needing_products=crs_day & (np.nan_to_num(fib, nan=1e4)
-                                                 < FIBRINOGEN_LOW_MG_DL),
-        hospitalised_for_crs=crs_day & (fn | drugs))
+        **episode_findings(crs_day, out["creatinine_increased_grade"].fillna(0).to_numpy(
+            dtype=int), d["fibrinogen"].to_numpy(dtype=float), anc, temp, drugs,
+            transaminitis_grade=_transaminase_grade(tx_uln),
+            fibrinogen_limit_mg_dl=FIBRINOGEN_LOW_MG_DL))
     return {"lee2014": np.asarray(lee2014_crs_grade(f)), "penn": np.asarray(penn_crs_grade(f)),
             "cartox": np.asarray(cartox_crs_grade(f))}
 

@@ -24,6 +24,7 @@ from cartsim.clinic import ctcae
 from cartsim.clinic.crs import (
     astct_crs_course,
     crs_grade_all_scales,
+    episode_findings,
     support_features,
     support_flags,
 )
@@ -719,18 +720,12 @@ def _crs_bedside_findings(ctx: EndpointContext, xp: Mapping[str, np.ndarray],
                           ) -> dict[str, np.ndarray]:
     """The findings besides fever, blood pressure and oxygen that the older CRS scales read
     (Lee 2014, Penn, CARTOX, CTCAE v4.03), on the days of a CRS episode (``crs_day``, the
-    bedside grade > 0; outside an episode nothing is attributed to CRS):
-
-    * organ toxicity: CTCAE "creatinine increased" from the simulated creatinine against the
-      age's ULN and the pre-lymphodepletion value (the kidney is the only organ the model
-      has; no transaminases), as ``organ_toxicity_grade`` and ``creatinine_grade``;
-    * coagulopathy needing products: fibrinogen below ``hypofibrinogenemia_mg_dl``
-      (cryoprecipitate indicated);
-    * hospitalisation for CRS symptoms (Penn grade 2): febrile neutropenia (CTCAE grade ≥ 3:
-      ANC < 1000/µL with a temperature > 38.3 °C; admission and IV antibiotics) or an IV
-      anticytokine/steroid given that day.
-
-    Empty when the course has no chemistry (courses built without the lab layer)."""
+    bedside grade > 0): the CTCAE "creatinine increased" grade of the simulated creatinine
+    against the age's ULN and the pre-lymphodepletion value (the kidney is the only organ the
+    model has; no transaminases), fibrinogen below ``hypofibrinogenemia_mg_dl``, febrile
+    neutropenia or an IV anticytokine/steroid that day (:func:`clinic.crs.episode_findings`,
+    the rule real records are graded with). Empty when the course has no chemistry (courses
+    built without the lab layer)."""
     x = ctx.course.x
     if "creatinine_mg_dl" not in x or "fibrinogen_mg_dl" not in x:
         return {}
@@ -738,19 +733,11 @@ def _crs_bedside_findings(ctx: EndpointContext, xp: Mapping[str, np.ndarray],
     cr = np.clip(xp["creatinine_mg_dl"], 0.0, 100.0)  # a runaway value grades 4, not an error
     cr0 = ctx.shared["xm"]["creatinine_mg_dl"][:, 0]
     uln = np.asarray(creatinine_uln_mg_dl_default(age), dtype=float)
-    organ = np.asarray(ctcae.creatinine_increased_grade(
+    creat = np.asarray(ctcae.creatinine_increased_grade(
         cr, uln[:, None], np.where(np.isfinite(cr0) & (cr0 > 0), cr0, np.nan)[:, None]))
-    organ = np.where(crs_day, organ, 0).astype(np.int8)
-    fib = np.nan_to_num(xp["fibrinogen_mg_dl"], nan=np.inf)
-    anc = np.nan_to_num(xp["anc_per_ul"], nan=1e5)
-    febrile_neutropenia = np.asarray(ctcae.febrile_neutropenia_grade(
-        np.clip(anc, 0, 1e6), np.clip(temp, 25, 45))) >= 3
-    return {
-        "organ_toxicity_grade": organ,
-        "creatinine_grade": organ,
-        "coagulopathy_needing_products": crs_day & (fib < ctx.q["hypofibrinogenemia_mg_dl"]),
-        "hospitalised_for_crs": crs_day & (febrile_neutropenia | iv_anticytokine),
-    }
+    return episode_findings(crs_day, creat, xp["fibrinogen_mg_dl"], xp["anc_per_ul"], temp,
+                            iv_anticytokine,
+                            fibrinogen_limit_mg_dl=ctx.q["hypofibrinogenemia_mg_dl"])
 
 
 def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
