@@ -1,5 +1,5 @@
-"""CTCAE "creatinine increased" (clinical_standards.md §4) and the organ-toxicity,
-coagulopathy and hospitalisation criteria of the older CRS scales (§3.1-3.5)."""
+"""CTCAE "creatinine increased" and "ALT/AST increased" (clinical_standards.md §4) and the
+organ-toxicity, coagulopathy and hospitalisation criteria of the older CRS scales (§3.1-3.5)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ from cartsim.errors import InvalidInputError
 ])
 def test_creatinine_increased_bands(cr: float, uln: float, base: float, grade: int) -> None:
     assert ctcae.creatinine_increased_grade(cr, uln, base) == grade
+
+
+@pytest.mark.parametrize(("x_uln", "grade"), [
+    (1.0, 0), (1.5, 1), (3.0, 1), (3.5, 2), (5.0, 2), (5.5, 3), (20.0, 3), (25.0, 4),
+    (np.nan, 0),
+])
+def test_transaminase_increased_bands(x_uln: float, grade: int) -> None:
+    assert ctcae.transaminase_increased_grade(x_uln) == grade
 
 
 def test_creatinine_grade_is_elementwise_and_rejects_a_missing_uln() -> None:

@@ -142,6 +142,14 @@ def creatinine_increased_grade(
     return result(np.maximum(by_uln, by_base).astype(np.int8))
 
 
+def transaminase_increased_grade(x_uln: ArrayLike) -> Any:
+    """"ALT/AST increased" (v5.0, §4, normal baseline) from the value × ULN (pass the worse of
+    ALT and AST): > ULN–3 × ULN → 1; > 3–5 × → 2; > 5–20 × → 3; > 20 × → 4. NaN → 0."""
+    x = np.nan_to_num(as_float("x_uln", x_uln, 0, None), nan=0.0)
+    return result(np.select([x > 20.0, x > 5.0, x > 3.0, x > 1.0], [4, 3, 2, 1], 0)
+                  .astype(np.int8))
+
+
 def hypoxia_grade(
     spo2_pct: ArrayLike,
     at_rest: ArrayLike = True,

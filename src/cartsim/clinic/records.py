@@ -585,13 +585,6 @@ def _hypotension(d: pd.DataFrame) -> np.ndarray:
             | d["vasopressin"].to_numpy())
 
 
-def _transaminase_grade(x_uln: np.ndarray) -> np.ndarray:
-    """CTCAE v5.0 "ALT/AST increased" with a normal baseline, from the worse of ALT and AST ×
-    ULN: > ULN–3 × → 1, > 3–5 × → 2, > 5–20 × → 3, > 20 × → 4 (clinical_standards.md §4)."""
-    x = np.nan_to_num(x_uln, nan=0.0)
-    return np.select([x > 20.0, x > 5.0, x > 3.0, x > 1.0], [4, 3, 2, 1], 0)
-
-
 def _older_crs_scales(d: pd.DataFrame, out: pd.DataFrame, tx_uln: np.ndarray, anc: np.ndarray,
                       temp: np.ndarray) -> dict[str, np.ndarray]:
     """Lee 2014, Penn and CARTOX CRS grades of each day from the same findings the simulated
@@ -614,7 +607,7 @@ def _older_crs_scales(d: pd.DataFrame, out: pd.DataFrame, tx_uln: np.ndarray, an
         oxygen_flow_l_min=d["oxygen_flow"].to_numpy(dtype=float),
         **episode_findings(crs_day, out["creatinine_increased_grade"].fillna(0).to_numpy(
             dtype=int), d["fibrinogen"].to_numpy(dtype=float), anc, temp, drugs,
-            transaminitis_grade=_transaminase_grade(tx_uln),
+            transaminitis_grade=np.asarray(ctcae.transaminase_increased_grade(tx_uln)),
             fibrinogen_limit_mg_dl=FIBRINOGEN_LOW_MG_DL))
     return {"lee2014": np.asarray(lee2014_crs_grade(f)), "penn": np.asarray(penn_crs_grade(f)),
             "cartox": np.asarray(cartox_crs_grade(f))}
