@@ -349,7 +349,7 @@ def main() -> None:  # pragma: no cover
 
 
 def _mount_subcommands() -> None:
-    from cartsim.calibrate.cli import calibrate_command
+    from cartsim.calibrate.cli import calibrate_command, sensitivity_command
     from cartsim.claims.cli import claims_command
     from cartsim.clinic.cli import grade_command
     from cartsim.screen.cli import screen_app
@@ -363,6 +363,7 @@ def _mount_subcommands() -> None:
     app.command("validate-diff")(validate_diff_command)
     app.command("claims")(claims_command)
     app.command("calibrate")(calibrate_command)
+    app.command("sensitivity")(sensitivity_command)
 
 
 _mount_subcommands()

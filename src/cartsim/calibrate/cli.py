@@ -122,3 +122,91 @@ def calibrate_command(
                   + "calibration.json"
                   + (f"; installed as the default: {s['installed']}" if "installed" in s
                      else ""))
+
+
+def sensitivity_command(
+    out: Annotated[Path, typer.Option("--out", help="output directory (rerun with the same "
+                                                    "settings to resume)")],
+    space: Annotated[Path | None, typer.Option(
+        help="calibration space TOML whose dimensions are probed (default: "
+             "cartsim/data/calibration/space.toml)")] = None,
+    patients: Annotated[int, typer.Option(help="virtual patients per study arm in each "
+                                               "validation run")] = 200,
+    step: Annotated[float, typer.Option(
+        help="probe step as a share of each dimension's (log-)range")] = 0.1,
+    trust: Annotated[float, typer.Option(
+        help="trust region of the linearised proposal, in steps (0: no proposal)")] = 2.0,
+    studies: Annotated[list[str] | None, typer.Option(
+        "--studies", help="calibration studies (replaces the space's list; the only ones in "
+                          "the proposal's objective)")] = None,
+    held_out: Annotated[list[str] | None, typer.Option(
+        "--held-out", help="held-out studies, probed and reported but not in the proposal's "
+                           "objective (replaces the space's list; 'none' for none)")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="start from this parameter set (name or TOML) instead of the model's values")]
+        = None,
+    seed: Annotated[int | None, typer.Option(
+        help="trial seed for every study (default: each spec's own seed)")] = None,
+    targets: Annotated[Path | None, typer.Option(
+        help="targets CSV (default: the shipped clinical_targets.csv)")] = None,
+    specs: Annotated[Path | None, typer.Option(
+        help="study library directory with index.toml (default: the shipped library)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes running each validation's studies (default: the CPU count, "
+             "at most 8; the numbers do not depend on it)")] = None,
+) -> None:
+    """Which upstream quantity moves which published figure: each dimension of the
+    calibration space one step down and up, the library validated at each point with the same
+    patients (docs/calibration.md "Sensitivity"): DIR/sensitivity_rows.csv,
+    sensitivity_dimensions.csv, sensitivity.png, proposal.toml, sensitivity.json."""
+    from cartsim.calibrate.sensitivity import sensitivity
+    from cartsim.calibrate.space import load_space
+    from cartsim.progress import progress as progress_bar
+
+    held = _names(held_out)
+    if held is not None and [h.lower() for h in held] == ["none"]:
+        held = []
+    command = "cartsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        n_probes = 1 + 2 * len(load_space(space).dimensions)
+        with progress_bar("sensitivity", "validation runs", n_probes, console) as bar:
+            def progress(done: int, total: int, name: str) -> None:
+                bar(done, total)
+                console.print(f"run {done}/{total}: {name}", highlight=False)
+
+            res = sensitivity(out, space_path=space, studies=_names(studies), held_out=held,
+                              patients=patients, step=step, trust=trust, start=start, seed=seed,
+                              targets_path=targets, specs=specs,
+                              workers=workers if workers is not None else default_workers(),
+                              progress=progress, command=command)
+    except CartsimError as e:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    s = res.summary
+    b = s["baseline"]
+    console.print(f"start: {b['passing']}/{b['judged']} rows passing; calibration deviance "
+                  f"{b['deviance_calibration']:.1f}", highlight=False)
+    d = res.dimensions
+    for r in d.to_dict("records"):
+        console.print(f"  {r['dimension']}: deviance {r['deviance_calibration_minus']:.1f} / "
+                      f"{r['deviance_calibration_plus']:.1f} (down / up); rows gained "
+                      f"{r['gained_minus']} / {r['gained_plus']}, lost {r['lost_minus']} / "
+                      f"{r['lost_plus']}", highlight=False)
+    reach = s["reach"]
+    console.print(f"failing rows: {reach['failing_rows']}; passing after one step of some "
+                  f"dimension: {len(reach['passing_after_one_step'])}; moved by no dimension: "
+                  f"{len(reach['moved_by_no_dimension'])}", highlight=False)
+    p = s["proposal"]
+    if p["changed"]:
+        pc, pb = p["predicted_passing_calibration"], p["baseline_passing_calibration"]
+        console.print(f"linearised proposal (validate it before use): calibration deviance "
+                      f"{p['baseline_deviance_calibration']:.1f} -> "
+                      f"{p['predicted_deviance_calibration']:.1f}, rows passing "
+                      f"{pb['passing']}/{pb['judged']} -> {pc['passing']}/{pc['judged']}; "
+                      + ", ".join(f"{k} {v:+.2f} steps" for k, v in p["steps"].items()),
+                      highlight=False)
+    console.print(f"written: {res.out}/sensitivity_rows.csv, sensitivity_dimensions.csv, "
+                  "sensitivity.png, proposal.toml, proposal_rows.csv, sensitivity.json",
+                  highlight=False)

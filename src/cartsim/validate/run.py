@@ -309,13 +309,27 @@ def _with_simulated(rec: dict[str, Any], sim: Simulated, notes: list[str]) -> di
     pub, lo, hi = rec["published"], rec["published_ci_low"], rec["published_ci_high"]
     rec["difference"] = sim.value - pub
     if lo is not None or hi is not None:
-        rec["inside_published_ci"] = bool((lo is None or sim.value >= lo)
-                                          and (hi is None or sim.value <= hi))
+        rec["inside_published_ci"] = _inside(lo, hi, sim.value)
     if rec["unit"] == "percent":
         rec["within_10_points"] = bool(abs(sim.value - pub) <= POINTS)
-    rec["passes"] = rec["inside_published_ci"] if rec["inside_published_ci"] is not None \
-        else rec["within_10_points"]
+    rec["passes"] = passes_at(pub, lo, hi, rec["unit"], sim.value)
     return rec
+
+
+def _inside(lo: float | None, hi: float | None, value: float) -> bool:
+    return bool((lo is None or value >= lo) and (hi is None or value <= hi))
+
+
+def passes_at(published: float, lo: float | None, hi: float | None, unit: str,
+              value: float) -> bool | None:
+    """Whether a simulated ``value`` passes a row: inside the published 95 % CI where the
+    row gives one, else within :data:`POINTS` of a percentage; ``None`` where neither applies
+    (the row is compared but not judged)."""
+    if lo is not None or hi is not None:
+        return _inside(lo, hi, value)
+    if unit == "percent":
+        return bool(abs(value - published) <= POINTS)
+    return None
 
 
 def error_records(errors: list[RowError], targets: Targets) -> list[dict[str, Any]]:
