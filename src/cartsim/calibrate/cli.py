@@ -154,6 +154,9 @@ def sensitivity_command(
     workers: Annotated[int | None, typer.Option(
         help="worker processes running each validation's studies (default: the CPU count, "
              "at most 8; the numbers do not depend on it)")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        help="validation.csv of cartsim validate at the same start with more patients: the "
+             "proposal starts from its values (the slopes still come from the probes)")] = None,
 ) -> None:
     """Which upstream quantity moves which published figure: each dimension of the
     calibration space one step down and up, the library validated at each point with the same
@@ -178,7 +181,7 @@ def sensitivity_command(
                               patients=patients, step=step, trust=trust, start=start, seed=seed,
                               targets_path=targets, specs=specs,
                               workers=workers if workers is not None else default_workers(),
-                              progress=progress, command=command)
+                              progress=progress, reference=reference, command=command)
     except CartsimError as e:
         from rich.markup import escape
 

@@ -197,8 +197,12 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
                 start: str | Path | None = None, seed: int | None = None,
                 targets_path: str | Path | None = None, specs: str | Path | None = None,
                 workers: int = 1, progress: ProgressFn | None = None,
-                command: str = "") -> SensitivityResult:
-    """Run the analysis (module docstring) and write its outputs into ``out``."""
+                reference: str | Path | None = None, command: str = "") -> SensitivityResult:
+    """Run the analysis (module docstring) and write its outputs into ``out``.
+
+    ``reference``: a ``validation.csv`` of ``cartsim validate`` at the same starting point with
+    more patients per arm; the proposal then starts from its values (matched by targets line)
+    and only the slopes come from this analysis's runs."""
     from cartsim.validate.run import study_pool
 
     if not 1 <= workers <= 256:
@@ -257,7 +261,10 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
             if progress is not None:
                 progress(i + 1, len(probes), probe.name)
     rows, dims = _analyse(space, x0, step, probes, tables, evaluator, cal_keys, held_keys)
-    proposal = _propose(space, x0, step, trust, rows, tables["baseline"], evaluator, cal_keys,
+    start_table = tables["baseline"]
+    if reference is not None:
+        start_table = _reference_table(start_table, reference)
+    proposal = _propose(space, x0, step, trust, rows, start_table, evaluator, cal_keys,
                         held_keys)
     base_pass = _judged(tables["baseline"])
     summary: dict[str, Any] = {
@@ -273,6 +280,8 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
                      "deviance_held_out": _deviance(tables["baseline"], evaluator, held_keys)},
         "reach": _reach(rows),
         "proposal": proposal["summary"],
+        "proposal_start": str(reference) if reference is not None else "the analysis's own "
+                          "starting run",
         "command": command,
     }
     write_text_atomic(out / "sensitivity_rows.csv", rows.to_csv(
@@ -287,6 +296,31 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
     if png is not None:
         atomic_write(out / "sensitivity.png", lambda tmp: tmp.write_bytes(png))
     return SensitivityResult(out, summary, rows, dims)
+
+
+def _reference_table(base: pd.DataFrame, reference: str | Path) -> pd.DataFrame:
+    """``base`` with the simulated values, n and passes of a larger validation run at the
+    same point (rows matched by targets line; rows the reference did not compare keep
+    ``base``'s)."""
+    try:
+        ref = pd.read_csv(reference)
+    except (OSError, ValueError) as e:
+        raise InvalidInputError("--reference", "a validation.csv written by cartsim validate",
+                                str(reference), str(e)) from None
+    need = {"line", "status", "simulated", "n_simulated", "passes"}
+    if not need <= set(ref.columns):
+        raise InvalidInputError("--reference", "a validation.csv with columns "
+                                + ", ".join(sorted(need)), str(reference),
+                                "missing " + ", ".join(sorted(need - set(ref.columns))))
+    ref = ref[ref["status"] == "compared"].set_index("line")
+    out = base.copy()
+    hit = out["line"].isin(ref.index) & (out["status"] == "compared")
+    for c in ("simulated", "n_simulated", "passes"):
+        out[c] = out[c].astype(object)
+        out.loc[hit, c] = ref.loc[out.loc[hit, "line"], c].to_numpy()
+    out["simulated"] = out["simulated"].astype(float)
+    out["n_simulated"] = pd.to_numeric(out["n_simulated"], errors="coerce")
+    return out
 
 
 ROW_KEYS = ("line", "study", "spec", "endpoint", "timepoint", "subgroup", "unit", "published",
