@@ -118,15 +118,7 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     space_path = _space(tmp_path)
     space = sens.load_space(space_path)
     fake = _FakeEvaluator(space)
-    # the fake rows' objective: a binomial term for each percentage row (n from the targets)
     lines = [r.line for r in fake.targets.rows if r.unit == "percent"][:3]
-
-    def objective(table: pd.DataFrame, targets: Any, mapping: Any, keys: Any) -> Any:
-        t = table[table["spec"].isin(keys)]
-        dev = float(((t["simulated"] - t["published"]) ** 2).sum())
-        return type("O", (), {"deviance": dev})()
-
-    monkeypatch.setattr(sens, "compute_objective", objective)
     monkeypatch.setattr(sens, "Evaluator", lambda *a, **k: fake)
     monkeypatch.setattr(sens, "select_entries",
                         lambda lib, tg, names: ([type("E", (), {"key": "cal"})()], []))
@@ -146,7 +138,7 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     assert rows.loc[(lines[1], "p_il6.iiv_sd")]["towards_per_step"] < 0
     assert a_rho["towards_per_step"] > 0
     assert rows.loc[(lines[1], "rho_max.default")]["towards_per_step"] > 0
-    # the proposal minimises the calibration rows' squared gaps inside 3 steps: rho_max rises
+    # the proposal minimises the calibration rows' deviance inside 3 steps: rho_max rises
     # (rows A and B both want it), the spread falls (row B wants it; row C is held out)
     steps = res.summary["proposal"]["steps"]
     assert steps["rho_max.default"] > 0 and steps["p_il6.iiv_sd"] < 0
@@ -160,6 +152,14 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     n = len(fake.calls)
     assert n == 5
     sens.sensitivity(tmp_path / "out", space_path=space_path, patients=5, step=0.1, trust=3.0)
+    assert len(fake.calls) == n
+    # forward selection: one dimension only, the one that helps both calibration rows
+    r1 = sens.sensitivity(tmp_path / "out", space_path=space_path, patients=5, step=0.1,
+                          trust=3.0, max_dims=1)
+    assert list(r1.summary["proposal"]["steps"]) == ["rho_max.default"]
+    path = r1.summary["proposal"]["path"]
+    assert [p_["added"] for p_ in path] == ["rho_max.default"]
+    assert path[0]["deviance_calibration"] < p["baseline_deviance_calibration"]
     assert len(fake.calls) == n
     # a larger validation run at the same start gives the proposal its starting values
     ref = fake(sens.probe_set(space, sens.start_point(space, None),
@@ -197,3 +197,40 @@ def test_real_tiny_library_run_moves_rows_with_expansion(tmp_path: Path) -> None
     assert res.summary["evaluations"] == 5
     assert math.isfinite(d.loc["rho_max.default", "deviance_calibration_plus"])
     assert (res.rows["dimension"] == "rho_max.default").sum() > 0
+
+
+def test_fast_deviance_equals_the_objective_on_every_kind_of_row() -> None:
+    """The vectorised deviance used by the proposal's search is the calibration objective
+    itself: every mapped targets row (rates on their n, KM landmarks and medians on their CI,
+    ratios on the log scale) at values moved away from the published ones."""
+    import numpy as np
+
+    from cartsim.calibrate.objective import compute_objective
+    from cartsim.validate.mapping import default_mapping
+    from cartsim.validate.targets import read_targets
+
+    mapping = default_mapping()
+    targets = read_targets(None, mapping)
+    recs = []
+    for r in targets.rows:
+        if r.endpoint not in mapping.quantities or r.value is None or r.unit == "count":
+            continue                 # (validation turns counts into percentages first)
+        recs.append({"line": r.line, "study": r.study, "spec": "s", "endpoint": r.endpoint,
+                     "unit": r.unit,
+                     "published": float(r.value), "published_ci_low": r.ci_low,
+                     "published_ci_high": r.ci_high, "n_simulated": 500,
+                     "status": "compared"})
+    comp = pd.DataFrame(recs)
+    ev = type("E", (), {"targets": targets, "mapping": mapping})()
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for _ in range(3):
+        x = comp["published"].to_numpy() * np.exp(0.3 * rng.standard_normal(len(comp)))
+        x = np.where(comp["unit"] == "percent", np.clip(x, 0.0, 100.0), x)
+        t = comp.assign(simulated=x)
+        obj = compute_objective(t, targets, mapping, {"s"})
+        kinds |= set(obj.terms.loc[obj.terms["used"], "method"])
+        fast = sens.FastDeviance(comp.assign(simulated=comp["published"]), ev, {"s"})
+        assert fast(x) == pytest.approx(obj.deviance, rel=1e-12)
+        assert obj.used > 100
+    assert {"binomial", "normal (published CI)", "normal on log (published CI)"} <= kinds

@@ -157,6 +157,9 @@ def sensitivity_command(
     reference: Annotated[Path | None, typer.Option(
         help="validation.csv of cartsim validate at the same start with more patients: the "
              "proposal starts from its values (the slopes still come from the probes)")] = None,
+    max_dims: Annotated[int | None, typer.Option(
+        help="move at most this many dimensions in the proposal, chosen by greedy forward "
+             "selection (default: all at once)")] = None,
 ) -> None:
     """Which upstream quantity moves which published figure: each dimension of the
     calibration space one step down and up, the library validated at each point with the same
@@ -181,7 +184,8 @@ def sensitivity_command(
                               patients=patients, step=step, trust=trust, start=start, seed=seed,
                               targets_path=targets, specs=specs,
                               workers=workers if workers is not None else default_workers(),
-                              progress=progress, reference=reference, command=command)
+                              progress=progress, reference=reference, max_dims=max_dims,
+                              command=command)
     except CartsimError as e:
         from rich.markup import escape
 
@@ -210,6 +214,10 @@ def sensitivity_command(
                       f"{pb['passing']}/{pb['judged']} -> {pc['passing']}/{pc['judged']}; "
                       + ", ".join(f"{k} {v:+.2f} steps" for k, v in p["steps"].items()),
                       highlight=False)
+        for i, st in enumerate(p.get("path", []), 1):
+            console.print(f"  forward selection {i}: + {st['added']}: calibration deviance "
+                          f"{st['deviance_calibration']:.1f}, held-out "
+                          f"{st['deviance_held_out']}", highlight=False)
     console.print(f"written: {res.out}/sensitivity_rows.csv, sensitivity_dimensions.csv, "
                   "sensitivity.png, proposal.toml, proposal_rows.csv, sensitivity.json",
                   highlight=False)

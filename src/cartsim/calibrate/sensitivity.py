@@ -149,12 +149,6 @@ def _pass(rec: dict[str, Any], value: float) -> bool | None:
                      None if pd.isna(hi) else float(hi), str(rec.get("unit")), value)
 
 
-def _clip(value: float, rec: dict[str, Any]) -> float:
-    if rec.get("unit") == "percent":
-        return min(max(value, 0.0), 100.0)
-    return max(value, 1e-9)
-
-
 class _Runner:
     """Runs (or reuses) the probes' validation tables in ``out/evaluations``."""
 
@@ -197,7 +191,8 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
                 start: str | Path | None = None, seed: int | None = None,
                 targets_path: str | Path | None = None, specs: str | Path | None = None,
                 workers: int = 1, progress: ProgressFn | None = None,
-                reference: str | Path | None = None, command: str = "") -> SensitivityResult:
+                reference: str | Path | None = None, max_dims: int | None = None,
+                command: str = "") -> SensitivityResult:
     """Run the analysis (module docstring) and write its outputs into ``out``.
 
     ``reference``: a ``validation.csv`` of ``cartsim validate`` at the same starting point with
@@ -214,6 +209,9 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
         raise InvalidInputError("--trust", "a number in [0, 20] (steps)", trust)
     if not 1 <= patients <= 1_000_000:
         raise InvalidInputError("--patients", "an integer in [1, 1000000]", patients)
+    if max_dims is not None and not 1 <= max_dims <= 1000:
+        raise InvalidInputError("--max-dims", "an integer >= 1 (or leave it out: all)",
+                                max_dims)
     space = load_space(space_path)
     cal = list(studies) if studies else list(space.studies)
     held = list(held_out) if held_out is not None else \
@@ -265,7 +263,7 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
     if reference is not None:
         start_table = _reference_table(start_table, reference)
     proposal = _propose(space, x0, step, trust, rows, start_table, evaluator, cal_keys,
-                        held_keys)
+                        held_keys, max_dims)
     base_pass = _judged(tables["baseline"])
     summary: dict[str, Any] = {
         "space": space.name, "studies": sorted(evaluator.keys),
@@ -414,13 +412,107 @@ def _reach(rows: pd.DataFrame) -> dict[str, Any]:
     still = failing.groupby("line")["towards_per_step"].apply(
         lambda s: bool((s.abs() < MOVE_SHARE).all() or s.isna().all()))
     return {"failing_rows": len(lines), "passing_after_one_step": reachable,
-            "moved_by_no_dimension": sorted(int(k) for k, v in still.items() if v)}
+            "moved_by_no_dimension": sorted(int(k) for k, v in still.items()
+                                            if v and int(k) not in reachable)}
+
+
+class FastDeviance:
+    """The objective's deviance (:func:`cartsim.calibrate.objective.compute_objective`) of a
+    fixed set of compared rows as a vectorised function of their simulated values: each row's
+    term kind (binomial on the published n, normal on the published CI, on the log scale for
+    ratios) is read once from ``row_term`` at the starting values, so that a search over many
+    candidate values costs microseconds, not a pass over the table (tested equal to
+    ``compute_objective``)."""
+
+    def __init__(self, comp: pd.DataFrame, ev: Evaluator, keys: set[str]) -> None:
+        from cartsim.calibrate.objective import ci_sd
+
+        obj = compute_objective(comp, ev.targets, ev.mapping, keys)
+        terms = obj.terms.set_index("line")
+        self.index: list[int] = []
+        kind: list[int] = []  # 0 binomial, 1 normal, 2 normal on log
+        k, n, nsim, pub, sd_up, sd_down = [], [], [], [], [], []
+        for i, rec in enumerate(comp.to_dict("records")):
+            if rec["spec"] not in keys or rec["line"] not in terms.index:
+                continue
+            t = terms.loc[rec["line"]]
+            if isinstance(t, pd.DataFrame):
+                t = t.iloc[0]
+            if not bool(t["used"]):
+                continue
+            method = str(t["method"])
+            lo = rec.get("published_ci_low")
+            hi = rec.get("published_ci_high")
+            lo = None if lo is None or pd.isna(lo) else float(lo)
+            hi = None if hi is None or pd.isna(hi) else float(hi)
+            p0 = float(rec["published"])
+            self.index.append(i)
+            if method.startswith("binomial"):
+                kind.append(0)
+                n_pub = int(t["n_published"])
+                k.append(int(round(p0 / 100.0 * n_pub)))
+                n.append(n_pub)
+                ns = rec.get("n_simulated")
+                nsim.append(int(ns) if ns is not None and not pd.isna(ns) else 0)
+                pub.append(p0)
+                sd_up.append(1.0)
+                sd_down.append(1.0)
+                continue
+            log = method.startswith("normal on log")
+            kind.append(2 if log else 1)
+            if log:
+                p0, lo, hi = (math.log(p0), math.log(lo) if lo and lo > 0 else None,
+                              math.log(hi) if hi and hi > 0 else None)
+            pub.append(p0)
+            sd_up.append(float(ci_sd(p0, lo, hi, p0) or math.nan))
+            sd_down.append(float(ci_sd(p0, lo, hi, p0 - 1.0) or math.nan))
+            k.append(0)
+            n.append(1)
+            nsim.append(0)
+        self.kind = np.array(kind, dtype=np.int64)
+        self.k = np.array(k, dtype=float)
+        self.n = np.array(n, dtype=float)
+        self.nsim = np.array(nsim, dtype=float)
+        self.pub = np.array(pub, dtype=float)
+        self.sd_up = np.array(sd_up, dtype=float)
+        self.sd_down = np.array(sd_down, dtype=float)
+        self.rows = np.array(self.index, dtype=np.int64)
+        b = self.kind == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            from scipy import stats as sps
+
+            self._sat = np.where(b, sps.binom.logpmf(self.k, self.n, self.k / self.n), 0.0)
+
+    def __call__(self, values: np.ndarray) -> float:
+        """Deviance at ``values`` (simulated values of every row of ``comp``, in order)."""
+        from scipy import stats as sps
+
+        x = np.asarray(values, dtype=float)[self.rows]
+        dev = np.zeros(len(x))
+        b = self.kind == 0
+        if b.any():
+            share = x[b] / 100.0
+            p = np.where(self.nsim[b] > 0, (share * self.nsim[b] + 0.5) / (self.nsim[b] + 1.0),
+                         share)
+            p = np.clip(p, 1e-12, 1.0 - 1e-12)
+            ll = sps.binom.logpmf(self.k[b], self.n[b], p)
+            dev[b] = np.maximum(0.0, -2.0 * (ll - self._sat[b]))
+        nrm = ~b
+        if nrm.any():
+            xs = np.where(self.kind[nrm] == 2, np.log(np.maximum(x[nrm], 1e-300)), x[nrm])
+            sd = np.where(xs >= self.pub[nrm], self.sd_up[nrm], self.sd_down[nrm])
+            z = (xs - self.pub[nrm]) / sd
+            dev[nrm] = z * z
+        return float(dev.sum())
 
 
 def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
              rows: pd.DataFrame, base: pd.DataFrame, ev: Evaluator, cal_keys: set[str],
-             held_keys: set[str]) -> dict[str, Any]:
-    """Minimise the calibration studies' deviance of the linearised rows in a trust region."""
+             held_keys: set[str], max_dims: int | None = None) -> dict[str, Any]:
+    """Minimise the calibration studies' deviance of the linearised rows in a trust region:
+    over every dimension at once (``max_dims`` None), or over the ``max_dims`` dimensions
+    chosen by greedy forward selection (each round adds the dimension whose best move, with
+    the chosen ones re-optimised, lowers the deviance most; the path is reported)."""
     from scipy.optimize import minimize
 
     dims = list(space.dimensions)
@@ -435,30 +527,69 @@ def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
         slope[:, j] = s
     b = comp["simulated"].to_numpy(dtype=float)
     recs = comp.to_dict("records")
+    pct = np.array([r.get("unit") == "percent" for r in recs])
 
     def predicted(du: np.ndarray) -> np.ndarray:
         v = b + slope @ du
-        return np.array([_clip(float(x), r) for x, r in zip(v, recs, strict=True)])
+        return np.where(pct, np.clip(v, 0.0, 100.0), np.maximum(v, 1e-9))
 
     def table_at(du: np.ndarray) -> pd.DataFrame:
         t = comp.copy()
         t["simulated"] = predicted(du)
         return t
 
+    dev_cal = FastDeviance(comp, ev, cal_keys) if cal_keys else None
+    dev_held = FastDeviance(comp, ev, held_keys) if held_keys else None
+
     def f(du: np.ndarray) -> float:
-        return _deviance(table_at(du), ev, cal_keys)
+        return dev_cal(predicted(du)) if dev_cal is not None else 0.0
 
     lo = np.maximum(-trust * step, -u0)
     hi = np.minimum(trust * step, 1.0 - u0)
     zero = np.zeros(len(dims))
-    if trust > 0 and cal_keys:
-        res = minimize(f, zero, method="L-BFGS-B", bounds=list(zip(lo, hi, strict=True)),
-                       options={"eps": 1e-4, "maxiter": 200})
-        du = np.asarray(res.x) if res.fun < f(zero) else zero
-    else:
+
+    def optimise(active: list[int]) -> tuple[np.ndarray, float]:
+        if not active:
+            return zero.copy(), f(zero)
+
+        def g(x: np.ndarray) -> float:
+            du = zero.copy()
+            du[active] = x
+            return f(du)
+
+        res = minimize(g, np.zeros(len(active)), method="L-BFGS-B",
+                       bounds=list(zip(lo[active], hi[active], strict=True)),
+                       options={"eps": 1e-5, "maxiter": 300})
+        du = zero.copy()
+        if res.fun < g(np.zeros(len(active))):
+            du[active] = res.x
+        return du, f(du)
+
+    path: list[dict[str, Any]] = []
+    if trust <= 0 or dev_cal is None:
         du = zero
+    elif max_dims is None or max_dims >= len(dims):
+        du, _ = optimise(list(range(len(dims))))
+    else:
+        chosen: list[int] = []
+        du = zero
+        best = f(zero)
+        for _ in range(max_dims):
+            trial = [(optimise(chosen + [j]), j) for j in range(len(dims)) if j not in chosen]
+            (du_j, dev_j), j = min(trial, key=lambda t: (t[0][1], t[1]))
+            if not dev_j < best - 1e-9:
+                break
+            chosen.append(j)
+            du, best = du_j, dev_j
+            path.append({"added": dims[j].key, "deviance_calibration": round(best, 3),
+                         "deviance_held_out": round(dev_held(predicted(du)), 3)
+                         if dev_held is not None else None,
+                         "steps": {dims[i].key: round(float(du[i] / step), 3)
+                                   for i in chosen}})
     pred = predicted(du)
-    values = {d.key: from_unit(d, float(u0[j] + du[j])) for j, d in enumerate(dims)}
+    # (an unmoved dimension keeps its starting value exactly, not a round trip through u)
+    values = {d.key: from_unit(d, float(u0[j] + du[j])) if abs(du[j]) > 1e-6 else x0[d.key]
+              for j, d in enumerate(dims)}
     changed = {d.key: values[d.key] for j, d in enumerate(dims) if abs(du[j]) > 1e-6}
     ps_values: dict[str, dict[str, float]] = {}
     for d in dims:
@@ -484,6 +615,7 @@ def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
     summary = {
         "changed": changed, "steps": {d.key: round(float(du[j] / step), 3)
                                       for j, d in enumerate(dims) if abs(du[j]) > 1e-6},
+        "max_dims": max_dims, "path": path,
         "predicted_deviance_calibration": _deviance(tp, ev, cal_keys),
         "baseline_deviance_calibration": _deviance(comp, ev, cal_keys),
         "predicted_deviance_held_out": _deviance(tp, ev, held_keys),
