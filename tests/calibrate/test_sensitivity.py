@@ -55,11 +55,10 @@ def test_normalised_coordinates_round_trip_on_log_and_linear_scales() -> None:
     assert sens.to_unit(lin, 0.7) == pytest.approx(0.5)
     for d, x in ((log, 1.37), (lin, 0.93)):
         assert sens.from_unit(d, sens.to_unit(d, x)) == pytest.approx(x)
-    assert sens.from_unit(log, 1.4) == pytest.approx(2.0)        # clipped to the range
+    assert sens.from_unit(log, 1.5) == pytest.approx(4.0)        # beyond the range: extended
 
 
-def test_plan_probes_each_dimension_on_both_sides_and_one_side_at_a_bound(tmp_path: Path
-                                                                           ) -> None:
+def test_plan_probes_each_dimension_on_both_sides_and_one_side_at_a_bound() -> None:
     space = parse_space(__import__("tomllib").loads(SPACE), "t")
     x0 = {"rho_max.default": 2.5, "p_il6.iiv_sd": 0.9}            # rho_max at its upper bound
     probes = sens.plan(space, x0, 0.1)
@@ -68,8 +67,20 @@ def test_plan_probes_each_dimension_on_both_sides_and_one_side_at_a_bound(tmp_pa
                      "p_il6.iiv_sd__plus"]
     minus = probes[1]
     assert minus.value == pytest.approx(2.5 * (0.6 / 2.5) ** 0.1)
-    ps = sens.probe_set(space, x0, probes[3])
-    assert ps.values == {"rho_max": {"default": 2.5}, "p_il6": {"iiv_sd": pytest.approx(1.02)}}
+    # a probe set is the start with the probed dimension moved; the starting run is the start
+    assert sens.probe_set(None, probes[0]) is None
+    ps = sens.probe_set(None, probes[3])
+    assert ps is not None and ps.values == {"p_il6": {"iiv_sd": pytest.approx(1.02)}}
+    start = psets.ParameterSet("s", "t", {"mu_loss": {"default": 1e-13}})
+    assert sens.probe_set(start, probes[3]).values == {
+        "mu_loss": {"default": 1e-13}, "p_il6": {"iiv_sd": pytest.approx(1.02)}}
+    # a start outside the box (a model value below or above the space's bounds) is where the
+    # analysis starts; the step leading further away is dropped, the other may stay outside
+    out = sens.plan(space, {"rho_max.default": 3.0, "p_il6.iiv_sd": 0.9}, 0.1)
+    rho = [p for p in out if p.dim is not None and p.dim.key == "rho_max.default"]
+    assert [p.side for p in rho] == ["minus"] and 2.5 < rho[0].value < 3.0
+    assert sens.start_point(space, None)["rho_max.default"] == \
+        psets.known_specs()["rho_max"].default
 
 
 def test_pass_rule_is_the_validation_rule() -> None:
@@ -96,8 +107,12 @@ class _FakeEvaluator:
         self.work = Path(".")
 
     def __call__(self, ps: Any, work: Any = None) -> Evaluation:
-        r = sens.to_unit(self.dims["rho_max.default"], ps.values["rho_max"]["default"])
-        s = sens.to_unit(self.dims["p_il6.iiv_sd"], ps.values["p_il6"]["iiv_sd"])
+        v = ps.values if ps is not None else {}
+        known = psets.known_specs()
+        r = sens.to_unit(self.dims["rho_max.default"],
+                         v.get("rho_max", {}).get("default", known["rho_max"].default))
+        s = sens.to_unit(self.dims["p_il6.iiv_sd"],
+                         v.get("p_il6", {}).get("iiv_sd", known["p_il6"].iiv_sd))
         self.calls.append({"r": r, "s": s})
         lines = [r_.line for r_ in self.targets.rows if r_.unit == "percent"][:3]
         vals = [30 + 50 * r, 45 - 20 * r + 10 * s, 70 + 30 * s]
@@ -147,6 +162,7 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     assert p["predicted_deviance_calibration"] < p["baseline_deviance_calibration"]
     ps = psets.load(tmp_path / "out" / "proposal.toml")
     assert ps.values["rho_max"]["default"] > psets.known_specs()["rho_max"].default
+    assert set(ps.values) == {"rho_max", "p_il6"}      # the moved dimensions, nothing else
     assert (tmp_path / "out" / "sensitivity.png").stat().st_size > 1000   # row C fails
     # resume: a rerun with the same settings reuses every run; other settings are refused
     n = len(fake.calls)
@@ -162,8 +178,7 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     assert path[0]["deviance_calibration"] < p["baseline_deviance_calibration"]
     assert len(fake.calls) == n
     # a larger validation run at the same start gives the proposal its starting values
-    ref = fake(sens.probe_set(space, sens.start_point(space, None),
-                              sens.plan(space, sens.start_point(space, None), 0.1)[0])).table
+    ref = fake(None).table
     ref.loc[0, ["simulated", "passes"]] = [20.0, False]            # row A far below 60
     ref.to_csv(tmp_path / "validation.csv", index=False)
     r2 = sens.sensitivity(tmp_path / "out", space_path=space_path, patients=5, step=0.1,

@@ -48,7 +48,7 @@ from cartsim.calibrate.objective import compute_objective
 from cartsim.calibrate.run import CalibrationError, Evaluator
 from cartsim.calibrate.space import Dimension, Space, load_space
 from cartsim.errors import InvalidInputError
-from cartsim.parameter_sets import ParameterSet
+from cartsim.parameter_sets import ParameterSet, known_specs
 from cartsim.validate.run import passes_at, select_entries
 
 CONFIG_NAME = "config.json"
@@ -89,8 +89,8 @@ def to_unit(d: Dimension, x: float) -> float:
 
 
 def from_unit(d: Dimension, u: float) -> float:
-    """The value at share ``u`` of ``d``'s range (clipped to [0, 1])."""
-    u = min(max(u, 0.0), 1.0)
+    """The value at share ``u`` of ``d``'s range (the inverse of :func:`to_unit`; a ``u``
+    outside [0, 1] gives a value outside the range)."""
     if d.scale == "log":
         return float(math.exp(math.log(d.lower) + u * (math.log(d.upper) - math.log(d.lower))))
     return float(d.lower + u * (d.upper - d.lower))
@@ -98,34 +98,47 @@ def from_unit(d: Dimension, u: float) -> float:
 
 def start_point(space: Space, start: ParameterSet | None) -> dict[str, float]:
     """The starting value of every dimension: ``start``'s where it names one, else the
-    model's own, clipped to the bounds."""
+    model's own (not clipped: a model value outside a dimension's box is where the analysis
+    starts, so that the starting run is the model itself)."""
     out: dict[str, float] = {}
     for d in space.dimensions:
         v = start.values.get(d.parameter, {}).get(d.field) if start is not None else None
-        out[d.key] = d.current() if v is None else min(max(float(v), d.lower), d.upper)
+        if v is None:
+            spec = known_specs()[d.parameter]
+            v = spec.default if d.field == "default" else spec.iiv_sd
+        out[d.key] = float(v)
     return out
 
 
 def plan(space: Space, x0: dict[str, float], step: float) -> list[Probe]:
-    """The starting point, then each dimension one ``step`` down and up (a side that would
-    leave the range is clipped to it; a dimension at a bound is probed on one side only)."""
+    """The starting point, then each dimension one ``step`` down and up. A step that would
+    leave the dimension's box is clipped to the box when the start is inside it (a dimension
+    at a bound is probed on one side only) and dropped when the start is outside it and the
+    step leads further away."""
     probes = [Probe(None, "baseline", math.nan, math.nan)]
     for d in space.dimensions:
         u0 = to_unit(d, x0[d.key])
+        inside = 0.0 <= u0 <= 1.0
         for side, sign in zip(SIDES, (-1.0, 1.0), strict=True):
-            u = min(max(u0 + sign * step, 0.0), 1.0)
+            u = u0 + sign * step
+            if u < 0.0 or u > 1.0:
+                if inside:
+                    u = min(max(u, 0.0), 1.0)
+                elif (u < 0.0 and sign < 0) or (u > 1.0 and sign > 0):
+                    continue
             if abs(u - u0) < 1e-9:
                 continue
             probes.append(Probe(d, side, u, from_unit(d, u)))
     return probes
 
 
-def probe_set(space: Space, x0: dict[str, float], probe: Probe) -> ParameterSet:
-    """The parameter set in force for ``probe``: every dimension at ``x0`` but the probed one."""
-    values: dict[str, dict[str, float]] = {}
-    for d in space.dimensions:
-        v = probe.value if probe.dim is not None and d.key == probe.dim.key else x0[d.key]
-        values.setdefault(d.parameter, {})[d.field] = float(v)
+def probe_set(start: ParameterSet | None, probe: Probe) -> ParameterSet | None:
+    """The parameter set in force for ``probe``: ``start`` (``None``: the model's own values)
+    with the probed dimension moved; the starting run is ``start`` itself."""
+    values = {k: dict(v) for k, v in (start.values.items() if start is not None else ())}
+    if probe.dim is None:
+        return start
+    values.setdefault(probe.dim.parameter, {})[probe.dim.field] = float(probe.value)
     return ParameterSet(f"sensitivity-{probe.name}", "cartsim sensitivity probe", values)
 
 
@@ -152,11 +165,9 @@ def _pass(rec: dict[str, Any], value: float) -> bool | None:
 class _Runner:
     """Runs (or reuses) the probes' validation tables in ``out/evaluations``."""
 
-    def __init__(self, evaluator: Evaluator, space: Space, x0: dict[str, float], out: Path
-                 ) -> None:
+    def __init__(self, evaluator: Evaluator, start: ParameterSet | None, out: Path) -> None:
         self.evaluator = evaluator
-        self.space = space
-        self.x0 = x0
+        self.start = start
         self.dir = out / "evaluations"
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -164,8 +175,7 @@ class _Runner:
         path = self.dir / f"{probe.name}.csv"
         if path.is_file():
             return pd.read_csv(path), 0.0, True
-        ev = self.evaluator(probe_set(self.space, self.x0, probe),
-                            self.evaluator.work / probe.name)
+        ev = self.evaluator(probe_set(self.start, probe), self.evaluator.work / probe.name)
         write_text_atomic(path, ev.table.to_csv(index=False, lineterminator="\n",
                                                 float_format="%.10g"))
         return pd.read_csv(path), ev.seconds, False
@@ -251,7 +261,7 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
     with contextlib.ExitStack() as stack:
         if workers > 1:
             evaluator.pool = stack.enter_context(study_pool(workers))
-        runner = _Runner(evaluator, space, x0, out)
+        runner = _Runner(evaluator, start_set, out)
         for i, probe in enumerate(probes):
             tables[probe.name], secs, reused = runner.table(probe)
             if not reused:
@@ -263,7 +273,7 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
     if reference is not None:
         start_table = _reference_table(start_table, reference)
     proposal = _propose(space, x0, step, trust, rows, start_table, evaluator, cal_keys,
-                        held_keys, max_dims)
+                        held_keys, max_dims, start_set)
     base_pass = _judged(tables["baseline"])
     summary: dict[str, Any] = {
         "space": space.name, "studies": sorted(evaluator.keys),
@@ -508,7 +518,8 @@ class FastDeviance:
 
 def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
              rows: pd.DataFrame, base: pd.DataFrame, ev: Evaluator, cal_keys: set[str],
-             held_keys: set[str], max_dims: int | None = None) -> dict[str, Any]:
+             held_keys: set[str], max_dims: int | None = None,
+             start: ParameterSet | None = None) -> dict[str, Any]:
     """Minimise the calibration studies' deviance of the linearised rows in a trust region:
     over every dimension at once (``max_dims`` None), or over the ``max_dims`` dimensions
     chosen by greedy forward selection (each round adds the dimension whose best move, with
@@ -544,8 +555,10 @@ def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
     def f(du: np.ndarray) -> float:
         return dev_cal(predicted(du)) if dev_cal is not None else 0.0
 
-    lo = np.maximum(-trust * step, -u0)
-    hi = np.minimum(trust * step, 1.0 - u0)
+    # the box of trust steps, inside the dimensions' bounds (a start outside a dimension's
+    # bounds may stay where it is or move towards them)
+    lo = np.minimum(0.0, np.maximum(-trust * step, -u0))
+    hi = np.maximum(0.0, np.minimum(trust * step, 1.0 - u0))
     zero = np.zeros(len(dims))
 
     def optimise(active: list[int]) -> tuple[np.ndarray, float]:
@@ -591,9 +604,12 @@ def _propose(space: Space, x0: dict[str, float], step: float, trust: float,
     values = {d.key: from_unit(d, float(u0[j] + du[j])) if abs(du[j]) > 1e-6 else x0[d.key]
               for j, d in enumerate(dims)}
     changed = {d.key: values[d.key] for j, d in enumerate(dims) if abs(du[j]) > 1e-6}
-    ps_values: dict[str, dict[str, float]] = {}
+    # the set names the start's values and the moved dimensions, nothing else: every other
+    # parameter keeps the model's own value
+    ps_values = {k: dict(v) for k, v in (start.values.items() if start is not None else ())}
     for d in dims:
-        ps_values.setdefault(d.parameter, {})[d.field] = values[d.key]
+        if d.key in changed:
+            ps_values.setdefault(d.parameter, {})[d.field] = values[d.key]
     ps = ParameterSet(
         "sensitivity-proposal",
         "linearised proposal of cartsim sensitivity (space " + space.name + "); not validated: "
