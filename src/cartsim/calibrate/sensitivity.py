@@ -677,6 +677,6 @@ def heatmap_png(rows: pd.DataFrame, max_rows: int = 80) -> bytes | None:
     fig.colorbar(im, ax=ax, shrink=0.5)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
