@@ -6,30 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_space import SPACE
 
 from cartsim import parameter_sets as psets
 from cartsim.calibrate.run import calibrate
 from cartsim.errors import InvalidInputError
-
-SPACE = """
-[space]
-name = "tiny"
-[studies]
-calibration = ["stjude_infections"]
-held_out = []
-[[parameter]]
-name = "rho_max"
-field = "default"
-lower = 0.6
-upper = 2.5
-scale = "log"
-[[parameter]]
-name = "p_il6"
-field = "iiv_sd"
-lower = 0.3
-upper = 1.5
-scale = "linear"
-"""
 
 
 @pytest.mark.slow

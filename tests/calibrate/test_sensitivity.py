@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tiny_space import SPACE
 
 from cartsim import parameter_sets as psets
 from cartsim.calibrate import sensitivity as sens
@@ -20,26 +21,6 @@ from cartsim.calibrate.run import Evaluation
 from cartsim.calibrate.space import Dimension, parse_space
 from cartsim.errors import InvalidInputError
 from cartsim.validate.run import passes_at
-
-SPACE = """
-[space]
-name = "tiny"
-[studies]
-calibration = ["stjude_infections"]
-held_out = []
-[[parameter]]
-name = "rho_max"
-field = "default"
-lower = 0.6
-upper = 2.5
-scale = "log"
-[[parameter]]
-name = "p_il6"
-field = "iiv_sd"
-lower = 0.3
-upper = 1.5
-scale = "linear"
-"""
 
 
 def _space(tmp_path: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,6 +14,13 @@ from cartsim.errors import CartsimError
 from cartsim.trial.workers import default_workers
 
 console = Console(stderr=True)
+
+
+def _fail(e: CartsimError) -> NoReturn:
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -95,10 +102,7 @@ def calibrate_command(
                             workers=workers if workers is not None else default_workers(),
                             step=step, external_check=external_check)
     except CartsimError as e:
-        from rich.markup import escape
-
-        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(e)
     s = res.summary
     o = s["objective"]
     console.print(f"objective (deviance, lower is better) on {', '.join(s['calibration_studies'])}"
@@ -187,10 +191,7 @@ def sensitivity_command(
                               progress=progress, reference=reference, max_dims=max_dims,
                               command=command)
     except CartsimError as e:
-        from rich.markup import escape
-
-        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(e)
     s = res.summary
     b = s["baseline"]
     console.print(f"start: {b['passing']}/{b['judged']} rows passing; calibration deviance "

@@ -122,6 +122,21 @@ class Evaluator:
         return Evaluation(obj, res.table, time.perf_counter() - t0)
 
 
+def study_lists(space: Space, studies: Sequence[str] | None,
+                held_out: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The calibration and held-out studies: the space's, or ``studies`` / ``held_out``
+    where given (the space's held-out studies then leave out any now fitted); a study in both
+    is refused."""
+    cal = list(studies) if studies else list(space.studies)
+    held = list(held_out) if held_out is not None else \
+        [s for s in space.held_out if s not in cal]
+    overlap = sorted(set(cal) & set(held))
+    if overlap:
+        raise InvalidInputError("--held-out", "studies not in the calibration set",
+                                ", ".join(overlap))
+    return cal, held
+
+
 def start_values(space: Space, ps: ParameterSet) -> dict[str, float]:
     """The point of ``space`` that a parameter set (e.g. an earlier calibration's result)
     names: its values where it has them, the model's own elsewhere, clipped to the bounds."""
@@ -315,13 +330,7 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
                                 check_patients)
     optuna = _optuna()
     space = load_space(space_path)
-    cal = list(studies) if studies else list(space.studies)
-    held = list(held_out) if held_out is not None else \
-        [s for s in space.held_out if s not in cal]
-    overlap = sorted(set(cal) & set(held))
-    if overlap:
-        raise InvalidInputError("--held-out", "studies not in the calibration set",
-                                ", ".join(overlap))
+    cal, held = study_lists(space, studies, held_out)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     evaluator = Evaluator(targets_path, specs, cal, patients, None, out / "work")

@@ -45,7 +45,7 @@ import pandas as pd
 from cartsim import parameter_sets
 from cartsim.atomic import atomic_write, write_text_atomic
 from cartsim.calibrate.objective import compute_objective
-from cartsim.calibrate.run import CalibrationError, Evaluator
+from cartsim.calibrate.run import CalibrationError, Evaluator, study_lists
 from cartsim.calibrate.space import Dimension, Space, load_space
 from cartsim.errors import InvalidInputError
 from cartsim.parameter_sets import ParameterSet, known_specs
@@ -223,13 +223,7 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
         raise InvalidInputError("--max-dims", "an integer >= 1 (or leave it out: all)",
                                 max_dims)
     space = load_space(space_path)
-    cal = list(studies) if studies else list(space.studies)
-    held = list(held_out) if held_out is not None else \
-        [s for s in space.held_out if s not in cal]
-    overlap = sorted(set(cal) & set(held))
-    if overlap:
-        raise InvalidInputError("--held-out", "studies not in the calibration set",
-                                ", ".join(overlap))
+    cal, held = study_lists(space, studies, held_out)
     start_set = parameter_sets.load(start) if start is not None else None
     x0 = start_point(space, start_set)
     out = Path(out)
