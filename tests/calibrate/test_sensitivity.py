@@ -150,6 +150,8 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     assert n == 5
     sens.sensitivity(tmp_path / "out", space_path=space_path, patients=5, step=0.1, trust=3.0)
     assert len(fake.calls) == n
+    # reach: row C (held-out, 82.5 against 70 ± 10) passes one step of the spread down
+    assert lines[2] in res.summary["reach"]["passing_after_one_step"]
     # forward selection: one dimension only, the one that helps both calibration rows
     r1 = sens.sensitivity(tmp_path / "out", space_path=space_path, patients=5, step=0.1,
                           trust=3.0, max_dims=1)

@@ -375,8 +375,7 @@ def _analyse(space: Space, x0: dict[str, float], step: float, probes: list[Probe
                 _deviance(t, ev, cal_keys) if t is not None else math.nan
             rec_d[f"deviance_held_out_{side}"] = \
                 _deviance(t, ev, held_keys) if t is not None else math.nan
-            k, n = _judged(t) if t is not None else (-1, -1)
-            rec_d[f"passing_{side}"] = k if t is not None else math.nan
+            rec_d[f"passing_{side}"] = _judged(t)[0] if t is not None else math.nan
         dim_rows.append(rec_d)
     rows = pd.DataFrame(out_rows)
     dims = pd.DataFrame(dim_rows)
@@ -407,12 +406,16 @@ def _slope(pts: list[tuple[float, float]]) -> float:
     return float(np.polyfit(u, v, 1)[0])
 
 
+def _true(x: Any) -> bool:
+    return x is not None and not pd.isna(x) and bool(x)
+
+
 def _reach(rows: pd.DataFrame) -> dict[str, Any]:
     """Failing rows (baseline) that some single step makes pass, and those no step moves."""
     failing = rows[rows["passes_baseline"] == False]  # noqa: E712
     lines = sorted(set(failing["line"]))
     reachable = sorted({int(r["line"]) for r in failing.to_dict("records")
-                        if r["passes_minus"] is True or r["passes_plus"] is True})
+                        if _true(r["passes_minus"]) or _true(r["passes_plus"])})
     still = failing.groupby("line")["towards_per_step"].apply(
         lambda s: bool((s.abs() < MOVE_SHARE).all() or s.isna().all()))
     return {"failing_rows": len(lines), "passing_after_one_step": reachable,
