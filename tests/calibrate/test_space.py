@@ -91,3 +91,17 @@ def test_a_warm_start_takes_a_sets_values_clipped_and_the_model_elsewhere(
     v = start_values(space, ps)
     assert v["rho_max.default"] == 2.5          # clipped to the space's upper bound
     assert v["k_ex.default"] == known_specs()["k_ex"].default   # not in the set: model value
+
+
+def test_the_shipped_space_contains_the_models_own_values() -> None:
+    """Calibration's first evaluation and the sensitivity's start are the model itself only
+    if every dimension's box holds the model's value (mu_loss's box began above the model's
+    3e-14 until session 33, so both started from a clipped value)."""
+    from cartsim.calibrate.space import load_space
+    from cartsim.parameter_sets import known_specs
+
+    for d in load_space().dimensions:
+        spec = known_specs()[d.parameter]
+        v = spec.default if d.field == "default" else spec.iiv_sd
+        assert d.lower <= v <= d.upper, d.key
+        assert d.current() == v

@@ -178,7 +178,12 @@ def sensitivity_command(
         held = []
     command = "cartsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        n_probes = 1 + 2 * len(load_space(space).dimensions)
+        from cartsim import parameter_sets
+        from cartsim.calibrate.sensitivity import plan, start_point
+
+        sp = load_space(space)
+        n_probes = len(plan(sp, start_point(sp, parameter_sets.load(start) if start else None),
+                            step))
         with progress_bar("sensitivity", "validation runs", n_probes, console) as bar:
             def progress(done: int, total: int, name: str) -> None:
                 bar(done, total)
