@@ -226,7 +226,17 @@ def compare_tables(before: pd.DataFrame, after: pd.DataFrame, held_out: set[str]
     return t.drop(columns=["status_before", "status_after"]).reset_index(drop=True)
 
 
-def _pass_share(t: pd.DataFrame, col: str) -> dict[str, Any]:
+def config_differences(path: Path, config: dict[str, Any]) -> list[str]:
+    """The settings of ``config`` that differ from those recorded in ``path`` (a run's
+    ``config.json``); empty when nothing is recorded or all agree (a resume may go on)."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text(encoding="utf-8"))
+    new = json.loads(json.dumps(config))
+    return sorted(k for k in set(new) | set(old) if old.get(k) != new.get(k))
+
+
+def pass_share(t: pd.DataFrame, col: str) -> dict[str, Any]:
     judged = t[col].dropna()
     k = int(judged.astype(bool).sum())
     return {"passing": k, "judged": int(len(judged)),
@@ -261,8 +271,8 @@ def _set_summary(check: Evaluator, before: Evaluation, after: Evaluation, t: pd.
     oa = compute_objective(after.table, check.targets, check.mapping, keys)
     return {"studies": sorted(keys), "deviance_before": _finite(ob.deviance),
             "deviance_after": _finite(oa.deviance), "rows_used": oa.used,
-            "passing_before": _pass_share(t, "passes_before"),
-            "passing_after": _pass_share(t, "passes_after")}
+            "passing_before": pass_share(t, "passes_before"),
+            "passing_after": pass_share(t, "passes_after")}
 
 
 def external_posterior_check(out: Path, fitted: ParameterSet | None, patients: int,
@@ -347,10 +357,9 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
     if db.exists() and not resume:
         raise InvalidInputError("--out", "a directory without a previous calibration (or pass "
                                 "--resume)", str(out))
-    if resume and cfg_path.is_file():
-        old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if old != json.loads(json.dumps(config)):
-            diff = sorted(k for k in config if old.get(k) != json.loads(json.dumps(config[k])))
+    if resume:
+        diff = config_differences(cfg_path, config)
+        if diff:
             raise InvalidInputError("--resume", f"the settings recorded in {cfg_path}",
                                     f"different {', '.join(diff)}",
                                     "resume with the same space, studies, patients and seed")

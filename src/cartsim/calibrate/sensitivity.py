@@ -44,12 +44,18 @@ import pandas as pd
 
 from cartsim import parameter_sets
 from cartsim.atomic import atomic_write, write_text_atomic
-from cartsim.calibrate.objective import compute_objective
-from cartsim.calibrate.run import CalibrationError, Evaluator, study_lists
+from cartsim.calibrate.objective import Z95, ci_sd, compute_objective
+from cartsim.calibrate.run import (
+    CalibrationError,
+    Evaluator,
+    config_differences,
+    pass_share,
+    study_lists,
+)
 from cartsim.calibrate.space import Dimension, Space, load_space
 from cartsim.errors import InvalidInputError
-from cartsim.parameter_sets import ParameterSet, known_specs
-from cartsim.validate.run import passes_at, select_entries
+from cartsim.parameter_sets import ParameterSet
+from cartsim.validate.run import POINTS, passes_at, select_entries
 
 CONFIG_NAME = "config.json"
 SIDES = ("minus", "plus")
@@ -103,10 +109,7 @@ def start_point(space: Space, start: ParameterSet | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for d in space.dimensions:
         v = start.values.get(d.parameter, {}).get(d.field) if start is not None else None
-        if v is None:
-            spec = known_specs()[d.parameter]
-            v = spec.default if d.field == "default" else spec.iiv_sd
-        out[d.key] = float(v)
+        out[d.key] = d.model_value() if v is None else float(v)
     return out
 
 
@@ -135,25 +138,25 @@ def plan(space: Space, x0: dict[str, float], step: float) -> list[Probe]:
 def probe_set(start: ParameterSet | None, probe: Probe) -> ParameterSet | None:
     """The parameter set in force for ``probe``: ``start`` (``None``: the model's own values)
     with the probed dimension moved; the starting run is ``start`` itself."""
-    values = {k: dict(v) for k, v in (start.values.items() if start is not None else ())}
     if probe.dim is None:
         return start
+    values = {k: dict(v) for k, v in (start.values.items() if start is not None else ())}
     values.setdefault(probe.dim.parameter, {})[probe.dim.field] = float(probe.value)
     return ParameterSet(f"sensitivity-{probe.name}", "cartsim sensitivity probe", values)
 
 
 def _tolerance(rec: dict[str, Any], value: float) -> float:
-    """The half-width that decides passing on the side of ``value``: the published CI's, or
-    10 points for a percentage without a CI; NaN where neither applies."""
-    pub = float(rec["published"])
+    """The half-width that decides passing on the side of ``value``: the published CI's (as
+    the objective reads it, :func:`cartsim.calibrate.objective.ci_sd`), or
+    :data:`~cartsim.validate.run.POINTS` for a percentage without a CI; NaN where neither
+    applies."""
     lo, hi = rec.get("published_ci_low"), rec.get("published_ci_high")
     lo = None if lo is None or pd.isna(lo) else float(lo)
     hi = None if hi is None or pd.isna(hi) else float(hi)
     if lo is not None or hi is not None:
-        half = (hi - pub) if (value >= pub and hi is not None) else \
-            (pub - lo) if lo is not None else (hi - pub if hi is not None else math.nan)
-        return float(half) if half and half > 0 else math.nan
-    return 10.0 if rec.get("unit") == "percent" else math.nan
+        sd = ci_sd(float(rec["published"]), lo, hi, value)
+        return sd * Z95 if sd is not None else math.nan
+    return POINTS if rec.get("unit") == "percent" else math.nan
 
 
 def _pass(rec: dict[str, Any], value: float) -> bool | None:
@@ -191,8 +194,8 @@ def _judged(table: pd.DataFrame, keys: set[str] | None = None) -> tuple[int, int
     t = table[table["status"] == "compared"]
     if keys is not None:
         t = t[t["spec"].isin(keys)]
-    j = t["passes"].dropna()
-    return int(j.astype(bool).sum()), int(len(j))
+    share = pass_share(t, "passes")
+    return int(share["passing"]), int(share["judged"])
 
 
 def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
@@ -240,13 +243,11 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
               "start": x0, "seed": seed, "targets": Path(evaluator.targets.path).name,
               "specs": str(evaluator.library.path)}
     cfg_path = out / CONFIG_NAME
-    if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if old != json.loads(json.dumps(config)):
-            diff = sorted(k for k in config if old.get(k) != json.loads(json.dumps(config[k])))
-            raise InvalidInputError("--out", "an empty directory, or one holding an "
-                                    "analysis with the same settings (to resume it)", str(out),
-                                    f"{cfg_path} records different {', '.join(diff)}")
+    diff = config_differences(cfg_path, config)
+    if diff:
+        raise InvalidInputError("--out", "an empty directory, or one holding an analysis "
+                                "with the same settings (to resume it)", str(out),
+                                f"{cfg_path} records different {', '.join(diff)}")
     write_text_atomic(cfg_path, json.dumps(config, indent=1))
     probes = plan(space, x0, step)
     t_start = time.perf_counter()
@@ -432,8 +433,6 @@ class FastDeviance:
     ``compute_objective``)."""
 
     def __init__(self, comp: pd.DataFrame, ev: Evaluator, keys: set[str]) -> None:
-        from cartsim.calibrate.objective import ci_sd
-
         obj = compute_objective(comp, ev.targets, ev.mapping, keys)
         terms = obj.terms.set_index("line")
         self.index: list[int] = []

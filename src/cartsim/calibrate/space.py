@@ -42,11 +42,14 @@ class Dimension:
     def key(self) -> str:
         return f"{self.parameter}.{self.field}"
 
+    def model_value(self) -> float:
+        """The value in the model today (before calibration), as it is."""
+        spec = known_specs()[self.parameter]
+        return float(spec.default if self.field == "default" else spec.iiv_sd)
+
     def current(self) -> float:
         """The value in the model today (before calibration), clipped to the bounds."""
-        spec = known_specs()[self.parameter]
-        v = spec.default if self.field == "default" else spec.iiv_sd
-        return min(max(v, self.lower), self.upper)
+        return min(max(self.model_value(), self.lower), self.upper)
 
 
 @dataclass(frozen=True)
