@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cartsim.model import readouts
 from cartsim.model.parameters import C, P, clone_param_index
 from cartsim.model.state import S
 from cartsim.model.system import site_activity
@@ -85,6 +86,10 @@ def test_lineage_switch_puts_an_antigen_free_clone_that_car_t_do_not_engage() ->
         tumour = y[:, S.T0] + y[:, S.T1] + y[:, S.T2]
         assert y[0, S.T2] / tumour[0] == pytest.approx(p[0, P.switch_frac], rel=1e-9)
         assert y[1, S.T2] == 0.0 and p[1, b2 + C.cd22] > 0.0  # no KMT2A: no switch
+        # the flag the lineage-switch readout reads, and that readout on the initial state
+        assert p[0, P.lineage_switched] == 1.0 and p[1, P.lineage_switched] == 0.0
+        frac = readouts.compute(y, p)["lineage_switch_fraction"]
+        assert frac[0] == pytest.approx(p[0, P.switch_frac], rel=1e-9) and frac[1] == 0.0
         # with CAR-T at the site, clone 2 of the KMT2A patient gets only bystander kill,
         # clone 0 the engaged kill as well
         yy = y[0].copy()
@@ -120,6 +125,9 @@ def test_lineage_switch_gives_a_cd19_negative_myeloid_relapse_car_t_cannot_kill(
     assert _at(sw, "tumour_cells", 149) > 1e8
     assert _at(sw, "tumour_cells", 149) > 1.5 * _at(sw, "tumour_cells", 60)  # growing back
     assert _at(sw, "cd19_negative_tumour_fraction", 149) > 0.99
+    # ... of the myeloid lineage: the relapse the endpoints call a lineage switch
+    assert _at(sw, "lineage_switch_fraction", 149) > 0.99
+    assert np.nan_to_num(_at(wt, "lineage_switch_fraction", 60)) == 0.0
     # a CD19/CD22 CAR does not touch it either (no CD22 on myeloid cells)
     dual = simulate(Cohort("b-all", kmt2a=np.array([1.0]), **base), _tandem(("CD19", "CD22")),
                     **kw)
@@ -135,6 +143,7 @@ def test_lineage_switch_is_present_in_a_keyed_share_of_kmt2a_patients() -> None:
                     age_y=np.full(n, 1.0), kmt2a=np.ones(n))
     p, y = build(cohort, TISA, seed=4)
     has = y[:, S.T2] > 0.0
+    assert np.array_equal(p[:, P.lineage_switched] == 1.0, has)  # the readout's flag
     share = float(has.mean())
     q = float(p[0, P.switch_present])
     assert 0.0 < q < 1.0

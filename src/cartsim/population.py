@@ -494,6 +494,7 @@ def build(
     kmt2a = (cohort.kmt2a if cohort.kmt2a is not None else np.zeros(n))
     switched = ((kmt2a > 0.5) & (p[:, P.switch_frac] > 0.0)
                 & (keyed_u("switch_present") < p[:, P.switch_present]))
+    p[:, P.lineage_switched] = switched
     for k in range(N_CLONES):
         # plain Python (the jitted helper would be compiled in every fresh process just for
         # this index arithmetic)

@@ -61,6 +61,26 @@ def test_relapse_day_and_phenotype() -> None:
     assert np.isnan(day[3]) and pheno[3] == ""  # non-responders cannot relapse
 
 
+def test_a_myeloid_relapse_is_a_lineage_switch_not_a_cd19_negative_one() -> None:
+    n = 4
+    blasts = np.full((n, DAYS.size), 80.0)
+    blasts[:, (DAYS >= 20) & (DAYS < 60)] = 0.0
+    neg = np.zeros((n, DAYS.size))
+    switch = np.zeros((n, DAYS.size))
+    neg[0], switch[0] = 1.0, 0.9  # myeloid relapse (every myeloid cell is CD19-negative)
+    neg[1], switch[1] = 0.9, 0.3  # mostly B-lineage CD19-negative: not a switch
+    switch[2] = np.nan  # no tumour at the site read: treated as no switched cells
+    response_day = np.full(n, 28.0)
+    day, pheno = relapse_after_response(DAYS, blasts, neg, response_day,
+                                        switch_fraction=switch)
+    assert list(pheno) == ["lineage switch", "CD19-negative", "CD19-positive",
+                           "CD19-positive"]
+    assert np.all(day == 60)
+    # without the readout (courses written before it): the two-way phenotype as before
+    _, old = relapse_after_response(DAYS, blasts, neg, response_day)
+    assert list(old) == ["CD19-negative", "CD19-negative", "CD19-positive", "CD19-positive"]
+
+
 def test_time_to_event_censoring() -> None:
     event = np.array([50.0, np.nan, 400.0, 30.0])
     censor = np.array([365.0, 200.0, 365.0, 365.0])

@@ -57,6 +57,11 @@ PATIENT_PARAMS: tuple[ParameterSpec, ...] = (
        "relative CAR-T access to the disease site"),
     _p("cns_disease", "0/1", 0.0, 0.0, 1.0, "input (Cohort.cns_disease)",
        "1 = overt CNS/testicular disease at baseline"),
+    _p("lineage_switched", "0/1", 0.0, 0.0, 1.0,
+       "population.build: a KMT2A-rearranged B-ALL drawn to hold a switched clone "
+       "(tumour switch_frac, switch_present)",
+       "1 = tumour clone 2 is the lineage-switched (myeloid) clone; read by the "
+       "lineage_switch_fraction readout, no equation uses it"),
     _p("product_cd19", "0/1", 1.0, 0.0, 1.0, "product", "CAR recognises CD19"),
     _p("product_cd20", "0/1", 0.0, 0.0, 1.0, "product", "CAR recognises CD20"),
     _p("product_cd22", "0/1", 0.0, 0.0, 1.0, "product", "CAR recognises CD22"),

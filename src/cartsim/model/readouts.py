@@ -117,7 +117,8 @@ def effector_fraction(y: np.ndarray) -> np.ndarray:
 READOUT_NAMES: tuple[str, ...] = (
     "cart_cells_per_ul", "transgene_copies_per_ug", "cart_effector_fraction", "tumour_cells",
     "cns_tumour_cells", "marrow_blast_pct", "mrd_fraction", "spd_cm2",
-    "cd19_negative_tumour_fraction", "b_cells_per_ul", "t_cells_per_ul", "igg_mg_dl",
+    "cd19_negative_tumour_fraction", "lineage_switch_fraction", "b_cells_per_ul",
+    "t_cells_per_ul", "igg_mg_dl",
     "il6_pg_ml", "ifng_pg_ml", "temperature_c", "map_mmhg", "spo2_pct", "encephalopathy",
     "ice_score", "il1_pg_ml", "nfl_pg_ml", "anc_per_ul", "platelets_per_ul", "hemoglobin_g_dl",
     "wbc_per_ul",
@@ -146,8 +147,12 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     frac = site / (site + p[:, P.marrow_cells])
     blast_pct = np.where(lbcl, np.nan, 100.0 * frac)
     mrd = np.where(lbcl, np.nan, frac)
+    # the lineage-switched (myeloid) share: clone 2 of a patient drawn to hold one
+    # (population.build sets lineage_switched); a CD19-negative share, never a B-lineage one
+    switched = np.where(p[:, P.lineage_switched] > 0.5, clones[:, 2], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         neg_frac = np.where(site >= 1.0, neg / site, np.nan)
+        switch_frac = np.where(site >= 1.0, switched / site, np.nan)
     vol_ml = site / 1e9
     spd = np.where(lbcl, SPD_CM2_PER_ML23 * vol_ml ** (2.0 / 3.0), np.nan)
     il6 = np.maximum(y[:, S.IL6], 0.0)
@@ -175,6 +180,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         "mrd_fraction": mrd,
         "spd_cm2": spd,
         "cd19_negative_tumour_fraction": neg_frac,
+        "lineage_switch_fraction": switch_frac,
         "b_cells_per_ul": b_ul,
         "t_cells_per_ul": t_ul,
         "igg_mg_dl": np.maximum(y[:, S.IgG], 0.0),

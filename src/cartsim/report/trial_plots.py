@@ -230,16 +230,16 @@ def bca_curve(patients: pd.DataFrame) -> Figure:
 
 
 def relapse_phenotypes(patients: pd.DataFrame) -> Figure:
-    """Relapses per arm split by CD19 phenotype."""
+    """Relapses per arm split by phenotype (CD19-positive, CD19-negative, lineage switch)."""
     arms = _arms(patients)
-    kinds = ["CD19-positive", "CD19-negative", "CD19-unknown"]
+    kinds = ["CD19-positive", "CD19-negative", "lineage switch", "CD19-unknown"]
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot(111)
     bottom = np.zeros(len(arms))
     for i, k in enumerate(kinds):
         v = np.array([(patients.loc[patients["arm"] == a, "relapse_phenotype"] == k).sum()
                       for a in arms], dtype=float)
-        ax.bar(arms, v, bottom=bottom, label=k, color=["C0", "C3", "C7"][i])
+        ax.bar(arms, v, bottom=bottom, label=k, color=["C0", "C3", "C1", "C7"][i])
         bottom += v
     ax.set_ylabel("patients relapsing / progressing after response")
     ax.set_title("Relapse phenotype")

@@ -156,20 +156,35 @@ def relapse_after_response(
     response_day: np.ndarray,
     threshold_pct: float = 5.0,
     negative_if: float = 0.5,
+    switch_fraction: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """B-ALL relapse: first day after the response day with marrow blasts > ``threshold_pct``;
-    phenotype ``CD19-negative`` when the CD19-negative tumour fraction that day is ≥
-    ``negative_if`` else ``CD19-positive`` (``""`` without relapse)."""
+    phenotype (:func:`relapse_phenotype`) read that day (``""`` without relapse)."""
     after = days[None, :] > np.nan_to_num(response_day, nan=np.inf)[:, None]
     with np.errstate(invalid="ignore"):
         rel = after & (blasts_pct > threshold_pct)
     day = first_day(rel, days)
+    pheno = relapse_phenotype(days, day, cd19_negative_fraction, negative_if, switch_fraction)
+    return day, np.where(np.isnan(day), "", pheno).astype(object)
+
+
+def relapse_phenotype(days: np.ndarray, day: np.ndarray, cd19_negative_fraction: np.ndarray,
+                      negative_if: float = 0.5,
+                      switch_fraction: np.ndarray | None = None) -> np.ndarray:
+    """The phenotype of the tumour on ``day`` (per patient): ``lineage switch`` when the
+    lineage-switched (myeloid) share is ≥ ``negative_if``, else ``CD19-negative`` when the
+    CD19-negative share is, else ``CD19-positive``; ``CD19-unknown`` while the site holds no
+    tumour cell. A lineage switch is a CD19-negative relapse of another lineage (Lamble 2023
+    Blood Adv counts the three patterns apart)."""
     k = np.searchsorted(days, np.nan_to_num(day, nan=days[0]))
-    f = cd19_negative_fraction[np.arange(len(day)), k]
-    pheno = np.where(np.isnan(day), "",
-                     np.where(np.isnan(f), "CD19-unknown",
-                              np.where(f >= negative_if, "CD19-negative", "CD19-positive")))
-    return day, pheno.astype(object)
+    rows = np.arange(len(day))
+    f = cd19_negative_fraction[rows, k]
+    sw = (np.zeros(len(day)) if switch_fraction is None
+          else np.nan_to_num(switch_fraction[rows, k], nan=0.0))
+    return np.where(np.isnan(f), "CD19-unknown",
+                    np.where(sw >= negative_if, "lineage switch",
+                             np.where(f >= negative_if, "CD19-negative",
+                                      "CD19-positive"))).astype(object)
 
 
 def cns_relapse_after_response(days: np.ndarray, cns_cells: np.ndarray,
@@ -626,9 +641,10 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     response_day, prog_day = ctx.shared["response_day"], ctx.shared["prog_day"]
     out: dict[str, Any] = {}
     if ctx.disease == "b-all":
+        switch = xm["lineage_switch_fraction"] if "lineage_switch_fraction" in xm else None
         marrow_day, pheno = relapse_after_response(
             days, xm["marrow_blast_pct"], xm["cd19_negative_tumour_fraction"], response_day,
-            q["relapse_blast_pct"], q["cd19_negative_relapse_fraction"])
+            q["relapse_blast_pct"], q["cd19_negative_relapse_fraction"], switch)
         cns_day = (cns_relapse_after_response(days, xm["cns_tumour_cells"], response_day,
                                               ctx.q["cns_positive_cells"])
                    if "cns_tumour_cells" in xm else np.full(n, np.nan))
@@ -636,12 +652,10 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         out["relapse_site"] = relapse_site(marrow_day, cns_day)
         # an isolated sanctuary relapse: phenotype read in the marrow that day (as the clinic
         # does; "CD19-unknown" while the marrow holds no tumour cell)
-        k = np.searchsorted(days, np.nan_to_num(rel_day, nan=days[0]))
-        f = xm["cd19_negative_tumour_fraction"][np.arange(n), k]
         iso = np.isfinite(cns_day) & ~(marrow_day <= cns_day)
-        pheno = np.where(iso, np.where(np.isnan(f), "CD19-unknown",
-                                       np.where(f >= q["cd19_negative_relapse_fraction"],
-                                                "CD19-negative", "CD19-positive")),
+        pheno = np.where(iso, relapse_phenotype(days, rel_day,
+                                                xm["cd19_negative_tumour_fraction"],
+                                                q["cd19_negative_relapse_fraction"], switch),
                          pheno).astype(object)
         prog_day = rel_day
     else:

@@ -42,6 +42,10 @@ def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
     out["cd19_negative_among_relapses"] = (
         "CD19-negative relapse (relapsed patients)",
         (df["relapse_phenotype"] == "CD19-negative").astype(float).where(rel))
+    if (df["relapse_phenotype"] == "lineage switch").any():
+        out["lineage_switch_among_relapses"] = (
+            "lineage-switch (myeloid) relapse (relapsed patients)",
+            (df["relapse_phenotype"] == "lineage switch").astype(float).where(rel))
     out["crs_any"] = ("CRS any grade (ASTCT)", (df["crs_max_grade"] >= 1).astype(float))
     out["crs_grade_ge3"] = ("CRS grade ≥ 3 (ASTCT)", (df["crs_max_grade"] >= 3).astype(float))
     for col in df.columns:
