@@ -661,12 +661,9 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     else:
         rel_day = np.where(np.isfinite(response_day) & (prog_day > response_day), prog_day,
                            np.nan)
-        k = np.searchsorted(days, np.nan_to_num(prog_day, nan=days[0]))
-        f = xm["cd19_negative_tumour_fraction"][np.arange(n), k]
         pheno = np.where(np.isnan(rel_day), "",
-                         np.where(np.isnan(f), "CD19-unknown",
-                                  np.where(f >= q["cd19_negative_relapse_fraction"],
-                                           "CD19-negative", "CD19-positive"))).astype(object)
+                         relapse_phenotype(days, prog_day, xm["cd19_negative_tumour_fraction"],
+                                           q["cd19_negative_relapse_fraction"])).astype(object)
     out["relapse"] = np.isfinite(rel_day).astype(np.int8)
     out["relapse_day"] = rel_day
     out["relapse_phenotype"] = pheno
