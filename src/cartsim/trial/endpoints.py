@@ -345,7 +345,8 @@ SURVIVAL_PARAMS = ParameterTable((
                   "clinical standard (marrow blasts > 5 % after CR is relapse)",
                   "B-ALL marrow blasts above which a responder has relapsed"),
     ParameterSpec("cd19_negative_relapse_fraction", "fraction", 0.5, 0.0, 1.0, "assumed",
-                  "CD19-negative share of the tumour at relapse that makes it CD19-negative"),
+                  "CD19-negative share of the tumour at relapse that makes it CD19-negative "
+                  "(and lineage-switched share that makes it a lineage switch)"),
 ))
 TOXICITY_PARAMS = ParameterTable((
     ParameterSpec("fever_c", "°C", 38.0, 37.0, 41.0, "ASTCT 2019 (fever ≥ 38.0 °C)",
