@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from cartsim.cli import app
 from cartsim.errors import InvalidInputError
-from cartsim.validate.diff import diff_runs, replicate_dirs
+from cartsim.validate.diff import diff_runs, replicate_dirs, run_targets
+from cartsim.validate.library import external_dir
+from cartsim.validate.targets import default_targets_path
 
 DATA = Path(__file__).parent / "data"
 ARGS = ["--specs", str(DATA), "--studies", "eliana", "--patients", "6", "--seed", "3",
@@ -136,3 +138,33 @@ def test_not_a_validation_directory_is_a_clear_error(run: Path, tmp_path: Path) 
     res = CliRunner().invoke(app, ["validate", "--out", str(tmp_path / "x"), *ARGS,
                                    "--against", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+def _with_targets(run: Path, dest: Path, targets: str, specs: str) -> Path:
+    """A copy of ``run`` whose summary records another targets file and library."""
+    shutil.copytree(run, dest)
+    s = json.loads((dest / "summary.json").read_text())
+    s["targets"], s["specs"] = targets, specs
+    (dest / "summary.json").write_text(json.dumps(s))
+    return dest
+
+
+def test_each_run_is_scored_against_the_targets_file_it_used(run: Path, tmp_path: Path) -> None:
+    """The deviance matches rows on the targets file's line numbers, so a run of the external
+    library is scored against its own targets.csv (it was scored against the shipped reference
+    set until session 34, which gave an external run's deviance as 1224.5 instead of its
+    2710.7), a run of a user's file needs --targets with that file's name, and two runs of
+    different files are refused."""
+    assert run_targets(run) == default_targets_path()
+    ext = _with_targets(run, tmp_path / "ext", "targets.csv", external_dir().name)
+    assert run_targets(ext) == external_dir() / "targets.csv"
+    mine = _with_targets(run, tmp_path / "mine", "mine.csv", "my_specs")
+    with pytest.raises(InvalidInputError, match="--targets"):
+        run_targets(mine)
+    with pytest.raises(InvalidInputError, match="--targets"):
+        run_targets(mine, tmp_path / "other.csv")
+    assert run_targets(mine, tmp_path / "mine.csv") == tmp_path / "mine.csv"
+    with pytest.raises(InvalidInputError, match="AFTER"):
+        diff_runs(run, ext)
+    res = CliRunner().invoke(app, ["validate-diff", str(run), str(mine)])
+    assert res.exit_code == 2 and "--targets" in res.output

@@ -189,7 +189,9 @@ def validate_diff_command(
     top: Annotated[int, typer.Option(
         min=0, max=1000, help="rows of largest deviance change shown each way")] = 10,
     targets: Annotated[Path | None, typer.Option(
-        help="targets CSV both runs used (default: the shipped reference set)")] = None,
+        help="targets CSV both runs used (default: the one each run recorded in its "
+             "summary.json: the shipped reference set, or the external library's for "
+             "--external runs; a run of any other file needs this option)")] = None,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="also draw the flipped and most-moved percent rows (published CI, "
                        "simulated before → after) into this PNG")] = None,

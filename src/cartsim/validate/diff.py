@@ -111,15 +111,51 @@ def replicate_dirs(path: str | Path) -> list[Path]:
     return reps
 
 
+def _summary(d: Path) -> dict[str, Any]:
+    summary_file = d / "summary.json"
+    if not summary_file.is_file():
+        raise InvalidInputError("validation directory", "one with summary.json next to "
+                                "validation.csv", str(d))
+    return dict(json.loads(summary_file.read_text()))
+
+
+def run_targets(path: str | Path, targets_path: str | Path | None = None) -> Path:
+    """The targets file a validation run was scored against (its rows are matched on that
+    file's ``line``): ``targets_path`` when given, which must have the file name the run
+    recorded; else the shipped reference set or, for a ``--external`` run, the external
+    library's ``targets.csv``. A run of any other targets file needs ``targets_path``: the
+    deviance of its rows cannot be computed against another file."""
+    from cartsim.validate.library import external_dir
+    from cartsim.validate.targets import default_targets_path
+
+    first = replicate_dirs(path)[0]
+    summary = _summary(first)
+    used = summary.get("targets")
+    if targets_path is not None:
+        if used is not None and Path(targets_path).name != used:
+            raise InvalidInputError(
+                "--targets", f"the targets file the run in {first} was scored against "
+                f"({used})", str(targets_path))
+        return Path(targets_path)
+    if summary.get("specs") == external_dir().name and used == "targets.csv":
+        return external_dir() / "targets.csv"
+    if used is None or used == default_targets_path().name:
+        return default_targets_path()
+    raise InvalidInputError(
+        "--targets", f"the path of the targets file the run in {first} used ({used}; the "
+        "default is the shipped reference set)", "not given")
+
+
 def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     """Read one run (see :func:`replicate_dirs`) and score each replicate with the
-    calibration objective."""
+    calibration objective against the run's own targets file (:func:`run_targets`)."""
     from cartsim.calibrate.objective import compute_objective
     from cartsim.validate.mapping import default_mapping
     from cartsim.validate.replicates import replicate_stats, row_table
     from cartsim.validate.targets import read_targets
 
     reps = replicate_dirs(path)
+    targets_path = run_targets(path, targets_path)
     mapping = default_mapping()
     targets = read_targets(targets_path, mapping)
     figs: list[dict[str, float]] = []
@@ -127,11 +163,7 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     devs: list[pd.Series] = []
     for d in reps:
         table = pd.read_csv(d / "validation.csv")
-        summary_file = d / "summary.json"
-        if not summary_file.is_file():
-            raise InvalidInputError("validation directory", "one with summary.json next to "
-                                    "validation.csv", str(d))
-        summary = json.loads(summary_file.read_text())
+        summary = _summary(d)
         figs.append(replicate_stats(table, summary, targets_path))
         terms = compute_objective(table, targets, mapping).terms
         devs.append(terms[terms["used"]].set_index("line")["deviance"].astype(float))
@@ -199,7 +231,13 @@ def compare(before: Side, after: Side) -> Diff:
 
 def diff_runs(before: str | Path, after: str | Path,
               targets_path: str | Path | None = None) -> Diff:
-    """Read two validation runs (single or replicated) and compare them."""
+    """Read two validation runs (single or replicated) of the same targets file and compare
+    them."""
+    t_before, t_after = run_targets(before, targets_path), run_targets(after, targets_path)
+    if t_before.resolve() != t_after.resolve():
+        raise InvalidInputError(
+            "AFTER", f"a run of the same targets file as BEFORE ({t_before}): rows are "
+            "matched on the file's line numbers", f"{after} (targets {t_after})")
     return compare(load_side(before, targets_path), load_side(after, targets_path))
 
 
