@@ -10,7 +10,7 @@ from cartsim.report.trial_plots import relapse_phenotypes
 from cartsim.trial.summary import binary_endpoints
 
 
-def _patients(phenos: list[str]) -> pd.DataFrame:
+def _patients(phenos: list[str], kmt2a: bool = True) -> pd.DataFrame:
     n = len(phenos)
     rel = [0 if p == "" else 1 for p in phenos]
     zero = [0] * n
@@ -21,19 +21,24 @@ def _patients(phenos: list[str]) -> pd.DataFrame:
         "steroids_given": zero, "neutropenia_max_grade": zero,
         "thrombocytopenia_max_grade": zero, "icaht_early_grade": zero,
         "bca_onset_day": [np.nan] * n, "death": zero, "death_cause": [""] * n, "hsct": zero,
+        **({"kmt2a": zero} if kmt2a else {}),
     })
 
 
-def test_the_summary_gives_the_lineage_switch_share_of_relapses_when_there_is_one() -> None:
+def test_the_summary_gives_the_lineage_switch_share_of_b_all_relapses() -> None:
     df = _patients(["lineage switch", "CD19-negative", "CD19-positive", "CD19-positive", ""])
     out = binary_endpoints(df)
     _, sw = out["lineage_switch_among_relapses"]
     _, neg = out["cd19_negative_among_relapses"]
     assert sw.mean() == 0.25 and neg.mean() == 0.25  # of the 4 relapses; NaN for the rest
     assert np.isnan(sw.iloc[4])
-    # a cohort without one has no such row (B-ALL without KMT2A, lymphoma)
+    # every B-ALL arm has the row, with or without a switch (the arms' rate tables match) ...
+    _, none = binary_endpoints(_patients(["CD19-negative", "CD19-positive", ""]))[
+        "lineage_switch_among_relapses"]
+    assert none.mean() == 0.0
+    # ... and a lymphoma table (no KMT2A covariate) has none
     assert "lineage_switch_among_relapses" not in binary_endpoints(
-        _patients(["CD19-negative", "CD19-positive", ""]))
+        _patients(["CD19-negative", "CD19-positive", ""], kmt2a=False))
 
 
 def test_the_relapse_phenotype_bars_count_lineage_switches() -> None:
