@@ -466,3 +466,16 @@ def test_high_dose_vasopressor_falls_at_a_ten_mmhg_deficit() -> None:
     f1 = support_features(np.ones(4, bool), np.ones(4, bool), one, np.zeros(4, bool),
                           np.zeros(4, dtype=int), deficit, 1.0)
     assert not support_flags(f1)["high_dose_vasopressor"].any()
+
+
+def test_the_paediatric_zuma_era_protocol_differs_only_in_the_tocilizumab_trigger() -> None:
+    """ZUMA-4's children: Lee 2014's grade-2 qualifier (comorbidities or older age) leaves
+    grade 2 without tocilizumab; every other setting is zuma1_2015's."""
+    adult = load_protocol("zuma1_2015").config.model_dump()
+    child = load_protocol("zuma1_2015_paediatric").config.model_dump()
+    assert adult["tocilizumab"]["trigger_crs_grade"] == 2
+    assert child["tocilizumab"]["trigger_crs_grade"] == 3
+    differing = {k for k in adult if adult[k] != child[k]}
+    assert differing == {"name", "description", "sources", "base", "tocilizumab"}
+    adult["tocilizumab"]["trigger_crs_grade"] = 3
+    assert adult["tocilizumab"] == child["tocilizumab"]

@@ -213,6 +213,6 @@ def test_study_library_specs_use_their_era_protocol() -> None:
     studies = Path(__file__).resolve().parents[2] / "src" / "cartsim" / "data" / "studies"
     for name, want in (("eliana", "penn_ctl019"), ("ensign", "penn_ctl019"),
                        ("eliana_ensign", "penn_ctl019"), ("chop_ctl019_pilot", "penn_ctl019"),
-                       ("zuma1", "zuma1_2015"), ("zuma4", "zuma1_2015"),
+                       ("zuma1", "zuma1_2015"), ("zuma4", "zuma1_2015_paediatric"),
                        ("nci_cd19_28z", "lee2014_nci")):
         assert {a.protocol for a in load_spec(studies / f"{name}.toml").arms} == {want}, name
