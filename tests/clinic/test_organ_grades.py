@@ -52,3 +52,17 @@ def test_older_scales_grade_organ_toxicity_coagulopathy_and_admission_asct_does_
     assert g["astct"].tolist() == [1, 1, 1, 1, 1]  # ASTCT ignores organ toxicity (§3.7)
     # CTCAE v4.03: admission → 2; renal impairment needing admission (organ grade 3) → 3
     assert g["ctcae_v4.03"].tolist() == [1, 1, 3, 1, 2]
+
+
+def test_ctcae_v403_crs_puts_low_flow_oxygen_at_grade_2_and_fio2_40_at_grade_3() -> None:
+    # v4.03 names no oxygen criterion; the boundary is v5.0's (hypoxia responding to < 40 % O2
+    # is grade 2), so the two versions agree on oxygen and differ only on pressors
+    low = crs.CrsFeatures(fever=True, oxygen_device=crs.device_code("low_flow_nasal_cannula"),
+                          oxygen_flow_l_min=2.0, fio2_pct=28.0)
+    high = crs.CrsFeatures(fever=True, oxygen_device=crs.device_code("venturi"), fio2_pct=50.0)
+    g = {k: crs.crs_grade_all_scales(f) for k, f in (("low", low), ("high", high))}
+    assert g["low"]["ctcae_v4.03"] == g["low"]["ctcae_v5.0"] == 2
+    assert g["high"]["ctcae_v4.03"] == g["high"]["ctcae_v5.0"] == 3
+    # organ sequelae still make grade 3 on v4.03 without any oxygen
+    organ = crs.CrsFeatures(fever=True, organ_toxicity_grade=3)
+    assert crs.crs_grade_all_scales(organ)["ctcae_v4.03"] == 3

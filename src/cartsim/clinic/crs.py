@@ -370,11 +370,13 @@ def ctcae_crs_grade(f: CrsFeatures, version: str = "5.0") -> Any:
 
     v5.0: G2 fluids or O2 < 40 %; G3 one pressor or O2 ≥ 40 %; G4 [I] two or more pressors,
     positive-pressure or invasive ventilation, or flagged life-threatening.
-    v4.03: G2 responds to symptomatic treatment incl. IV fluids; G3 [I] oxygen need or organ
-    toxicity ≥ 3 (v4.03's "hospitalisation indicated for clinical sequelae (renal impairment,
-    pulmonary infiltrates)": grade 3 is where CTCAE v4.03 itself indicates hospitalisation for
-    an organ term, e.g. acute kidney injury, creatinine > 3 × baseline); G4 any pressor or
-    ventilator support.
+    v4.03: G2 responds to symptomatic treatment incl. IV fluids, or oxygen below 40 %; G3 [I]
+    oxygen at FiO2 ≥ 40 % or organ toxicity ≥ 3 (v4.03's "hospitalisation indicated for
+    clinical sequelae (renal impairment, pulmonary infiltrates)": grade 3 is where CTCAE v4.03
+    itself indicates hospitalisation for an organ term, e.g. acute kidney injury, creatinine
+    > 3 × baseline; v4.03 names no oxygen criterion, and the oxygen boundary is v5.0's, which
+    rewrote the same term for CRS: hypoxia responding to < 40 % O2 is grade 2 there — until
+    session 35 any oxygen was grade 3 here); G4 any pressor or ventilator support.
     """
     check_choice("ctcae_version", version, ("4.03", "5.0"))
     a = _derived(f)
@@ -384,8 +386,8 @@ def ctcae_crs_grade(f: CrsFeatures, version: str = "5.0") -> Any:
         g3 = (pressors == 1) | (a["any_o2"] & (a["fio2"] >= 40))
         g4 = (a["n_vasopressors"] >= 2) | a["positive_pressure"] | a["life_threatening"]
     else:
-        g2 = a["hypotension_any"] | a["hospitalised_for_crs"]
-        g3 = a["any_o2"] | (a["organ_toxicity_grade"] >= 3)
+        g2 = a["hypotension_any"] | a["hospitalised_for_crs"] | a["any_o2"]
+        g3 = (a["any_o2"] & (a["fio2"] >= 40)) | (a["organ_toxicity_grade"] >= 3)
         g4 = (pressors > 0) | a["positive_pressure"] | a["life_threatening"]
     g = np.select([g4, g3, g2], [4, 3, 2], 1)
     return _finish(a, np.where(_present(a), g, 0))
