@@ -19,6 +19,14 @@ Reports, for each source tree (this one and, with ``--ref``, another checkout su
   them), trees alternating: wall and CPU seconds (user + system) per run, minimum and median,
   and whether the trees wrote the same ``trajectories.parquet`` and ``events.parquet``; this
   is issue 12's "≤ 3 s start" measurement (``--sizes --no-cold --warm-starts 5``);
+* with ``--calibration N``, one evaluation of ``cartsim calibrate``'s objective (issue 12
+  item 5): every calibration study of the shipped space (``src/cartsim/data/calibration/
+  space.toml``) validated at N patients per arm with the model's own values and scored
+  against ``clinical_targets.csv``, in one process as ``cartsim calibrate --workers 1``
+  runs it (numba's threads on the machine's cores), after a first, untimed evaluation that
+  loads every solver; the deviance is printed so that the trees' numbers can be compared
+  (a tree without
+  ``cartsim.calibrate``, such as a96a784, reports that it has none);
 * with ``--trial N``, one trial chunk end to end (``cartsim.trial.runner.simulate_chunk`` on
   ``examples/eliana.toml`` with N patients, default protocol, 365 days; ``--trial-spec``
   another spec, the same file for both trees): simulation, clinic, endpoints and the per-day
@@ -125,6 +133,33 @@ print(json.dumps({"wall": wall, "warmup": warm, "pd_per_s": pdays / wall,
 """
 
 
+_CALIB_CHILD = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+try:
+    from cartsim.calibrate.run import Evaluator
+    from cartsim.calibrate.space import load_space
+except ImportError:
+    print(json.dumps({"missing": True}))
+    raise SystemExit(0)
+n = int(sys.argv[1])
+space = load_space(None)
+with tempfile.TemporaryDirectory(prefix="bench-speed-calib-") as tmp:
+    ev = Evaluator(None, None, list(space.studies), n, None, Path(tmp) / "work")
+    t = time.perf_counter()
+    ev(None, Path(tmp) / "warm")
+    warm = time.perf_counter() - t
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = ru.ru_utime + ru.ru_stime
+    e = ev(None, Path(tmp) / "timed")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime - cpu0
+print(json.dumps({"wall": e.seconds, "cpu": cpu, "warmup": warm, "studies": len(ev.keys),
+                  "objective": float(e.objective.deviance),
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 #: extra environment per tree name (``--ref-env``), e.g. CARTSIM_JACOBIAN=fd
 _EXTRA_ENV: dict[str, dict[str, str]] = {}
 
@@ -144,6 +179,12 @@ def _env(tree: Path | tuple[Path, str], cache: str | None = None) -> dict[str, s
 def trial_chunk(tree: Path | tuple[Path, str], n: int, spec: Path) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _TRIAL_CHILD, str(n), str(spec)],
                          env=_env(tree), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def calibration_evaluation(tree: Path | tuple[Path, str], n: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _CALIB_CHILD, str(n)], env=_env(tree),
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -201,6 +242,9 @@ def main() -> None:
                     help="time N fresh-process one-patient runs on warm caches per tree")
     ap.add_argument("--trial", type=int, nargs="*", default=[],
                     help="also time one ELIANA trial chunk of each of these sizes")
+    ap.add_argument("--calibration", type=int, nargs="*", default=[], metavar="N",
+                    help="also time one calibration objective evaluation (the shipped "
+                         "space's calibration studies at N patients per arm)")
     ap.add_argument("--trial-spec", type=Path, default=HERE / "examples" / "eliana.toml",
                     metavar="SPEC.toml",
                     help="the spec of --trial (default examples/eliana.toml; e.g. "
@@ -230,6 +274,7 @@ def main() -> None:
     cold: dict[str, list[tuple[float, float, float]]] = {k: [] for k in trees}
     chunk: dict[tuple[str, int], list[dict[str, float]]] = {}
     warm: dict[str, list[dict[str, object]]] = {k: [] for k in trees}
+    calib: dict[tuple[str, int], list[dict[str, float]]] = {}
     if a.warm_starts:
         for name in trees:  # fill (or check) the caches: not timed
             warm_start(trees[name])
@@ -254,6 +299,19 @@ def main() -> None:
                 cold[name].append((first, second, third))
                 print(f"[rep {rep}] {name}: start-up first {first:.1f} s, second {second:.1f} s, "
                       f"after another model was composed {third:.1f} s", flush=True)
+        for n in a.calibration:
+            order = list(trees)
+            rng.shuffle(order)
+            for name in order:
+                r = calibration_evaluation(trees[name], n)
+                calib.setdefault((name, n), []).append(r)
+                if r.get("missing"):
+                    print(f"[rep {rep}] {name}: no cartsim.calibrate in this tree", flush=True)
+                    continue
+                print(f"[rep {rep}] {name}: calibration objective, {r['studies']:.0f} studies "
+                      f"x {n} patients: {r['wall']:.1f} s ({r['cpu']:.1f} CPU-s; first "
+                      f"evaluation {r['warmup']:.1f} s), deviance {r['objective']:.3f}, "
+                      f"peak RSS {r['rss_mib']:.0f} MiB", flush=True)
         for n in a.trial:
             order = list(trees)
             rng.shuffle(order)
@@ -312,6 +370,20 @@ def main() -> None:
                 ratio_cpu = f"{cpu / med([r['pd_per_cpu_s'] for r in ref]):.2f}"
             print(f"{n:>7} {'trial':>9} {name:>5} {rate:>15,.0f} {ratio:>6} {cpu:>10,.0f} "
                   f"{ratio_cpu:>6} {'':>9} {med([r['rss_mib'] for r in rs]):>8.0f}")
+    for n in a.calibration:
+        for name in trees:
+            rs = [r for r in calib[(name, n)] if not r.get("missing")]
+            if not rs:
+                print(f"calibration objective, {n} patients ({name}): no cartsim.calibrate")
+                continue
+            wall = med([r["wall"] for r in rs])
+            ratio = ""
+            ref = [r for r in calib.get(("ref", n), []) if not r.get("missing")]
+            if name == "this" and ref:
+                ratio = f", {med([r['wall'] for r in ref]) / wall:.2f}x the reference's speed"
+            print(f"calibration objective, {rs[0]['studies']:.0f} studies x {n} patients "
+                  f"({name}): {wall:.1f} s per evaluation (median of {len(rs)}){ratio}; "
+                  f"deviance {rs[0]['objective']:.3f}")
     for name, ws in warm.items():
         if ws:
             walls = [float(w["wall"]) for w in ws]  # type: ignore[arg-type]
