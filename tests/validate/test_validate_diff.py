@@ -77,6 +77,15 @@ def test_one_row_made_to_fail_is_a_loss_with_its_deviance(run: Path, tmp_path: P
     # ... and the other way round it is a gain
     back = diff_runs(after, run)
     assert list(back.flips["flip"]) == ["gain"]
+    # the loss lies outside the pass band by how far the value is from it, the gain inside
+    lo, hi = row["published_ci_low"], row["published_ci_high"]
+    if pd.isna(lo) and pd.isna(hi):
+        out = 10.0 - abs(far - float(row["published"]))
+    else:
+        out = min(far - float(lo) if not pd.isna(lo) else float("inf"),
+                  float(hi) - far if not pd.isna(hi) else float("inf"))
+    assert d.flips.iloc[0]["margin_after"] == pytest.approx(out)
+    assert d.flips.iloc[0]["margin_after"] < 0 < back.flips.iloc[0]["margin_after"]
 
 
 def test_replicated_runs_compare_by_majority_verdict(run: Path, tmp_path: Path) -> None:
@@ -168,3 +177,25 @@ def test_each_run_is_scored_against_the_targets_file_it_used(run: Path, tmp_path
         diff_runs(run, ext)
     res = CliRunner().invoke(app, ["validate-diff", str(run), str(mine)])
     assert res.exit_code == 2 and "--targets" in res.output
+
+
+@pytest.mark.parametrize("published, lo, hi, unit, value, margin", [
+    (50.0, None, None, "percent", 55.0, 5.0),    # within 10 points: 5 inside
+    (50.0, None, None, "percent", 61.5, -1.5),   # 1.5 beyond published + 10
+    (50.0, 40.0, 70.0, "percent", 65.0, 5.0),    # the CI, not ± 10: 5 below its upper bound
+    (50.0, 40.0, 70.0, "percent", 38.0, -2.0),
+    (10.5, 6.3, 29.2, "months", 34.25, -5.05),   # a median with a CI
+    (10.5, None, None, "months", 12.0, None),    # a median without one is not judged
+    (20.0, 15.0, None, "percent", 18.0, 3.0),    # a one-sided CI
+])
+def test_pass_margin_reference_values_and_its_sign_is_the_verdict(
+        published: float, lo: float | None, hi: float | None, unit: str, value: float,
+        margin: float | None) -> None:
+    from cartsim.validate.run import pass_margin, passes_at
+
+    got = pass_margin(published, lo, hi, unit, value)
+    if margin is None:
+        assert got is None and passes_at(published, lo, hi, unit, value) is None
+    else:
+        assert got == pytest.approx(margin)
+        assert passes_at(published, lo, hi, unit, value) == (got >= 0)

@@ -236,26 +236,37 @@ def print_diff(d, top: int = 10) -> None:  # type: ignore[no-untyped-def]
                   f"{row['change']:+{fmt}}")
     console.print(t)
 
-    def rows_table(title: str, df) -> None:  # type: ignore[no-untyped-def]
+    def rows_table(title: str, df, margin: bool = False) -> None:  # type: ignore[no-untyped-def]
         if df.empty:
             return
         r = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for c in ("line", "study", "endpoint", "published", "before", "after", "Δ dev"):
+        cols = ("line", "study", "endpoint", "published", "before", "after", "Δ dev") \
+            + (("margin",) if margin else ())
+        for c in cols:
             text = c in ("study", "endpoint")
             r.add_column(c, justify="left" if text else "right", no_wrap=not text,
                          overflow="fold", ratio=2 if text else None)
         for x in df.to_dict("records"):
             ep = " ".join(str(v) for v in (x["endpoint"], x.get("timepoint"), x.get("subgroup"))
                           if isinstance(v, str) and v)
-            r.add_row(str(x["line"]), str(x["study"]), ep, _num(x["published"]),
-                      _num(x["simulated_before"]), _num(x["simulated_after"]),
-                      "–" if pd.isna(x["deviance_change"]) else f"{x['deviance_change']:+.1f}")
+            cells = [str(x["line"]), str(x["study"]), ep, _num(x["published"]),
+                     _num(x["simulated_before"]), _num(x["simulated_after"]),
+                     "–" if pd.isna(x["deviance_change"]) else f"{x['deviance_change']:+.1f}"]
+            if margin:
+                m = x.get("margin_after")
+                cells.append("–" if m is None or pd.isna(m) else f"{m:+.1f}")
+            r.add_row(*cells)
         console.print(r)
 
     gains = d.flips[d.flips["flip"] == "gain"]
     losses = d.flips[d.flips["flip"] == "loss"]
-    rows_table(f"rows now passing ({len(gains)})", gains)
-    rows_table(f"rows no longer passing ({len(losses)})", losses)
+    rows_table(f"rows now passing ({len(gains)})", gains, margin=True)
+    rows_table(f"rows no longer passing ({len(losses)})", losses, margin=True)
+    if not d.flips.empty and nb == 1 and na == 1:
+        near = d.flips["margin_after"].abs() < 1.0
+        console.print(f"margin: how far the new value lies inside (+) or outside (−) the row's "
+                      f"pass band (published CI, else ± 10 points); {int(near.sum())} of "
+                      f"{len(d.flips)} flips are within 1 point of the line", highlight=False)
     moved = d.rows.dropna(subset=["deviance_change"]).sort_values("deviance_change",
                                                                    kind="stable")
     if top:

@@ -183,6 +183,23 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
                 out.reset_index())
 
 
+def _margin(r: dict[str, Any], col: str) -> float:
+    """The row's pass margin (``validate.run.pass_margin``) at the ``col`` simulated value;
+    NaN where the row is not judged or the value is missing."""
+    from cartsim.validate.run import pass_margin
+
+    def opt(v: Any) -> float | None:
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" \
+            else float(v)
+
+    v, pub = opt(r.get(col)), opt(r.get("published"))
+    if v is None or pub is None:
+        return np.nan
+    m = pass_margin(pub, opt(r.get("published_ci_low")), opt(r.get("published_ci_high")),
+                    str(r.get("unit") or ""), v)
+    return np.nan if m is None else m
+
+
 def _passes(share: pd.Series) -> pd.Series:
     """Majority verdict: True above one half, False at or below it, NaN when unjudged."""
     return share.map(lambda s: np.nan if pd.isna(s) else float(s > 0.5))
@@ -203,6 +220,7 @@ def compare(before: Side, after: Side) -> Diff:
         rows[f"pass_share_{name}"] = side.loc[both, "pass_share"]
         rows[f"deviance_{name}"] = side.loc[both, "deviance"]
     rows["deviance_change"] = rows["deviance_after"] - rows["deviance_before"]
+    rows["margin_after"] = [_margin(r, "simulated_after") for r in rows.to_dict("records")]
     rows = rows.reset_index().sort_values("line", kind="stable").reset_index(drop=True)
     pb, pa = _passes(rows["pass_share_before"]), _passes(rows["pass_share_after"])
     rows["flip"] = np.select([(pb == 0) & (pa == 1), (pb == 1) & (pa == 0)],

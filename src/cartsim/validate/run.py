@@ -332,6 +332,21 @@ def passes_at(published: float, lo: float | None, hi: float | None, unit: str,
     return None
 
 
+def pass_margin(published: float, lo: float | None, hi: float | None, unit: str,
+                value: float) -> float | None:
+    """How far a simulated ``value`` lies inside (> 0) or outside (< 0) a row's pass band, in
+    the row's unit: the distance to the nearer bound of the published 95 % CI where the row
+    gives one, else to published ± :data:`POINTS` for a percentage; ``None`` where the row is
+    not judged. ``passes_at`` is ``margin >= 0``."""
+    if lo is not None or hi is not None:
+        d = [x for x in ((value - lo) if lo is not None else None,
+                         (hi - value) if hi is not None else None) if x is not None]
+        return float(min(d))
+    if unit == "percent":
+        return float(POINTS - abs(value - published))
+    return None
+
+
 def error_records(errors: list[RowError], targets: Targets) -> list[dict[str, Any]]:
     by_line: dict[int, list[RowError]] = {}
     for e in errors:
