@@ -312,22 +312,26 @@ def _ci(lo: object, hi: object) -> str:
 
 
 def print_rows(table) -> None:  # type: ignore[no-untyped-def]
-    """Every compared row: published (95% CI) next to simulated (95% CI) and pass/fail."""
+    """Every compared row: published (95% CI) next to simulated (95% CI), pass/fail and the
+    margin to the pass band's edge (+ inside)."""
     import pandas as pd
     from rich import box
 
     t = Table(title="published vs simulated (compared rows)", title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in ("study", "endpoint", "timepoint", "subgroup", "published", "simulated", "pass"):
+    for c in ("study", "endpoint", "timepoint", "subgroup", "published", "simulated", "pass",
+              "margin"):
         t.add_column(c, overflow="fold")
     for r in table[table["status"] == "compared"].to_dict("records"):
         unit = "%" if r["unit"] == "percent" else f" {r['unit']}"
         pub = f"{_num(r['published'])}{unit}{_ci(r['published_ci_low'], r['published_ci_high'])}"
         sim = f"{_num(r['simulated'])}{unit}{_ci(r['simulated_ci_low'], r['simulated_ci_high'])}"
         ok = r["passes"]
+        m = r.get("margin")
         t.add_row(*(r[c] if isinstance(r[c], str) else "" for c in
                     ("study", "endpoint", "timepoint", "subgroup")), pub, sim,
-                  "–" if ok is None or pd.isna(ok) else ("yes" if ok else "no"))
+                  "–" if ok is None or pd.isna(ok) else ("yes" if ok else "no"),
+                  "–" if m is None or pd.isna(m) else f"{m:+.1f}")
     Console().print(t)
 
 

@@ -55,7 +55,8 @@ DEFAULT_PATIENTS = 1000
 CSV_COLUMNS = ("study", "line", "endpoint", "timepoint", "subgroup", "scale", "disease", "costim",
                "family", "unit", "published", "published_ci_low", "published_ci_high", "simulated",
                "simulated_ci_low", "simulated_ci_high", "n_simulated", "inside_published_ci",
-               "within_10_points", "difference", "passes", "status", "reason", "notes", "spec")
+               "within_10_points", "difference", "passes", "margin", "status", "reason", "notes",
+               "spec")
 STATUSES = ("compared", "baseline", "unmapped", "unexpressible", "error")
 
 
@@ -313,6 +314,7 @@ def _with_simulated(rec: dict[str, Any], sim: Simulated, notes: list[str]) -> di
     if rec["unit"] == "percent":
         rec["within_10_points"] = bool(abs(sim.value - pub) <= POINTS)
     rec["passes"] = passes_at(pub, lo, hi, rec["unit"], sim.value)
+    rec["margin"] = pass_margin(pub, lo, hi, rec["unit"], sim.value)
     return rec
 
 
