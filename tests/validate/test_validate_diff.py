@@ -199,3 +199,12 @@ def test_pass_margin_reference_values_and_its_sign_is_the_verdict(
     else:
         assert got == pytest.approx(margin)
         assert passes_at(published, lo, hi, unit, value) == (got >= 0)
+
+
+def test_validation_csv_margin_agrees_with_the_verdict(run: Path) -> None:
+    t = pd.read_csv(run / "validation.csv")
+    c = t[t["status"] == "compared"]
+    judged = c[c["passes"].notna()]
+    assert len(judged) > 0
+    assert ((judged["margin"] >= 0) == judged["passes"].astype(bool)).all()
+    assert c.loc[c["passes"].isna(), "margin"].isna().all()
