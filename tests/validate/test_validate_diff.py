@@ -208,3 +208,13 @@ def test_validation_csv_margin_agrees_with_the_verdict(run: Path) -> None:
     assert len(judged) > 0
     assert ((judged["margin"] >= 0) == judged["passes"].astype(bool)).all()
     assert c.loc[c["passes"].isna(), "margin"].isna().all()
+
+
+def test_summary_counts_the_rows_near_the_line(run: Path) -> None:
+    t = pd.read_csv(run / "validation.csv")
+    judged = t[(t["status"] == "compared") & t["passes"].notna()]
+    ok = judged["passes"].astype(bool)
+    o = json.loads((run / "summary.json").read_text())["overall"]
+    assert o["failing_within_1_point"] == int(((judged["margin"] > -1) & ~ok).sum())
+    assert o["passing_within_1_point"] == int(((judged["margin"] < 1) & ok).sum())
+    assert o["failing_within_1_point"] <= o["judged"] - o["passing"]

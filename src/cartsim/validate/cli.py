@@ -369,6 +369,11 @@ def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
     Console().print(f"cmp = compared rows; unmp = unmapped; also {o['baseline']} baseline "
                     f"(input) and {o['unexpressible']} unexpressible rows. validation.csv gives "
                     "every row's reason.", soft_wrap=True)
+    if "failing_within_1_point" in o:
+        Console().print(f"near the line (validation.csv `margin`): {o['failing_within_1_point']} "
+                        f"failing rows within 1 point of passing, "
+                        f"{o['passing_within_1_point']} passing rows within 1 point of failing",
+                        soft_wrap=True, highlight=False)
 
 
 def print_headline(h: dict) -> None:  # type: ignore[type-arg]

@@ -382,6 +382,11 @@ def _shares(t: pd.DataFrame) -> dict[str, Any]:
                share_inside_ci=share(k_in, len(with_ci)), percent_rows=int(len(pct)),
                within_10_points=k_10, share_within_10_points=share(k_10, len(pct)),
                judged=int(len(judged)), passing=k_pass, share_passing=share(k_pass, len(judged)))
+    if "margin" in judged:  # (a table written before session 35 has no margins)
+        m = judged["margin"].astype(float)
+        ok = judged["passes"].astype(bool)
+        out.update(failing_within_1_point=int(((m > -1.0) & ~ok).sum()),
+                   passing_within_1_point=int(((m < 1.0) & ok).sum()))
     return out
 
 
