@@ -189,8 +189,7 @@ def _margin(r: dict[str, Any], col: str) -> float:
     from cartsim.validate.run import pass_margin
 
     def opt(v: Any) -> float | None:
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" \
-            else float(v)
+        return None if v is None or v == "" or pd.isna(v) else float(v)
 
     v, pub = opt(r.get(col)), opt(r.get("published"))
     if v is None or pub is None:

@@ -325,13 +325,10 @@ def _inside(lo: float | None, hi: float | None, value: float) -> bool:
 def passes_at(published: float, lo: float | None, hi: float | None, unit: str,
               value: float) -> bool | None:
     """Whether a simulated ``value`` passes a row: inside the published 95 % CI where the
-    row gives one, else within :data:`POINTS` of a percentage; ``None`` where neither applies
-    (the row is compared but not judged)."""
-    if lo is not None or hi is not None:
-        return _inside(lo, hi, value)
-    if unit == "percent":
-        return bool(abs(value - published) <= POINTS)
-    return None
+    row gives one, else within :data:`POINTS` of a percentage (:func:`pass_margin` ≥ 0);
+    ``None`` where neither applies (the row is compared but not judged)."""
+    m = pass_margin(published, lo, hi, unit, value)
+    return None if m is None else bool(m >= 0.0)
 
 
 def pass_margin(published: float, lo: float | None, hi: float | None, unit: str,
@@ -384,7 +381,7 @@ def _shares(t: pd.DataFrame) -> dict[str, Any]:
                judged=int(len(judged)), passing=k_pass, share_passing=share(k_pass, len(judged)))
     if "margin" in judged:  # (a table written before session 35 has no margins)
         m = judged["margin"].astype(float)
-        ok = judged["passes"].astype(bool)
+        ok = judged["passes"].astype(bool)  # the verdict is margin >= 0 (pass_margin)
         out.update(failing_within_1_point=int(((m > -1.0) & ~ok).sum()),
                    passing_within_1_point=int(((m < 1.0) & ok).sum()))
     return out
