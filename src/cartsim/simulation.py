@@ -8,6 +8,7 @@ status codes (a failing patient never aborts the cohort).
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -446,20 +447,28 @@ def _action_jumps(
 
 
 def _implausible(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """Patients whose observations are non-finite or outside the protocol's accepted ranges."""
+    """Patients whose observations are non-finite or outside the protocol's accepted ranges
+    (missing, NaN, is accepted except in the vital signs of :data:`_VITAL_OBS`)."""
+    keys, lo, hi, vital = _obs_ranges()
+    present = [j for j, k in enumerate(keys) if k in obs]
+    a = np.stack([np.asarray(obs[keys[j]], dtype=np.float64) for j in present])
+    idx = np.asarray(present)
+    with np.errstate(invalid="ignore"):
+        # the bounds are finite, so ±inf fails them; NaN fails neither comparison
+        bad = (a < lo[idx, None]) | (a > hi[idx, None])
+        bad |= vital[idx, None] & np.isnan(a)
+    return bad.any(axis=0)
+
+
+@functools.cache
+def _obs_ranges() -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The checked observation keys with their lower and upper bounds and vital flags."""
     from cartsim.clinic.protocol import OBS_SPEC
 
-    n = next(iter(obs.values())).shape[0]
-    bad = np.zeros(n, dtype=bool)
-    for key, (lo, hi) in OBS_SPEC.items():
-        v = obs.get(key)
-        if v is None or key in ("alive",):
-            continue
-        v = np.asarray(v, dtype=np.float64)
-        bad |= np.isinf(v) | (v < lo) | (v > hi)
-        if key in _VITAL_OBS:
-            bad |= np.isnan(v)
-    return bad
+    keys = tuple(k for k in OBS_SPEC if k != "alive")
+    return (keys, np.array([OBS_SPEC[k][0] for k in keys]),
+            np.array([OBS_SPEC[k][1] for k in keys]),
+            np.array([k in _VITAL_OBS for k in keys]))
 
 
 _VITAL_OBS = ("temperature_c", "map_mmhg", "spo2_room_air_pct", "il6_pg_ml", "anc_per_ul")

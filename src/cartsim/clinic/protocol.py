@@ -539,6 +539,85 @@ class Policy:
     def _decide(
         self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState
     ) -> tuple[dict[str, NDArray[Any]], PolicyState]:
+        """The day's decision: the rules below for the patients who need one, the known
+        nothing-to-do answer for the rest (the same actions and state, bit for bit: every rule
+        is per patient; ``tests/clinic/test_protocol_quiet.py`` compares the two paths)."""
+        n = state.n
+        if (self._quiet_day_possible(day)
+                and all(v.shape == (n,) for v in o.values())):
+            active = self._needs_decision(day, o, state)
+            if not active.all():
+                return self._decide_some(day, o, state, active)
+        return self._decide_all(day, o, state)
+
+    def _quiet_day_possible(self, day: int | float) -> bool:
+        """False on the protocol's prophylaxis days (every patient is treated)."""
+        cfg = self.config
+        if int(day) in cfg.tocilizumab.prophylactic_days:
+            return False
+        return not (cfg.prophylaxis.dexamethasone_mg_day > 0
+                    and float(day) in cfg.prophylaxis.dexamethasone_days)
+
+    def _needs_decision(
+        self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState
+    ) -> NDArray[np.bool_]:
+        """Patients for whom some rule could act today (a superset: a patient outside it gets
+        no treatment, grade 0 and the quiet state update of :meth:`_decide_some`).
+
+        Quiet means, for a patient alive today: no fever, MAP at or above target and SpO2 at
+        or above target (no support), ICE 10 or not done, CAPD 0 or not done, no
+        consciousness, seizure, motor or oedema finding, IgG not low with an IVIG dose due,
+        no G-CSF indication, no IL-6 trigger that needs no grade; and for anyone, no CRS
+        episode and no methylprednisolone course running."""
+        cfg = self.config
+        s = cfg.supportive
+        t = cfg.tocilizumab
+        g = cfg.gcsf
+        alive = o["alive"] == 1
+        with np.errstate(invalid="ignore"):
+            acts = o["temperature_c"] >= cfg.grading.fever_threshold_c
+            acts |= nan_to_num(self.map_target(o["age_y"]) - o["map_mmhg"], nan=0.0) > 0
+            acts |= nan_to_num(s.spo2_target_pct - o["spo2_room_air_pct"], nan=0.0) > 0
+            acts |= (o["ice_score"] <= 9) | (o["capd_score"] >= 1)
+            for key in ("consciousness", "seizure", "motor_weakness", "cerebral_edema"):
+                acts |= nan_to_num(o[key]) != 0
+            due = np.isnan(state.last_ivig_day) | (
+                day - state.last_ivig_day >= cfg.ivig.min_interval_days)
+            acts |= (o["igg_mg_dl"] < cfg.ivig.igg_below_mg_dl) & due
+            if g.enabled and day >= g.from_day:
+                acts |= o["anc_per_ul"] < g.anc_below_per_ul
+            if t.il6_fold_trigger is not None and t.il6_min_crs_grade < 1:
+                with np.errstate(divide="ignore"):
+                    acts |= o["il6_pg_ml"] / o["il6_baseline_pg_ml"] >= t.il6_fold_trigger
+        return ((alive & acts) | state.in_crs_episode | (state.crs_mp_day >= 0)
+                | (state.icans_mp_day >= 0))
+
+    def _decide_some(
+        self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState,
+        active: NDArray[np.bool_],
+    ) -> tuple[dict[str, NDArray[Any]], PolicyState]:
+        """:meth:`_decide_all` for the ``active`` patients; the rest get nothing."""
+        n = state.n
+        st = state.copy()
+        quiet = ~active
+        st.in_crs_episode[quiet] = False
+        st.prev_crs_grade[quiet] = 0
+        st.prev_icans_grade[quiet] = 0
+        st.steroid_days[quiet] = 0
+        actions = {k: np.zeros(n, dtype=dt) for k, dt in ACTION_DTYPES.items()}
+        idx = np.flatnonzero(active)
+        if idx.size:
+            sub = PolicyState(**{f.name: getattr(state, f.name)[idx] for f in fields(state)})
+            acts, sub_st = self._decide_all(day, {k: v[idx] for k, v in o.items()}, sub)
+            for k, v in acts.items():
+                actions[k][idx] = v
+            for f in fields(st):
+                getattr(st, f.name)[idx] = getattr(sub_st, f.name)
+        return actions, st
+
+    def _decide_all(
+        self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState
+    ) -> tuple[dict[str, NDArray[Any]], PolicyState]:
         cfg = self.config
         st = state.copy()
         n = st.n

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -185,19 +186,30 @@ def subgroup_table(df: pd.DataFrame, disease: str) -> pd.DataFrame:
 
 
 def continuous_table(df: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """n, median, quartiles, min and max of every numeric column per arm (missing values
+    left out). One NumPy reduction per statistic over all columns: the same numbers as
+    pandas' per-column ``median``/``quantile`` (linear interpolation; a test compares them),
+    at a tenth of the cost, which a calibration pays for every study of every evaluation."""
     cols = [c for c in df.columns if c not in ("arm", "arm_index", "patient_id")
             and pd.api.types.is_numeric_dtype(df[c])]
     rows = []
+    arm_of = df["arm"].to_numpy()
     for arm in arms:
-        sub = df[df["arm"] == arm]
-        for c in cols:
-            v = sub[c].astype(float).dropna()
-            rows.append({"arm": arm, "column": c, "n": int(v.size),
-                         "median": float(v.median()) if v.size else math.nan,
-                         "q1": float(v.quantile(0.25)) if v.size else math.nan,
-                         "q3": float(v.quantile(0.75)) if v.size else math.nan,
-                         "min": float(v.min()) if v.size else math.nan,
-                         "max": float(v.max()) if v.size else math.nan})
+        m = df.loc[arm_of == arm, cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        n = (~np.isnan(m)).sum(axis=0)
+        if not m.shape[0]:
+            m = np.full((1, len(cols)), np.nan)  # an empty arm: every statistic missing
+        with warnings.catch_warnings():  # all-missing columns: NaN, as reported below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = {"median": np.nanmedian(m, axis=0),
+                     "q1": np.nanpercentile(m, 25, axis=0),
+                     "q3": np.nanpercentile(m, 75, axis=0),
+                     "min": np.nanmin(m, axis=0), "max": np.nanmax(m, axis=0)}
+        for j, c in enumerate(cols):
+            row: dict[str, Any] = {"arm": arm, "column": c, "n": int(n[j])}
+            for k, v in stats.items():
+                row[k] = float(v[j]) if n[j] else math.nan
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
