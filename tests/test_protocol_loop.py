@@ -133,3 +133,26 @@ def test_a_runaway_patient_stops_with_its_own_status_and_the_cohort_goes_on() ->
     assert "Check" in fail["message"].iloc[0]
     frame = r.to_frame()
     assert set(frame.loc[frame["patient_id"] == 1, "status"]) == {STATUS_IMPLAUSIBLE}
+
+
+def test_implausibility_check_reads_every_range_and_missing_only_outside_vital_signs() -> None:
+    """The stacked check (session 36) flags what the per-key loop flagged: ±inf and values
+    outside a key's range anywhere, NaN only in the vital signs; ``alive`` is not checked."""
+    from cartsim.clinic.protocol import OBS_SPEC
+    from cartsim.simulation import _VITAL_OBS, _implausible
+
+    keys = [k for k in OBS_SPEC if k != "alive"]
+    n = 4 * len(keys) + 1
+    obs = {k: np.full(n, 0.5 * (lo + hi)) for k, (lo, hi) in OBS_SPEC.items()}
+    obs["alive"] = np.zeros(n)  # never read
+    want = np.zeros(n, dtype=bool)
+    for i, k in enumerate(keys):
+        lo, hi = OBS_SPEC[k]
+        obs[k][4 * i] = lo - 1e-9 * max(1.0, abs(lo))
+        obs[k][4 * i + 1] = -np.inf if i % 2 else np.inf
+        obs[k][4 * i + 2] = np.nan
+        obs[k][4 * i + 3] = hi  # the bounds are allowed
+        want[[4 * i, 4 * i + 1]] = True
+        want[4 * i + 2] = k in _VITAL_OBS
+    assert np.array_equal(_implausible(obs), want)
+    assert not _implausible({k: v for k, v in obs.items() if k == "age_y"})[-1]
