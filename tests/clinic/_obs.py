@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import numpy as np
 
 
@@ -32,3 +35,16 @@ def random_obs(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "alive": rng.random(n) > 0.02,
     }
     return obs
+
+
+def assert_same_decision(a1: dict[str, np.ndarray], s1: Any, a2: dict[str, np.ndarray],
+                         s2: Any, tag: str) -> None:
+    """Two protocol decisions agree: the same action keys in the same order, each action's
+    dtype and values, and every field of the new state."""
+    assert list(a1) == list(a2), tag
+    for key in a1:
+        assert a1[key].dtype == a2[key].dtype, (tag, key)
+        np.testing.assert_array_equal(a1[key], a2[key], err_msg=f"{tag} {key}")
+    for f in fields(s1):
+        np.testing.assert_array_equal(getattr(s1, f.name), getattr(s2, f.name),
+                                      err_msg=f"{tag} state {f.name}")

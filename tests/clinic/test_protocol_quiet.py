@@ -11,11 +11,9 @@ same actions and state, value for value and dtype for dtype.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
-from _obs import random_obs
+from _obs import assert_same_decision, random_obs
 
 from cartsim.clinic.protocol import ACTION_DTYPES, PROTOCOL_DIR, Policy, load_protocol
 
@@ -58,13 +56,8 @@ def _same(policy: Policy, day: int, obs: dict[str, np.ndarray], state, tag: str)
     o = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
     a_full, s_full = policy._decide_all(day, o, state)
     a_fast, s_fast = policy._decide(day, o, state)
-    assert list(a_full) == list(a_fast) == list(ACTION_DTYPES)
-    for key in a_full:
-        assert a_full[key].dtype == a_fast[key].dtype, (tag, key)
-        np.testing.assert_array_equal(a_full[key], a_fast[key], err_msg=f"{tag} {key}")
-    for f in fields(s_full):
-        np.testing.assert_array_equal(getattr(s_full, f.name), getattr(s_fast, f.name),
-                                      err_msg=f"{tag} state {f.name}")
+    assert list(a_full) == list(ACTION_DTYPES)
+    assert_same_decision(a_full, s_full, a_fast, s_fast, tag)
     return a_full, s_full
 
 

@@ -8,11 +8,9 @@ days on which nobody has CRS (where the Lee 2014 grade and the tocilizumab loop 
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
-from _obs import random_obs
+from _obs import assert_same_decision, random_obs
 
 from cartsim._fastnp import nan_to_num
 from cartsim.clinic._arrays import as_bool, as_code, as_float, trusted_inputs
@@ -47,13 +45,7 @@ def test_trusted_decide_equals_checked_decide(name: str) -> None:
             quiet_days += 1
         a1, s_checked = policy.decide(day, obs, s_checked)
         a2, s_trusted = policy.decide_trusted(day, obs, s_trusted)
-        assert a1.keys() == a2.keys()
-        for key in a1:
-            assert a1[key].dtype == a2[key].dtype, key
-            np.testing.assert_array_equal(a1[key], a2[key], err_msg=f"{name} day {day} {key}")
-        for f in fields(s_checked):
-            np.testing.assert_array_equal(getattr(s_checked, f.name), getattr(s_trusted, f.name),
-                                          err_msg=f"{name} day {day} state {f.name}")
+        assert_same_decision(a1, s_checked, a2, s_trusted, f"{name} day {day}")
     assert quiet_days > 0 and s_checked.toci_count.sum() > 0
 
 

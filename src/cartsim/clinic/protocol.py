@@ -570,20 +570,20 @@ class Policy:
         no G-CSF indication, no IL-6 trigger that needs no grade; and for anyone, no CRS
         episode and no methylprednisolone course running."""
         cfg = self.config
-        s = cfg.supportive
         t = cfg.tocilizumab
         g = cfg.gcsf
         alive = o["alive"] == 1
+        age = o["age_y"]
+        weight = nan_to_num(o["weight_kg"], nan=70.0)
         with np.errstate(invalid="ignore"):
             acts = o["temperature_c"] >= cfg.grading.fever_threshold_c
-            acts |= nan_to_num(self.map_target(o["age_y"]) - o["map_mmhg"], nan=0.0) > 0
-            acts |= nan_to_num(s.spo2_target_pct - o["spo2_room_air_pct"], nan=0.0) > 0
+            acts |= self.hemodynamic_support(o["map_mmhg"], age, weight)[3]  # hypotension
+            acts |= self.oxygen_device(o["spo2_room_air_pct"], age) != DEVICE_CODE["none"]
+            # any ICE below 10 or CAPD above 0 is grade ≥ 1 on the ASTCT and CTCAE scales
             acts |= (o["ice_score"] <= 9) | (o["capd_score"] >= 1)
             for key in ("consciousness", "seizure", "motor_weakness", "cerebral_edema"):
                 acts |= nan_to_num(o[key]) != 0
-            due = np.isnan(state.last_ivig_day) | (
-                day - state.last_ivig_day >= cfg.ivig.min_interval_days)
-            acts |= (o["igg_mg_dl"] < cfg.ivig.igg_below_mg_dl) & due
+            acts |= (o["igg_mg_dl"] < cfg.ivig.igg_below_mg_dl) & self._ivig_due(day, state)
             if g.enabled and day >= g.from_day:
                 acts |= o["anc_per_ul"] < g.anc_below_per_ul
             if t.il6_fold_trigger is not None and t.il6_min_crs_grade < 1:
@@ -591,6 +591,13 @@ class Policy:
                     acts |= o["il6_pg_ml"] / o["il6_baseline_pg_ml"] >= t.il6_fold_trigger
         return ((alive & acts) | state.in_crs_episode | (state.crs_mp_day >= 0)
                 | (state.icans_mp_day >= 0))
+
+    def _ivig_due(self, day: int | float, state: PolicyState) -> NDArray[np.bool_]:
+        """Patients whose next IVIG dose may be given today (none yet, or the interval
+        passed)."""
+        with np.errstate(invalid="ignore"):
+            return np.isnan(state.last_ivig_day) | (
+                day - state.last_ivig_day >= self.config.ivig.min_interval_days)
 
     def _decide_some(
         self, day: int | float, o: dict[str, NDArray[Any]], state: PolicyState,
@@ -684,8 +691,7 @@ class Policy:
 
         ivig = np.zeros(n)
         low_igg = alive & (o["igg_mg_dl"] < cfg.ivig.igg_below_mg_dl)
-        due = np.isnan(st.last_ivig_day) | (day - st.last_ivig_day >= cfg.ivig.min_interval_days)
-        give_ivig = low_igg & due
+        give_ivig = low_igg & self._ivig_due(day, st)
         ivig = np.where(give_ivig, cfg.ivig.dose_g_per_kg * weight, 0.0)
         st.last_ivig_day = np.where(give_ivig, float(day), st.last_ivig_day)
 
