@@ -130,3 +130,36 @@ def test_graft_versus_leukaemia_holds_a_residue_but_not_an_overt_relapse() -> No
     assert overt_off.loc[399] < 0.5 * overt.loc[399]  # a constant GVL hazard held it
     small = blasts(0.5, 1e10)
     assert small.loc[100:].max() < 0.5  # a residue is held
+
+
+def test_a_second_allogeneic_transplant_carries_the_prior_hsct_factor() -> None:
+    """Session 37: a patient with a prior allogeneic HSCT dies of a later one with the hazard
+    × trm_prior_hsct_factor; transplant-naive patients keep theirs (the same keyed draws, so
+    the same deaths on the same days), no prior_hsct column changes nothing, and factor 1
+    switches it off."""
+    from cartsim.trial.outcomes import DEATH_PARAMS
+
+    factor = DEATH_PARAMS["trm_prior_hsct_factor"].default
+    assert factor > 1.0
+    n, days = 6000, np.arange(0, 366)
+    z = np.full((n, days.size), 1.0)
+    prior = (np.arange(n) % 2).astype(float)
+    kw = {"days": days, "patient_id": np.arange(n), "seed": 11, "disease": "b-all",
+          "age_y": np.full(n, 10.0), "marrow_blast_pct": z * 0.0, "tumour_volume_ml": z * 0.0,
+          "map_mmhg": z * 80.0, "spo2_pct": z * 98.0, "anc_per_ul": z * 3000.0,
+          "igg_mg_dl": z * 900.0, "hsct_day": np.full(n, 0.0)}
+    quiet = {"infection_base_hazard": 0.0}
+    on = decide_deaths(**kw, prior_hsct=prior, params=quiet)
+    naive = decide_deaths(**kw, params=quiet)
+    off = decide_deaths(**kw, prior_hsct=prior, params={**quiet, "trm_prior_hsct_factor": 1.0})
+    first = prior == 0
+    assert np.array_equal(on.day[first], naive.day[first], equal_nan=True)
+    assert np.array_equal(off.day, naive.day, equal_nan=True)
+    cum = 1.2e-3 * 100 * (1 - np.exp(-365 / 100))
+    died = np.isfinite(on.day)
+    assert died[first].mean() == pytest.approx(1 - np.exp(-cum), abs=0.02)
+    assert died[~first].mean() == pytest.approx(1 - np.exp(-cum * factor), abs=0.025)
+    assert died[~first].mean() > died[first].mean() + 0.05
+    # without a transplant a prior one kills nobody
+    none = decide_deaths(**{**kw, "hsct_day": None}, prior_hsct=prior, params=quiet)
+    assert not np.isfinite(none.day).any()

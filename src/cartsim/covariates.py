@@ -81,7 +81,8 @@ COVARIATES: tuple[Covariate, ...] = (
     Covariate("cns_disease", "0/1", 0.0, 1.0, 0.0,
               "overt CNS disease (seeds the sanctuary compartment)", "input", binary=True),
     Covariate("prior_hsct", "0/1", 0.0, 1.0, 0.0,
-              "prior allogeneic HSCT (recorded; not yet modelled)", "input", binary=True,
+              "prior allogeneic HSCT (not a model input: raises the death hazard of a later "
+              "allogeneic HSCT, trm_prior_hsct_factor)", "input", binary=True,
               simulated=False),
     Covariate("tp53_altered", "0/1", 0.0, 1.0, 0.0,
               "TP53 alteration (mutation or copy loss): weaker apoptosis, faster growth, fewer "

@@ -549,7 +549,8 @@ def _follow_up(ctx: EndpointContext) -> None:
                            x["marrow_blast_pct"], x["tumour_cells"] / 1e9, x["map_mmhg"],
                            x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides,
                            hsct_day=event_day("hsct"), asct_day=event_day("asct"),
-                           progression_day=prog)
+                           progression_day=prog,
+                           prior_hsct=ctx.covariates.get("prior_hsct"))
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]
