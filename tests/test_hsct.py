@@ -163,3 +163,31 @@ def test_a_second_allogeneic_transplant_carries_the_prior_hsct_factor() -> None:
     # without a transplant a prior one kills nobody
     none = decide_deaths(**{**kw, "hsct_day": None}, prior_hsct=prior, params=quiet)
     assert not np.isfinite(none.day).any()
+
+
+def test_a_salvage_transplant_after_a_consolidative_one_has_its_own_hazard() -> None:
+    """Session 37: a second allogeneic HSCT within the course (``hsct_day2``) adds its own
+    transplant-related hazard × trm_prior_hsct_factor; patients without one keep exactly
+    their deaths."""
+    from cartsim.trial.outcomes import DEATH_PARAMS
+
+    factor = DEATH_PARAMS["trm_prior_hsct_factor"].default
+    n, days = 6000, np.arange(0, 731)
+    z = np.full((n, days.size), 1.0)
+    kw = {"days": days, "patient_id": np.arange(n), "seed": 13, "disease": "b-all",
+          "age_y": np.full(n, 10.0), "marrow_blast_pct": z * 0.0, "tumour_volume_ml": z * 0.0,
+          "map_mmhg": z * 80.0, "spo2_pct": z * 98.0, "anc_per_ul": z * 3000.0,
+          "igg_mg_dl": z * 900.0, "hsct_day": np.full(n, 60.0),
+          "params": {"infection_base_hazard": 0.0}}
+    second = np.arange(n) % 2 == 1
+    one = decide_deaths(**kw)
+    two = decide_deaths(**kw, hsct_day2=np.where(second, 365.0, np.nan))
+    assert np.array_equal(one.day[~second], two.day[~second], equal_nan=True)
+    # alive on day 365 after the first: the second transplant's deaths follow its hazard
+    alive = ~(one.day <= 365)
+    late = lambda d: (d.day > 365)  # noqa: E731
+    cum2 = 1.2e-3 * 100 * (1 - np.exp(-365 / 100)) * factor
+    cum1_tail = 1.2e-3 * 100 * (np.exp(-305 / 100) - np.exp(-670 / 100))
+    rate = late(two)[second & alive].mean()
+    assert rate == pytest.approx(1 - np.exp(-(cum2 + cum1_tail)), abs=0.025)
+    assert rate > late(one)[second & alive].mean() + 0.15

@@ -535,10 +535,14 @@ def _follow_up(ctx: EndpointContext) -> None:
                           days[days.size - 1 - np.argmax(valid[:, ::-1], axis=1)], 0).astype(float)
     dpost = days[days >= 0]
 
-    def event_day(name: str) -> np.ndarray | None:
+    def event_day(name: str, k: int = 1) -> np.ndarray | None:
+        """The day of each patient's k-th event ``name`` from day 0 (NaN: fewer)."""
         m = _post_events(ctx)[name]
-        return None if m is None else np.where(
-            (m > 0).any(axis=1), dpost[np.argmax(m > 0, axis=1)], np.nan).astype(float)
+        if m is None:
+            return None
+        reached = np.cumsum(m > 0, axis=1) >= k
+        return np.where(reached.any(axis=1), dpost[np.argmax(reached, axis=1)],
+                        np.nan).astype(float)
 
     # Lugano progression on the simulated volume (the response family's rule; death only
     # truncates the series, so the first progression before death is the same)
@@ -550,7 +554,8 @@ def _follow_up(ctx: EndpointContext) -> None:
                            x["spo2_pct"], x["anc_per_ul"], x["igg_mg_dl"], ctx.death_overrides,
                            hsct_day=event_day("hsct"), asct_day=event_day("asct"),
                            progression_day=prog,
-                           prior_hsct=ctx.covariates.get("prior_hsct"))
+                           prior_hsct=ctx.covariates.get("prior_hsct"),
+                           hsct_day2=event_day("hsct", 2))
     death_day = np.where(deaths.day <= last_valid, deaths.day, np.nan)
     last_day = np.fmin(death_day, last_valid)
     alive = days[None, :] <= last_day[:, None]

@@ -347,6 +347,7 @@ def decide_deaths(
     asct_day: np.ndarray | None = None,
     progression_day: np.ndarray | None = None,
     prior_hsct: np.ndarray | None = None,
+    hsct_day2: np.ndarray | None = None,
 ) -> Deaths:
     """Death day and cause per patient from daily simulated readouts (patients × days).
 
@@ -359,6 +360,8 @@ def decide_deaths(
     ``lymphoma_death_after_progression`` is 1 (without it the hazard runs from day 0).
     ``prior_hsct`` (0/1; None: none) multiplies a transplanted patient's allogeneic hazard by
     ``trm_prior_hsct_factor``: the second transplant of a patient who had one before.
+    ``hsct_day2`` (NaN: none) is the day of a second allogeneic HSCT within the course (a
+    salvage transplant after a consolidative one): its own hazard, always × the factor.
     """
     q = death_params(params)
     d = np.asarray(days)
@@ -408,10 +411,14 @@ def decide_deaths(
     k_tox = _first_run_end(collapse, int(q["toxicity_days"]))
     k_inf = np.where(infected.any(axis=1), np.argmax(infected, axis=1), -1)
     k_trm = np.full(n, -1, dtype=np.int64)
-    if hsct_day is not None or asct_day is not None:
+    if hsct_day is not None or asct_day is not None or hsct_day2 is not None:
         h_trm = np.zeros((n, d.size))
-        for when, haz, decay in ((hsct_day, "trm_hazard", "trm_decay_days"),
-                                 (asct_day, "asct_trm_hazard", "asct_trm_decay_days")):
+        prior = (None if prior_hsct is None
+                 else np.asarray(prior_hsct, dtype=np.float64) > 0.5)
+        for when, haz, decay, second in (
+                (hsct_day, "trm_hazard", "trm_decay_days", prior),
+                (hsct_day2, "trm_hazard", "trm_decay_days", np.ones(n, dtype=bool)),
+                (asct_day, "asct_trm_hazard", "asct_trm_decay_days", None)):
             if when is None:
                 continue
             since = d[None, :] - np.asarray(when, dtype=np.float64)[:, None]
@@ -422,9 +429,9 @@ def decide_deaths(
                 # transplant-related mortality rises with age above trm_age_ref_y (session 22)
                 older = np.maximum(np.asarray(age_y, dtype=np.float64) - q["trm_age_ref_y"], 0.0)
                 h = h * (1.0 + q["trm_age_per_decade"] * older / 10.0)[:, None]
-            if haz == "trm_hazard" and prior_hsct is not None:
-                # a second allogeneic transplant (session 37)
-                second = np.asarray(prior_hsct, dtype=np.float64) > 0.5
+            if second is not None:
+                # a second allogeneic transplant (session 37): after one before the CAR-T, or
+                # a salvage transplant after a consolidative one in the course
                 h = h * np.where(second, q["trm_prior_hsct_factor"], 1.0)[:, None]
             h_trm = h_trm + np.nan_to_num(h)
         u_trm = uniform_np(seed, np.asarray(patient_id, dtype=np.uint64)[:, None], TRM_STREAM,
