@@ -272,9 +272,10 @@ DEATH_PARAMS = ParameterTable((
                   "over three seeds (`cartsim validate --replicates 3`) 3 gave rows 177.3 of "
                   "230 and deviance 757.3 against 176.7 / 766.5 (1) and 177.0 / 760.5 (2) "
                   "(docs/validation.md 'Session 37')",
-                  "factor on the allogeneic transplant-related death hazard of a patient with "
-                  "a prior allogeneic HSCT (covariate prior_hsct): a second transplant. "
-                  "1 = no effect (the model before session 37)"),
+                  "factor on the allogeneic transplant-related death hazard of a second "
+                  "transplant: that of a patient with a prior allogeneic HSCT (covariate "
+                  "prior_hsct), and a salvage transplant after a consolidative one in the "
+                  "course. 1 = no effect (the model before session 37)"),
     ParameterSpec("asct_trm_hazard", "1/d", 2e-4, 0.0, 0.1,
                   "assumed (order of the 2–5 % non-relapse mortality after BEAM-type "
                   "autologous SCT for relapsed lymphoma, lower than allo-HSCT: no GVHD; no "
