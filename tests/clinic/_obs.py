@@ -37,6 +37,20 @@ def random_obs(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return obs
 
 
+def start(name: str, seed: int, n: int) -> tuple[np.random.Generator, Any, Any]:
+    """A seeded generator, the shipped protocol ``name`` and its initial state for ``n``
+    patients: the set-up every protocol-equivalence test begins with."""
+    from cartsim.clinic.protocol import load_protocol
+
+    policy = load_protocol(name)
+    return np.random.default_rng(seed), policy, policy.initial_state(n)
+
+
+def as_float(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The observations as float64 arrays, as the simulator hands them to the protocol."""
+    return {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
+
+
 def assert_same_decision(a1: dict[str, np.ndarray], s1: Any, a2: dict[str, np.ndarray],
                          s2: Any, tag: str) -> None:
     """Two protocol decisions agree: the same action keys in the same order, each action's

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _obs import assert_same_decision, random_obs
+from _obs import as_float, assert_same_decision, random_obs, start
 
 from cartsim.clinic.protocol import ACTION_DTYPES, PROTOCOL_DIR, Policy, load_protocol
 
@@ -53,7 +53,7 @@ def _mostly_quiet(rng: np.random.Generator, n: int, p_quiet: float) -> dict[str,
 
 
 def _same(policy: Policy, day: int, obs: dict[str, np.ndarray], state, tag: str):
-    o = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
+    o = as_float(obs)
     a_full, s_full = policy._decide_all(day, o, state)
     a_fast, s_fast = policy._decide(day, o, state)
     assert list(a_full) == list(ACTION_DTYPES)
@@ -63,15 +63,13 @@ def _same(policy: Policy, day: int, obs: dict[str, np.ndarray], state, tag: str)
 
 @pytest.mark.parametrize("name", PROTOCOLS)
 def test_quiet_shortcut_equals_the_full_rules(name: str) -> None:
-    rng = np.random.default_rng(36)
     n = 300
-    policy = load_protocol(name)
-    state = policy.initial_state(n)
+    rng, policy, state = start(name, 36, n)
     shortcut_days = 0
     treated = 0
     for day in list(range(0, 40)) + [60, 61, 90, 120, 200]:
         obs = _mostly_quiet(rng, n, p_quiet=0.8 if day < 30 else 0.95)
-        o = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
+        o = as_float(obs)
         if policy._quiet_day_possible(day):
             active = policy._needs_decision(day, o, state)
             shortcut_days += int(not active.all())
@@ -84,17 +82,15 @@ def test_quiet_shortcut_equals_the_full_rules(name: str) -> None:
 
 @pytest.mark.parametrize("name", PROTOCOLS)
 def test_an_all_quiet_day_gives_nothing_and_clears_the_day_counters(name: str) -> None:
-    rng = np.random.default_rng(7)
     n = 50
-    policy = load_protocol(name)
-    state = policy.initial_state(n)
+    rng, policy, state = start(name, 7, n)
     state.prev_crs_grade[:] = 1  # yesterday's grade, no episode carried
     state.steroid_days[:] = 3
     obs = _mostly_quiet(rng, n, p_quiet=1.0)
     obs["alive"][:] = True
     obs = {k: (np.where(np.isnan(v), 37.0, v) if k == "temperature_c" else v)
            for k, v in obs.items()}
-    o = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
+    o = as_float(obs)
     day = 45
     assert not policy._needs_decision(day, o, state).any()
     actions, new = _same(policy, day, obs, state, name)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _obs import assert_same_decision, random_obs
+from _obs import assert_same_decision, random_obs, start
 
 from cartsim._fastnp import nan_to_num
 from cartsim.clinic._arrays import as_bool, as_code, as_float, trusted_inputs
-from cartsim.clinic.protocol import PROTOCOL_DIR, load_protocol
+from cartsim.clinic.protocol import PROTOCOL_DIR
 from cartsim.errors import InvalidInputError
 
 PROTOCOLS = sorted(p.stem for p in PROTOCOL_DIR.glob("*.toml"))
@@ -32,10 +32,8 @@ def _quiet(obs: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np
 
 @pytest.mark.parametrize("name", PROTOCOLS)
 def test_trusted_decide_equals_checked_decide(name: str) -> None:
-    rng = np.random.default_rng(19)
     n = 400
-    policy = load_protocol(name)
-    s_checked = policy.initial_state(n)
+    rng, policy, s_checked = start(name, 19, n)
     s_trusted = policy.initial_state(n)
     quiet_days = 0
     for day in range(25):
