@@ -184,10 +184,9 @@ def test_a_salvage_transplant_after_a_consolidative_one_has_its_own_hazard() -> 
     two = decide_deaths(**kw, hsct_day2=np.where(second, 365.0, np.nan))
     assert np.array_equal(one.day[~second], two.day[~second], equal_nan=True)
     # alive on day 365 after the first: the second transplant's deaths follow its hazard
-    alive = ~(one.day <= 365)
-    late = lambda d: (d.day > 365)  # noqa: E731
+    at_risk = second & ~(one.day <= 365)
     cum2 = 1.2e-3 * 100 * (1 - np.exp(-365 / 100)) * factor
     cum1_tail = 1.2e-3 * 100 * (np.exp(-305 / 100) - np.exp(-670 / 100))
-    rate = late(two)[second & alive].mean()
+    rate = (two.day[at_risk] > 365).mean()
     assert rate == pytest.approx(1 - np.exp(-(cum2 + cum1_tail)), abs=0.025)
-    assert rate > late(one)[second & alive].mean() + 0.15
+    assert rate > (one.day[at_risk] > 365).mean() + 0.15
