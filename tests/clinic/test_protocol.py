@@ -479,3 +479,37 @@ def test_the_paediatric_zuma_era_protocol_differs_only_in_the_tocilizumab_trigge
     assert differing == {"name", "description", "sources", "base", "tocilizumab"}
     adult["tocilizumab"]["trigger_crs_grade"] = 3
     assert adult["tocilizumab"] == child["tocilizumab"]
+
+
+
+def test_penn_steroids_wait_for_crs_still_as_severe_as_tocilizumab_needed(
+        tmp_path: Path) -> None:
+    """crs_steroids.require_tocilizumab_severity (penn_ctl019): after two tocilizumab doses a
+    patient still on two vasopressors gets methylprednisolone; one weaned to one vasopressor
+    (ASTCT grade 3) is responding and gets none; without the rule the same patient does."""
+    two_vp = _obs(temperature_c=39.0, map_mmhg=40.0)  # deficit 25: two vasopressors, grade 4
+    one_vp = _obs(temperature_c=37.0, map_mmhg=59.0)  # deficit 6: one vasopressor, grade 3
+    f = tmp_path / "without.toml"
+    f.write_text('name = "without"\nbase = "penn_ctl019"\n[crs_steroids]\n'
+                 "require_tocilizumab_severity = false\n")
+    penn, without = load_protocol("penn_ctl019"), load_protocol(f)
+    assert penn.config.crs_steroids.require_tocilizumab_severity
+    for policy, day4, steroid in ((penn, two_vp, True), (penn, one_vp, False),
+                                  (without, one_vp, True)):
+        st = policy.initial_state(1)
+        for day in (2, 3):
+            a, st = policy.decide(day, two_vp, st)
+            assert a["tocilizumab_mg"][0] > 0
+        a, _ = policy.decide(4, day4, st)
+        given = a["dexamethasone_mg"][0] + a["methylprednisolone_mg"][0] > 0
+        assert given == steroid, (policy.name, day4["map_mmhg"][0])
+
+
+def test_tocilizumab_severity_for_steroids_needs_one_to_share(tmp_path: Path) -> None:
+    """The steroid rule borrows the tocilizumab rule's severity: without one it is an error
+    naming both fields, not a silent no-op."""
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "bad"\nbase = "default"\n[crs_steroids]\n'
+                 "require_tocilizumab_severity = true\n")
+    with pytest.raises(InvalidInputError, match="require_tocilizumab_severity"):
+        load_protocol(f)

@@ -121,6 +121,14 @@ class CrsSteroidConfig(_Model):
     # with require_prior_tocilizumab: at least this many tocilizumab doses on earlier days (CHOP/
     # Penn: "tocilizumab in one or two doses, then adding corticosteroids")
     prior_tocilizumab_doses_at_least: int = Field(1, ge=1, le=4)
+    # a CRS steroid also needs, that day, the severity the tocilizumab rule requires
+    # (tocilizumab.require_vasopressors_at_least / require_oxygen_device_at_least): the KYMRIAH
+    # label (clinical_standards.md §7.4) gives tocilizumab, then methylprednisolone if there is
+    # no improvement, in its "moderate to aggressive intervention" tier (high-dose or multiple
+    # vasopressors, ventilation); a patient back in its "mild intervention" tier (oxygen, fluids,
+    # low-dose vasopressors) gets supportive care. Needs such a tocilizumab severity (checked
+    # when the protocol is loaded)
+    require_tocilizumab_severity: bool = False
 
     @model_validator(mode="after")
     def _doses_in_range(self) -> CrsSteroidConfig:
@@ -338,12 +346,21 @@ def _resolve(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> dict[str, 
 def validate_protocol(raw: dict[str, Any]) -> ProtocolConfig:
     """Validate a protocol mapping; the error names the first bad field (dotted path)."""
     try:
-        return ProtocolConfig.model_validate(raw)
+        cfg = ProtocolConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "protocol"
         raise InvalidInputError(loc, pydantic_message(dict(err), with_value=False),
                                 err.get("input")) from None
+    t = cfg.tocilizumab
+    if cfg.crs_steroids.require_tocilizumab_severity and (
+            t.require_vasopressors_at_least <= 0 and t.require_oxygen_device_at_least is None):
+        raise InvalidInputError(
+            "crs_steroids.require_tocilizumab_severity",
+            "true only with a severity in the tocilizumab rule "
+            "(tocilizumab.require_vasopressors_at_least >= 1 or require_oxygen_device_at_least)",
+            True)
+    return cfg
 
 
 def load_protocol(name_or_path: str | Path = "default") -> Policy:
@@ -680,8 +697,10 @@ class Policy:
         prior_toci_doses = state.toci_count.copy()
         toci_mg, toci_unavailable = self._tocilizumab(day, o, st, treat_crs, alive, weight,
                                                       n_vp, device)
+        severe = (self._severe(n, n_vp, device)
+                  if cfg.crs_steroids.require_tocilizumab_severity else None)
         dex, mp = self._steroids(st, treat_crs, neuro_grade, toci_unavailable, alive, prior_toci,
-                                 prior_toci_doses)
+                                 prior_toci_doses, severe)
         pro = cfg.prophylaxis
         if pro.dexamethasone_mg_day > 0 and float(day) in pro.dexamethasone_days:
             dex = np.where(alive & (mp == 0), np.maximum(dex, pro.dexamethasone_mg_day), dex)
@@ -719,6 +738,23 @@ class Policy:
         }
         return {k: np.asarray(v).astype(ACTION_DTYPES[k]) for k, v in actions.items()}, st
 
+    def _severe(self, n: int, n_vp: NDArray[np.int8] | None,
+                device: NDArray[np.int8] | None) -> NDArray[np.bool_] | None:
+        """Patients meeting the tocilizumab rule's vasopressor/oxygen requirement today (None
+        when the rule sets none)."""
+        t = self.config.tocilizumab
+        if t.require_vasopressors_at_least <= 0 and t.require_oxygen_device_at_least is None:
+            return None
+        zeros = np.zeros(n, dtype=np.int8)
+        vp = zeros if n_vp is None else n_vp
+        dv = zeros if device is None else device
+        severe = np.zeros(n, dtype=bool)
+        if t.require_vasopressors_at_least > 0:
+            severe |= vp >= t.require_vasopressors_at_least
+        if t.require_oxygen_device_at_least is not None:
+            severe |= dv >= DEVICE_CODE[t.require_oxygen_device_at_least]
+        return severe
+
     def _tocilizumab(
         self, day: float, o: dict[str, NDArray[Any]], st: PolicyState,
         crs_grade: NDArray[np.int8], alive: NDArray[np.bool_], weight: NDArray[np.float64],
@@ -726,15 +762,8 @@ class Policy:
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         t = self.config.tocilizumab
         trigger = crs_grade >= t.trigger_crs_grade
-        if t.require_vasopressors_at_least > 0 or t.require_oxygen_device_at_least is not None:
-            zeros = np.zeros(st.n, dtype=np.int8)
-            vp = zeros if n_vp is None else n_vp
-            dv = zeros if device is None else device
-            severe = np.zeros(st.n, dtype=bool)
-            if t.require_vasopressors_at_least > 0:
-                severe |= vp >= t.require_vasopressors_at_least
-            if t.require_oxygen_device_at_least is not None:
-                severe |= dv >= DEVICE_CODE[t.require_oxygen_device_at_least]
+        severe = self._severe(st.n, n_vp, device)
+        if severe is not None:
             trigger &= severe
         if t.il6_fold_trigger is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -788,6 +817,7 @@ class Policy:
         self, st: PolicyState, crs_grade: NDArray[np.int8], icans_grade: NDArray[np.int8],
         toci_unavailable: NDArray[np.bool_], alive: NDArray[np.bool_],
         prior_toci: NDArray[np.bool_], prior_toci_doses: NDArray[np.int64] | None = None,
+        severe: NDArray[np.bool_] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """CRS and ICANS (``icans_grade``: the protocol's neuro-scale grade) steroids; the larger
         regimen wins, methylprednisolone replaces dex."""
@@ -801,6 +831,8 @@ class Policy:
         doses = prior_toci.astype(np.int64) if prior_toci_doses is None else prior_toci_doses
         any_ok = (doses >= c.prior_tocilizumab_doses_at_least if c.require_prior_tocilizumab
                   else np.ones_like(prior_toci))
+        if severe is not None:
+            any_ok = any_ok & severe
         crs_dex = np.select([eff >= 3, (eff == 2) & g2_ok, eff == 1],
                             [c.grade3_dexamethasone_mg_day, c.grade2_dexamethasone_mg_day,
                              c.grade1_dexamethasone_mg_day], 0.0)
