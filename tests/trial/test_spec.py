@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cartsim.trial.spec import (
@@ -98,7 +99,7 @@ def test_unknown_fields_protocols_and_inline_constructs() -> None:
 
 
 @pytest.mark.parametrize("kind", ["normal", "lognormal", "uniform", "truncnormal",
-                                  "bernoulli", "beta"])
+                                  "bernoulli", "beta", "choice"])
 def test_covariate_draws_are_keyed_per_patient(kind: str) -> None:
     d = Distribution.model_validate({
         "normal": {"kind": "normal", "mean": 5, "sd": 2},
@@ -107,6 +108,7 @@ def test_covariate_draws_are_keyed_per_patient(kind: str) -> None:
         "truncnormal": {"kind": "truncnormal", "mean": 5, "sd": 4, "lower": 3, "upper": 6},
         "bernoulli": {"kind": "bernoulli", "p": 0.3},
         "beta": {"kind": "beta", "a": 2, "b": 5, "low": 10, "high": 20},
+        "choice": {"kind": "choice", "values": [3e5, 1e6, 3e6], "weights": [6, 10, 5]},
     }[kind])
     ids = np.arange(2000)
     whole = d.sample(7, ids, "x")
@@ -121,6 +123,31 @@ def test_covariate_draws_are_keyed_per_patient(kind: str) -> None:
         assert abs(whole.mean() - 0.3) < 0.04
     if kind == "beta":
         assert abs(whole.mean() - (10 + 10 * 2 / 7)) < 0.2
+    if kind == "choice":
+        assert set(np.unique(whole)) == {3e5, 1e6, 3e6}
+        for v, w in ((3e5, 6), (1e6, 10), (3e6, 5)):
+            assert abs((whole == v).mean() - w / 21) < 0.04
+
+
+@pytest.mark.parametrize("bad", [
+    {"kind": "choice", "values": [1, 2], "weights": [1]},
+    {"kind": "choice", "values": [], "weights": []},
+    {"kind": "choice", "values": [1, 2], "weights": [1, -1]},
+    {"kind": "choice", "values": [1, 2], "weights": [0, 0]},
+    {"kind": "choice", "values": [1]},
+    {"kind": "fixed", "value": 1, "values": [1, 2], "weights": [1, 1]},
+])
+def test_choice_distribution_errors_name_the_problem(bad: dict) -> None:
+    with pytest.raises(ValidationError, match="choice|values|weights"):
+        Distribution.model_validate(bad)
+
+
+def test_choice_zero_weight_value_is_never_drawn() -> None:
+    d = Distribution.model_validate({"kind": "choice", "values": [1, 2, 3],
+                                     "weights": [1, 0, 1]})
+    x = d.sample(11, np.arange(5000), "dose")
+    assert set(np.unique(x)) == {1.0, 3.0}
+    assert d.support() == (1.0, 3.0)
 
 
 def test_population_sampling_derives_weight_and_binarises_flags() -> None:

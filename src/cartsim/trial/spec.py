@@ -54,7 +54,7 @@ ENDPOINTS: tuple[str, ...] = (
 CRS_SCALES: tuple[str, ...] = ("astct", "lee2014", "penn", "cartox", "mskcc", "ctcae_v4.03",
                                "ctcae_v5.0")
 DISTRIBUTION_KINDS = ("fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli",
-                      "beta")
+                      "beta", "choice")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -84,7 +84,8 @@ class Distribution(_Model):
     """A covariate distribution. Every kind accepts optional ``lower``/``upper`` bounds: draws
     are clipped into them (``truncnormal`` truncates instead of clipping)."""
 
-    kind: Literal["fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli", "beta"]
+    kind: Literal["fixed", "normal", "lognormal", "uniform", "truncnormal", "bernoulli", "beta",
+                  "choice"]
     value: SFloat | None = None  # fixed
     mean: SFloat | None = None  # normal, truncnormal
     sd: SFloat | None = None  # normal, truncnormal (> 0)
@@ -95,6 +96,10 @@ class Distribution(_Model):
     p: SFloat | None = None  # bernoulli, in [0, 1]
     a: SFloat | None = None  # beta shape (> 0)
     b: SFloat | None = None  # beta shape (> 0)
+    # choice: one of ``values``, drawn with probability ∝ ``weights`` (e.g. the dose levels of
+    # a dose-escalation trial with the number of patients treated at each)
+    values: list[SFloat] | None = None
+    weights: list[SFloat] | None = None
     lower: SFloat | None = None
     upper: SFloat | None = None
 
@@ -103,7 +108,7 @@ class Distribution(_Model):
         need = {
             "fixed": ("value",), "normal": ("mean", "sd"), "lognormal": ("median", "sd_log"),
             "uniform": ("low", "high"), "truncnormal": ("mean", "sd", "lower", "upper"),
-            "bernoulli": ("p",), "beta": ("a", "b"),
+            "bernoulli": ("p",), "beta": ("a", "b"), "choice": ("values", "weights"),
         }[self.kind]
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
@@ -126,6 +131,17 @@ class Distribution(_Model):
             raise ValueError(f"high ({self.high}) must be ≥ low ({self.low})")
         if self.lower is not None and self.upper is not None and self.upper < self.lower:
             raise ValueError(f"upper ({self.upper}) must be ≥ lower ({self.lower})")
+        if self.kind == "choice":
+            vals, wts = self.values or [], self.weights or []
+            if not vals or len(vals) != len(wts):
+                raise ValueError("choice needs values and weights of the same, non-zero length, "
+                                 f"got {len(vals)} values and {len(wts)} weights")
+            if any(not math.isfinite(v) for v in vals + wts):
+                raise ValueError("choice values and weights must be finite")
+            if any(w < 0 for w in wts) or sum(wts) <= 0:
+                raise ValueError(f"choice weights must be ≥ 0 with a positive sum, got {wts}")
+        elif self.values is not None or self.weights is not None:
+            raise ValueError(f"values/weights belong to kind 'choice', not '{self.kind}'")
         return self
 
     def support(self) -> tuple[float, float]:
@@ -141,6 +157,8 @@ class Distribution(_Model):
             hi = 1.0 if self.high is None else self.high
         elif self.kind == "lognormal":
             lo, hi = 0.0, math.inf
+        elif self.kind == "choice":
+            lo, hi = min(self.values), max(self.values)  # type: ignore[type-var, arg-type]
         else:
             lo, hi = -math.inf, math.inf
         if self.lower is not None:
@@ -169,6 +187,11 @@ class Distribution(_Model):
             x = sps.truncnorm.ppf(u, a, b, loc=self.mean, scale=self.sd)
         elif k == "bernoulli":
             x = (u < self.p).astype(np.float64)  # type: ignore[operator]
+        elif k == "choice":
+            w = np.asarray(self.weights, dtype=np.float64)
+            edges = np.cumsum(w) / w.sum()
+            idx = np.minimum(np.searchsorted(edges, u, side="right"), len(w) - 1)
+            x = np.asarray(self.values, dtype=np.float64)[idx]
         else:  # beta
             lo = 0.0 if self.low is None else self.low
             hi = 1.0 if self.high is None else self.high
