@@ -457,3 +457,55 @@ def test_effector_fraction_is_a_share_even_when_populations_dip_below_zero() -> 
     assert share[1] == pytest.approx(0.3)
     assert share[2] == 0.0
     assert np.isnan(share[3])
+
+
+# ---- the endothelial IL-6 trans-signalling circuit (session 38) ------------------------------
+
+
+def _en_rate(share: float, toci_occupancy: float) -> float:
+    """d(EN)/dt of one adult in a fixed severe-CRS state at a tocilizumab occupancy."""
+    from cartsim.model import inflammation
+    from cartsim.model.state import S
+    from cartsim.population import build
+
+    c = Cohort("b-all", weight_kg=np.array([70.0]), age_y=np.array([30.0]),
+               marrow_blasts_pct=np.array([50.0]))
+    p, y = build(c, get_product("tisagenlecleucel"), seed=1, variability=False,
+                 overrides={"ang_il6_share": share})
+    y0 = y[0].copy()
+    y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN], y0[S.BBB] = (
+        300.0, 100.0, 5.0, 0.5, 2.5, 0.1)
+    dy = np.zeros_like(y0)
+    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, toci_occupancy, 0.0, 0.0, 0.0, 1.0)
+    return float(dy[S.EN])
+
+
+def test_il6_blockade_removes_the_il6_share_of_endothelial_self_amplification() -> None:
+    """ang_il6_share (Kang 2020: endothelial IL-6 trans-signalling circuit, blunted by
+    tocilizumab): with IL-6 signalling blocked, the endothelium activates less the larger the
+    share; without blockade the share changes nothing; share 0 is the model before exactly."""
+    assert _en_rate(1.0, 0.0) == _en_rate(0.0, 0.0)
+    assert _en_rate(0.0, 0.9) == _en_rate(0.0, 0.9)
+    off, half, full = (_en_rate(s, 0.9) for s in (0.0, 0.5, 1.0))
+    assert full < half < off
+
+
+def test_without_tocilizumab_the_il6_share_leaves_the_trajectory_exactly() -> None:
+    """No anti-IL-6 drug given (no protocol): ang_il6_share 1 gives the same trajectory as 0,
+    bit for bit; with the default protocol's tocilizumab, endothelial activation after the
+    first dose falls faster with the share than without it."""
+    c = _one_severe_adult()
+    prod = get_product("axi-cel")
+    runs = {s: simulate(c, prod, days=28, seed=3, variability=False,
+                        overrides={"ang_il6_share": s}).trajectories for s in (0.0, 1.0)}
+    cols = [k for k in runs[0.0].columns if k not in ("patient_id", "day")]
+    np.testing.assert_array_equal(runs[0.0][cols].to_numpy(), runs[1.0][cols].to_numpy())
+    pol = load_protocol("default")
+    treated = {s: simulate(c, prod, days=28, seed=3, variability=False, protocol=pol,
+                           overrides={"ang_il6_share": s}) for s in (0.0, 1.0)}
+    ev = treated[0.0].events
+    first = int(ev[ev["event"] == "tocilizumab"]["day"].min())
+    maps = {s: r.trajectories.set_index("day")["map_mmhg"] for s, r in treated.items()}
+    after = [d for d in maps[0.0].index if first + 2 <= d <= first + 6]
+    assert after and all(maps[1.0][d] >= maps[0.0][d] for d in after)
+    assert any(maps[1.0][d] > maps[0.0][d] + 0.5 for d in after)

@@ -174,6 +174,16 @@ PARAMS = (
        "strength of endothelial self-amplification", 0.3, "inflam"),
     _p("K_ang", "–", 2.0, 0.01, 100.0, "assumed",
        "endothelial activation for half-maximal self-amplification", 0.0, "inflam"),
+    _p("ang_il6_share", "–", 0.0, 0.0, 1.0,
+       "Kang 2020 PNAS 117:22351: in endothelial cells IL-6 trans-signalling forms a circuit "
+       "that drives their own IL-6, IL-8 and MCP-1 and PAI-1, and tocilizumab blunts that "
+       "activation; the size of the share is not measured. 0 = the model before session 38 "
+       "(tocilizumab leaves the self-amplification whole); 0.5 and 1 probed on the whole "
+       "library (session 38, docs/validation.md): CTL019-era and ZUMA-1 steroid use pass, "
+       "intubation among ELIANA+ENSIGN CRS falls 10.5 -> 4 % (17), rows 181 -> 179 / 177: "
+       "left at 0",
+       "share of the endothelial self-amplification that runs through IL-6 signalling, and is "
+       "removed by IL-6(R) blockade in proportion to the blocked share", 0.0, "inflam"),
     _p("k_bbb", "1/d", 1.0, 0.0, 10.0, "assumed (Gust 2017: BBB disruption in severe ICANS)",
        "blood–brain-barrier disruption rate", 0.3, "inflam"),
     _p("d_bbb", "1/d", 0.3, 0.01, 10.0, "assumed (barrier repair over days)",
@@ -357,8 +367,13 @@ def derivs(
     q_bbb = ((1.0 + age / 60.0) / (1.0 + p[P.bbb_age_ref_y] / 60.0)) ** p[P.bbb_age_exp]
     bbb_half = p[P.K_bbb] / q_bbb
     en2 = en * en
+    # the self-amplification loses the share that runs through endothelial IL-6
+    # trans-signalling as far as tocilizumab or siltuximab block IL-6 signalling (share 0, or
+    # no drug: the factor is exactly 1)
+    blocked = 1.0 - (1.0 - toci_occupancy) * (1.0 - silt_occupancy)
+    amp = p[P.a_ang] * en2 / (en2 + p[P.K_ang] ** 2) * (1.0 - p[P.ang_il6_share] * blocked)
     drive_en = (sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng + p[P.w_il1_en] * f_il1
-                + p[P.a_ang] * en2 / (en2 + p[P.K_ang] ** 2))
+                + amp)
     dy[S.EN] = (p[P.k_en] * age_en * drive_en * (1.0 - p[P.ster_en] * steroid_effect)
                 - p[P.d_en] * y[S.EN])
     en4 = en2 * en2
