@@ -140,6 +140,7 @@ def test_a_second_allogeneic_transplant_carries_the_prior_hsct_factor() -> None:
     from cartsim.trial.outcomes import DEATH_PARAMS
 
     factor = DEATH_PARAMS["trm_prior_hsct_factor"].default
+    haz, decay = DEATH_PARAMS["trm_hazard"].default, DEATH_PARAMS["trm_decay_days"].default
     assert factor > 1.0
     n, days = 6000, np.arange(0, 366)
     z = np.full((n, days.size), 1.0)
@@ -155,7 +156,7 @@ def test_a_second_allogeneic_transplant_carries_the_prior_hsct_factor() -> None:
     first = prior == 0
     assert np.array_equal(on.day[first], naive.day[first], equal_nan=True)
     assert np.array_equal(off.day, naive.day, equal_nan=True)
-    cum = 1.2e-3 * 100 * (1 - np.exp(-365 / 100))
+    cum = haz * decay * (1 - np.exp(-365 / decay))
     died = np.isfinite(on.day)
     assert died[first].mean() == pytest.approx(1 - np.exp(-cum), abs=0.02)
     assert died[~first].mean() == pytest.approx(1 - np.exp(-cum * factor), abs=0.025)
@@ -172,6 +173,7 @@ def test_a_salvage_transplant_after_a_consolidative_one_has_its_own_hazard() -> 
     from cartsim.trial.outcomes import DEATH_PARAMS
 
     factor = DEATH_PARAMS["trm_prior_hsct_factor"].default
+    haz, decay = DEATH_PARAMS["trm_hazard"].default, DEATH_PARAMS["trm_decay_days"].default
     n, days = 6000, np.arange(0, 731)
     z = np.full((n, days.size), 1.0)
     kw = {"days": days, "patient_id": np.arange(n), "seed": 13, "disease": "b-all",
@@ -185,8 +187,8 @@ def test_a_salvage_transplant_after_a_consolidative_one_has_its_own_hazard() -> 
     assert np.array_equal(one.day[~second], two.day[~second], equal_nan=True)
     # alive on day 365 after the first: the second transplant's deaths follow its hazard
     at_risk = second & ~(one.day <= 365)
-    cum2 = 1.2e-3 * 100 * (1 - np.exp(-365 / 100)) * factor
-    cum1_tail = 1.2e-3 * 100 * (np.exp(-305 / 100) - np.exp(-670 / 100))
+    cum2 = haz * decay * (1 - np.exp(-365 / decay)) * factor
+    cum1_tail = haz * decay * (np.exp(-305 / decay) - np.exp(-670 / decay))
     rate = (two.day[at_risk] > 365).mean()
     assert rate == pytest.approx(1 - np.exp(-(cum2 + cum1_tail)), abs=0.025)
     assert rate > (one.day[at_risk] > 365).mean() + 0.15

@@ -481,7 +481,6 @@ def test_the_paediatric_zuma_era_protocol_differs_only_in_the_tocilizumab_trigge
     assert adult["tocilizumab"] == child["tocilizumab"]
 
 
-
 def test_penn_steroids_wait_for_crs_still_as_severe_as_tocilizumab_needed(
         tmp_path: Path) -> None:
     """crs_steroids.require_tocilizumab_severity (penn_ctl019): after two tocilizumab doses a
