@@ -86,11 +86,15 @@ def known_specs() -> dict[str, ParameterSpec]:
     patient builder's constants (:data:`cartsim.population.POPULATION_PARAMS`, default only),
     the lab readout layer's constants (:data:`cartsim.model.labs.LAB_PARAMS`, default
     only), the trial's death model (:data:`cartsim.trial.outcomes.DEATH_PARAMS`, default
-    only) and the salvage chemosensitivity distribution
-    (:data:`cartsim.trial.outcomes.SALVAGE_PARAMS`, default only)."""
+    only), the salvage chemosensitivity distribution
+    (:data:`cartsim.trial.outcomes.SALVAGE_PARAMS`, default only) and the weights of the
+    patients' tumour-trait covariates (:data:`cartsim.model.traits.PATIENT_TRAIT_PARAMS`:
+    what a NOXA-low, death-receptor-defective, IFN-γ-defective, CD58-lost or CD19-surface-lost
+    tumour keeps; default only)."""
     from cartsim.model.labs import LAB_PARAMS
     from cartsim.model.layout import ADDONS
     from cartsim.model.parameters import MODEL_PARAMS
+    from cartsim.model.traits import PATIENT_TRAIT_PARAMS
     from cartsim.population import POPULATION_PARAMS
     from cartsim.trial.outcomes import DEATH_PARAMS, SALVAGE_PARAMS
 
@@ -101,17 +105,20 @@ def known_specs() -> dict[str, ParameterSpec]:
     out.update({s.name: s for s in LAB_PARAMS})
     out.update({s.name: s for s in DEATH_PARAMS})
     out.update({s.name: s for s in SALVAGE_PARAMS})
+    out.update({s.name: s for s in PATIENT_TRAIT_PARAMS})
     return out
 
 
 def per_patient(name: str) -> bool:
     """Whether the parameter is sampled per patient (so it may carry an IIV sd)."""
     from cartsim.model.labs import LAB_PARAMS
+    from cartsim.model.traits import PATIENT_TRAIT_PARAMS
     from cartsim.population import POPULATION_PARAMS
     from cartsim.trial.outcomes import DEATH_PARAMS, SALVAGE_PARAMS
 
     return name not in ({s.name for s in POPULATION_PARAMS} | set(LAB_PARAMS.names)
-                        | set(DEATH_PARAMS.names) | set(SALVAGE_PARAMS.names))
+                        | set(DEATH_PARAMS.names) | set(SALVAGE_PARAMS.names)
+                        | set(PATIENT_TRAIT_PARAMS.names))
 
 
 def check_value(name: str, what: str, value: object, where: str,

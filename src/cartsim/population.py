@@ -477,7 +477,11 @@ def build(
     low = np.minimum(low_median * np.exp(p[:, P.low_clone_spread] * z_low), 1.0)
     # tumour traits (review B5–B12) from the trait covariates, through the same trait vector
     # and route-kill function as the screen simulator (cartsim.model.traits)
-    trait_q = {k: v for k, v in (overrides or {}).items() if k in PATIENT_TRAIT_PARAMS.names}
+    # (their weights: the set in force, then the overrides)
+    trait_q = ({} if pset is None else
+               {s.name: pset.apply(s).default for s in PATIENT_TRAIT_PARAMS})
+    trait_q.update({k: v for k, v in (overrides or {}).items()
+                    if k in PATIENT_TRAIT_PARAMS.names})
     tr = patient_traits({k: getattr(cohort, k) for k in PATIENT_TRAIT_COVARIATES}, n,
                         cd2_armour="CD2" in c.armour, params=trait_q)
     # CD20/CD22 co-loss of the escape subclone (model/tumour.py escape_cd20_loss,

@@ -169,3 +169,39 @@ def test_a_set_may_replace_a_death_model_constant_and_a_spec_still_overrides_it(
     assert spec["ball_death_hazard"] == 0.03  # the spec overrides only what it names
     with pytest.raises(ParameterSetError, match="outside"):
         psets.check_value("ball_death_hazard", "default", 2.0, "x")
+
+
+def test_a_set_may_replace_a_tumour_trait_weight_and_overrides_still_win(
+        tmp_path: Path) -> None:
+    """The tumour-trait covariates' weights (cartsim.model.traits.PATIENT_TRAIT_PARAMS) are
+    population constants a set may replace: a NOXA-low tumour keeps the set's perforin-route
+    sensitivity, a NOXA-normal one is untouched, and a build override beats the set."""
+    from cartsim.model.clones import C
+    from cartsim.model.traits import PATIENT_TRAIT_PARAMS
+    from cartsim.population import clone_param_index
+
+    assert not psets.per_patient("noxa_low_pfn")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[parameter_set]\nname='x'\nprovenance='p'\n[parameters.noxa_low_pfn]\n"
+                   "iiv_sd = 0.5\n", encoding="utf-8")
+    with pytest.raises(ParameterSetError, match="default only"):
+        psets.load(bad)
+    with pytest.raises(ParameterSetError, match="outside"):
+        psets.check_value("noxa_low_pfn", "default", 1.5, "x")
+    n = 6
+    co = Cohort("lbcl", weight_kg=np.full(n, 70.0), age_y=np.full(n, 60.0),
+                tumour_volume_ml=np.full(n, 50.0), noxa_low=np.array([1.0, 0, 1, 0, 1, 0]))
+    pfn = clone_param_index.py_func(0, 0) + C.pfn_sensitivity
+    ps = ParameterSet("noxa", "test", {"noxa_low_pfn": {"default": 0.4}})
+    prod = get_product("axicabtagene_ciloleucel")
+    with psets.use(None):
+        own, _ = build(co, prod, seed=5)
+    with psets.use(ps):
+        new, _ = build(co, prod, seed=5)
+        over, _ = build(co, prod, seed=5, overrides={"noxa_low_pfn": 0.7})
+    low = co.noxa_low == 1.0
+    assert np.allclose(own[low, pfn], PATIENT_TRAIT_PARAMS["noxa_low_pfn"].default)
+    assert np.allclose(new[low, pfn], 0.4) and np.allclose(over[low, pfn], 0.7)
+    assert np.array_equal(new[~low], own[~low])       # NOXA-normal tumours untouched
+    cols = [i for i in range(own.shape[1]) if (own[:, i] != new[:, i]).any()]
+    assert all((i - pfn) % len(C) == 0 for i in cols)  # only the clones' pfn field moved
