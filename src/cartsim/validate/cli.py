@@ -227,6 +227,10 @@ def print_diff(d, top: int = 10) -> None:  # type: ignore[no-untyped-def]
               "deviance": "deviance (calibration objective)",
               "shared_rows": "rows compared by both", "shared_passing": "… passing",
               "shared_deviance": "… deviance"}
+    if max(len(d.before.replicates), len(d.after.replicates)) > 1:
+        # the shared rows are counted by their majority verdict, the run-level figures above
+        # as means over the replicates: the two can differ
+        labels["shared_passing"] = "… passing (majority verdict)"
     partial = bool(d.only_before or d.only_after)
     for k, row in d.figures.iterrows():
         if str(k).startswith("shared_") and not partial:
