@@ -98,3 +98,21 @@ def test_trace_of_a_second_arm_follows_the_runner_s_patients(tmp_path: Path) -> 
     both = t.merge(arm1[["patient_id", "anc_per_ul"]], on="patient_id", suffixes=("", "_trial"))
     assert len(both) == 4
     assert np.allclose(both["anc_per_ul"], both["anc_per_ul_trial"], rtol=1e-3, atol=1e-6)
+
+
+def test_trace_reads_the_drawn_covariates_and_the_dose(tmp_path: Path) -> None:
+    """Covariates (the spec's population draws) and the dose are traceable next to the states:
+    constant over a patient's days and equal to the trial's own per-patient table."""
+    trial = Trial.from_toml(default_specs_dir() / "zuma4.toml").with_overrides(size=4, seed=7)
+    t = trial.trace(["marrow_blasts_pct", "dose_per_kg", "IL6"], days="0,2")
+    assert list(t.columns) == ["arm", "patient_id", "day", "marrow_blasts_pct", "dose_per_kg",
+                               "IL6"]
+    assert (t.groupby("patient_id")[["marrow_blasts_pct", "dose_per_kg"]].nunique() == 1
+            ).all().all()
+    res = trial.run(tmp_path / "run", report=False)
+    pts = res.patients.set_index("patient_id")
+    first = t[t["day"] == 0].set_index("patient_id")
+    assert np.allclose(first["marrow_blasts_pct"], pts.loc[first.index, "marrow_blasts_pct"])
+    assert np.allclose(first["dose_per_kg"], pts.loc[first.index, "dose_per_kg"])
+    with pytest.raises(InvalidInputError, match="covariates: .*marrow_blasts_pct"):
+        trial.trace(["tumour_volume_ml_typo"], days="0")

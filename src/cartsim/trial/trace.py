@@ -8,10 +8,13 @@ did what it did, :func:`trace_arm` re-runs one arm's patients exactly as the tri
 does (same cohort, doses, protocol, schedule and seeds) with one more day-start procedure that
 records the named quantities of every patient at the start of each requested day: model states
 (``cartsim.model`` state names, e.g. ``IL6``, ``MY``, ``ENC``), per-patient parameters (e.g.
-``K_fever``, ``age_y``) and the core readouts (:func:`cartsim.model.readouts.compute`, e.g.
-``temperature_c``, ``cart_cells_per_ul``). "Start of day d" (d ≥ 0, the days on which the
-trial's procedures act) is after the day's schedule items and the trial's own procedures,
-before the clinic acts and before the day is integrated.
+``K_fever``, ``age_y``), the core readouts (:func:`cartsim.model.readouts.compute`, e.g.
+``temperature_c``, ``cart_cells_per_ul``) and the patients' drawn covariates (the spec's
+``[population]`` draws as the model receives them, e.g. ``noxa_low``, ``cd19_density``,
+``marrow_blasts_pct``, and ``dose`` / ``dose_per_kg``), so a trace joins the mechanism to the
+patient without a trip through the trial's ``patients.parquet``. "Start of day d" (d ≥ 0, the
+days on which the trial's procedures act) is after the day's schedule items and the trial's
+own procedures, before the clinic acts and before the day is integrated.
 
 The simulation runs to the last traced day + 1 (not the whole follow-up), so the traced values
 agree with those of the full trial within the solver's tolerance, not bit for bit (an adaptive
@@ -36,8 +39,10 @@ MAX_TRACE_CELLS = 50_000_000
 class StateTrace:
     """A day-start procedure that records named states/parameters/readouts on ``days``."""
 
-    def __init__(self, names: Sequence[str], days: Sequence[int]) -> None:
+    def __init__(self, names: Sequence[str], days: Sequence[int],
+                 covariates: dict[str, np.ndarray] | None = None) -> None:
         self.names = [str(n) for n in names]
+        self.covariates = dict(covariates or {})
         self.days = sorted({int(d) for d in days})
         self._want = set(self.days)
         self._where: dict[str, tuple[str, int]] = {}
@@ -57,13 +62,16 @@ class StateTrace:
                 self._where[n] = ("param", params[n])
             elif n in readouts:
                 self._where[n] = ("readout", -1)
+            elif n in self.covariates:
+                self._where[n] = ("covariate", -1)
             else:
                 unknown.append(n)
         if unknown:
             raise InvalidInputError(
-                "trace quantity", "a model state, a model parameter or a core readout name "
-                f"(states: {', '.join(sorted(states))}; readouts: "
-                f"{', '.join(sorted(readouts))}; parameters: see docs/model.md)",
+                "trace quantity", "a model state, a model parameter, a core readout or a "
+                f"drawn covariate name (states: {', '.join(sorted(states))}; readouts: "
+                f"{', '.join(sorted(readouts))}; covariates: "
+                f"{', '.join(sorted(self.covariates))}; parameters: see docs/model.md)",
                 ", ".join(unknown))
 
     def apply(self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray
@@ -77,6 +85,8 @@ class StateTrace:
                     rec[n] = y[:, i].copy()
                 elif kind == "param":
                     rec[n] = p[:, i].copy()
+                elif kind == "covariate":
+                    rec[n] = np.asarray(self.covariates[n], dtype=np.float64).copy()
                 else:
                     if ro is None:
                         from cartsim.model.readouts import compute
@@ -139,7 +149,7 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     # the runner's ids: arms of an unpaired trial interleave (arm k has ids k, k + arms, …)
     ids = patient_ids(spec, arm_index, n)
     cohort, product, protocol, procedures, _, _ = _chunk_inputs(spec, arm_index, ids)
-    tracer = StateTrace(names, days)
+    tracer = StateTrace(names, days, covariates=_covariates(cohort))
     arm_spec = spec.arms[arm_index]
     simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
              procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
@@ -154,6 +164,22 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
                                     "day": np.int64(d), **rec}))
     return pd.concat(frames, ignore_index=True).sort_values(
         ["patient_id", "day"], kind="stable").reset_index(drop=True)
+
+
+def _covariates(cohort: Any) -> dict[str, np.ndarray]:
+    """The cohort's drawn covariates that apply to its disease, its dose and dose per kg
+    (model names win over these where both exist: ``age_y`` is also a parameter)."""
+    from cartsim.covariates import COVARIATES
+
+    out: dict[str, np.ndarray] = {}
+    for c in COVARIATES:
+        v = getattr(cohort, c.name, None)
+        if v is not None:
+            out[c.name] = np.asarray(v, dtype=np.float64)
+    if cohort.dose is not None:
+        out["dose"] = np.asarray(cohort.dose, dtype=np.float64)
+        out["dose_per_kg"] = out["dose"] / np.asarray(cohort.weight_kg, dtype=np.float64)
+    return out
 
 
 def _arm_index(spec: TrialSpec, arm: int | str) -> int:
