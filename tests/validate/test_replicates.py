@@ -17,6 +17,7 @@ from cartsim.validate.replicates import (
     aggregate,
     replicate_seeds,
     row_table,
+    seed_dependent,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -52,6 +53,10 @@ def test_aggregate_and_row_table_reference_values() -> None:
     assert rows.loc[2, "simulated_mean"] == 35.0 and rows.loc[2, "pass_share"] == 0.5
     assert rows.loc[3, "simulated_max"] == 62.0
     assert rows.loc[3, "pass_share"] == 1.0  # of the replicates that judged it
+    # only row 2 passes on one seed and fails on the other
+    mixed = seed_dependent(rows.reset_index())
+    assert [m["line"] for m in mixed] == [2]
+    assert mixed[0]["simulated"] == [40.0, 30.0] and mixed[0]["pass_share"] == 0.5
 
 
 def test_cli_replicates_write_each_run_and_the_spread(tmp_path: Path) -> None:
@@ -67,6 +72,10 @@ def test_cli_replicates_write_each_run_and_the_spread(tmp_path: Path) -> None:
     agg = json.loads((out / "replicates.json").read_text())
     assert [r["seed"] for r in agg["per_replicate"]] == [3, 3 + REPLICATE_STRIDE]
     assert agg["aggregate"]["passing"]["min"] <= agg["aggregate"]["passing"]["max"]
+    reps = pd.read_csv(out / "replicates.csv")
+    assert [m["line"] for m in agg["seed_dependent"]] == sorted(
+        reps.loc[(reps["pass_share"] > 0) & (reps["pass_share"] < 1), "line"],
+        key=lambda ln: (float(reps.set_index("line").loc[ln, "pass_share"]), ln))
     # replicate 0 is the plain run on the same seed, byte for byte
     plain = tmp_path / "plain"
     res = CliRunner().invoke(app, ["validate", "--out", str(plain), *args[3:]])

@@ -434,3 +434,17 @@ def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
             h.add_row(r["label"], _num(r["published"]), sims,
                       f"{r['passes']} of {r['judged']}")
         console.print(h)
+    mixed = agg.get("seed_dependent", [])
+    if mixed:
+        m = Table(title=f"rows whose verdict depends on the seed ({len(mixed)}; "
+                        "replicates.json 'seed_dependent')", title_justify="left")
+        for c in ("line: study · endpoint", "published", "each seed", "passes"):
+            m.add_column(c, justify="left" if c.startswith("line") else "right", no_wrap=True)
+        for r in mixed[:15]:
+            sims = "/".join("–" if v is None else f"{v:.1f}" for v in r["simulated"])
+            n = sum(v is not None for v in r["simulated"])
+            m.add_row(f"{r['line']}: {r['study'][:16]} · {r['endpoint'][:16]}",
+                      _num(r["published"]), sims, f"{round(r['pass_share'] * n)}/{n}")
+        console.print(m)
+        if len(mixed) > 15:
+            console.print(f"(and {len(mixed) - 15} more)")
