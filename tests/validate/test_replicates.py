@@ -72,10 +72,10 @@ def test_cli_replicates_write_each_run_and_the_spread(tmp_path: Path) -> None:
     agg = json.loads((out / "replicates.json").read_text())
     assert [r["seed"] for r in agg["per_replicate"]] == [3, 3 + REPLICATE_STRIDE]
     assert agg["aggregate"]["passing"]["min"] <= agg["aggregate"]["passing"]["max"]
+    # the JSON's seed-dependent rows are the CSV's rows with a pass share strictly in (0, 1)
     reps = pd.read_csv(out / "replicates.csv")
-    assert [m["line"] for m in agg["seed_dependent"]] == sorted(
-        reps.loc[(reps["pass_share"] > 0) & (reps["pass_share"] < 1), "line"],
-        key=lambda ln: (float(reps.set_index("line").loc[ln, "pass_share"]), ln))
+    mixed = reps.loc[(reps["pass_share"] > 0) & (reps["pass_share"] < 1), "line"]
+    assert {m["line"] for m in agg["seed_dependent"]} == set(mixed)
     # replicate 0 is the plain run on the same seed, byte for byte
     plain = tmp_path / "plain"
     res = CliRunner().invoke(app, ["validate", "--out", str(plain), *args[3:]])

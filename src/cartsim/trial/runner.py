@@ -181,10 +181,21 @@ def _chunk_inputs(spec: TrialSpec, arm_index: int, ids: np.ndarray
     return cohort, product, protocol, procedures, cov, dose
 
 
+def patient_covariates(cov: dict[str, np.ndarray], dose: np.ndarray, disease: str
+                       ) -> dict[str, np.ndarray]:
+    """The per-patient covariate columns of the trial's ``patients`` table (the disease's
+    covariates, ``dose_cells`` and ``dose_per_kg``), in the order of ``cov``."""
+    from cartsim.covariates import for_disease
+
+    out = {c.name: cov[c.name] for c in for_disease(disease)}
+    out["dose_cells"] = dose
+    out["dose_per_kg"] = dose / cov["weight_kg"]
+    return out
+
+
 def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate one chunk and return (per-patient endpoints, per-day plot table)."""
-    from cartsim.covariates import for_disease
     from cartsim.simulation import simulate
     from cartsim.trial.endpoints import Course, compute_endpoints, daily_table
 
@@ -198,9 +209,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     course = Course.from_result(res)
     order = np.argsort(ids)
     assert np.array_equal(course.patient_id, ids[order])
-    covariates = {c.name: cov[c.name][order] for c in for_disease(pop.disease)}
-    covariates["dose_cells"] = dose[order]
-    covariates["dose_per_kg"] = dose[order] / cov["weight_kg"][order]
+    covariates = {k: v[order] for k, v in patient_covariates(cov, dose, pop.disease).items()}
     table, grades = compute_endpoints(
         course, res.events, covariates, disease=pop.disease, seed=seed,
         follow_up_days=spec.follow_up_days, assessment_days=spec.assessment_days,

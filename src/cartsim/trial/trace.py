@@ -10,8 +10,9 @@ records the named quantities of every patient at the start of each requested day
 (``cartsim.model`` state names, e.g. ``IL6``, ``MY``, ``ENC``), per-patient parameters (e.g.
 ``K_fever``, ``age_y``), the core readouts (:func:`cartsim.model.readouts.compute`, e.g.
 ``temperature_c``, ``cart_cells_per_ul``) and the patients' drawn covariates (the spec's
-``[population]`` draws as the model receives them, e.g. ``noxa_low``, ``cd19_density``,
-``marrow_blasts_pct``, and ``dose`` / ``dose_per_kg``), so a trace joins the mechanism to the
+``[population]`` draws, e.g. ``noxa_low``, ``cd19_density``,
+``marrow_blasts_pct``, and ``dose_cells`` / ``dose_per_kg``: the columns of the trial's
+``patients.parquet``), so a trace joins the mechanism to the
 patient without a trip through the trial's ``patients.parquet``. "Start of day d" (d ≥ 0, the
 days on which the trial's procedures act) is after the day's schedule items and the trial's
 own procedures, before the clinic acts and before the day is integrated.
@@ -128,7 +129,7 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     the spec's population size): a long table with columns arm, patient_id, day and one
     column per name (NaN for a patient the simulator stopped)."""
     from cartsim.simulation import simulate
-    from cartsim.trial.runner import _chunk_inputs, patient_ids
+    from cartsim.trial.runner import _chunk_inputs, patient_covariates, patient_ids
 
     if not names:
         raise InvalidInputError("trace quantities", "at least one name", "none")
@@ -148,8 +149,10 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
                                 "(patients x days x names)", n * len(days) * len(names))
     # the runner's ids: arms of an unpaired trial interleave (arm k has ids k, k + arms, …)
     ids = patient_ids(spec, arm_index, n)
-    cohort, product, protocol, procedures, _, _ = _chunk_inputs(spec, arm_index, ids)
-    tracer = StateTrace(names, days, covariates=_covariates(cohort))
+    cohort, product, protocol, procedures, cov, dose = _chunk_inputs(spec, arm_index, ids)
+    # the trial's own per-patient covariate columns (patients.parquet names)
+    tracer = StateTrace(names, days,
+                        covariates=patient_covariates(cov, dose, spec.population.disease))
     arm_spec = spec.arms[arm_index]
     simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
              procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
@@ -164,22 +167,6 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
                                     "day": np.int64(d), **rec}))
     return pd.concat(frames, ignore_index=True).sort_values(
         ["patient_id", "day"], kind="stable").reset_index(drop=True)
-
-
-def _covariates(cohort: Any) -> dict[str, np.ndarray]:
-    """The cohort's drawn covariates that apply to its disease, its dose and dose per kg
-    (model names win over these where both exist: ``age_y`` is also a parameter)."""
-    from cartsim.covariates import COVARIATES
-
-    out: dict[str, np.ndarray] = {}
-    for c in COVARIATES:
-        v = getattr(cohort, c.name, None)
-        if v is not None:
-            out[c.name] = np.asarray(v, dtype=np.float64)
-    if cohort.dose is not None:
-        out["dose"] = np.asarray(cohort.dose, dtype=np.float64)
-        out["dose_per_kg"] = out["dose"] / np.asarray(cohort.weight_kg, dtype=np.float64)
-    return out
 
 
 def _arm_index(spec: TrialSpec, arm: int | str) -> int:
