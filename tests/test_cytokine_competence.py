@@ -78,7 +78,7 @@ def _myeloid_rate(competence: float) -> float:
     p, y = _one_adult()
     y[S.MY] = 0.2
     dy = np.zeros_like(y)
-    inflammation.derivs(y, p, dy, 0.0, 2e8, 0.0, 0.0, 0.0, 0.0, competence)
+    inflammation.derivs(y, p, dy, 0.0, 2e8, 0.0, 0.0, 0.0, 0.0, competence, 0.0)
     return float(dy[S.MY])
 
 

@@ -46,7 +46,7 @@ def _barrier_rate(effectors_blood: float, en: float = 3.0, product: str = "axi-c
     y[S.BBB] = 0.0
     y[S.E_b] = effectors_blood
     dy = np.zeros_like(y)
-    inflammation.derivs(y, p, dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y, p, dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.BBB])
 
 

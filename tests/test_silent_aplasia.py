@@ -82,7 +82,7 @@ def _myeloid_drive(prim_kills: float, overrides: dict[str, float] | None = None)
     p, y = _state(5.0, overrides)
     y[S.IL6], y[S.IFNG], y[S.IL1], y[S.MY], y[S.EN] = 20.0, 0.0, 10.0, 0.3, 0.3
     dy = np.zeros_like(y)
-    inflammation.derivs(y, p, dy, prim_kills, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y, p, dy, prim_kills, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.MY])
 
 

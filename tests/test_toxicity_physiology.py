@@ -270,7 +270,7 @@ def _inflammation_rates(age_y: float, overrides: dict[str, float] | None = None
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN], y0[S.BBB] = (
         300.0, 100.0, 5.0, 0.5, 2.5, 0.1)
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.EN]), float(dy[S.BBB])
 
 
@@ -347,7 +347,7 @@ def _myeloid_rate(kills: float, engaged: float, ifng: float,
     y0 = y[0].copy()
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 20.0, ifng, 10.0, 0.3, 0.3
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, kills, engaged, 0.0, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y0, p[0], dy, kills, engaged, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.MY])
 
 
@@ -388,7 +388,7 @@ def _myeloid_and_tolerance_rates(tol: float, overrides: dict[str, float] | None 
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN] = 60.0, 20.0, 10.0, 1.5, 0.5
     y0[S.MYTOL] = tol
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, 5e9, 2e9, 0.0, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y0, p[0], dy, 5e9, 2e9, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.MY]), float(dy[S.MYTOL])
 
 
@@ -480,7 +480,7 @@ def _en_rate(share: float, toci_occupancy: float) -> float:
     y0[S.IL6], y0[S.IFNG], y0[S.IL1], y0[S.MY], y0[S.EN], y0[S.BBB] = (
         300.0, 100.0, 5.0, 0.5, 2.5, 0.1)
     dy = np.zeros_like(y0)
-    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, toci_occupancy, 0.0, 0.0, 0.0, 1.0)
+    inflammation.derivs(y0, p[0], dy, 0.0, 0.0, toci_occupancy, 0.0, 0.0, 0.0, 1.0, 0.0)
     return float(dy[S.EN])
 
 

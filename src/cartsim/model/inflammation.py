@@ -224,6 +224,28 @@ PARAMS = (
        "adult's expansion about half-saturates the attack and a child's leukaemia-driven "
        "expansion (hundreds to thousands/µL) saturates it",
        "blood effector CAR-T per µL for half-maximal attack on mural cells", 0.0, "inflam"),
+    # ---- CNS leukaemia: CAR-T killing inside the CNS inflames it locally (session 40) ----
+    _p("k_enc_cns", "1/d", 3.0, 0.0, 20.0,
+       "structure: CAR-T cells that reach CNS leukaemia kill it in the leptomeninges and CSF, "
+       "where the cytokines of the kill act on the brain without crossing the barrier; CNS "
+       "disease goes with severe neurotoxicity (grade 3-4 in 4 of 5 children with CSF blasts "
+       "> 5/uL or an intracranial mass, Tan 2021, clinical_targets.csv line 351; 22.9 % in "
+       "48 patients with CNS leukaemia, Qi 2022, line 364). Size hand-tuned with K_cns_kill "
+       "(session 40) on the neurotoxicity rows of the library's studies with overt CNS "
+       "disease (Qi 2022, SCRI PLAT-02, CHOP pilot, NCI CD19-28z; docs/validation.md "
+       "'Session 40'). 0 = no local route (the model before session 40)",
+       "maximal rate of encephalopathy driven by CAR-T kills in the CNS (B-ALL sanctuary "
+       "site) in patients with overt CNS disease: dENC/dt += k_enc_cns × K⁴/(K⁴ + "
+       "K_cns_kill⁴), K the sanctuary kills per day (Hill 4: the upper tail of CNS kills "
+       "drives it, the median CNS kill little)",
+       0.3, "inflam"),
+    _p("K_cns_kill", "cells/d", 2.5e8, 1.0, 1e12,
+       "assumed order (the peak CNS kill of the model's overt CNS leukaemia: "
+       "cns_overt_cells 1e9 cleared over one to two weeks gives a median peak of 1.2e8 and "
+       "a 90th percentile of 3.9e8 cells/d in the simulated Qi 2022 cohort, so the upper "
+       "tail of CNS kills half-saturates the drive); hand-tuned with k_enc_cns (session 40)",
+       "CAR-T kills per day in the CNS for half-maximal local encephalopathy drive", 0.0,
+       "inflam"),
     # ---- age: the endothelium and the blood–brain barrier of an adult are more vulnerable ----
     _p("en_age_per_decade", "1/decade", 0.05, 0.0, 2.0,
        "assumed size, direction and scale from the age rise of endothelial activation markers: "
@@ -309,6 +331,7 @@ def derivs(
     steroid_effect: float,
     anakinra_effect: float,
     cyto_competence: float,
+    kill_hs: float,
 ) -> None:
     # amounts per day over the plasma volume: concentrations do not depend on body size
     vol = p[P.plasma_ml]
@@ -387,7 +410,16 @@ def derivs(
         bbb_half = bbb_half * (1.0 - min(mural, 0.9))
     dy[S.BBB] = (p[P.k_bbb] * en4 / (en4 + bbb_half ** 4) * (1.0 - bbb)
                  * (1.0 - p[P.ster_en] * steroid_effect) - p[P.d_bbb] * y[S.BBB])
-    dy[S.ENC] = p[P.k_enc] * bbb * (1.0 - p[P.ster_enc] * steroid_effect) * (
+    # overt CNS leukaemia (B-ALL's sanctuary site is the CNS; in lymphoma it holds the poorly
+    # reached nodal lesions): CAR-T kills in the CSF and leptomeninges inflame the brain
+    # directly; the occult seeding every B-ALL carries does not (no leptomeningeal disease).
+    # k_enc_cns 0: exactly the model before session 40
+    drive_enc = p[P.k_enc] * bbb
+    if p[P.k_enc_cns] > 0.0 and p[P.disease_lbcl] == 0.0 and p[P.cns_disease] > 0.0:
+        kc = kill_hs * max(y[S.TS], 0.0)
+        kc4 = (kc * kc) ** 2
+        drive_enc = drive_enc + p[P.k_enc_cns] * kc4 / (kc4 + p[P.K_cns_kill] ** 4)
+    dy[S.ENC] = drive_enc * (1.0 - p[P.ster_enc] * steroid_effect) * (
         1.0 - p[P.anak_enc] * anakinra_effect) - p[P.d_enc] * enc
     dy[S.NFL] = p[P.k_nfl] * max(enc, 0.0) + p[P.d_nfl] * (p[P.nfl_base] - y[S.NFL])
 
@@ -409,5 +441,6 @@ MECHANISM = Mechanism(
     ),
     params=PARAMS,
     kernels=(Kernel(derivs, consumes=("kills", "engaged", "toci_occupancy", "silt_occupancy",
-                                      "steroid_effect", "anakinra_effect", "cyto_competence")),),
+                                      "steroid_effect", "anakinra_effect", "cyto_competence",
+                                      "kill_hs")),),
 )
