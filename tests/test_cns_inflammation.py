@@ -52,7 +52,7 @@ def _enc_rate(cns: float, cns_kills: float, steroid: float = 0.0, disease: str =
 def test_kills_in_overt_cns_leukaemia_drive_encephalopathy() -> None:
     assert _enc_rate(1.0, 0.0) == 0.0
     assert _enc_rate(1.0, 5e8) > 1.0  # /d: over the sanctuary's upper-tail kill rate
-    assert _enc_rate(1.0, 5e8) > 10.0 * _enc_rate(1.0, 5e7) > 0.0  # Hill 2: a switch
+    assert _enc_rate(1.0, 5e8) > 10.0 * _enc_rate(1.0, 5e7) > 0.0  # Hill 4: a switch
 
 
 def test_occult_seeding_lymphoma_shelter_and_the_switch_do_not_drive_it() -> None:
