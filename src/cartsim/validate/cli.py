@@ -404,6 +404,11 @@ def print_headline(h: dict) -> None:  # type: ignore[type-arg]
         Console().print(f"({skipped} headline endpoints of studies not run)")
 
 
+def _per_seed(values: list[float | None], sep: str) -> str:
+    """One simulated value per replicate ("–" where a replicate did not judge the row)."""
+    return sep.join("–" if v is None else f"{v:.1f}" for v in values)
+
+
 def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
     """Per-replicate pass counts and deviance, and their mean ± SD."""
     t = Table(title=f"validation on {agg['replicates']} root seeds")
@@ -430,8 +435,7 @@ def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
         for c in ("headline endpoint", "published", "simulated (each seed)", "passes"):
             h.add_column(c, justify="left" if c == "headline endpoint" else "right")
         for r in sorted(rows, key=lambda r: r["pass_share"]):
-            sims = " / ".join("–" if v is None else f"{v:.1f}" for v in r["simulated"])
-            h.add_row(r["label"], _num(r["published"]), sims,
+            h.add_row(r["label"], _num(r["published"]), _per_seed(r["simulated"], " / "),
                       f"{r['passes']} of {r['judged']}")
         console.print(h)
     mixed = agg.get("seed_dependent", [])
@@ -441,10 +445,10 @@ def print_replicates(agg: dict) -> None:  # type: ignore[type-arg]
         for c in ("line: study · endpoint", "published", "each seed", "passes"):
             m.add_column(c, justify="left" if c.startswith("line") else "right", no_wrap=True)
         for r in mixed[:15]:
-            sims = "/".join("–" if v is None else f"{v:.1f}" for v in r["simulated"])
             n = sum(v is not None for v in r["simulated"])
             m.add_row(f"{r['line']}: {r['study'][:16]} · {r['endpoint'][:16]}",
-                      _num(r["published"]), sims, f"{round(r['pass_share'] * n)}/{n}")
+                      _num(r["published"]), _per_seed(r["simulated"], "/"),
+                      f"{round(r['pass_share'] * n)}/{n}")
         console.print(m)
         if len(mixed) > 15:
             console.print(f"(and {len(mixed) - 15} more)")
