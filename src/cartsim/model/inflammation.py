@@ -241,9 +241,10 @@ PARAMS = (
        0.3, "inflam"),
     _p("K_cns_kill", "cells/d", 2.5e8, 1.0, 1e12,
        "assumed order (the peak CNS kill of the model's overt CNS leukaemia: "
-       "cns_overt_cells 1e9 cleared over one to two weeks gives a median peak of 1.2e8 and "
-       "a 90th percentile of 3.9e8 cells/d in the simulated Qi 2022 cohort, so the upper "
-       "tail of CNS kills half-saturates the drive); hand-tuned with k_enc_cns (session 40)",
+       "cns_overt_cells 1e9 is cleared over one to two weeks, its largest one-day fall, a "
+       "lower bound of the peak kill, a median 1.2e8 and a 90th percentile 3.9e8 cells/d in "
+       "the simulated Qi 2022 cohort, so the upper tail of CNS kills half-saturates the "
+       "drive); hand-tuned with k_enc_cns (session 40)",
        "CAR-T kills per day in the CNS for half-maximal local encephalopathy drive", 0.0,
        "inflam"),
     # ---- age: the endothelium and the blood–brain barrier of an adult are more vulnerable ----
