@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
 class CartsimError(Exception):
-    """Base class of every error cartsim raises on purpose."""
+    """Base class of every error cartsim raises on purpose.
+
+    An error keeps the arguments it was made with and pickles as a call with them, so an
+    error raised in a worker process (trial, validation and claims workers; Dask) reaches
+    the parent as the same error with the same message: the default pickling re-creates an
+    exception from its message alone, which these constructors do not take."""
+
+    _ctor: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> CartsimError:
+        self = super().__new__(cls, *args)
+        self._ctor = (args, kwargs)
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args, kwargs = self._ctor
+        make = functools.partial(type(self), **kwargs) if kwargs else type(self)
+        return (make, args, dict(self.__dict__))
 
 
 class InvalidInputError(CartsimError, ValueError):
