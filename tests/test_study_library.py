@@ -68,6 +68,9 @@ ENDPOINT_COLUMNS = (
     "thrombocytopenia_max_grade",
     "anemia_max_grade", "anc_below_500_days", "icaht_early_grade", "icaht_late_grade",
     "gcsf_given", "gcsf_after_d28", "ivig_given", "ivig_after_d28",  # (session 15)
+    "platelet_transfusion_given", "platelet_transfusion_after_d28",  # (session 41)
+    "platelet_transfusions", "rbc_transfusion_given", "rbc_transfusion_after_d28",
+    "rbc_transfusions",
     "ferritin_peak_ng_ml", "crp_peak_mg_l", "ldh_peak_u_l", "creatinine_peak_mg_dl",
     "fibrinogen_nadir_mg_dl", "hypofibrinogenemia", "iechs", "iechs_max_grade",
     "iechs_onset_day", "tls_laboratory", "tls_clinical", "tls_max_grade",

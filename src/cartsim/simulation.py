@@ -66,6 +66,24 @@ SIMULATION_PARAMS = ParameterTable((
     ParameterSpec("ivig_recovery", "fraction", 0.5, 0.0, 1.0,
                   "assumed (~50 % of infused IgG stays intravascular)",
                   "fraction of an IVIG dose recovered in plasma"),
+    ParameterSpec("platelet_increment_per_ul", "cells/µL", 30000.0, 0.0, 200000.0,
+                  "assumed from the dose: an adult apheresis unit (≈ 3×10¹¹ platelets, about "
+                  "two-thirds recovered after splenic pooling) into ≈ 5 L of blood raises the "
+                  "count by ≈ 40,000/µL, 20,000-40,000 in practice; weight-based doses in "
+                  "children (10-15 mL/kg) give the same rise",
+                  "rise of the circulating platelet count by one platelet transfusion (the "
+                  "transfused platelets' own state PTX, cartsim.model.marrow)"),
+    ParameterSpec("rbc_unit_ml", "mL", 300.0, 100.0, 600.0,
+                  "one adult unit of packed red cells (≈ 250-350 mL)",
+                  "volume of one red-cell transfusion in an adult (the cap of the weight-based "
+                  "dose)"),
+    ParameterSpec("rbc_ml_per_kg", "mL/kg", 10.0, 5.0, 20.0,
+                  "paediatric red-cell dosing 10-15 mL/kg (the lower end)",
+                  "weight-based red-cell volume per transfusion, capped at rbc_unit_ml"),
+    ParameterSpec("rbc_ml_per_kg_per_g_dl", "mL/kg per g/dL", 4.5, 2.0, 10.0,
+                  "rule of thumb: 4-5 mL/kg of packed red cells raise haemoglobin by 1 g/dL "
+                  "(so one 300-mL unit ≈ 1 g/dL in a 70-kg adult)",
+                  "packed red cells per kg that raise haemoglobin by 1 g/dL"),
     ParameterSpec("ice_min_age_y", "years", 12.0, 0.0, 18.0,
                   "ASTCT 2019 (ICE from age 12; CAPD below)",
                   "age from which the ICE score is observed instead of CAPD"),
@@ -438,6 +456,13 @@ def _action_jumps(
     ivig = take("ivig_g")
     y[:, S.IgG] += ivig * 1000.0 / (_Q["plasma_dl_per_kg"] * w) * _Q["ivig_recovery"]  # g→mg
     given["ivig"] = (ivig, "g")
+    plt_tx = take("platelet_transfusion") > 0
+    y[:, S.PTX] += np.where(plt_tx, _Q["platelet_increment_per_ul"], 0.0)
+    given["platelet_transfusion"] = (plt_tx.astype(np.float64), "transfusion")
+    rbc_tx = take("rbc_transfusion") > 0
+    rbc_ml = np.minimum(_Q["rbc_ml_per_kg"] * w, _Q["rbc_unit_ml"])
+    y[:, S.HB] += np.where(rbc_tx, rbc_ml / (_Q["rbc_ml_per_kg_per_g_dl"] * w), 0.0)
+    given["rbc_transfusion"] = (rbc_tx.astype(np.float64), "transfusion")
     gcsf = take("gcsf").astype(bool)
     # the G-CSF state is the course itself (held while it runs): a day that continues the
     # course leaves the state as it was, so the solver need not restart

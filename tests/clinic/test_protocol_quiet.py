@@ -5,8 +5,9 @@
 observations and states, day after day, under every shipped protocol, with cohorts in which
 most patients are quiet and some are not in each way a rule reads (fever, hypotension,
 hypoxia, each neurological finding, low IgG with a dose due, neutropenia after the G-CSF day,
-an IL-6 rise, a CRS episode or steroid course carried from yesterday, death) — and require the
-same actions and state, value for value and dtype for dtype.
+a platelet count or haemoglobin at its transfusion threshold, an IL-6 rise, a CRS episode or
+steroid course carried from yesterday, death) — and require the same actions and state, value
+for value and dtype for dtype.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _mostly_quiet(rng: np.random.Generator, n: int, p_quiet: float) -> dict[str,
         "il6_pg_ml": obs["il6_baseline_pg_ml"] * rng.uniform(0.5, 1.5, n),
         "anc_per_ul": rng.uniform(1500, 6000, n),
         "igg_mg_dl": rng.uniform(500, 1500, n),
+        "platelets_per_ul": rng.uniform(50000, 300000, n),
+        "hemoglobin_g_dl": rng.uniform(8.0, 14.0, n),
     }
     quiet = rng.random(n) < p_quiet
     for key, value in calm.items():

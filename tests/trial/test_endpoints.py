@@ -454,18 +454,21 @@ def test_an_episode_is_resolved_only_in_days_the_patient_lived() -> None:
 def test_support_given_is_read_from_the_protocols_events() -> None:
     """G-CSF, IVIG, siltuximab, fluids, vasopressors and oxygen per patient, from the events a
     protocol recorded: patient 0 gets G-CSF on day 35 (after day 28) and IVIG on day 10;
-    patient 1 G-CSF on day 15 only, a fluid bolus and one vasopressor on day 5; patient 2
-    mechanical ventilation (device 9) and siltuximab on day 6 and nothing else."""
+    patient 1 G-CSF on day 15 only, a fluid bolus and one vasopressor on day 5, platelets on
+    days 12 and 40; patient 2 mechanical ventilation (device 9) and siltuximab on day 6 and red
+    cells on day 8."""
     days = np.arange(-5, 120)
     course = Course(np.arange(3), days, _course(3, days))
     cov = {"age_y": np.full(3, 30.0), "weight_kg": np.full(3, 70.0)}
     ev = pd.DataFrame({
-        "patient_id": [0, 0, 1, 1, 1, 2, 2],
-        "day": [35, 10, 15, 5, 5, 6, 6],
+        "patient_id": [0, 0, 1, 1, 1, 2, 2, 1, 1, 2],
+        "day": [35, 10, 15, 5, 5, 6, 6, 12, 40, 8],
         "event": ["gcsf", "ivig", "gcsf", "fluid_bolus_ml", "vasopressors", "oxygen_device",
-                  "siltuximab"],
-        "value": [1.0, 28.0, 1.0, 500.0, 1.0, 9.0, 770.0],
-        "unit": ["dose", "g", "dose", "mL", "agents", "code", "mg"],
+                  "siltuximab", "platelet_transfusion", "platelet_transfusion",
+                  "rbc_transfusion"],
+        "value": [1.0, 28.0, 1.0, 500.0, 1.0, 9.0, 770.0, 1.0, 1.0, 1.0],
+        "unit": ["dose", "g", "dose", "mL", "agents", "code", "mg", "transfusion",
+                 "transfusion", "transfusion"],
     })
     t = compute_endpoints(course, ev, cov, disease="b-all", seed=0, follow_up_days=110,
                           assessment_days=[28], protocol_grades=False,
@@ -477,6 +480,11 @@ def test_support_given_is_read_from_the_protocols_events() -> None:
     assert list(t["vasopressors_given"]) == [0, 1, 0]
     assert list(t["oxygen_given"]) == [0, 0, 1] and list(t["ventilated"]) == [0, 0, 1]
     assert list(t["siltuximab_given"]) == [0, 0, 1]
+    assert list(t["platelet_transfusions"]) == [0, 2, 0]
+    assert list(t["platelet_transfusion_given"]) == [0, 1, 0]
+    assert list(t["platelet_transfusion_after_d28"]) == [0, 1, 0]
+    assert list(t["rbc_transfusions"]) == [0, 0, 1]
+    assert list(t["rbc_transfusion_after_d28"]) == [0, 0, 0]
     # without events (no protocol) nothing was given
     none = compute_endpoints(course, ev.iloc[:0], cov, disease="b-all", seed=0,
                              follow_up_days=110, assessment_days=[28], protocol_grades=False,

@@ -260,6 +260,18 @@ class GcsfConfig(_Model):
     withhold_if_icans_grade_at_least: int = Field(1, ge=1, le=5)
 
 
+class TransfusionConfig(_Model):
+    """Platelet and red-cell transfusion by the day's count, at the restrictive thresholds of
+    the AABB guidelines: prophylactic platelets at ≤ 10,000/µL in therapy-induced
+    hypoproliferative thrombocytopenia (Kaufman 2015 Ann Intern Med 162:205) and red cells below
+    7 g/dL haemoglobin (Carson 2023 JAMA 330:1892). One transfusion a day at most; what it
+    raises the count by is the simulator's (:data:`cartsim.simulation.SIMULATION_PARAMS`)."""
+
+    enabled: bool = True
+    platelets_at_or_below_per_ul: float = Field(10000.0, ge=0, le=100000)
+    hb_below_g_dl: float = Field(7.0, ge=0, le=15)
+
+
 class ProphylaxisConfig(_Model):
     """Prophylactic corticosteroid given to every patient on fixed days (ZUMA-1 cohort 6:
     dexamethasone 10 mg on days 0, 1 and 2; Oluwole 2021)."""
@@ -289,6 +301,7 @@ class ProtocolConfig(_Model):
     supportive: SupportiveConfig
     ivig: IvigConfig = IvigConfig()
     gcsf: GcsfConfig = GcsfConfig()
+    transfusion: TransfusionConfig = TransfusionConfig()
     prophylaxis: ProphylaxisConfig = ProphylaxisConfig()
 
 
@@ -410,6 +423,8 @@ ACTION_DTYPES: dict[str, type] = {
     "oxygen_device": np.int8,
     "ivig_g": np.float64,
     "gcsf": np.bool_,
+    "platelet_transfusion": np.bool_,
+    "rbc_transfusion": np.bool_,
     "crs_grade": np.int8,
     "icans_grade": np.int8,
 }
@@ -584,8 +599,8 @@ class Policy:
         Quiet means, for a patient alive today: no fever, MAP at or above target and SpO2 at
         or above target (no support), ICE 10 or not done, CAPD 0 or not done, no
         consciousness, seizure, motor or oedema finding, IgG not low with an IVIG dose due,
-        no G-CSF indication, no IL-6 trigger that needs no grade; and for anyone, no CRS
-        episode and no methylprednisolone course running."""
+        no G-CSF indication, no count at a transfusion threshold, no IL-6 trigger that needs
+        no grade; and for anyone, no CRS episode and no methylprednisolone course running."""
         cfg = self.config
         t = cfg.tocilizumab
         g = cfg.gcsf
@@ -603,11 +618,25 @@ class Policy:
             acts |= (o["igg_mg_dl"] < cfg.ivig.igg_below_mg_dl) & self._ivig_due(day, state)
             if g.enabled and day >= g.from_day:
                 acts |= o["anc_per_ul"] < g.anc_below_per_ul
+            platelets, rbc = self._transfusions(o)
+            acts |= platelets | rbc
             if t.il6_fold_trigger is not None and t.il6_min_crs_grade < 1:
                 with np.errstate(divide="ignore"):
                     acts |= o["il6_pg_ml"] / o["il6_baseline_pg_ml"] >= t.il6_fold_trigger
         return ((alive & acts) | state.in_crs_episode | (state.crs_mp_day >= 0)
                 | (state.icans_mp_day >= 0))
+
+    def _transfusions(self, o: dict[str, NDArray[Any]]
+                      ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Patients whose platelet count / haemoglobin today is at its transfusion threshold
+        (none when the protocol's transfusions are off; a missing count transfuses nobody)."""
+        tr = self.config.transfusion
+        if not tr.enabled:
+            none = np.zeros(o["platelets_per_ul"].shape, dtype=bool)
+            return none, none
+        with np.errstate(invalid="ignore"):
+            return (o["platelets_per_ul"] <= tr.platelets_at_or_below_per_ul,
+                    o["hemoglobin_g_dl"] < tr.hb_below_g_dl)
 
     def _ivig_due(self, day: int | float, state: PolicyState) -> NDArray[np.bool_]:
         """Patients whose next IVIG dose may be given today (none yet, or the interval
@@ -719,6 +748,8 @@ class Policy:
                 & (crs_grade < g.withhold_if_crs_grade_at_least)
                 & (icans_grade < g.withhold_if_icans_grade_at_least))
 
+        platelets, rbc = self._transfusions(o)
+
         st.prev_crs_grade = treat_crs
         st.prev_icans_grade = icans_grade
         actions: dict[str, NDArray[Any]] = {
@@ -733,6 +764,8 @@ class Policy:
             "oxygen_device": np.where(alive, device, 0),
             "ivig_g": ivig,
             "gcsf": gcsf,
+            "platelet_transfusion": alive & platelets,
+            "rbc_transfusion": alive & rbc,
             "crs_grade": crs_grade,
             "icans_grade": icans_grade,
         }

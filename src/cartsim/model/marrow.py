@@ -47,6 +47,13 @@ PARAMS = (
        "(calibration set), session 8: 8 d gave ~40 % against a published 24 %",
        "platelet mean transit time", 0.2, "marrow"),
     _p("gamma_plt", "–", 0.2, 0.0, 2.0, "assumed", "platelet feedback exponent", 0.0, "marrow"),
+    _p("plt_tx_lifetime", "d", 3.0, 0.5, 15.0,
+       "assumed order: transfused platelets circulate a few days in a thrombocytopenic "
+       "patient, less than a normal platelet's 7-10 days (recovery and survival fall with "
+       "fever, sepsis and splenomegaly), so prophylactic transfusions are repeated every few "
+       "days",
+       "mean lifetime of transfused platelets (first-order clearance of the PTX state)", 0.0,
+       "marrow"),
     _p("ld_marrow", "–", 0.9, 0.0, 1.0, "assumed", "maximal inhibition of marrow "
        "proliferation by lymphodepletion", 0.1, "marrow"),
     _p("infl_marrow", "–", 0.5, 0.0, 1.0, "assumed (inflammatory marrow suppression, A18)",
@@ -154,6 +161,10 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
     _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], mr * inh_ld * inh_inf, p[P.plt0] * crowd,
            p[P.gamma_plt])
     dy[S.HB] = (p[P.hb0] * mr * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
+    # transfused platelets (the clinic's jumps) circulate and are cleared on their own; the
+    # chain's feedback reads the patient's own platelets only (assumed: the fitted Friberg
+    # homeostasis stands for endogenous thrombopoiesis, not for donor platelets)
+    dy[S.PTX] = -y[S.PTX] / p[P.plt_tx_lifetime]
 
 
 def _chain_states(prefix: str, what: str) -> tuple[StateSpec, ...]:
@@ -172,6 +183,8 @@ MECHANISM = Mechanism(
         StateSpec("NC", "cells/µL", "circulating neutrophils (ANC)"),
         *_chain_states("P", "platelet"),
         StateSpec("PC", "cells/µL", "circulating platelets"),
+        StateSpec("PTX", "cells/µL", "circulating transfused platelets (outside the chain's "
+                  "feedback)"),
         StateSpec("HB", "g/dL", "haemoglobin"),
         StateSpec("MR", "fraction", "haematopoietic stem/progenitor reserve (1 = pre-treatment "
                   "output)", initial=1.0),

@@ -194,7 +194,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         "il1_pg_ml": il1,
         "nfl_pg_ml": nfl,
         "anc_per_ul": anc,
-        "platelets_per_ul": np.maximum(y[:, S.PC], 0.0),
+        "platelets_per_ul": np.maximum(y[:, S.PC], 0.0) + np.maximum(y[:, S.PTX], 0.0),
         "hemoglobin_g_dl": np.maximum(y[:, S.HB], 0.0),
         "wbc_per_ul": wbc,
     }

@@ -719,7 +719,8 @@ def survival_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 _EVENTS = ("crs_grade", "icans_grade", "tocilizumab", "dexamethasone", "methylprednisolone",
            "vasopressors", "vasopressin", "oxygen_device", "hsct", "tumour_extinct", "asct",
-           "cart_reinfusion", "salvage", "fluid_bolus_ml", "gcsf", "ivig", "siltuximab")
+           "cart_reinfusion", "salvage", "fluid_bolus_ml", "gcsf", "ivig", "siltuximab",
+           "platelet_transfusion", "rbc_transfusion")
 
 
 def _post_events(ctx: EndpointContext) -> dict[str, np.ndarray | None]:
@@ -873,7 +874,7 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     """CTCAE neutropenia/thrombocytopenia/anaemia maximum grades, days with ANC < 500/µL,
-    early and late ICAHT, and the G-CSF and IVIG the protocol gave."""
+    early and late ICAHT, and the G-CSF, IVIG and transfusions the protocol gave."""
     post = ctx.course.days >= 0
     dpost = ctx.course.days[post]
     xp = {k: ctx.shared["xm"][k][:, post]
@@ -899,11 +900,13 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     # supportive care the protocol gave for cytopenias and low IgG (0 without a protocol)
     ev = _post_events(ctx)
     late = (dpost > 28)[None, :]
-    for name in ("gcsf", "ivig"):
+    for name in ("gcsf", "ivig", "platelet_transfusion", "rbc_transfusion"):
         m = ev[name]
         given = (m > 0) & alive_p if m is not None else np.zeros_like(alive_p)
         out[f"{name}_given"] = given.any(axis=1).astype(np.int8)
         out[f"{name}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
+        if name.endswith("transfusion"):  # transfusion days (one a day at most)
+            out[f"{name}s"] = given.sum(axis=1).astype(np.float64)
     return out
 
 
