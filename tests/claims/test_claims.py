@@ -361,3 +361,14 @@ def test_example_spec_runs_at_the_claims_size(tmp_path: Path) -> None:
         example_paths(tmp_path / "missing")
     with pytest.raises(InvalidInputError, match="--examples"):
         example_paths(tmp_path)  # exists, holds no spec
+
+
+def test_the_cli_default_is_the_runners() -> None:
+    """``cartsim claims`` without --patients runs the runner's default (validate's 1,000)."""
+    import inspect
+
+    from cartsim.claims.cli import claims_command
+    from cartsim.claims.run import DEFAULT_PATIENTS
+
+    default = inspect.signature(claims_command).parameters["patients"].default
+    assert default == DEFAULT_PATIENTS == 1000

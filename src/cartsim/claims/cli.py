@@ -29,7 +29,8 @@ def _commit() -> str:
 
 def claims_command(
     out: Annotated[Path, typer.Option("--out", help="output directory (claims.csv/json/md)")],
-    patients: Annotated[int, typer.Option(help="virtual patients per arm")] = 200,
+    # cartsim.claims.run.DEFAULT_PATIENTS (not imported here: it pulls pandas into the CLI)
+    patients: Annotated[int, typer.Option(help="virtual patients per arm")] = 1000,
     seed: Annotated[int | None, typer.Option(
         help="root seed of every experiment (default: each study spec's own seed)")] = None,
     only: Annotated[str | None, typer.Option(
