@@ -70,7 +70,8 @@ ENDPOINT_COLUMNS = (
     "gcsf_given", "gcsf_after_d28", "ivig_given", "ivig_after_d28",  # (session 15)
     "platelet_transfusion_given", "platelet_transfusion_after_d28",  # (session 41)
     "platelet_transfusions", "rbc_transfusion_given", "rbc_transfusion_after_d28",
-    "rbc_transfusions",
+    "rbc_transfusions", "transfusion_d0_30", "transfusion_d31_180", "transfusion_d91_180",
+    "transfusion_d0_180",
     "ferritin_peak_ng_ml", "crp_peak_mg_l", "ldh_peak_u_l", "creatinine_peak_mg_dl",
     "fibrinogen_nadir_mg_dl", "hypofibrinogenemia", "iechs", "iechs_max_grade",
     "iechs_onset_day", "tls_laboratory", "tls_clinical", "tls_max_grade",

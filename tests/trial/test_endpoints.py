@@ -485,6 +485,11 @@ def test_support_given_is_read_from_the_protocols_events() -> None:
     assert list(t["platelet_transfusion_after_d28"]) == [0, 1, 0]
     assert list(t["rbc_transfusions"]) == [0, 0, 1]
     assert list(t["rbc_transfusion_after_d28"]) == [0, 0, 0]
+    # any transfusion by phase: patient 1 on days 12 and 40, patient 2 on day 8
+    assert list(t["transfusion_d0_30"]) == [0, 1, 1]
+    assert list(t["transfusion_d31_180"]) == [0, 1, 0]
+    assert list(t["transfusion_d91_180"]) == [0, 0, 0]
+    assert list(t["transfusion_d0_180"]) == [0, 1, 1]
     # without events (no protocol) nothing was given
     none = compute_endpoints(course, ev.iloc[:0], cov, disease="b-all", seed=0,
                              follow_up_days=110, assessment_days=[28], protocol_grades=False,

@@ -907,7 +907,21 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         out[f"{name}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
         if name.endswith("transfusion"):  # transfusion days (one a day at most)
             out[f"{name}s"] = given.sum(axis=1).astype(np.float64)
+    # any transfusion (platelets or red cells) by phase: early (days 0-30) and late (31-180)
+    # as ICAHT and the transfusion registries count them (Vic 2024 Blood Adv 8:1573)
+    tx = np.zeros_like(alive_p)
+    for name in ("platelet_transfusion", "rbc_transfusion"):
+        if (m := ev[name]) is not None:
+            tx |= (m > 0) & alive_p
+    for a, b in TRANSFUSION_WINDOWS:
+        inside = ((dpost >= a) & (dpost <= b))[None, :]
+        out[f"transfusion_d{a}_{b}"] = (tx & inside).any(axis=1).astype(np.int8)
     return out
+
+
+#: Day windows (inclusive) of the ``transfusion_d<a>_<b>`` columns: the first month, the late
+#: phase to month 6, months 4-6, and the six months after infusion.
+TRANSFUSION_WINDOWS = ((0, 30), (31, 180), (91, 180), (0, 180))
 
 
 LAB_ENDPOINT_COLUMNS = ("ferritin_ng_ml", "crp_mg_l", "fibrinogen_mg_dl", "ldh_u_l",
