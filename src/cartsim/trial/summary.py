@@ -82,6 +82,13 @@ def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
                                          (df["thrombocytopenia_max_grade"] >= 3).astype(float))
     out["icaht_early_ge3"] = ("early ICAHT grade ≥ 3", (df["icaht_early_grade"] >= 3)
                               .astype(float))
+    if "platelet_transfusion_given" in df:
+        out["platelet_transfusion"] = ("received platelet transfusions",
+                                       df["platelet_transfusion_given"].astype(float))
+        out["rbc_transfusion"] = ("received red-cell transfusions",
+                                  df["rbc_transfusion_given"].astype(float))
+        out["transfusion_late"] = ("transfused on days 31-180 (late phase)",
+                                   df["transfusion_d31_180"].astype(float))
     out["b_cell_aplasia"] = ("B-cell aplasia at any time", df["bca_onset_day"].notna()
                              .astype(float))
     out["death"] = ("death (any cause)", df["death"].astype(float))
