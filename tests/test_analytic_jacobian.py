@@ -108,11 +108,15 @@ def test_analytic_pattern_equals_the_detected_pattern() -> None:
     # them); likewise d(dMY/dt)/dQC, the effectors' cytokine competence acting through the
     # CAR-T contact signal, ~0 wherever a sampled state has that signal absent or saturated
     # (missed since session 28's added parameter switch_present changed the shape of the
-    # sampled parameter matrix, hence every later random draw)
+    # sampled parameter matrix, hence every later random draw); and session 40's local CNS
+    # drive of the encephalopathy, d(dENC/dt)/d(the CNS kill's inputs: effectors, every
+    # target pool, the sanctuary's cells), which acts only with overt CNS disease
+    # (cns_disease > 0, 0 in the sampled parameters)
     names = [n for n, _, _ in m.state_info()]
     rows, cols = np.nonzero(pattern & ~detected)
     missing = {(names[i], names[j]) for i, j in zip(rows, cols, strict=True)}
-    assert missing <= {("MYTOL", "MY"), ("M_b", "X_t"), ("MY", "QC")}, missing
+    cns_drive = {("ENC", s) for s in ("E_t", "B", "B_prog", "T0", "T1", "T2", "TS")}
+    assert missing <= {("MYTOL", "MY"), ("M_b", "X_t"), ("MY", "QC")} | cns_drive, missing
     # the solver's pattern joins both: it is the generated one
     assert np.array_equal(model_sparsity(model=m)[:, :m.n_jac], pattern)
 
