@@ -900,6 +900,7 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     # supportive care the protocol gave for cytopenias and low IgG (0 without a protocol)
     ev = _post_events(ctx)
     late = (dpost > 28)[None, :]
+    tx = np.zeros_like(alive_p)  # any transfusion (platelets or red cells), by day
     for name in ("gcsf", "ivig", "platelet_transfusion", "rbc_transfusion"):
         m = ev[name]
         given = (m > 0) & alive_p if m is not None else np.zeros_like(alive_p)
@@ -907,12 +908,9 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         out[f"{name}_after_d28"] = (given & late).any(axis=1).astype(np.int8)
         if name.endswith("transfusion"):  # transfusion days (one a day at most)
             out[f"{name}s"] = given.sum(axis=1).astype(np.float64)
-    # any transfusion (platelets or red cells) by phase: early (days 0-30) and late (31-180)
-    # as ICAHT and the transfusion registries count them (Vic 2024 Blood Adv 8:1573)
-    tx = np.zeros_like(alive_p)
-    for name in ("platelet_transfusion", "rbc_transfusion"):
-        if (m := ev[name]) is not None:
-            tx |= (m > 0) & alive_p
+            tx |= given
+    # any transfusion by phase: early (days 0-30) and late (31-180), as ICAHT and the
+    # transfusion registries count them (Vic 2024 Blood Adv 8:1573)
     for a, b in TRANSFUSION_WINDOWS:
         inside = ((dpost >= a) & (dpost <= b))[None, :]
         out[f"transfusion_d{a}_{b}"] = (tx & inside).any(axis=1).astype(np.int8)
