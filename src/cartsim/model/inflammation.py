@@ -184,6 +184,16 @@ PARAMS = (
        "left at 0",
        "share of the endothelial self-amplification that runs through IL-6 signalling, and is "
        "removed by IL-6(R) blockade in proportion to the blocked share", 0.0, "inflam"),
+    _p("ang_gate", "–", 0.05, 0.0, 10.0,
+       "structure: angiopoietin-2 is released from Weibel-Palade bodies when the endothelium is "
+       "stimulated (Fiedler 2004 Blood 103:4150) and sensitises it to inflammatory cytokines "
+       "(Fiedler 2006 Nat Med 12:235), so the loop amplifies activation that has a cytokine "
+       "cause and resolves with it; 0 = the model before session 42, whose ungated loop held "
+       "the endothelium of patients in the tail of k_en × a_ang / d_en activated for years "
+       "after every cytokine had gone (MAP 47 mmHg, SpO2 67 % for 5 years, alive)",
+       "cytokine drive of the endothelium (IL-6, IFN-γ, IL-1 terms of the activation; "
+       "1 ≈ saturating IL-6) at which the angiopoietin-2 self-amplification is half on "
+       "(Hill 2); 0 = always on", 0.0, "inflam"),
     _p("k_bbb", "1/d", 1.0, 0.0, 10.0, "assumed (Gust 2017: BBB disruption in severe ICANS)",
        "blood–brain-barrier disruption rate", 0.3, "inflam"),
     _p("d_bbb", "1/d", 0.3, 0.01, 10.0, "assumed (barrier repair over days)",
@@ -396,8 +406,13 @@ def derivs(
     # no drug: the factor is exactly 1)
     blocked = 1.0 - (1.0 - toci_occupancy) * (1.0 - silt_occupancy)
     amp = p[P.a_ang] * en2 / (en2 + p[P.K_ang] ** 2) * (1.0 - p[P.ang_il6_share] * blocked)
-    drive_en = (sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng + p[P.w_il1_en] * f_il1
-                + amp)
+    cause = sig / (sig + p[P.K_en_il6]) + p[P.w_ifng_en] * f_ifng + p[P.w_il1_en] * f_il1
+    # the angiopoietin-2 loop amplifies an activation that has a cytokine cause and fades with
+    # it (ang_gate 0: ungated, exactly the model before session 42)
+    kg = p[P.ang_gate]
+    if kg > 0.0:
+        amp = amp * cause * cause / (cause * cause + kg * kg)
+    drive_en = cause + amp
     dy[S.EN] = (p[P.k_en] * age_en * drive_en * (1.0 - p[P.ster_en] * steroid_effect)
                 - p[P.d_en] * y[S.EN])
     en4 = en2 * en2
