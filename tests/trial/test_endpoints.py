@@ -547,3 +547,28 @@ def test_older_crs_scales_read_organ_toxicity_coagulopathy_and_febrile_neutropen
     assert list(t["crs_max_grade_penn"]) == [1, 2, 2, 3, 1]
     assert list(t["crs_max_grade_lee2014"]) == [1, 1, 2, 1, 1]
     assert list(t["crs_max_grade_ctcae_v4.03"]) == [1, 2, 1, 1, 1]
+
+
+def test_a_runaway_count_is_graded_not_rejected() -> None:
+    """A count above a CTCAE grader's domain (a parameter set whose marrow feedback overshoots:
+    platelets past 10⁷/µL the day before the simulator's plausibility check stops the patient)
+    is a normal count, grade 0, and the trial's endpoints are computed for everyone (before
+    session 42 the whole trial stopped with "invalid platelets_per_ul")."""
+    days = np.arange(-5, 60)
+    x = _course(2, days)
+    x["marrow_blast_pct"][:, days < 20] = 50.0
+    x["platelets_per_ul"][1, days >= 30] = 2e7
+    x["anc_per_ul"][1, days >= 30] = 3e6
+    x["hemoglobin_g_dl"][1, days >= 30] = 40.0
+    x["platelets_per_ul"][0, (days >= 5) & (days <= 8)] = 20e3  # grade 4 (< 25,000)
+    course = Course(np.array([0, 1]), days, x)
+    cov = {"age_y": np.array([30.0, 30.0]), "weight_kg": np.full(2, 70.0)}
+    table, _ = compute_endpoints(
+        course, pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"]), cov,
+        disease="b-all", seed=0, follow_up_days=50, assessment_days=[28],
+        protocol_grades=False,
+        death_overrides={"infection_base_hazard": 0.0, "ball_death_hazard": 0.0})
+    t = table.set_index("patient_id")
+    assert t.loc[1, "thrombocytopenia_max_grade"] == 0
+    assert t.loc[1, "neutropenia_max_grade"] == 0 and t.loc[1, "anemia_max_grade"] == 0
+    assert t.loc[0, "thrombocytopenia_max_grade"] == 4

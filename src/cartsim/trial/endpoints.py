@@ -63,7 +63,7 @@ class Course:
 
     patient_id: np.ndarray
     days: np.ndarray
-    x: dict[str, np.ndarray]
+    x: Mapping[str, np.ndarray]
 
     @classmethod
     def from_result(cls, res: Any) -> Course:
@@ -925,6 +925,8 @@ TRANSFUSION_WINDOWS = ((0, 30), (31, 180), (91, 180), (0, 180))
 LAB_ENDPOINT_COLUMNS = ("ferritin_ng_ml", "crp_mg_l", "fibrinogen_mg_dl", "ldh_u_l",
                         "urate_mg_dl", "potassium_mmol_l", "phosphate_mg_dl", "calcium_mg_dl",
                         "creatinine_mg_dl")
+#: The CTCAE count graders' upper bounds (clinic/ctcae.py); NaN stays NaN.
+_COUNT_CAP = {"anc_per_ul": 1e6, "platelets_per_ul": 1e7, "hemoglobin_g_dl": 30.0}
 _LAB_CAP = {"ferritin_ng_ml": 1e7, "crp_mg_l": 1e3, "fibrinogen_mg_dl": 2e3, "ldh_u_l": 1e6,
             "urate_mg_dl": 500.0, "potassium_mmol_l": 50.0, "phosphate_mg_dl": 500.0,
             "calcium_mg_dl": 30.0, "creatinine_mg_dl": 100.0}
@@ -1095,6 +1097,13 @@ def compute_endpoints(
     """One row per patient with every endpoint (see docs/trial.md for definitions), and the
     daily CRS/ICANS grades used (``{"days", "crs_grade", "icans_grade"}``, days ≥ 0): the
     families of :data:`ENDPOINT_FAMILIES` in order, after follow-up and deaths."""
+    # blood counts above the CTCAE graders' domains are graded at the bound (normal, grade
+    # 0) instead of rejected: a runaway count (a parameter set whose marrow feedback
+    # overshoots) is stopped by the simulator's plausibility check the morning after it is
+    # recorded, but the recorded value is in the course (session 42: before, the whole
+    # trial stopped with "invalid platelets_per_ul")
+    course = Course(course.patient_id, course.days, _Derived(
+        course.x, lambda k, v: np.minimum(v, _COUNT_CAP[k]) if k in _COUNT_CAP else v))
     ctx = EndpointContext(course, events, covariates, disease, seed, follow_up_days,
                           assessment_days, crs_scale, protocol_grades, death_overrides,
                           ENDPOINT_PARAMS.resolve(params or {}))
