@@ -52,3 +52,14 @@ def test_spec_error_from_a_worker_keeps_its_issues() -> None:
             fut.result()
     assert info.value.issues == ["arms[0].dose: must be > 0"]
     assert str(info.value) == "invalid trial spec (1 problem):\n  arms[0].dose: must be > 0"
+
+
+def test_a_failed_study_is_named_and_pickles() -> None:
+    """validate names the study whose simulation failed, in-process and from a worker."""
+    from cartsim.validate.run import StudyRunError
+
+    err = StudyRunError("eliana", "studies/eliana.toml",
+                        "invalid platelets_per_ul: got 1.1e7; allowed: a number in [0, 1e+07]")
+    assert str(err).startswith("study eliana (studies/eliana.toml): invalid platelets_per_ul")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is StudyRunError and str(back) == str(err) and back.study == "eliana"

@@ -24,7 +24,7 @@ import pandas as pd
 
 from cartsim import parameter_sets
 from cartsim.atomic import write_text_atomic
-from cartsim.errors import InvalidInputError
+from cartsim.errors import CartsimError, InvalidInputError
 from cartsim.provenance import parameter_set_status
 from cartsim.trial.spec import TrialSpec, load_spec
 from cartsim.validate.compute import Simulated, simulate_row, unmapped
@@ -105,6 +105,16 @@ def select_entries(library: Library, targets: Targets, studies: Sequence[str] | 
     return entries, wanted
 
 
+class StudyRunError(CartsimError):
+    """A study of the library failed while it was simulated: the error names the study and
+    its spec, then gives the cause's own message (a worker's error would otherwise reach the
+    parent without saying which of thirty studies it came from)."""
+
+    def __init__(self, study: str, spec: str, message: str) -> None:
+        self.study, self.spec, self.message = study, spec, message
+        super().__init__(f"study {study} ({spec}): {message}")
+
+
 def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | None,
               chunk_size: int, progress: Callable[[int, int], None] | None) -> StudyRun:
     """Run one study's spec into ``dest`` (replaced atomically by a directory rename)."""
@@ -116,8 +126,11 @@ def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | N
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        res = run_trial(spec, tmp, chunk_size=max(1, min(chunk_size, spec.population.size)),
-                        report=False, progress=progress)
+        try:
+            res = run_trial(spec, tmp, chunk_size=max(1, min(chunk_size, spec.population.size)),
+                            report=False, progress=progress)
+        except CartsimError as e:
+            raise StudyRunError(entry.key, str(entry.spec), str(e)) from e
         daily = pd.read_parquet(tmp / "daily.parquet")
         if dest.exists():
             shutil.rmtree(dest)
