@@ -82,16 +82,18 @@ class Trial:
         return TrialResult(run.out, self.spec, run.patients, _tmp=tmp)
 
     def trace(self, names: Sequence[str], days: Sequence[int] | str = "0-28",
-              arm: int | str = 0, patients: int | None = None) -> pd.DataFrame:
+              arm: int | str = 0, patients: int | None = None,
+              ids: Sequence[int] | None = None) -> pd.DataFrame:
         """Model states, parameters, core readouts or drawn covariates (``names``, e.g.
         ``["IL6", "MY", "K_fever", "temperature_c", "noxa_low"]``) of one arm's virtual
         patients at the start of each of ``days`` ("0-28", "0,7,14" or a list), re-simulated
         as the trial runner does: a long table (arm, patient_id, day, one column per name).
-        See :mod:`cartsim.trial.trace`."""
+        ``ids`` traces those patients of the trial (its ``patient_id``) instead of the arm's
+        first ``patients``. See :mod:`cartsim.trial.trace`."""
         from cartsim.trial.trace import parse_days, trace_arm
 
         d = parse_days(days) if isinstance(days, str) else [int(x) for x in days]
-        return trace_arm(self.spec, list(names), d, arm=arm, patients=patients)
+        return trace_arm(self.spec, list(names), d, arm=arm, patients=patients, ids=ids)
 
 
 class TrialResult:

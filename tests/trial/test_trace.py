@@ -116,3 +116,35 @@ def test_trace_reads_the_drawn_covariates_and_the_dose(tmp_path: Path) -> None:
     assert np.allclose(first["dose_per_kg"], pts.loc[first.index, "dose_per_kg"])
     with pytest.raises(InvalidInputError, match="covariates: .*marrow_blasts_pct"):
         trial.trace(["tumour_volume_ml_typo"], days="0")
+
+
+def test_trace_of_chosen_patients_is_theirs_in_the_whole_arm() -> None:
+    """``ids`` traces the trial's patients by their ``patient_id``: patient 5 traced alone is
+    patient 5 of the arm (keyed streams), so a patient of a 1,000-patient run is traced
+    without re-simulating the 999 others (session 42)."""
+    trial = Trial.from_toml(default_specs_dir() / "zuma4.toml").with_overrides(size=4, seed=5)
+    names = ["age_y", "anc_per_ul", "IL6", "temperature_c"]
+    whole = trial.trace(names, days="0-4", arm=1)
+    alone = trial.trace(names, days="0-4", arm=1, ids=[5])
+    assert list(alone["patient_id"].unique()) == [5]
+    ref = whole[whole["patient_id"] == 5].reset_index(drop=True)
+    assert np.allclose(alone[names].to_numpy(), ref[names].to_numpy(), rtol=1e-6, atol=1e-9)
+    with pytest.raises(InvalidInputError, match="ids.*arm"):
+        trial.trace(names, days="0", arm=1, ids=[4])  # an id of arm 0
+    # ids past the spec's size are the patients of a larger run: patient 5 of a 4-patient
+    # arm is patient 5 of a 40-patient one
+    big = trial.with_overrides(size=40).trace(names, days="0-4", arm=1, ids=[5, 41])
+    assert np.array_equal(big[big["patient_id"] == 5][names].to_numpy(),
+                          alone[names].to_numpy())
+    with pytest.raises(InvalidInputError, match="patients"):
+        trial.trace(names, days="0", arm=1, ids=[5], patients=2)
+
+
+def test_cli_trace_ids(tmp_path: Path) -> None:
+    out = tmp_path / "t.csv"
+    res = CliRunner().invoke(app, ["trial", "trace", "eliana", "--names", "MY", "--days",
+                                   "0-1", "--ids", "7,2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(pd.read_csv(out)["patient_id"].unique()) == [2, 7]
+    res = CliRunner().invoke(app, ["trial", "trace", "eliana", "--names", "MY", "--ids", "x"])
+    assert res.exit_code == 2 and "--ids" in res.output

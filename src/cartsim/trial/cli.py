@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from cartsim.cli_options import ParameterSetOption
-from cartsim.errors import CartsimError
+from cartsim.errors import CartsimError, InvalidInputError
 
 trial_app = typer.Typer(help="Virtual clinical trials from a TOML spec.", no_args_is_help=True,
                         add_completion=False)
@@ -78,6 +78,9 @@ def trace_command(
     arm: Annotated[str, typer.Option(help="arm name or index")] = "0",
     patients: Annotated[int | None, typer.Option(
         help="the arm's first N virtual patients (default: the spec's size)")] = None,
+    ids: Annotated[str | None, typer.Option(
+        "--ids", help="these patients of the trial instead (patient_id of its "
+                      "patients.parquet), comma-separated, e.g. 87,779")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="write the long table here (.parquet or .csv)")] = None,
     parameter_set: ParameterSetOption = None,
@@ -92,7 +95,14 @@ def trace_command(
         select(parameter_set)
         s = _spec_or_library(spec)
         wanted = [n.strip() for n in names.split(",") if n.strip()]
-        table = trace_arm(s, wanted, parse_days(days), arm=arm, patients=patients)
+        pick = None
+        if ids is not None:
+            try:
+                pick = [int(v) for v in ids.split(",") if v.strip()]
+            except ValueError:
+                raise InvalidInputError("--ids", "comma-separated patient ids, e.g. 87,779",
+                                        ids) from None
+        table = trace_arm(s, wanted, parse_days(days), arm=arm, patients=patients, ids=pick)
         if out is not None:
             _write_table(table, out)
     except CartsimError as e:

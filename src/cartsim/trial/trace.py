@@ -124,19 +124,38 @@ def parse_days(text: str) -> list[int]:
 
 
 def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
-              arm: int | str = 0, patients: int | None = None) -> pd.DataFrame:
+              arm: int | str = 0, patients: int | None = None,
+              ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Trace ``names`` on ``days`` for one arm's first ``patients`` virtual patients (default:
-    the spec's population size): a long table with columns arm, patient_id, day and one
-    column per name (NaN for a patient the simulator stopped)."""
+    the spec's population size), or for the trial's patients ``ids`` (the ``patient_id`` of
+    ``patients.parquet``; each draws its own keyed streams, so patient 779 traced alone is
+    patient 779 of the trial): a long table with columns arm, patient_id, day and one column
+    per name (NaN for a patient the simulator stopped)."""
     from cartsim.simulation import simulate
     from cartsim.trial.runner import _chunk_inputs, patient_covariates, patient_ids
 
     if not names:
         raise InvalidInputError("trace quantities", "at least one name", "none")
     arm_index = _arm_index(spec, arm)
+    if ids is not None and patients is not None:
+        raise InvalidInputError("patients", "either a number of patients or their ids, not "
+                                "both", f"{patients} and ids")
     n = spec.population.size if patients is None else int(patients)
     if n < 1:
         raise InvalidInputError("patients", "an integer >= 1", n)
+    if ids is not None:
+        # an arm's ids: all of them in a paired trial, else k, k + arms, k + 2·arms, … (the
+        # runner's interleaving); not bounded by the spec's size: a patient's draws are keyed
+        # by its id, so ids past it are the patients of a larger run (validate's 1,000/arm)
+        k = len(spec.arms)
+        wanted = sorted({int(i) for i in ids})
+        bad = [i for i in wanted if i < 0 or (not spec.population.paired and i % k != arm_index)]
+        if not wanted or bad:
+            allowed = ("ids >= 0" if spec.population.paired else
+                       f"ids {arm_index}, {arm_index + k}, {arm_index + 2 * k}, …")
+            raise InvalidInputError("ids", f"patient ids of arm {spec.arms[arm_index].name} "
+                                    f"({allowed})", bad[0] if bad else "none")
+        n = len(wanted)
     days = sorted({int(d) for d in days})
     if days[0] < 0:
         raise InvalidInputError("days", "days from 0 (the infusion day; the trace is taken "
@@ -148,7 +167,7 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
         raise InvalidInputError("trace size", f"at most {MAX_TRACE_CELLS:,} values "
                                 "(patients x days x names)", n * len(days) * len(names))
     # the runner's ids: arms of an unpaired trial interleave (arm k has ids k, k + arms, …)
-    ids = patient_ids(spec, arm_index, n)
+    ids = patient_ids(spec, arm_index, n) if ids is None else np.asarray(wanted, np.int64)
     cohort, product, protocol, procedures, cov, dose = _chunk_inputs(spec, arm_index, ids)
     # the trial's own per-patient covariate columns (patients.parquet names)
     tracer = StateTrace(names, days,
