@@ -19,6 +19,7 @@ from cartsim.diseases import DISEASES as _DISEASES
 from cartsim.diseases import LYMPHOMAS, NEW_LYMPHOMAS
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, UnknownNameError
+from cartsim.model.burden import leukaemic_cells
 from cartsim.model.mechanism import Model
 from cartsim.model.parameters import (
     ALL_PARAMS,
@@ -455,6 +456,8 @@ def build(
             p[:, P.cns_access] = p[:, P.cart_access] * _Q["lbcl_shelter_access"]
             p[:, P.cns_capacity] = np.maximum(p[:, P.cns_capacity], p[:, P.tumour_cap_cells])
     else:
+        # (with ball_packing > 0 the marrow reads 100 % blasts from (1 + ball_packing) ×
+        # its normal cells; the leukaemia may grow past that, in blood, spleen and liver)
         p[:, P.tumour_cap_cells] = p[:, P.tumour_capacity] * p[:, P.marrow_cells]
         if _Q["ball_growth_factor"] != 1.0:  # exactly the model before it at 1
             p[:, P.r_tumour] *= _Q["ball_growth_factor"]
@@ -519,7 +522,7 @@ def build(
     else:
         bf = np.clip(cohort.marrow_blasts_pct / 100.0, 0.0,  # type: ignore[operator]
                      _Q["max_blast_fraction"])
-        tumour = bf / (1.0 - bf) * p[:, P.marrow_cells]
+        tumour = leukaemic_cells(bf, p[:, P.marrow_cells], p[:, P.ball_packing])
     p[:, P.blast_frac0] = 0.0 if lbcl else bf
     fneg = cohort.cd19_negative_fraction
     # the pre-existing escape subclone is present only if at least one heritable variant

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cartsim.model.burden import blast_fraction
 from cartsim.model.mechanism import Kernel, Mechanism, StateSpec, unbound
 from cartsim.model.mechanism import param as _p
 
@@ -119,7 +120,7 @@ def _crowding_ratio(y: np.ndarray, p: np.ndarray) -> float:
     if c == 0.0 or p[P.disease_lbcl] > 0.5:
         return 1.0
     site = max(y[S.T0], 0.0) + max(y[S.T1], 0.0) + max(y[S.T2], 0.0)
-    b = site / (site + p[P.marrow_cells])
+    b = blast_fraction(site, p[P.marrow_cells], p[P.ball_packing])
     return (1.0 - c * b) / (1.0 - c * p[P.blast_frac0])
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartsim.model.burden import blast_fraction_array
 from cartsim.model.parameters import N_PARAMS_BASE, C, P
 from cartsim.model.state import N_CLONES, S
 from cartsim.params import ParameterSpec, ParameterTable
@@ -144,7 +145,7 @@ def compute(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         surf = _clone_field(p, c, C.cd19) * _clone_field(p, c, C.cd19_surface_fraction)
         neg += np.where(surf < CD19_NEGATIVE_DENSITY, clones[:, c], 0.0)
     lbcl = p[:, P.disease_lbcl] > 0.5
-    frac = site / (site + p[:, P.marrow_cells])
+    frac = blast_fraction_array(site, p[:, P.marrow_cells], p[:, P.ball_packing])
     blast_pct = np.where(lbcl, np.nan, 100.0 * frac)
     mrd = np.where(lbcl, np.nan, frac)
     # the lineage-switched (myeloid) share: clone 2 of a patient drawn to hold one

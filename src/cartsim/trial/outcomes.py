@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cartsim.engine.rng import uniform_np
+from cartsim.model.burden import blast_fraction_array
 from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
 from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
@@ -646,7 +647,7 @@ class HsctProcedure:
 
     def eligible(self, y: np.ndarray, p: np.ndarray, status: np.ndarray) -> np.ndarray:
         tumour = np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
-        mrd = tumour / (tumour + p[:, P.marrow_cells])
+        mrd = blast_fraction_array(tumour, p[:, P.marrow_cells], p[:, P.ball_packing])
         return (status == 0) & (mrd < self.if_mrd_below)
 
     def apply(

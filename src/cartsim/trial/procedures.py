@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartsim.model.burden import blast_fraction_array
 from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
 from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
@@ -116,8 +117,7 @@ def _site(y: np.ndarray) -> np.ndarray:
 
 def mrd_fraction(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Site tumour / (site tumour + normal marrow cells): the ``mrd_fraction`` readout."""
-    t = _site(y)
-    return t / (t + p[:, P.marrow_cells])
+    return blast_fraction_array(_site(y), p[:, P.marrow_cells], p[:, P.ball_packing])
 
 
 class Trigger:
@@ -161,7 +161,8 @@ class Trigger:
         else:
             lbcl = p[:, P.disease_lbcl] > 0.5
             site = _site(y)
-            blasts = 100.0 * site / (site + p[:, P.marrow_cells])
+            blasts = 100.0 * blast_fraction_array(site, p[:, P.marrow_cells],
+                                                  p[:, P.ball_packing])
             cns = np.maximum(y[:, S.TS], 0.0) >= self.q["cns_positive_cells"]
             below = blasts < self.q["relapse_blast_pct"]
             ball_rel = self._remission & (~below | cns)
