@@ -144,17 +144,16 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     if n < 1:
         raise InvalidInputError("patients", "an integer >= 1", n)
     if ids is not None:
-        # an arm's ids: all of them in a paired trial, else k, k + arms, k + 2·arms, … (the
-        # runner's interleaving); not bounded by the spec's size: a patient's draws are keyed
-        # by its id, so ids past it are the patients of a larger run (validate's 1,000/arm)
-        k = len(spec.arms)
+        # the arm's ids as the runner numbers them (patient_ids), not bounded by the spec's
+        # size: a patient's draws are keyed by its id, so ids past it are the patients of a
+        # larger run (validate's 1,000/arm)
         wanted = sorted({int(i) for i in ids})
-        bad = [i for i in wanted if i < 0 or (not spec.population.paired and i % k != arm_index)]
+        own = patient_ids(spec, arm_index, max(max(wanted, default=0), 2) + 1)
+        bad = [i for i in wanted if i not in set(own.tolist())]
         if not wanted or bad:
-            allowed = ("ids >= 0" if spec.population.paired else
-                       f"ids {arm_index}, {arm_index + k}, {arm_index + 2 * k}, …")
             raise InvalidInputError("ids", f"patient ids of arm {spec.arms[arm_index].name} "
-                                    f"({allowed})", bad[0] if bad else "none")
+                                    f"({own[0]}, {own[1]}, {own[2]}, …)",
+                                    bad[0] if bad else "none")
         n = len(wanted)
     days = sorted({int(d) for d in days})
     if days[0] < 0:
