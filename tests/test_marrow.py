@@ -172,3 +172,62 @@ def test_a_proliferating_pool_below_zero_returns_to_zero_instead_of_diverging() 
         # back towards zero at the transit rate, not away from it at the feedback's rate
         assert dy[pool] == pytest.approx(4.0 / p[0, mtt] * 1e-9, rel=1e-12), pool
         assert dy_pos[pool] > 2.0 * dy[pool]  # (the feedback's rate is the larger)
+
+
+def _lbcl_patient():  # type: ignore[no-untyped-def]
+    from cartsim.population import build
+
+    co = Cohort("lbcl", weight_kg=np.array([75.0]), age_y=np.array([60.0]),
+                tumour_volume_ml=np.array([20.0]), anc0=np.array([3000.0]),
+                plt0=np.array([200e3]), hb0=np.array([12.0]))
+    return co, build(co, get_product("axicabtagene_ciloleucel"), seed=1, variability=False)
+
+
+@pytest.mark.parametrize("lineage", ["plt", "neut"])
+@pytest.mark.parametrize("exp_over_gamma", [1.0, 2.5, None])
+def test_the_reserve_lowers_the_quasi_steady_count_as_mr_to_the_power_exp_over_gamma(
+        lineage: str, exp_over_gamma: float | None) -> None:
+    """Session 43: the reserve MR enters a lineage's proliferation drive as MR^exp, so where the
+    Friberg feedback (base/count)^γ balances it the count is base × MR^(exp/γ): exp = γ makes
+    the count proportional to the reserve, exp = 1 (the model before) its 1/γ-th power. Found
+    by root-finding the proliferating pool's derivative on the composed vector field."""
+    from scipy.optimize import brentq
+
+    from cartsim.model import layout
+    from cartsim.model.parameters import P
+    from cartsim.model.state import S
+
+    _, (p, y) = _lbcl_patient()
+    p = p[0].copy()
+    pool, circ, gamma, exp_ = {
+        "plt": (S.PP, S.PC, P.gamma_plt, P.plt_reserve_drive_exp),
+        "neut": (S.NP, S.NC, P.gamma_neut, P.neut_reserve_drive_exp)}[lineage]
+    p[exp_] = 1.0 if exp_over_gamma is None else exp_over_gamma * p[gamma]
+    want = 1.0 / p[gamma] if exp_over_gamma is None else exp_over_gamma
+
+    def balance(count: float, mr: float) -> float:
+        x = y[0].copy()
+        x[S.MR] = mr
+        x[S.LD] = 0.0
+        x[S.IFNG] = 0.0
+        for i in range(5):
+            x[pool + i] = count
+        dy = np.zeros_like(x)
+        layout.CORE.rhs(0.0, x, p, dy)
+        return float(dy[pool])
+
+    full = brentq(balance, 1.0, 1e7, args=(1.0,), xtol=1e-9, rtol=1e-13)
+    half = brentq(balance, 1e-6, 1e7, args=(0.5,), xtol=1e-12, rtol=1e-13)
+    assert half / full == pytest.approx(0.5 ** want, rel=1e-8)
+
+
+def test_lymphodepletion_spares_megakaryopoiesis_by_ld_marrow_plt_x() -> None:
+    """Session 43: Flu/Cy inhibits megakaryocyte proliferation by ld_marrow × ld_marrow_plt_x;
+    a smaller share gives a shallower platelet nadir and leaves the neutrophils alone."""
+    co, _ = _lbcl_patient()
+    kw = {"days": 21, "seed": 1, "variability": False}
+    prod = get_product("axicabtagene_ciloleucel")
+    full = simulate(co, prod, overrides={"ld_marrow_plt_x": 1.0}, **kw).trajectories
+    spared = simulate(co, prod, overrides={"ld_marrow_plt_x": 0.3}, **kw).trajectories
+    assert spared["platelets_per_ul"].min() > 1.5 * full["platelets_per_ul"].min()
+    np.testing.assert_allclose(spared["anc_per_ul"], full["anc_per_ul"], rtol=1e-6)

@@ -89,6 +89,25 @@ PARAMS = (
        "before",
        "recovery rate of the stem/progenitor reserve at full haematopoietic reserve", 0.5,
        "marrow"),
+    _p("neut_reserve_drive_exp", "–", 1.0, 0.0, 2.0,
+       "structure (session 43): with the Friberg feedback (base/count)^γ the quasi-steady "
+       "count goes as drive^(1/γ), so a reserve entering the drive linearly costs "
+       "MR^6.25 of the neutrophils; 1 = that (the model before session 43)",
+       "exponent of the stem/progenitor reserve in the neutrophil proliferation drive "
+       "(quasi-steady ANC ∝ MR^(exp/γ))", 0.0, "marrow"),
+    _p("plt_reserve_drive_exp", "–", 1.0, 0.0, 2.0,
+       "structure (session 43): as neut_reserve_drive_exp; thrombopoietin rises steeply as "
+       "platelets fall and expands the megakaryocyte progenitors, so a partial loss of stem "
+       "output is compensated far more than MR^5; 1 = the model before session 43",
+       "exponent of the stem/progenitor reserve in the platelet proliferation drive "
+       "(quasi-steady platelets ∝ MR^(exp/γ))", 0.0, "marrow"),
+    _p("ld_marrow_plt_x", "–", 1.0, 0.0, 1.0,
+       "structure (session 43): fludarabine/cyclophosphamide lymphodepletion spares "
+       "megakaryopoiesis more than granulopoiesis (grade ≥ 3 neutropenia in most, "
+       "thrombocytopenia in a minority: ZUMA-1 78 / 38 %, Neelapu 2017 adverse-event table); "
+       "1 = the same inhibition as the neutrophils (the model before session 43)",
+       "lymphodepletion's maximal inhibition of megakaryocyte proliferation relative to "
+       "ld_marrow", 0.0, "marrow"),
     _p("reserve_exp", "–", 1.0, 0.0, 10.0, "assumed (CAR-HEMATOTOX high risk: slower "
        "recovery, Rejeski 2021)",
        "exponent of the haematopoietic reserve on the stem recovery rate", 0.0, "marrow"),
@@ -157,9 +176,14 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
     dy[S.MR] = k_rec * (1.0 - mr) - (p[P.stem_ld_kill] * f_ld
                                       + p[P.stem_infl_kill] * f_inf) * mr
     crowd = _crowding_ratio(y, p)
-    _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], mr * inh_ld * inh_inf * boost, p[P.anc0] * crowd,
-           p[P.gamma_neut])
-    _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], mr * inh_ld * inh_inf, p[P.plt0] * crowd,
+    # the reserve in each lineage's drive: MR^exp (exp 1: MR itself, bit for bit; the floor
+    # keeps the power's derivative finite at a failed marrow)
+    mr_n = max(mr, 1e-12) ** p[P.neut_reserve_drive_exp]
+    mr_p = max(mr, 1e-12) ** p[P.plt_reserve_drive_exp]
+    inh_ld_p = 1.0 - p[P.ld_marrow] * p[P.ld_marrow_plt_x] * f_ld
+    _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], mr_n * inh_ld * inh_inf * boost,
+           p[P.anc0] * crowd, p[P.gamma_neut])
+    _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], mr_p * inh_ld_p * inh_inf, p[P.plt0] * crowd,
            p[P.gamma_plt])
     dy[S.HB] = (p[P.hb0] * mr * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
     # transfused platelets (the clinic's jumps) circulate and are cleared on their own; the
