@@ -176,10 +176,13 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
     dy[S.MR] = k_rec * (1.0 - mr) - (p[P.stem_ld_kill] * f_ld
                                       + p[P.stem_infl_kill] * f_inf) * mr
     crowd = _crowding_ratio(y, p)
-    # the reserve in each lineage's drive: MR^exp (exp 1: MR itself, bit for bit; the floor
-    # keeps the power's derivative finite at a failed marrow)
-    mr_n = max(mr, 1e-12) ** p[P.neut_reserve_drive_exp]
-    mr_p = max(mr, 1e-12) ** p[P.plt_reserve_drive_exp]
+    # the reserve in each lineage's drive: MR^exp (exp 1: MR itself, bit for bit and without
+    # a power in the vector field; the floor keeps the power's derivative finite at a failed
+    # marrow)
+    e_n = p[P.neut_reserve_drive_exp]
+    e_p = p[P.plt_reserve_drive_exp]
+    mr_n = mr if e_n == 1.0 else max(mr, 1e-12) ** e_n
+    mr_p = mr if e_p == 1.0 else max(mr, 1e-12) ** e_p
     inh_ld_p = 1.0 - p[P.ld_marrow] * p[P.ld_marrow_plt_x] * f_ld
     _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], mr_n * inh_ld * inh_inf * boost,
            p[P.anc0] * crowd, p[P.gamma_neut])
