@@ -103,8 +103,9 @@ PARAMS = (
        "(quasi-steady platelets ∝ MR^(exp/γ))", 0.0, "marrow"),
     _p("ld_marrow_plt_x", "–", 1.0, 0.0, 1.0,
        "structure (session 43): fludarabine/cyclophosphamide lymphodepletion spares "
-       "megakaryopoiesis more than granulopoiesis (grade ≥ 3 neutropenia in most, "
-       "thrombocytopenia in a minority: ZUMA-1 78 / 38 %, Neelapu 2017 adverse-event table); "
+       "megakaryopoiesis more than granulopoiesis (grade 3–4 neutropenia in 53–94 %, "
+       "thrombocytopenia in 41–53 % of patients: the reviews' A18, shared/reference "
+       "SEEDS.md); "
        "1 = the same inhibition as the neutrophils (the model before session 43)",
        "lymphodepletion's maximal inhibition of megakaryocyte proliferation relative to "
        "ld_marrow", 0.0, "marrow"),
