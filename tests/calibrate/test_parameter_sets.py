@@ -205,3 +205,17 @@ def test_a_set_may_replace_a_tumour_trait_weight_and_overrides_still_win(
     assert np.array_equal(new[~low], own[~low])       # NOXA-normal tumours untouched
     cols = [i for i in range(own.shape[1]) if (own[:, i] != new[:, i]).any()]
     assert all((i - pfn) % len(C) == 0 for i in cols)  # only the clones' pfn field moved
+
+
+def test_every_shipped_set_loads_and_no_probe_is_in_force() -> None:
+    """Shipped sets (cartsim/data/parameter_sets) parse against the model's parameter table,
+    and a probe set (name ``probe-…``, e.g. session 43's marrow) is never the installed
+    default."""
+    names = psets.available()
+    assert "probe-marrow-s43" in names
+    for name in names:
+        ps = psets.load(name)
+        assert ps.name == name and ps.values
+        known = psets.known_specs()
+        assert set(ps.values) <= set(known), name
+    assert not psets.installed_default().startswith("probe-")
