@@ -84,8 +84,9 @@ class Trial:
     def trace(self, names: Sequence[str], days: Sequence[int] | str = "0-28",
               arm: int | str = 0, patients: int | None = None,
               ids: Sequence[int] | None = None) -> pd.DataFrame:
-        """Model states, parameters, core readouts or drawn covariates (``names``, e.g.
-        ``["IL6", "MY", "K_fever", "temperature_c", "noxa_low"]``) of one arm's virtual
+        """Model states, parameters, core readouts, laboratory values or drawn covariates
+        (``names``, e.g. ``["IL6", "MY", "K_fever", "temperature_c", "ferritin_ng_ml",
+        "noxa_low"]``) of one arm's virtual
         patients at the start of each of ``days`` ("0-28", "0,7,14" or a list), re-simulated
         as the trial runner does: a long table (arm, patient_id, day, one column per name).
         ``ids`` traces those patients of the trial (its ``patient_id``) instead of the arm's

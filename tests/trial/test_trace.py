@@ -148,3 +148,28 @@ def test_cli_trace_ids(tmp_path: Path) -> None:
     assert sorted(pd.read_csv(out)["patient_id"].unique()) == [2, 7]
     res = CliRunner().invoke(app, ["trial", "trace", "eliana", "--names", "MY", "--ids", "x"])
     assert res.exit_code == 2 and "--ids" in res.output
+
+
+def test_trace_reads_laboratory_values_as_the_trial_records_them(tmp_path: Path) -> None:
+    """Laboratory values (model/labs.py: slow states outside the vector field) are traceable
+    by name: the day's record of the simulation, so their peak over the traced days is the
+    trial's own ``ferritin_peak_ng_ml`` / ``crp_peak_mg_l`` (session 43)."""
+    trial = Trial.from_toml(default_specs_dir() / "zuma4.toml").with_overrides(size=4, seed=5)
+    t = trial.trace(["ferritin_ng_ml", "crp_mg_l", "IL6"], days="0-120")
+    assert list(t.columns) == ["arm", "patient_id", "day", "ferritin_ng_ml", "crp_mg_l", "IL6"]
+    assert t["ferritin_ng_ml"].notna().all() and t["crp_mg_l"].notna().all()
+    res = trial.run(tmp_path / "run", report=False)
+    pts = res.patients.set_index("patient_id")
+    # the trial reads a patient's course up to its last day (death, or the end of follow-up
+    # of the endpoints); the trace simulates on
+    seen = t[t["day"] <= t["patient_id"].map(pts["last_day"])]
+    peak = seen.groupby("patient_id")[["ferritin_ng_ml", "crp_mg_l"]].max()
+    np.testing.assert_allclose(peak["ferritin_ng_ml"],
+                               pts.loc[peak.index, "ferritin_peak_ng_ml"], rtol=1e-3)
+    np.testing.assert_allclose(peak["crp_mg_l"], pts.loc[peak.index, "crp_peak_mg_l"],
+                               rtol=1e-3)
+    # CRS moved them: every peak is above the day-0 value
+    first = t[t["day"] == 0].set_index("patient_id")
+    assert (peak["crp_mg_l"] > first["crp_mg_l"]).all()
+    with pytest.raises(InvalidInputError, match="laboratory values: .*ferritin_ng_ml"):
+        trial.trace(["ferritin_typo"], days="0")

@@ -71,8 +71,9 @@ def trace_command(
         help="trial spec (TOML path) or the name of a study of the shipped library (eliana)")],
     names: Annotated[str, typer.Option(
         "--names", help="comma-separated model states (IL6, MY, ENC …), model parameters "
-                        "(K_fever, age_y …), core readouts (temperature_c …) or drawn "
-                        "covariates (noxa_low, marrow_blasts_pct, dose_per_kg …)")],
+                        "(K_fever, age_y …), core readouts (temperature_c …), laboratory "
+                        "values (ferritin_ng_ml, crp_mg_l …) or drawn covariates "
+                        "(noxa_low, marrow_blasts_pct, dose_per_kg …)")],
     days: Annotated[str, typer.Option(help="days: ranges and lists, e.g. 0-28,60,90")]
     = "0-28",
     arm: Annotated[str, typer.Option(help="arm name or index")] = "0",

@@ -12,7 +12,10 @@ records the named quantities of every patient at the start of each requested day
 ``temperature_c``, ``cart_cells_per_ul``) and the patients' drawn covariates (the spec's
 ``[population]`` draws, e.g. ``noxa_low``, ``cd19_density``,
 ``marrow_blasts_pct``, and ``dose_cells`` / ``dose_per_kg``: the columns of the trial's
-``patients.parquet``), so a trace joins the mechanism to the
+``patients.parquet``) and the laboratory values (:data:`cartsim.model.labs.LAB_COLUMNS`, e.g.
+``ferritin_ng_ml``, ``crp_mg_l``; slow states outside the vector field, read from the
+simulation's daily record of the day, as the trial's ``daily.parquet`` has them), so a trace
+joins the mechanism to the
 patient without a trip through the trial's ``patients.parquet``. "Start of day d" (d ≥ 0, the
 days on which the trial's procedures act) is after the day's schedule items and the trial's
 own procedures, before the clinic acts and before the day is integrated.
@@ -50,6 +53,7 @@ class StateTrace:
         self.records: dict[int, dict[str, np.ndarray]] = {}
 
     def bind(self, model: Any) -> None:
+        from cartsim.model.labs import LAB_COLUMNS
         from cartsim.model.readouts import READOUT_NAMES
 
         states = {s.name: i for i, s in enumerate(model.states)}
@@ -65,15 +69,22 @@ class StateTrace:
                 self._where[n] = ("readout", -1)
             elif n in self.covariates:
                 self._where[n] = ("covariate", -1)
+            elif n in LAB_COLUMNS:
+                self._where[n] = ("daily", -1)
             else:
                 unknown.append(n)
         if unknown:
             raise InvalidInputError(
-                "trace quantity", "a model state, a model parameter, a core readout or a "
-                f"drawn covariate name (states: {', '.join(sorted(states))}; readouts: "
-                f"{', '.join(sorted(readouts))}; covariates: "
+                "trace quantity", "a model state, a model parameter, a core readout, a "
+                "laboratory value or a drawn covariate name (states: "
+                f"{', '.join(sorted(states))}; readouts: {', '.join(sorted(readouts))}; "
+                f"laboratory values: {', '.join(LAB_COLUMNS)}; covariates: "
                 f"{', '.join(sorted(self.covariates))}; parameters: see docs/model.md)",
                 ", ".join(unknown))
+
+    def kind(self, name: str) -> str:
+        """Where ``name`` is read: state, param, readout, covariate or daily (a lab value)."""
+        return self._where[name][0]
 
     def apply(self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray
               ) -> dict[str, tuple[np.ndarray, str]]:
@@ -88,6 +99,8 @@ class StateTrace:
                     rec[n] = p[:, i].copy()
                 elif kind == "covariate":
                     rec[n] = np.asarray(self.covariates[n], dtype=np.float64).copy()
+                elif kind == "daily":
+                    continue  # filled from the simulation's daily record (trace_arm)
                 else:
                     if ro is None:
                         from cartsim.model.readouts import compute
@@ -172,15 +185,27 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
     tracer = StateTrace(names, days,
                         covariates=patient_covariates(cov, dose, spec.population.disease))
     arm_spec = spec.arms[arm_index]
-    simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
-             procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
+    res = simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
+                   procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
     missing = [d for d in days if d not in tracer.records]
     if missing:
         raise InvalidInputError("days", "days the simulation covers (0 to the follow-up)",
                                 ", ".join(str(d) for d in missing[:5]))
+    labs = [n for n in tracer.names if tracer.kind(n) == "daily"]
+    if labs:
+        # laboratory values live outside the state vector (model/labs.py): the simulation's
+        # record of each day, as the trial's daily.parquet and endpoints read it
+        assert res.daily is not None and res.daily_days is not None
+        assert res.daily_ids is not None
+        row = {int(i): k for k, i in enumerate(res.daily_ids)}
+        rows = np.array([row[int(i)] for i in ids])
+        col = {int(d): k for k, d in enumerate(res.daily_days)}
+        for d in days:
+            for n in labs:
+                tracer.records[d][n] = np.asarray(res.daily[n], np.float64)[rows, col[d]]
     frames = []
     for d in days:
-        rec = tracer.records[d]
+        rec = {n: tracer.records[d][n] for n in tracer.names}
         frames.append(pd.DataFrame({"arm": arm_spec.name, "patient_id": ids,
                                     "day": np.int64(d), **rec}))
     return pd.concat(frames, ignore_index=True).sort_values(
