@@ -39,12 +39,18 @@ def _banded(x: np.ndarray, lln: float, cuts: tuple[float, float, float]) -> np.n
     return g.astype(np.int8)
 
 
+#: Upper bounds of the count graders' domains (a count above one is rejected as invalid input;
+#: the trial's endpoints cap simulated counts at them, trial/endpoints.py).
+COUNT_UPPER_BOUNDS: dict[str, float] = {
+    "anc_per_ul": 1e6, "platelets_per_ul": 1e7, "lymphocytes_per_ul": 1e7, "wbc_per_ul": 1e7,
+    "hemoglobin_g_dl": 30}
+
 def neutrophil_grade(
     anc_per_ul: ArrayLike, lln: float = DEFAULT_LLN["anc_per_ul"], version: str = DEFAULT_VERSION
 ) -> Any:
     """"Neutrophil count decreased" grade (v5: < LLN–1500, < 1500–1000, < 1000–500, < 500)."""
     check_choice("ctcae_version", version, CTCAE_VERSIONS)
-    x = as_float("anc_per_ul", anc_per_ul, 0, 1e6)
+    x = as_float("anc_per_ul", anc_per_ul, 0, COUNT_UPPER_BOUNDS["anc_per_ul"])
     if version == "6.0":
         g = np.select([x < 100, x < 500, x < 1000, x < 1500], [4, 3, 2, 1], 0).astype(np.int8)
     else:
@@ -59,7 +65,8 @@ def platelet_grade(
 ) -> Any:
     """"Platelet count decreased" grade (v5: < LLN–75k, < 75k–50k, < 50k–25k, < 25k)."""
     check_choice("ctcae_version", version, CTCAE_VERSIONS)
-    x = as_float("platelets_per_ul", platelets_per_ul, 0, 1e7)
+    x = as_float("platelets_per_ul", platelets_per_ul, 0,
+                 COUNT_UPPER_BOUNDS["platelets_per_ul"])
     if version == "6.0":
         g = np.select([x < 10_000, x < 50_000, x < 75_000, x < lln], [4, 3, 2, 1], 0)
         return result(g.astype(np.int8))
@@ -73,7 +80,8 @@ def lymphocyte_grade(
 ) -> Any:
     """"Lymphocyte count decreased" grade (< LLN–800, < 800–500, < 500–200, < 200)."""
     check_choice("ctcae_version", version, CTCAE_VERSIONS)
-    x = as_float("lymphocytes_per_ul", lymphocytes_per_ul, 0, 1e7)
+    x = as_float("lymphocytes_per_ul", lymphocytes_per_ul, 0,
+                 COUNT_UPPER_BOUNDS["lymphocytes_per_ul"])
     return result(_banded(x, lln, (800.0, 500.0, 200.0)))
 
 
@@ -82,7 +90,7 @@ def wbc_grade(
 ) -> Any:
     """"White blood cell decreased" grade (< LLN–3000, < 3000–2000, < 2000–1000, < 1000)."""
     check_choice("ctcae_version", version, CTCAE_VERSIONS)
-    x = as_float("wbc_per_ul", wbc_per_ul, 0, 1e7)
+    x = as_float("wbc_per_ul", wbc_per_ul, 0, COUNT_UPPER_BOUNDS["wbc_per_ul"])
     return result(_banded(x, lln, (3000.0, 2000.0, 1000.0)))
 
 
@@ -96,7 +104,7 @@ def anemia_grade(
     life-threatening (clinical, not numeric). v4.03 used 8.0–6.5 for grade 3 and has no numeric
     grade 4 either, so the result is the same."""
     check_choice("ctcae_version", version, CTCAE_VERSIONS)
-    x = as_float("hemoglobin_g_dl", hemoglobin_g_dl, 0, 30)
+    x = as_float("hemoglobin_g_dl", hemoglobin_g_dl, 0, COUNT_UPPER_BOUNDS["hemoglobin_g_dl"])
     g = np.select([x < 8.0, x < 10.0, x < lln], [3, 2, 1], 0)
     g = np.where(as_bool("life_threatening", life_threatening), 4, g)
     return result(np.asarray(g, dtype=np.int8))
@@ -110,7 +118,7 @@ def febrile_neutropenia_grade(
 ) -> Any:
     """Febrile neutropenia: grade 3 when ANC < 1000 and either a single temperature > 38.3 °C
     (strict) or ≥ 38.0 °C sustained for more than 1 h; grade 4 if also life-threatening."""
-    anc = as_float("anc_per_ul", anc_per_ul, 0, 1e6)
+    anc = as_float("anc_per_ul", anc_per_ul, 0, COUNT_UPPER_BOUNDS["anc_per_ul"])
     t = as_float("temperature_max_c", temperature_max_c, 25, 45)
     dur = as_float("fever_38_duration_h", fever_38_duration_h, 0, None, allow_nan=False)
     fn = (anc < 1000) & ((t > 38.3) | ((t >= 38.0) & (dur > 1.0)))

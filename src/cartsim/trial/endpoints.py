@@ -925,8 +925,10 @@ TRANSFUSION_WINDOWS = ((0, 30), (31, 180), (91, 180), (0, 180))
 LAB_ENDPOINT_COLUMNS = ("ferritin_ng_ml", "crp_mg_l", "fibrinogen_mg_dl", "ldh_u_l",
                         "urate_mg_dl", "potassium_mmol_l", "phosphate_mg_dl", "calcium_mg_dl",
                         "creatinine_mg_dl")
-#: The CTCAE count graders' upper bounds (clinic/ctcae.py); NaN stays NaN.
-_COUNT_CAP = {"anc_per_ul": 1e6, "platelets_per_ul": 1e7, "hemoglobin_g_dl": 30.0}
+#: The CTCAE count graders' upper bounds (clinic/ctcae.py) for the counts the endpoints grade;
+#: NaN stays NaN.
+_COUNT_CAP = {k: ctcae.COUNT_UPPER_BOUNDS[k]
+              for k in ("anc_per_ul", "platelets_per_ul", "hemoglobin_g_dl")}
 _LAB_CAP = {"ferritin_ng_ml": 1e7, "crp_mg_l": 1e3, "fibrinogen_mg_dl": 2e3, "ldh_u_l": 1e6,
             "urate_mg_dl": 500.0, "potassium_mmol_l": 50.0, "phosphate_mg_dl": 500.0,
             "calcium_mg_dl": 30.0, "creatinine_mg_dl": 100.0}

@@ -611,6 +611,16 @@ HSCT_LOG_KILL = ParameterSpec("hsct_log_kill", "log10", 3.0, 0.0, 12.0,
                               "log10 reduction of every tumour clone, at every site, at HSCT")
 
 
+def site_tumour(y: np.ndarray) -> np.ndarray:
+    """Leukaemic cells of the main site (the tumour clones, negatives read as 0)."""
+    return np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
+
+
+def mrd_fraction(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The marrow blast fraction of the site tumour (model/burden.py's mapping, with the
+    patient's ``ball_packing``): the ``mrd_fraction`` readout."""
+    return blast_fraction_array(site_tumour(y), p[:, P.marrow_cells], p[:, P.ball_packing])
+
 class HsctProcedure:
     """Allogeneic HSCT consolidation as a day-start :class:`~cartsim.simulation.Procedure`.
 
@@ -646,9 +656,7 @@ class HsctProcedure:
         self._graft_state = int(model.S["GRAFT"]) if has else None
 
     def eligible(self, y: np.ndarray, p: np.ndarray, status: np.ndarray) -> np.ndarray:
-        tumour = np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
-        mrd = blast_fraction_array(tumour, p[:, P.marrow_cells], p[:, P.ball_packing])
-        return (status == 0) & (mrd < self.if_mrd_below)
+        return (status == 0) & (mrd_fraction(y, p) < self.if_mrd_below)
 
     def apply(
         self, day: int, y: np.ndarray, p: np.ndarray, status: np.ndarray

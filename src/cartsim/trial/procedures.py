@@ -51,7 +51,7 @@ from cartsim.model.mechanism import Model
 from cartsim.model.parameters import P
 from cartsim.model.state import CART_BLOOD, CART_TISSUE, CLONE_STATES, S
 from cartsim.params import ParameterSpec, ParameterTable
-from cartsim.trial.outcomes import SALVAGE_PARAMS
+from cartsim.trial.outcomes import SALVAGE_PARAMS, mrd_fraction, site_tumour
 
 if TYPE_CHECKING:
     from cartsim.trial.spec import Distribution
@@ -111,13 +111,6 @@ def _cytoreduce(y: np.ndarray, go: np.ndarray, kill: float | np.ndarray,
             y[go, s] = 0.0
 
 
-def _site(y: np.ndarray) -> np.ndarray:
-    return np.maximum(y[:, list(CLONE_STATES)], 0.0).sum(axis=1)
-
-
-def mrd_fraction(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Site tumour / (site tumour + normal marrow cells): the ``mrd_fraction`` readout."""
-    return blast_fraction_array(_site(y), p[:, P.marrow_cells], p[:, P.ball_packing])
 
 
 class Trigger:
@@ -160,7 +153,7 @@ class Trigger:
             hit = run & (lo <= day <= hi) & clear
         else:
             lbcl = p[:, P.disease_lbcl] > 0.5
-            site = _site(y)
+            site = site_tumour(y)
             blasts = 100.0 * blast_fraction_array(site, p[:, P.marrow_cells],
                                                   p[:, P.ball_packing])
             cns = np.maximum(y[:, S.TS], 0.0) >= self.q["cns_positive_cells"]
