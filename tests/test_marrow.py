@@ -231,3 +231,64 @@ def test_lymphodepletion_spares_megakaryopoiesis_by_ld_marrow_plt_x() -> None:
     spared = simulate(co, prod, overrides={"ld_marrow_plt_x": 0.3}, **kw).trajectories
     assert spared["platelets_per_ul"].min() > 1.5 * full["platelets_per_ul"].min()
     np.testing.assert_allclose(spared["anc_per_ul"], full["anc_per_ul"], rtol=1e-6)
+
+
+def _hb_rates(p: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """d(Hb)/dt and d(EO)/dt of the composed vector field at state x."""
+    from cartsim.model import layout
+    from cartsim.model.state import S
+
+    dy = np.zeros_like(x)
+    layout.CORE.rhs(0.0, x, p, dy)
+    return float(dy[S.HB]), float(dy[S.EO])
+
+
+def test_erythropoiesis_neutral_by_default_is_the_equation_before_session_44() -> None:
+    """Session 44: with the erythroid parameters at their defaults the red cells follow
+    hb0 · MR · inh_ld · inh_inf relaxed at 1/tau_rbc (the equation before) and the lag state EO
+    does not move, whatever IL-6 and IFN-γ are; switching the lag on makes EO move."""
+    from cartsim.model.parameters import P
+    from cartsim.model.state import S
+
+    _, (p, y) = _lbcl_patient()
+    p = p[0].copy()
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = y[0].copy()
+        x[S.MR], x[S.HB], x[S.EO] = rng.uniform(0.1, 1.0), rng.uniform(5, 14), rng.uniform(0, 1)
+        x[S.LD], x[S.IFNG], x[S.IL6] = rng.uniform(0, 2), 10 ** rng.uniform(-2, 3), \
+            10 ** rng.uniform(0, 4)
+        f_ld = x[S.LD] / (x[S.LD] + p[P.K_ld_marrow])
+        f_inf = x[S.IFNG] / (x[S.IFNG] + p[P.K_ifng])
+        want = (p[P.hb0] * x[S.MR] * (1 - p[P.ld_marrow] * f_ld) * (1 - p[P.infl_marrow] * f_inf)
+                - x[S.HB]) / p[P.tau_rbc]
+        dhb, deo = _hb_rates(p, x)
+        assert dhb == pytest.approx(want, rel=1e-12)
+        assert deo == 0.0
+        q = p.copy()
+        q[P.ery_mtt] = 5.0
+        assert _hb_rates(q, x)[1] != 0.0
+
+
+def test_erythroid_lag_iron_restriction_and_erythrophagocytosis_deepen_the_anaemia() -> None:
+    """Session 44: on one LBCL patient, the erythroid lag (production follows the marrow with a
+    week's delay), the reserve's weight, IL-6's iron restriction and IFN-γ's
+    erythrophagocytosis each lower the haemoglobin nadir; the neutrophils are untouched (the
+    erythroid terms feed nothing back), and the lag makes the nadir come later."""
+    co, _ = _lbcl_patient()
+    kw = {"days": 60, "seed": 1, "variability": False}
+    prod = get_product("axicabtagene_ciloleucel")
+    lag = {"ery_mtt": 6.0}
+    runs = {name: simulate(co, prod, overrides=o, **kw).trajectories for name, o in {
+        "before": {}, "lag": lag, "reserve": {**lag, "ery_reserve_exp": 3.0},
+        "hepcidin": {**lag, "hepcidin_ery": 0.8, "K_il6_ery": 20.0},
+        "phago": {**lag, "rbc_infl_destroy": 0.2}}.items()}
+    nadir = {k: float(t["hemoglobin_g_dl"].min()) for k, t in runs.items()}
+    day = {k: int(t["day"].to_numpy()[np.argmin(t["hemoglobin_g_dl"].to_numpy())])
+           for k, t in runs.items()}
+    for k in ("reserve", "hepcidin", "phago"):
+        assert nadir[k] < nadir["lag"] - 0.05, (k, nadir)
+        np.testing.assert_allclose(runs[k]["anc_per_ul"], runs["before"]["anc_per_ul"],
+                                   rtol=2e-3)
+    assert day["lag"] >= day["before"]
+    assert nadir["before"] < 12.0  # the marrow injury lowers haemoglobin at all

@@ -559,6 +559,7 @@ def build(
         y[:, S[s0]] = cohort.plt0
     y[:, S.HB] = cohort.hb0
     y[:, S.MR] = 1.0
+    y[:, S.EO] = 1.0  # erythroid output relative to day -5 (marrow.py)
     y[:, S.QC] = 1.0  # the infused effectors' cytokine competence (cart.py)
     assert p.shape[1] == N_PARAMS and len(ALL_PARAMS) == N_PARAMS_BASE
     if model is not None and model.addons:

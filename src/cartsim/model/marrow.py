@@ -109,6 +109,39 @@ PARAMS = (
        "1 = the same inhibition as the neutrophils (the model before session 43)",
        "lymphodepletion's maximal inhibition of megakaryocyte proliferation relative to "
        "ld_marrow", 0.0, "marrow"),
+    _p("ery_mtt", "d", 0.0, 0.0, 30.0,
+       "structure (session 44): erythroid progenitors take about a week from the CFU-E to "
+       "the circulating reticulocyte (erythroblast maturation 5-7 d; the reticulocyte "
+       "response to erythropoietin appears after 3-4 d), so red-cell production answers "
+       "marrow injury with a delay; 0 = no delay, production reads the drive directly (the "
+       "model before session 44)",
+       "mean delay of erythroid output (first-order lag of the EO state)", 0.0, "marrow"),
+    _p("ery_reserve_exp", "–", 1.0, 0.0, 5.0,
+       "structure (session 44): erythroid recovery lags the myeloid lineages after "
+       "CAR-T (ICAHT late phase, Rejeski 2023); 1 = the reserve enters the red-cell "
+       "production linearly (the model before session 44)",
+       "exponent of the stem/progenitor reserve in the erythroid drive", 0.0, "marrow"),
+    _p("ld_marrow_ery_x", "–", 1.0, 0.0, 1.0,
+       "structure (session 44): as ld_marrow_plt_x for the erythroid lineage; 1 = the same "
+       "inhibition as the neutrophils (the model before session 44)",
+       "lymphodepletion's maximal inhibition of erythropoiesis relative to ld_marrow", 0.0,
+       "marrow"),
+    _p("hepcidin_ery", "–", 0.0, 0.0, 1.0,
+       "structure (session 44): IL-6 induces hepcidin within hours, which locks iron in "
+       "macrophages and restricts erythropoiesis (anaemia of inflammation; Nemeth 2004 "
+       "J Clin Invest 113:1271); 0 = none (the model before session 44)",
+       "maximal inhibition of erythropoiesis by IL-6 (iron restriction)", 0.0, "marrow"),
+    _p("K_il6_ery", "pg/mL", 100.0, 1.0, 1e5, "assumed (CRS-range IL-6)",
+       "serum IL-6 giving half of the maximal iron restriction", 0.0, "marrow"),
+    _p("rbc_infl_destroy", "1/d", 0.0, 0.0, 1.0,
+       "structure (session 44): IFN-γ makes macrophages phagocytose red cells "
+       "(haemophagocytosis and anaemia in mice given IFN-γ alone, Zoller 2011 J Exp Med "
+       "208:1203); 0 = none (the model before session 44)",
+       "extra red-cell destruction rate at maximal IFN-γ signal (K_ifng)", 0.0, "marrow"),
+    _p("gamma_ery", "–", 0.0, 0.0, 2.0,
+       "structure (session 44): erythropoietin rises as haemoglobin falls (blunted in "
+       "inflammation); 0 = no feedback (the model before session 44)",
+       "erythropoietin feedback exponent on the erythroid drive, (hb0/Hb)^γ", 0.0, "marrow"),
     _p("reserve_exp", "–", 1.0, 0.0, 10.0, "assumed (CAR-HEMATOTOX high risk: slower "
        "recovery, Rejeski 2021)",
        "exponent of the haematopoietic reserve on the stem recovery rate", 0.0, "marrow"),
@@ -189,7 +222,26 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
            p[P.anc0] * crowd, p[P.gamma_neut])
     _chain(y, dy, S.PP, 4.0 / p[P.mtt_plt], mr_p * inh_ld_p * inh_inf, p[P.plt0] * crowd,
            p[P.gamma_plt])
-    dy[S.HB] = (p[P.hb0] * mr * inh_ld * inh_inf - y[S.HB]) / p[P.tau_rbc]
+    # red cells: production follows the erythroid drive (through the EO lag when ery_mtt >
+    # 0), destruction is the turnover plus IFN-γ-driven erythrophagocytosis. With every
+    # session-44 parameter neutral this is hb0 · MR · inh_ld · inh_inf relaxed at 1/tau_rbc,
+    # the equation before session 44 (the EO state stays at 1).
+    e_e = p[P.ery_reserve_exp]
+    mr_e = mr if e_e == 1.0 else max(mr, 1e-12) ** e_e
+    inh_ld_e = 1.0 - p[P.ld_marrow] * p[P.ld_marrow_ery_x] * f_ld
+    il6 = max(y[S.IL6], 0.0)
+    inh_hep = 1.0 - p[P.hepcidin_ery] * il6 / (il6 + p[P.K_il6_ery])
+    hb = max(y[S.HB], 1e-3)
+    epo = 1.0 if p[P.gamma_ery] == 0.0 else (p[P.hb0] / hb) ** p[P.gamma_ery]
+    drive_e = mr_e * inh_ld_e * inh_inf * inh_hep * epo
+    if p[P.ery_mtt] > 0.0:
+        dy[S.EO] = (drive_e - y[S.EO]) / p[P.ery_mtt]
+        out_e = y[S.EO]
+    else:
+        dy[S.EO] = 0.0
+        out_e = drive_e
+    dy[S.HB] = ((p[P.hb0] * out_e - y[S.HB]) / p[P.tau_rbc]
+                - p[P.rbc_infl_destroy] * f_inf * y[S.HB])
     # transfused platelets (the clinic's jumps) circulate and are cleared on their own; the
     # chain's feedback reads the patient's own platelets only (assumed: the fitted Friberg
     # homeostasis stands for endogenous thrombopoiesis, not for donor platelets)
@@ -217,6 +269,8 @@ MECHANISM = Mechanism(
         StateSpec("HB", "g/dL", "haemoglobin"),
         StateSpec("MR", "fraction", "haematopoietic stem/progenitor reserve (1 = pre-treatment "
                   "output)", initial=1.0),
+        StateSpec("EO", "fraction", "erythroid output reaching the blood (1 = pre-treatment; "
+                  "moves only when ery_mtt > 0)", initial=1.0),
     ),
     params=PARAMS,
     kernels=(Kernel(derivs, consumes=("ld", "gcsf")),),
