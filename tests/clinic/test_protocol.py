@@ -271,6 +271,23 @@ def test_era_protocols_ship_and_differ_from_the_default() -> None:
     assert pro.tocilizumab.trigger_crs_grade == 1  # inherited from early_tocilizumab
 
 
+def test_the_french_protocol_differs_from_the_default_only_in_the_red_cell_threshold() -> None:
+    """Session 44: the DESCAR-T registry's country practice (Afssaps thresholds, red cells below
+    8 g/dL) on top of the default; everything else inherited (tests/clinic/test_transfusion.py
+    checks the decision)."""
+    fr = load_protocol("france_afssaps").config.model_dump()
+    de = load_protocol("default").config.model_dump()
+    assert fr["transfusion"]["hb_below_g_dl"] == 8.0
+    assert de["transfusion"]["hb_below_g_dl"] == 7.0
+    fr["transfusion"]["hb_below_g_dl"] = de["transfusion"]["hb_below_g_dl"]
+    for d in (fr, de):
+        d.pop("name", None)
+        d.pop("description", None)
+        d.pop("sources", None)
+        d.pop("base", None)
+    assert fr == de
+
+
 def test_penn_gives_tocilizumab_for_multiple_vasopressors_or_high_flow_oxygen() -> None:
     """CTL019 algorithm: ASTCT grade 2 (low-flow oxygen) and one vasopressor are watched;
     two vasopressors or high-flow oxygen get tocilizumab; steroids only after two doses."""

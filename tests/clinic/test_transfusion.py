@@ -44,6 +44,22 @@ def test_the_default_protocol_transfuses_at_the_aabb_thresholds() -> None:
     assert actions["platelet_transfusion"].dtype == np.bool_
 
 
+def test_the_french_protocol_transfuses_red_cells_below_8_g_dl() -> None:
+    """Session 44: france_afssaps (the DESCAR-T registry's country thresholds) gives red cells
+    at 7.5 g/dL where the default does not; platelets at the same threshold."""
+    obs = _calm(4)
+    obs["platelets_per_ul"] = np.array([8000.0, 12000.0, 50000.0, 50000.0])
+    obs["hemoglobin_g_dl"] = np.array([12.0, 7.5, 7.99, 8.0])
+    got = {}
+    for name in ("default", "france_afssaps"):
+        policy = load_protocol(name)
+        got[name], _ = policy.decide(30, as_float(obs), policy.initial_state(4))
+    assert list(got["france_afssaps"]["rbc_transfusion"]) == [False, True, True, False]
+    assert list(got["default"]["rbc_transfusion"]) == [False, False, False, False]
+    for name in got:
+        assert list(got[name]["platelet_transfusion"]) == [True, False, False, False]
+
+
 def test_transfusions_switched_off(tmp_path: Path) -> None:
     f = tmp_path / "no_tx.toml"
     f.write_text('name = "no_tx"\nbase = "default"\n[transfusion]\nenabled = false\n')
