@@ -15,7 +15,7 @@ from cartsim.simulation import simulate
 
 #: tests/data/core_trajectory_reference.npz as written by main ee4a1e4 (before this mechanism)
 REFERENCE_EE4A1E4 = Path(__file__).parent / "data" / "core_trajectory_reference_ee4a1e4.npz"
-from neutral_values import ALL_OFF  # noqa: E402
+from neutral_values import ALL_OFF, MARROW_S43  # noqa: E402
 
 NEUTRAL = {"crowd_max": 0.0, "stem_ld_kill": 0.0, "stem_infl_kill": 0.0}
 
@@ -243,15 +243,18 @@ def _hb_rates(p: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return float(dy[S.HB]), float(dy[S.EO])
 
 
-def test_erythropoiesis_neutral_by_default_is_the_equation_before_session_44() -> None:
-    """Session 44: with the erythroid parameters at their defaults the red cells follow
-    hb0 · MR · inh_ld · inh_inf relaxed at 1/tau_rbc (the equation before) and the lag state EO
-    does not move, whatever IL-6 and IFN-γ are; switching the lag on makes EO move."""
+def test_erythropoiesis_at_its_neutral_values_is_the_equation_before_session_44() -> None:
+    """Session 44: with the erythroid parameters at their neutral values (MARROW_S43) the red
+    cells follow hb0 · MR · inh_ld · inh_inf relaxed at 1/tau_rbc (the equation before) and
+    the lag state EO does not move, whatever IL-6 and IFN-γ are; switching the lag on (as the
+    default does) makes EO move."""
     from cartsim.model.parameters import P
     from cartsim.model.state import S
 
     _, (p, y) = _lbcl_patient()
     p = p[0].copy()
+    for k in ("ery_mtt", "ery_reserve_exp", "hepcidin_ery", "rbc_infl_destroy"):
+        p[getattr(P, k)] = MARROW_S43[k]
     rng = np.random.default_rng(3)
     for _ in range(20):
         x = y[0].copy()
@@ -278,9 +281,11 @@ def test_erythroid_lag_iron_restriction_and_erythrophagocytosis_deepen_the_anaem
     co, _ = _lbcl_patient()
     kw = {"days": 60, "seed": 1, "variability": False}
     prod = get_product("axicabtagene_ciloleucel")
-    lag = {"ery_mtt": 6.0}
+    before = {k: MARROW_S43[k] for k in ("ery_mtt", "ery_reserve_exp", "hepcidin_ery",
+                                         "rbc_infl_destroy")}
+    lag = {**before, "ery_mtt": 6.0}
     runs = {name: simulate(co, prod, overrides=o, **kw).trajectories for name, o in {
-        "before": {}, "lag": lag, "reserve": {**lag, "ery_reserve_exp": 3.0},
+        "before": before, "lag": lag, "reserve": {**lag, "ery_reserve_exp": 3.0},
         "hepcidin": {**lag, "hepcidin_ery": 0.8, "K_il6_ery": 20.0},
         "phago": {**lag, "rbc_infl_destroy": 0.2}}.items()}
     nadir = {k: float(t["hemoglobin_g_dl"].min()) for k, t in runs.items()}

@@ -209,10 +209,9 @@ def test_a_set_may_replace_a_tumour_trait_weight_and_overrides_still_win(
 
 def test_every_shipped_set_loads_and_no_probe_is_in_force() -> None:
     """Shipped sets (cartsim/data/parameter_sets) parse against the model's parameter table,
-    and a probe set (name ``probe-…``, e.g. session 43's marrow, session 44's erythropoiesis) is
-    never the installed default."""
+    and a probe set (name ``probe-…``; sessions 43-44 shipped two, whose values became the
+    default in session 44) is never the installed default."""
     names = psets.available()
-    assert {"probe-marrow-s43", "probe-erythroid-s44"} <= set(names)
     for name in names:
         ps = psets.load(name)
         assert ps.name == name and ps.values
