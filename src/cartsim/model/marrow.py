@@ -23,6 +23,12 @@ The patient's haematopoietic **reserve** (:func:`reserve`, 0–1) comes from the
 counts that make the CAR-HEMATOTOX score (Rejeski 2021), corrected for blast crowding.
 With ``crowd_max = stem_ld_kill = stem_infl_kill = 0`` the reserve never moves and the
 equations are exactly the previous ones (tested).
+
+Red cells (session 44) have their own drive — the reserve weighed as MR^``ery_reserve_exp``,
+lymphodepletion, IFN-γ, IL-6's iron restriction (hepcidin) — reaching the blood through a
+first-order erythroid lag ``EO`` (``ery_mtt``), and IFN-γ-driven erythrophagocytosis shortens
+their survival; ``ery_mtt = hepcidin_ery = rbc_infl_destroy = 0``, ``ery_reserve_exp = 1`` give
+the earlier haemoglobin equation (tested).
 """
 
 from __future__ import annotations
