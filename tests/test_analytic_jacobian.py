@@ -114,13 +114,15 @@ def test_analytic_pattern_equals_the_detected_pattern() -> None:
     # (cns_disease > 0, 0 in the sampled parameters); and d(dBBB/dt)/dE_b, the blood
     # effectors' mural route, ~0 where a sampled state has it saturated or absent (missed
     # since session 42's added parameter ang_gate shifted the draws again); and session 44's
-    # erythroid lag: every entry of the EO row and of HB on EO and IL-6, whose switches
-    # (ery_mtt, hepcidin_ery) are 0 by default, so the lag holds EO at 1
+    # erythroid lag, on by default (ery_mtt 5 d): the red cells then read their drive through
+    # EO, so HB's direct dependence on the drive's inputs (the reserve MR, lymphodepletion LD
+    # and IL-6, the branch taken only when ery_mtt is 0) is generated, not detected; likewise
+    # d(dEO/dt)/dHB, the erythropoietin feedback, off at its default gamma_ery 0
     names = [n for n, _, _ in m.state_info()]
     rows, cols = np.nonzero(pattern & ~detected)
     missing = {(names[i], names[j]) for i, j in zip(rows, cols, strict=True)}
     cns_drive = {("ENC", s) for s in ("E_t", "B", "B_prog", "T0", "T1", "T2", "TS")}
-    ery = {("HB", "EO"), ("HB", "IL6")} | {("EO", s) for s in names}
+    ery = {("HB", "MR"), ("HB", "LD"), ("HB", "IL6"), ("EO", "HB")}
     assert missing <= ({("MYTOL", "MY"), ("M_b", "X_t"), ("MY", "QC"), ("BBB", "E_b")}
                        | cns_drive | ery), missing
     # the solver's pattern joins both: it is the generated one
