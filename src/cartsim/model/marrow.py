@@ -190,6 +190,14 @@ def _crowding_ratio(y: np.ndarray, p: np.ndarray) -> float:
 
 
 @numba.njit(inline="always")
+def _reserve_power(mr: float, e: float) -> float:
+    """The reserve as it enters a lineage's drive, MR^e: MR itself at e = 1 (bit for bit and
+    without a power in the vector field); the floor keeps the power's derivative finite at a
+    failed marrow."""
+    return mr if e == 1.0 else max(mr, 1e-12) ** e
+
+
+@numba.njit(inline="always")
 def _chain(y: np.ndarray, dy: np.ndarray, i0: int, ktr: float, drive: float, base: float,
            gamma: float) -> None:
     circ = max(y[i0 + 4], 1e-3)
@@ -222,13 +230,9 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
     dy[S.MR] = k_rec * (1.0 - mr) - (p[P.stem_ld_kill] * f_ld
                                       + p[P.stem_infl_kill] * f_inf) * mr
     crowd = _crowding_ratio(y, p)
-    # the reserve in each lineage's drive: MR^exp (exp 1: MR itself, bit for bit and without
-    # a power in the vector field; the floor keeps the power's derivative finite at a failed
-    # marrow)
-    e_n = p[P.neut_reserve_drive_exp]
-    e_p = p[P.plt_reserve_drive_exp]
-    mr_n = mr if e_n == 1.0 else max(mr, 1e-12) ** e_n
-    mr_p = mr if e_p == 1.0 else max(mr, 1e-12) ** e_p
+    # the reserve in each lineage's drive: MR^exp (_reserve_power)
+    mr_n = _reserve_power(mr, p[P.neut_reserve_drive_exp])
+    mr_p = _reserve_power(mr, p[P.plt_reserve_drive_exp])
     inh_ld_p = 1.0 - p[P.ld_marrow] * p[P.ld_marrow_plt_x] * f_ld
     _chain(y, dy, S.NP, 4.0 / p[P.mtt_neut], mr_n * inh_ld * inh_inf * boost,
            p[P.anc0] * crowd, p[P.gamma_neut])
@@ -238,8 +242,7 @@ def derivs(y: np.ndarray, p: np.ndarray, dy: np.ndarray, ld: float, gcsf: float)
     # 0), destruction is the turnover plus IFN-γ-driven erythrophagocytosis. With every
     # session-44 parameter neutral this is hb0 · MR · inh_ld · inh_inf relaxed at 1/tau_rbc,
     # the equation before session 44 (the EO state stays at 1).
-    e_e = p[P.ery_reserve_exp]
-    mr_e = mr if e_e == 1.0 else max(mr, 1e-12) ** e_e
+    mr_e = _reserve_power(mr, p[P.ery_reserve_exp])
     inh_ld_e = 1.0 - p[P.ld_marrow] * p[P.ld_marrow_ery_x] * f_ld
     il6 = max(y[S.IL6], 0.0)
     inh_hep = 1.0 - p[P.hepcidin_ery] * il6 / (il6 + p[P.K_il6_ery])
