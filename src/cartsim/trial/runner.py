@@ -33,7 +33,14 @@ from cartsim.atomic import PARQUET_OPTIONS, atomic_write, check_output_dir, writ
 from cartsim.errors import InvalidInputError, OptionalDependencyError
 from cartsim.provenance import parameter_set_status
 from cartsim.trial.manifest import MANIFEST_FORMAT, read_manifest
-from cartsim.trial.spec import Arm, DoseSpec, TrialSpec, as_distribution, validate_spec
+from cartsim.trial.spec import (
+    Arm,
+    DoseSpec,
+    TrialSpec,
+    as_distribution,
+    ld_exposure,
+    validate_spec,
+)
 
 #: Interface of the local Dask cluster's scheduler, dashboard and workers (loopback only).
 LOCAL_HOST = "127.0.0.1"
@@ -205,7 +212,7 @@ def simulate_chunk(spec: TrialSpec, arm_index: int, ids: np.ndarray
     ids = np.asarray(ids, dtype=np.int64)
     cohort, product, protocol, procedures, cov, dose = _chunk_inputs(spec, arm_index, ids)
     res = simulate(cohort, product, days=spec.follow_up_days, seed=seed, protocol=protocol,
-                   procedures=procedures, lymphodepletion=arm.lymphodepletion)
+                   procedures=procedures, lymphodepletion=ld_exposure(arm.lymphodepletion))
     course = Course.from_result(res)
     order = np.argsort(ids)
     assert np.array_equal(course.patient_id, ids[order])

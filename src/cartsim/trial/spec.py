@@ -533,6 +533,83 @@ class SalvageItem(_ScheduleBase):
         return v
 
 
+class LymphodepletionRegimen(_Model):
+    """A fludarabine/cyclophosphamide lymphodepletion course as the paper reports it: daily
+    doses (mg/m²) and days of each agent. Its exposure relative to the reference course
+    (fludarabine 30 and cyclophosphamide 500 mg/m² daily × 3, what ``lymphodepletion = true``
+    gives) is :func:`cartsim.simulation.lymphodepletion_exposure` of the totals."""
+
+    fludarabine_mg_m2: SFloat = 0.0
+    fludarabine_days: StrictInt = 0
+    cyclophosphamide_mg_m2: SFloat = 0.0
+    cyclophosphamide_days: StrictInt = 0
+
+    @field_validator("fludarabine_mg_m2")
+    @classmethod
+    def _flu(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 <= v <= 60):
+            raise ValueError(f"must be in [0, 60] mg/m² per day, got {v}")
+        return v
+
+    @field_validator("cyclophosphamide_mg_m2")
+    @classmethod
+    def _cy(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 <= v <= 3000):
+            raise ValueError(f"must be in [0, 3000] mg/m² per day, got {v}")
+        return v
+
+    @field_validator("fludarabine_days", "cyclophosphamide_days")
+    @classmethod
+    def _days(cls, v: int) -> int:
+        if not 0 <= v <= 5:
+            raise ValueError(f"must be in [0, 5] days, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _some_drug(self) -> LymphodepletionRegimen:
+        if self.exposure() <= 0:
+            raise ValueError("a lymphodepletion course needs a dose and days of fludarabine "
+                             "or cyclophosphamide (for none, write lymphodepletion = false)")
+        from cartsim.simulation import LD_MAX_EXPOSURE
+
+        if self.exposure() > LD_MAX_EXPOSURE:
+            raise ValueError(f"exposure {self.exposure():.2f} reference courses is above "
+                             f"{LD_MAX_EXPOSURE:g} (reference: fludarabine 30 and "
+                             "cyclophosphamide 500 mg/m² daily × 3)")
+        return self
+
+    def exposure(self) -> float:
+        """The course's exposure in reference courses (1 = Flu 30 + Cy 500 mg/m² × 3)."""
+        from cartsim.simulation import lymphodepletion_exposure
+
+        return lymphodepletion_exposure(self.fludarabine_mg_m2 * self.fludarabine_days,
+                                        self.cyclophosphamide_mg_m2 * self.cyclophosphamide_days)
+
+
+def ld_exposure(value: bool | LymphodepletionRegimen) -> float:
+    """An arm's ``lymphodepletion`` as the simulator's exposure (reference courses)."""
+    if isinstance(value, LymphodepletionRegimen):
+        return value.exposure()
+    return 1.0 if value else 0.0
+
+
+def _ld_field(v: Any) -> Any:
+    """``true``/``false`` or a course table, validated here so a bad course is reported
+    once, by its own fields (not also as "must be true or false")."""
+    if isinstance(v, bool | LymphodepletionRegimen):
+        return v
+    if isinstance(v, dict):
+        try:
+            return LymphodepletionRegimen.model_validate(v)
+        except ValidationError as e:
+            raise ValueError("; ".join(
+                (".".join(str(x) for x in err["loc"]) + ": " if err["loc"] else "")
+                + pydantic_message(dict(err)) for err in e.errors())) from None
+    raise ValueError("must be true, false or a course table {fludarabine_mg_m2, "
+                     "fludarabine_days, cyclophosphamide_mg_m2, cyclophosphamide_days}, "
+                     f"got {v!r}")
+
+
 class ReinfusionItem(_ScheduleBase):
     """A second CAR-T infusion of the arm's product: ``dose`` (``"same"`` = the arm's dose per
     patient, or a dose table), with or without ``lymphodepletion``."""
@@ -635,7 +712,7 @@ class Arm(_Model):
     product: str | None = None
     inline_construct: InlineConstruct | None = Field(None, alias="construct")
     dose: Literal["label"] | DoseSpec = "label"
-    lymphodepletion: StrictBool = True
+    lymphodepletion: bool | LymphodepletionRegimen = True
     protocol: str = "default"
     consolidation: Consolidation = Consolidation()
     schedule: tuple[ScheduleItemSpec, ...] = ()
@@ -646,6 +723,11 @@ class Arm(_Model):
         if not NAME_RE.match(v):
             raise ValueError(f"must be 1–64 letters, digits, '_', '-' or '.', got {v!r}")
         return v
+
+    @field_validator("lymphodepletion", mode="before")
+    @classmethod
+    def _lymphodepletion(cls, v: Any) -> Any:
+        return _ld_field(v)
 
     @field_validator("product")
     @classmethod

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cartsim.errors import InvalidInputError
-from cartsim.trial.spec import TrialSpec
+from cartsim.trial.spec import TrialSpec, ld_exposure
 
 #: at most this many patient-days per trace (a guard against an accidental million-row trace)
 MAX_TRACE_CELLS = 50_000_000
@@ -186,7 +186,8 @@ def trace_arm(spec: TrialSpec, names: Sequence[str], days: Sequence[int],
                         covariates=patient_covariates(cov, dose, spec.population.disease))
     arm_spec = spec.arms[arm_index]
     res = simulate(cohort, product, days=days[-1] + 1, seed=spec.seed, protocol=protocol,
-                   procedures=[*procedures, tracer], lymphodepletion=arm_spec.lymphodepletion)
+                   procedures=[*procedures, tracer],
+                   lymphodepletion=ld_exposure(arm_spec.lymphodepletion))
     missing = [d for d in days if d not in tracer.records]
     if missing:
         raise InvalidInputError("days", "days the simulation covers (0 to the follow-up)",
