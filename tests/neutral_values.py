@@ -155,7 +155,8 @@ def assert_gives_back(reference, overrides=None) -> None:  # type: ignore[no-unt
 
     ref = np.load(reference)
     res = simulate(reference_cohort(), get_product("tisagenlecleucel"), days=40, seed=11,
-                   overrides={**MARROW_S43, **SPO2_S15, **IGG_S15, **MU_LOSS_S15, **OVERLOAD_S16,
+                   overrides={**LD_LINEAR_S44, **MARROW_S43, **SPO2_S15, **IGG_S15,
+                             **MU_LOSS_S15, **OVERLOAD_S16,
                              **STEM_RECOVERY_S16, **SILENT_APLASIA_S18, **SILENT_ENGAGED_S19,
                              **MEM_AGE_S21, **COMPETENCE_S24, **MURAL_S25, **B_RECOVERY_S28,
                              **ANG_GATE_S41, **BALL_PACKING_S42,
@@ -310,3 +311,10 @@ MARROW_S43 = {"neut_reserve_drive_exp": 1.0, "plt_reserve_drive_exp": 1.0,
 ALL_OFF = {**MARROW_S43, **ALL_OFF}
 SESSION5_OFF = {**MARROW_S43, **SESSION5_OFF}
 SESSION8_FIXES_OFF = {**MARROW_S43, **SESSION8_FIXES_OFF}
+#: Session 45 (issues 10/11): the saturating host T-cell kill of lymphodepletion
+#: (model/niche.py). The linear kill every older reference was written with;
+#: :func:`assert_gives_back` applies it under any overrides.
+LD_LINEAR_S44 = {"ld_N_sat": 0.0, "ld_N_gain": 1.0}
+ALL_OFF = {**LD_LINEAR_S44, **ALL_OFF}
+SESSION5_OFF = {**LD_LINEAR_S44, **SESSION5_OFF}
+SESSION8_FIXES_OFF = {**LD_LINEAR_S44, **SESSION8_FIXES_OFF}

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from cartsim.lymphodepletion import LYMPHODEPLETION_PARAMS
 from cartsim.model.mechanism import SOLVER_ATOL
 from cartsim.model.parameters import P
 from cartsim.population import POPULATION_PARAMS, Cohort, build
@@ -15,7 +16,7 @@ from cartsim.simulation import LD_DAYS, LD_FIRST_DAY, SIMULATION_PARAMS, default
 
 
 def test_every_constant_has_unit_range_and_provenance() -> None:
-    for table in (POPULATION_PARAMS, SIMULATION_PARAMS):
+    for table in (POPULATION_PARAMS, SIMULATION_PARAMS, LYMPHODEPLETION_PARAMS):
         for s in table:
             assert s.provenance.strip() and s.unit.strip() and s.contains(s.default), s.name
 

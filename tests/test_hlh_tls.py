@@ -158,10 +158,15 @@ def test_lab_readouts_have_units_normal_ranges_and_move_on_one_patient() -> None
     # (below 150 mg/dL before the session-8 retuning; now ≈ 240, the ELIANA+ENSIGN row puts
     # < 100 mg/dL in 8 % of CRS patients, not in a typical one)
     assert after["fibrinogen_mg_dl"].min() < 0.9 * pre["fibrinogen_mg_dl"]
-    # the acute-phase lag: CRP peaks after IL-6, ferritin after CRP
+    # the acute-phase lag: CRP peaks after IL-6, ferritin after CRP. IL-6's peak is a plateau
+    # of two days here (1,026 and 1,105 pg/mL on days 12-13 since session 45's saturating
+    # lymphodepletion kill; 1,062 and 1,015 before), so the day it first comes within 10 % of
+    # its peak is compared, not the day of the maximum
     peak = {c: int(after.loc[after[c].idxmax(), "day"])
             for c in ("il6_pg_ml", "crp_mg_l", "ferritin_ng_ml")}
-    assert peak["il6_pg_ml"] < peak["crp_mg_l"] <= peak["ferritin_ng_ml"], peak
+    il6 = after["il6_pg_ml"].to_numpy()
+    il6_top = int(after["day"].to_numpy()[np.argmax(il6 >= 0.9 * il6.max())])
+    assert il6_top < peak["crp_mg_l"] <= peak["ferritin_ng_ml"], (il6_top, peak)
 
 
 def test_lab_states_never_feed_back_into_the_model() -> None:

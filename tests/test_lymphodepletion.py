@@ -9,13 +9,10 @@ import pandas as pd
 import pytest
 
 from cartsim.errors import InvalidInputError
+from cartsim.lymphodepletion import LYMPHODEPLETION_PARAMS, lymphodepletion_exposure
 from cartsim.population import Cohort
 from cartsim.products import get_product
-from cartsim.simulation import (
-    SIMULATION_PARAMS,
-    lymphodepletion_exposure,
-    simulate,
-)
+from cartsim.simulation import simulate
 from cartsim.trial.spec import LymphodepletionRegimen, SpecError, ld_exposure, validate_spec
 
 TISA = get_product("tisagenlecleucel")
@@ -36,7 +33,7 @@ def _spec(ld: object) -> dict[str, object]:
 
 
 def test_exposure_of_published_courses() -> None:
-    q = SIMULATION_PARAMS.defaults()
+    q = LYMPHODEPLETION_PARAMS.defaults()
     assert q["ld_ref_fludarabine_mg_m2"] == 90 and q["ld_ref_cyclophosphamide_mg_m2"] == 1500
     assert lymphodepletion_exposure(90, 1500) == 1.0          # ZUMA-1 / axi-cel label
     assert lymphodepletion_exposure(120, 1000) == 1.0         # ELIANA: Flu 30 x4 + Cy 500 x2
@@ -117,3 +114,24 @@ def test_simulate_rejects_an_exposure_outside_its_range(bad: object) -> None:
     with pytest.raises(InvalidInputError, match="lymphodepletion"):
         simulate(_one_lbcl(), AXI, days=5, seed=1, variability=False,
                  lymphodepletion=bad)  # type: ignore[arg-type]
+
+
+def _log_nadir(x: float, overrides: dict[str, float] | None = None) -> float:
+    r = simulate(_one_lbcl(), AXI, days=3, seed=3, variability=False, lymphodepletion=x,
+                 overrides=overrides)
+    t = r.trajectories
+    return float(np.log(t.loc[t["day"].between(-3, 3), "t_cells_per_ul"].min()))
+
+
+def test_saturating_host_t_cell_kill_flattens_the_course_effect() -> None:
+    """With the saturating kill (the default since session 45: ld_N_sat 1, ld_N_gain set so
+    the reference course depletes about as before) a lighter course loses less depth of host
+    T-cell depletion than with the linear kill (ld_N_sat 0, ld_N_gain 1)."""
+    linear = {"ld_N_sat": 0.0, "ld_N_gain": 1.0}
+    lin_gap = _log_nadir(0.72, linear) - _log_nadir(1.0, linear)
+    sat_gap = _log_nadir(0.72) - _log_nadir(1.0)
+    assert 0 < sat_gap < 0.8 * lin_gap
+    stronger = {"ld_N_sat": 3.333, "ld_N_gain": 3.39}
+    assert 0 < _log_nadir(0.72, stronger) - _log_nadir(1.0, stronger) < sat_gap
+    # the reference course's depth is kept within a fifth of a log
+    assert abs(_log_nadir(1.0) - _log_nadir(1.0, linear)) < 0.2 * np.log(10)

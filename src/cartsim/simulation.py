@@ -28,6 +28,8 @@ from cartsim.engine.schedule import ScheduleItem
 from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
+from cartsim.lymphodepletion import LD_MAX_EXPOSURE
+from cartsim.lymphodepletion import lymphodepletion_exposure as lymphodepletion_exposure
 from cartsim.model import labs, layout, readouts, stochastic
 from cartsim.model.mechanism import Model, analytic_jacobian
 from cartsim.model.parameters import P
@@ -56,21 +58,6 @@ SIMULATION_PARAMS = ParameterTable((
                   "first lymphodepletion day, also the first simulated day"),
     ParameterSpec("ld_n_days", "d", 3.0, 1.0, 5.0, "Flu/Cy label schedule",
                   "consecutive lymphodepletion days"),
-    ParameterSpec("ld_ref_fludarabine_mg_m2", "mg/m²", 90.0, 10.0, 300.0,
-                  "axicabtagene ciloleucel label and ZUMA-1: fludarabine 30 mg/m² daily × 3 "
-                  "(the course the model's lymphodepletion parameters describe)",
-                  "fludarabine of the reference lymphodepletion course (exposure 1)"),
-    ParameterSpec("ld_ref_cyclophosphamide_mg_m2", "mg/m²", 1500.0, 100.0, 10000.0,
-                  "axicabtagene ciloleucel label and ZUMA-1: cyclophosphamide 500 mg/m² daily "
-                  "× 3",
-                  "cyclophosphamide of the reference lymphodepletion course (exposure 1)"),
-    ParameterSpec("ld_fludarabine_weight", "–", 0.5, 0.0, 1.0,
-                  "assumed (equal shares of the two agents; fludarabine exposure predicts "
-                  "relapse after tisagenlecleucel, Fabrizio 2022 Blood Adv 6:1961 and Dekker "
-                  "2022 Blood Adv 6:1969, and cyclophosphamide alone lymphodepletes less, "
-                  "Turtle 2016 Sci Transl Med 8:355ra116, but neither sets the ratio)",
-                  "fludarabine's share of a course's lymphodepleting exposure (the rest is "
-                  "cyclophosphamide's), each relative to the reference course"),
     ParameterSpec("default_rtol", "–", 1e-5, 1e-10, 1e-2,
                   "docs/model.md Solver (accuracy against a 1e-10 reference)",
                   "default relative solver tolerance"),
@@ -107,27 +94,6 @@ SIMULATION_PARAMS = ParameterTable((
 _Q = SIMULATION_PARAMS.defaults()
 LD_FIRST_DAY = int(_Q["ld_first_day"])
 LD_DAYS = tuple(range(LD_FIRST_DAY, LD_FIRST_DAY + int(_Q["ld_n_days"])))
-#: Largest lymphodepletion exposure the simulator accepts, in reference courses.
-LD_MAX_EXPOSURE = 3.0
-
-
-def lymphodepletion_exposure(fludarabine_mg_m2: float, cyclophosphamide_mg_m2: float) -> float:
-    """Exposure of a fludarabine/cyclophosphamide course (total mg/m² of each agent), relative
-    to the reference course (fludarabine 30 and cyclophosphamide 500 mg/m² daily × 3 = 1):
-    ``w · Flu/Flu_ref + (1 − w) · Cy/Cy_ref`` with ``w`` = ``ld_fludarabine_weight``. The
-    simulator gives it as equal daily exposure units on its lymphodepletion days (−5 to −3),
-    whatever the course's own number of days."""
-    flu, cy = float(fludarabine_mg_m2), float(cyclophosphamide_mg_m2)
-    for name, v in (("fludarabine_mg_m2", flu), ("cyclophosphamide_mg_m2", cy)):
-        if not (math.isfinite(v) and v >= 0):
-            raise InvalidInputError(name, "a finite total dose >= 0 mg/m²", v)
-    w = _Q["ld_fludarabine_weight"]
-    # rounded so that courses equal to the reference in exposure (e.g. Flu 30 × 4 + Cy 500 × 2)
-    # give exactly 1, not 1 − 1e-16
-    return round(w * flu / _Q["ld_ref_fludarabine_mg_m2"]
-                 + (1.0 - w) * cy / _Q["ld_ref_cyclophosphamide_mg_m2"], 12)
-
-
 def _ld_units(lymphodepletion: bool | float) -> float:
     """Daily exposure units of ``simulate``'s ``lymphodepletion`` (True = the reference
     course, False = none, a number = that many reference courses)."""
@@ -614,8 +580,9 @@ def simulate(
     """Simulate ``cohort`` treated with ``product`` from day −5 (lymphodepletion) to ``days``.
 
     Lymphodepletion (Flu/Cy) on days −5, −4, −3 (unless ``lymphodepletion=False``; a number
-    is the course's exposure in reference courses, :func:`lymphodepletion_exposure`) and the
-    infusion on day 0 are schedule items.
+    is the course's exposure in reference courses,
+    :func:`cartsim.lymphodepletion.lymphodepletion_exposure`) and the infusion on day 0 are
+    schedule items.
     Each day from day 0 each of ``procedures`` acts, then the ``protocol`` (if any) observes
     and treats; what they give is recorded in the events table. ``drugs`` are scheduled
     drugs (:class:`Dose`); the simulated model is the core model plus the add-on mechanisms

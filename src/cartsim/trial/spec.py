@@ -41,6 +41,7 @@ from cartsim import covariates as _cov
 from cartsim.diseases import DISEASES
 from cartsim.engine.rng import uniform_np
 from cartsim.errors import InvalidInputError, pydantic_message
+from cartsim.lymphodepletion import LD_MAX_EXPOSURE, lymphodepletion_exposure
 from cartsim.population import stream_id
 from cartsim.products import KNOWN_ARMOUR, KNOWN_TARGETS, PRESETS, Construct, get_product
 
@@ -537,7 +538,7 @@ class LymphodepletionRegimen(_Model):
     """A fludarabine/cyclophosphamide lymphodepletion course as the paper reports it: daily
     doses (mg/m²) and days of each agent. Its exposure relative to the reference course
     (fludarabine 30 and cyclophosphamide 500 mg/m² daily × 3, what ``lymphodepletion = true``
-    gives) is :func:`cartsim.simulation.lymphodepletion_exposure` of the totals."""
+    gives) is :func:`cartsim.lymphodepletion.lymphodepletion_exposure` of the totals."""
 
     fludarabine_mg_m2: SFloat = 0.0
     fludarabine_days: StrictInt = 0
@@ -570,8 +571,6 @@ class LymphodepletionRegimen(_Model):
         if self.exposure() <= 0:
             raise ValueError("a lymphodepletion course needs a dose and days of fludarabine "
                              "or cyclophosphamide (for none, write lymphodepletion = false)")
-        from cartsim.simulation import LD_MAX_EXPOSURE
-
         if self.exposure() > LD_MAX_EXPOSURE:
             raise ValueError(f"exposure {self.exposure():.2f} reference courses is above "
                              f"{LD_MAX_EXPOSURE:g} (reference: fludarabine 30 and "
@@ -580,8 +579,6 @@ class LymphodepletionRegimen(_Model):
 
     def exposure(self) -> float:
         """The course's exposure in reference courses (1 = Flu 30 + Cy 500 mg/m² × 3)."""
-        from cartsim.simulation import lymphodepletion_exposure
-
         return lymphodepletion_exposure(self.fludarabine_mg_m2 * self.fludarabine_days,
                                         self.cyclophosphamide_mg_m2 * self.cyclophosphamide_days)
 
