@@ -94,6 +94,9 @@ SIMULATION_PARAMS = ParameterTable((
 _Q = SIMULATION_PARAMS.defaults()
 LD_FIRST_DAY = int(_Q["ld_first_day"])
 LD_DAYS = tuple(range(LD_FIRST_DAY, LD_FIRST_DAY + int(_Q["ld_n_days"])))
+DEFAULT_RTOL = _Q["default_rtol"]
+
+
 def _ld_units(lymphodepletion: bool | float) -> float:
     """Daily exposure units of ``simulate``'s ``lymphodepletion`` (True = the reference
     course, False = none, a number = that many reference courses)."""
@@ -109,7 +112,6 @@ def _ld_units(lymphodepletion: bool | float) -> float:
         raise InvalidInputError("lymphodepletion", "True, False or an exposure in "
                                 f"[0, {LD_MAX_EXPOSURE:g}] reference courses", lymphodepletion)
     return x
-DEFAULT_RTOL = _Q["default_rtol"]
 
 
 class Procedure(Protocol):
