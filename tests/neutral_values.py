@@ -170,10 +170,10 @@ TUMOUR_READOUTS = ("tumour_cells", "cns_tumour_cells", "marrow_blast_pct", "mrd_
                    "cd19_negative_tumour_fraction", "spd_cm2")
 
 
-def assert_matches_reference(t, ref, rtol=2e-3, skip=()) -> None:  # type: ignore[no-untyped-def]
+def assert_matches_reference(t, ref, rtol=2e-3, skip=(), atol=1e-9) -> None:  # type: ignore[no-untyped-def]
     """Every numeric readout of the trajectories ``t`` equals the reference ``.npz`` ``ref``
-    (loaded) to ``rtol`` (the solver's tolerance), except ``skip``; the tumour while above
-    the stochastic layer's threshold (10⁴ cells)."""
+    (loaded) to ``rtol`` (the solver's tolerance) and ``atol``, except ``skip``; the tumour
+    while above the stochastic layer's threshold (10⁴ cells)."""
     import numpy as np
 
     for col in ref.files:
@@ -182,7 +182,7 @@ def assert_matches_reference(t, ref, rtol=2e-3, skip=()) -> None:  # type: ignor
         a, b = t[col].to_numpy(), ref[col]
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), col
         m = np.isfinite(b)
-        np.testing.assert_allclose(a[m], b[m], rtol=rtol, atol=1e-9, err_msg=col)
+        np.testing.assert_allclose(a[m], b[m], rtol=rtol, atol=atol, err_msg=col)
     a, b = t["tumour_cells"].to_numpy(), ref["tumour_cells"]
     big = b > 1e4
     np.testing.assert_allclose(a[big], b[big], rtol=rtol)

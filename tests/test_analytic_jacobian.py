@@ -209,7 +209,10 @@ def test_compiled_analytic_jacobian_agrees_with_finite_differences(
             if np.issubdtype(fd.trajectories[c].dtype, np.number)}
     np.savez(buf, **cols)
     buf.seek(0)
-    assert_matches_reference(an.trajectories, np.load(buf))
+    # absolute tolerance 1e-6: the solver's own for the cytokine states (StateSpec.tolerance);
+    # session 45's saturating lymphodepletion kill put one IFN-γ value of 1.6e-7 pg/mL 0.9 %
+    # apart between the two Jacobians (1.4e-9 absolute), far below what the solver controls
+    assert_matches_reference(an.trajectories, np.load(buf), atol=1e-6)
     assert an.steps.sum() <= fd.steps.sum() * 1.05
 
 
