@@ -34,6 +34,8 @@ def test_simulate_writes_outputs(tmp_path: Path) -> None:
         (["--marrow-blasts", "101"], "marrow_blasts"),
         (["--weight", "0"], "weight"),
         (["--product", "unknown-cel"], "product"),
+        (["--lymphodepletion", "flu=80x3"], "fludarabine_mg_m2"),
+        (["--lymphodepletion", "heavy"], "lymphodepletion"),
     ],
 )
 def test_bad_input_exits_nonzero_and_writes_nothing(tmp_path: Path, args: list[str],
@@ -112,3 +114,19 @@ def test_loading_freezes_the_imports_only_in_a_fresh_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+def test_simulate_takes_a_lymphodepletion_course(tmp_path: Path) -> None:
+    """--lymphodepletion gives the course's exposure on the three lymphodepletion days
+    (JULIET's Flu 25 + Cy 250 x3: 2/3 of the reference course); 'none' gives none."""
+    out = tmp_path / "course"
+    r = runner.invoke(app, [*BASE, "--out", str(out), "--no-plot",
+                            "--lymphodepletion", "flu=25x3,cy=250x3"])
+    assert r.exit_code == 0, r.output
+    ev = pd.read_parquet(out / "events.parquet")
+    ld = ev[ev["event"] == "lymphodepletion"]
+    assert len(ld) == 3 and ld["value"].round(6).eq(0.666667).all()
+    out2 = tmp_path / "none"
+    r = runner.invoke(app, [*BASE, "--out", str(out2), "--no-plot", "--lymphodepletion", "none"])
+    assert r.exit_code == 0, r.output
+    assert "lymphodepletion" not in set(pd.read_parquet(out2 / "events.parquet")["event"])

@@ -71,6 +71,10 @@ def simulate(
              "zuma1_2015, prophylactic_dexamethasone), a TOML path, or 'none' for the "
              "untreated body")] = "default",
     rtol: Annotated[float, typer.Option(help="solver relative tolerance (1e-10–1e-2)")] = 1e-5,
+    lymphodepletion: Annotated[str, typer.Option(
+        help="lymphodepletion course: 'reference' (fludarabine 30 + cyclophosphamide 500 "
+             "mg/m² daily × 3), 'none', or the course's daily doses × days, e.g. "
+             "'flu=25x3,cy=250x3' (docs/trial.md)")] = "reference",
     plot: Annotated[bool, typer.Option(
         help="draw trajectories.png (--no-plot skips it: about 0.8 CPU-s of a one-patient "
              "run goes into importing matplotlib and rendering it)")] = True,
@@ -79,7 +83,7 @@ def simulate(
     try:
         _simulate(product, disease.value, out, marrow_blasts, tumour_volume_ml, weight, age,
                   dose_per_kg, dose, cd19_negative_fraction, patients, days, seed, typical,
-                  chunk_size, protocol, rtol, plot)
+                  chunk_size, protocol, rtol, plot, course_exposure(lymphodepletion))
     except CartsimError as e:
         _error(e)
 
@@ -119,6 +123,46 @@ def _loading() -> Iterator[None]:
         atexit.register(gc.freeze)  # runs before the shutdown's collections
 
 
+def course_exposure(text: str) -> float:
+    """``--lymphodepletion`` as the simulator's exposure (reference courses): 'reference',
+    'none', or 'flu=DOSExDAYS,cy=DOSExDAYS' (daily mg/m² × days; either agent may be left out),
+    checked as a trial spec's course is."""
+    from cartsim.errors import InvalidInputError
+
+    t = text.strip().lower()
+    if t in ("reference", "yes", "true"):
+        return 1.0
+    if t in ("none", "no", "false"):
+        return 0.0
+    why = ("'reference', 'none' or 'flu=DOSExDAYS,cy=DOSExDAYS' (daily mg/m² × days, e.g. "
+           "'flu=25x3,cy=250x3')")
+    course: dict[str, float | int] = {}
+    names = {"flu": "fludarabine", "cy": "cyclophosphamide"}
+    for part in t.split(","):
+        key, _, val = part.partition("=")
+        dose_s, x, days_s = val.partition("x")
+        agent = names.get(key.strip())
+        if agent is None or not x or f"{agent}_mg_m2" in course:
+            raise InvalidInputError("lymphodepletion", why, text)
+        try:
+            course[f"{agent}_mg_m2"] = float(dose_s)
+            course[f"{agent}_days"] = int(days_s)
+        except ValueError:
+            raise InvalidInputError("lymphodepletion", why, text) from None
+    from pydantic import ValidationError
+
+    from cartsim.trial.spec import LymphodepletionRegimen
+
+    try:
+        return LymphodepletionRegimen.model_validate(course).exposure()
+    except ValidationError as e:
+        msg = "; ".join(
+            (".".join(str(x) for x in err["loc"]) + " " if err["loc"] else "")
+            + str(err["msg"]).removeprefix("Value error, ").removeprefix("must be ")
+            for err in e.errors())
+        raise InvalidInputError("lymphodepletion", msg, text) from None
+
+
 def simulate_chunk(*args: object, **kw: object) -> object:
     """:func:`cartsim.simulation.simulate` (imported on first use: the CLI starts fast)."""
     from cartsim.simulation import simulate as _sim
@@ -156,7 +200,7 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
               tumour_volume_ml: float, weight: float, age: float, dose_per_kg: float | None,
               dose: float | None, cd19neg: float, patients: int, days: int, seed: int,
               typical: bool, chunk_size: int, protocol: str = "default",
-              rtol: float = 1e-5, plot: bool = True) -> None:
+              rtol: float = 1e-5, plot: bool = True, lymphodepletion: float = 1.0) -> None:
     with _loading():
         from cartsim.atomic import check_output_dir
         from cartsim.clinic import load_protocol
@@ -213,7 +257,7 @@ def _simulate(product: str, disease: str, out: Path, marrow_blasts: float,
             m, done = stop - start, start * (days + 5)
             writer.add(simulate_chunk(
                 chunk, prod, days=days, seed=seed, variability=not typical, protocol=policy,
-                rtol=rtol,
+                rtol=rtol, lymphodepletion=lymphodepletion,
                 progress=lambda k, m=m, done=done: update(done + k * m)), patients=n)
     _summary(writer.summary, out, plot)
 
