@@ -149,18 +149,12 @@ def course_exposure(text: str) -> float:
             course[f"{agent}_days"] = int(days_s)
         except ValueError:
             raise InvalidInputError("lymphodepletion", why, text) from None
-    from pydantic import ValidationError
-
-    from cartsim.trial.spec import LymphodepletionRegimen
+    from cartsim.trial.spec import lymphodepletion_course
 
     try:
-        return LymphodepletionRegimen.model_validate(course).exposure()
-    except ValidationError as e:
-        msg = "; ".join(
-            (".".join(str(x) for x in err["loc"]) + " " if err["loc"] else "")
-            + str(err["msg"]).removeprefix("Value error, ").removeprefix("must be ")
-            for err in e.errors())
-        raise InvalidInputError("lymphodepletion", msg, text) from None
+        return lymphodepletion_course(course).exposure()
+    except ValueError as e:
+        raise InvalidInputError("lymphodepletion", str(e), text) from None
 
 
 def simulate_chunk(*args: object, **kw: object) -> object:

@@ -29,7 +29,6 @@ from cartsim.engine.simulate import run_daily
 from cartsim.engine.solver import cached_array, detect_sparsity, make_integrator, model_digest
 from cartsim.errors import InvalidInputError
 from cartsim.lymphodepletion import LD_MAX_EXPOSURE
-from cartsim.lymphodepletion import lymphodepletion_exposure as lymphodepletion_exposure
 from cartsim.model import labs, layout, readouts, stochastic
 from cartsim.model.mechanism import Model, analytic_jacobian
 from cartsim.model.parameters import P

@@ -45,6 +45,7 @@ COUNT_UPPER_BOUNDS: dict[str, float] = {
     "anc_per_ul": 1e6, "platelets_per_ul": 1e7, "lymphocytes_per_ul": 1e7, "wbc_per_ul": 1e7,
     "hemoglobin_g_dl": 30}
 
+
 def neutrophil_grade(
     anc_per_ul: ArrayLike, lln: float = DEFAULT_LLN["anc_per_ul"], version: str = DEFAULT_VERSION
 ) -> Any:

@@ -621,6 +621,7 @@ def mrd_fraction(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     patient's ``ball_packing``): the ``mrd_fraction`` readout."""
     return blast_fraction_array(site_tumour(y), p[:, P.marrow_cells], p[:, P.ball_packing])
 
+
 class HsctProcedure:
     """Allogeneic HSCT consolidation as a day-start :class:`~cartsim.simulation.Procedure`.
 

@@ -111,8 +111,6 @@ def _cytoreduce(y: np.ndarray, go: np.ndarray, kill: float | np.ndarray,
             y[go, s] = 0.0
 
 
-
-
 class Trigger:
     """When each patient's course starts (see the module docstring). Stateful per simulation:
     build a new one (a new procedure) for every ``simulate`` call."""

@@ -570,7 +570,8 @@ class LymphodepletionRegimen(_Model):
     def _some_drug(self) -> LymphodepletionRegimen:
         if self.exposure() <= 0:
             raise ValueError("a lymphodepletion course needs a dose and days of fludarabine "
-                             "or cyclophosphamide (for none, write lymphodepletion = false)")
+                             "or cyclophosphamide (for none: lymphodepletion = false in a spec, "
+                             "--lymphodepletion none on the command line)")
         if self.exposure() > LD_MAX_EXPOSURE:
             raise ValueError(f"exposure {self.exposure():.2f} reference courses is above "
                              f"{LD_MAX_EXPOSURE:g} (reference: fludarabine 30 and "
@@ -590,18 +591,22 @@ def ld_exposure(value: bool | LymphodepletionRegimen) -> float:
     return 1.0 if value else 0.0
 
 
+def lymphodepletion_course(table: dict[str, Any]) -> LymphodepletionRegimen:
+    """A course table as a :class:`LymphodepletionRegimen`; a bad one raises ``ValueError``
+    naming its fields in cartsim's wording (:func:`_issues`), for a spec and the CLI alike."""
+    try:
+        return LymphodepletionRegimen.model_validate(table)
+    except ValidationError as e:
+        raise ValueError("; ".join(i.removeprefix("spec: ") for i in _issues(e))) from None
+
+
 def _ld_field(v: Any) -> Any:
     """``true``/``false`` or a course table, validated here so a bad course is reported
     once, by its own fields (not also as "must be true or false")."""
     if isinstance(v, bool | LymphodepletionRegimen):
         return v
     if isinstance(v, dict):
-        try:
-            return LymphodepletionRegimen.model_validate(v)
-        except ValidationError as e:
-            raise ValueError("; ".join(
-                (".".join(str(x) for x in err["loc"]) + ": " if err["loc"] else "")
-                + pydantic_message(dict(err)) for err in e.errors())) from None
+        return lymphodepletion_course(v)
     raise ValueError("must be true, false or a course table {fludarabine_mg_m2, "
                      "fludarabine_days, cyclophosphamide_mg_m2, cyclophosphamide_days}, "
                      f"got {v!r}")
