@@ -10,7 +10,7 @@ import pytest
 from cartsim.population import Cohort
 from cartsim.products import get_product
 from cartsim.simulation import simulate
-from cartsim.trial.outcomes import HsctProcedure, decide_deaths
+from cartsim.trial.outcomes import DEATH_PARAMS, HsctProcedure, decide_deaths
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,12 @@ def test_transplant_related_mortality_follows_its_hazard() -> None:
     died = np.isfinite(d.day)
     assert set(d.cause[died]) == {"transplant"}
     assert not died[n // 2:].any() and (d.day[died] >= 60).all()
-    # cumulative hazard 1.2e-3 × 100 × (1 − e^(−305/100)) ≈ 0.114 → ≈ 10.8 % deaths
-    expected = 1 - np.exp(-1.2e-3 * 100 * (1 - np.exp(-305 / 100)))
+    # cumulative hazard 8e-4 × 100 × (1 − e^(−305/100)) ≈ 0.076 → ≈ 7.3 % deaths (session 46:
+    # Xu 2021's pooled 8 % after consolidative HSCT following CD19 CAR-T)
+    haz = DEATH_PARAMS["trm_hazard"].default
+    decay = DEATH_PARAMS["trm_decay_days"].default
+    assert haz * decay == pytest.approx(0.08)
+    expected = 1 - np.exp(-haz * decay * (1 - np.exp(-305 / decay)))
     assert died[: n // 2].mean() == pytest.approx(expected, abs=0.02)
 
 
@@ -94,7 +98,8 @@ def test_transplant_related_mortality_rises_with_age_above_twenty() -> None:
           "igg_mg_dl": z * 900.0, "hsct_day": np.full(n, 0.0)}
     on = decide_deaths(**kw, params={"infection_base_hazard": 0.0})
     off = decide_deaths(**kw, params={"infection_base_hazard": 0.0, "trm_age_per_decade": 0.0})
-    cum = 1.2e-3 * 100 * (1 - np.exp(-365 / 100))
+    haz, decay = DEATH_PARAMS["trm_hazard"].default, DEATH_PARAMS["trm_decay_days"].default
+    cum = haz * decay * (1 - np.exp(-365 / decay))
     for k, age in enumerate((10.0, 20.0, 40.0)):
         sl = slice(k * n // 3, (k + 1) * n // 3)
         died = np.isfinite(on.day[sl])

@@ -233,10 +233,15 @@ DEATH_PARAMS = ParameterTable((
     ParameterSpec("severe_steroid_odds_ratio", "–", 2.0, 1.0, 100.0,
                   "assumed (invasive fungal infection after steroids, review A19)",
                   "odds ratio of a severe episode within steroid_window_days of a steroid dose"),
-    ParameterSpec("trm_hazard", "1/d", 1.2e-3, 0.0, 0.1,
-                  "assumed (order of the 10–20 % first-year non-relapse mortality after "
-                  "myeloablative allo-HSCT for ALL in remission; no figure in "
-                  "shared/reference): with trm_decay_days 100 the cumulative hazard is 0.12",
+    ParameterSpec("trm_hazard", "1/d", 8e-4, 0.0, 0.1,
+                  "Xu 2021 Front Oncol 11:651944 (meta-analysis of consolidative HSCT after "
+                  "CD19 CAR-T for ALL, 19 studies, 690 patients): pooled transplant-related "
+                  "mortality 8 % (95 % CI 2–15 %); with trm_decay_days 100 the cumulative "
+                  "hazard is 0.08, 1 − e^−0.08 = 7.7 % up to trm_age_ref_y. 1.2e-3 (assumed: "
+                  "10–20 % first-year non-relapse mortality after myeloablative allo-HSCT) "
+                  "before session 46; on the study library (`cartsim validate`, 1,000 per arm, "
+                  "specs' seeds), with trm_prior_hsct_factor 3 → 4.5, rows 180 → 180 of 234 "
+                  "and deviance 781.4 → 782.1 (docs/validation.md 'Session 46')",
                   "transplant-related (GVHD, infection, organ toxicity) death hazard on the "
                   "day of allogeneic HSCT"),
     ParameterSpec("trm_decay_days", "d", 100.0, 1.0, 3650.0,
@@ -262,7 +267,7 @@ DEATH_PARAMS = ParameterTable((
                   "assumed (Dini 2011: no excess transplant mortality in adolescents of 14–18)",
                   "age up to which the allogeneic transplant-related death hazard is "
                   "trm_hazard"),
-    ParameterSpec("trm_prior_hsct_factor", "–", 3.0, 1.0, 10.0,
+    ParameterSpec("trm_prior_hsct_factor", "–", 4.5, 1.0, 10.0,
                   "literature range, size chosen on the library: a second allogeneic HSCT "
                   "carries more non-relapse mortality than a first: 18.8 ± 3.5 % in 171 "
                   "children with relapsed ALL (reported with the 2-year OS; Bone Marrow "
@@ -273,7 +278,11 @@ DEATH_PARAMS = ParameterTable((
                   "hazard ratios 1.74 and 3.12. Of 1 (none), 2 and 3 on the whole library "
                   "over three seeds (`cartsim validate --replicates 3`) 3 gave rows 177.3 of "
                   "230 and deviance 757.3 against 176.7 / 766.5 (1) and 177.0 / 760.5 (2) "
-                  "(docs/validation.md 'Session 37')",
+                  "(docs/validation.md 'Session 37'). Since session 46 4.5, so that "
+                  "trm_hazard × this factor stays 3.6e-3/d when trm_hazard fell from 1.2e-3 "
+                  "to 8e-4 (a first transplant's mortality from Xu 2021; a second one's as "
+                  "before: the same cited figures give factors 2.6 and 4.7 against the new "
+                  "first-transplant hazard)",
                   "factor on the allogeneic transplant-related death hazard of a second "
                   "transplant: that of a patient with a prior allogeneic HSCT (covariate "
                   "prior_hsct), and a salvage transplant after a consolidative one in the "
