@@ -218,3 +218,38 @@ def test_summary_counts_the_rows_near_the_line(run: Path) -> None:
     assert o["failing_within_1_point"] == int(((judged["margin"] > -1) & ~ok).sum())
     assert o["passing_within_1_point"] == int(((judged["margin"] < 1) & ok).sum())
     assert o["failing_within_1_point"] <= o["judged"] - o["passing"]
+
+
+def test_headline_rows_are_also_compared_over_those_both_runs_judged(run: Path,
+                                                                      tmp_path: Path) -> None:
+    """A run of fewer studies leaves the others' headline rows unjudged: its headline count is
+    not comparable with a whole-library run's, so the diff also counts the headline rows
+    judged in both (and prints them only when the two counts differ)."""
+    summary = json.loads((run / "summary.json").read_text())
+    judged = [r for r in summary["headline"]["rows"]
+              if r["verdict"] in ("pass", "fail") and r.get("line") is not None]
+    assert len(judged) >= 2
+    gone = judged[0]
+    after = tmp_path / "fewer"
+    shutil.copytree(run, after)
+    edited = json.loads((after / "summary.json").read_text())
+    for r in edited["headline"]["rows"]:
+        if r.get("line") == gone["line"]:
+            r["verdict"] = "not run"
+    edited["headline"]["judged"] -= 1
+    edited["headline"]["passing"] -= int(gone["verdict"] == "pass")
+    (after / "summary.json").write_text(json.dumps(edited))
+    d = diff_runs(run, after)
+    f = d.figures
+    assert f.loc["headline_judged", "change"] == -1
+    assert f.loc["shared_headline_judged", "before"] == len(judged) - 1
+    assert f.loc["shared_headline_passing", "change"] == 0  # the rows judged by both agree
+    assert f.loc["shared_headline_passing", "before"] == sum(
+        r["verdict"] == "pass" for r in judged[1:])
+    res = CliRunner().invoke(app, ["validate-diff", str(run), str(after)])
+    assert res.exit_code == 0, res.output
+    assert "headline judged by both" in res.output
+    # against itself the shared counts equal the whole-run ones and are not printed
+    same = CliRunner().invoke(app, ["validate-diff", str(run), str(run)])
+    assert "headline judged by both" not in same.output
+    assert diff_runs(run, run).figures.loc["shared_headline_judged", "before"] == len(judged)

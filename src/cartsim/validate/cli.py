@@ -226,14 +226,23 @@ def print_diff(d, top: int = 10) -> None:  # type: ignore[no-untyped-def]
               "headline_passing": "headline passing", "headline_judged": "headline judged",
               "deviance": "deviance (calibration objective)",
               "shared_rows": "rows compared by both", "shared_passing": "… passing",
-              "shared_deviance": "… deviance"}
+              "shared_deviance": "… deviance",
+              "shared_headline_judged": "headline judged by both",
+              "shared_headline_passing": "… headline passing"}
     if max(len(d.before.replicates), len(d.after.replicates)) > 1:
         # the shared rows are counted by their majority verdict, the run-level figures above
         # as means over the replicates: the two can differ
         labels["shared_passing"] = "… passing (majority verdict)"
     partial = bool(d.only_before or d.only_after)
+    f = d.figures
+    partial_headline = "shared_headline_judged" in f.index and (
+        f.loc["shared_headline_judged", "before"] != f.loc["headline_judged", "before"]
+        or f.loc["shared_headline_judged", "after"] != f.loc["headline_judged", "after"])
     for k, row in d.figures.iterrows():
-        if str(k).startswith("shared_") and not partial:
+        if str(k).startswith("shared_headline_"):
+            if not partial_headline:
+                continue  # the same headline rows judged on both sides
+        elif str(k).startswith("shared_") and not partial:
             continue  # the same rows on both sides: the whole-run figures say it
         fmt = ".1f" if "deviance" in str(k) or max(nb, na) > 1 else ".0f"
         t.add_row(labels.get(str(k), str(k)), f"{row['before']:{fmt}}", f"{row['after']:{fmt}}",

@@ -18,7 +18,7 @@ Only runs of the same targets file are comparable row by row (rows are matched o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class Side:
     replicates: list[Path]
     figures: pd.DataFrame  # one row per replicate, FIGURES columns
     rows: pd.DataFrame  # one row per compared targets line (ROW_KEYS + simulated, pass, dev)
+    # one row per replicate, one column per headline targets line: 1 pass, 0 fail, NaN not
+    # judged (its study not run, or no simulated value)
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Diff:
 
     before: Side
     after: Side
-    figures: pd.DataFrame  # index FIGURES + shared_*; columns before, after, change
+    figures: pd.DataFrame  # index FIGURES + shared_* (+ shared_headline_*); before, after, change
     rows: pd.DataFrame  # per line present on both sides
     flips: pd.DataFrame  # rows whose majority verdict changed, with direction gain/loss
     per_study: pd.DataFrame  # spec: deviance and rows passing, before/after/change
@@ -161,10 +164,12 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     figs: list[dict[str, float]] = []
     tables: list[pd.DataFrame] = []
     devs: list[pd.Series] = []
+    heads: list[dict[int, float]] = []
     for d in reps:
         table = pd.read_csv(d / "validation.csv")
         summary = _summary(d)
         figs.append(replicate_stats(table, summary, targets_path))
+        heads.append(_headline_verdicts(summary))
         terms = compute_objective(table, targets, mapping).terms
         devs.append(terms[terms["used"]].set_index("line")["deviance"].astype(float))
         tables.append(table)
@@ -180,7 +185,19 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     out["pass_share"] = per_row["pass_share"].astype(float)
     out["deviance"] = pd.concat([v.reindex(per_row.index) for v in devs], axis=1).mean(axis=1)
     return Side(Path(path), reps, pd.DataFrame(figs, columns=list(FIGURES)),
-                out.reset_index())
+                out.reset_index(), pd.DataFrame(heads, dtype=float))
+
+
+def _headline_verdicts(summary: dict[str, Any]) -> dict[int, float]:
+    """A run's headline rows by targets line: 1.0 pass, 0.0 fail, NaN not judged (its study
+    not run, or no simulated value)."""
+    out: dict[int, float] = {}
+    for r in (summary.get("headline") or {}).get("rows", []):
+        if r.get("line") is None:
+            continue
+        v = r.get("verdict")
+        out[int(r["line"])] = 1.0 if v == "pass" else 0.0 if v == "fail" else np.nan
+    return out
 
 
 def _margin(r: dict[str, Any], col: str) -> float:
@@ -241,6 +258,16 @@ def compare(before: Side, after: Side) -> Diff:
         before_v = float(shared[f"{col}_before"].sum())
         after_v = float(shared[f"{col}_after"].sum())
         figures.loc[name] = [before_v, after_v, after_v - before_v]
+    # the headline endpoints judged in every replicate of both runs (a run of a few studies
+    # leaves the others' headline rows unjudged, and its headline count is not comparable)
+    hb, ha = before.headline, after.headline
+    if not hb.empty and not ha.empty:
+        lines = [c for c in hb.columns.intersection(ha.columns)
+                 if hb[c].notna().all() and ha[c].notna().all()]
+        figures.loc["shared_headline_judged"] = [float(len(lines))] * 2 + [0.0]
+        pb_h = float(hb[lines].sum(axis=1).mean()) if lines else 0.0
+        pa_h = float(ha[lines].sum(axis=1).mean()) if lines else 0.0
+        figures.loc["shared_headline_passing"] = [pb_h, pa_h, pa_h - pb_h]
     only_b = sorted(int(x) for x in b.index.difference(a.index))
     only_a = sorted(int(x) for x in a.index.difference(b.index))
     return Diff(before, after, figures, rows, flips, per_study, only_b, only_a)
