@@ -84,7 +84,7 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "CD28 co-stimulation: multiplier of the youth factor of memory CAR-T decay "
                   "(population.py mem_age_per_decade; 0 = a CD28 child's memory decays as an "
                   "adult's)"),
-    ParameterSpec("cd28_ex_overload_x", "× ex_overload", 10.0, 0.0, 100.0,
+    ParameterSpec("cd28_ex_overload_x", "× ex_overload", 5.0, 0.0, 100.0,
                   "direction: CD28 signalling under strong or chronic antigen drives "
                   "exhaustion and activation-induced death, 4-1BB protects (Long 2015 Nat Med "
                   "21:581; Kawalekar 2016 Immunity 44:380); CD28 B-ALL products reach fewer "
@@ -95,7 +95,14 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "lies on the same ridge, deviance 1097 -> 1024 and rows 158 -> 159 on the whole "
                   "library; docs/validation.md 'Session 17'); 1 = no CD28 difference (the model "
                   "before session 17; × 3–4 with overload_ratio 10 cost ZUMA-1's ORR, session "
-                  "16)", "CD28 co-stimulation: multiplier of the antigen-overload "
+                  "16). 10 → 5 in session 46, once the specs carried their lighter "
+                  "lymphodepletion courses (session 45): traced ZUMA-4 responders lost to the "
+                  "lighter course respond again with either the help term or this overload "
+                  "off; over three root seeds (`cartsim validate --replicates 3`) 5 gave rows "
+                  "180.0 → 180.7 of 234, headline 15.7 → 16.3 of 17 and deviance 800.7 → "
+                  "799.2 (2 gave 171 rows and 12 headline on the spec seeds; "
+                  "docs/validation.md 'Session 46')", "CD28 co-stimulation: multiplier of the "
+                  "antigen-overload "
                   "exhaustion (ex_overload)"),
 )
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {
