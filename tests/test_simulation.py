@@ -81,16 +81,22 @@ def test_cd28_earlier_higher_shorter_than_41bb() -> None:
 
 def test_cd28_overload_exhaustion_multiplier_acts_on_cd28_only() -> None:
     """Session 16/17: cd28_ex_overload_x multiplies the antigen-overload exhaustion of CD28
-    products only; at its default (10, session 17) an outnumbered CD28 product exhausts before
-    it clears the marrow, at 1 (no CD28 difference) it clears it."""
+    products only; at its default (10 in session 17, 5 since session 46) an outnumbered CD28
+    product exhausts before it clears the marrow, at 1 (no CD28 difference) it clears it."""
+    from cartsim.products import CD28_PARAMS
+
     cd28 = get_product("axi-cel")
-    weak = {"rho_max": 0.8}   # a product of low fitness, which meets a 90 % marrow outnumbered
+    # a product of low fitness, which meets a 90 % marrow outnumbered (0.8 until session 46,
+    # when the default multiplier halved and such a product at 0.8 no longer exhausted)
+    weak = {"rho_max": 0.65}
     neutral = _one(blasts=90.0, product=cd28, days=60,
                    overrides={**weak, "cd28_ex_overload_x": 1.0})
     default = _one(blasts=90.0, product=cd28, days=60, overrides=weak)
-    ten = _one(blasts=90.0, product=cd28, days=60,
-               overrides={**weak, "cd28_ex_overload_x": 10.0})
-    assert default["cart_cells_per_ul"].equals(ten["cart_cells_per_ul"])
+    x = next(s.default for s in CD28_PARAMS if s.name == "cd28_ex_overload_x")
+    assert x > 1.0
+    same = _one(blasts=90.0, product=cd28, days=60,
+                overrides={**weak, "cd28_ex_overload_x": x})
+    assert default["cart_cells_per_ul"].equals(same["cart_cells_per_ul"])
     # overloaded CD28 CAR-T exhaust before they clear the marrow: lower peak, blasts remain
     assert default["cart_cells_per_ul"].max() < 0.9 * neutral["cart_cells_per_ul"].max()
     assert neutral["marrow_blast_pct"][28] < 1.0 < 5.0 < default["marrow_blast_pct"][28]

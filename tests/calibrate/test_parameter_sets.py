@@ -134,7 +134,7 @@ def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
 
     assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.1, "k_em": 0.5, "d_M": 4.0, "k_ex": 1.5,
                                       "K_my_car": 0.2, "K_antigen": 0.5,
-                                      "mem_age_per_decade": 0.0, "ex_overload": 10.0}
+                                      "mem_age_per_decade": 0.0, "ex_overload": 5.0}
     assert not psets.per_patient("cd28_k_ex_x")
     cd28 = ParameterSet("cd28", "test", {"cd28_rho_max_x": {"default": 2.2},
                                          "cd28_k_ex_x": {"default": 3.0}})
