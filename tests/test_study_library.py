@@ -66,7 +66,9 @@ ENDPOINT_COLUMNS = (
     "hypotension_treated", "vasopressors_given",
     "high_dose_vasopressors", "oxygen_given", "ventilated", "neutropenia_max_grade",
     "thrombocytopenia_max_grade",
-    "anemia_max_grade", "anc_below_500_days", "icaht_early_grade", "icaht_late_grade",
+    "anemia_max_grade",
+    "neutropenia_emergent_grade", "thrombocytopenia_emergent_grade",  # (session 47)
+    "anemia_emergent_grade", "anc_below_500_days", "icaht_early_grade", "icaht_late_grade",
     "gcsf_given", "gcsf_after_d28", "ivig_given", "ivig_after_d28",  # (session 15)
     "platelet_transfusion_given", "platelet_transfusion_after_d28",  # (session 41)
     "platelet_transfusions", "rbc_transfusion_given", "rbc_transfusion_after_d28",

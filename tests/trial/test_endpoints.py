@@ -549,6 +549,47 @@ def test_older_crs_scales_read_organ_toxicity_coagulopathy_and_febrile_neutropen
     assert list(t["crs_max_grade_ctcae_v4.03"]) == [1, 2, 1, 1, 1]
 
 
+def test_emergent_cytopenia_grades_count_only_what_is_worse_than_before_treatment() -> None:
+    """Trials count a cytopenia adverse event when it emerges or worsens after treatment (ICH
+    E9): a grade-3 anaemia present before lymphodepletion that stays grade 3 is no grade-3
+    adverse event, a fall to a worse grade is, and so is any grade reached from normal."""
+    days = np.arange(-5, 60)
+    x = _course(3, days)
+    x["marrow_blast_pct"][:, days < 20] = 50.0
+    # patient 0: Hb 7.5 (grade 3) and ANC 700 (grade 3) from before lymphodepletion throughout
+    x["hemoglobin_g_dl"][0] = 7.5
+    x["anc_per_ul"][0] = 700.0
+    # patient 1: the same start, then ANC 300 (grade 4) on days 3-9
+    x["hemoglobin_g_dl"][1] = 7.5
+    x["anc_per_ul"][1] = 700.0
+    x["anc_per_ul"][1, (days >= 3) & (days <= 9)] = 300.0
+    # patient 2: normal before; Hb 7.0 and platelets 20,000 on days 5-12
+    x["hemoglobin_g_dl"][2, (days >= 5) & (days <= 12)] = 7.0
+    x["platelets_per_ul"][2, (days >= 5) & (days <= 12)] = 20e3
+    course = Course(np.arange(3), days, x)
+    cov = {"age_y": np.full(3, 10.0), "weight_kg": np.full(3, 30.0)}
+    t = compute_endpoints(
+        course, pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"]), cov,
+        disease="b-all", seed=0, follow_up_days=50, assessment_days=[28],
+        protocol_grades=False,
+        death_overrides={"infection_base_hazard": 0.0, "ball_death_hazard": 0.0})[0]
+    t = t.set_index("patient_id")
+    assert list(t["anemia_max_grade"]) == [3, 3, 3]
+    assert list(t["anemia_emergent_grade"]) == [0, 0, 3]
+    assert list(t["neutropenia_max_grade"]) == [3, 4, 0]
+    assert list(t["neutropenia_emergent_grade"]) == [0, 4, 0]
+    assert list(t["thrombocytopenia_emergent_grade"]) == [0, 0, 4]
+    # a course without pre-treatment days has no baseline: every grade counts
+    late = Course(np.arange(3), days[days >= 0], {k: v[:, days >= 0] for k, v in x.items()})
+    t2 = compute_endpoints(
+        late, pd.DataFrame(columns=["patient_id", "day", "event", "value", "unit"]), cov,
+        disease="b-all", seed=0, follow_up_days=50, assessment_days=[28],
+        protocol_grades=False,
+        death_overrides={"infection_base_hazard": 0.0, "ball_death_hazard": 0.0})[0]
+    t2 = t2.set_index("patient_id")
+    assert list(t2["anemia_emergent_grade"]) == list(t2["anemia_max_grade"])
+
+
 def test_a_runaway_count_is_graded_not_rejected() -> None:
     """A count above a CTCAE grader's domain (a parameter set whose marrow feedback overshoots:
     platelets past 10⁷/µL the day before the simulator's plausibility check stops the patient)

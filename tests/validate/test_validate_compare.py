@@ -221,7 +221,8 @@ def test_cytopenia_row_with_a_time_point_reads_that_day(setting: tuple,
     lib, runs = setting
     entry = lib.entry_for("ELIANA")
     i = np.arange(N)
-    pts = patients.assign(neutropenia_max_grade=np.full(N, 4))
+    pts = patients.assign(neutropenia_max_grade=np.full(N, 4),
+                          neutropenia_emergent_grade=np.full(N, 4))
     daily = pd.DataFrame({"arm": "tisagenlecleucel", "patient_id": np.repeat(i, 2),
                           "day": np.tile([28, 364], N),
                           "anc_per_ul": np.where(np.repeat(i, 2) < 6, 500.0, 2000.0)})

@@ -873,7 +873,8 @@ def toxicity_endpoints(ctx: EndpointContext) -> dict[str, Any]:
 
 
 def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
-    """CTCAE neutropenia/thrombocytopenia/anaemia maximum grades, days with ANC < 500/µL,
+    """CTCAE neutropenia/thrombocytopenia/anaemia maximum grades (all, and treatment-emergent:
+    worse than before lymphodepletion), days with ANC < 500/µL,
     early and late ICAHT, and the G-CSF, IVIG and transfusions the protocol gave."""
     post = ctx.course.days >= 0
     dpost = ctx.course.days[post]
@@ -890,6 +891,18 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
     out["anemia_max_grade"] = np.max(np.where(
         alive_p, ctcae.anemia_grade(np.nan_to_num(xp["hemoglobin_g_dl"], nan=15.0)), 0),
         axis=1).astype(np.int8)
+    # treatment-emergent grades, as trials count cytopenia adverse events (ICH E9: an event
+    # absent before treatment, or worse than before): the worst grade after infusion when it
+    # exceeds the grade of the pre-treatment count (the course's first day, before
+    # lymphodepletion), else 0. A leukaemic child who starts at grade 3 anaemia and stays
+    # there has no grade 3 adverse event; one who falls to grade 4 neutropenia has.
+    day0 = int(ctx.course.days[0])
+    for col, (name, grader, fill) in EMERGENT_CYTOPENIAS.items():
+        base = (np.asarray(grader(np.clip(np.nan_to_num(_at(ctx.course, name, day0), nan=fill),
+                                          0.0, _COUNT_CAP[name])), dtype=np.int8)
+                if day0 < 0 else np.zeros(ctx.n, dtype=np.int8))
+        worst = out[f"{col}_max_grade"]
+        out[f"{col}_emergent_grade"] = np.where(worst > base, worst, 0).astype(np.int8)
     with np.errstate(invalid="ignore"):
         out["anc_below_500_days"] = ((anc < ctx.q["severe_neutropenia_per_ul"]) & alive_p
                                      ).sum(axis=1).astype(np.float64)
@@ -916,6 +929,14 @@ def cytopenia_endpoints(ctx: EndpointContext) -> dict[str, Any]:
         out[f"transfusion_d{a}_{b}"] = (tx & inside).any(axis=1).astype(np.int8)
     return out
 
+
+#: The treatment-emergent cytopenia columns ``<col>_emergent_grade``: the count, its CTCAE
+#: grader and the value that stands for a missing count (grade 0).
+EMERGENT_CYTOPENIAS = {
+    "neutropenia": ("anc_per_ul", ctcae.neutrophil_grade, 1e4),
+    "thrombocytopenia": ("platelets_per_ul", ctcae.platelet_grade, 1e6),
+    "anemia": ("hemoglobin_g_dl", ctcae.anemia_grade, 15.0),
+}
 
 #: Day windows (inclusive) of the ``transfusion_d<a>_<b>`` columns: the first month, the late
 #: phase to month 6, months 4-6, and the six months after infusion.
