@@ -253,3 +253,31 @@ def test_headline_rows_are_also_compared_over_those_both_runs_judged(run: Path,
     same = CliRunner().invoke(app, ["validate-diff", str(run), str(run)])
     assert "headline judged by both" not in same.output
     assert diff_runs(run, run).figures.loc["shared_headline_judged", "before"] == len(judged)
+
+
+def test_patients_the_simulator_stopped_are_counted_and_compared(run: Path,
+                                                                  tmp_path: Path) -> None:
+    """Session 47: a parameter set that breaks the model (haemoglobin past the plausibility
+    check) stopped hundreds of patients, whose censored courses then passed two more rows;
+    validate records the count per study and says so, and validate-diff shows it."""
+    from cartsim.validate.run import stopped_warning
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_patients"] == 0
+    assert all(s["stopped_patients"] == 0 for s in summary["studies"].values())
+    assert stopped_warning(summary) is None
+    d = diff_runs(run, run)
+    assert "stopped_patients" not in d.figures.index  # nothing stopped: no extra figure
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    key = next(iter(summary["studies"]))
+    summary["studies"][key]["stopped_patients"] = 4
+    summary["stopped_patients"] = 4
+    (broken / "summary.json").write_text(json.dumps(summary))
+    msg = stopped_warning(summary)
+    assert msg is not None and "stopped 4 patients" in msg and f"{key} 4" in msg
+    d = diff_runs(run, broken)
+    assert list(d.figures.loc["stopped_patients"]) == [0.0, 4.0, 4.0]
+    out = CliRunner().invoke(app, ["validate-diff", str(run), str(broken)])
+    assert out.exit_code == 0, out.output
+    assert "patients the simulator stopped" in out.output

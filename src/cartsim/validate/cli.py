@@ -125,6 +125,7 @@ def validate_command(
                               f"{'each spec' if root_seed is None else root_seed}",
                               highlight=False)
                 r = run_one(where, root_seed)
+                _warn_stopped(r.summary)
                 return r.table, r.summary
 
             agg = run_replicates(out, seed, replicates, one, targets)
@@ -149,6 +150,7 @@ def validate_command(
     print_summary(res.summary)
     if "headline" in res.summary:
         print_headline(res.summary["headline"])
+    _warn_stopped(res.summary)
     from cartsim.provenance import parameter_set_status
 
     console.print(f"parameter set: {parameter_set_status()}", highlight=False, soft_wrap=True)
@@ -228,7 +230,8 @@ def print_diff(d, top: int = 10) -> None:  # type: ignore[no-untyped-def]
               "shared_rows": "rows compared by both", "shared_passing": "… passing",
               "shared_deviance": "… deviance",
               "shared_headline_judged": "headline judged by both",
-              "shared_headline_passing": "… headline passing"}
+              "shared_headline_passing": "… headline passing",
+              "stopped_patients": "patients the simulator stopped"}
     if max(len(d.before.replicates), len(d.after.replicates)) > 1:
         # the shared rows are counted by their majority verdict, the run-level figures above
         # as means over the replicates: the two can differ
@@ -387,6 +390,15 @@ def print_summary(summary: dict) -> None:  # type: ignore[type-arg]
                         f"failing rows within 1 point of passing, "
                         f"{o['passing_within_1_point']} passing rows within 1 point of failing",
                         soft_wrap=True, highlight=False)
+
+
+def _warn_stopped(summary: dict) -> None:  # type: ignore[type-arg]
+    """Say so, in bold, when the simulator stopped patients of some study early."""
+    from cartsim.validate.run import stopped_warning
+
+    msg = stopped_warning(summary)
+    if msg is not None:
+        Console().print(f"[bold yellow]{msg}[/]", highlight=False, soft_wrap=True)
 
 
 def print_headline(h: dict) -> None:  # type: ignore[type-arg]

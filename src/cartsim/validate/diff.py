@@ -47,6 +47,9 @@ class Side:
     # one row per replicate, one column per headline targets line: 1 pass, 0 fail, NaN not
     # judged (its study not run, or no simulated value)
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # patients the simulator stopped early, per replicate (summary.json ``stopped_patients``;
+    # 0 for runs written before session 47, which did not record it)
+    stopped: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,11 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     tables: list[pd.DataFrame] = []
     devs: list[pd.Series] = []
     heads: list[dict[int, float]] = []
+    stopped: list[float] = []
     for d in reps:
         table = pd.read_csv(d / "validation.csv")
         summary = _summary(d)
+        stopped.append(float(summary.get("stopped_patients") or 0))
         figs.append(replicate_stats(table, summary, targets_path))
         heads.append(_headline_verdicts(summary))
         terms = compute_objective(table, targets, mapping).terms
@@ -185,7 +190,7 @@ def load_side(path: str | Path, targets_path: str | Path | None = None) -> Side:
     out["pass_share"] = per_row["pass_share"].astype(float)
     out["deviance"] = pd.concat([v.reindex(per_row.index) for v in devs], axis=1).mean(axis=1)
     return Side(Path(path), reps, pd.DataFrame(figs, columns=list(FIGURES)),
-                out.reset_index(), pd.DataFrame(heads, dtype=float))
+                out.reset_index(), pd.DataFrame(heads, dtype=float), stopped)
 
 
 def _headline_verdicts(summary: dict[str, Any]) -> dict[int, float]:
@@ -268,6 +273,12 @@ def compare(before: Side, after: Side) -> Diff:
         pb_h = float(hb[lines].sum(axis=1).mean()) if lines else 0.0
         pa_h = float(ha[lines].sum(axis=1).mean()) if lines else 0.0
         figures.loc["shared_headline_passing"] = [pb_h, pa_h, pa_h - pb_h]
+    # patients the simulator stopped early (mean over replicates), shown when either run has
+    # any: their censored courses can move rows without the model being any better
+    sb = float(np.mean(before.stopped)) if before.stopped else 0.0
+    sa = float(np.mean(after.stopped)) if after.stopped else 0.0
+    if sb or sa:
+        figures.loc["stopped_patients"] = [sb, sa, sa - sb]
     only_b = sorted(int(x) for x in b.index.difference(a.index))
     only_a = sorted(int(x) for x in a.index.difference(b.index))
     return Diff(before, after, figures, rows, flips, per_study, only_b, only_a)

@@ -67,6 +67,10 @@ class StudyRun:
     patients: pd.DataFrame
     daily: pd.DataFrame
     seconds: float
+    #: patients the simulator stopped early (solver failure or the plausibility check; the
+    #: trial's summary.json ``stopped_patients``): their courses end that day and their
+    #: endpoints are censored there, so a parameter set that stops many can look better
+    stopped: int = 0
 
 
 @dataclass
@@ -141,7 +145,31 @@ def run_study(entry: StudyEntry, dest: Path, patients: int | None, seed: int | N
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return StudyRun(entry, spec, res.patients, daily, res.seconds)
+    return StudyRun(entry, spec, res.patients, daily, res.seconds, stopped_patients(dest))
+
+
+def stopped_patients(trial_dir: Path) -> int:
+    """The patients a trial's simulator stopped early (its summary.json; 0 without one)."""
+    try:
+        summary = json.loads((trial_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(summary.get("stopped_patients") or 0)
+
+
+def stopped_warning(summary: dict[str, Any]) -> str | None:
+    """The warning ``cartsim validate`` prints when the simulator stopped patients early (a
+    parameter set that breaks the model can otherwise pass rows by censoring the patients it
+    breaks), or None."""
+    per = {k: int(v.get("stopped_patients", 0)) for k, v in summary.get("studies", {}).items()}
+    per = {k: v for k, v in per.items() if v > 0}
+    if not per:
+        return None
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+    return (f"warning: the simulator stopped {sum(per.values())} patients early ({listed}): "
+            "their courses end on the day they stopped and their endpoints are censored "
+            "there, so the figures above are not those of the whole cohort; "
+            "trials/<spec>/status.csv says why")
 
 
 def _study_cost(entry: StudyEntry, patients: int | None) -> float:
@@ -513,8 +541,10 @@ def validate(targets_path: str | Path | None, out: str | Path, *, patients: int 
                         "patients_per_arm": r.spec.population.size, "seed": r.spec.seed,
                         "arms": [a.name for a in r.spec.arms],
                         "follow_up_days": r.spec.follow_up_days,
-                        "unexpressed": list(r.entry.unexpressed)}
+                        "unexpressed": list(r.entry.unexpressed),
+                        "stopped_patients": r.stopped}
                     for k, r in runs.items()},
+        "stopped_patients": sum(r.stopped for r in runs.values()),
         "row_errors": [str(e) for e in errors],
         **summarise(table),
         "headline": headline_summary(table),
