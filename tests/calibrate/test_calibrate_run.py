@@ -94,3 +94,32 @@ def test_external_check_compares_a_fitted_set_on_the_held_out_trials(tmp_path: P
     assert set(t["study"]) == {"ZUMA-3 phase 2"}
     cr = t[t.endpoint == "CR_CRi"].iloc[0]
     assert cr["after"] < cr["before"]          # a slower product remits fewer patients
+
+
+@pytest.mark.slow
+def test_a_candidate_whose_patients_the_simulator_stopped_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 47: censored courses of stopped patients can lower the deviance of a set that
+    breaks the model; such a candidate is a failed evaluation, never the fit."""
+    import dataclasses
+
+    from cartsim.calibrate import run as calrun
+
+    original = calrun.Evaluator.__call__
+    calls = []
+
+    def stopping(self, ps, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ev = original(self, ps, *args, **kwargs)
+        calls.append(ps)
+        # every candidate after the baseline "stops" patients, with a better deviance
+        return ev if len(calls) == 1 else dataclasses.replace(ev, stopped=5)
+
+    monkeypatch.setattr(calrun.Evaluator, "__call__", stopping)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    res = calibrate(tmp_path / "a", budget=2, check=False, space_path=space, patients=10,
+                    seed=3)
+    t = pd.read_csv(tmp_path / "a" / "trials.csv")
+    assert t["state"].tolist() == ["COMPLETE", "FAIL"]
+    assert t["stopped_patients"].tolist() == [0, 5]
+    assert res.best == res.baseline  # the refused candidate is not the fit

@@ -75,6 +75,11 @@ class Evaluation:
     objective: Objective
     table: pd.DataFrame
     seconds: float
+    #: patients the simulator stopped early (validate's summary.json): a candidate that stops
+    #: any is refused by the search — censored courses could otherwise lower the deviance of
+    #: a parameter set that breaks the model (docs/validation.md, "Patients the simulator
+    #: stopped")
+    stopped: int = 0
 
 
 @dataclass
@@ -119,7 +124,8 @@ class Evaluator:
                            seed=self.seed if seed is None else seed, report=report,
                            pool=self.pool)
         obj = compute_objective(res.table, self.targets, self.mapping, set(self.keys))
-        return Evaluation(obj, res.table, time.perf_counter() - t0)
+        return Evaluation(obj, res.table, time.perf_counter() - t0,
+                          int(res.summary.get("stopped_patients", 0)))
 
 
 def study_lists(space: Space, studies: Sequence[str] | None,
@@ -195,6 +201,7 @@ def _trials_table(study: Any, space: Space) -> pd.DataFrame:
                                "deviance": t.value, "loglik": t.user_attrs.get("loglik"),
                                "rows_used": t.user_attrs.get("rows_used"),
                                "seconds": t.user_attrs.get("seconds"),
+                               "stopped_patients": t.user_attrs.get("stopped_patients"),
                                "baseline": bool(t.user_attrs.get("baseline", False))}
         rec.update({d.key: t.params.get(d.key) for d in space.dimensions})
         rows.append(rec)
@@ -372,6 +379,11 @@ def _calibrate(out: str | Path, *, space_path: str | Path | None, budget: int, p
         values = _suggest(trial, space)
         ps = space.parameter_set(values, "candidate", "calibration candidate")
         ev = evaluator(ps)
+        trial.set_user_attr("stopped_patients", ev.stopped)
+        if ev.stopped:  # a failed trial (caught below): the search moves on
+            raise CalibrationError(f"candidate {trial.number}: the simulator stopped "
+                                   f"{ev.stopped} patients early; a parameter set that "
+                                   "breaks the model is not a fit")
         trial.set_user_attr("loglik", ev.objective.loglik)
         trial.set_user_attr("rows_used", ev.objective.used)
         trial.set_user_attr("seconds", round(ev.seconds, 2))
