@@ -93,6 +93,26 @@ def test_report_and_summary_count_patients_the_simulator_stopped(trial_dir: Path
     assert "1 patient(s) stopped early" in html and "<td>implausible</td>" in html
 
 
+def test_trial_run_output_warns_when_the_simulator_stopped_patients(
+        trial_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Session 47: `cartsim trial run` prints a warning under its table when patients were
+    stopped early (their endpoints are censored there), and none otherwise."""
+    import json
+    import shutil
+
+    from cartsim.trial.cli import _print_summary
+
+    _print_summary(trial_dir)
+    assert "stopped" not in capsys.readouterr().out
+    copy = tmp_path / "copy"
+    shutil.copytree(trial_dir, copy)
+    s = json.loads((copy / "summary.json").read_text(encoding="utf-8"))
+    s["stopped_patients"] = 3
+    (copy / "summary.json").write_text(json.dumps(s), encoding="utf-8")
+    _print_summary(copy)
+    assert "the simulator stopped 3 patients early" in capsys.readouterr().out.replace("\n", " ")
+
+
 def test_report_header_names_the_parameter_set_and_the_crs_scale(trial_dir: Path) -> None:
     """Issue 13 item 8: a reader sees which parameter set (calibrated or not) and which CRS
     scale produced the numbers, and the grade figure is on that scale."""

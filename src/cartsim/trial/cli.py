@@ -225,3 +225,9 @@ def _print_summary(out: Path) -> None:
         if ep in rows:
             t.add_row(ep, *[rows[ep].get(a, "–") for a in s["arms"]])
     Console().print(t)
+    stopped = int(s.get("stopped_patients") or 0)
+    if stopped:
+        Console().print(f"[bold yellow]warning: the simulator stopped {stopped} patients early "
+                        "(solver failure or the plausibility check): their courses end that "
+                        "day and their endpoints are censored there; status.csv says why[/]",
+                        highlight=False, soft_wrap=True)
