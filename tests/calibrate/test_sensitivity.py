@@ -145,6 +145,9 @@ def test_analysis_and_proposal_on_rows_known_to_be_linear(tmp_path: Path, monkey
     assert ps.values["rho_max"]["default"] > psets.known_specs()["rho_max"].default
     assert set(ps.values) == {"rho_max", "p_il6"}      # the moved dimensions, nothing else
     assert (tmp_path / "out" / "sensitivity.png").stat().st_size > 1000   # row C fails
+    # no probe stopped a patient (session 47 records it per probe, beside each table)
+    assert res.summary["probes_with_stopped_patients"] == {}
+    assert (tmp_path / "out" / "evaluations" / "baseline.stopped").read_text() == "0\n"
     # resume: a rerun with the same settings reuses every run; other settings are refused
     n = len(fake.calls)
     assert n == 5

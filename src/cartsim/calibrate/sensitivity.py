@@ -173,12 +173,19 @@ class _Runner:
         self.start = start
         self.dir = out / "evaluations"
         self.dir.mkdir(parents=True, exist_ok=True)
+        #: probe name -> patients the simulator stopped under it (probes run by this version)
+        self.stopped: dict[str, int] = {}
 
     def table(self, probe: Probe) -> tuple[pd.DataFrame, float, bool]:
         path = self.dir / f"{probe.name}.csv"
+        stopped = self.dir / f"{probe.name}.stopped"  # patients the simulator stopped
         if path.is_file():
+            if stopped.is_file():
+                self.stopped[probe.name] = int(stopped.read_text())
             return pd.read_csv(path), 0.0, True
         ev = self.evaluator(probe_set(self.start, probe), self.evaluator.work / probe.name)
+        write_text_atomic(stopped, f"{ev.stopped}\n")
+        self.stopped[probe.name] = ev.stopped
         write_text_atomic(path, ev.table.to_csv(index=False, lineterminator="\n",
                                                 float_format="%.10g"))
         return pd.read_csv(path), ev.seconds, False
@@ -282,6 +289,9 @@ def sensitivity(out: str | Path, *, space_path: str | Path | None = None,
                                                        cal_keys),
                      "deviance_held_out": _deviance(tables["baseline"], evaluator, held_keys)},
         "reach": _reach(rows),
+        # probes under which the simulator stopped patients early: their rows are computed on
+        # censored courses (docs/validation.md "Patients the simulator stopped")
+        "probes_with_stopped_patients": {k: v for k, v in runner.stopped.items() if v},
         "proposal": proposal["summary"],
         "proposal_start": str(reference) if reference is not None else "the analysis's own "
                           "starting run",
