@@ -80,6 +80,12 @@ def binary_endpoints(df: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
                                     (df["neutropenia_max_grade"] >= 3).astype(float))
     out["thrombocytopenia_grade_ge3"] = ("thrombocytopenia CTCAE grade ≥ 3",
                                          (df["thrombocytopenia_max_grade"] >= 3).astype(float))
+    if "neutropenia_emergent_grade" in df:  # as trials' adverse-event tables count them
+        for col, label in (("neutropenia", "neutropenia"),
+                           ("thrombocytopenia", "thrombocytopenia"), ("anemia", "anaemia")):
+            out[f"{col}_emergent_ge3"] = (
+                f"{label} CTCAE grade ≥ 3, treatment-emergent (worse than before "
+                "lymphodepletion)", (df[f"{col}_emergent_grade"] >= 3).astype(float))
     out["icaht_early_ge3"] = ("early ICAHT grade ≥ 3", (df["icaht_early_grade"] >= 3)
                               .astype(float))
     if "platelet_transfusion_given" in df:
