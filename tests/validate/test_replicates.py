@@ -71,6 +71,7 @@ def test_cli_replicates_write_each_run_and_the_spread(tmp_path: Path) -> None:
         assert (out / f).is_file(), f
     agg = json.loads((out / "replicates.json").read_text())
     assert [r["seed"] for r in agg["per_replicate"]] == [3, 3 + REPLICATE_STRIDE]
+    assert [r["stopped_patients"] for r in agg["per_replicate"]] == [0, 0]
     assert agg["aggregate"]["passing"]["min"] <= agg["aggregate"]["passing"]["max"]
     # the JSON's seed-dependent rows are the CSV's rows with a pass share strictly in (0, 1)
     reps = pd.read_csv(out / "replicates.csv")

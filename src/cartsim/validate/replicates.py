@@ -145,7 +145,9 @@ def run_replicates(out: str | Path, seed: int | None, replicates: int,
         table, summary = run_one(out / f"rep{r}", s)
         tables.append(table)
         summaries.append(summary)
-        per_rep.append({"replicate": r, "seed": s, **replicate_stats(table, summary, targets_path)})
+        per_rep.append({"replicate": r, "seed": s, **replicate_stats(table, summary, targets_path),
+                        # patients the simulator stopped early (session 47; 0: none)
+                        "stopped_patients": int(summary.get("stopped_patients") or 0)})
     rows = row_table(tables)
     result = {"replicates": replicates, "stride": REPLICATE_STRIDE, "per_replicate": per_rep,
               "aggregate": aggregate(per_rep), "headline": headline_shares(summaries),
