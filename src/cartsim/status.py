@@ -67,3 +67,18 @@ _MESSAGES: dict[Status, str] = {
         "could not act on it. Check overrides that push cytokines, temperature or blood "
         "pressure out of range; if it happens at defaults, report it as a model defect."),
 }
+
+
+def stopped_warning(count: int, where: str = "") -> str | None:
+    """The one warning every command prints when the simulator stopped ``count`` patients
+    early (``where``: which studies or probes, e.g. "eliana 3"), or None for none: their
+    courses end that day and their endpoints are censored there, so a parameter set that
+    breaks the model can look better than it is (docs/validation.md, "Patients the simulator
+    stopped")."""
+    if count <= 0:
+        return None
+    return (f"warning: the simulator stopped {count} patients early"
+            + (f" ({where})" if where else "")
+            + " (solver failure or the plausibility check): their courses end on the day they "
+            "stopped and their endpoints are censored there, so the figures are not those of "
+            "the whole cohort; status.csv says why")

@@ -224,12 +224,13 @@ def sensitivity_command(
             console.print(f"  forward selection {i}: + {st['added']}: calibration deviance "
                           f"{st['deviance_calibration']:.1f}, held-out "
                           f"{st['deviance_held_out']}", highlight=False)
+    from cartsim.status import stopped_warning
+
     bad = s.get("probes_with_stopped_patients") or {}
-    if bad:
-        console.print("[bold yellow]warning: the simulator stopped patients early under "
-                      + ", ".join(f"{k} ({v})" for k, v in bad.items())
-                      + ": those probes' rows are computed on censored courses[/]",
-                      highlight=False, soft_wrap=True)
+    msg = stopped_warning(sum(bad.values()),
+                          "under the probes " + ", ".join(f"{k} {v}" for k, v in bad.items()))
+    if msg is not None:
+        console.print(f"[bold yellow]{msg}[/]", highlight=False, soft_wrap=True)
     console.print(f"written: {res.out}/sensitivity_rows.csv, sensitivity_dimensions.csv, "
                   "sensitivity.png, proposal.toml, proposal_rows.csv, sensitivity.json",
                   highlight=False)

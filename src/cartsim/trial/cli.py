@@ -225,9 +225,8 @@ def _print_summary(out: Path) -> None:
         if ep in rows:
             t.add_row(ep, *[rows[ep].get(a, "–") for a in s["arms"]])
     Console().print(t)
-    stopped = int(s.get("stopped_patients") or 0)
-    if stopped:
-        Console().print(f"[bold yellow]warning: the simulator stopped {stopped} patients early "
-                        "(solver failure or the plausibility check): their courses end that "
-                        "day and their endpoints are censored there; status.csv says why[/]",
-                        highlight=False, soft_wrap=True)
+    from cartsim.status import stopped_warning
+
+    msg = stopped_warning(int(s.get("stopped_patients") or 0))
+    if msg is not None:
+        Console().print(f"[bold yellow]{msg}[/]", highlight=False, soft_wrap=True)

@@ -160,16 +160,13 @@ def stopped_patients(trial_dir: Path) -> int:
 def stopped_warning(summary: dict[str, Any]) -> str | None:
     """The warning ``cartsim validate`` prints when the simulator stopped patients early (a
     parameter set that breaks the model can otherwise pass rows by censoring the patients it
-    breaks), or None."""
+    breaks), naming the studies, or None."""
+    from cartsim.status import stopped_warning as text
+
     per = {k: int(v.get("stopped_patients", 0)) for k, v in summary.get("studies", {}).items()}
     per = {k: v for k, v in per.items() if v > 0}
-    if not per:
-        return None
-    listed = ", ".join(f"{k} {v}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
-    return (f"warning: the simulator stopped {sum(per.values())} patients early ({listed}): "
-            "their courses end on the day they stopped and their endpoints are censored "
-            "there, so the figures above are not those of the whole cohort; "
-            "trials/<spec>/status.csv says why")
+    return text(sum(per.values()),
+                ", ".join(f"{k} {v}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
 
 
 def _study_cost(entry: StudyEntry, patients: int | None) -> float:
