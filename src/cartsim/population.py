@@ -61,6 +61,18 @@ POPULATION_PARAMS = ParameterTable((
     ParameterSpec("lbcl_growth_factor", "× r_tumour", 0.6, 0.05, 1.0,
                   "LBCL grows slower than r/r B-ALL (Kimmel 2021 r_B range)",
                   "LBCL tumour growth rate relative to the B-ALL default"),
+    ParameterSpec("lbcl_growth_spread", "–", 0.0, 0.0, 2.0,
+                  "Kimmel 2021 Proc R Soc B 288:20210229 (docs: shared models.md 2.4): the "
+                  "net LBCL growth rate r_B ranges 0.01-0.5/d between patients, and a virtual "
+                  "cohort with varied r_B reproduced ZUMA-1's PFS curve; r_tumour's own IIV "
+                  "(0.35) spans far less. Off (0) by default: at 0.5, three root seeds of the "
+                  "whole library (session 48, docs/validation.md 'Session 48') gave ZUMA-1 CR "
+                  "62.5 -> 61.2 % and 12-month OS 68.4 -> 66.2 % (54, 59 published) but "
+                  "TanCAR7's response 2 points lower: rows 180.7 -> 179.3, deviance 786.1 -> "
+                  "795.2; a lever for the calibration, not a default",
+                  "LBCL: extra log-normal SD, between patients, of the tumour growth rate "
+                  "(keyed stream \"lbcl_growth\"; median-preserving, on top of r_tumour's "
+                  "IIV); 0 = r_tumour's IIV only"),
     ParameterSpec("lbcl_cart_access", "–", 0.5, 0.0, 1.0,
                   "assumed: lower CAR-T access in bulky nodes than in marrow",
                   "relative CAR-T access to the LBCL disease site (B-ALL: model default)"),
@@ -437,6 +449,9 @@ def build(
     elif lbcl:
         p[:, P.tumour_cap_cells] = _Q["lbcl_tumour_cap_cells"] * p[:, P.body_scale]
         p[:, P.r_tumour] *= _Q["lbcl_growth_factor"]
+        if variability and _Q["lbcl_growth_spread"] > 0.0:
+            p[:, P.r_tumour] *= np.exp(_Q["lbcl_growth_spread"]
+                                       * standard_normals(seed, cohort.patient_id, "lbcl_growth"))
         # patient-to-patient CAR-T access to the nodal masses (model/killing.py
         # access_spread): log-normal around lbcl_cart_access (median-preserving), capped at 1;
         # its own keyed stream, so a patient's factor does not depend on the chunking

@@ -35,6 +35,19 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "axi-cel median peak of 65 CAR-T/µL against 16 published and CR rates 14–21 "
                   "points too high, 1.1 gives 33/µL", "CD28 co-stimulation: multiplier of the "
                   "maximal proliferation rate relative to 4-1BB"),
+    ParameterSpec("cd28_d_E_x", "× d_E", 1.0, 0.25, 5.0,
+                  "direction: review A2 and MODEL.md 1 (CD28 products expand faster and "
+                  "persist shorter; Kawalekar 2016 Immunity 44:380: CD28 signalling gives "
+                  "effector memory, 4-1BB central memory). Kimmel 2021's ZUMA-1 (Moffitt) blood "
+                  "CAR-T medians are 27.5 / 9.1 / 2.1 / 0.1 cells/uL on days 7 / 14 / 28 / 90 "
+                  "(shared models.md), the model's 6.9 / 35.6 / 35.8 / 3.2 (session 48, "
+                  "`cartsim trial trace zuma1 --names cart_cells_per_ul --patients 1000`): "
+                  "its CD28 effectors peak late and contract slowly. 1 = as 4-1BB (default); "
+                  "2 with cd28_rho_max_x 1.8 gave ZUMA-1 more partial responses and earlier "
+                  "progression but NCI CD19-28z's CR 70.8 -> 80.3 % (session 48 probes, "
+                  "docs/validation.md 'Session 48'); a lever for the calibration",
+                  "CD28 co-stimulation: multiplier of the effector CAR-T death rate d_E "
+                  "(> 1: the effectors contract faster after the peak)"),
     ParameterSpec("cd28_k_em_x", "× k_em", 0.5, 0.1, 2.0,
                   "assumed (direction: review A2, CD28 favours effector over memory fate)",
                   "CD28 co-stimulation: multiplier of effector-to-memory conversion"),
