@@ -123,3 +123,29 @@ def test_a_candidate_whose_patients_the_simulator_stopped_is_refused(
     assert t["state"].tolist() == ["COMPLETE", "FAIL"]
     assert t["stopped_patients"].tolist() == [0, 5]
     assert res.best == res.baseline  # the refused candidate is not the fit
+
+
+def test_install_without_the_check_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Session 48: a 300-patient objective on the specs' seeds rewarded noise; a set becomes the
+    default only after the posterior check on fresh patients."""
+    with pytest.raises(InvalidInputError, match="--install"):
+        calibrate(tmp_path / "x", budget=1, check=False, install="cal-x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_set_is_installed_only_if_fresh_patients_confirm_it() -> None:
+    from cartsim.calibrate.run import install_refusal
+
+    def check(cb: float, ca: float, hb: float | None = None,
+              ha: float | None = None) -> dict:
+        c: dict = {"calibration": {"deviance_before": cb, "deviance_after": ca}}
+        if hb is not None:
+            c["held_out"] = {"deviance_before": hb, "deviance_after": ha}
+        return c
+
+    assert install_refusal(check(349.3, 314.9)) is None
+    assert install_refusal(check(349.3, 314.9, 120.0, 119.0)) is None
+    assert "calibration" in (install_refusal(check(786.1, 807.1)) or "")
+    assert "calibration" in (install_refusal(check(300.0, 300.0)) or "")  # no gain, no install
+    assert "held-out" in (install_refusal(check(349.3, 314.9, 120.0, 131.0)) or "")
+    assert "no posterior check" in (install_refusal({}) or "")

@@ -61,7 +61,9 @@ def calibrate_command(
              "check'): DIR/external_before_after.csv")] = True,
     install: Annotated[str | None, typer.Option(
         help="also install the fitted set under this name as cartsim's default "
-             "(cartsim/data/parameter_sets/)")] = None,
+             "(cartsim/data/parameter_sets/), only if the posterior check on fresh patients "
+             "lowers the calibration studies' deviance and does not raise the held-out ones' "
+             "(needs the check)")] = None,
     sampler: Annotated[str, typer.Option(
         help="optimiser: tpe (global search) or cmaes (local search from the model's values "
              "or the first --start set; needs the cmaes package)")] = "tpe",
@@ -119,6 +121,14 @@ def calibrate_command(
         console.print(f"check on fresh patients, {name} studies: deviance "
                       f"{c['deviance_before']} -> {c['deviance_after']}; rows passing "
                       f"{pb['passing']}/{pb['judged']} -> {pa['passing']}/{pa['judged']}",
+                      highlight=False)
+    if not check:
+        console.print("[bold]the fitted set was not checked on fresh patients (--no-check): "
+                      "its objective was measured on the specs' own seeds, where a few hundred "
+                      "patients per arm can reward noise; check it (cartsim validate "
+                      "--replicates 3 --parameter-set DIR/parameter_set.toml) before use[/bold]")
+    if "install_refused" in s:
+        console.print(f"[bold]not installed as the default: {s['install_refused']}[/bold]",
                       highlight=False)
     console.print(f"written: {res.out}/parameter_set.toml, trials.csv, objective_rows.csv, "
                   + ("before_after.csv, " if "check" in s else "")
