@@ -117,6 +117,13 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "docs/validation.md 'Session 46')", "CD28 co-stimulation: multiplier of the "
                   "antigen-overload "
                   "exhaustion (ex_overload)"),
+    ParameterSpec("cd28_k_kill_x", "× k_kill", 1.0, 0.25, 5.0,
+                  "direction: CD28 signalling is faster and stronger than 4-1BB's (Salter 2018 "
+                  "Sci Signal 11:eaat6753: more and quicker phosphorylation; more cytokine and "
+                  "cytolytic output per activated cell), the counterpart of the shorter "
+                  "persistence that cd28_d_E_x expresses; 1 = as 4-1BB (default); a lever for "
+                  "refitting the CD28 kinetics (session 49)",
+                  "CD28 co-stimulation: multiplier of the maximal kills per effector k_kill"),
 )
 COSTIM_EFFECTS: dict[str, dict[str, float]] = {
     "4-1BB": {},

@@ -135,11 +135,13 @@ def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
     assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.1, "d_E": 1.0, "k_em": 0.5, "d_M": 4.0,
                                       "k_ex": 1.5,
                                       "K_my_car": 0.2, "K_antigen": 0.5,
-                                      "mem_age_per_decade": 0.0, "ex_overload": 5.0}
+                                      "mem_age_per_decade": 0.0, "ex_overload": 5.0,
+                                      "k_kill": 1.0}
     assert not psets.per_patient("cd28_k_ex_x")
     cd28 = ParameterSet("cd28", "test", {"cd28_rho_max_x": {"default": 2.2},
                                          "cd28_k_ex_x": {"default": 3.0},
-                                         "cd28_d_E_x": {"default": 2.0}})
+                                         "cd28_d_E_x": {"default": 2.0},
+                                         "cd28_k_kill_x": {"default": 1.5}})
     axi, tisa = get_product("axicabtagene_ciloleucel"), get_product("tisagenlecleucel")
     with psets.use(None):
         a0, _ = build(_cohort(), axi, seed=3)
@@ -150,6 +152,7 @@ def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
     assert np.allclose(a1[:, P.rho_max], 2.0 * a0[:, P.rho_max])
     assert np.allclose(a1[:, P.k_ex], 2.0 * a0[:, P.k_ex])
     assert np.allclose(a1[:, P.d_E], 2.0 * a0[:, P.d_E])  # effector death (session 48)
+    assert np.allclose(a1[:, P.k_kill], 1.5 * a0[:, P.k_kill])  # kills per effector (49)
     assert np.array_equal(a1[:, P.d_M], a0[:, P.d_M])
     assert np.array_equal(t0, t1)  # 4-1BB product untouched
 
