@@ -105,3 +105,16 @@ def test_the_shipped_space_contains_the_models_own_values() -> None:
         v = spec.default if d.field == "default" else spec.iiv_sd
         assert d.lower <= v <= d.upper, d.key
         assert d.current() == v
+
+
+@pytest.mark.parametrize("path", sorted(
+    p for p in (Path(__file__).parents[2] / "src/cartsim/data/calibration").glob("space*.toml")),
+    ids=lambda p: p.name)
+def test_every_shipped_space_file_loads_and_starts_at_the_model(path: Path) -> None:
+    """The sessions' focused spaces (space_lbcl_kinetics.toml, space_cd28_kill.toml, ...) are
+    kept so their fits can be repeated: each must still load against today's parameters, keep
+    its studies apart, and hold the model's own values in every box (the first evaluation)."""
+    space = load_space(path)
+    assert space.dimensions and not set(space.studies) & set(space.held_out)
+    for d in space.dimensions:
+        assert d.lower <= d.current() <= d.upper, d.key
