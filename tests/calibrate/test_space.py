@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -107,9 +108,15 @@ def test_the_shipped_space_contains_the_models_own_values() -> None:
         assert d.current() == v
 
 
-@pytest.mark.parametrize("path", sorted(
-    p for p in (Path(__file__).parents[2] / "src/cartsim/data/calibration").glob("space*.toml")),
-    ids=lambda p: p.name)
+_SPACES = sorted(Path(str(files("cartsim") / "data" / "calibration")).glob("space*.toml"))
+
+
+def test_the_package_ships_the_sessions_spaces() -> None:
+    assert {"space.toml", "space_lbcl_kinetics.toml", "space_cd28_kill.toml"} <= {
+        p.name for p in _SPACES}
+
+
+@pytest.mark.parametrize("path", _SPACES, ids=lambda p: p.name)
 def test_every_shipped_space_file_loads_and_starts_at_the_model(path: Path) -> None:
     """The sessions' focused spaces (space_lbcl_kinetics.toml, space_cd28_kill.toml, ...) are
     kept so their fits can be repeated: each must still load against today's parameters, keep
