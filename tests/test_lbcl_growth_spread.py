@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cartsim.model.parameters import N_PARAMS_BASE, P
+from cartsim.model.parameters import P
 from cartsim.population import POPULATION_PARAMS, Cohort, build, standard_normals
 from cartsim.products import get_product
-from cartsim.simulation import simulate
+from keyed_lbcl import lbcl_cohort, tumour_at_the_draws_ends, whole_and_chunked
 
 AXI = get_product("axicabtagene_ciloleucel")
 TISA = get_product("tisagenlecleucel")
@@ -22,9 +22,7 @@ SPREAD = 0.5  # the session-48 probe's value
 ON = {"lbcl_growth_spread": SPREAD}
 
 
-def _lbcl(n: int, ids: np.ndarray | None = None, volume_ml: float = 50.0) -> Cohort:
-    return Cohort("lbcl", weight_kg=np.full(n, 75.0), age_y=np.full(n, 60.0),
-                  tumour_volume_ml=np.full(n, volume_ml), patient_id=ids)
+_lbcl = lbcl_cohort
 
 
 def test_lbcl_growth_is_spread_by_its_own_keyed_factor() -> None:
@@ -56,23 +54,14 @@ def test_ball_growth_is_not_spread() -> None:
 
 
 def test_a_patients_growth_does_not_depend_on_the_chunking() -> None:
-    whole, _ = build(_lbcl(40), AXI, seed=3, overrides=ON)
-    ids = np.arange(40, dtype=np.int64)
-    parts = [build(_lbcl(len(c), ids=c), AXI, seed=3, overrides=ON)[0]
-             for c in (ids[:9], ids[9:30], ids[30:])]
-    assert np.array_equal(np.vstack(parts)[:, :N_PARAMS_BASE], whole[:, :N_PARAMS_BASE])
+    chunked, whole = whole_and_chunked(AXI, seed=3, cuts=(9, 30), overrides=ON)
+    assert np.array_equal(chunked, whole)
 
 
 def test_the_spread_acts_on_the_tumour() -> None:
     # the patients at the two ends of the growth factor, each against itself without the
     # spread, from lymphodepletion (day -5) to day 1: the fast grower ends with more tumour
     # than without the spread, the slow grower with less
-    z = standard_normals(1, np.arange(300, dtype=np.int64), "lbcl_growth")
-    lo, hi = int(np.argmin(z)), int(np.argmax(z))
-    cohort = _lbcl(2, ids=np.array([lo, hi]))
-    d1 = {}
-    for k, q in (("on", ON), ("off", {})):
-        t = simulate(cohort, AXI, days=1, seed=1, overrides=q).trajectories
-        d1[k] = t[t["day"] == 1].set_index("patient_id")["tumour_cells"]
+    lo, hi, d1 = tumour_at_the_draws_ends("lbcl_growth", AXI, 1, {"on": ON, "off": {}})
     assert d1["on"][hi] > 1.05 * d1["off"][hi]
     assert d1["on"][lo] < d1["off"][lo] / 1.05

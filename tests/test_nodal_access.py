@@ -9,19 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cartsim.model.parameters import N_PARAMS_BASE, PARAMS, P
+from cartsim.model.parameters import PARAMS, P
 from cartsim.population import POPULATION_PARAMS, Cohort, build, standard_normals
 from cartsim.products import get_product
-from cartsim.simulation import simulate
+from keyed_lbcl import lbcl_cohort, tumour_at_the_draws_ends, whole_and_chunked
 
 AXI = get_product("axicabtagene_ciloleucel")
 TISA = get_product("tisagenlecleucel")
 BASE = POPULATION_PARAMS.defaults()["lbcl_cart_access"]
 
 
-def _lbcl(n: int, ids: np.ndarray | None = None) -> Cohort:
-    return Cohort("lbcl", weight_kg=np.full(n, 75.0), age_y=np.full(n, 60.0),
-                  tumour_volume_ml=np.full(n, 50.0), patient_id=ids)
+_lbcl = lbcl_cohort
 
 
 def test_lbcl_access_is_spread_median_preserving_and_capped() -> None:
@@ -65,21 +63,14 @@ def test_neutral_spread_gives_the_old_parameter_matrix() -> None:
 
 
 def test_a_patients_access_does_not_depend_on_the_chunking() -> None:
-    whole, _ = build(_lbcl(40), AXI, seed=3)
-    ids = np.arange(40, dtype=np.int64)
-    parts = [build(_lbcl(len(c), ids=c), AXI, seed=3)[0] for c in (ids[:7], ids[7:23], ids[23:])]
-    assert np.array_equal(np.vstack(parts)[:, :N_PARAMS_BASE], whole[:, :N_PARAMS_BASE])
+    chunked, whole = whole_and_chunked(AXI, seed=3, cuts=(7, 23))
+    assert np.array_equal(chunked, whole)
 
 
 def test_an_excluded_mass_is_killed_less_than_an_inflamed_one() -> None:
     # the patients at the low and the high end of the access distribution, each against
     # itself at the typical access (access_spread 0): the same patient otherwise
-    z = standard_normals(1, np.arange(300, dtype=np.int64), "nodal_access")
-    lo, hi = int(np.argmin(z)), int(np.argmax(z))
-    cohort = _lbcl(2, ids=np.array([lo, hi]))
-    d28 = {}
-    for k, q in (("on", {}), ("off", {"access_spread": 0.0})):
-        t = simulate(cohort, AXI, days=28, seed=1, overrides=q).trajectories
-        d28[k] = t[t["day"] == 28].set_index("patient_id")["tumour_cells"]
+    lo, hi, d28 = tumour_at_the_draws_ends("nodal_access", AXI, 28,
+                                           {"on": {}, "off": {"access_spread": 0.0}})
     assert d28["on"][lo] > 10.0 * max(d28["off"][lo], 1.0)  # excluded: far less killed
     assert d28["on"][hi] <= d28["off"][hi]  # inflamed: at least as well killed
