@@ -192,8 +192,9 @@ def test_cd28_brings_crs_earlier_and_higher_than_4_1bb_through_its_kinetics() ->
 
 def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() -> None:
     """cd28_K_my_car_x (products.CD28_PARAMS): an engaged CD28 CAR-T activates myeloid cells
-    by contact at a 5× lower concentration (CD40L/GM-CSF; 20× before session 25 lowered
-    K_my_car itself and added the effectors' cytokine competence), so the same adult with a small
+    by contact at a 50× lower concentration (CD40L/GM-CSF; 20× before session 25 lowered
+    K_my_car itself and added the effectors' cytokine competence, 5× from session 25 to 49,
+    when the 4-1BB half-activation was 0.1 × 10⁹/L, not 1.0), so the same adult with a small
     LBCL burden (3 mL; 10 mL before session 25, when the 4-1BB-like contact
     signal was weaker) has CRS (fever ≥ 38 °C) with axi-cel; at the neutral value 1.0 the
     multiplier is gone and the patient's parameter vector is the one of a construct without
@@ -216,7 +217,7 @@ def test_cd28_contact_signal_activates_more_myeloid_cells_per_engaged_car_t() ->
     from cartsim.products import COSTIM_EFFECTS
 
     x = COSTIM_EFFECTS["CD28"]["K_my_car"]
-    assert x == 0.2
+    assert x == 0.02
     assert p_on[0, P.K_my_car] == pytest.approx(x * p_off[0, P.K_my_car])
     keep = np.arange(p_on.shape[1]) != P.K_my_car
     assert np.array_equal(p_on[0, keep], p_off[0, keep])

@@ -57,7 +57,7 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cd28_k_ex_x", "× k_ex", 1.5, 0.25, 5.0,
                   "assumed (direction: CD28 signalling drives faster exhaustion, Long 2015)",
                   "CD28 co-stimulation: multiplier of the exhaustion rate"),
-    ParameterSpec("cd28_K_my_car_x", "× K_my_car", 0.2, 0.01, 5.0,
+    ParameterSpec("cd28_K_my_car_x", "× K_my_car", 0.02, 0.001, 5.0,
                   "direction: CD28 co-stimulation gives faster, more intense CAR signalling "
                   "and more CD40L and GM-CSF per activated cell, the CAR-T signals that "
                   "activate monocytes/macrophages in CRS (Salter 2018 Sci Signal; Giavridis "
@@ -68,7 +68,9 @@ CD28_PARAMS: tuple[ParameterSpec, ...] = (
                   "0.2 (CD28 K 0.02 against 0.15 before; 1.0 made ZUMA-1's onset day 4-6 "
                   "against 2 and its febrile share 61-74 %, against a published CRS of any "
                   "grade of 93 %: `cartsim trial trace zuma1`, 300 patients, K_my_car 0.1 / "
-                  "0.3, k_qc 0.3 / 0.6)",
+                  "0.3, k_qc 0.3 / 0.6); session 50: 0.2 -> 0.02 with K_my_car 0.1 -> 1.0, "
+                  "so the CD28 products keep their 0.02 × 10⁹/L and the 4-1BB ones signal "
+                  "less (docs/validation.md 'Session 50')",
                   "CD28 co-stimulation: multiplier of the antigen-engaged CAR-T concentration "
                   "that half-activates myeloid cells by contact (< 1: each engaged CD28 CAR-T "
                   "activates more myeloid cells; no host-side toxicity constant differs)"),

@@ -134,7 +134,7 @@ def test_a_set_may_replace_the_cd28_costimulation_multipliers() -> None:
 
     assert COSTIM_EFFECTS["CD28"] == {"rho_max": 1.1, "d_E": 1.0, "k_em": 0.5, "d_M": 4.0,
                                       "k_ex": 1.5,
-                                      "K_my_car": 0.2, "K_antigen": 0.5,
+                                      "K_my_car": 0.02, "K_antigen": 0.5,
                                       "mem_age_per_decade": 0.0, "ex_overload": 5.0,
                                       "k_kill": 1.0}
     assert not psets.per_patient("cd28_k_ex_x")

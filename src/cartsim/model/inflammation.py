@@ -97,13 +97,20 @@ PARAMS = (
        "assumed (Santurio 2025: activated monocytes/macrophages are the main IL-6 source)",
        "IL-6 secreted by fully activated myeloid cells (a concentration rate: myeloid "
        "activation is a fraction, so it does not depend on body size)", 0.5, "inflam"),
-    _p("K_my_car", "10⁹ cells per L plasma", 0.1, 1e-4, 1e3,
+    _p("K_my_car", "10⁹ cells per L plasma", 1.0, 1e-4, 1e3,
        "assumed (contact-dependent macrophage activation by CAR-T, Giavridis 2018); session "
        "25: 3 -> 0.1 with the cytokine competence of cart.py (k_qc), which scales the engaged "
        "concentration: a freshly infused product (≈ 10⁸ cells, 0.04-0.1 × 10⁹/L) now "
        "activates myeloid cells at its first encounters while the expanded, stimulated "
        "effectors of the second week do not saturate them; hand-tuned with k_qc and "
-       "cd28_K_my_car_x (0.1 and 0.3, × 0.2 and 1.0; docs/validation.md 'Session 25')",
+       "cd28_K_my_car_x (0.1 and 0.3, × 0.2 and 1.0; docs/validation.md 'Session 25'); "
+       "session 50: 0.1 -> 1.0 with cd28_K_my_car_x 0.2 -> 0.02 (the CD28 products keep "
+       "their 0.02): the 4-1BB products' contact signal is weaker (4-1BB CAR-T release less "
+       "GM-CSF and CD40L per cell, Salter 2018 Sci Signal), calibrated to the library's "
+       "deviance: spec seeds 780.5 -> 764.0 (rows 179 -> 179), held-out external library "
+       "2372.1 -> 2268.1 (55 -> 54 rows); three root seeds in docs/validation.md "
+       "'Session 50'; costs the children's CRS onset a day (ELIANA+ENSIGN median 3 -> 4, "
+       "3 published)",
        "antigen-engaged CAR-T per litre of plasma giving half-maximal contact activation of "
        "myeloid cells (Hill 2)", 0.5, "inflam"),
     _p("p_il1", "pg/mL/d", 20.0, 0.0, 1e4,
