@@ -235,7 +235,9 @@ def test_a15_tocilizumab_at_a_small_il6_rise_goes_with_more_severe_crs() -> None
     a grade, and at 150 the test's P was 0.048 with this generator and 0.052 with the next one;
     at 400 it was 0.002-0.009 over four generators (session 38). With session 45's saturating
     lymphodepletion kill, at 400 this generator gave 0.051 and the next two 0.002 and 0.004;
-    at 600 it gives 0.004 (this test's body run with generators 3, 4 and 5)."""
+    at 600 it gives 0.004 (this test's body run with generators 3, 4 and 5). Session 50's weaker
+    4-1BB contact signal (K_my_car 0.1 -> 1.0) leaves fewer early, contact-driven fevers and
+    gives 0.024 here (docs/validation.md "Session 50")."""
     n = 600
     rng = np.random.default_rng(3)
     c = Cohort("b-all", weight_kg=rng.uniform(15, 70, n), age_y=rng.uniform(4, 24, n),
